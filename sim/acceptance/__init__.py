@@ -1,0 +1,1 @@
+"""Acceptance models: per-token draft confidence and accept/reject outcomes for the simulator."""

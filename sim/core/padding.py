@@ -1,0 +1,49 @@
+"""CUDA-graph batch padding: decode passes run at the smallest captured size >= their size."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from sim.errors import ConfigError
+
+
+def default_graph_sizes(max_size: int = 1024) -> tuple[int, ...]:
+    """vLLM-style captured sizes: 1, 2, 4, 8, 16, 32, then multiples of 32 up to ``max_size``.
+
+    With the default maximum of 1024 this is the 37 sizes AdaSpec profiled.
+    """
+    if max_size < 1:
+        raise ConfigError(f"graph max size must be >= 1, got {max_size}")
+    sizes = [s for s in (1, 2, 4, 8, 16, 32) if s <= max_size]
+    sizes += list(range(64, max_size + 1, 32))
+    return tuple(sizes)
+
+
+@dataclass(frozen=True)
+class GraphPadding:
+    """Padding rule; ``enabled=False`` runs every pass at its exact size (eager mode)."""
+
+    sizes: tuple[int, ...] = default_graph_sizes()
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.sizes or list(self.sizes) != sorted(set(self.sizes)) or self.sizes[0] < 1:
+            raise ConfigError("graph sizes must be strictly increasing positive integers")
+
+    @property
+    def max_size(self) -> int:
+        return self.sizes[-1]
+
+    def pad(self, n: int) -> int:
+        """Size the pass runs at: the smallest captured size >= n, or n itself above the
+        largest size (eager) or when padding is disabled."""
+        if not self.enabled or n > self.sizes[-1] or n <= 0:
+            return n
+        return self.sizes[bisect.bisect_left(self.sizes, n)]
+
+    def next_smaller(self, n: int) -> int:
+        """The largest captured size strictly below ``pad(n)`` (0 if none)."""
+        padded = self.pad(n)
+        i = bisect.bisect_left(self.sizes, padded)
+        return self.sizes[i - 1] if i > 0 else 0

@@ -1,0 +1,83 @@
+"""Drives one decode iteration through the policy protocol against any executor.
+
+This is the only implementation of the protocol loop: the simulator's executor (drawing
+confidences and outcomes from the acceptance model) and the real engine's executor (running
+the draft and target models) both plug in here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from sim.policies.base import BatchView, Policy
+
+
+class DecodeExecutor(Protocol):
+    """Runs the passes a decode iteration asks for."""
+
+    def draft_step(self, step: int, mask: np.ndarray) -> np.ndarray:
+        """Run draft step ``step`` for requests where ``mask``; return (B,) draft probabilities
+        of the drafted tokens (values where ``~mask`` are ignored)."""
+        ...
+
+    def verify(self, verify_tokens: np.ndarray) -> np.ndarray:
+        """Run one target pass verifying ``verify_tokens[i]`` drafted tokens of request i
+        (plus its bonus position); return the accepted prefix lengths a_i <= verify_tokens[i]."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeOutcome:
+    """What one decode iteration did. Request i emits ``accepted[i] + 1`` tokens."""
+
+    draft_steps: int  # draft passes actually run
+    drafted: np.ndarray  # (B,) int
+    verify: np.ndarray  # (B,) int
+    accepted: np.ndarray  # (B,) int
+    conf: np.ndarray  # (B, draft_steps) float, valid where position < drafted
+
+
+def _zeros(batch: int) -> np.ndarray:
+    return np.zeros(batch, dtype=np.int64)
+
+
+def run_decode_iteration(policy: Policy, view: BatchView, executor: DecodeExecutor) -> DecodeOutcome:
+    """Run the protocol loop once; enforce its invariants whatever the policy returns.
+
+    Invariants: drafting is a prefix (a request that skips a step never drafts again this
+    iteration); nobody drafts past ``view.max_draft_tokens``; 0 <= k_i <= drafted_i.
+    """
+    batch = view.batch_size
+    k_max = int(policy.begin(view))
+    if k_max < 0:
+        raise ValueError(f"policy {policy.name} returned negative k_max {k_max}")
+    k_max = min(k_max, int(view.max_draft_tokens.max(initial=0)))
+    if k_max == 0:
+        verify = _zeros(batch)
+        accepted = np.asarray(executor.verify(verify), dtype=np.int64)
+        policy.observe(verify, accepted)
+        return DecodeOutcome(0, verify, verify, accepted, np.zeros((batch, 0)))
+
+    conf = np.zeros((batch, k_max), dtype=np.float64)
+    drafted = _zeros(batch)
+    steps = 0
+    for step in range(k_max):
+        mask = np.asarray(policy.continue_drafting(step, conf[:, :step], drafted), dtype=bool)
+        mask &= (drafted == step) & (view.max_draft_tokens > step)
+        if not mask.any():
+            break
+        probs = executor.draft_step(step, mask)
+        conf[mask, step] = np.asarray(probs, dtype=np.float64)[mask]
+        drafted[mask] += 1
+        steps += 1
+    conf = conf[:, :steps]
+    verify = np.asarray(policy.verify_lengths(conf, drafted), dtype=np.int64)
+    verify = np.clip(verify, 0, drafted)
+    accepted = np.asarray(executor.verify(verify), dtype=np.int64)
+    if np.any(accepted < 0) or np.any(accepted > verify):
+        raise ValueError("executor returned accepted counts outside 0..verify")
+    policy.observe(verify, accepted)
+    return DecodeOutcome(steps, drafted, verify, accepted, conf)

@@ -1,0 +1,96 @@
+"""The speculative-decoding policy protocol (DESIGN.md §3), shared by the simulator and the
+real engine. Pure Python + numpy: policies never import torch, transformers or simpy.
+
+A decode iteration is a conversation between the core, the policy and an executor::
+
+    k_max = policy.begin(view)                      # 0 = plain decoding this iteration
+    for s in range(k_max):
+        mask = policy.continue_drafting(s, conf, drafted)   # who drafts step s (may be none)
+        conf[:, s] = executor.draft_step(s, mask)           # draft prob of each drafted token
+    verify = policy.verify_lengths(conf, drafted)   # k_i, 0 <= k_i <= drafted_i
+    accepted = executor.verify(verify)              # a_i, accepted prefix length
+    policy.observe(verify, accepted)
+
+``sim.core.speculation.run_decode_iteration`` runs exactly this loop; both executors
+(simulated and real) plug into it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.core.padding import GraphPadding
+from sim.latency.base import LatencyModel
+
+
+@dataclass(frozen=True, slots=True)
+class OracleView:
+    """Sim-only ground truth for the ``oracle`` policy: for each request and draft position,
+    the draft confidence and whether the target would accept that token (if reached)."""
+
+    conf: np.ndarray  # (B, K) float
+    accept: np.ndarray  # (B, K) bool
+
+
+@dataclass(frozen=True, slots=True)
+class BatchView:
+    """What a real engine knows at the start of a decode iteration.
+
+    Arrays are indexed by position in the decode batch (admission order). The estimator is the
+    policy's *own* latency estimate, not the simulator's ground truth. ``oracle`` is set only
+    by the simulator and only for policies with ``needs_oracle = True``.
+    """
+
+    now_s: float
+    context_tokens: np.ndarray  # (B,) int: prompt + generated so far (KV length before the pass)
+    prompt_tokens: np.ndarray  # (B,) int
+    generated_tokens: np.ndarray  # (B,) int: tokens emitted so far (>= 1 after prefill)
+    elapsed_s: np.ndarray  # (B,) float: now - arrival
+    ttft_slo_s: float
+    tpot_slo_s: float
+    queue_len: int  # requests waiting for admission
+    max_draft_tokens: np.ndarray  # (B,) int: most tokens request i may draft this iteration
+    estimator: LatencyModel
+    padding: GraphPadding
+    oracle: OracleView | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.context_tokens.shape[0])
+
+
+class Policy(ABC):
+    """Base class of every policy. One instance serves one run (it may keep statistics).
+
+    Subclasses set ``name`` (the canonical spec string, e.g. ``"static:5"``) and ``k_max``.
+    ``uses_draft`` says whether the draft model must be loaded (and its KV reserved);
+    ``needs_oracle`` marks sim-only policies that read ``BatchView.oracle``.
+    """
+
+    name: str = "policy"
+    k_max: int = 0
+    uses_draft: bool = True
+    needs_oracle: bool = False
+
+    @abstractmethod
+    def begin(self, view: BatchView) -> int:
+        """Number of draft steps this iteration may run at most (0 = plain decode)."""
+
+    def continue_drafting(self, step: int, conf: np.ndarray, drafted: np.ndarray) -> np.ndarray:
+        """Boolean mask (B,) of the requests that draft step ``step`` (0-based).
+
+        ``conf[i, j]`` is the draft probability of request i's token at position j for
+        j < drafted[i] (undefined elsewhere). The driver keeps only requests that drafted every
+        earlier step and still have room. Default: everyone who can, keeps drafting.
+        """
+        return np.ones(conf.shape[0], dtype=bool)
+
+    def verify_lengths(self, conf: np.ndarray, drafted: np.ndarray) -> np.ndarray:
+        """Tokens k_i (B,) each request sends to verification; default: all it drafted."""
+        return drafted.copy()
+
+    def observe(self, verify: np.ndarray, accepted: np.ndarray) -> None:
+        """Learn from the outcome: ``accepted[i]`` of ``verify[i]`` drafted tokens accepted."""
