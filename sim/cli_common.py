@@ -1,0 +1,110 @@
+"""Command-line pieces every command shares: workload options, model/hardware options, SLOs,
+and the one-line error handling wrapper."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+import numpy as np
+
+from sim.errors import AdaSpecError, ConfigError
+
+
+def add_workload_args(parser: argparse.ArgumentParser, trace_required: bool = True) -> None:
+    group = parser.add_argument_group("workload")
+    group.add_argument("--trace", required=trace_required, metavar="PATH",
+                       help="trace file: Azure CSV, Mooncake JSONL, BurstGPT CSV, arrival-only "
+                            "CSV (Timestamp) or native CSV (arrival_s,prompt_tokens,output_tokens)")
+    group.add_argument("--limit", type=int, metavar="N", help="keep the first N requests")
+    group.add_argument("--window", metavar="START:END",
+                       help="keep requests arriving in [START, END) seconds (either side may be empty)")
+    group.add_argument("--rate-scale", type=float, default=1.0, metavar="X",
+                       help="multiply the request rate by X (divides inter-arrival times by X)")
+    group.add_argument("--arrivals", metavar="poisson:RATE | gamma:RATE,CV",
+                       help="replace the trace's arrival times by synthetic ones (seeded), "
+                            "keeping its request lengths")
+    group.add_argument("--lengths", default="spec-bench", metavar="NAME|PATH",
+                       help="length source for arrival-only traces: spec-bench (default) or sharegpt")
+    group.add_argument("--category", default="", metavar="NAME",
+                       help="acceptance category for traces without categories (default: overall)")
+
+
+def _parse_window(text: str) -> tuple[float | None, float | None]:
+    try:
+        start_text, end_text = text.split(":")
+        start = float(start_text) if start_text.strip() else None
+        end = float(end_text) if end_text.strip() else None
+    except ValueError:
+        raise ConfigError(f"--window must look like START:END in seconds, got {text!r}") from None
+    return start, end
+
+
+def _parse_arrivals(text: str) -> tuple[str, float, float]:
+    process, _, params = text.partition(":")
+    try:
+        values = [float(v) for v in params.split(",")] if params else []
+    except ValueError:
+        raise ConfigError(f"--arrivals parameters must be numbers, got {text!r}") from None
+    if process == "poisson" and len(values) == 1:
+        return process, values[0], 1.0
+    if process == "gamma" and len(values) == 2:
+        return process, values[0], values[1]
+    raise ConfigError(f"--arrivals must be poisson:RATE or gamma:RATE,CV, got {text!r}")
+
+
+def workload_from_args(args: argparse.Namespace, seed: int):
+    """Load and transform the workload the options describe (seeded: same seed, same workload)."""
+    from sim.workload import transforms
+    from sim.workload.lengths import make_length_source
+    from sim.workload.load import load_trace
+
+    rng = np.random.default_rng([seed, 0x5EED])  # a stream of its own: policies don't shift it
+    workload = load_trace(args.trace, length_source=make_length_source(args.lengths), rng=rng,
+                          default_category=args.category)
+    if args.window:
+        start, end = _parse_window(args.window)
+        workload = transforms.window(workload, start, end)
+    if args.arrivals:
+        process, rate, cv = _parse_arrivals(args.arrivals)
+        workload = transforms.resample_arrivals(workload, rate, process=process, cv=cv, rng=rng)
+    if args.rate_scale != 1.0:
+        workload = transforms.rate_scale(workload, args.rate_scale)
+    if args.limit is not None:
+        workload = transforms.limit(workload, args.limit)
+    if len(workload) == 0:
+        raise ConfigError(f"{args.trace}: no requests left after the window/limit")
+    return workload
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model and hardware")
+    group.add_argument("--gpu", default="A100-80G", help="GPU preset (A100-80G, L40, H100, H200)")
+    group.add_argument("--target", default="vicuna-7b", help="target model preset")
+    group.add_argument("--draft", default="vicuna-68m", help="draft model preset")
+    group.add_argument("--tp", type=int, default=1, help="tensor-parallel degree of the target")
+    group.add_argument("--profile", metavar="PATH",
+                       help="calibrated latency profile (adaspec-calibrate latency) instead of the roofline")
+    group.add_argument("--acceptance", default="spec-bench-vicuna-68m", metavar="NAME|PATH",
+                       help="acceptance preset or file (adaspec-calibrate acceptance)")
+
+
+def add_slo_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("SLOs")
+    group.add_argument("--slo-ttft-ms", type=float, default=2000.0, metavar="X",
+                       help="time-to-first-token SLO in ms (default 2000)")
+    group.add_argument("--slo-tpot-ms", type=float, default=40.0, metavar="X",
+                       help="time-per-output-token SLO in ms (default 40, the AdaSpec artifact's)")
+
+
+def run_command(prog: str, body: Callable[[], int]) -> int:
+    """Run a command body; print library errors as one line and return 2; Ctrl-C -> 130."""
+    try:
+        return body()
+    except AdaSpecError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

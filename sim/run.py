@@ -1,0 +1,154 @@
+"""Library entry point: simulate one policy on one workload under one configuration.
+
+``simulate(workload, "adaspec:8", SimConfig(), seed=0)`` builds the ground-truth latency
+model (roofline preset or calibrated profile), the policy's coarse estimator, the acceptance
+model and the KV pool from the config, replays the workload and returns the per-request and
+per-iteration tables with their summary. Same inputs and seed give identical results.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from sim.core.padding import GraphPadding, default_graph_sizes
+from sim.core.scheduler import SchedulerConfig
+from sim.errors import ConfigError
+from sim.metrics.requests import requests_frame
+from sim.metrics.summary import summarize
+from sim.policies.base import Policy
+from sim.server import ServerSimulation, Slo
+from sim.workload.request import Workload
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Everything but the workload, the policy and the seed that determines a run.
+
+    Defaults: vicuna-7b target + vicuna-68m draft on one A100-80G (the AdaSpec paper's main
+    setting), SLOs TTFT 2 s and TPOT 40 ms (the AdaSpec artifact's TPOT budget), vLLM 0.6
+    engine limits (256 sequences, 16-token blocks, 90 % of GPU memory), CUDA graphs captured
+    at 1, 2, 4, 8, 16, 32, 64, ..., 1024, Spec-Bench acceptance of vicuna-68m.
+    """
+
+    gpu: str = "A100-80G"
+    target: str = "vicuna-7b"
+    draft: str = "vicuna-68m"
+    tp: int = 1
+    ttft_slo_s: float = 2.0
+    tpot_slo_s: float = 0.040
+    max_num_seqs: int = 256
+    block_size: int = 16
+    max_num_batched_tokens: int = 8192
+    chunked_prefill: bool = False
+    gpu_memory_utilization: float = 0.9
+    kv_blocks: int | None = None  # override the computed KV pool size
+    cuda_graphs: bool = True
+    graph_max_size: int = 1024
+    acceptance: str = "spec-bench-vicuna-68m"
+    profile: str | None = None  # calibrated latency profile (JSON) instead of the roofline
+    estimator: str = "table"  # the policies' latency view: "table" (coarse) or "exact"
+
+    def __post_init__(self) -> None:
+        if not (self.ttft_slo_s > 0 and np.isfinite(self.ttft_slo_s)):
+            raise ConfigError(f"TTFT SLO must be a positive number of seconds, got {self.ttft_slo_s}")
+        if not (self.tpot_slo_s > 0 and np.isfinite(self.tpot_slo_s)):
+            raise ConfigError(f"TPOT SLO must be a positive number of seconds, got {self.tpot_slo_s}")
+        if self.tp < 1:
+            raise ConfigError(f"tensor-parallel degree must be >= 1, got {self.tp}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError("gpu_memory_utilization must be in (0, 1]")
+        if self.estimator not in ("table", "exact"):
+            raise ConfigError(f"estimator must be 'table' or 'exact', got {self.estimator!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One policy's run: tables, summary and the wall time the simulation took."""
+
+    policy: str
+    requests: pd.DataFrame
+    iterations: pd.DataFrame
+    summary: dict
+    wall_s: float = field(compare=False, default=0.0)
+
+
+def build_padding(config: SimConfig) -> GraphPadding:
+    return GraphPadding(default_graph_sizes(config.graph_max_size), enabled=config.cuda_graphs)
+
+
+def build_latency(config: SimConfig):
+    """The ground-truth latency model: a calibrated profile if given, else the roofline."""
+    if config.profile:
+        from sim.latency.profile import load_profile
+        return load_profile(config.profile)
+    from sim.latency.hardware import get_gpu
+    from sim.latency.models import get_model
+    from sim.latency.roofline import RooflineLatency
+    return RooflineLatency(get_model(config.target), get_model(config.draft),
+                           get_gpu(config.gpu), tp=config.tp)
+
+
+def build_estimator(config: SimConfig, latency, padding: GraphPadding):
+    if config.estimator == "exact":
+        return latency
+    from sim.latency.estimator import TableEstimator
+    return TableEstimator.from_model(latency, padding)
+
+
+def build_scheduler_config(config: SimConfig, uses_draft: bool) -> SchedulerConfig:
+    if config.kv_blocks is not None:
+        blocks = config.kv_blocks
+    else:
+        from sim.latency.hardware import get_gpu
+        from sim.latency.kv import kv_capacity_blocks
+        from sim.latency.models import get_model
+        blocks = kv_capacity_blocks(get_model(config.target), get_model(config.draft),
+                                    get_gpu(config.gpu), config.tp,
+                                    block_size=config.block_size,
+                                    gpu_memory_utilization=config.gpu_memory_utilization,
+                                    include_draft=uses_draft)
+    return SchedulerConfig(kv_blocks=blocks, max_num_seqs=config.max_num_seqs,
+                           block_size=config.block_size,
+                           max_num_batched_tokens=config.max_num_batched_tokens,
+                           watermark_blocks=max(0, min(blocks - 1, int(0.01 * blocks))),
+                           chunked_prefill=config.chunked_prefill)
+
+
+def resolve_policy(policy: str | Policy) -> Policy:
+    if isinstance(policy, Policy):
+        return policy
+    from sim.policies.registry import make_policy
+    return make_policy(policy)
+
+
+def simulate(workload: Workload, policy: str | Policy, config: SimConfig | None = None,
+             seed: int = 0, progress: bool = False, latency=None, acceptance=None) -> RunResult:
+    """Replay ``workload`` under ``policy``; ``latency``/``acceptance`` override the models
+    the config names (tests and calibration use this)."""
+    config = config or SimConfig()
+    if len(workload) == 0:
+        raise ConfigError("the workload has no requests")
+    policy = resolve_policy(policy)
+    padding = build_padding(config)
+    latency = latency if latency is not None else build_latency(config)
+    estimator = build_estimator(config, latency, padding)
+    if acceptance is None:
+        from sim.acceptance.presets import make_acceptance
+        acceptance = make_acceptance(config.acceptance)
+    rng = np.random.default_rng(seed)
+    server = ServerSimulation(workload, policy, latency, estimator, acceptance,
+                              build_scheduler_config(config, policy.uses_draft), padding,
+                              Slo(config.ttft_slo_s, config.tpot_slo_s), rng, progress=progress)
+    began = time.perf_counter()
+    server.run()
+    wall = time.perf_counter() - began
+    requests = requests_frame(server.finished, config.ttft_slo_s, config.tpot_slo_s)
+    iterations = server.iterations.to_frame()
+    return RunResult(policy.name, requests, iterations, summarize(requests, iterations), wall)

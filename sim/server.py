@@ -1,0 +1,187 @@
+"""The simulated serving engine: a SimPy model of one LLM server replaying a workload.
+
+Two SimPy processes share one scheduler: ``arrivals`` releases requests at their trace times;
+``engine`` runs iterations back to back, each a prefill iteration (when a waiting request can
+be admitted; vLLM's default prefill-first rule) or a decode iteration whose speculation is
+decided by the policy through ``sim.core.speculation.run_decode_iteration``. An iteration's
+duration comes from the ground-truth latency model; the policy only sees its own estimator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+from tqdm import tqdm
+
+from sim.acceptance.base import AcceptanceModel
+from sim.core.padding import GraphPadding
+from sim.core.scheduler import FinishedRequest, Scheduler, SchedulerConfig
+from sim.core.speculation import run_decode_iteration
+from sim.latency.base import LatencyModel
+from sim.metrics.recorder import IterationLog
+from sim.policies.base import BatchView, Policy
+from sim.sim_executor import SimDecodeExecutor
+from sim.workload.request import Workload
+
+
+@dataclass(frozen=True)
+class Slo:
+    """Latency targets in seconds."""
+
+    ttft_s: float
+    tpot_s: float
+
+
+class ServerSimulation:
+    """Replays ``workload`` through one simulated server; results land in ``finished`` and
+    ``iterations`` after :meth:`run`."""
+
+    def __init__(self, workload: Workload, policy: Policy, latency: LatencyModel,
+                 estimator: LatencyModel, acceptance: AcceptanceModel,
+                 scheduler_config: SchedulerConfig, padding: GraphPadding, slo: Slo,
+                 rng: np.random.Generator, progress: bool = False) -> None:
+        self.workload = workload
+        self.policy = policy
+        self.latency = latency
+        self.estimator = estimator
+        self.padding = padding
+        self.slo = slo
+        self.rng = rng
+        self.progress = progress
+        self.scheduler = Scheduler(scheduler_config, lookahead_tokens=policy.k_max)
+        self.executor = SimDecodeExecutor(acceptance, rng)
+        categories = [r.category for r in workload.requests]
+        self._levels_by_id = np.asarray(acceptance.request_levels(categories, rng), dtype=float)
+        self._level_by_slot = np.zeros(scheduler_config.max_num_seqs)
+        self.finished: list[FinishedRequest] = []
+        self.iterations = IterationLog()
+        self.env = simpy.Environment(initial_time=0.0)
+        self._wake: simpy.Event | None = None
+        self._arrivals_done = False
+
+    # ------------------------------------------------------------------ processes
+    def run(self) -> None:
+        """Run the simulation until every request has finished or been rejected."""
+        self.env.process(self._arrivals())
+        self.env.process(self._engine())
+        self.env.run()
+
+    def _arrivals(self):
+        env = self.env
+        for request in self.workload.requests:
+            delay = request.arrival_s - env.now
+            if delay > 0:
+                yield env.timeout(delay)
+            rejected = self.scheduler.arrive(request, env.now)
+            if rejected is not None:
+                self.finished.append(rejected)
+            elif self._wake is not None and not self._wake.triggered:
+                self._wake.succeed()
+        self._arrivals_done = True
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+
+    def _engine(self):
+        env = self.env
+        sched = self.scheduler
+        bar = tqdm(total=round(self.workload.requests[-1].arrival_s, 1) if self.workload.requests else 0,
+                   unit="sim-s", delay=2.0, disable=not self.progress, leave=False,
+                   desc=self.policy.name, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+                   "{n:.0f}/{total:.0f} sim-s [{elapsed}<{remaining}]")
+        shown = 0.0
+        count = 0
+        while True:
+            if sched.idle:
+                if self._arrivals_done:
+                    break
+                self._wake = env.event()
+                yield self._wake
+                self._wake = None
+                continue
+            chunks = sched.next_prefill(env.now)
+            if chunks:
+                yield from self._prefill(chunks)
+            else:
+                preemptions = sched.preemption_count
+                slots = sched.prepare_decode(self.policy.k_max, env.now)
+                if slots.size:
+                    yield from self._decode(slots)
+                elif sched.preemption_count == preemptions:
+                    raise RuntimeError("scheduler made no progress: nothing to prefill or decode")
+            count += 1
+            if self.progress and count % 256 == 0 and env.now - shown >= 1.0:
+                bar.update(min(env.now, bar.total) - shown)
+                shown = min(env.now, bar.total)
+        bar.close()
+
+    # ------------------------------------------------------------------ iterations
+    def _prefill(self, chunks):
+        env = self.env
+        sched = self.scheduler
+        start = env.now
+        tokens = [c.tokens for c in chunks]
+        duration = self.latency.target_prefill_s(tokens)
+        if self.policy.uses_draft:
+            duration += self.latency.draft_prefill_s(tokens)
+        for c in chunks:
+            if c.cached == 0:
+                self._level_by_slot[c.slot] = self._levels_by_id[sched.request_at(c.slot).id]
+        queue = sched.queue_len
+        yield env.timeout(duration)
+        done = sched.finish_prefill(chunks, env.now)
+        emitted = sum(1 for c in chunks if c.completes)
+        total_tokens = sum(tokens)
+        self.iterations.add_prefill(start, duration, len(chunks), total_tokens, emitted, queue)
+        self.finished.extend(done)
+
+    def _decode(self, slots: np.ndarray):
+        env = self.env
+        sched = self.scheduler
+        policy = self.policy
+        lat = self.latency
+        pad = self.padding.pad
+        start = env.now
+        batch = int(slots.size)
+        generated = sched.generated[slots]
+        context = sched.prompt[slots] + generated
+        context_sum = int(context.sum())
+        remaining = sched.output[slots] - generated
+        if policy.k_max == 0:
+            duration = lat.target_verify_s(batch, pad(batch), context_sum)
+            emitted = np.ones(batch, dtype=np.int64)
+            zeros = np.zeros(batch, dtype=np.int64)
+            preempted = sched.preemption_count
+            yield env.timeout(duration)
+            self.finished.extend(sched.finish_decode(slots, emitted, zeros, zeros, zeros, env.now))
+            self.iterations.add_decode(start, duration, batch, pad(batch), 0, 0, batch,
+                                       pad(batch), batch, 0, sched.queue_len, None)
+            return
+        max_draft = np.minimum(remaining - 1, policy.k_max)
+        oracle = self.executor.start(self._level_by_slot[slots], policy.k_max,
+                                     draw_now=policy.needs_oracle)
+        view = BatchView(start, context, sched.prompt[slots], generated,
+                         start - sched.arrival[slots], self.slo.ttft_s, self.slo.tpot_s,
+                         sched.queue_len, max_draft, self.estimator, self.padding, oracle)
+        outcome = run_decode_iteration(policy, view, self.executor)
+        steps = outcome.draft_steps
+        drafted = outcome.drafted
+        duration = 0.0
+        if steps:
+            duration = lat.draft_overhead_s
+            for s in range(steps):
+                active = drafted > s
+                n = int(active.sum())
+                duration += lat.draft_step_s(pad(n), int(context[active].sum()) + s * n)
+        verify_total = int(outcome.verify.sum())
+        tokens = batch + verify_total
+        padded = pad(tokens)
+        duration += lat.target_verify_s(batch, padded, context_sum)
+        emitted = np.minimum(outcome.accepted + 1, remaining)
+        yield env.timeout(duration)
+        self.finished.extend(sched.finish_decode(slots, emitted, drafted, outcome.verify,
+                                                 outcome.accepted, env.now))
+        self.iterations.add_decode(start, duration, batch, pad(batch), steps, int(drafted.sum()),
+                                   tokens, padded, int(emitted.sum()), int(outcome.accepted.sum()),
+                                   sched.queue_len, outcome.verify if steps else None)

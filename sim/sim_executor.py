@@ -1,0 +1,52 @@
+"""The simulator's decode executor: draft confidences and verification outcomes come from the
+acceptance model instead of real models (the real engine's executor lives in ``realrun``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.acceptance.base import AcceptanceModel, accepted_prefix
+from sim.policies.base import OracleView
+
+
+class SimDecodeExecutor:
+    """Implements ``sim.core.speculation.DecodeExecutor`` for one decode iteration.
+
+    The whole (B, k) matrix of confidences and outcomes is drawn once per iteration, before
+    drafting when the policy is an oracle (it may look at them) and lazily at the first draft
+    step otherwise, from the run's single random generator.
+    """
+
+    __slots__ = ("_model", "_rng", "_levels", "_k", "_conf", "_accept")
+
+    def __init__(self, model: AcceptanceModel, rng: np.random.Generator) -> None:
+        self._model = model
+        self._rng = rng
+        self._levels: np.ndarray | None = None
+        self._k = 0
+        self._conf: np.ndarray | None = None
+        self._accept: np.ndarray | None = None
+
+    def start(self, levels: np.ndarray, k: int, draw_now: bool = False) -> OracleView | None:
+        """Begin an iteration for requests with these acceptance levels and up to ``k``
+        draft positions; with ``draw_now`` the outcomes are drawn immediately and returned."""
+        self._levels = levels
+        self._k = k
+        self._conf = self._accept = None
+        if draw_now and k > 0:
+            self._draw()
+            return OracleView(self._conf, self._accept)
+        return None
+
+    def _draw(self) -> None:
+        self._conf, self._accept = self._model.draw(self._levels, self._k, self._rng)
+
+    def draft_step(self, step: int, mask: np.ndarray) -> np.ndarray:
+        if self._conf is None:
+            self._draw()
+        return self._conf[:, step]
+
+    def verify(self, verify_tokens: np.ndarray) -> np.ndarray:
+        if self._accept is None or not verify_tokens.any():
+            return np.zeros(verify_tokens.shape[0], dtype=np.int64)
+        return accepted_prefix(self._accept, verify_tokens)

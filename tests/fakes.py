@@ -1,0 +1,56 @@
+"""Test doubles shared by the simulator tests: a linear latency model and two tiny policies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.policies.base import BatchView, Policy
+
+
+@dataclass(frozen=True)
+class LinearLatency:
+    """prefill = a + b * tokens; verify = c + d * tokens + e * context; draft = f."""
+
+    prefill_base_s: float = 0.010
+    prefill_per_token_s: float = 0.0001
+    verify_base_s: float = 0.020
+    verify_per_token_s: float = 0.0
+    verify_per_context_s: float = 0.0
+    draft_s: float = 0.002
+    draft_prefill_s_: float = 0.0
+    draft_overhead_s: float = 0.0
+
+    def target_prefill_s(self, prompt_tokens):
+        return self.prefill_base_s + self.prefill_per_token_s * sum(prompt_tokens)
+
+    def draft_prefill_s(self, prompt_tokens):
+        return self.draft_prefill_s_
+
+    def target_verify_s(self, batch_size, tokens, context_tokens):
+        return (self.verify_base_s + self.verify_per_token_s * tokens
+                + self.verify_per_context_s * context_tokens)
+
+    def draft_step_s(self, batch_size, context_tokens):
+        return self.draft_s
+
+
+class PlainPolicy(Policy):
+    name = "plain"
+    k_max = 0
+    uses_draft = False
+
+    def begin(self, view: BatchView) -> int:
+        return 0
+
+
+class FixedK(Policy):
+    """Draft exactly k tokens for everyone (the static rule, independent of sim.policies)."""
+
+    def __init__(self, k: int) -> None:
+        self.k_max = k
+        self.name = f"fixed-k:{k}"
+
+    def begin(self, view: BatchView) -> int:
+        return self.k_max
