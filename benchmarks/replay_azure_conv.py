@@ -1,0 +1,66 @@
+"""Benchmark: replay the full 1-hour Azure conversation trace (19,366 requests) through
+``adaspec-sim`` with all outputs written, one policy per fresh process.
+
+Prints, per policy: wall time of the whole command (load + simulate + write), peak
+resident memory, and simulated seconds per wall second; plus the
+command's start-up time (``adaspec-sim --help``). Targets (issues 2 and 3): under 20 s per
+policy, start-up under 2 s; project goal 10 s with ``adaspec:8``.
+
+    python benchmarks/replay_azure_conv.py [--policy nospec --policy adaspec:8] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TRACE = ROOT / "traces" / "azure2023" / "AzureLLMInferenceTrace_conv.csv"
+
+
+def _child_run(argv: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MiB) of the child, and its stderr."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    began = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - began
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(argv)}\n{proc.stderr}")
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(peak_kib, before) / 1024.0, proc.stderr
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--policy", action="append")
+    parser.add_argument("--limit", type=int)
+    args = parser.parse_args(argv)
+    policies = args.policy or ["nospec", "adaspec:8"]
+    sim = [sys.executable, "-m", "sim.cli"]
+    startup, _, _ = _child_run(sim + ["--help"])
+    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
+    print(f"start-up (adaspec-sim --help): {startup:.2f} s")
+    print(f"{'policy':<14} {'wall s':>8} {'peak MiB':>9} {'sim-s/wall-s':>13} {'requests':>9}")
+    for policy in policies:
+        with tempfile.TemporaryDirectory() as out:
+            cmd = sim + ["--trace", str(TRACE), "--policy", policy, "--out", out, "--quiet"]
+            if args.limit:
+                cmd += ["--limit", str(args.limit)]
+            wall, peak, _ = _child_run(cmd)
+            summary = json.loads((Path(out) / "summary.json").read_text())
+            block = next(iter(summary["policies"].values()))
+            makespan = block["makespan_s"]
+            print(f"{policy:<14} {wall:8.2f} {peak:9.0f} {makespan / wall:13.0f} "
+                  f"{block['requests']:9d}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
