@@ -169,11 +169,14 @@ class ServerSimulation:
         drafted = outcome.drafted
         duration = 0.0
         if steps:
+            # step s runs for the requests with drafted > s, over their contexts so far
+            drafting = (batch - np.cumsum(np.bincount(drafted, minlength=steps + 1))).tolist()
+            context_left = (context_sum - np.cumsum(
+                np.bincount(drafted, weights=context, minlength=steps + 1))).tolist()
             duration = lat.draft_overhead_s
             for s in range(steps):
-                active = drafted > s
-                n = int(active.sum())
-                duration += lat.draft_step_s(pad(n), int(context[active].sum()) + s * n)
+                n = drafting[s]
+                duration += lat.draft_step_s(pad(n), int(context_left[s]) + s * n)
         verify_total = int(outcome.verify.sum())
         tokens = batch + verify_total
         padded = pad(tokens)

@@ -59,11 +59,19 @@ class FixedAcceptance:
 
 def accepted_prefix(accept: np.ndarray, verify: np.ndarray) -> np.ndarray:
     """Length of the leading run of True in each row of ``accept``, capped at ``verify[i]``."""
-    batch, k = accept.shape
+    k = accept.shape[1]
     if k == 0:
-        return np.zeros(batch, dtype=np.int64)
-    within = accept & (np.arange(k)[None, :] < verify[:, None])
-    # index of the first False (k if none): argmin over ~within finds the first True of ~within
-    rejected = ~within
-    first_reject = np.where(rejected.any(axis=1), rejected.argmax(axis=1), k)
-    return np.minimum(first_reject, verify).astype(np.int64)
+        return np.zeros(accept.shape[0], dtype=np.int64)
+    within = accept & (_positions(k) < verify[:, None])
+    return np.logical_and.accumulate(within, axis=1).sum(axis=1, dtype=np.int64)
+
+
+_POSITIONS: dict[int, np.ndarray] = {}
+
+
+def _positions(k: int) -> np.ndarray:
+    """Cached row vector 0..k-1 (accepted_prefix runs once per simulated iteration)."""
+    row = _POSITIONS.get(k)
+    if row is None:
+        row = _POSITIONS[k] = np.arange(k)[None, :]
+    return row

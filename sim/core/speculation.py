@@ -48,36 +48,45 @@ def run_decode_iteration(policy: Policy, view: BatchView, executor: DecodeExecut
     """Run the protocol loop once; enforce its invariants whatever the policy returns.
 
     Invariants: drafting is a prefix (a request that skips a step never drafts again this
-    iteration); nobody drafts past ``view.max_draft_tokens``; 0 <= k_i <= drafted_i.
+    iteration); nobody drafts past ``view.max_draft_tokens``; 0 <= k_i <= drafted_i;
+    ``conf`` is 0 at positions a request did not draft.
     """
     batch = view.batch_size
+    cap = view.max_draft_tokens
     k_max = int(policy.begin(view))
     if k_max < 0:
         raise ValueError(f"policy {policy.name} returned negative k_max {k_max}")
-    k_max = min(k_max, int(view.max_draft_tokens.max(initial=0)))
-    if k_max == 0:
+    if k_max and batch:
+        k_max = min(k_max, int(cap.max()))
+    if k_max <= 0 or batch == 0:
         verify = _zeros(batch)
         accepted = np.asarray(executor.verify(verify), dtype=np.int64)
         policy.observe(verify, accepted)
         return DecodeOutcome(0, verify, verify, accepted, np.zeros((batch, 0)))
 
+    policy_type = type(policy)
+    asks_each_step = policy_type.continue_drafting is not Policy.continue_drafting
     conf = np.zeros((batch, k_max), dtype=np.float64)
     drafted = _zeros(batch)
+    alive = np.ones(batch, dtype=bool)
     steps = 0
     for step in range(k_max):
-        mask = np.asarray(policy.continue_drafting(step, conf[:, :step], drafted), dtype=bool)
-        mask &= (drafted == step) & (view.max_draft_tokens > step)
-        if not mask.any():
+        if asks_each_step:
+            alive &= np.asarray(policy.continue_drafting(step, conf[:, :step], drafted), dtype=bool)
+        alive &= cap > step
+        if not alive.any():
             break
-        probs = executor.draft_step(step, mask)
-        conf[mask, step] = np.asarray(probs, dtype=np.float64)[mask]
-        drafted[mask] += 1
+        conf[:, step] = np.asarray(executor.draft_step(step, alive), dtype=np.float64) * alive
+        drafted += alive
         steps += 1
     conf = conf[:, :steps]
-    verify = np.asarray(policy.verify_lengths(conf, drafted), dtype=np.int64)
-    verify = np.clip(verify, 0, drafted)
+    if policy_type.verify_lengths is Policy.verify_lengths:
+        verify = drafted
+    else:
+        verify = np.asarray(policy.verify_lengths(conf, drafted), dtype=np.int64)
+        verify = np.minimum(np.maximum(verify, 0), drafted)
     accepted = np.asarray(executor.verify(verify), dtype=np.int64)
-    if np.any(accepted < 0) or np.any(accepted > verify):
+    if (accepted > verify).any() or (accepted < 0).any():
         raise ValueError("executor returned accepted counts outside 0..verify")
     policy.observe(verify, accepted)
     return DecodeOutcome(steps, drafted, verify, accepted, conf)
