@@ -1,0 +1,292 @@
+"""The parametric acceptance model (DESIGN.md §5): per-request levels, per-token confidences,
+a calibration curve P(accept | confidence) and a per-position decay.
+
+Generative story, for a request of category ``c`` and draft position ``j`` (0-based):
+
+1. At admission the request gets a *level* ``lam ~ Beta(mean_c * kappa_c, (1 - mean_c) * kappa_c)``:
+   its mean per-token acceptance probability at position 0 (``kappa_c = None``: every request
+   of the category gets exactly ``mean_c``).
+2. Each drafted token gets a draft confidence ``p ~ Beta(m * kappa_t, (1 - m) * kappa_t)`` whose
+   mean ``m = m(lam)`` is chosen so that ``E[cal(p)] = lam``: the confidence "tracks" the level
+   and is informative about acceptance token by token.
+3. The target accepts the token with probability ``cal(p) * decay[j]`` (``decay[j]`` in (0, 1];
+   positions past the end of the vector reuse its last value).
+
+So a request's expected accepted-prefix length at static ``k`` is
+``sum_{j=1..k} lam^j * prod_{m<j} decay[m]``, and averaging over the Beta level gives a closed
+form (``mean_accepted_length``) that presets use to place their category means.
+
+Everything is vectorised over the batch and draws only from the ``numpy.random.Generator`` it is
+given. The ``lam -> m`` table is built once per model (a quadrature over the Beta CDF), never at
+import time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from sim.errors import ConfigError
+
+DEFAULT_CATEGORY = ""
+_LEVEL_MIN = 1e-3
+_LEVEL_MAX = 1.0 - 1e-3
+_CONF_MIN = 1e-6
+
+
+def normalise_category(category: str | None) -> str:
+    """Category key used for lookups: stripped, lower case, ``None`` -> default ``""``."""
+    return "" if category is None else str(category).strip().lower()
+
+
+@dataclass(frozen=True)
+class CategoryProfile:
+    """Distribution of the per-request acceptance level within one category.
+
+    ``mean`` is the category's mean level (per-token acceptance probability at position 0);
+    ``concentration`` is the Beta concentration a + b of the per-request level (larger = less
+    spread between requests); ``None`` gives every request exactly ``mean``.
+    """
+
+    mean: float
+    concentration: float | None = 12.0
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.mean, (int, float)) and 0.0 < self.mean < 1.0):
+            raise ConfigError(f"category mean level must be in (0, 1), got {self.mean!r}")
+        if self.concentration is not None and not (
+                isinstance(self.concentration, (int, float))
+                and math.isfinite(self.concentration) and self.concentration > 0.0):
+            raise ConfigError(
+                f"category concentration must be a positive number or null, got {self.concentration!r}")
+
+
+@dataclass(frozen=True)
+class CalibrationCurve:
+    """Monotone piecewise-linear P(accept | draft confidence).
+
+    ``points`` are (confidence, probability) pairs with confidences strictly increasing from 0
+    to 1 and probabilities non-decreasing in [0, 1]. The identity curve ``((0, 0), (1, 1))`` is a
+    perfectly calibrated draft.
+    """
+
+    points: tuple[tuple[float, float], ...] = ((0.0, 0.0), (1.0, 1.0))
+
+    def __post_init__(self) -> None:
+        pts = self.points
+        if len(pts) < 2:
+            raise ConfigError("calibration curve needs at least two points")
+        try:
+            xs = [float(p[0]) for p in pts]
+            ys = [float(p[1]) for p in pts]
+            if any(len(p) != 2 for p in pts):
+                raise TypeError
+        except (TypeError, ValueError, IndexError):
+            raise ConfigError("calibration points must be [confidence, probability] pairs") from None
+        if not all(math.isfinite(v) for v in xs + ys):
+            raise ConfigError("calibration points must be finite numbers")
+        if xs[0] != 0.0 or xs[-1] != 1.0 or any(b <= a for a, b in zip(xs, xs[1:])):
+            raise ConfigError("calibration confidences must increase strictly from 0 to 1")
+        if any(not 0.0 <= y <= 1.0 for y in ys) or any(b < a for a, b in zip(ys, ys[1:])):
+            raise ConfigError("calibration probabilities must be non-decreasing and within [0, 1]")
+        object.__setattr__(self, "points", tuple((x, y) for x, y in zip(xs, ys)))
+
+    @property
+    def xs(self) -> np.ndarray:
+        return np.array([p[0] for p in self.points])
+
+    @property
+    def ys(self) -> np.ndarray:
+        return np.array([p[1] for p in self.points])
+
+    def __call__(self, conf: np.ndarray) -> np.ndarray:
+        return np.interp(conf, self.xs, self.ys)
+
+
+@dataclass(frozen=True)
+class AcceptanceParams:
+    """Everything that defines a ``ParametricAcceptance``; what the JSON file holds.
+
+    ``categories`` must contain the default category ``""`` (used for unknown or empty
+    categories). ``confidence_concentration`` is the Beta concentration of per-token draft
+    confidences around their request's mean (small = bimodal, close to 0 or 1).
+    ``position_decay[j]`` multiplies the acceptance probability at draft position j.
+    ``meta`` is free-form provenance (fit error, sample counts, ...) kept on round trips.
+    """
+
+    name: str
+    source: str
+    categories: Mapping[str, CategoryProfile]
+    calibration: CalibrationCurve = field(default_factory=CalibrationCurve)
+    confidence_concentration: float = 2.0
+    position_decay: tuple[float, ...] = ()
+    meta: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        cats = {normalise_category(k): v for k, v in dict(self.categories).items()}
+        if DEFAULT_CATEGORY not in cats:
+            raise ConfigError('acceptance categories must include the default category ""')
+        for key, prof in cats.items():
+            if not isinstance(prof, CategoryProfile):
+                raise ConfigError(f"category {key!r}: expected a CategoryProfile")
+        object.__setattr__(self, "categories", cats)
+        kt = self.confidence_concentration
+        if not (isinstance(kt, (int, float)) and math.isfinite(kt) and kt > 0):
+            raise ConfigError(f"confidence concentration must be a positive number, got {kt!r}")
+        decay = tuple(float(d) for d in self.position_decay)
+        if any(not (0.0 < d <= 1.0) for d in decay):
+            raise ConfigError("position decay factors must be in (0, 1]")
+        object.__setattr__(self, "position_decay", decay)
+
+
+def _beta_moments(mean: float, concentration: float | None, order: int) -> np.ndarray:
+    """E[lam^j] for j = 0..order under Beta(mean*kappa, (1-mean)*kappa) (kappa None: point mass)."""
+    out = np.ones(order + 1)
+    if concentration is None:
+        out[1:] = mean ** np.arange(1, order + 1)
+        return out
+    a = mean * concentration
+    r = np.arange(order)
+    out[1:] = np.cumprod((a + r) / (concentration + r))
+    return out
+
+
+def decay_vector(position_decay: Sequence[float], k: int) -> np.ndarray:
+    """Per-position decay factors for positions 0..k-1 (the last factor repeats; none = 1)."""
+    d = np.asarray(position_decay, dtype=np.float64)
+    if d.size == 0:
+        return np.ones(k)
+    if k <= d.size:
+        return d[:k].copy()
+    return np.concatenate([d, np.full(k - d.size, d[-1])])
+
+
+def mean_accepted_length(mean: float, concentration: float | None, k: int,
+                         position_decay: Sequence[float] = ()) -> float:
+    """Expected tokens emitted per step, E[accepted + 1], at static drafting of ``k`` tokens,
+    for a category with this level distribution (ignores clipping of levels near 0 and 1).
+
+    E[1 + sum_{j=1..k} lam^j prod_{m<j} d_m] = 1 + sum_j E[lam^j] D_j.
+    """
+    if k <= 0:
+        return 1.0
+    moments = _beta_moments(mean, concentration, k)
+    cum_decay = np.cumprod(decay_vector(position_decay, k))
+    return float(1.0 + np.dot(moments[1:], cum_decay))
+
+
+def level_for_mean_accepted_length(target: float, concentration: float | None, k: int,
+                                   position_decay: Sequence[float] = ()) -> float:
+    """The category mean level whose ``mean_accepted_length`` at static ``k`` equals ``target``
+    (bisection; raises ConfigError if the target is outside what k allows)."""
+    lo, hi = 1e-6, 1.0 - 1e-6
+    if not (mean_accepted_length(lo, concentration, k, position_decay) < target
+            < mean_accepted_length(hi, concentration, k, position_decay)):
+        raise ConfigError(f"mean accepted length {target} is not reachable with k={k}")
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        if mean_accepted_length(mid, concentration, k, position_decay) < target:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def _expected_calibrated(calibration: CalibrationCurve, conf_means: np.ndarray,
+                         concentration: float) -> np.ndarray:
+    """E[cal(p)] for p ~ Beta(m*kappa, (1-m)*kappa), for each m in ``conf_means``.
+
+    Integration by parts on the piecewise-linear curve: E[cal(p)] = cal(0) +
+    integral_0^1 cal'(x) (1 - F(x)) dx; F is bounded, so the trapezoid rule is accurate even
+    when the Beta density is singular at 0 or 1.
+    """
+    from scipy.special import betainc  # lazy: only when a model is built
+
+    x = np.linspace(0.0, 1.0, 513)
+    a = conf_means[:, None] * concentration
+    b = (1.0 - conf_means[:, None]) * concentration
+    survival = 1.0 - betainc(a, b, x[None, :])
+    xs, ys = calibration.xs, calibration.ys
+    seg_slope = np.diff(ys) / np.diff(xs)
+    mid = 0.5 * (x[1:] + x[:-1])
+    idx = np.clip(np.searchsorted(xs, mid, side="right") - 1, 0, seg_slope.size - 1)
+    mid_survival = 0.5 * (survival[:, 1:] + survival[:, :-1])
+    integral = (mid_survival * (seg_slope[idx] * np.diff(x))[None, :]).sum(axis=1)
+    return ys[0] + integral
+
+
+class ParametricAcceptance:
+    """The acceptance model of DESIGN.md §5; implements ``sim.acceptance.base.AcceptanceModel``."""
+
+    def __init__(self, params: AcceptanceParams) -> None:
+        self.params = params
+        self.name = params.name
+        self._categories = dict(params.categories)
+        self._cal_x = params.calibration.xs
+        self._cal_y = params.calibration.ys
+        self._kappa_t = float(params.confidence_concentration)
+        # lam -> conf mean table: E[cal(p) | m] is non-decreasing in m (Beta family with fixed
+        # concentration is stochastically increasing in its mean); a tiny ramp keeps it strictly
+        # increasing for np.interp when the curve is flat somewhere.
+        m_grid = np.linspace(0.002, 0.998, 250)
+        expected = _expected_calibrated(params.calibration, m_grid, self._kappa_t)
+        expected = np.maximum.accumulate(expected) + 1e-12 * np.arange(m_grid.size)
+        self._level_grid = expected
+        self._conf_mean_grid = m_grid
+        self._decay = np.asarray(params.position_decay, dtype=np.float64)
+        self._decay_table = decay_vector(self._decay, 64)
+
+    def __repr__(self) -> str:
+        return f"ParametricAcceptance({self.name!r})"
+
+    @property
+    def level_range(self) -> tuple[float, float]:
+        """Smallest and largest level the calibration curve can produce."""
+        return float(self._level_grid[0]), float(self._level_grid[-1])
+
+    def category_profile(self, category: str) -> CategoryProfile:
+        """Profile of ``category``; unknown or empty categories get the default profile."""
+        return self._categories.get(normalise_category(category), self._categories[DEFAULT_CATEGORY])
+
+    def request_levels(self, categories: Sequence[str], rng: np.random.Generator) -> np.ndarray:
+        n = len(categories)
+        means = np.empty(n)
+        kappas = np.empty(n)
+        for i, cat in enumerate(categories):
+            prof = self.category_profile(cat)
+            means[i] = prof.mean
+            kappas[i] = np.inf if prof.concentration is None else prof.concentration
+        levels = means.copy()
+        spread = np.isfinite(kappas)
+        if spread.any():
+            levels[spread] = rng.beta(means[spread] * kappas[spread],
+                                      (1.0 - means[spread]) * kappas[spread])
+        return np.clip(levels, _LEVEL_MIN, _LEVEL_MAX)
+
+    def confidence_means(self, levels: np.ndarray) -> np.ndarray:
+        """Mean draft confidence of requests with these levels (the inverse of E[cal(p)])."""
+        return np.interp(levels, self._level_grid, self._conf_mean_grid)
+
+    def decay(self, k: int) -> np.ndarray:
+        """Acceptance multipliers of draft positions 0..k-1."""
+        if k <= self._decay_table.size:
+            return self._decay_table[:k]
+        return decay_vector(self._decay, k)
+
+    def draw(self, levels: np.ndarray, k: int, rng: np.random.Generator
+             ) -> tuple[np.ndarray, np.ndarray]:
+        levels = np.asarray(levels, dtype=np.float64)
+        batch = levels.shape[0]
+        if k <= 0 or batch == 0:
+            return np.zeros((batch, max(k, 0))), np.zeros((batch, max(k, 0)), dtype=bool)
+        m = self.confidence_means(levels)[:, None]
+        conf = rng.beta(m * self._kappa_t, (1.0 - m) * self._kappa_t, size=(batch, k))
+        np.clip(conf, _CONF_MIN, 1.0, out=conf)
+        p_accept = np.interp(conf, self._cal_x, self._cal_y)
+        if self._decay.size:
+            p_accept *= self.decay(k)[None, :]
+        accept = rng.random((batch, k)) < p_accept
+        return conf, accept
