@@ -1,0 +1,243 @@
+"""``adaspec:K``: AdaSpec (SoCC 2025) — adaptive drafter, confidence-prior verifier and
+SLO-aware goodput estimator, exactly as DESIGN.md §3 "AdaSpec, precisely".
+
+Per iteration, with G = E[N] / T from ``sim.policies.goodput``:
+
+1. Pre-check (``begin``): G(k=1, extrapolated: c_{i,1} = cbar) must exceed G(0) = B / T(0)
+   and k=1 must be SLO-feasible, else plain decoding (return 0).
+2. Drafter (``continue_drafting(s)``, s >= 1):
+   a. after step s-1, recompute G(s) from the real cumulative confidences; if it fell below the
+      best so far (or is infeasible), stop — the step's tokens are kept for the verifier;
+   b. before step s, predict G(s+1) by extrapolating each drafting request one position
+      (c_{i,s+1} = c_{i,s} * cbar); stop if the prediction is below the best so far or infeasible.
+   "Below" is strict: an equal goodput keeps drafting.
+3. Verifier (``verify_lengths``), ``trim=token``: if B + sum k_i exceeds the next smaller graph
+   size, drop the lowest cumulative-confidence draft tokens (ties: the later position first, so
+   each request loses a suffix) until it fits; keep the trimmed plan only if its predicted G is
+   not lower (an infeasible plan scores -inf). ``trim=request`` (the released artifact) drops
+   whole requests by ascending final cumulative confidence instead; ``trim=off`` never trims
+   (that is ``adaspec-nv``).
+4. cbar: exponential running mean (weight ``cbar_weight``, default 0.1) of the batch-mean
+   single-token draft confidence of each draft step that ran ("productive" step: at least one
+   token drafted), updated in ``verify_lengths``; starts at ``cbar0`` = 0.6.
+
+SLO modes (``slo=``): ``strict`` T <= tpot_slo (default, the paper/artifact's 40 ms budget form),
+``tokens`` T / E[N_i] <= tpot_slo for every request, ``off`` (the released artifact).
+``adaspec:K,artifact`` is shorthand for ``slo=off,trim=request``.
+
+Drafting is iteration-level: every request that may draft (``max_draft_tokens > s``) drafts
+step s; per-request lengths differ only through the verifier.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+
+import numpy as np
+
+from sim.policies.base import BatchView, Policy
+from sim.policies.goodput import (
+    IterationCost,
+    SloMode,
+    feasible,
+    slo_limit_s,
+)
+from sim.policies.params import check_enum, check_k, check_unit
+
+_NEG_INF = -math.inf
+
+
+class TrimMode(str, Enum):
+    """How AdaSpec's verifier trims a plan that just overflows a graph size."""
+
+    TOKEN = "token"
+    REQUEST = "request"
+    OFF = "off"
+
+
+class AdaSpecPolicy(Policy):
+    """The AdaSpec policy; see the module docstring for the exact rules."""
+
+    base_name = "adaspec"
+
+    def __init__(self, k: int = 8, slo: str | SloMode = SloMode.STRICT,
+                 trim: str | TrimMode = TrimMode.TOKEN, cbar0: float = 0.6,
+                 cbar_weight: float = 0.1) -> None:
+        self.k_max = check_k(k)
+        self.slo = check_enum(SloMode, slo, "slo")
+        self.trim = check_enum(TrimMode, trim, "trim")
+        self.cbar0 = check_unit(cbar0, "cbar0")
+        self.cbar_weight = check_unit(cbar_weight, "cbar_weight", open_low=True)
+        self.cbar = self.cbar0
+        self.name = self._canonical_name()
+        self.stats = {"iterations": 0, "precheck_plain": 0, "stop_after_step": 0,
+                      "stop_before_step": 0, "trim_kept": 0, "trim_rejected": 0}
+        self._zeros = np.zeros(0, dtype=bool)
+        self._cost: IterationCost | None = None
+
+    def _canonical_name(self) -> str:
+        parts = [str(self.k_max)]
+        if self.slo is not SloMode.STRICT:
+            parts.append(f"slo={self.slo.value}")
+        if self.trim is not TrimMode.TOKEN:
+            parts.append(f"trim={self.trim.value}")
+        if self.cbar0 != 0.6:
+            parts.append(f"cbar0={self.cbar0:g}")
+        if self.cbar_weight != 0.1:
+            parts.append(f"cbar_weight={self.cbar_weight:g}")
+        return f"{self.base_name}:" + ",".join(parts)
+
+    # -- per-iteration helpers -------------------------------------------------------------
+
+    def _score(self, expected: float, time_s: float, min_tokens: float) -> float:
+        if not feasible(time_s, min_tokens, self._slo_s, self.slo):
+            return _NEG_INF
+        return expected / time_s if time_s > 0.0 else 0.0
+
+    # -- protocol --------------------------------------------------------------------------
+
+    def begin(self, view: BatchView) -> int:
+        self.stats["iterations"] += 1
+        self._cost = None
+        batch = view.batch_size
+        if batch == 0:
+            return 0
+        k_cap = self.k_max
+        cost = IterationCost(view, k_cap)
+        self._cost = cost
+        self._batch = batch
+        self._slo_s = slo_limit_s(view, self.slo)
+        limits = np.clip(np.asarray(view.max_draft_tokens, dtype=np.int64), 0, k_cap)
+        g0 = batch / cost.verify_s(batch)
+        self.g0 = g0
+        self.best = g0
+        n1 = int(cost.draft_counts[0])
+        if n1 == 0:
+            self.stats["precheck_plain"] += 1
+            return 0
+        min_tokens = 1.0 + self.cbar if n1 == batch else 1.0
+        g1 = self._score(batch + self.cbar * n1, cost.time_s(1, n1), min_tokens)
+        self.predicted = g1
+        if not g1 > g0:
+            self.stats["precheck_plain"] += 1
+            return 0
+        # eligible[t]: requests that may draft step t (all of them do until the drafter stops)
+        self._eligible = limits[None, :] > np.arange(k_cap)[:, None]
+        self._c_last = np.ones(batch)
+        self._cum = np.zeros((batch, k_cap))
+        self._sum_c = np.zeros(batch) if self.slo is SloMode.TOKENS else None
+        self._absorbed = 0
+        self._expected = float(batch)
+        self._conf_means: list[float] = []
+        if self._zeros.shape[0] != batch:
+            self._zeros = np.zeros(batch, dtype=bool)
+        return int(limits.max())
+
+    def _absorb(self, conf: np.ndarray, drafted: np.ndarray, upto: int) -> None:
+        """Fold draft steps ``self._absorbed .. upto-1`` into the cumulative confidences."""
+        for t in range(self._absorbed, upto):
+            drafters = drafted > t
+            n = int(np.count_nonzero(drafters))
+            col = conf[:, t] * drafters  # requests that did not draft step t get c = 0
+            self._c_last *= col
+            self._cum[:, t] = self._c_last
+            self._expected += float(self._c_last.sum())
+            if self._sum_c is not None:
+                self._sum_c += self._c_last
+            if n:
+                self._conf_means.append(float(col.sum()) / n)
+        self._absorbed = max(self._absorbed, upto)
+
+    def continue_drafting(self, step: int, conf: np.ndarray, drafted: np.ndarray) -> np.ndarray:
+        if step == 0:
+            return self._eligible[0]
+        cost, batch = self._cost, self._batch
+        # (a) after step `step - 1`: G(step) from the real cumulative confidences
+        self._absorb(conf, drafted, step)
+        tokens = int(drafted.sum())
+        time_s = cost.draft_s(step) + cost.verify_s(batch + tokens)
+        tokens_mode = self._sum_c is not None
+        g = self._score(self._expected, time_s,
+                        1.0 + float(self._sum_c.min()) if tokens_mode else 1.0)
+        if g < self.best:
+            self.stats["stop_after_step"] += 1
+            return self._zeros
+        self.best = g
+        # (b) before step `step`: predict G(step + 1), extrapolating c_{i,step+1} = c_{i,step} * cbar
+        if step >= self._eligible.shape[0]:
+            return self._zeros
+        nxt = self._eligible[step]
+        n = int(cost.draft_counts[step])
+        if n == 0:
+            return self._zeros
+        gain = self._c_last * nxt * self.cbar
+        time_next = cost.draft_s(step + 1) + cost.verify_s(batch + tokens + n)
+        min_tokens = 1.0 + float((self._sum_c + gain).min()) if tokens_mode else 1.0
+        g_next = self._score(self._expected + float(gain.sum()), time_next, min_tokens)
+        self.predicted = g_next
+        if g_next < self.best:
+            self.stats["stop_before_step"] += 1
+            return self._zeros
+        return nxt
+
+    def _update_cbar(self) -> None:
+        w = self.cbar_weight
+        cbar = self.cbar
+        for mean in self._conf_means:
+            cbar = (1.0 - w) * cbar + w * mean
+        self.cbar = cbar
+
+    def verify_lengths(self, conf: np.ndarray, drafted: np.ndarray) -> np.ndarray:
+        drafted = np.asarray(drafted, dtype=np.int64)
+        self.last_trim = "none"
+        steps = conf.shape[1]
+        if steps == 0 or self._cost is None:
+            return drafted.copy()
+        self._absorb(conf, drafted, steps)
+        self._update_cbar()
+        padding = self._cost._pad
+        if self.trim is TrimMode.OFF or not padding.enabled:
+            return drafted.copy()
+        batch = self._batch
+        tokens = int(drafted.sum())
+        total = batch + tokens
+        target = padding.next_smaller(total)
+        if target < batch or target >= total:
+            return drafted.copy()
+        drop = total - target
+        cum = self._cum[:, :steps]
+        row_sums = cum.sum(axis=1)
+        cost = self._cost
+        draft_time = cost.draft_s_actual(drafted)
+        tokens_mode = self.slo is SloMode.TOKENS
+        full = self._score(batch + float(row_sums.sum()), draft_time + cost.verify_s(total),
+                           1.0 + float(row_sums.min()) if tokens_mode else 1.0)
+        if self.trim is TrimMode.TOKEN:
+            rows, cols = np.nonzero(np.arange(cum.shape[1])[None, :] < drafted[:, None])
+            vals = cum[rows, cols]
+            dropped = np.lexsort((-cols, vals))[:drop]
+            new = drafted - np.bincount(rows[dropped], minlength=batch)
+            removed = np.bincount(rows[dropped], weights=vals[dropped], minlength=batch)
+        else:
+            idx = np.nonzero(drafted > 0)[0]
+            final = cum[idx, drafted[idx] - 1]
+            order = idx[np.argsort(final, kind="stable")]
+            upto = int(np.searchsorted(np.cumsum(drafted[order]), drop)) + 1
+            gone = order[:upto]
+            new = drafted.copy()
+            new[gone] = 0
+            removed = np.zeros(batch)
+            removed[gone] = row_sums[gone]
+        kept_sums = row_sums - removed
+        trimmed = self._score(batch + float(kept_sums.sum()),
+                              draft_time + cost.verify_s(batch + int(new.sum())),
+                              1.0 + float(kept_sums.min()) if tokens_mode else 1.0)
+        if trimmed >= full:
+            self.stats["trim_kept"] += 1
+            self.last_trim = "kept"
+            return new
+        self.stats["trim_rejected"] += 1
+        self.last_trim = "rejected"
+        return drafted.copy()
+

@@ -1,0 +1,171 @@
+"""The shared efficiency model of the goodput-driven policies (adaspec, adaspec-nv, smartspec,
+oracle): expected emitted tokens, predicted iteration time with graph padding, goodput and SLO
+feasibility (DESIGN.md §3 "AdaSpec, precisely").
+
+Notation: B decode requests; k_i tokens request i sends to verification; s draft steps run.
+
+- Expected emitted tokens: E[N] = sum_i (1 + sum_{j<=k_i} c_{i,j}), c_{i,j} the cumulative
+  draft confidence; a position not drafted yet is extrapolated as c_{i,j} = c_{i,j-1} * cbar.
+- Predicted time: T = sum_{t<s} t_draft(g(n_t), ctx) + [s>0] o_draft + t_verify(B, g(B + sum k_i), ctx)
+  where n_t is the number of requests drafting step t, g() the padded graph size and ctx the
+  batch's total context (KV positions before the pass). t_verify includes the target's fixed
+  per-pass overhead (see ``sim.latency.base``). All times come from the policy's *estimator*.
+- Goodput G = E[N] / T.
+- SLO feasibility (``SloMode``): ``strict`` T <= tpot_slo (the artifact's per-iteration budget);
+  ``tokens`` T / E[N_i] <= tpot_slo for every request i; ``off`` no constraint. A
+  non-speculative iteration (s = 0) is always feasible; a non-finite or non-positive SLO never
+  constrains.
+
+Estimator calls are memoised per iteration by padded size, so a policy evaluating many
+configurations pays for each distinct padded size once.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+
+import numpy as np
+
+from sim.policies.base import BatchView
+
+
+class SloMode(str, Enum):
+    """How the TPOT SLO restricts speculative configurations."""
+
+    STRICT = "strict"
+    TOKENS = "tokens"
+    OFF = "off"
+
+
+class IterationCost:
+    """Predicted seconds of one decode iteration's configurations, from ``view.estimator``.
+
+    Built once per iteration (``begin``); ``draft_s(steps)`` and ``verify_s(tokens)`` are cached.
+    ``draft_counts[t]`` is how many requests draft step t when every request that may, does
+    (``max_draft_tokens > t``).
+    """
+
+    __slots__ = ("batch", "context_tokens", "draft_overhead_s", "_est", "_pad", "_verify_cache",
+                 "_step_cache", "draft_counts", "_draft_cum")
+
+    def __init__(self, view: BatchView, k_max: int) -> None:
+        self.batch = view.batch_size
+        self.context_tokens = int(view.context_tokens.sum())
+        self._est = view.estimator
+        self._pad = view.padding
+        self.draft_overhead_s = float(view.estimator.draft_overhead_s)
+        self._verify_cache: dict[int, float] = {}
+        self._step_cache: dict[int, float] = {}
+        k_max = max(int(k_max), 0)
+        limits = np.minimum(np.asarray(view.max_draft_tokens, dtype=np.int64), k_max)
+        hist = np.bincount(np.maximum(limits, 0), minlength=k_max + 1)
+        # requests with limit > t, for t = 0..k_max-1
+        self.draft_counts = (self.batch - np.cumsum(hist)[:k_max]).astype(np.int64)
+        self._draft_cum: list[float] = [0.0]
+
+    def padded(self, tokens: int) -> int:
+        return self._pad.pad(int(tokens))
+
+    def verify_s(self, tokens: int) -> float:
+        """Target verification pass over ``tokens`` positions (B + sum k_i), padded."""
+        padded = self._pad.pad(int(tokens))
+        t = self._verify_cache.get(padded)
+        if t is None:
+            t = float(self._est.target_verify_s(self.batch, padded, self.context_tokens))
+            self._verify_cache[padded] = t
+        return t
+
+    def draft_step_s(self, drafting: int) -> float:
+        """One draft step over ``drafting`` requests (padded batch)."""
+        padded = self._pad.pad(int(drafting))
+        t = self._step_cache.get(padded)
+        if t is None:
+            t = float(self._est.draft_step_s(padded, self.context_tokens))
+            self._step_cache[padded] = t
+        return t
+
+    def draft_s(self, steps: int) -> float:
+        """Drafting time of ``steps`` steps where every request that may draft does (incl. o_draft)."""
+        cum = self._draft_cum
+        while len(cum) <= steps:
+            t = len(cum) - 1
+            n = int(self.draft_counts[t]) if t < self.draft_counts.size else 0
+            extra = self.draft_step_s(n) if n > 0 else 0.0
+            cum.append(cum[-1] + extra + (self.draft_overhead_s if t == 0 else 0.0))
+        return cum[steps]
+
+    def draft_s_actual(self, drafted: np.ndarray) -> float:
+        """Drafting time of the steps actually run, given each request's drafted count."""
+        drafted = np.asarray(drafted)
+        steps = int(drafted.max(initial=0))
+        if steps == 0:
+            return 0.0
+        hist = np.bincount(drafted, minlength=steps + 1)
+        counts = self.batch - np.cumsum(hist)[:steps]
+        return self.draft_overhead_s + sum(self.draft_step_s(int(n)) for n in counts if n > 0)
+
+    def time_s(self, steps: int, verify_tokens: int) -> float:
+        """T for ``steps`` draft steps (all eligible drafting) and sum k_i = ``verify_tokens``."""
+        return self.draft_s(steps) + self.verify_s(self.batch + int(verify_tokens))
+
+
+def slo_limit_s(view: BatchView, mode: SloMode) -> float:
+    """The TPOT budget the feasibility check uses (inf when unconstrained)."""
+    slo = float(view.tpot_slo_s) if view.tpot_slo_s is not None else math.inf
+    if mode is SloMode.OFF or not math.isfinite(slo) or slo <= 0.0:
+        return math.inf
+    return slo
+
+
+def feasible(time_s: float, min_request_tokens: float, slo_s: float, mode: SloMode,
+             speculative: bool = True) -> bool:
+    """Whether a configuration keeps every request inside its TPOT SLO.
+
+    ``min_request_tokens`` is min_i E[N_i] (only used by the ``tokens`` form).
+    """
+    if not speculative or slo_s == math.inf:
+        return True
+    if mode is SloMode.TOKENS:
+        return time_s <= slo_s * min_request_tokens
+    return time_s <= slo_s
+
+
+def cumulative_confidence(conf: np.ndarray, drafted: np.ndarray, length: int | None = None,
+                          cbar: float | None = None) -> np.ndarray:
+    """c_{i,j} = prod_{m<=j} p_{i,m} as a (B, length) array.
+
+    Positions j >= drafted_i are extrapolated as c_{i,j-1} * cbar when ``cbar`` is given, else 0.
+    """
+    conf = np.asarray(conf, dtype=np.float64)
+    batch, steps = conf.shape
+    length = steps if length is None else int(length)
+    pos = np.arange(length)
+    have = np.zeros((batch, length))
+    have[:, :min(steps, length)] = conf[:, :length]
+    drafted = np.asarray(drafted)
+    real = pos[None, :] < drafted[:, None]
+    if cbar is None:
+        factors = np.where(real, have, 0.0)
+    else:
+        factors = np.where(real, have, float(cbar))
+    return np.cumprod(factors, axis=1)
+
+
+def expected_emitted_tokens(cum_conf: np.ndarray, verify: np.ndarray) -> float:
+    """E[N] = sum_i (1 + sum_{j<k_i} c_{i,j}) for verify lengths k_i (0-based positions)."""
+    cum_conf = np.asarray(cum_conf, dtype=np.float64)
+    batch, length = cum_conf.shape
+    mask = np.arange(length)[None, :] < np.asarray(verify)[:, None]
+    return float(batch + np.where(mask, cum_conf, 0.0).sum())
+
+
+def goodput(expected_tokens: float, time_s: float) -> float:
+    """Tokens per second; 0 for a non-positive time estimate (degenerate estimator)."""
+    return expected_tokens / time_s if time_s > 0.0 else 0.0
+
+
+def geometric_tokens(alpha: float, k: int) -> float:
+    """Expected emitted tokens of one request drafting k i.i.d. tokens with acceptance alpha:
+    sum_{r=0..k} alpha^r = (1 - alpha^(k+1)) / (1 - alpha)."""
+    return float(np.sum(alpha ** np.arange(k + 1)))

@@ -1,0 +1,209 @@
+"""Policy specs (strings) -> ``Policy`` objects.
+
+Grammar (case-insensitive, spaces ignored)::
+
+    spec  := NAME [ ":" arg { "," arg } ]
+    arg   := VALUE              positional, in the policy's parameter order
+           | KEY "=" VALUE      keyword (any parameter, by name)
+           | FLAG               a named bundle of keyword defaults
+
+Positional arguments come first; each parameter is given at most once; flags set defaults that
+explicit keywords override. Every policy's ``name`` is its canonical spec (defaults left out),
+and ``make_policy(policy.name)`` rebuilds the same configuration.
+
+| policy               | parameters (positional first; default)                              |
+|----------------------|---------------------------------------------------------------------|
+| nospec               | —                                                                   |
+| static:K             | k (required)                                                        |
+| threshold:T,K        | t (0.6), k (8)                                                      |
+| disable-by-batch:K,B | k (required), b (required): static K while batch < B, else 0        |
+| smartspec:K          | k (8); alpha0= (0.6), weight= (0.1)                                 |
+| adaspec:K            | k (8); slo=strict|tokens|off (strict), trim=token|request|off       |
+|                      | (token), cbar0= (0.6), cbar_weight= (0.1); flag ``artifact`` =      |
+|                      | slo=off,trim=request (the released artifact)                        |
+| adaspec-nv:K         | k (8); slo=, cbar0=, cbar_weight=; flag ``artifact`` = slo=off      |
+| oracle:K             | k (8); sim-only                                                     |
+
+Examples: ``static:5``, ``threshold:0.6,8``, ``disable-by-batch:5,32``, ``adaspec``,
+``adaspec:8,artifact``, ``adaspec:K=8,slo=off,trim=request``, ``adaspec:6,slo=tokens``.
+A malformed spec, unknown name, key or flag, or out-of-range value is one ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from sim.errors import ConfigError
+from sim.policies.adaspec import AdaSpecPolicy
+from sim.policies.adaspec_nv import AdaSpecNoVerifierPolicy
+from sim.policies.base import Policy
+from sim.policies.disable_by_batch import DisableByBatchPolicy
+from sim.policies.nospec import NoSpecPolicy
+from sim.policies.oracle import OraclePolicy
+from sim.policies.smartspec import SmartSpecPolicy
+from sim.policies.static import StaticPolicy
+from sim.policies.threshold import ThresholdPolicy
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One spec parameter: its key, value type, constructor argument and default."""
+
+    key: str
+    kind: type
+    arg: str
+    default: Any = _REQUIRED
+    positional: bool = True
+
+
+@dataclass(frozen=True)
+class PolicyKind:
+    """A registered policy: how to parse its spec and build it."""
+
+    name: str
+    factory: Callable[..., Policy]
+    params: tuple[Param, ...] = ()
+    flags: dict[str, dict[str, str]] = field(default_factory=dict)
+    summary: str = ""
+
+
+_KINDS: dict[str, PolicyKind] = {k.name: k for k in (
+    PolicyKind("nospec", NoSpecPolicy, (), summary="no speculation"),
+    PolicyKind("static", StaticPolicy, (Param("k", int, "k"),),
+               summary="draft K tokens per request every iteration"),
+    PolicyKind("threshold", ThresholdPolicy,
+               (Param("t", float, "threshold", 0.6), Param("k", int, "k", 8)),
+               summary="draft up to K; stop after a step with batch-mean confidence < T"),
+    PolicyKind("disable-by-batch", DisableByBatchPolicy,
+               (Param("k", int, "k"), Param("b", int, "batch_threshold")),
+               summary="static K while the decode batch is smaller than B, else no speculation"),
+    PolicyKind("smartspec", SmartSpecPolicy,
+               (Param("k", int, "k", 8), Param("alpha0", float, "alpha0", 0.6, False),
+                Param("weight", float, "weight", 0.1, False)),
+               summary="uniform k in 0..K maximising i.i.d.-alpha goodput"),
+    PolicyKind("adaspec", AdaSpecPolicy,
+               (Param("k", int, "k", 8), Param("slo", str, "slo", "strict", False),
+                Param("trim", str, "trim", "token", False),
+                Param("cbar0", float, "cbar0", 0.6, False),
+                Param("cbar_weight", float, "cbar_weight", 0.1, False)),
+               flags={"artifact": {"slo": "off", "trim": "request"}},
+               summary="AdaSpec: adaptive drafter + confidence-prior verifier + SLO-aware"),
+    PolicyKind("adaspec-nv", AdaSpecNoVerifierPolicy,
+               (Param("k", int, "k", 8), Param("slo", str, "slo", "strict", False),
+                Param("cbar0", float, "cbar0", 0.6, False),
+                Param("cbar_weight", float, "cbar_weight", 0.1, False)),
+               flags={"artifact": {"slo": "off"}},
+               summary="AdaSpec without verifier trimming (ablation)"),
+    PolicyKind("oracle", OraclePolicy, (Param("k", int, "k", 8),),
+               summary="sim-only upper bound using the true acceptance outcomes"),
+)}
+
+#: Registered policy names.
+POLICY_NAMES: tuple[str, ...] = tuple(_KINDS)
+
+#: The default set ``--policy all`` runs.
+DEFAULT_POLICY_SPECS: tuple[str, ...] = (
+    "nospec", "static:1", "static:3", "static:5", "threshold:0.6,8", "disable-by-batch:5,32",
+    "smartspec:8", "adaspec:8", "adaspec-nv:8", "oracle:8",
+)
+
+
+def all_policy_specs() -> tuple[str, ...]:
+    """The policy specs of ``--policy all``."""
+    return DEFAULT_POLICY_SPECS
+
+
+def _convert(param: Param, raw: str, spec: str) -> Any:
+    try:
+        if param.kind is int:
+            if not raw.lstrip("+-").isdigit():
+                raise ValueError
+            return int(raw)
+        if param.kind is float:
+            return float(raw)
+    except ValueError:
+        kind = "an integer" if param.kind is int else "a number"
+        raise ConfigError(f"policy {spec!r}: {param.key} must be {kind}, got {raw!r}") from None
+    return raw
+
+
+def parse_policy_spec(spec: str) -> tuple[PolicyKind, dict[str, Any]]:
+    """Split and type-check a spec; returns the policy kind and its constructor kwargs."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError("empty policy spec")
+    text = "".join(spec.split()).lower()
+    name, colon, rest = text.partition(":")
+    kind = _KINDS.get(name)
+    if kind is None:
+        raise ConfigError(f"unknown policy {name!r}; known: {', '.join(POLICY_NAMES)}")
+    args = rest.split(",") if colon else []
+    if colon and any(a == "" for a in args):
+        raise ConfigError(f"policy {spec!r}: empty argument")
+    by_key = {p.key: p for p in kind.params}
+    positional = [p for p in kind.params if p.positional]
+    given: dict[str, str] = {}
+    flag_values: dict[str, str] = {}
+    seen_keyword = False
+    n_pos = 0
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        if eq:
+            if key not in by_key:
+                raise ConfigError(f"policy {spec!r}: unknown parameter {key!r}; "
+                                  f"{kind.name} takes {', '.join(by_key) or 'none'}")
+            if key in given:
+                raise ConfigError(f"policy {spec!r}: {key} given twice")
+            if value == "":
+                raise ConfigError(f"policy {spec!r}: {key} has no value")
+            given[key] = value
+            seen_keyword = True
+        elif arg in kind.flags:
+            flag_values.update(kind.flags[arg])
+            seen_keyword = True
+        else:
+            if seen_keyword:
+                raise ConfigError(f"policy {spec!r}: positional value {arg!r} after a keyword or flag")
+            if n_pos >= len(positional):
+                raise ConfigError(f"policy {spec!r}: too many values; {kind.name} takes "
+                                  f"{len(positional)} positional ({', '.join(p.key for p in positional) or 'none'})")
+            key = positional[n_pos].key
+            if key in given:
+                raise ConfigError(f"policy {spec!r}: {key} given twice")
+            given[key] = arg
+            n_pos += 1
+    kwargs: dict[str, Any] = {}
+    for param in kind.params:
+        if param.key in given:
+            kwargs[param.arg] = _convert(param, given[param.key], spec)
+        elif param.key in flag_values:
+            kwargs[param.arg] = _convert(param, flag_values[param.key], spec)
+        elif param.default is _REQUIRED:
+            raise ConfigError(f"policy {spec!r}: missing {param.key} "
+                              f"(e.g. {_example(kind)})")
+    return kind, kwargs
+
+
+def _example(kind: PolicyKind) -> str:
+    return {"static": "static:5", "disable-by-batch": "disable-by-batch:5,32"}.get(kind.name, kind.name)
+
+
+def make_policy(spec: str) -> Policy:
+    """A fresh policy instance for ``spec`` (see the module docstring for the grammar)."""
+    kind, kwargs = parse_policy_spec(spec)
+    try:
+        return kind.factory(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"policy {spec!r}: {exc}") from None
+
+
+def policy_help() -> str:
+    """One line per policy: name, parameters and what it does (for command-line help)."""
+    lines = []
+    for kind in _KINDS.values():
+        params = ",".join(p.key if p.positional else f"{p.key}=" for p in kind.params)
+        flags = "".join(f",{f}" for f in kind.flags)
+        lines.append(f"{kind.name}{':' + params + flags if params else ''}  — {kind.summary}")
+    return "\n".join(lines)

@@ -1,0 +1,197 @@
+"""AdaSpec's rules, each checked against hand-computed goodput numbers.
+
+Estimator (policy_fakes.FakeEstimator): verify = 10 + 0.5 * tokens ms, draft step = 1 ms,
+draft overhead = 0.5 ms. Batch B = 4, K = 8, cbar = 0.6 unless stated.
+
+    T(0)        = 10 + 0.5 * 4                 = 12.0 ms   G(0) = 4 / 12.0 ms   = 333.33 tok/s
+    T(1 step)   = 0.5 + 1 + 10 + 0.5 * 8       = 15.5 ms
+    T(2 steps)  = 0.5 + 2 + 10 + 0.5 * 12      = 18.5 ms
+    T(3 steps)  = 0.5 + 3 + 10 + 0.5 * 16      = 21.5 ms
+    pre-check:  E = 4 + 4 * 0.6 = 6.4  ->  G(1) = 6.4 / 15.5 ms = 412.90 > 333.33
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from policy_fakes import DEFAULT_PADDING, MS, FakeEstimator, ScriptedExecutor, make_view
+
+from sim.core.speculation import run_decode_iteration
+from sim.policies.adaspec import AdaSpecPolicy
+from sim.policies.adaspec_nv import AdaSpecNoVerifierPolicy
+from sim.policies.registry import make_policy
+
+
+def _conf(*columns: float, batch: int = 4) -> np.ndarray:
+    """Confidence matrix whose step s gives every request ``columns[s]``."""
+    return np.tile(np.array(columns, dtype=np.float64), (batch, 1))
+
+
+def test_precheck_passes_and_returns_k():
+    pol = make_policy("adaspec:8")
+    assert pol.begin(make_view(4)) == 8
+    assert pol.g0 == pytest.approx(4 / (12 * MS))          # 333.33
+    assert pol.predicted == pytest.approx(6.4 / (15.5 * MS))  # 412.90
+
+
+def test_precheck_falls_back_to_plain_decoding():
+    # draft step 5 ms: T(1) = 0.5 + 5 + 14 = 19.5 ms, G(1) = 6.4 / 19.5 ms = 328.2 < 333.33
+    pol = make_policy("adaspec:8")
+    view = make_view(4, estimator=FakeEstimator(draft_step_ms=5.0))
+    assert pol.begin(view) == 0
+    assert pol.predicted == pytest.approx(6.4 / (19.5 * MS))
+    assert pol.stats["precheck_plain"] == 1
+    # with a 4 ms draft step it passes: T(1) = 18.5 ms, G(1) = 345.9 > 333.33
+    assert make_policy("adaspec:8").begin(make_view(4, estimator=FakeEstimator(draft_step_ms=4.0))) == 8
+
+
+def test_drafter_continues_then_stops_after_a_step_whose_real_goodput_fell():
+    """Steps with confidence 0.9, 0.9, 0.5:
+    after step 0: E = 4 + 4*0.9 = 7.6, G(1) = 7.6/15.5 = 490.32 >= 333.33 -> best;
+       predict step 1: E = 7.6 + 4*0.9*0.6 = 9.76, G = 9.76/18.5 = 527.57 >= 490.32 -> draft
+    after step 1: c = 0.81, E = 7.6 + 3.24 = 10.84, G(2) = 10.84/18.5 = 585.95 -> best;
+       predict step 2: E = 10.84 + 4*0.81*0.6 = 12.784, G = 12.784/21.5 = 594.60 -> draft
+    after step 2: c = 0.405, E = 10.84 + 1.62 = 12.46, G(3) = 12.46/21.5 = 579.53 < 585.95 -> stop;
+       the step's tokens are kept: verify 3 each."""
+    pol = make_policy("adaspec:8")
+    ex = ScriptedExecutor(_conf(0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9))
+    out = run_decode_iteration(pol, make_view(4), ex)
+    assert out.draft_steps == 3
+    assert out.verify.tolist() == [3, 3, 3, 3]
+    assert pol.best == pytest.approx(10.84 / (18.5 * MS))
+    assert pol.stats["stop_after_step"] == 1 and pol.stats["stop_before_step"] == 0
+
+
+def test_drafter_stops_before_a_step_whose_prediction_is_below_best():
+    """Steps with confidence 0.9, 0.6:
+    after step 1: c = 0.54, E = 7.6 + 2.16 = 9.76, G(2) = 9.76/18.5 = 527.57 > 490.32 -> best;
+       predict step 2: E = 9.76 + 4*0.54*0.6 = 11.056, G = 11.056/21.5 = 514.23 < 527.57 -> stop.
+    cbar afterwards (weight 0.1 per productive step): 0.9*0.6 + 0.1*0.9 = 0.63, then
+    0.9*0.63 + 0.1*0.6 = 0.627."""
+    pol = make_policy("adaspec:8")
+    ex = ScriptedExecutor(_conf(0.9, 0.6, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9))
+    out = run_decode_iteration(pol, make_view(4), ex)
+    assert out.draft_steps == 2
+    assert out.verify.tolist() == [2, 2, 2, 2]
+    assert pol.predicted == pytest.approx(11.056 / (21.5 * MS))
+    assert pol.stats["stop_before_step"] == 1
+    assert pol.cbar == pytest.approx(0.627)
+
+
+def test_first_step_below_plain_goodput_stops_and_keeps_the_tokens():
+    """Step 0 confidence 0.1: E = 4.4, G(1) = 4.4/15.5 = 283.87 < G(0) = 333.33 -> stop after
+    step 0; the drafted token of each request is still verified (trimming is off: no padding)."""
+    pol = make_policy("adaspec:8")
+    out = run_decode_iteration(pol, make_view(4), ScriptedExecutor(_conf(*[0.1] * 8)))
+    assert out.draft_steps == 1
+    assert out.verify.tolist() == [1, 1, 1, 1]
+
+
+def test_strict_slo_excludes_a_k():
+    """TPOT SLO 20 ms, strict form: same confidences as the stop-after test, but the predicted
+    T(3 steps) = 21.5 ms > 20 ms makes step 2 infeasible (although its goodput 594.60 is higher),
+    so drafting stops before it: 2 steps."""
+    pol = make_policy("adaspec:8")
+    ex = ScriptedExecutor(_conf(0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9))
+    out = run_decode_iteration(pol, make_view(4, tpot_slo_s=20 * MS), ex)
+    assert out.draft_steps == 2
+    assert out.verify.tolist() == [2, 2, 2, 2]
+    # tokens form: per-request T / E[N_i] = 21.5 / (1 + 0.9 + 0.81 + 0.486) = 6.7 ms <= 20 ms:
+    # feasible, so it drafts the third step like the unconstrained run
+    pol = make_policy("adaspec:8,slo=tokens")
+    out = run_decode_iteration(pol, make_view(4, tpot_slo_s=20 * MS),
+                               ScriptedExecutor(_conf(0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9)))
+    assert out.draft_steps == 3
+
+
+def test_slo_makes_even_one_step_infeasible_and_off_ignores_it():
+    # SLO 15 ms < T(1 step) = 15.5 ms: plain decoding (k = 0 is always feasible)
+    assert make_policy("adaspec:8").begin(make_view(4, tpot_slo_s=15 * MS)) == 0
+    # the artifact's setting ignores the SLO
+    assert make_policy("adaspec:8,slo=off").begin(make_view(4, tpot_slo_s=15 * MS)) == 8
+
+
+# Verifier: B = 4 with max_draft = [4, 3, 3, 3] and default graph sizes (..., 8, 16, 32, ...).
+# sum(k_i + 1) = 4 + 13 = 17 is just above 16; the next smaller graph size is 16: drop 1 token.
+_TRIM_CONF = np.array([
+    [0.9, 0.9, 0.9, 0.2],   # cum 0.9, 0.81, 0.729, 0.1458
+    [0.9, 0.9, 0.9, 0.0],   # cum 0.9, 0.81, 0.729
+    [0.9, 0.9, 0.9, 0.0],   # cum 0.9, 0.81, 0.729
+    [0.5, 0.5, 0.5, 0.0],   # cum 0.5, 0.25, 0.125  <- lowest cumulative confidence
+])
+_TRIM_DRAFTED = np.array([4, 3, 3, 3])
+# drafting actually run: 4 steps (one drafter on the last) -> 0.5 + 4 * 1 = 4.5 ms
+# full plan:    E = 4 + 2.5848 + 2 * 2.439 + 0.875 = 12.3378;  T = 4.5 + verify(32) = 4.5 + 26 = 30.5 ms
+#               G = 404.52
+# token trim:   E = 12.3378 - 0.125 = 12.2128;  T = 4.5 + verify(16) = 4.5 + 18 = 22.5 ms;  G = 542.79
+
+
+def _verifier(spec: str, estimator: FakeEstimator | None = None):
+    pol = make_policy(spec)
+    view = make_view(4, max_draft=[4, 3, 3, 3], padding=DEFAULT_PADDING, estimator=estimator)
+    assert pol.begin(view) == 4  # pre-check: G(1) = 6.4 / 15.5 ms > 4 / 12 ms (pad(4) = 4)
+    return pol
+
+
+def test_verifier_trims_lowest_cumulative_confidence_token_to_next_graph_size():
+    pol = _verifier("adaspec:8")
+    verify = pol.verify_lengths(_TRIM_CONF, _TRIM_DRAFTED)
+    assert verify.tolist() == [4, 3, 3, 2]
+    assert pol.last_trim == "kept"
+
+
+def test_verifier_rejects_trim_that_lowers_goodput():
+    """Nearly flat verify cost (0.01 ms/token) and all confidences 1.0:
+    full:    E = 4 + 13 = 17, T = 4.5 + 10 + 0.32 = 14.82 ms, G = 1147.1
+    trimmed: (tie on 1.0: the later position goes first -> request 0 loses position 3)
+             E = 16, T = 4.5 + 10 + 0.16 = 14.66 ms, G = 1091.4 < 1147.1 -> keep the full plan."""
+    pol = _verifier("adaspec:8", FakeEstimator(verify_per_token_ms=0.01))
+    conf = np.where(np.arange(4)[None, :] < _TRIM_DRAFTED[:, None], 1.0, 0.0)
+    verify = pol.verify_lengths(conf, _TRIM_DRAFTED)
+    assert verify.tolist() == [4, 3, 3, 3]
+    assert pol.last_trim == "rejected"
+
+
+def test_artifact_trims_whole_requests_by_final_cumulative_confidence():
+    """Final cumulative confidences 0.1458, 0.729, 0.729, 0.125: request 3 (0.125) goes whole.
+    E = 12.3378 - 0.875 = 11.4628, T = 4.5 + verify(pad(14) = 16) = 22.5 ms, G = 509.46 > 404.52."""
+    pol = _verifier("adaspec:8,artifact")
+    assert pol.name == "adaspec:8,slo=off,trim=request"
+    verify = pol.verify_lengths(_TRIM_CONF, _TRIM_DRAFTED)
+    assert verify.tolist() == [4, 3, 3, 0]
+    assert pol.last_trim == "kept"
+
+
+def test_no_verifier_ablation_never_trims():
+    pol = _verifier("adaspec-nv:8")
+    assert isinstance(pol, AdaSpecNoVerifierPolicy)
+    assert pol.verify_lengths(_TRIM_CONF, _TRIM_DRAFTED).tolist() == [4, 3, 3, 3]
+
+
+def test_verifier_may_trim_down_to_the_bonus_tokens_but_never_below():
+    # B = 4, drafted [1, 0, 0, 0]: 5 tokens pad to 8, the next smaller size is 4 = B: drop 1 token
+    pol = make_policy("adaspec:8")
+    assert pol.begin(make_view(4, max_draft=1, padding=DEFAULT_PADDING)) == 1
+    conf = np.array([[0.2], [0.0], [0.0], [0.0]])
+    # drafting 0.5 + 1 = 1.5 ms
+    # full: E = 4.2, T = 1.5 + verify(8) = 15.5 ms, G = 270.97
+    # trimmed: E = 4, T = 1.5 + verify(4) = 13.5 ms, G = 296.30 -> kept
+    assert pol.verify_lengths(conf, np.array([1, 0, 0, 0])).tolist() == [0, 0, 0, 0]
+    # B = 5, drafted [1, 0, 0, 0, 0]: 6 tokens pad to 8 and the next smaller size 4 < B = 5
+    # cannot hold the five bonus positions: no trimming
+    # (pre-check: G(0) = 5 / verify(8) = 5 / 14 ms = 357.1; G(1) = 8 / (1.5 + verify(16)) = 410.3)
+    pol = make_policy("adaspec:8")
+    assert pol.begin(make_view(5, max_draft=1, padding=DEFAULT_PADDING)) == 1
+    conf = np.array([[0.2], [0.0], [0.0], [0.0], [0.0]])
+    assert pol.verify_lengths(conf, np.array([1, 0, 0, 0, 0])).tolist() == [1, 0, 0, 0, 0]
+    assert pol.last_trim == "none"
+
+
+def test_adaspec_parameters_and_names():
+    pol = AdaSpecPolicy(k=6, slo="tokens", trim="request", cbar0=0.5)
+    assert pol.name == "adaspec:6,slo=tokens,trim=request,cbar0=0.5"
+    assert make_policy(pol.name).name == pol.name
+    assert make_policy("adaspec").name == "adaspec:8"
+    assert make_policy("adaspec:K=8,slo=off,trim=request").name == "adaspec:8,slo=off,trim=request"
+    # explicit keywords override the flag's defaults
+    assert make_policy("adaspec:8,artifact,slo=strict").name == "adaspec:8,trim=request"
