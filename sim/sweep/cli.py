@@ -1,0 +1,164 @@
+"""``adaspec-sweep SWEEP.toml``: run a grid of simulations in parallel and write one tidy table,
+the derived SLO metrics and the sweep plots.
+
+Output directory (``--out``, default ``results/<sweep name>``)::
+
+    sweep.json                    provenance, the sweep file as parsed, the point keys in order
+    points/<key>.json             one record per point (resumable store, sim.sweep.store)
+    results.csv, results.parquet  one row per point (sim.sweep.table)
+    attainment_vs_rate.csv        SLO attainment per scenario and rate  (sim.sweep.derived)
+    attainment_vs_slo_scale.csv   SLO attainment per scenario and SLO scale
+    goodput.csv                   goodput-rate per scenario (>= 90 % attainment by default)
+    speedup.csv                   mean E2E / TPOT speedup of each policy over each baseline
+    plots/*.png|svg               attainment curves and speedup bars (sim.plots.sweep_plots)
+
+Rerunning the same command skips every point already done, so an interrupted sweep resumes
+where it stopped. Exit status: 0 all points ok, 1 some points failed (recorded with their
+error in the table), 2 bad input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from sim.cli_common import run_command
+from sim.errors import ConfigError
+
+PROG = "adaspec-sweep"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run a sweep of AdaSpec-Sim simulations (traces x rates x policies x SLOs "
+                    "x configs) described by a SWEEP.toml file; resumable; writes one tidy "
+                    "table (CSV + Parquet), goodput/attainment/speedup tables and plots.")
+    parser.add_argument("sweep", metavar="SWEEP.toml", help="sweep file (grammar: "
+                        "python -c 'import sim.sweep.spec as s; help(s)')")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help=f"parallel processes (default: all {os.cpu_count()} CPUs)")
+    parser.add_argument("--ray", metavar="ADDRESS",
+                        help="run on Ray: a cluster address, or 'local' for a private "
+                             "in-process instance (needs the [ray] extra)")
+    parser.add_argument("--out", metavar="DIR", help="output directory (default: "
+                        "results/<sweep name>)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the figures")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _write_json(path: Path, document: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def sweep_header(spec) -> dict:
+    """Provenance of every sweep-level output file."""
+    from sim.output import provenance
+    header = provenance(spec.document, spec.inputs(), spec.seeds)
+    header.update(sweep=spec.name, sweep_file=spec.source, points=len(spec.points))
+    return header
+
+
+def write_outputs(out: Path, spec, store, plots: bool = True) -> tuple:
+    """Rebuild the table, derived tables and plots from the store; returns (table, goodput)."""
+    from sim.output import write_table
+    from sim.sweep import derived
+    from sim.sweep.table import build_table, write_results_table
+    header = sweep_header(spec)
+    table = build_table(spec.points, store.records(spec.points))
+    write_results_table(out, table, header)
+    goodput = derived.goodput_rates(table, spec.goodput_attainment)
+    for stem, frame in (("attainment_vs_rate", derived.attainment_vs_rate(table)),
+                        ("attainment_vs_slo_scale", derived.attainment_vs_slo_scale(table)),
+                        ("goodput", goodput),
+                        ("speedup", derived.speedups(table, spec.baselines))):
+        write_table(out / f"{stem}.csv", frame, header)
+    if plots:
+        from sim.plots.sweep_plots import write_sweep_plots
+        write_sweep_plots(out / "plots", table, spec.baselines, spec.goodput_attainment, header)
+    return table, goodput
+
+
+def _print_goodput(goodput, threshold: float) -> None:
+    if goodput.empty:
+        return
+    print(f"goodput-rate (highest rate with >= {threshold:.0%} SLO attainment):")
+    label_columns = [c for c in goodput.columns[:goodput.columns.get_loc("rate_axis")]]
+    for row in goodput.itertuples(index=False):
+        values = row._asdict()
+        label = ", ".join(Path(str(values[c])).stem if c == "trace" else f"{c}={values[c]}"
+                          for c in label_columns)
+        bound = {"at_least": ">=", "below_grid": "<", "grid": "", "interpolated": "~"}[
+            values["goodput_bound"]]
+        rate = values["grid_min"] if values["goodput_bound"] == "below_grid" else \
+            values["goodput_rate"]
+        print(f"  {label}: {bound}{rate:g} ({values['rate_axis']})")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from sim.sweep.runner import run_points
+    from sim.sweep.spec import load_sweep
+    from sim.sweep.store import ResultStore, make_record
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    spec = load_sweep(args.sweep)
+    out = Path(args.out or Path("results") / spec.name)
+    store = ResultStore(out)
+    manifest = dict(sweep_header(spec), keys=[p.key for p in spec.points])
+    _write_json(out / "sweep.json", manifest)
+    pending = store.pending(spec.points)
+    done_before = len(spec.points) - len(pending)
+    where = f"Ray ({args.ray})" if args.ray else \
+        f"{args.workers or os.cpu_count()} local worker(s)"
+    print(f"sweep {spec.name}: {len(spec.points)} points, {done_before} already done, "
+          f"{len(pending)} to run on {where}; output {out}")
+    failures = []
+    bar = tqdm(total=len(pending), unit="point", disable=args.quiet or not pending,
+               file=sys.stderr, dynamic_ncols=True)
+
+    def on_done(point, outcome) -> None:
+        store.put(make_record(point, outcome))
+        if outcome["status"] != "ok":
+            failures.append(point)
+            bar.write(f"{PROG}: point {point.key} ({point.trace}, {point.policy}, rate "
+                      f"{point.rate:g}, slo x{point.slo_scale:g}, seed {point.seed}) failed: "
+                      f"{outcome['error']}", file=sys.stderr)
+        bar.update(1)
+
+    began = time.perf_counter()
+    try:
+        run_points(pending, on_done, workers=args.workers, ray_address=args.ray)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - began
+    table, goodput = write_outputs(out, spec, store, plots=not args.no_plots)
+    ok = int((table["status"] == "ok").sum())
+    print(f"ran {len(pending)} point(s) in {elapsed:.1f} s; {ok}/{len(spec.points)} ok; "
+          f"wrote {out / 'results.csv'}")
+    _print_goodput(goodput, spec.goodput_attainment)
+    bad = len(spec.points) - ok
+    if bad:
+        print(f"{PROG}: {bad} point(s) failed; their errors are in the 'error' column of "
+              f"{out / 'results.csv'}; rerun the same command to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(PROG, lambda: _run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Runs sweep points in parallel: a local process pool (default) or a Ray cluster.
+
+``run_point(point)`` never raises: it returns an outcome with ``status`` "ok" (summary and
+workload statistics) or "error" (one line naming the exception), so one bad point is recorded
+and the sweep goes on. The driver process writes every record to the store as it arrives, so
+a sweep killed at any moment keeps every point finished before the kill.
+
+Workloads are built exactly as ``adaspec-sim`` builds them (``sim.cli_common.
+workload_from_args``, seeded by the point's seed) and cached per process, so the points that
+share a workload (policies, SLO scales) load the trace once per worker.
+
+Ray: ``address="local"`` starts a private Ray instance in-process with ``workers`` CPUs; any
+other address is passed to ``ray.init`` (e.g. ``ray://head:10001`` or ``auto``). For a remote
+cluster the ``sim`` package is shipped with the job (``runtime_env.py_modules``) and workloads
+are built on the driver and shipped as Ray objects, so worker nodes need neither the
+repository nor the trace files -- only the dependencies (numpy, pandas, simpy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections import OrderedDict
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Callable, Iterable
+
+from sim.errors import ConfigError
+from sim.sweep.spec import SweepPoint
+
+OnDone = Callable[[SweepPoint, dict], None]
+_CACHE_SIZE = 4
+_workloads: OrderedDict = OrderedDict()
+
+
+def workload_args(point: SweepPoint) -> argparse.Namespace:
+    """The ``adaspec-sim`` workload options equivalent to ``point`` (see sim.cli_common)."""
+    window = None
+    if point.window_start_s is not None or point.window_end_s is not None:
+        start = "" if point.window_start_s is None else repr(point.window_start_s)
+        end = "" if point.window_end_s is None else repr(point.window_end_s)
+        window = f"{start}:{end}"
+    arrivals = None
+    if point.arrivals == "poisson":
+        arrivals = f"poisson:{point.arrival_rate_req_per_s!r}"
+    elif point.arrivals == "gamma":
+        arrivals = f"gamma:{point.arrival_rate_req_per_s!r},{point.arrival_cv!r}"
+    return argparse.Namespace(trace=point.trace_path, limit=point.limit, window=window,
+                              rate_scale=point.rate_scale, arrivals=arrivals,
+                              lengths=point.lengths, category=point.category)
+
+
+def _workload_key(point: SweepPoint) -> tuple:
+    return (point.trace_path, point.trace_sha256, point.seed, point.rate_scale, point.arrivals,
+            point.arrival_rate_req_per_s, point.arrival_cv, point.limit, point.window_start_s,
+            point.window_end_s, point.lengths, point.category)
+
+
+def build_workload(point: SweepPoint):
+    """The point's workload (cached: the last few distinct workloads of this process)."""
+    from sim.cli_common import workload_from_args
+    key = _workload_key(point)
+    if key in _workloads:
+        _workloads.move_to_end(key)
+        return _workloads[key]
+    workload = workload_from_args(workload_args(point), point.seed)
+    _workloads[key] = workload
+    while len(_workloads) > _CACHE_SIZE:
+        _workloads.popitem(last=False)
+    return workload
+
+
+def _error_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def workload_stats(workload) -> dict:
+    n = len(workload)
+    span = workload.span_s
+    return {"requests": n, "span_s": span,
+            "offered_rate_req_per_s": (n - 1) / span if n > 1 and span > 0 else None,
+            "transforms": list(workload.transforms)}
+
+
+def run_point(point: SweepPoint, workload=None) -> dict:
+    """Simulate one point; returns an outcome dict and never raises (errors are recorded)."""
+    from sim.run import simulate
+    began = time.perf_counter()
+    try:
+        if workload is None:
+            workload = build_workload(point)
+        elif isinstance(workload, BaseException):
+            raise workload
+        result = simulate(workload, point.policy, point.sim_config(), seed=point.seed)
+        outcome = {"status": "ok", "summary": result.summary, "workload": workload_stats(workload),
+                   "sim_wall_s": result.wall_s}
+    except Exception as exc:  # noqa: BLE001 - recorded in the store; the sweep goes on
+        outcome = {"status": "error", "error": _error_line(exc)}
+    outcome["wall_s"] = time.perf_counter() - began
+    return outcome
+
+
+def default_workers() -> int:
+    return os.cpu_count() or 1
+
+
+def run_local(points: Iterable[SweepPoint], on_done: OnDone, workers: int | None = None) -> None:
+    """Run ``points`` on a local process pool (in this process when ``workers`` is 1)."""
+    points = list(points)
+    workers = workers or default_workers()
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if workers == 1 or len(points) <= 1:
+        for point in points:
+            on_done(point, run_point(point))
+        return
+    with ProcessPoolExecutor(max_workers=min(workers, len(points))) as pool:
+        futures = {pool.submit(run_point, point): (i, point) for i, point in enumerate(points)}
+        try:
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: futures[f][0]):
+                    on_done(futures[future][1], future.result())
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--ray needs Ray, which is not installed: "
+                          "pip install 'adaspec-sim[ray]'") from None
+    return ray
+
+
+def run_ray(points: Iterable[SweepPoint], on_done: OnDone, address: str,
+            workers: int | None = None) -> None:
+    """Run ``points`` as Ray tasks (``address`` "local" = a private in-process instance)."""
+    points = list(points)
+    ray = _import_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address == "local":
+            ray.init(num_cpus=workers or default_workers(), include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)
+        else:
+            import sim
+            package = os.path.dirname(os.path.abspath(sim.__file__))
+            try:
+                ray.init(address=address, log_to_driver=False, configure_logging=False,
+                         runtime_env={"py_modules": [package]})
+            except Exception as exc:  # noqa: BLE001 - connection failures are user errors
+                raise ConfigError(f"cannot connect to Ray at {address!r}: "
+                                  f"{_error_line(exc)}") from None
+    try:
+        task = ray.remote(num_cpus=1)(run_point)
+        shipped: dict = {}
+        refs = {}
+        for point in points:
+            key = _workload_key(point)
+            if key not in shipped:
+                try:
+                    shipped[key] = ray.put(build_workload(point))
+                except Exception as exc:  # noqa: BLE001 - becomes the points' error record
+                    shipped[key] = exc
+            refs[task.remote(point, shipped[key])] = point
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                on_done(refs[ref], ray.get(ref))
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def run_points(points: Iterable[SweepPoint], on_done: OnDone, workers: int | None = None,
+               ray_address: str | None = None) -> None:
+    """Run every point, calling ``on_done(point, outcome)`` in the driver as each finishes."""
+    if ray_address:
+        run_ray(points, on_done, ray_address, workers)
+    else:
+        run_local(points, on_done, workers)
