@@ -1,0 +1,233 @@
+"""Time realrun's own forward passes over a grid of shapes (DESIGN.md §7).
+
+Operations and their grids:
+
+* ``target_prefill`` / ``draft_prefill``: batch x prompt length (``realrun.forward.prefill``);
+* ``target_verify``: batch x tokens per sequence (1..k_max+1) x context length
+  (``realrun.forward.decode`` with ``[B, T]`` tokens);
+* ``draft_step``: batch x context length (``decode`` with one token per row).
+
+Each grid point is run ``warmup`` times untimed, then ``repeats`` times timed; the median is
+the sample. On CUDA a pass is bracketed by CUDA events (after a synchronize); on CPU by
+``time.perf_counter``. The KV state is reset between runs with ``realrun.forward.truncate``.
+A decode pass at context C needs slots holding C cached positions: their lengths are set
+directly (the cached values are the cache's zeros) because latency does not depend on the
+values, only on the shapes; prefilling real contexts would cost more than the whole grid on a
+CPU. The timed call is exactly what the real engine calls, host-side preparation included.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from realrun.forward import allocate, decode, prefill, truncate
+from realrun.kvcache import SlotKVCache
+from sim.errors import ConfigError, InputError
+
+DEFAULT_K_MAX = 8
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The shapes to time. ``tokens_per_seq`` empty means 1..k_max+1."""
+
+    name: str
+    batch_sizes: tuple[int, ...]
+    prompt_lengths: tuple[int, ...]
+    context_lengths: tuple[int, ...]
+    tokens_per_seq: tuple[int, ...] = ()
+    repeats: int = 5
+    warmup: int = 2
+
+    def __post_init__(self) -> None:
+        for label in ("batch_sizes", "prompt_lengths", "context_lengths"):
+            values = getattr(self, label)
+            if not values or any(int(v) < 1 for v in values):
+                raise ConfigError(f"grid {label} must be a non-empty list of positive integers")
+        if any(int(v) < 1 for v in self.tokens_per_seq):
+            raise ConfigError("grid tokens_per_seq must be positive integers")
+        if self.repeats < 1 or self.warmup < 0:
+            raise ConfigError("grid repeats must be >= 1 and warmup >= 0")
+
+    def verify_tokens(self, k_max: int) -> tuple[int, ...]:
+        if self.tokens_per_seq:
+            return tuple(sorted(set(int(t) for t in self.tokens_per_seq)))
+        return tuple(range(1, k_max + 2))
+
+    def to_dict(self, k_max: int) -> dict[str, Any]:
+        data = asdict(self)
+        data["tokens_per_seq"] = list(self.verify_tokens(k_max))
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    def points(self, k_max: int) -> int:
+        b, p, c = len(self.batch_sizes), len(self.prompt_lengths), len(self.context_lengths)
+        return 2 * b * p + b * len(self.verify_tokens(k_max)) * c + b * c
+
+
+GRIDS: dict[str, Grid] = {
+    # Seconds on a CPU with the tiny test models; also a quick look at a real pair.
+    "small": Grid("small", (1, 2, 4), (8, 32, 64), (16, 64, 128), (1, 2, 3, 5), repeats=3,
+                  warmup=1),
+    # A GPU calibration: vLLM-like decode batches, AdaSpec-like context buckets.
+    "default": Grid("default", (1, 2, 4, 8, 16, 32), (32, 128, 512, 1024),
+                    (128, 512, 1024, 2048), (), repeats=5, warmup=2),
+}
+
+
+def load_grid(spec: str) -> Grid:
+    """A grid preset name (``small``, ``default``) or a JSON file with the Grid fields."""
+    if spec in GRIDS:
+        return GRIDS[spec]
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(f"unknown grid {spec!r}: use {', '.join(GRIDS)} or a JSON file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read grid file ({exc.__class__.__name__})", path=str(path)) from None
+    if not isinstance(data, dict):
+        raise InputError("grid file must hold a JSON object", path=str(path))
+    fields = {"batch_sizes", "prompt_lengths", "context_lengths", "tokens_per_seq", "repeats",
+              "warmup"}
+    unknown = set(data) - fields - {"name"}
+    if unknown:
+        raise InputError(f"unknown grid key(s) {', '.join(sorted(unknown))}", path=str(path))
+    try:
+        kwargs = {k: tuple(int(v) for v in data[k]) if isinstance(data[k], list) else int(data[k])
+                  for k in fields & set(data)}
+        return Grid(name=str(data.get("name", path.stem)), **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"bad grid file: {exc}", path=str(path)) from None
+
+
+class Timer:
+    """Times a zero-argument callable: CUDA events on a GPU, perf_counter on a CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+
+    def __call__(self, fn: Callable[[], Any]) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1e3
+        began = time.perf_counter()
+        fn()
+        return time.perf_counter() - began
+
+
+def _measure(timer: Timer, run: Callable[[], Any], reset: Callable[[], None], repeats: int,
+             warmup: int) -> list[float]:
+    times = []
+    for i in range(warmup + repeats):
+        elapsed = timer(run)
+        reset()
+        if i >= warmup:
+            times.append(elapsed)
+    return times
+
+
+def _sample(op: str, batch: int, tokens: int, context: int, prompt: int,
+            times: list[float]) -> dict[str, Any]:
+    return {"op": op, "batch": batch, "tokens_per_seq": tokens, "context_per_seq": context,
+            "prompt_len": prompt, "seconds_median": float(statistics.median(times)),
+            "seconds_all": [float(t) for t in times]}
+
+
+class _Bench:
+    """One model's cache and slots for timing its passes."""
+
+    def __init__(self, model: torch.nn.Module, max_slots: int, max_len: int, vocab: int,
+                 seed: int) -> None:
+        self.model = model
+        self.cache = SlotKVCache.for_model(model, max_slots=max_slots, max_len=max_len)
+        self.slots = [allocate(self.cache) for _ in range(max_slots)]
+        gen = torch.Generator().manual_seed(seed)
+        self.ids = torch.randint(1, max(2, vocab), (max_slots, max_len), generator=gen)
+
+    def set_context(self, batch: int, context: int) -> list[int]:
+        slots = self.slots[:batch]
+        for slot in self.slots:
+            self.cache.lengths[slot] = 0
+        for slot in slots:
+            # Shapes are what matter for latency: cached positions keep the cache's values.
+            self.cache.lengths[slot] = context
+        return slots
+
+    def prefill_run(self, batch: int, prompt: int) -> tuple[Callable, Callable]:
+        slots = self.set_context(batch, 0)
+        rows = [self.ids[i, :prompt].tolist() for i in range(batch)]
+        return (lambda: prefill(self.model, self.cache, slots, rows),
+                lambda: truncate(self.cache, slots, [0] * batch))
+
+    def decode_run(self, batch: int, tokens: int, context: int) -> tuple[Callable, Callable]:
+        slots = self.set_context(batch, context)
+        ids = self.ids[:batch, :tokens].clone()
+        return (lambda: decode(self.model, self.cache, slots, ids),
+                lambda: truncate(self.cache, slots, [context] * batch))
+
+
+def grid_points(grid: Grid, k_max: int) -> Iterator[tuple[str, int, int, int, int]]:
+    """(op, batch, tokens_per_seq, context_per_seq, prompt_len) of every grid point."""
+    for op in ("target_prefill", "draft_prefill"):
+        for b in grid.batch_sizes:
+            for p in grid.prompt_lengths:
+                yield op, b, p, 0, p
+    for b in grid.batch_sizes:
+        for c in grid.context_lengths:
+            for t in grid.verify_tokens(k_max):
+                yield "target_verify", b, t, c, 0
+    for b in grid.batch_sizes:
+        for c in grid.context_lengths:
+            yield "draft_step", b, 1, c, 0
+
+
+def time_grid(target: torch.nn.Module, draft: torch.nn.Module, grid: Grid, *,
+              k_max: int = DEFAULT_K_MAX, seed: int = 0, progress: bool = False
+              ) -> dict[str, list[dict[str, Any]]]:
+    """Time every grid point; return the samples grouped by operation."""
+    if k_max < 0:
+        raise ConfigError(f"k_max must be >= 0, got {k_max}")
+    device = next(target.parameters()).device
+    max_slots = max(grid.batch_sizes)
+    max_len = max(max(grid.prompt_lengths),
+                  max(grid.context_lengths) + max(grid.verify_tokens(k_max))) + 1
+    limits = [getattr(m.config, "max_position_embeddings", None) for m in (target, draft)]
+    if any(lim is not None and max_len > lim for lim in limits):
+        raise ConfigError(f"grid needs {max_len} positions, more than the models allow ({limits})")
+    benches = {"target": _Bench(target, max_slots, max_len, target.config.vocab_size, seed),
+               "draft": _Bench(draft, max_slots, max_len, draft.config.vocab_size, seed + 1)}
+    timer = Timer(device)
+    samples: dict[str, list[dict[str, Any]]] = {}
+    points = list(grid_points(grid, k_max))
+    from tqdm import tqdm
+
+    with torch.inference_mode():
+        for op, batch, tokens, context, prompt in tqdm(points, desc="calibrate latency",
+                                                       unit="point", disable=not progress):
+            bench = benches["draft" if op.startswith("draft") else "target"]
+            if op.endswith("prefill"):
+                run, reset = bench.prefill_run(batch, prompt)
+            else:
+                run, reset = bench.decode_run(batch, tokens, context)
+            times = _measure(timer, run, reset, grid.repeats, grid.warmup)
+            samples.setdefault(op, []).append(_sample(op, batch, tokens, context, prompt, times))
+    return samples
+
+
+def with_overrides(grid: Grid, repeats: int | None = None, warmup: int | None = None) -> Grid:
+    """``grid`` with command-line overrides of repeats/warmup."""
+    changes = {k: v for k, v in (("repeats", repeats), ("warmup", warmup)) if v is not None}
+    return replace(grid, **changes) if changes else grid
