@@ -1,0 +1,234 @@
+"""Shared CSV reading and validation for the trace loaders.
+
+Files are read with pandas in chunks (bounded memory), keeping blank lines as all-empty rows so
+that a row's position maps to its line as a text editor counts it: header = line 1, data row
+``i`` (0-based) = line ``i + 2``. Every problem becomes one :class:`InputError` naming the file,
+the line and the column. :class:`WindowCollector` applies a time window and a request limit
+while chunks stream in, so that reading stops as soon as the result is complete.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim.errors import InputError
+from sim.workload.arrays import Columns
+
+CHUNK_ROWS = 1_000_000
+"""Rows per pandas chunk: ~100 MB of parsed strings at most for the 2024 Azure files."""
+
+
+def open_text(path: str | Path):
+    """Open a (possibly gzip-compressed) text file."""
+    if str(path).endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def read_header(path: str | Path) -> list[str]:
+    """The header's column names (stripped). Raises InputError for an empty or binary file."""
+    try:
+        with open_text(path) as f:
+            first = f.readline()
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise InputError(f"cannot read the file as UTF-8 text ({exc})", path=str(path)) from None
+    if not first.strip():
+        raise InputError("empty file: no header and no data rows", path=str(path), line=1)
+    return [c.strip() for c in first.rstrip("\r\n").split(",")]
+
+
+def line_of(row_index: int) -> int:
+    """1-based file line of 0-based data row ``row_index`` (header = line 1)."""
+    return int(row_index) + 2
+
+
+def check_columns(path: str | Path, header: Sequence[str], required: Sequence[str],
+                  fmt: str, optional: Sequence[str] = ()) -> None:
+    """Raise InputError (line 1) naming the first required column missing from ``header``."""
+    present = set(header)
+    for col in required:
+        if col not in present:
+            expected = ",".join(list(required) + [f"[{c}]" for c in optional])
+            near = [h for h in header if h.lower().replace(" ", "") == col.lower().replace(" ", "")]
+            hint = f" (found {near[0]!r}: names are case-sensitive)" if near else ""
+            raise InputError(f"missing column {col!r}{hint}; the {fmt} format expects columns "
+                             f"{expected}; the header has {','.join(header)}",
+                             path=str(path), line=1, column=col)
+
+
+def _blank_rows(chunk: pd.DataFrame) -> np.ndarray:
+    """Rows whose every cell is empty (blank lines, kept only to preserve line numbers)."""
+    blank = np.ones(len(chunk), dtype=bool)
+    for col in chunk.columns:
+        s = chunk[col]
+        if s.dtype.kind in "iub":
+            return np.zeros(len(chunk), dtype=bool)
+        if s.dtype.kind == "f":
+            blank &= np.isnan(s.to_numpy())
+        else:
+            blank &= s.isna().to_numpy() | (s.astype(str).str.strip() == "").to_numpy()
+        if not blank.any():
+            break
+    return blank
+
+
+def iter_chunks(path: str | Path, usecols: Sequence[str], *, dtype: dict | None = None,
+                chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """Yield DataFrame chunks of the named columns; the index is the 0-based data-row number.
+
+    Cells are not turned into NaN (``na_filter=False``): an empty cell stays ``""`` so that
+    checks can tell "missing" from "NaN". Rows whose every cell is empty (blank lines) are
+    dropped but keep their row number, so later lines stay correct. A row with more fields
+    than the header, or bad encoding, becomes an InputError with the line.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            reader = pd.read_csv(path, dtype=dtype, chunksize=chunk_rows, index_col=False,
+                                 skip_blank_lines=False, na_filter=False, encoding="utf-8")
+            with reader:
+                for chunk in reader:
+                    chunk.columns = [str(c).strip() for c in chunk.columns]
+                    blank = _blank_rows(chunk)
+                    if blank.any():
+                        chunk = chunk[~blank]
+                    if len(chunk):
+                        yield chunk[list(usecols)]
+    except pd.errors.ParserWarning:
+        raise InputError("malformed CSV row: more fields than the header", path=str(path),
+                         line=2) from None
+    except pd.errors.ParserError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        line = int(m.group(1)) if m else None
+        detail = re.sub(r"^Error tokenizing data\. C error: ", "", str(exc).strip())
+        raise InputError(f"malformed CSV row: {detail}", path=str(path), line=line) from None
+    except pd.errors.EmptyDataError:
+        raise InputError("empty file: no header and no data rows", path=str(path),
+                         line=1) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"cannot read the file as UTF-8 text ({exc.reason})",
+                         path=str(path)) from None
+
+
+def _first_bad(mask: np.ndarray, index: pd.Index) -> int:
+    return int(index[int(np.argmax(mask))])
+
+
+def _raw(series: pd.Series, row: int) -> str:
+    value = series.loc[row]
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
+def number_column(chunk: pd.DataFrame, col: str, path: str | Path, what: str) -> np.ndarray:
+    """The column as finite float64; non-numeric, empty or infinite cells raise InputError."""
+    s = chunk[col]
+    if s.dtype.kind in "iuf":
+        vals = s.to_numpy(np.float64)
+    else:
+        vals = pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(vals)
+    if bad.any():
+        row = _first_bad(bad, chunk.index)
+        raw = _raw(s, row)
+        msg = f"missing {what}" if raw == "" else f"{what} is not a finite number: {raw!r}"
+        raise InputError(msg, path=str(path), line=line_of(row), column=col)
+    return vals
+
+
+def token_column(chunk: pd.DataFrame, col: str, path: str | Path, what: str,
+                 minimum: int = 1) -> np.ndarray:
+    """The column as int64 token counts >= ``minimum``; anything else raises InputError."""
+    s = chunk[col]
+    if s.dtype.kind in "iu":
+        vals = s.to_numpy(np.int64)
+    else:
+        f = number_column(chunk, col, path, what)
+        frac = f != np.floor(f)
+        if frac.any():
+            row = _first_bad(frac, chunk.index)
+            raise InputError(f"{what} must be a whole number of tokens, got {_raw(s, row)!r}",
+                             path=str(path), line=line_of(row), column=col)
+        vals = f.astype(np.int64)
+    low = vals < minimum
+    if low.any():
+        row = _first_bad(low, chunk.index)
+        raise InputError(f"{what} must be >= {minimum}, got {int(vals[np.argmax(low)])}",
+                         path=str(path), line=line_of(row), column=col)
+    return vals
+
+
+def check_nonnegative(values: np.ndarray, index: pd.Index, path: str | Path, col: str,
+                      what: str) -> None:
+    """Raise InputError at the first negative value."""
+    neg = values < 0
+    if neg.any():
+        row = _first_bad(neg, index)
+        raise InputError(f"{what} must be >= 0, got {values[np.argmax(neg)]!r}",
+                         path=str(path), line=line_of(row), column=col)
+
+
+class SortedCheck:
+    """Checks that timestamps never decrease, across chunk boundaries."""
+
+    def __init__(self, path: str | Path, col: str) -> None:
+        self.path = str(path)
+        self.col = col
+        self.last: float | int | None = None
+
+    def __call__(self, values: np.ndarray, index: pd.Index, render=repr) -> None:
+        if values.size == 0:
+            return
+        prev = np.empty_like(values)
+        prev[1:] = values[:-1]
+        prev[0] = values[0] if self.last is None else self.last
+        dec = values < prev
+        if dec.any():
+            k = int(np.argmax(dec))
+            raise InputError(f"timestamps are not sorted: {render(values[k])} comes after "
+                             f"{render(prev[k])} (rows must be in arrival order)",
+                             path=self.path, line=line_of(index[k]), column=self.col)
+        self.last = values[-1]
+
+
+class WindowCollector:
+    """Collects rows with ``start_s <= t < end_s`` (shifted by ``-start_s``) up to ``limit``.
+
+    ``add`` returns True once no later row can be wanted (times are sorted), so a loader can
+    stop reading the file early.
+    """
+
+    def __init__(self, start_s: float = 0.0, end_s: float = math.inf,
+                 limit: int | None = None) -> None:
+        self.start_s = start_s
+        self.end_s = end_s
+        self.limit = limit
+        self.parts: list[Columns] = []
+        self.count = 0
+
+    def add(self, cols: Columns) -> bool:
+        t = cols.arrival_s
+        keep = (t >= self.start_s) & (t < self.end_s)
+        part = cols.take(keep)
+        if self.limit is not None and self.count + len(part) > self.limit:
+            part = part.take(slice(0, self.limit - self.count))
+        if len(part):
+            if self.start_s:
+                part = Columns(part.arrival_s - self.start_s, part.prompt_tokens,
+                               part.output_tokens, part.category)
+            self.parts.append(part)
+            self.count += len(part)
+        past_end = t.size > 0 and t[-1] >= self.end_s
+        return past_end or (self.limit is not None and self.count >= self.limit)
+
+    def result(self) -> Columns:
+        return Columns.concat(self.parts)
