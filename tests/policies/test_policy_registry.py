@@ -1,0 +1,69 @@
+"""Spec grammar: canonical names round-trip, defaults, and one-line ConfigErrors."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.errors import ConfigError
+from sim.policies.base import Policy
+from sim.policies.registry import (
+    DEFAULT_POLICY_SPECS,
+    POLICY_NAMES,
+    all_policy_specs,
+    make_policy,
+    parse_policy_spec,
+    policy_help,
+)
+
+
+def test_names_and_default_set():
+    assert set(POLICY_NAMES) == {"nospec", "static", "threshold", "disable-by-batch", "smartspec",
+                                 "adaspec", "adaspec-nv", "oracle"}
+    assert all_policy_specs() == DEFAULT_POLICY_SPECS
+    for spec in all_policy_specs():
+        pol = make_policy(spec)
+        assert isinstance(pol, Policy)
+        assert pol.name == spec
+        assert make_policy(pol.name).name == pol.name
+    assert len(policy_help().splitlines()) == len(POLICY_NAMES)
+
+
+@pytest.mark.parametrize("spec, name", [
+    ("STATIC:5", "static:5"),
+    (" threshold : 0.7 , 6 ", "threshold:0.7,6"),
+    ("threshold:k=4", "threshold:0.6,4"),
+    ("disable-by-batch:k=3,b=16", "disable-by-batch:3,16"),
+    ("smartspec", "smartspec:8"),
+    ("smartspec:6,weight=0.2", "smartspec:6,weight=0.2"),
+    ("adaspec:8,artifact", "adaspec:8,slo=off,trim=request"),
+    ("adaspec:k=8,slo=off,trim=request", "adaspec:8,slo=off,trim=request"),
+    ("adaspec:4,slo=tokens,trim=off", "adaspec:4,slo=tokens,trim=off"),
+    ("adaspec-nv", "adaspec-nv:8"),
+    ("adaspec-nv:8,artifact", "adaspec-nv:8,slo=off"),
+    ("oracle", "oracle:8"),
+])
+def test_spec_parsing(spec, name):
+    assert make_policy(spec).name == name
+
+
+def test_k_max_and_flags():
+    assert make_policy("static:3").k_max == 3
+    assert make_policy("adaspec").k_max == 8
+    assert make_policy("nospec").uses_draft is False
+    assert make_policy("oracle:4").needs_oracle is True
+    assert not make_policy("adaspec:8").needs_oracle
+    kind, kwargs = parse_policy_spec("adaspec:6,artifact")
+    assert kind.name == "adaspec" and kwargs == {"k": 6, "slo": "off", "trim": "request"}
+
+
+@pytest.mark.parametrize("spec", [
+    "", "   ", "foo", "foo:1", "static", "static:0", "static:65", "static:x", "static:5.0",
+    "static:5,6", "static:5,", "static:,5", "threshold:1.5", "threshold:0.6,0", "threshold:abc",
+    "disable-by-batch:5", "disable-by-batch:5,0", "smartspec:8,alpha0=2", "smartspec:8,weight=0",
+    "adaspec:8,slo=maybe", "adaspec:8,trim=x", "adaspec:8,foo=1", "adaspec:k=8,8", "adaspec:8,k=8",
+    "adaspec:8,cbar0=", "adaspec-nv:8,trim=token", "oracle:100", "nospec:1", "adaspec:8,verifier",
+])
+def test_bad_specs_are_one_line_config_errors(spec):
+    with pytest.raises(ConfigError) as err:
+        make_policy(spec)
+    assert "\n" not in str(err.value) and str(err.value)
