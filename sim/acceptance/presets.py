@@ -142,6 +142,8 @@ def make_acceptance(name_or_path: str | Path) -> AcceptanceModel:
     """
     spec = str(name_or_path).strip()
     key = spec.lower()
+    if not spec:
+        raise ConfigError("empty acceptance model name")
     if key in PRESETS:
         return ParametricAcceptance(_preset_params(key))
     if key.startswith("fixed:") or key == "fixed":
@@ -152,7 +154,7 @@ def make_acceptance(name_or_path: str | Path) -> AcceptanceModel:
             raise ConfigError(f"acceptance 'fixed:ALPHA' needs a number in [0, 1], got {spec!r}") from None
         return FixedAcceptance(alpha=alpha, name=f"fixed:{alpha:g}")
     path = Path(spec)
-    if path.suffix.lower() == ".json" or path.exists():
+    if path.suffix.lower() == ".json" or path.is_file():
         from sim.acceptance.io import load_acceptance
         return load_acceptance(path)
     raise ConfigError(f"unknown acceptance model {spec!r}; use one of "

@@ -1,0 +1,107 @@
+"""The parametric acceptance model: levels, confidences, calibration, decay, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim.acceptance.base import accepted_prefix
+from sim.acceptance.model import (
+    AcceptanceParams,
+    CalibrationCurve,
+    CategoryProfile,
+    ParametricAcceptance,
+    decay_vector,
+    level_for_mean_accepted_length,
+    mean_accepted_length,
+)
+from sim.errors import ConfigError
+
+
+def _model(**kw) -> ParametricAcceptance:
+    params = dict(name="t", source="test",
+                  categories={"": CategoryProfile(0.6, None), "Hard": CategoryProfile(0.3, 20.0)})
+    params.update(kw)
+    return ParametricAcceptance(AcceptanceParams(**params))
+
+
+def test_levels_follow_category_profiles_and_default():
+    m = _model()
+    rng = np.random.default_rng(0)
+    levels = m.request_levels(["", "unknown", " HARD "] * 4000, rng)
+    assert np.all(levels[0::3] == 0.6) and np.all(levels[1::3] == 0.6)  # no spread, default
+    hard = levels[2::3]
+    assert abs(hard.mean() - 0.3) < 0.01
+    # Beta(6, 14): s.d. = sqrt(0.3 * 0.7 / 21) = 0.1
+    assert abs(hard.std() - 0.1) < 0.01
+
+
+def test_calibrated_acceptance_matches_level_and_confidence_is_informative():
+    m = _model(calibration=CalibrationCurve(((0.0, 0.05), (0.5, 0.4), (1.0, 0.95))))
+    rng = np.random.default_rng(1)
+    levels = np.full(50_000, 0.5)
+    conf, accept = m.draw(levels, 1, rng)
+    # E[cal(p)] = level by construction of the confidence mean
+    assert abs(accept.mean() - 0.5) < 0.01
+    assert conf.min() > 0 and conf.max() <= 1
+    low, high = accept[conf < 0.3].mean(), accept[conf > 0.7].mean()
+    assert high > low + 0.3
+
+
+def test_position_decay_scales_acceptance():
+    m = _model(position_decay=(1.0, 0.5))
+    assert decay_vector((1.0, 0.5), 4).tolist() == [1.0, 0.5, 0.5, 0.5]
+    assert decay_vector((), 2).tolist() == [1.0, 1.0]
+    rng = np.random.default_rng(2)
+    _, accept = m.draw(np.full(40_000, 0.6), 3, rng)
+    rates = accept.mean(axis=0)
+    assert abs(rates[0] - 0.6) < 0.01 and abs(rates[1] - 0.3) < 0.01 and abs(rates[2] - 0.3) < 0.01
+
+
+def test_closed_form_mean_accepted_length_matches_simulation():
+    # point-mass level 0.6, no decay, k = 3: 1 + 0.6 + 0.36 + 0.216 = 2.176
+    assert mean_accepted_length(0.6, None, 3) == pytest.approx(2.176)
+    # Beta level (mean 0.6, kappa 10): E[lam^2] = 0.6 * 7/11 = 0.381818
+    assert mean_accepted_length(0.6, 10.0, 2) == pytest.approx(1 + 0.6 + 0.6 * 7 / 11)
+    m = _model(categories={"": CategoryProfile(0.6, 10.0)}, position_decay=(1.0, 0.9, 0.8))
+    rng = np.random.default_rng(3)
+    levels = m.request_levels([""] * 20_000, rng)
+    _, accept = m.draw(levels, 5, rng)
+    simulated = (accepted_prefix(accept, np.full(20_000, 5)) + 1).mean()
+    assert simulated == pytest.approx(mean_accepted_length(0.6, 10.0, 5, (1.0, 0.9, 0.8)), abs=0.03)
+    level = level_for_mean_accepted_length(2.0, 10.0, 5)
+    assert mean_accepted_length(level, 10.0, 5) == pytest.approx(2.0)
+    with pytest.raises(ConfigError):
+        level_for_mean_accepted_length(7.5, 10.0, 5)  # more than k + 1
+
+
+def test_draws_are_seeded_and_shaped():
+    m = _model()
+    a = m.draw(np.array([0.2, 0.9]), 4, np.random.default_rng(7))
+    b = m.draw(np.array([0.2, 0.9]), 4, np.random.default_rng(7))
+    assert a[0].shape == (2, 4) and a[1].dtype == bool
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    conf, accept = m.draw(np.array([0.5]), 0, np.random.default_rng(0))
+    assert conf.shape == (1, 0) and accept.shape == (1, 0)
+
+
+@pytest.mark.parametrize("kw", [
+    {"categories": {"x": CategoryProfile(0.5)}},                       # no default category
+    {"confidence_concentration": 0.0},
+    {"position_decay": (1.0, 1.5)},
+])
+def test_bad_params(kw):
+    with pytest.raises(ConfigError):
+        _model(**kw)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: CategoryProfile(1.0),
+    lambda: CategoryProfile(0.5, -1.0),
+    lambda: CalibrationCurve(((0.0, 0.5), (1.0, 0.4))),             # decreasing
+    lambda: CalibrationCurve(((0.1, 0.1), (1.0, 0.9))),             # does not start at 0
+    lambda: CalibrationCurve(((0.0, 0.0),)),
+])
+def test_bad_components(make):
+    with pytest.raises(ConfigError):
+        make()
