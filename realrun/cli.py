@@ -1,0 +1,200 @@
+"""``adaspec-realrun``: serve a trace with the real engine (real forward passes on this machine)
+under one or more policies and write the adaspec-sim results layout; ``adaspec-realrun
+fetch-models`` fetches the real model pair (see ``realrun.fetch``).
+
+Times in the results are engine seconds on the wall clock: arrivals are the trace's arrival
+times (after --window/--rate-scale/--limit) multiplied by --time-scale; every iteration's
+duration is measured. With a tokenizer (real models) prompts are Spec-Bench text of the
+request's category, and the request's prompt length becomes the tokenised length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from sim.cli_common import add_slo_args, add_workload_args, run_command, workload_from_args
+from sim.errors import ConfigError
+
+PROG = "adaspec-realrun"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__.split("\n\n")[0],
+        epilog=f"'{PROG} fetch-models --help' for fetching the real model pair.")
+    add_workload_args(parser)
+    parser.add_argument("--policy", action="append", required=True, metavar="NAME",
+                        help="policy spec (repeatable; run one after another on the same models)")
+    models = parser.add_argument_group("models and device")
+    models.add_argument("--target", required=True, metavar="MODEL",
+                        help="random:<preset>, a cached name (qwen2.5-coder-1.5b), a model "
+                             "directory or a .gguf file")
+    models.add_argument("--draft", required=True, metavar="MODEL", help="draft model, same forms")
+    models.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    models.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    models.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
+    models.add_argument("--gpu", default="H100",
+                        help="hardware preset of the policies' roofline estimator (default H100)")
+    models.add_argument("--profile", metavar="PATH",
+                        help="calibrated latency profile for the policies' estimator "
+                             "(adaspec-calibrate latency) instead of the roofline")
+    engine = parser.add_argument_group("engine")
+    engine.add_argument("--max-num-seqs", type=int, default=8, metavar="N",
+                        help="slots = concurrent requests (default 8)")
+    engine.add_argument("--max-len", type=int, default=1024, metavar="N",
+                        help="tokens per slot: prompt + output must fit (default 1024)")
+    engine.add_argument("--block-size", type=int, default=16, metavar="N")
+    engine.add_argument("--kv-blocks", type=int, metavar="N",
+                        help="KV pool in blocks (default: the slots' capacity, "
+                             "max-num-seqs x max-len / block-size)")
+    engine.add_argument("--max-num-batched-tokens", type=int, default=8192, metavar="N")
+    engine.add_argument("--time-scale", type=float, default=1.0, metavar="X",
+                        help="replay arrival_s x X on the wall clock (X > 1 slows arrivals down)")
+    engine.add_argument("--controlled-acceptance", metavar="PRESET|FILE",
+                        help="draw draft confidences and verdicts from this acceptance model "
+                             "(real passes still run)")
+    engine.add_argument("--temperature", type=float, default=0.0, metavar="T",
+                        help="0 = greedy, lossless (default); > 0 = rejection sampling")
+    engine.add_argument("--prompts", default="auto", metavar="auto|synthetic|spec-bench|PATH",
+                        help="prompt source: auto = Spec-Bench text with a tokenizer, else "
+                             "synthetic ids of the trace's lengths")
+    engine.add_argument("--max-prompt-tokens", type=int, metavar="N",
+                        help="keep the last N tokens of each prompt")
+    engine.add_argument("--max-output-tokens", type=int, metavar="N",
+                        help="cap each request's output length")
+    add_slo_args(parser)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of random weights, synthetic prompts, sampling, acceptance")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="results directory (summary.json, <policy>/requests.csv, iterations.csv)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _check_args(args: argparse.Namespace) -> list:
+    from sim.policies.registry import make_policy
+
+    if not args.time_scale > 0:
+        raise ConfigError(f"--time-scale must be > 0, got {args.time_scale}")
+    if args.slo_ttft_ms <= 0 or args.slo_tpot_ms <= 0:
+        raise ConfigError("SLOs must be positive numbers of milliseconds")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError("--threads must be >= 1")
+    policies = []
+    for spec in args.policy:
+        policy = make_policy(spec)
+        if getattr(policy, "sim_only", False) or policy.needs_oracle:
+            raise ConfigError(f"policy {policy.name} is simulation-only; adaspec-realrun cannot run it")
+        if policy.name not in [p.name for p in policies]:
+            policies.append(policy)
+    return policies
+
+
+def time_scaled(workload, time_scale: float):
+    """The workload with every arrival at ``arrival_s * time_scale`` (engine seconds)."""
+    requests = tuple(replace(r, arrival_s=r.arrival_s * time_scale) for r in workload.requests)
+    return replace(workload, requests=requests,
+                   transforms=workload.transforms + (f"time_scale={time_scale!r}",))
+
+
+def _inputs(workload, served, args) -> dict:
+    from sim.output import file_sha256
+
+    inputs = {"trace": {"path": workload.source, "sha256": workload.sha256,
+                        "format": workload.format, "transforms": list(served.workload.transforms)}}
+    if served.prompt_source.startswith("spec-bench:"):
+        path = served.prompt_source.split(":", 1)[1]
+        inputs["prompts"] = {"path": path, "sha256": file_sha256(path)}
+    for key, path in (("profile", args.profile), ("acceptance", args.controlled_acceptance)):
+        if path and Path(path).is_file():
+            inputs[key] = {"path": path, "sha256": file_sha256(path)}
+    return inputs
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        import torch
+    except ImportError:
+        raise ConfigError(f"{PROG} needs torch and transformers (pip install 'adaspec-sim[real]')") from None
+    from realrun.engine import EngineLimits, RealEngine
+    from realrun.models import load_model
+    from realrun.prompts import build_prompts
+    from realrun.results import build_estimator, model_spec, run_config, to_run_result
+    from sim.output import prepare_out_dir, write_results
+    from sim.report import format_table
+
+    policies = _check_args(args)
+    limits = EngineLimits(max_num_seqs=args.max_num_seqs, max_len=args.max_len,
+                          block_size=args.block_size, kv_blocks=args.kv_blocks,
+                          max_num_batched_tokens=args.max_num_batched_tokens,
+                          ttft_slo_s=args.slo_ttft_ms / 1e3, tpot_slo_s=args.slo_tpot_ms / 1e3,
+                          temperature=args.temperature)
+    acceptance = None
+    if args.controlled_acceptance:
+        from sim.acceptance.presets import make_acceptance
+        acceptance = make_acceptance(args.controlled_acceptance)
+    prepare_out_dir(args.out)
+    workload = workload_from_args(args, args.seed)
+    if args.time_scale != 1.0:
+        workload = time_scaled(workload, args.time_scale)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    needs_draft = any(p.uses_draft for p in policies)
+    target = load_model(args.target, device=args.device, dtype=args.dtype, seed=args.seed)
+    draft = load_model(args.draft, device=args.device, dtype=args.dtype, seed=args.seed + 1) \
+        if needs_draft else None
+    if draft is not None and draft.config.vocab_size != target.config.vocab_size:
+        raise ConfigError(f"target and draft vocabularies differ ({target.config.vocab_size} vs "
+                          f"{draft.config.vocab_size}): speculation needs a shared tokenizer")
+    served = build_prompts(workload, source=args.prompts, tokenizer=target.tokenizer,
+                           vocab_size=int(target.config.vocab_size), seed=args.seed,
+                           max_prompt_tokens=args.max_prompt_tokens,
+                           max_output_tokens=args.max_output_tokens)
+    estimator = build_estimator(model_spec(target), model_spec(draft) if draft else None,
+                                gpu=args.gpu, profile=args.profile)
+    print(f"trace {workload.source} ({workload.format}): {len(workload)} requests over "
+          f"{served.workload.span_s:.1f} s (time scale {args.time_scale:g}); "
+          f"{target.label} + {draft.label if draft else 'no draft'}; prompts {served.prompt_source}"
+          + ("; prompt lengths are the tokenised lengths" if served.prompt_source != "synthetic" else "")
+          + (f"; controlled acceptance {acceptance.name}" if acceptance else ""), flush=True)
+    results = []
+    for policy in policies:
+        engine = RealEngine(target.model, draft.model if draft else None, policy, estimator, limits,
+                            seed=args.seed, acceptance=acceptance,
+                            progress=not args.quiet and sys.stderr.isatty())
+        run = engine.run(served)
+        for rid, reason in sorted(run.rejections.items()):
+            print(f"{PROG}: warning: {policy.name}: rejected {reason}", file=sys.stderr)
+        results.append(to_run_result(policy.name, run, limits))
+        if not args.quiet:
+            print(f"  {policy.name}: served in {run.wall_s:.1f} s", file=sys.stderr)
+        del engine, run
+        gc.collect()
+    print(format_table({r.policy: r.summary for r in results}))
+    config = run_config(limits=limits, target_spec=args.target, draft_spec=args.draft,
+                        target=target, draft=draft, gpu=args.gpu, profile=args.profile,
+                        device=target.device, dtype=args.dtype, time_scale=args.time_scale,
+                        controlled_acceptance=args.controlled_acceptance, threads=args.threads,
+                        prompts=served.prompt_source, max_prompt_tokens=args.max_prompt_tokens,
+                        max_output_tokens=args.max_output_tokens)
+    path = write_results(args.out, results, config, _inputs(workload, served, args), args.seed)
+    print(f"wrote {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "fetch-models":
+        from realrun import fetch
+        return fetch.main(argv[1:])
+    args = build_parser().parse_args(argv)
+    return run_command(PROG, lambda: _run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

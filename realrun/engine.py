@@ -1,0 +1,316 @@
+"""The real serving engine: ``sim.server``'s loop on the wall clock with real forward passes.
+
+One replica, one policy. The loop mirrors the simulated engine exactly:
+
+- arrivals are replayed on the wall clock: request i is released at engine time
+  ``arrival_s`` of the served workload (already multiplied by ``time_scale``); the engine clock
+  starts at the first arrival, so no idle lead-in is waited out;
+- the SAME ``sim.core.scheduler.Scheduler`` decides every iteration (FCFS admission, KV blocks,
+  preemption by recompute); a scheduler slot is the row of the target and draft slot KV caches,
+  and the KV pool is sized from that capacity (``max_num_seqs x max_len / block_size`` blocks,
+  a block holding the target's and the draft's KV of its tokens);
+- prefill-first rule: an iteration is a prefill when ``next_prefill`` admits anything, else a
+  decode iteration over ``prepare_decode``'s slots; a preempted request's slot is released in
+  both caches and its prompt plus the tokens it already emitted are prefilled again on
+  readmission (that prefill emits its next token, as the scheduler counts);
+- decode iterations build the same ``BatchView`` and go through
+  ``sim.core.speculation.run_decode_iteration(policy, view, executor)`` with
+  ``realrun.executor.RealDecodeExecutor`` (real draft confidences; greedy verification is
+  lossless); request i emits ``min(accepted_i + 1, remaining_i)`` tokens;
+- every iteration's duration is measured (``perf_counter``; on CUDA after
+  ``torch.cuda.synchronize``), covering the policy's decisions and all passes, and logged in
+  the same ``IterationLog``; requests leave as the same ``FinishedRequest`` records.
+
+Outputs ignore EOS and run to ``output_tokens``. A request that can never fit its slot
+(prompt + output > ``max_len``) or the KV pool is rejected with a per-request reason and the
+run continues. Controlled acceptance: the passes run, but draft confidences and verdicts come
+from an acceptance model (per-request levels and per-iteration draws, as in the simulator).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from realrun.executor import RealDecodeExecutor
+from realrun.kvcache import SlotKVCache
+from realrun.prompts import ServedWorkload
+from sim.acceptance.base import AcceptanceModel
+from sim.core.padding import GraphPadding
+from sim.core.scheduler import FinishedRequest, PrefillChunk, Scheduler, SchedulerConfig
+from sim.core.speculation import run_decode_iteration
+from sim.errors import AdaSpecError, ConfigError
+from sim.latency.base import LatencyModel
+from sim.metrics.recorder import IterationLog
+from sim.policies.base import BatchView, Policy
+from sim.workload.request import Request
+
+
+class EngineOOMError(AdaSpecError):
+    """The device ran out of memory (one line: what to lower)."""
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    """Engine limits and run options. ``kv_blocks`` defaults to the slot caches' capacity
+    (``max_num_seqs * max_len // block_size``); a smaller pool forces preemption."""
+
+    max_num_seqs: int = 8
+    max_len: int = 1024
+    block_size: int = 16
+    kv_blocks: int | None = None
+    max_num_batched_tokens: int = 8192
+    ttft_slo_s: float = 2.0
+    tpot_slo_s: float = 0.040
+    temperature: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_num_seqs", "max_len", "block_size", "max_num_batched_tokens"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.kv_blocks is not None and not 1 <= self.kv_blocks <= self.capacity_blocks:
+            raise ConfigError(f"kv_blocks must be in 1..{self.capacity_blocks} (the slot caches "
+                              f"hold {self.max_num_seqs} x {self.max_len} tokens), got {self.kv_blocks}")
+        if not (self.ttft_slo_s > 0 and self.tpot_slo_s > 0):
+            raise ConfigError("SLOs must be positive")
+        if self.temperature < 0:
+            raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
+
+    @property
+    def capacity_blocks(self) -> int:
+        return max(1, self.max_num_seqs * self.max_len // self.block_size)
+
+    def scheduler_config(self) -> SchedulerConfig:
+        """The same rule as ``sim.run.build_scheduler_config`` (1 % watermark), no chunking."""
+        blocks = self.kv_blocks if self.kv_blocks is not None else self.capacity_blocks
+        return SchedulerConfig(kv_blocks=blocks, max_num_seqs=self.max_num_seqs,
+                               block_size=self.block_size,
+                               max_num_batched_tokens=self.max_num_batched_tokens,
+                               watermark_blocks=max(0, min(blocks - 1, int(0.01 * blocks))),
+                               chunked_prefill=False)
+
+
+@dataclass
+class EngineRun:
+    """What one run produced: finish records, the iteration log, each request's emitted token
+    ids (by request id), rejection reasons and (with ``keep_outcomes``) per decode iteration the
+    (verify lengths, accepted lengths) arrays."""
+
+    finished: list[FinishedRequest]
+    iterations: IterationLog
+    outputs: dict[int, list[int]]
+    rejections: dict[int, str]
+    outcomes: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+class RealEngine:
+    """Serves a ``ServedWorkload`` with ``policy`` on real models (see the module doc)."""
+
+    def __init__(self, target: torch.nn.Module, draft: torch.nn.Module | None, policy: Policy,
+                 estimator: LatencyModel, limits: EngineLimits, *, seed: int = 0,
+                 acceptance: AcceptanceModel | None = None, progress: bool = False,
+                 keep_outcomes: bool = False) -> None:
+        if getattr(policy, "sim_only", False) or policy.needs_oracle:
+            raise ConfigError(f"policy {policy.name} is simulation-only (it needs the future "
+                              "acceptance outcomes); the real engine cannot run it")
+        if policy.uses_draft and draft is None:
+            raise ConfigError(f"policy {policy.name} needs a draft model")
+        for model in (target, draft):
+            positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+            if positions is not None and limits.max_len > positions:
+                raise ConfigError(f"max_len {limits.max_len} exceeds the model's "
+                                  f"{positions} positions")
+        self.policy = policy
+        self.estimator = estimator
+        self.limits = limits
+        self.padding = GraphPadding(enabled=False)  # eager passes: no CUDA graphs captured
+        self.acceptance = acceptance
+        self.seed = seed
+        self.progress = progress
+        self.keep_outcomes = keep_outcomes
+        draft = draft if policy.uses_draft else None
+        n, length = limits.max_num_seqs, limits.max_len
+        self.target_cache = SlotKVCache.for_model(target, max_slots=n, max_len=length)
+        self.draft_cache = SlotKVCache.for_model(draft, max_slots=n, max_len=length) if draft is not None else None
+        self.executor = RealDecodeExecutor(target, self.target_cache, draft, self.draft_cache,
+                                           temperature=limits.temperature, seed=seed)
+        self._cuda = self.target_cache.device.type == "cuda"
+
+    # ------------------------------------------------------------------ clock
+    def _sync(self) -> None:
+        if self._cuda:
+            torch.cuda.synchronize(self.target_cache.device)
+
+    def _now(self) -> float:
+        return self._t0 + (time.perf_counter() - self._wall0)
+
+    # ------------------------------------------------------------------ run
+    def run(self, served: ServedWorkload) -> EngineRun:
+        """Replay ``served`` on the wall clock until every request finished or was rejected."""
+        requests = sorted(served.workload.requests, key=lambda r: (r.arrival_s, r.id))
+        if not requests:
+            raise ConfigError("the workload has no requests")
+        self.scheduler = Scheduler(self.limits.scheduler_config(), lookahead_tokens=self.policy.k_max)
+        self.prompts = served.prompt_ids
+        self.result = EngineRun([], IterationLog(), {}, {})
+        self._pending = deque(requests)
+        self._rng = np.random.default_rng(self.seed)
+        self._levels: dict[int, float] = {}
+        if self.acceptance is not None:
+            levels = self.acceptance.request_levels([r.category for r in requests], self._rng)
+            self._levels = {r.id: float(v) for r, v in zip(requests, levels)}
+        self._bar = tqdm(total=len(requests), unit="req", disable=not self.progress, leave=False,
+                         desc=f"{self.policy.name} (real)")
+        self._t0 = requests[0].arrival_s
+        self._wall0 = time.perf_counter()
+        try:
+            self._loop()
+        except torch.cuda.OutOfMemoryError:
+            raise EngineOOMError(f"out of device memory running {self.policy.name}; lower "
+                                 "--max-num-seqs, --max-len or the prompt lengths") from None
+        except RuntimeError as exc:
+            if "out of memory" in str(exc) or "can't allocate memory" in str(exc):
+                raise EngineOOMError(f"out of memory running {self.policy.name}; lower "
+                                     "--max-num-seqs, --max-len or the prompt lengths") from None
+            raise
+        finally:
+            self._bar.close()
+        self.result.wall_s = time.perf_counter() - self._wall0
+        return self.result
+
+    def _loop(self) -> None:
+        sched = self.scheduler
+        while True:
+            self._release_arrivals()
+            if sched.idle:
+                if not self._pending:
+                    break
+                time.sleep(max(0.0, self._pending[0].arrival_s - self._now()))
+                continue
+            chunks = sched.next_prefill(self._now())
+            if chunks:
+                self._prefill(chunks)
+                continue
+            preemptions = sched.preemption_count
+            slots = sched.prepare_decode(self.policy.k_max, self._now())
+            self._sync_slots()
+            if slots.size:
+                self._decode(slots)
+            elif sched.preemption_count == preemptions:
+                raise RuntimeError("scheduler made no progress: nothing to prefill or decode")
+
+    def _release_arrivals(self) -> None:
+        now = self._now()
+        pending = self._pending
+        while pending and pending[0].arrival_s <= now:
+            request = pending.popleft()
+            record = self._reject_if_too_long(request)
+            if record is None:
+                record = self.scheduler.arrive(request, now)
+            if record is not None:
+                self.result.rejections[request.id] = record.reason
+                self._finish([record])
+
+    def _reject_if_too_long(self, request: Request) -> FinishedRequest | None:
+        total = request.prompt_tokens + request.output_tokens
+        if total <= self.limits.max_len:
+            return None
+        nan = float("nan")
+        return FinishedRequest(request, "rejected", nan, nan, nan, 0, 0, 0, 0, 0,
+                               reason=f"request {request.id}: prompt {request.prompt_tokens} + "
+                                      f"output {request.output_tokens} tokens exceed the slot "
+                                      f"length max_len={self.limits.max_len}")
+
+    def _finish(self, records: Sequence[FinishedRequest]) -> None:
+        self.result.finished.extend(records)
+        if records:
+            self._bar.update(len(records))
+
+    def _sync_slots(self) -> None:
+        """Free the cache rows of requests the scheduler no longer runs (finished/preempted)."""
+        running = set(self.scheduler.running)
+        for slot in [s for s in self.executor.rows if s not in running]:
+            self.executor.release(slot)
+
+    # ------------------------------------------------------------------ iterations
+    def _prefill(self, chunks: list[PrefillChunk]) -> None:
+        sched = self.scheduler
+        slots = [c.slot for c in chunks]
+        ids = [sched.request_at(s).id for s in slots]
+        prompts = []
+        for c, rid in zip(chunks, ids):
+            emitted = self.result.outputs.setdefault(rid, [])
+            prompt = list(self.prompts[rid]) + emitted  # recompute after a preemption
+            if c.cached != 0 or not c.completes or c.tokens != len(prompt):
+                raise RuntimeError(f"prefill chunk {c} does not match request {rid}'s "
+                                   f"{len(prompt)} tokens")
+            prompts.append(prompt)
+        queue = sched.queue_len
+        start = self._now()
+        first = self.executor.prefill(slots, prompts)
+        self._sync()
+        end = self._now()
+        for rid, tok in zip(ids, first):
+            self.result.outputs[rid].append(int(tok))
+        done = sched.finish_prefill(chunks, end)
+        self._sync_slots()
+        self.result.iterations.add_prefill(start, end - start, len(chunks),
+                                           sum(c.tokens for c in chunks), len(chunks), queue)
+        self._finish(done)
+
+    def _controlled(self, slots: np.ndarray, k: int):
+        if self.acceptance is None or k == 0:
+            return None
+        levels = np.array([self._levels[self.scheduler.request_at(int(s)).id] for s in slots])
+        return self.acceptance.draw(levels, k, self._rng)
+
+    def _decode(self, slots: np.ndarray) -> None:
+        sched = self.scheduler
+        policy = self.policy
+        ex = self.executor
+        batch = int(slots.size)
+        ids = [sched.request_at(int(s)).id for s in slots]
+        generated = sched.generated[slots]
+        context = sched.prompt[slots] + generated
+        remaining = sched.output[slots] - generated
+        slot_list = slots.tolist()
+        start = self._now()
+        if policy.k_max == 0:
+            ex.begin(slot_list)
+            accepted = ex.verify(np.zeros(batch, dtype=np.int64))
+            zeros = np.zeros(batch, dtype=np.int64)
+            steps, drafted, verify = 0, zeros, zeros
+        else:
+            max_draft = np.minimum(remaining - 1, policy.k_max)
+            ex.begin(slot_list, self._controlled(slots, policy.k_max))
+            view = BatchView(start, context, sched.prompt[slots], generated,
+                             start - sched.arrival[slots], self.limits.ttft_slo_s,
+                             self.limits.tpot_slo_s, sched.queue_len, max_draft, self.estimator,
+                             self.padding, None)
+            outcome = run_decode_iteration(policy, view, ex)
+            steps, drafted, verify, accepted = (outcome.draft_steps, outcome.drafted,
+                                                outcome.verify, outcome.accepted)
+        self._sync()
+        end = self._now()
+        emitted = np.minimum(accepted + 1, remaining)
+        for i, rid in enumerate(ids):
+            self.result.outputs[rid].extend(ex.last_emitted[i][:int(emitted[i])])
+        if self.keep_outcomes and steps:
+            self.result.outcomes.append((verify.copy(), accepted.copy()))
+        done = sched.finish_decode(slots, emitted, drafted, verify, accepted, end)
+        self._sync_slots()
+        self._release_arrivals()  # the log's queue length is the one after the iteration
+        pad = self.padding.pad
+        tokens = batch + int(verify.sum())
+        self.result.iterations.add_decode(start, end - start, batch, pad(batch), steps,
+                                          int(drafted.sum()), tokens, pad(tokens),
+                                          int(emitted.sum()), int(accepted.sum()),
+                                          sched.queue_len, verify if steps else None)
+        self._finish(done)
