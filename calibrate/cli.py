@@ -82,7 +82,8 @@ def _progress(args: argparse.Namespace) -> bool:
 
 def _latency(args: argparse.Namespace) -> int:
     from calibrate.fit import fit_all
-    from calibrate.latency import load_grid, time_grid, with_overrides
+    from calibrate.grid import load_grid, with_overrides
+    from calibrate.latency import time_grid
     from calibrate.profile_io import (build_profile, fit_summary, hardware_info, model_info,
                                       software_info, write_profile)
 
