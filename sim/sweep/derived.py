@@ -2,9 +2,10 @@
 
 Only points with status "ok" enter. Seeds are averaged first: a *cell* is one combination of
 inputs other than the seed, with every numeric metric averaged over its seeds (``seeds`` =
-how many). Output frames keep only the input columns that vary across the sweep (plus
-``trace`` and ``policy``), so they stay readable; ``rate`` is the load axis -- the arrival rate
-in req/s for sweeps with synthetic arrivals, else the trace's rate scale (see
+how many). Output frames keep only the input columns that vary across the sweep (and
+always ``trace``, ``policy``, ``rate`` and ``slo_scale``), so they stay readable; ``rate`` is
+the load axis -- the arrival rate in req/s for sweeps with synthetic arrivals, else the
+trace's rate scale (see
 :func:`rate_axis`); ``workload_offered_rate_req_per_s`` is the measured request rate of the
 simulated workload ((n - 1) / span).
 
@@ -33,7 +34,7 @@ import pandas as pd
 # (``rate`` carries rate_scale/arrival_rate; ``slo_scale`` x base SLOs carry the scaled SLOs).
 NOT_SCENARIO = ("key", "trace_sha256", "rate_scale", "arrival_rate_req_per_s", "ttft_slo_s",
                 "tpot_slo_s", "seed")
-ALWAYS = ("trace", "policy")
+ALWAYS = ("trace", "policy", "rate", "slo_scale")
 
 
 def input_columns(table: pd.DataFrame) -> list[str]:
@@ -50,7 +51,8 @@ def rate_axis(table: pd.DataFrame) -> tuple[str, str]:
 
 
 def varying_inputs(table: pd.DataFrame) -> list[str]:
-    """Scenario columns: trace, policy and every other input with more than one value."""
+    """Scenario columns: trace, policy, rate, slo_scale and every other input with more than
+    one value."""
     names = []
     for name in input_columns(table):
         if name in NOT_SCENARIO:

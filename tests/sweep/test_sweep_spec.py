@@ -1,0 +1,130 @@
+"""SWEEP.toml parsing: grid expansion, stable keys, path resolution and one-line errors."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sim.errors import ConfigError
+from sim.sweep.cli import main
+from sim.sweep.spec import load_sweep
+from sweep_helpers import small_sweep, write_native_trace, write_sweep
+
+
+def test_grid_is_expanded_in_documented_order(tmp_path):
+    path = small_sweep(tmp_path, traces=("a.csv", "b.csv"), policies=("nospec", "static:3"),
+                       rate_scales=(1.0, 2.0), slo_scales=(1.0, 2.0), seeds=(0, 1))
+    spec = load_sweep(path)
+    assert len(spec.points) == 2 * 2 * 2 * 2 * 2
+    first = spec.points[:4]
+    assert [(p.policy, p.seed) for p in first] == [("nospec", 0), ("nospec", 1),
+                                                  ("static:3", 0), ("static:3", 1)]
+    assert [p.trace for p in spec.points[:16]] == ["a.csv"] * 16
+    assert spec.points[4].slo_scale == 2.0 and spec.points[8].rate_scale == 2.0
+    assert len({p.key for p in spec.points}) == len(spec.points)
+    assert spec.baselines == ("nospec",) and spec.goodput_attainment == 0.9
+
+
+def test_slo_scale_multiplies_both_slos_and_config_lists_are_axes(tmp_path):
+    write_native_trace(tmp_path / "a.csv")
+    path = write_sweep(tmp_path, """
+[sweep]
+traces = ["a.csv"]
+policies = ["nospec"]
+slo_scales = [0.5, 2.0]
+[config]
+gpu = ["A100-80G", "H100"]
+ttft_slo_s = 2.0
+tpot_slo_s = 0.04
+""")
+    spec = load_sweep(path)
+    assert spec.name == "sweep"
+    assert [(dict(p.config)["gpu"], p.slo_scale) for p in spec.points] == [
+        ("A100-80G", 0.5), ("A100-80G", 2.0), ("H100", 0.5), ("H100", 2.0)]
+    config = spec.points[0].sim_config()
+    assert (config.ttft_slo_s, config.tpot_slo_s) == pytest.approx((1.0, 0.02))
+    row = spec.points[1].row()
+    assert row["ttft_slo_s"] == pytest.approx(4.0) and row["base_ttft_slo_s"] == 2.0
+
+
+def test_keys_are_stable_across_parses_and_working_directories(tmp_path, monkeypatch):
+    path = small_sweep(tmp_path)
+    keys = [p.key for p in load_sweep(path).points]
+    sub = tmp_path / "elsewhere"
+    sub.mkdir()
+    monkeypatch.chdir(sub)
+    assert [p.key for p in load_sweep(path).points] == keys
+    # the trace's content is part of the identity
+    write_native_trace(tmp_path / "a.csv", seed=99)
+    assert [p.key for p in load_sweep(path).points] != keys
+
+
+def test_traces_resolve_against_the_file_then_cwd(tmp_path, monkeypatch):
+    (tmp_path / "cwd").mkdir()
+    write_native_trace(tmp_path / "cwd" / "c.csv")
+    monkeypatch.chdir(tmp_path / "cwd")
+    (tmp_path / "toml").mkdir()
+    path = write_sweep(tmp_path / "toml", '[sweep]\ntraces = ["c.csv"]\npolicies = ["nospec"]\n')
+    assert load_sweep(path).points[0].trace_path == str((tmp_path / "cwd" / "c.csv").resolve())
+
+
+def test_arrival_rates_make_synthetic_arrival_points(tmp_path):
+    write_native_trace(tmp_path / "a.csv")
+    path = write_sweep(tmp_path, """
+[sweep]
+traces = ["a.csv"]
+policies = ["nospec"]
+arrival_rates = [2, 8]
+arrivals = "gamma"
+cv = 3.0
+""")
+    points = load_sweep(path).points
+    assert [(p.arrivals, p.rate, p.arrival_cv) for p in points] == [("gamma", 2.0, 3.0),
+                                                                    ("gamma", 8.0, 3.0)]
+
+
+BAD = [
+    ("[sweep\n", "invalid TOML"),
+    ('[sweep]\npolicies = ["nospec"]\n', "[sweep] traces: missing"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nrates = [1]\n', "unknown key"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["warp-speed"]\n', "[sweep] policies"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nrate_scales = [-1]\n',
+     "must be positive"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nrate_scales = [1]\n'
+     'arrival_rates = [2]\n', "not both"),
+    ('[sweep]\ntraces = ["missing.csv"]\npolicies = ["nospec"]\n', "not found"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\n[config]\nwarp = 9\n',
+     "unknown SimConfig field"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\n[config]\ntpot_slo_s = -1\n',
+     "TPOT SLO"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nbaselines = ["static:5"]\n',
+     "not one of the swept policies"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec", "nospec"]\n', "listed twice"),
+    ('[sweep]\ntraces = []\npolicies = ["nospec"]\n', "must not be empty"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nseeds = [0.5]\n', "integers"),
+]
+
+
+@pytest.mark.parametrize("body, message", BAD, ids=[m for _, m in BAD])
+def test_bad_sweep_files_are_one_line_errors(tmp_path, capsys, body, message):
+    write_native_trace(tmp_path / "a.csv")
+    path = write_sweep(tmp_path, body)
+    with pytest.raises(ConfigError, match=".*") as info:
+        load_sweep(path)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert str(path) in str(info.value)
+    assert main([str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("adaspec-sweep: error:") and message in err[0]
+
+
+def test_missing_sweep_file_is_a_one_line_error(tmp_path, capsys):
+    assert main([str(tmp_path / "nope.toml")]) == 2
+    assert "cannot read sweep file" in capsys.readouterr().err
+
+
+def test_bad_workers_is_a_one_line_error(tmp_path, capsys):
+    path = small_sweep(tmp_path)
+    assert main([str(path), "--workers", "0", "--out", os.fspath(tmp_path / "o")]) == 2
+    assert "--workers" in capsys.readouterr().err
