@@ -18,6 +18,7 @@ Logits are returned as float32. Passes run under ``torch.inference_mode``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Sequence
 
@@ -30,8 +31,10 @@ __all__ = ["prefill", "decode", "truncate", "free", "allocate"]
 PAD_TOKEN_ID = 0
 
 
-def _cache_kwarg(base: torch.nn.Module) -> str:
-    params = inspect.signature(base.forward).parameters
+@functools.lru_cache(maxsize=None)
+def _cache_kwarg_for(cls: type) -> str:
+    # transformers 5.24 renamed ``past_key_values`` to ``cache`` (old name deprecated).
+    params = inspect.signature(cls.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 
 
@@ -39,7 +42,7 @@ def _hidden(model: torch.nn.Module, cache: SlotKVCache, slots: Sequence[int], id
             valid: Sequence[int]) -> tuple[torch.Tensor, PassPlan]:
     base = model.base_model
     plan = PassPlan(cache, slots, valid, int(ids.shape[1]), mask_dtype=cache.dtype)
-    kwargs = {_cache_kwarg(base): PassCache(cache, plan)}
+    kwargs = {_cache_kwarg_for(type(base)): PassCache(cache, plan)}
     out = base(input_ids=ids.to(cache.device), attention_mask=plan.attention_mask,
                position_ids=plan.position_ids, use_cache=True, **kwargs)
     plan.commit(cache)

@@ -47,9 +47,10 @@ def greedy_reference(model: torch.nn.Module, prompt: list[int], new_tokens: int)
     """The target's own greedy decoding, recomputing the whole context every step (no cache)."""
     ids = list(prompt)
     out = []
+    device = next(model.parameters()).device
     with torch.no_grad():
         for _ in range(new_tokens):
-            tok = int(model(torch.tensor([ids])).logits[0, -1].argmax())
+            tok = int(model(torch.tensor([ids], device=device)).logits[0, -1].argmax())
             out.append(tok)
             ids.append(tok)
     return out
