@@ -79,16 +79,24 @@ class RealDecodeExecutor:
     # ---- request lifecycle ----------------------------------------------------------------
     def prefill(self, slots: Sequence[int], prompts: Sequence[Sequence[int]]) -> list[int]:
         """Allocate ``slots``, prefill target and draft with the prompts (one batched pass
-        each); return each request's first token (emitted by the target)."""
+        each); return each request's first token (emitted by the target). A request resumed
+        after preemption by recompute passes its prompt plus the tokens generated so far."""
         for slot in slots:
             if slot in self.rows:
                 raise ConfigError(f"slot {slot} already holds a request")
             self.target_cache.allocate(slot)
             if self.draft_cache is not None:
                 self.draft_cache.allocate(slot)
-        logits = forward.prefill(self.target, self.target_cache, slots, prompts)
-        if self.draft is not None:
-            forward.prefill(self.draft, self.draft_cache, slots, prompts)
+        try:
+            logits = forward.prefill(self.target, self.target_cache, slots, prompts)
+            if self.draft is not None:
+                forward.prefill(self.draft, self.draft_cache, slots, prompts)
+        except Exception:
+            for slot in slots:  # leave the caches as they were
+                for cache in (self.target_cache, self.draft_cache):
+                    if cache is not None and cache.is_allocated(slot):
+                        cache.free(slot)
+            raise
         first = self._pick(logits).tolist()
         for slot, tok in zip(slots, first):
             self.rows[slot] = RowState(slot, [tok], [tok])

@@ -135,6 +135,9 @@ def test_executor_errors():
     with pytest.raises(ConfigError):
         RealDecodeExecutor(target, tc, target, None)
     ex = RealDecodeExecutor(target, tc)
+    with pytest.raises(ConfigError, match="max_len"):
+        ex.prefill([0, 1], [[1, 2], list(range(17))])
+    assert tc.free_slots == 2 and not ex.rows
     ex.prefill([0], [[1, 2]])
     with pytest.raises(ConfigError, match="already holds"):
         ex.prefill([0], [[1]])
