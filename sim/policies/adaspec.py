@@ -40,6 +40,7 @@ from sim.policies.base import BatchView, Policy
 from sim.policies.goodput import (
     IterationCost,
     SloMode,
+    draft_limits,
     feasible,
     slo_limit_s,
 )
@@ -74,6 +75,7 @@ class AdaSpecPolicy(Policy):
         self.stats = {"iterations": 0, "precheck_plain": 0, "stop_after_step": 0,
                       "stop_before_step": 0, "trim_kept": 0, "trim_rejected": 0}
         self._zeros = np.zeros(0, dtype=bool)
+        self._ones = np.ones(0, dtype=bool)
         self._cost: IterationCost | None = None
 
     def _canonical_name(self) -> str:
@@ -104,11 +106,11 @@ class AdaSpecPolicy(Policy):
         if batch == 0:
             return 0
         k_cap = self.k_max
-        cost = IterationCost(view, k_cap)
+        limits = draft_limits(view, k_cap)
+        cost = IterationCost(view, k_cap, limits)
         self._cost = cost
         self._batch = batch
         self._slo_s = slo_limit_s(view, self.slo)
-        limits = np.clip(np.asarray(view.max_draft_tokens, dtype=np.int64), 0, k_cap)
         g0 = batch / cost.verify_s(batch)
         self.g0 = g0
         self.best = g0
@@ -122,40 +124,44 @@ class AdaSpecPolicy(Policy):
         if not g1 > g0:
             self.stats["precheck_plain"] += 1
             return 0
-        # eligible[t]: requests that may draft step t (all of them do until the drafter stops)
-        self._eligible = limits[None, :] > np.arange(k_cap)[:, None]
+        # Every request that may draft step t does (limits > t). In the common uniform case
+        # (everyone may draft all K steps) no per-step masks are needed.
+        self._uniform = int(cost.draft_counts[-1]) == batch
+        if self._ones.shape[0] != batch:
+            self._ones = np.ones(batch, dtype=bool)
+            self._zeros = np.zeros(batch, dtype=bool)
+        if self._uniform:
+            self._eligible = None
+        else:
+            self._eligible = limits[None, :] > np.arange(k_cap)[:, None]
+        self._tokens_cum = [0, *np.cumsum(cost.draft_counts).tolist()]
         self._c_last = np.ones(batch)
-        self._cum = np.zeros((batch, k_cap))
+        self._last_sum = float(batch)
         self._sum_c = np.zeros(batch) if self.slo is SloMode.TOKENS else None
         self._absorbed = 0
         self._expected = float(batch)
-        self._conf_means: list[float] = []
-        if self._zeros.shape[0] != batch:
-            self._zeros = np.zeros(batch, dtype=bool)
-        return int(limits.max())
+        return k_cap if self._uniform else int(limits.max())
 
-    def _absorb(self, conf: np.ndarray, drafted: np.ndarray, upto: int) -> None:
-        """Fold draft steps ``self._absorbed .. upto-1`` into the cumulative confidences."""
+    def _absorb(self, conf: np.ndarray, upto: int) -> None:
+        """Fold draft steps ``self._absorbed .. upto-1`` into the cumulative confidences.
+
+        Relies on the driver's contract that ``conf`` is 0 where a request did not draft, so
+        c_last drops to 0 for requests that stopped (they never draft again this iteration)."""
         for t in range(self._absorbed, upto):
-            drafters = drafted > t
-            n = int(np.count_nonzero(drafters))
-            col = conf[:, t] * drafters  # requests that did not draft step t get c = 0
-            self._c_last *= col
-            self._cum[:, t] = self._c_last
-            self._expected += float(self._c_last.sum())
+            self._c_last *= conf[:, t]
+            self._last_sum = float(self._c_last.sum())
+            self._expected += self._last_sum
             if self._sum_c is not None:
                 self._sum_c += self._c_last
-            if n:
-                self._conf_means.append(float(col.sum()) / n)
         self._absorbed = max(self._absorbed, upto)
 
     def continue_drafting(self, step: int, conf: np.ndarray, drafted: np.ndarray) -> np.ndarray:
         if step == 0:
-            return self._eligible[0]
+            return self._ones if self._uniform else self._eligible[0]
         cost, batch = self._cost, self._batch
         # (a) after step `step - 1`: G(step) from the real cumulative confidences
-        self._absorb(conf, drafted, step)
-        tokens = int(drafted.sum())
+        self._absorb(conf, step)
+        tokens = self._tokens_cum[step]
         time_s = cost.draft_s(step) + cost.verify_s(batch + tokens)
         tokens_mode = self._sum_c is not None
         g = self._score(self._expected, time_s,
@@ -165,26 +171,34 @@ class AdaSpecPolicy(Policy):
             return self._zeros
         self.best = g
         # (b) before step `step`: predict G(step + 1), extrapolating c_{i,step+1} = c_{i,step} * cbar
-        if step >= self._eligible.shape[0]:
+        if step >= self.k_max:
             return self._zeros
-        nxt = self._eligible[step]
         n = int(cost.draft_counts[step])
         if n == 0:
             return self._zeros
-        gain = self._c_last * nxt * self.cbar
+        nxt = self._ones if self._uniform else self._eligible[step]
+        if self._uniform and not tokens_mode:
+            gain_sum = self.cbar * self._last_sum
+            min_tokens = 1.0
+        else:
+            gain = self._c_last * nxt * self.cbar
+            gain_sum = float(gain.sum())
+            min_tokens = 1.0 + float((self._sum_c + gain).min()) if tokens_mode else 1.0
         time_next = cost.draft_s(step + 1) + cost.verify_s(batch + tokens + n)
-        min_tokens = 1.0 + float((self._sum_c + gain).min()) if tokens_mode else 1.0
-        g_next = self._score(self._expected + float(gain.sum()), time_next, min_tokens)
+        g_next = self._score(self._expected + gain_sum, time_next, min_tokens)
         self.predicted = g_next
         if g_next < self.best:
             self.stats["stop_before_step"] += 1
             return self._zeros
         return nxt
 
-    def _update_cbar(self) -> None:
+    def _update_cbar(self, conf: np.ndarray) -> None:
+        """EMA over the draft steps that ran of their mean single-token confidence."""
+        steps = conf.shape[1]
+        means = (conf.sum(axis=0) / np.maximum(self._cost.draft_counts[:steps], 1)).tolist()
         w = self.cbar_weight
         cbar = self.cbar
-        for mean in self._conf_means:
+        for mean in means:
             cbar = (1.0 - w) * cbar + w * mean
         self.cbar = cbar
 
@@ -194,8 +208,7 @@ class AdaSpecPolicy(Policy):
         steps = conf.shape[1]
         if steps == 0 or self._cost is None:
             return drafted.copy()
-        self._absorb(conf, drafted, steps)
-        self._update_cbar()
+        self._update_cbar(conf)
         padding = self._cost._pad
         if self.trim is TrimMode.OFF or not padding.enabled:
             return drafted.copy()
@@ -206,15 +219,35 @@ class AdaSpecPolicy(Policy):
         if target < batch or target >= total:
             return drafted.copy()
         drop = total - target
-        cum = self._cum[:, :steps]
-        row_sums = cum.sum(axis=1)
+        cum = np.cumprod(conf, axis=1)
+        valid = np.arange(steps)[None, :] < drafted[:, None]
         cost = self._cost
-        draft_time = cost.draft_s_actual(drafted)
+        draft_time = cost.draft_s(steps)
         tokens_mode = self.slo is SloMode.TOKENS
+        if self.trim is TrimMode.TOKEN and not tokens_mode:
+            # Fast decision: the d lowest cumulative confidences sum to the same value whatever
+            # the tie-breaking, so G(trimmed) is known before choosing which tokens go.
+            vals = cum[valid]
+            expected = batch + float(vals.sum())
+            lowest = np.partition(vals, drop - 1)[:drop] if drop < vals.size else vals
+            full = self._score(expected, draft_time + cost.verify_s(total), 1.0)
+            trimmed = self._score(expected - float(lowest.sum()),
+                                  draft_time + cost.verify_s(target), 1.0)
+            if trimmed < full:
+                self.stats["trim_rejected"] += 1
+                self.last_trim = "rejected"
+                return drafted.copy()
+            rows, cols = np.nonzero(valid)
+            dropped = np.lexsort((-cols, vals))[:drop]
+            self.stats["trim_kept"] += 1
+            self.last_trim = "kept"
+            return drafted - np.bincount(rows[dropped], minlength=batch)
+        cum = np.where(valid, cum, 0.0)
+        row_sums = cum.sum(axis=1)
         full = self._score(batch + float(row_sums.sum()), draft_time + cost.verify_s(total),
                            1.0 + float(row_sums.min()) if tokens_mode else 1.0)
         if self.trim is TrimMode.TOKEN:
-            rows, cols = np.nonzero(np.arange(cum.shape[1])[None, :] < drafted[:, None])
+            rows, cols = np.nonzero(valid)
             vals = cum[rows, cols]
             dropped = np.lexsort((-cols, vals))[:drop]
             new = drafted - np.bincount(rows[dropped], minlength=batch)

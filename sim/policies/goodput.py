@@ -49,7 +49,8 @@ class IterationCost:
     __slots__ = ("batch", "context_tokens", "draft_overhead_s", "_est", "_pad", "_verify_cache",
                  "_step_cache", "draft_counts", "_draft_cum")
 
-    def __init__(self, view: BatchView, k_max: int) -> None:
+    def __init__(self, view: BatchView, k_max: int, limits: np.ndarray | None = None) -> None:
+        """``limits``: optional precomputed ``min(max_draft_tokens, k_max)`` (non-negative)."""
         self.batch = view.batch_size
         self.context_tokens = int(view.context_tokens.sum())
         self._est = view.estimator
@@ -58,10 +59,11 @@ class IterationCost:
         self._verify_cache: dict[int, float] = {}
         self._step_cache: dict[int, float] = {}
         k_max = max(int(k_max), 0)
-        limits = np.minimum(np.asarray(view.max_draft_tokens, dtype=np.int64), k_max)
-        hist = np.bincount(np.maximum(limits, 0), minlength=k_max + 1)
+        if limits is None:
+            limits = draft_limits(view, k_max)
+        hist = np.bincount(limits, minlength=k_max + 1)
         # requests with limit > t, for t = 0..k_max-1
-        self.draft_counts = (self.batch - np.cumsum(hist)[:k_max]).astype(np.int64)
+        self.draft_counts = self.batch - np.cumsum(hist[:k_max])
         self._draft_cum: list[float] = [0.0]
 
     def padded(self, tokens: int) -> int:
@@ -108,6 +110,12 @@ class IterationCost:
     def time_s(self, steps: int, verify_tokens: int) -> float:
         """T for ``steps`` draft steps (all eligible drafting) and sum k_i = ``verify_tokens``."""
         return self.draft_s(steps) + self.verify_s(self.batch + int(verify_tokens))
+
+
+def draft_limits(view: BatchView, k_max: int) -> np.ndarray:
+    """Per request, the most tokens it may draft this iteration: min(max_draft_tokens, k_max) >= 0."""
+    limits = np.minimum(np.asarray(view.max_draft_tokens, dtype=np.int64), k_max)
+    return limits if limits.min(initial=0) >= 0 else np.maximum(limits, 0)
 
 
 def slo_limit_s(view: BatchView, mode: SloMode) -> float:

@@ -27,7 +27,7 @@ import numpy as np
 from sim.acceptance.base import accepted_prefix
 from sim.errors import ConfigError
 from sim.policies.base import BatchView, Policy
-from sim.policies.goodput import IterationCost
+from sim.policies.goodput import IterationCost, draft_limits
 from sim.policies.params import check_k
 
 
@@ -73,16 +73,26 @@ class OraclePolicy(Policy):
         self._plan = np.zeros(batch, dtype=np.int64)
         if batch == 0 or k_cap == 0:
             return 0
-        limits = np.clip(np.asarray(view.max_draft_tokens, dtype=np.int64), 0, k_cap)
+        limits = draft_limits(view, k_cap)
         prefix = accepted_prefix(accept[:, :k_cap], limits)  # a_i capped at m_i
-        cost = IterationCost(view, k_cap)
+        cost = IterationCost(view, k_cap, limits)
         sizes = np.asarray(view.padding.sizes if view.padding.enabled else (), dtype=np.int64)
         best = (batch / cost.verify_s(batch), 0, 0)  # (goodput, steps, tokens)
-        for steps in range(1, int(prefix.max(initial=0)) + 1):
-            avail = int(np.minimum(prefix, steps).sum())
-            tops = sizes[(sizes > batch) & (sizes < batch + avail)] - batch
-            draft_s = cost.draft_s_actual(np.minimum(prefix, steps))
-            for x in (*tops.tolist(), avail):
+        top = int(prefix.max(initial=0))
+        # requests whose useful length exceeds t draft step t: n_t = #(a_i > t)
+        useful = (batch - np.cumsum(np.bincount(prefix, minlength=top + 1))[:top]).tolist()
+        draft_s = cost.draft_overhead_s
+        avail = 0
+        for steps in range(1, top + 1):
+            n = useful[steps - 1]
+            draft_s += cost.draft_step_s(n)
+            avail += n  # sum_i min(a_i, steps)
+            # the top of each smaller padded bucket, then all useful tokens (ties: fewer tokens)
+            candidates = [avail]
+            if sizes.size:
+                candidates = (sizes[(sizes > batch) & (sizes < batch + avail)] - batch).tolist() \
+                    + candidates
+            for x in candidates:
                 g = (batch + x) / (draft_s + cost.verify_s(batch + x))
                 if g > best[0]:
                     best = (g, steps, int(x))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.policies.base import BatchView, Policy
-from sim.policies.goodput import IterationCost, goodput
+from sim.policies.goodput import IterationCost, draft_limits, goodput
 from sim.policies.params import check_k, check_unit
 
 
@@ -43,15 +43,19 @@ class SmartSpecPolicy(Policy):
 
     def begin(self, view: BatchView) -> int:
         k_cap = self.k_max
-        cost = IterationCost(view, k_cap)
-        limits = np.clip(np.asarray(view.max_draft_tokens, dtype=np.int64), 0, k_cap)
-        # per-request verify length for each candidate k: (K+1, B)
-        lengths = np.minimum(self._ks[:, None], limits[None, :])
+        limits = draft_limits(view, k_cap)
+        cost = IterationCost(view, k_cap, limits)
         geo = np.cumsum(self.alpha ** self._ks)  # geo[j] = sum_{r<=j} alpha^r
-        tokens = lengths.sum(axis=1)
-        expected = geo[lengths].sum(axis=1)
-        goodputs = np.array([goodput(float(expected[k]), cost.time_s(k, int(tokens[k])))
-                             for k in range(k_cap + 1)])
+        if int(cost.draft_counts[-1]) == view.batch_size:  # nobody capped below K
+            tokens = view.batch_size * self._ks
+            expected = view.batch_size * geo
+        else:
+            # per-request verify length for each candidate k: (K+1, B)
+            lengths = np.minimum(self._ks[:, None], limits[None, :])
+            tokens = lengths.sum(axis=1)
+            expected = geo[lengths].sum(axis=1)
+        goodputs = np.array([goodput(e, cost.time_s(k, t)) for k, (e, t)
+                             in enumerate(zip(expected.tolist(), tokens.tolist()))])
         self.last_goodputs = goodputs
         return int(np.argmax(goodputs))  # first maximum: ties go to the smaller k
 

@@ -4,6 +4,7 @@ executors; invariants hold and documented decisions come out."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from policy_fakes import DEFAULT_PADDING, NO_PADDING, FakeEstimator, ScriptedExecutor, make_view
@@ -74,3 +75,32 @@ def test_driver_invariants_hold_for_every_policy(batch, seed, spec, slo_ms, padd
     if spec.startswith("oracle"):
         # the oracle never verifies a token it knows will be rejected
         assert (out.accepted == out.verify).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(batch=st.integers(1, 24), seed=st.integers(0, 2**31 - 1), padded=st.booleans())
+def test_adaspec_incremental_goodput_matches_the_reference_formula(batch, seed, padded):
+    """AdaSpec's per-step bookkeeping (running sums, uniform fast path) gives the same G as
+    recomputing E[N] and T from scratch with sim.policies.goodput."""
+    from sim.policies.goodput import IterationCost, cumulative_confidence, expected_emitted_tokens
+
+    rng = np.random.default_rng(seed)
+    conf = rng.beta(3.0, 1.0, size=(batch, 8))
+    limits = rng.integers(0, 9, size=batch) if rng.random() < 0.5 else np.full(batch, 8)
+    view = make_view(batch, max_draft=limits.tolist(),
+                     padding=DEFAULT_PADDING if padded else NO_PADDING,
+                     estimator=FakeEstimator(verify_per_token_ms=0.05, draft_step_ms=0.4))
+    pol = make_policy("adaspec-nv:8")
+    out = run_decode_iteration(pol, view, ScriptedExecutor(conf))
+    if out.draft_steps == 0:
+        return
+    stats = pol.stats
+    # G at the last accepted drafting state: after a 'stop after step' it is the step before
+    upto = out.draft_steps - 1 if stats["stop_after_step"] else out.draft_steps
+    if stats["stop_before_step"] == 0 and stats["stop_after_step"] == 0:
+        upto = out.draft_steps - 1  # ran to K: the last step is judged only by the verifier
+    drafted = np.minimum(out.drafted, upto)
+    cost = IterationCost(view, 8)
+    expected = expected_emitted_tokens(cumulative_confidence(out.conf[:, :upto], drafted), drafted)
+    time_s = cost.draft_s_actual(drafted) + cost.verify_s(batch + int(drafted.sum()))
+    assert pol.best == pytest.approx(expected / time_s, rel=1e-9)
