@@ -10,7 +10,9 @@ the same acceptance model), and reports per policy:
   per step, i.e. mean accepted length incl. the bonus token): real, simulated, relative error;
 * per-iteration latency error: each real iteration's duration predicted by the profile from
   its recorded shape (kind, batch, verify tokens, padded sizes, draft steps) -- MAPE overall
-  and per kind. Context lengths come from a ``context_tokens`` column when the run records
+  and per kind. The verification size is the recorded ``padded_tokens`` (sum of k_i + 1,
+  what the simulator prices), so an engine that pads rows to the longest k_i + 1 shows up
+  as error here. Context lengths come from a ``context_tokens`` column when the run records
   one, else they are reconstructed from the request table (requests in flight at the
   iteration's start, generated tokens interpolated linearly between first token and finish);
   a prefill's prompt lengths are those of the requests whose first token came at its end;
@@ -84,7 +86,8 @@ def read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
 def workload_from_requests(frame: pd.DataFrame, source: str) -> Workload:
     """The exact workload a run served, from its per-request table."""
     frame = frame.sort_values(["arrival_s", "id"], kind="stable")
-    cats = frame["category"].fillna("").astype(str) if "category" in frame else [""] * len(frame)
+    cats = (frame["category"].astype("string").fillna("").astype(str) if "category" in frame
+            else [""] * len(frame))
     try:
         requests = tuple(Request(int(i), float(a), int(p), int(o), str(c))
                          for i, a, p, o, c in zip(frame["id"], frame["arrival_s"],
@@ -117,6 +120,10 @@ def sim_config(config: dict[str, Any], profile: str, acceptance: str | None, wor
             kwargs["kv_blocks"] = 2 * (total // block + len(workload) + 1)
     if acceptance is not None:
         kwargs["acceptance"] = acceptance
+    elif config.get("engine") == "realrun" and not config.get("acceptance"):
+        raise ConfigError("this real run verified with the real models (no controlled "
+                          "acceptance): pass --acceptance with the pair's calibrated model "
+                          "(adaspec-calibrate acceptance)")
     kwargs["profile"] = profile
     try:
         return SimConfig(**kwargs)

@@ -130,3 +130,29 @@ def test_calibrate_cli_errors_are_one_line(tmp_path, capsys):
     rc = calibrate_main(["latency", "--target", "random:tiny-llama", "--draft",
                          "random:tiny-llama", "--grid", "nonexistent", "--out", str(tmp_path / "x.json")])
     assert rc == 2 and "grid" in capsys.readouterr().err
+
+
+def test_validate_a_real_tiny_run(tiny_profile, tmp_path, capsys):
+    realrun_cli = pytest.importorskip("realrun.cli")
+    from calibrate.validate_cli import main as validate_main
+
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,prompt_tokens,output_tokens\n"
+                     + "".join(f"{0.05 * i:.2f},{10 + 3 * i},{6 + i % 4}\n" for i in range(8)))
+    out = tmp_path / "real"
+    rc = realrun_cli.main(["--trace", str(trace), "--policy", "static:2", "--target",
+                           "random:tiny-llama", "--draft", "random:tiny-llama-draft",
+                           "--controlled-acceptance", "fixed:0.6", "--prompts", "synthetic",
+                           "--max-num-seqs", "4", "--max-len", "128", "--threads", "1",
+                           "--out", str(out), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    report_path = tmp_path / "report.json"
+    assert validate_main([str(out), "--profile", str(tiny_profile), "--out",
+                          str(report_path)]) == 0
+    report = json.loads(report_path.read_text())
+    block = report["policies"]["static:2"]
+    assert report["config"]["acceptance"] == "fixed:0.6" and report["config"]["kv_blocks"]
+    assert block["requests"] == 8
+    assert block["iteration_latency"]["n"] > 8 and block["iteration_latency"]["mape_percent"] >= 0
+    assert block["metrics"]["ttft_mean_s"]["real"] > 0 and block["metrics"]["ttft_mean_s"]["sim"] > 0
+    assert "tokens_per_step" in block["distributions"]

@@ -101,3 +101,16 @@ def test_bad_real_dir_is_one_line_error(sim_run, tmp_path, capsys):
     bad_profile = tmp_path / "p.json"
     bad_profile.write_text('{"schema_version": 2}')
     _one_line_error(capsys, [str(out), "--profile", str(bad_profile)], "schema_version")
+
+
+def test_real_acceptance_run_needs_acceptance_model(sim_run, tmp_path, capsys):
+    root, profile, out = sim_run
+    real = tmp_path / "real"
+    shutil.copytree(out, real)
+    summary = json.loads((real / "summary.json").read_text())
+    summary["config"].pop("acceptance")
+    summary["config"]["engine"] = "realrun"
+    (real / "summary.json").write_text(json.dumps(summary))
+    _one_line_error(capsys, [str(real), "--profile", str(profile)], "--acceptance")
+    assert validate_main([str(real), "--profile", str(profile), "--acceptance", "fixed:0.7",
+                          "--policy", "static:3"]) == 0
