@@ -12,6 +12,9 @@ Generative story, for a request of category ``c`` and draft position ``j`` (0-ba
 3. The target accepts the token with probability ``cal(p) * decay[j]`` (``decay[j]`` in (0, 1];
    positions past the end of the vector reuse its last value).
 
+Levels outside what the calibration curve can produce (e.g. above cal(1)) act as the nearest
+producible level.
+
 So a request's expected accepted-prefix length at static ``k`` is
 ``sum_{j=1..k} lam^j * prod_{m<j} decay[m]``, and averaging over the Beta level gives a closed
 form (``mean_accepted_length``) that presets use to place their category means.

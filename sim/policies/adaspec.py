@@ -11,10 +11,11 @@ Per iteration, with G = E[N] / T from ``sim.policies.goodput``:
    b. before step s, predict G(s+1) by extrapolating each drafting request one position
       (c_{i,s+1} = c_{i,s} * cbar); stop if the prediction is below the best so far or infeasible.
    "Below" is strict: an equal goodput keeps drafting.
-3. Verifier (``verify_lengths``), ``trim=token``: if B + sum k_i exceeds the next smaller graph
-   size, drop the lowest cumulative-confidence draft tokens (ties: the later position first, so
-   each request loses a suffix) until it fits; keep the trimmed plan only if its predicted G is
-   not lower (an infeasible plan scores -inf). ``trim=request`` (the released artifact) drops
+3. Verifier (``verify_lengths``), ``trim=token``: the pass of B + sum k_i tokens runs at its
+   padded graph size; drop the lowest cumulative-confidence draft tokens (ties: the later
+   position first, so each request loses a suffix) until it fits the next smaller graph size
+   (never below B: bonus positions stay); keep the trimmed plan only if its predicted G is not
+   lower (an infeasible plan scores -inf). Nothing is trimmed without padding (eager mode). ``trim=request`` (the released artifact) drops
    whole requests by ascending final cumulative confidence instead; ``trim=off`` never trims
    (that is ``adaspec-nv``).
 4. cbar: exponential running mean (weight ``cbar_weight``, default 0.1) of the batch-mean
@@ -27,6 +28,10 @@ SLO modes (``slo=``): ``strict`` T <= tpot_slo (default, the paper/artifact's 40
 
 Drafting is iteration-level: every request that may draft (``max_draft_tokens > s``) drafts
 step s; per-request lengths differ only through the verifier.
+
+Telemetry (read-only, for tests and logs): ``g0`` (plain-decode goodput), ``best`` (best G of
+the iteration so far), ``predicted`` (last extrapolated G), ``last_trim`` ("none", "kept",
+"rejected"), ``cbar`` and the ``stats`` counters.
 """
 
 from __future__ import annotations
