@@ -138,33 +138,38 @@ def _run(args: argparse.Namespace) -> int:
     if args.controlled_acceptance:
         from sim.acceptance.presets import make_acceptance
         acceptance = make_acceptance(args.controlled_acceptance)
+    if args.profile:
+        from sim.latency.profile import load_profile
+        load_profile(args.profile)  # a bad profile fails before the models load
     prepare_out_dir(args.out)
     workload = workload_from_args(args, args.seed)
     if args.time_scale != 1.0:
         workload = time_scaled(workload, args.time_scale)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    needs_draft = any(p.uses_draft for p in policies)
     target = load_model(args.target, device=args.device, dtype=args.dtype, seed=args.seed)
-    draft = load_model(args.draft, device=args.device, dtype=args.dtype, seed=args.seed + 1) \
-        if needs_draft else None
-    if draft is not None and draft.config.vocab_size != target.config.vocab_size:
+    draft = load_model(args.draft, device=args.device, dtype=args.dtype, seed=args.seed + 1)
+    if draft.config.vocab_size != target.config.vocab_size:
         raise ConfigError(f"target and draft vocabularies differ ({target.config.vocab_size} vs "
                           f"{draft.config.vocab_size}): speculation needs a shared tokenizer")
     served = build_prompts(workload, source=args.prompts, tokenizer=target.tokenizer,
                            vocab_size=int(target.config.vocab_size), seed=args.seed,
                            max_prompt_tokens=args.max_prompt_tokens,
                            max_output_tokens=args.max_output_tokens)
-    estimator = build_estimator(model_spec(target), model_spec(draft) if draft else None,
+    k_max = max(p.k_max for p in policies)
+    reasons = [limits.never_fits(r, k_max) for r in served.workload.requests]
+    if all(reasons):
+        raise ConfigError(f"no request fits the engine (raise --max-len or --kv-blocks): {reasons[0]}")
+    estimator = build_estimator(model_spec(target), model_spec(draft),
                                 gpu=args.gpu, profile=args.profile)
     print(f"trace {workload.source} ({workload.format}): {len(workload)} requests over "
           f"{served.workload.span_s:.1f} s (time scale {args.time_scale:g}); "
-          f"{target.label} + {draft.label if draft else 'no draft'}; prompts {served.prompt_source}"
+          f"{target.label} + {draft.label}; prompts {served.prompt_source}"
           + ("; prompt lengths are the tokenised lengths" if served.prompt_source != "synthetic" else "")
           + (f"; controlled acceptance {acceptance.name}" if acceptance else ""), flush=True)
     results = []
     for policy in policies:
-        engine = RealEngine(target.model, draft.model if draft else None, policy, estimator, limits,
+        engine = RealEngine(target.model, draft.model, policy, estimator, limits,
                             seed=args.seed, acceptance=acceptance,
                             progress=not args.quiet and sys.stderr.isatty())
         run = engine.run(served)

@@ -86,6 +86,19 @@ class EngineLimits:
     def capacity_blocks(self) -> int:
         return max(1, self.max_num_seqs * self.max_len // self.block_size)
 
+    def never_fits(self, request: Request, lookahead_tokens: int = 0) -> str:
+        """Why ``request`` can never be served under these limits ("" when it can)."""
+        total = request.prompt_tokens + request.output_tokens
+        if total > self.max_len:
+            return (f"request {request.id}: prompt {request.prompt_tokens} + output "
+                    f"{request.output_tokens} tokens exceed the slot length max_len={self.max_len}")
+        sched = self.scheduler_config()
+        need = -(-(total + lookahead_tokens) // sched.block_size)
+        if need > sched.kv_blocks - sched.watermark_blocks:
+            return (f"request {request.id}: needs {need} KV blocks, the pool has "
+                    f"{sched.kv_blocks - sched.watermark_blocks} usable")
+        return ""
+
     def scheduler_config(self) -> SchedulerConfig:
         """The same rule as ``sim.run.build_scheduler_config`` (1 % watermark), no chunking."""
         blocks = self.kv_blocks if self.kv_blocks is not None else self.capacity_blocks
@@ -215,18 +228,18 @@ class RealEngine:
             if record is None:
                 record = self.scheduler.arrive(request, now)
             if record is not None:
-                self.result.rejections[request.id] = record.reason
+                reason = record.reason
+                if not reason.startswith("request "):
+                    reason = f"request {request.id}: {reason}"
+                self.result.rejections[request.id] = reason
                 self._finish([record])
 
     def _reject_if_too_long(self, request: Request) -> FinishedRequest | None:
-        total = request.prompt_tokens + request.output_tokens
-        if total <= self.limits.max_len:
-            return None
+        reason = self.limits.never_fits(request)
+        if not reason or request.prompt_tokens + request.output_tokens <= self.limits.max_len:
+            return None  # the scheduler rejects what does not fit the KV pool
         nan = float("nan")
-        return FinishedRequest(request, "rejected", nan, nan, nan, 0, 0, 0, 0, 0,
-                               reason=f"request {request.id}: prompt {request.prompt_tokens} + "
-                                      f"output {request.output_tokens} tokens exceed the slot "
-                                      f"length max_len={self.limits.max_len}")
+        return FinishedRequest(request, "rejected", nan, nan, nan, 0, 0, 0, 0, 0, reason=reason)
 
     def _finish(self, records: Sequence[FinishedRequest]) -> None:
         self.result.finished.extend(records)
