@@ -79,6 +79,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def _finish(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     model.to(device)
+    if device.type == "cpu":
+        # from_pretrained leaves CPU weights memory-mapped from the safetensors file: pages
+        # are read lazily and may be evicted under memory pressure, which makes pass times
+        # erratic. Copy them into ordinary memory once (tied weights stay tied: one Parameter).
+        with torch.no_grad():
+            for tensor in (*model.parameters(), *model.buffers()):
+                tensor.data = tensor.data.clone()
     model.eval()
     model.requires_grad_(False)
     return model
