@@ -122,7 +122,11 @@ def run_local(points: Iterable[SweepPoint], on_done: OnDone, workers: int | None
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in sorted(done, key=lambda f: futures[f][0]):
-                    on_done(futures[future][1], future.result())
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # noqa: BLE001 - e.g. a worker killed (OOM)
+                        outcome = {"status": "error", "error": _error_line(exc), "wall_s": None}
+                    on_done(futures[future][1], outcome)
         except BaseException:
             for future in futures:
                 future.cancel()

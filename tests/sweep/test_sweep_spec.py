@@ -128,3 +128,12 @@ def test_bad_workers_is_a_one_line_error(tmp_path, capsys):
     path = small_sweep(tmp_path)
     assert main([str(path), "--workers", "0", "--out", os.fspath(tmp_path / "o")]) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_ray_missing_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    path = small_sweep(tmp_path)
+    assert main([str(path), "--ray", "local", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs Ray" in err[0]
