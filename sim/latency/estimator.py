@@ -7,8 +7,11 @@ the estimation error a real deployment has is part of what is simulated:
 
 * verification: the table holds ``target_verify_s(size, size, bucket * size)`` (``size``
   sequences of one token each, each with ``bucket`` cached tokens); a query is answered at
-  the padded token count (smallest size >= tokens) and the bucket at or below the query's mean
-  context per sequence (``context_tokens / batch_size``);
+  the padded token count (smallest size >= tokens) and the bucket at or below
+  ``context_tokens / tokens``: the context per *query position* that makes the table row read
+  as many cached positions as the query does (for plain decoding, tokens == batch size and
+  this is the mean context per sequence; a verification pass of B sequences x (k+1) tokens
+  reads each sequence's KV once, so it is looked up at context / (k+1));
 * draft steps: ``draft_step_s(size, bucket * size)`` looked up at the padded batch size and the
   same bucket rule;
 * above the largest bucket the context is not clamped (a long-context trace would otherwise be
@@ -20,9 +23,7 @@ the estimation error a real deployment has is part of what is simulated:
 * prefill queries go to the underlying model unchanged; ``draft_overhead_s`` is the model's.
 
 Consequences (intended): rounding the context down underestimates long-context passes by at
-most one bucket step; padding the size overestimates by at most one size step; a verification
-pass of B sequences with k+1 tokens each is priced as B(k+1) one-token sequences, which
-overstates its KV reads (as a table profiled with plain decode batches does).
+most one bucket step; padding the size overestimates by at most one size step.
 
 Queries cost a bisect over the buckets, two list indexes and a few float operations.
 """
@@ -151,7 +152,11 @@ class TableEstimator:
     def target_verify_s(self, batch_size: int, tokens: int, context_tokens: int) -> float:
         if tokens <= 0:
             return 0.0
-        per_seq = context_tokens / batch_size if batch_size > 0 else float(context_tokens)
+        # The table's row for size S holds S one-token sequences at context c (KV read S*c);
+        # a pass over `tokens` positions reading `context_tokens` cached positions once per
+        # sequence matches it at c = context_tokens / tokens (equal to the mean context per
+        # sequence for plain decoding, where tokens == batch_size).
+        per_seq = context_tokens / tokens
         b = bisect.bisect_right(self.context_buckets, per_seq) - 1
         if b < 0:
             b = 0

@@ -50,8 +50,9 @@ def test_between_points_padded_and_rounded_down() -> None:
     assert EST.target_verify_s(5, 5, 5 * 700) == TRUTH.target_verify_s(8, 8, 8 * 512)
     assert EST.target_verify_s(5, 5, 5 * 700) != TRUTH.target_verify_s(5, 5, 5 * 700)
     assert EST.draft_step_s(33, 33 * 1500) == TRUTH.draft_step_s(64, 64 * 1024)
-    # A verify pass of 4 sequences x 8 tokens is looked up at size 32 (one-token rows).
-    assert EST.target_verify_s(4, 32, 4 * 256) == TRUTH.target_verify_s(32, 32, 32 * 256)
+    # A verify pass of 4 sequences x 8 tokens at 2048 context each reads 8192 cached
+    # positions: looked up at size 32 and 8192 / 32 = 256 per query position.
+    assert EST.target_verify_s(4, 32, 4 * 2048) == TRUTH.target_verify_s(32, 32, 32 * 256)
     # Context below the smallest bucket uses it.
     assert EST.target_verify_s(1, 1, 0) == TRUTH.target_verify_s(1, 1, 1)
 
