@@ -77,7 +77,8 @@ def _load_pair(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _progress(args: argparse.Namespace) -> bool:
-    return not args.quiet and sys.stderr.isatty()
+    """Progress bars on stderr unless --quiet (also when redirected: calibrations are long)."""
+    return not args.quiet
 
 
 def _latency(args: argparse.Namespace) -> int:

@@ -124,7 +124,8 @@ def time_grid(target: torch.nn.Module, draft: torch.nn.Module, grid: Grid, *,
 
     with torch.inference_mode():
         for op, batch, tokens, context, prompt in tqdm(points, desc="calibrate latency",
-                                                       unit="point", disable=not progress):
+                                                       unit="point", disable=not progress,
+                                                       mininterval=2.0):
             bench = benches["draft" if op.startswith("draft") else "target"]
             if op.endswith("prefill"):
                 run, reset = bench.prefill_run(batch, prompt)
