@@ -19,9 +19,10 @@ and ``make_policy(policy.name)`` rebuilds the same configuration.
 | disable-by-batch:K,B | k (required), b (required): static K while batch < B, else 0        |
 | smartspec:K          | k (8); alpha0= (0.6), weight= (0.1)                                 |
 | adaspec:K            | k (8); slo=strict|tokens|off (strict), trim=token|request|off       |
-|                      | (token), cbar0= (0.6), cbar_weight= (0.1); flag ``artifact`` =      |
-|                      | slo=off,trim=request (the released artifact)                        |
-| adaspec-nv:K         | k (8); slo=, cbar0=, cbar_weight=; flag ``artifact`` = slo=off      |
+|                      | (token), cbar0= (0.6), cbar_weight= (0.1), lost=goodput|plain      |
+|                      | (goodput); flag ``artifact`` = slo=off,trim=request (the released  |
+|                      | artifact)                                                           |
+| adaspec-nv:K         | k (8); slo=, cbar0=, cbar_weight=, lost=; flag ``artifact`` = slo=off|
 | oracle:K             | k (8); sim-only                                                     |
 
 Examples: ``static:5``, ``threshold:0.6,8``, ``disable-by-batch:5,32``, ``adaspec``,
@@ -88,13 +89,15 @@ _KINDS: dict[str, PolicyKind] = {k.name: k for k in (
                (Param("k", int, "k", 8), Param("slo", str, "slo", "strict", False),
                 Param("trim", str, "trim", "token", False),
                 Param("cbar0", float, "cbar0", 0.6, False),
-                Param("cbar_weight", float, "cbar_weight", 0.1, False)),
+                Param("cbar_weight", float, "cbar_weight", 0.1, False),
+                Param("lost", str, "lost", "goodput", False)),
                flags={"artifact": {"slo": "off", "trim": "request"}},
                summary="AdaSpec: adaptive drafter + confidence-prior verifier + SLO-aware"),
     PolicyKind("adaspec-nv", AdaSpecNoVerifierPolicy,
                (Param("k", int, "k", 8), Param("slo", str, "slo", "strict", False),
                 Param("cbar0", float, "cbar0", 0.6, False),
-                Param("cbar_weight", float, "cbar_weight", 0.1, False)),
+                Param("cbar_weight", float, "cbar_weight", 0.1, False),
+                Param("lost", str, "lost", "goodput", False)),
                flags={"artifact": {"slo": "off"}},
                summary="AdaSpec without verifier trimming (ablation)"),
     PolicyKind("oracle", OraclePolicy, (Param("k", int, "k", 8),),

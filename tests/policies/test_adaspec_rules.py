@@ -104,6 +104,22 @@ def test_strict_slo_excludes_a_k():
     assert out.draft_steps == 3
 
 
+def test_lost_slo_maximises_goodput_unless_lost_plain():
+    """B = 4, no padding: T(0) = verify(4) = 10 + 0.5 * 4 = 12 ms > SLO 11 ms: even plain
+    decoding misses the budget. lost=goodput (default) drops the constraint this iteration;
+    the pre-check then compares G(1) = (4 + 0.6 * 4) / (0.5 + 1 + verify(8) = 15.5 ms) = 412.9
+    with G(0) = 4 / 12 ms = 333.3 and drafts. lost=plain keeps DESIGN's literal rule: only
+    k = 0 is feasible."""
+    pol = make_policy("adaspec:8")
+    assert pol.begin(make_view(4, tpot_slo_s=11 * MS)) == 8
+    assert pol.stats["slo_lost"] == 1
+    plain = make_policy("adaspec:8,lost=plain")
+    assert plain.name == "adaspec:8,lost=plain"
+    assert plain.begin(make_view(4, tpot_slo_s=11 * MS)) == 0
+    # the SLO is not lost at 13 ms (T(0) = 12 ms fits) but T(1) = 15.5 ms does not: plain
+    assert make_policy("adaspec:8").begin(make_view(4, tpot_slo_s=13 * MS)) == 0
+
+
 def test_slo_makes_even_one_step_infeasible_and_off_ignores_it():
     # SLO 15 ms < T(1 step) = 15.5 ms: plain decoding (k = 0 is always feasible)
     assert make_policy("adaspec:8").begin(make_view(4, tpot_slo_s=15 * MS)) == 0
