@@ -80,6 +80,7 @@ class AdaSpecPolicy(Policy):
     """The AdaSpec policy; see the module docstring for the exact rules."""
 
     base_name = "adaspec"
+    default_trim = TrimMode.TOKEN
 
     def __init__(self, k: int = 8, slo: str | SloMode = SloMode.STRICT,
                  trim: str | TrimMode = TrimMode.TOKEN, cbar0: float = 0.6,
@@ -99,10 +100,11 @@ class AdaSpecPolicy(Policy):
         self._cost: IterationCost | None = None
 
     def _canonical_name(self) -> str:
+        """The spec string with non-default options only (``make_policy`` rebuilds it)."""
         parts = [str(self.k_max)]
         if self.slo is not SloMode.STRICT:
             parts.append(f"slo={self.slo.value}")
-        if self.trim is not TrimMode.TOKEN:
+        if self.trim is not self.default_trim:
             parts.append(f"trim={self.trim.value}")
         if self.cbar0 != 0.6:
             parts.append(f"cbar0={self.cbar0:g}")
