@@ -152,7 +152,6 @@ class ServerSimulation:
             duration = lat.target_verify_s(batch, pad(batch), context_sum)
             emitted = np.ones(batch, dtype=np.int64)
             zeros = np.zeros(batch, dtype=np.int64)
-            preempted = sched.preemption_count
             yield env.timeout(duration)
             self.finished.extend(sched.finish_decode(slots, emitted, zeros, zeros, zeros, env.now))
             self.iterations.add_decode(start, duration, batch, pad(batch), 0, 0, batch,

@@ -13,7 +13,6 @@ Arrival times are seconds from the first request (first = 0.0), except for ``arr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from sim.workload.arrays import (Columns, check_limit, check_window, file_sha256
                                  to_workload, window_label)
 from sim.workload.lengths import LengthSource, make_length_source, source_name
 from sim.workload.request import Workload
-from sim.workload.tabular import check_columns, open_text, read_header
+from sim.workload.tabular import check_columns, read_header
 
 CSV_FORMATS = {
     azure.NAME: (azure.COLUMNS, ()),
@@ -71,20 +70,12 @@ def _detect_csv(path: Path, header: list[str]) -> str:
 
 
 def _detect_json(path: Path) -> str:
-    with open_text(path) as f:
-        for line_no, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", path=str(path),
-                                 line=line_no) from None
-            if isinstance(obj, dict) and {"timestamp", "input_length", "output_length"} & set(obj):
-                return mooncake.NAME
-            keys = ",".join(obj) if isinstance(obj, dict) else type(obj).__name__
-            raise InputError(f"unknown trace format: JSON fields {keys!r} match none of the "
-                             f"known formats: {KNOWN_FORMATS}", path=str(path), line=line_no)
+    for line_no, obj in mooncake.iter_json_lines(path):
+        if isinstance(obj, dict) and {"timestamp", "input_length", "output_length"} & set(obj):
+            return mooncake.NAME
+        keys = ",".join(obj) if isinstance(obj, dict) else type(obj).__name__
+        raise InputError(f"unknown trace format: JSON fields {keys!r} match none of the "
+                         f"known formats: {KNOWN_FORMATS}", path=str(path), line=line_no)
     raise InputError("empty file: no data rows", path=str(path), line=1)
 
 
