@@ -198,6 +198,20 @@ def level_for_mean_accepted_length(target: float, concentration: float | None, k
     return 0.5 * (lo + hi)
 
 
+_QUANTILE_POINTS = 513
+
+
+def _beta_quantile_table(conf_means: np.ndarray, concentration: float) -> np.ndarray:
+    """Quantiles of Beta(m*kappa, (1-m)*kappa) at u = 0, 1/512, ..., 1 for each grid mean m,
+    clipped to [_CONF_MIN, 1] (row i belongs to ``conf_means[i]``)."""
+    from scipy.special import betaincinv  # lazy: only when a model is built
+
+    u = np.linspace(0.0, 1.0, _QUANTILE_POINTS)
+    a = conf_means[:, None] * concentration
+    b = (1.0 - conf_means[:, None]) * concentration
+    return np.clip(betaincinv(a, b, u[None, :]), _CONF_MIN, 1.0)
+
+
 def _expected_calibrated(calibration: CalibrationCurve, conf_means: np.ndarray,
                          concentration: float) -> np.ndarray:
     """E[cal(p)] for p ~ Beta(m*kappa, (1-m)*kappa), for each m in ``conf_means``.
@@ -239,6 +253,8 @@ class ParametricAcceptance:
         expected = np.maximum.accumulate(expected) + 1e-12 * np.arange(m_grid.size)
         self._level_grid = expected
         self._conf_mean_grid = m_grid
+        self._conf_quantiles = _beta_quantile_table(m_grid, self._kappa_t)
+        self._accept_quantiles = np.interp(self._conf_quantiles, self._cal_x, self._cal_y)
         self._decay = np.asarray(params.position_decay, dtype=np.float64)
         self._decay_table = decay_vector(self._decay, 64)
 
@@ -285,11 +301,17 @@ class ParametricAcceptance:
         batch = levels.shape[0]
         if k <= 0 or batch == 0:
             return np.zeros((batch, max(k, 0))), np.zeros((batch, max(k, 0)), dtype=bool)
-        m = self.confidence_means(levels)[:, None]
-        conf = rng.beta(m * self._kappa_t, (1.0 - m) * self._kappa_t, size=(batch, k))
-        np.clip(conf, _CONF_MIN, 1.0, out=conf)
-        p_accept = np.interp(conf, self._cal_x, self._cal_y)
+        # conf ~ Beta(m*kappa, (1-m)*kappa) by inverse transform: the nearest of the 513
+        # precomputed quantiles of the request's row (m on the table's grid, step 0.004), and
+        # P(accept | conf) from the same cell of the calibrated table. About 10x cheaper than
+        # rng.beta with per-row parameters, on the simulator's hot path.
+        m = self.confidence_means(levels)
+        grid = self._conf_mean_grid
+        rows = np.rint((m - grid[0]) / (grid[1] - grid[0])).astype(np.intp)[:, None]
+        cols = (rng.random((batch, k)) * (_QUANTILE_POINTS - 1) + 0.5).astype(np.intp)
+        conf = self._conf_quantiles[rows, cols]
+        p_accept = self._accept_quantiles[rows, cols]
         if self._decay.size:
-            p_accept *= self.decay(k)[None, :]
+            p_accept = p_accept * self.decay(k)[None, :]
         accept = rng.random((batch, k)) < p_accept
         return conf, accept
