@@ -17,7 +17,6 @@ random ones of the tests. ``--limit`` takes prompts round-robin over categories.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,6 +26,7 @@ import torch
 
 from realrun.forward import allocate, decode, free, prefill, truncate
 from realrun.kvcache import SlotKVCache
+from realrun.prompts import encode, first_turn, read_prompt_records
 from sim.errors import ConfigError, InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -65,36 +65,12 @@ def _round_robin(records: list[dict[str, Any]], limit: int | None) -> list[dict[
     return out
 
 
-def _encode(tokenizer: Any, text: str) -> list[int]:
-    if getattr(tokenizer, "chat_template", None):
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": text}],
-                                            add_generation_prompt=True, tokenize=True)
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        return [int(t) for t in ids]
-    return [int(t) for t in tokenizer(text)["input_ids"]]
-
-
 def load_prompts(path: str | Path, *, tokenizer: Any | None, limit: int | None = None,
                  max_prompt_tokens: int = 512) -> list[Prompt]:
     """Prompts from a JSONL file (Spec-Bench turns or pre-tokenised ``prompt_token_ids``)."""
     p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputError("prompts file not found", path=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read prompts file ({exc.__class__.__name__})", path=str(p)) from None
     records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON ({exc.msg})", path=str(p), line=number) from None
-        if not isinstance(rec, dict):
-            raise InputError("each line must be a JSON object", path=str(p), line=number)
+    for number, rec in read_prompt_records(p):
         if "prompt_token_ids" in rec:
             ids = rec["prompt_token_ids"]
             if not isinstance(ids, list) or not ids or not all(isinstance(t, int) and t >= 0 for t in ids):
@@ -102,15 +78,13 @@ def load_prompts(path: str | Path, *, tokenizer: Any | None, limit: int | None =
                                  path=str(p), line=number, column="prompt_token_ids")
             text = None
         else:
-            turns = rec.get("turns") or ([rec["prompt"]] if "prompt" in rec else None)
-            if not turns or not isinstance(turns[0], str):
+            text = first_turn(rec)
+            if text is None:
                 raise InputError("expected 'turns' (Spec-Bench), 'prompt' or 'prompt_token_ids'",
                                  path=str(p), line=number)
-            ids, text = None, turns[0]
+            ids = None
         records.append({"id": rec.get("question_id", rec.get("id", number)), "line": number,
                         "category": str(rec.get("category", "") or ""), "ids": ids, "text": text})
-    if not records:
-        raise InputError("prompts file has no prompts", path=str(p))
     prompts = []
     for rec in _round_robin(records, limit):
         ids = rec["ids"]
@@ -118,7 +92,7 @@ def load_prompts(path: str | Path, *, tokenizer: Any | None, limit: int | None =
             if tokenizer is None:
                 raise ConfigError(f"{p}: text prompts need a tokenizer; random-weight models have "
                                   "none (use real models or prompt_token_ids)")
-            ids = _encode(tokenizer, rec["text"])
+            ids = encode(tokenizer, rec["text"])
         prompts.append(Prompt(int(rec["id"]), rec["category"], tuple(ids[-max_prompt_tokens:])))
     return prompts
 

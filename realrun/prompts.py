@@ -47,8 +47,9 @@ def synthetic_ids(request_id: int, length: int, vocab_size: int, seed: int) -> t
     return tuple(int(t) for t in rng.integers(0, vocab_size, size=int(length)))
 
 
-def read_text_prompts(path: str | Path) -> list[tuple[str, str]]:
-    """(category, text) of each line of a Spec-Bench-style JSONL (first turn, or ``prompt``)."""
+def read_prompt_records(path: str | Path) -> list[tuple[int, dict]]:
+    """(1-based line, object) of each non-blank line of a prompts JSONL file; one-line
+    InputError for a missing or unreadable file, bad JSON, a non-object line or no lines."""
     p = Path(path)
     try:
         lines = p.read_text(encoding="utf-8").splitlines()
@@ -56,7 +57,7 @@ def read_text_prompts(path: str | Path) -> list[tuple[str, str]]:
         raise InputError("prompts file not found", path=str(p)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read prompts file ({exc.__class__.__name__})", path=str(p)) from None
-    out = []
+    records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -64,14 +65,31 @@ def read_text_prompts(path: str | Path) -> list[tuple[str, str]]:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON ({exc.msg})", path=str(p), line=number) from None
-        turns = rec.get("turns") or ([rec["prompt"]] if "prompt" in rec else None) \
-            if isinstance(rec, dict) else None
-        if not turns or not isinstance(turns[0], str) or not turns[0].strip():
-            raise InputError("expected a non-empty 'turns' list (Spec-Bench) or 'prompt'",
-                             path=str(p), line=number)
-        out.append((str(rec.get("category", "") or ""), turns[0]))
-    if not out:
+        if not isinstance(rec, dict):
+            raise InputError("each line must be a JSON object", path=str(p), line=number)
+        records.append((number, rec))
+    if not records:
         raise InputError("prompts file has no prompts", path=str(p))
+    return records
+
+
+def first_turn(rec: dict) -> str | None:
+    """The text a prompt record asks: Spec-Bench's first turn, or ``prompt``."""
+    turns = rec.get("turns") or ([rec["prompt"]] if "prompt" in rec else None)
+    if not turns or not isinstance(turns[0], str) or not turns[0].strip():
+        return None
+    return turns[0]
+
+
+def read_text_prompts(path: str | Path) -> list[tuple[str, str]]:
+    """(category, text) of each line of a Spec-Bench-style JSONL (first turn, or ``prompt``)."""
+    out = []
+    for number, rec in read_prompt_records(path):
+        text = first_turn(rec)
+        if text is None:
+            raise InputError("expected a non-empty 'turns' list (Spec-Bench) or 'prompt'",
+                             path=str(path), line=number)
+        out.append((str(rec.get("category", "") or ""), text))
     return out
 
 
