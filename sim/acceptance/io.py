@@ -34,6 +34,7 @@ from sim.acceptance.model import (
     ParametricAcceptance,
 )
 from sim.errors import ConfigError, InputError
+from sim.jsonfile import read_json_file
 
 ACCEPTANCE_SCHEMA_VERSION = 1
 ACCEPTANCE_KIND = "acceptance"
@@ -132,18 +133,7 @@ def params_from_dict(data: Any, *, path: str | Path | None = None,
 def load_acceptance_params(path: str | Path) -> AcceptanceParams:
     """Read and validate an acceptance JSON file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("acceptance file not found", path=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read acceptance file ({exc.__class__.__name__})", path=str(p)) from None
-    if not text.strip():
-        raise InputError("acceptance file is empty", path=str(p))
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON ({exc.msg})", path=str(p), line=exc.lineno) from None
+    data = read_json_file(p, "acceptance file")
     return params_from_dict(data, path=p, default_name=p.stem)
 
 

@@ -29,7 +29,6 @@ missing operation, negative or non-finite coefficients) is one ``InputError`` li
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from sim.errors import ConfigError, InputError
+from sim.jsonfile import read_json_file
 
 PROFILE_SCHEMA_VERSION = 1
 PROFILE_KIND = "latency-profile"
@@ -268,22 +268,7 @@ def profile_from_dict(data: Any, *, path: str | None = None, name: str = "profil
 def load_profile(path: str | Path) -> ProfileLatency:
     """Read a latency profile written by ``adaspec-calibrate latency``."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("latency profile not found", path=str(p)) from None
-    except IsADirectoryError:
-        raise InputError("latency profile is a directory, expected a JSON file", path=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read latency profile ({exc.__class__.__name__})",
-                         path=str(p)) from None
-    if not text.strip():
-        raise InputError("latency profile is empty", path=str(p))
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON, truncated? ({exc.msg})", path=str(p),
-                         line=exc.lineno) from None
+    data = read_json_file(p, "latency profile")
     return profile_from_dict(data, path=str(p), name=p.name)
 
 
