@@ -10,18 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from realrun.cli_args import add_real_model_args
 from sim.cli_common import run_command
 from sim.errors import ConfigError
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", required=True, metavar="MODEL",
-                        help="random:<preset>, a cached name (qwen2.5-coder-1.5b), a model "
-                             "directory or a .gguf file")
-    parser.add_argument("--draft", required=True, metavar="MODEL", help="draft model, same forms")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
-    parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
+    add_real_model_args(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of random weights and inputs")
     parser.add_argument("--out", required=True, metavar="PATH", help="JSON file to write")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -85,8 +80,14 @@ def _latency(args: argparse.Namespace) -> int:
     from calibrate.fit import fit_all
     from calibrate.grid import load_grid, with_overrides
     from calibrate.latency import time_grid
-    from calibrate.profile_io import (build_profile, fit_summary, hardware_info, model_info,
-                                      software_info, write_profile)
+    from calibrate.profile_io import (
+        build_profile,
+        fit_summary,
+        hardware_info,
+        model_info,
+        software_info,
+        write_profile,
+    )
 
     if args.k_max < 0:
         raise ConfigError("--k-max must be >= 0")

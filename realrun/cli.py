@@ -17,7 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from sim.cli_common import add_slo_args, add_workload_args, run_command, workload_from_args
+from realrun.cli_args import add_real_model_args
+from sim.cli_common import (
+    add_slo_args,
+    add_workload_args,
+    run_command,
+    workload_from_args,
+)
 from sim.errors import ConfigError
 
 PROG = "adaspec-realrun"
@@ -31,13 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--policy", action="append", required=True, metavar="NAME",
                         help="policy spec (repeatable; run one after another on the same models)")
     models = parser.add_argument_group("models and device")
-    models.add_argument("--target", required=True, metavar="MODEL",
-                        help="random:<preset>, a cached name (qwen2.5-coder-1.5b), a model "
-                             "directory or a .gguf file")
-    models.add_argument("--draft", required=True, metavar="MODEL", help="draft model, same forms")
-    models.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    models.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
-    models.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
+    add_real_model_args(models)
     models.add_argument("--gpu", default="H100",
                         help="hardware preset of the policies' roofline estimator (default H100)")
     models.add_argument("--profile", metavar="PATH",
