@@ -255,6 +255,8 @@ class ParametricAcceptance:
         self._conf_mean_grid = m_grid
         self._conf_quantiles = _beta_quantile_table(m_grid, self._kappa_t)
         self._accept_quantiles = np.interp(self._conf_quantiles, self._cal_x, self._cal_y)
+        self._conf_quantiles_flat = self._conf_quantiles.ravel()
+        self._accept_quantiles_flat = self._accept_quantiles.ravel()
         self._decay = np.asarray(params.position_decay, dtype=np.float64)
         self._decay_table = decay_vector(self._decay, 64)
 
@@ -307,10 +309,11 @@ class ParametricAcceptance:
         # rng.beta with per-row parameters, on the simulator's hot path.
         m = self.confidence_means(levels)
         grid = self._conf_mean_grid
-        rows = np.rint((m - grid[0]) / (grid[1] - grid[0])).astype(np.intp)[:, None]
-        cols = (rng.random((batch, k)) * (_QUANTILE_POINTS - 1) + 0.5).astype(np.intp)
-        conf = self._conf_quantiles[rows, cols]
-        p_accept = self._accept_quantiles[rows, cols]
+        rows = np.rint((m - grid[0]) / (grid[1] - grid[0])).astype(np.intp)
+        cells = (rng.random((batch, k)) * (_QUANTILE_POINTS - 1) + 0.5).astype(np.intp)
+        cells += (rows * _QUANTILE_POINTS)[:, None]  # flat index: take() beats 2-D indexing
+        conf = self._conf_quantiles_flat.take(cells)
+        p_accept = self._accept_quantiles_flat.take(cells)
         if self._decay.size:
             p_accept = p_accept * self.decay(k)[None, :]
         accept = rng.random((batch, k)) < p_accept
