@@ -1,4 +1,5 @@
-"""Test doubles shared by the simulator tests: a linear latency model and two tiny policies."""
+"""Test doubles shared by the simulator tests: a linear latency model and a fixed-k policy
+(independent of ``sim.policies``); plain decoding is ``sim.policies.nospec.NoSpecPolicy``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from dataclasses import dataclass
 
 
 from sim.policies.base import BatchView, Policy
+from sim.policies.nospec import NoSpecPolicy as PlainPolicy
+
+__all__ = ["FixedK", "LinearLatency", "PlainPolicy"]
 
 
 @dataclass(frozen=True)
@@ -33,15 +37,6 @@ class LinearLatency:
 
     def draft_step_s(self, batch_size, context_tokens):
         return self.draft_s
-
-
-class PlainPolicy(Policy):
-    name = "plain"
-    k_max = 0
-    uses_draft = False
-
-    def begin(self, view: BatchView) -> int:
-        return 0
 
 
 class FixedK(Policy):
