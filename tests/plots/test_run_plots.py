@@ -48,7 +48,7 @@ def test_plots_accept_tables_read_back_from_csv(tmp_path, results):
             self.requests = pd.read_csv(tmp_path / sub / "requests.csv", comment="#")
             self.iterations = pd.read_csv(tmp_path / sub / "iterations.csv", comment="#")
 
-    loaded = [Loaded("plain", "plain"), Loaded("fixed-k:3", "fixed-k_3")]
+    loaded = [Loaded("nospec", "nospec"), Loaded("fixed-k:3", "fixed-k_3")]
     assert len(write_run_plots(tmp_path / "again", loaded)) == 6
 
 
