@@ -44,11 +44,11 @@ from realrun.prompts import ServedWorkload
 from sim.acceptance.base import AcceptanceModel
 from sim.core.padding import GraphPadding
 from sim.core.scheduler import FinishedRequest, PrefillChunk, Scheduler, SchedulerConfig
-from sim.core.speculation import run_decode_iteration
+from sim.core.speculation import build_batch_view, run_decode_iteration
 from sim.errors import AdaSpecError, ConfigError
 from sim.latency.base import LatencyModel
 from sim.metrics.recorder import IterationLog
-from sim.policies.base import BatchView, Policy
+from sim.policies.base import Policy
 from sim.workload.request import Request
 
 
@@ -291,7 +291,6 @@ class RealEngine:
         batch = int(slots.size)
         ids = [sched.request_at(int(s)).id for s in slots]
         generated = sched.generated[slots]
-        context = sched.prompt[slots] + generated
         remaining = sched.output[slots] - generated
         slot_list = slots.tolist()
         start = self._now()
@@ -301,12 +300,9 @@ class RealEngine:
             zeros = np.zeros(batch, dtype=np.int64)
             steps, drafted, verify = 0, zeros, zeros
         else:
-            max_draft = np.minimum(remaining - 1, policy.k_max)
             ex.begin(slot_list, self._controlled(slots, policy.k_max))
-            view = BatchView(start, context, sched.prompt[slots], generated,
-                             start - sched.arrival[slots], self.limits.ttft_slo_s,
-                             self.limits.tpot_slo_s, sched.queue_len, max_draft, self.estimator,
-                             self.padding, None)
+            view = build_batch_view(sched, slots, start, policy.k_max, self.limits.ttft_slo_s,
+                                    self.limits.tpot_slo_s, self.estimator, self.padding)
             outcome = run_decode_iteration(policy, view, ex)
             steps, drafted, verify, accepted = (outcome.draft_steps, outcome.drafted,
                                                 outcome.verify, outcome.accepted)

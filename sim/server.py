@@ -18,10 +18,10 @@ from tqdm import tqdm
 from sim.acceptance.base import AcceptanceModel
 from sim.core.padding import GraphPadding
 from sim.core.scheduler import FinishedRequest, Scheduler, SchedulerConfig
-from sim.core.speculation import run_decode_iteration
+from sim.core.speculation import build_batch_view, run_decode_iteration
 from sim.latency.base import LatencyModel
 from sim.metrics.recorder import IterationLog
-from sim.policies.base import BatchView, Policy
+from sim.policies.base import Policy
 from sim.sim_executor import SimDecodeExecutor
 from sim.workload.request import Workload
 
@@ -157,12 +157,10 @@ class ServerSimulation:
             self.iterations.add_decode(start, duration, batch, pad(batch), 0, 0, batch,
                                        pad(batch), batch, 0, sched.queue_len, None)
             return
-        max_draft = np.minimum(remaining - 1, policy.k_max)
         oracle = self.executor.start(self._level_by_slot[slots], policy.k_max,
                                      draw_now=policy.needs_oracle)
-        view = BatchView(start, context, sched.prompt[slots], generated,
-                         start - sched.arrival[slots], self.slo.ttft_s, self.slo.tpot_s,
-                         sched.queue_len, max_draft, self.estimator, self.padding, oracle)
+        view = build_batch_view(sched, slots, start, policy.k_max, self.slo.ttft_s,
+                                self.slo.tpot_s, self.estimator, self.padding, oracle)
         outcome = run_decode_iteration(policy, view, self.executor)
         steps = outcome.draft_steps
         drafted = outcome.drafted

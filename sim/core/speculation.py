@@ -40,6 +40,20 @@ class DecodeOutcome:
     conf: np.ndarray  # (B, draft_steps) float, valid where position < drafted
 
 
+def build_batch_view(sched, slots: np.ndarray, now_s: float, k_max: int, ttft_slo_s: float,
+                     tpot_slo_s: float, estimator, padding, oracle=None) -> BatchView:
+    """What an engine knows about decode batch ``slots`` of scheduler ``sched`` at ``now_s``.
+
+    Each request may draft at most ``min(k_max, remaining output tokens - 1)`` tokens, so full
+    acceptance emits exactly what it still needs. Shared by the simulated and the real engine.
+    """
+    generated = sched.generated[slots]
+    return BatchView(now_s, sched.prompt[slots] + generated, sched.prompt[slots], generated,
+                     now_s - sched.arrival[slots], ttft_slo_s, tpot_slo_s, sched.queue_len,
+                     np.minimum(sched.output[slots] - generated - 1, k_max), estimator,
+                     padding, oracle)
+
+
 def _zeros(batch: int) -> np.ndarray:
     return np.zeros(batch, dtype=np.int64)
 
