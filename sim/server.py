@@ -53,8 +53,9 @@ class ServerSimulation:
         self.scheduler = Scheduler(scheduler_config, lookahead_tokens=policy.k_max)
         self.executor = SimDecodeExecutor(acceptance, rng)
         categories = [r.category for r in workload.requests]
-        self._levels_by_id = np.asarray(acceptance.request_levels(categories, rng), dtype=float)
-        self._level_by_slot = np.zeros(scheduler_config.max_num_seqs)
+        levels = np.asarray(acceptance.request_levels(categories, rng), dtype=float)
+        self._keys_by_id = acceptance.draw_keys(levels)  # per-request draw work, done once
+        self._key_by_slot = np.zeros(scheduler_config.max_num_seqs, dtype=self._keys_by_id.dtype)
         self.finished: list[FinishedRequest] = []
         self.iterations = IterationLog()
         self.env = simpy.Environment(initial_time=0.0)
@@ -127,7 +128,7 @@ class ServerSimulation:
             duration += self.latency.draft_prefill_s(tokens)
         for c in chunks:
             if c.cached == 0:
-                self._level_by_slot[c.slot] = self._levels_by_id[sched.request_at(c.slot).id]
+                self._key_by_slot[c.slot] = self._keys_by_id[sched.request_at(c.slot).id]
         queue = sched.queue_len
         yield env.timeout(duration)
         done = sched.finish_prefill(chunks, env.now)
@@ -144,11 +145,8 @@ class ServerSimulation:
         pad = self.padding.pad
         start = env.now
         batch = int(slots.size)
-        generated = sched.generated[slots]
-        context = sched.prompt[slots] + generated
-        context_sum = int(context.sum())
-        remaining = sched.output[slots] - generated
         if policy.k_max == 0:
+            context_sum = int((sched.prompt[slots] + sched.generated[slots]).sum())
             duration = lat.target_verify_s(batch, pad(batch), context_sum)
             emitted = np.ones(batch, dtype=np.int64)
             zeros = np.zeros(batch, dtype=np.int64)
@@ -157,31 +155,41 @@ class ServerSimulation:
             self.iterations.add_decode(start, duration, batch, pad(batch), 0, 0, batch,
                                        pad(batch), batch, 0, sched.queue_len, None)
             return
-        oracle = self.executor.start(self._level_by_slot[slots], policy.k_max,
+        oracle = self.executor.start(self._key_by_slot[slots], policy.k_max,
                                      draw_now=policy.needs_oracle)
         view = build_batch_view(sched, slots, start, policy.k_max, self.slo.ttft_s,
                                 self.slo.tpot_s, self.estimator, self.padding, oracle)
+        context = view.context_tokens
+        context_sum = int(context.sum())
         outcome = run_decode_iteration(policy, view, self.executor)
         steps = outcome.draft_steps
         drafted = outcome.drafted
+        drafting = outcome.drafting  # requests in each draft step
         duration = 0.0
         if steps:
-            # step s runs for the requests with drafted > s, over their contexts so far
-            drafting = (batch - np.cumsum(np.bincount(drafted, minlength=steps + 1))).tolist()
-            context_left = (context_sum - np.cumsum(
-                np.bincount(drafted, weights=context, minlength=steps + 1))).tolist()
             duration = lat.draft_overhead_s
-            for s in range(steps):
-                n = drafting[s]
-                duration += lat.draft_step_s(pad(n), int(context_left[s]) + s * n)
+            if drafting[-1] == batch:  # everyone drafted every step: the common case
+                padded_batch = pad(batch)
+                for s in range(steps):
+                    duration += lat.draft_step_s(padded_batch, context_sum + s * batch)
+            else:
+                # step s runs for the requests with drafted > s, over their contexts so far
+                context_left = (context_sum - np.cumsum(
+                    np.bincount(drafted, weights=context, minlength=steps + 1))).tolist()
+                for s, n in enumerate(drafting):
+                    duration += lat.draft_step_s(pad(n), int(context_left[s]) + s * n)
         verify_total = int(outcome.verify.sum())
         tokens = batch + verify_total
         padded = pad(tokens)
         duration += lat.target_verify_s(batch, padded, context_sum)
-        emitted = np.minimum(outcome.accepted + 1, remaining)
+        # accepted <= verify <= drafted <= remaining - 1 (the driver caps drafting at
+        # max_draft_tokens), so a request never emits more than it still needs
+        accepted = outcome.accepted
+        emitted = accepted + 1
+        accepted_total = int(accepted.sum())
         yield env.timeout(duration)
         self.finished.extend(sched.finish_decode(slots, emitted, drafted, outcome.verify,
-                                                 outcome.accepted, env.now))
-        self.iterations.add_decode(start, duration, batch, pad(batch), steps, int(drafted.sum()),
-                                   tokens, padded, int(emitted.sum()), int(outcome.accepted.sum()),
+                                                 accepted, env.now))
+        self.iterations.add_decode(start, duration, batch, pad(batch), steps, sum(drafting),
+                                   tokens, padded, batch + accepted_total, accepted_total,
                                    sched.queue_len, outcome.verify if steps else None)

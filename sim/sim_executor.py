@@ -17,20 +17,21 @@ class SimDecodeExecutor:
     step otherwise, from the run's single random generator.
     """
 
-    __slots__ = ("_model", "_rng", "_levels", "_k", "_conf", "_accept")
+    __slots__ = ("_model", "_rng", "_keys", "_k", "_conf", "_accept")
 
     def __init__(self, model: AcceptanceModel, rng: np.random.Generator) -> None:
         self._model = model
         self._rng = rng
-        self._levels: np.ndarray | None = None
+        self._keys: np.ndarray | None = None
         self._k = 0
         self._conf: np.ndarray | None = None
         self._accept: np.ndarray | None = None
 
-    def start(self, levels: np.ndarray, k: int, draw_now: bool = False) -> OracleView | None:
-        """Begin an iteration for requests with these acceptance levels and up to ``k``
-        draft positions; with ``draw_now`` the outcomes are drawn immediately and returned."""
-        self._levels = levels
+    def start(self, keys: np.ndarray, k: int, draw_now: bool = False) -> OracleView | None:
+        """Begin an iteration for requests with these draw keys (``model.draw_keys`` of their
+        acceptance levels) and up to ``k`` draft positions; with ``draw_now`` the outcomes are
+        drawn immediately and returned."""
+        self._keys = keys
         self._k = k
         self._conf = self._accept = None
         if draw_now and k > 0:
@@ -39,7 +40,7 @@ class SimDecodeExecutor:
         return None
 
     def _draw(self) -> None:
-        self._conf, self._accept = self._model.draw(self._levels, self._k, self._rng)
+        self._conf, self._accept = self._model.draw_with_keys(self._keys, self._k, self._rng)
 
     def draft_step(self, step: int, mask: np.ndarray) -> np.ndarray:
         if self._conf is None:
@@ -47,6 +48,6 @@ class SimDecodeExecutor:
         return self._conf[:, step]
 
     def verify(self, verify_tokens: np.ndarray) -> np.ndarray:
-        if self._accept is None or not verify_tokens.any():
+        if self._accept is None:
             return np.zeros(verify_tokens.shape[0], dtype=np.int64)
         return accepted_prefix(self._accept, verify_tokens)

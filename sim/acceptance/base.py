@@ -5,6 +5,10 @@ The simulator asks a model for two things: at admission, one acceptance *level* 
 the draft confidence and the accept outcome of each of the next ``k`` draft positions.
 Outcomes are drawn before drafting, so the sim-only oracle can see them; the accepted prefix
 of request i is the run of True at the start of its row, cut at its verify length.
+
+A draw is split in two so the simulator's hot path does per-request work once: ``draw_keys``
+turns levels into whatever the model needs per request (computed at admission and cached per
+slot), ``draw_with_keys`` draws a batch from those keys. ``draw`` is the two in one call.
 """
 
 from __future__ import annotations
@@ -32,6 +36,16 @@ class AcceptanceModel(Protocol):
         is the draft's probability of its own token, accept[i, j] the target's verdict on it."""
         ...
 
+    def draw_keys(self, levels: np.ndarray) -> np.ndarray:
+        """Per-request draw keys (B,) for ``draw_with_keys``, a pure function of the levels."""
+        ...
+
+    def draw_with_keys(self, keys: np.ndarray, k: int, rng: np.random.Generator
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """``draw`` from precomputed keys: ``draw(levels, ...)`` is
+        ``draw_with_keys(draw_keys(levels), ...)``, same random numbers, same results."""
+        ...
+
 
 @dataclass(frozen=True)
 class FixedAcceptance:
@@ -51,27 +65,30 @@ class FixedAcceptance:
 
     def draw(self, levels: np.ndarray, k: int, rng: np.random.Generator
              ) -> tuple[np.ndarray, np.ndarray]:
-        batch = levels.shape[0]
-        conf = np.broadcast_to(levels[:, None], (batch, k))
+        return self.draw_with_keys(self.draw_keys(levels), k, rng)
+
+    def draw_keys(self, levels: np.ndarray) -> np.ndarray:
+        return np.asarray(levels, dtype=np.float64)
+
+    def draw_with_keys(self, keys: np.ndarray, k: int, rng: np.random.Generator
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        batch = keys.shape[0]
+        conf = np.broadcast_to(keys[:, None], (batch, k))
         accept = rng.random((batch, k)) < conf
         return np.array(conf), accept
 
 
 def accepted_prefix(accept: np.ndarray, verify: np.ndarray) -> np.ndarray:
     """Length of the leading run of True in each row of ``accept``, capped at ``verify[i]``."""
-    k = accept.shape[1]
+    batch, k = accept.shape
     if k == 0:
-        return np.zeros(accept.shape[0], dtype=np.int64)
-    within = accept & (_positions(k) < verify[:, None])
-    return np.logical_and.accumulate(within, axis=1).sum(axis=1, dtype=np.int64)
+        return np.zeros(batch, dtype=np.int64)
+    padded = np.zeros((batch, k + 1), dtype=bool)  # a False sentinel ends every run
+    padded[:, :k] = accept
+    return leading_run(padded, verify)
 
 
-_POSITIONS: dict[int, np.ndarray] = {}
-
-
-def _positions(k: int) -> np.ndarray:
-    """Cached row vector 0..k-1 (accepted_prefix runs once per simulated iteration)."""
-    row = _POSITIONS.get(k)
-    if row is None:
-        row = _POSITIONS[k] = np.arange(k)[None, :]
-    return row
+def leading_run(accept_padded: np.ndarray, verify: np.ndarray) -> np.ndarray:
+    """``accepted_prefix`` of a (B, k+1) matrix whose last column is all False: the first
+    False in each row (argmin returns the first minimum), capped at ``verify[i]``."""
+    return np.minimum(accept_padded.argmin(axis=1), verify).astype(np.int64, copy=False)

@@ -30,6 +30,16 @@ class GraphPadding:
     def __post_init__(self) -> None:
         if not self.sizes or list(self.sizes) != sorted(set(self.sizes)) or self.sizes[0] < 1:
             raise ConfigError("graph sizes must be strictly increasing positive integers")
+        # pad() runs several times per simulated iteration: a list lookup instead of a bisect.
+        # _table[n] = pad(n) for 0 <= n <= max size (not a dataclass field: no effect on eq).
+        table = list(range(self.sizes[-1] + 1))
+        if self.enabled:
+            j = 0
+            for n in range(1, len(table)):
+                while self.sizes[j] < n:
+                    j += 1
+                table[n] = self.sizes[j]
+        object.__setattr__(self, "_table", table)
 
     @property
     def max_size(self) -> int:
@@ -38,9 +48,9 @@ class GraphPadding:
     def pad(self, n: int) -> int:
         """Size the pass runs at: the smallest captured size >= n, or n itself above the
         largest size (eager) or when padding is disabled."""
-        if not self.enabled or n > self.sizes[-1] or n <= 0:
-            return n
-        return self.sizes[bisect.bisect_left(self.sizes, n)]
+        if 0 < n < len(self._table):
+            return self._table[n]
+        return n
 
     def next_smaller(self, n: int) -> int:
         """The largest captured size strictly below ``pad(n)`` (0 if none)."""

@@ -38,6 +38,7 @@ class DecodeOutcome:
     verify: np.ndarray  # (B,) int
     accepted: np.ndarray  # (B,) int
     conf: np.ndarray  # (B, draft_steps) float, valid where position < drafted
+    drafting: tuple[int, ...] = ()  # requests that ran each draft step (len draft_steps)
 
 
 def build_batch_view(sched, slots: np.ndarray, now_s: float, k_max: int, ttft_slo_s: float,
@@ -48,7 +49,8 @@ def build_batch_view(sched, slots: np.ndarray, now_s: float, k_max: int, ttft_sl
     acceptance emits exactly what it still needs. Shared by the simulated and the real engine.
     """
     generated = sched.generated[slots]
-    return BatchView(now_s, sched.prompt[slots] + generated, sched.prompt[slots], generated,
+    prompt = sched.prompt[slots]
+    return BatchView(now_s, prompt + generated, prompt, generated,
                      now_s - sched.arrival[slots], ttft_slo_s, tpot_slo_s, sched.queue_len,
                      np.minimum(sched.output[slots] - generated - 1, k_max), estimator,
                      padding, oracle)
@@ -64,14 +66,21 @@ def run_decode_iteration(policy: Policy, view: BatchView, executor: DecodeExecut
     Invariants: drafting is a prefix (a request that skips a step never drafts again this
     iteration); nobody drafts past ``view.max_draft_tokens``; 0 <= k_i <= drafted_i;
     ``conf`` is 0 at positions a request did not draft.
+
+    ``continue_drafting`` may answer with a mask or with a plain ``True`` (everyone still
+    drafting continues) / ``False`` (nobody drafts this step). While every request drafts, the
+    loop does no mask arithmetic at all: this loop runs once per simulated iteration.
     """
     batch = view.batch_size
     cap = view.max_draft_tokens
     k_max = int(policy.begin(view))
     if k_max < 0:
         raise ValueError(f"policy {policy.name} returned negative k_max {k_max}")
+    cap_max = cap_min = 0
     if k_max and batch:
-        k_max = min(k_max, int(cap.max()))
+        cap_min = int(cap.min())
+        cap_max = int(cap.max())
+        k_max = min(k_max, cap_max)
     if k_max <= 0 or batch == 0:
         verify = _zeros(batch)
         accepted = np.asarray(executor.verify(verify), dtype=np.int64)
@@ -82,17 +91,31 @@ def run_decode_iteration(policy: Policy, view: BatchView, executor: DecodeExecut
     asks_each_step = policy_type.continue_drafting is not Policy.continue_drafting
     conf = np.zeros((batch, k_max), dtype=np.float64)
     drafted = _zeros(batch)
-    alive = np.ones(batch, dtype=bool)
-    steps = 0
+    alive: np.ndarray | None = None  # None: every request is still drafting
+    drafting: list[int] = []
     for step in range(k_max):
         if asks_each_step:
-            alive &= np.asarray(policy.continue_drafting(step, conf[:, :step], drafted), dtype=bool)
-        alive &= cap > step
-        if not alive.any():
+            decision = policy.continue_drafting(step, conf[:, :step], drafted)
+            if decision is False:
+                break
+            if decision is not True:
+                mask = np.asarray(decision, dtype=bool)
+                alive = mask.copy() if alive is None else alive & mask
+        if step >= cap_min:  # some requests have no room for this step
+            room = cap > step
+            alive = room if alive is None else alive & room
+        if alive is None:
+            conf[:, step] = executor.draft_step(step, _all_true(batch))
+            drafted += 1
+            drafting.append(batch)
+            continue
+        n = int(np.count_nonzero(alive))
+        if n == 0:
             break
         conf[:, step] = np.asarray(executor.draft_step(step, alive), dtype=np.float64) * alive
         drafted += alive
-        steps += 1
+        drafting.append(n)
+    steps = len(drafting)
     conf = conf[:, :steps]
     if policy_type.verify_lengths is Policy.verify_lengths:
         verify = drafted
@@ -100,7 +123,20 @@ def run_decode_iteration(policy: Policy, view: BatchView, executor: DecodeExecut
         verify = np.asarray(policy.verify_lengths(conf, drafted), dtype=np.int64)
         verify = np.minimum(np.maximum(verify, 0), drafted)
     accepted = np.asarray(executor.verify(verify), dtype=np.int64)
-    if (accepted > verify).any() or (accepted < 0).any():
+    if (accepted > verify).any() or accepted.min(initial=0) < 0:
         raise ValueError("executor returned accepted counts outside 0..verify")
     policy.observe(verify, accepted)
-    return DecodeOutcome(steps, drafted, verify, accepted, conf)
+    return DecodeOutcome(steps, drafted, verify, accepted, conf, tuple(drafting))
+
+
+_ALL_TRUE: dict[int, np.ndarray] = {}
+
+
+def _all_true(batch: int) -> np.ndarray:
+    """A shared read-only all-True mask of length ``batch`` (executors must not write to it)."""
+    mask = _ALL_TRUE.get(batch)
+    if mask is None:
+        mask = np.ones(batch, dtype=bool)
+        mask.flags.writeable = False
+        _ALL_TRUE[batch] = mask
+    return mask

@@ -19,11 +19,13 @@ class IterationLog:
     ``verify_tokens`` counts every position the target computes (sum of k_i + 1 in a decode
     iteration, prompt tokens in a prefill), ``padded_tokens`` the CUDA-graph size it ran at,
     ``verify_lengths`` the per-request k_i in batch order joined by ';' (empty when the
-    iteration did not speculate) so "k over time" can be plotted.
+    iteration did not speculate) so "k over time" can be plotted. The lengths are kept as
+    small arrays while the run goes and turned into text once, in ``to_frame``.
     """
 
     def __init__(self) -> None:
         self._rows: list[tuple] = []
+        self._lengths: list[np.ndarray | None] = []
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -31,19 +33,47 @@ class IterationLog:
     def add_prefill(self, start_s: float, duration_s: float, batch: int, tokens: int,
                     emitted: int, queue_len: int) -> None:
         self._rows.append((start_s, duration_s, "prefill", batch, batch, 0, 0, tokens, tokens,
-                           emitted, 0, queue_len, ""))
+                           emitted, 0, queue_len))
+        self._lengths.append(None)
 
     def add_decode(self, start_s: float, duration_s: float, batch: int, padded_batch: int,
                    draft_steps: int, drafted: int, verify_tokens: int, padded_tokens: int,
                    emitted: int, accepted: int, queue_len: int,
                    verify_lengths: np.ndarray | None) -> None:
-        lengths = "" if verify_lengths is None else ";".join(map(str, verify_lengths.tolist()))
         self._rows.append((start_s, duration_s, "decode", batch, padded_batch, draft_steps,
-                           drafted, verify_tokens, padded_tokens, emitted, accepted, queue_len,
-                           lengths))
+                           drafted, verify_tokens, padded_tokens, emitted, accepted, queue_len))
+        # a copy: k_i <= MAX_DRAFT_TOKENS (64) fits a byte, and callers may reuse the array
+        self._lengths.append(None if verify_lengths is None
+                             else np.asarray(verify_lengths).astype(np.uint8))
 
     def to_frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame.from_records(self._rows, columns=list(ITERATION_COLUMNS))
+        frame = pd.DataFrame.from_records(self._rows, columns=list(ITERATION_COLUMNS[:-1]))
+        frame["verify_lengths"] = pd.Series(join_lengths(self._lengths), dtype=object)
         if frame.empty:
             return frame.astype({"start_s": float, "duration_s": float, "kind": str})
         return frame
+
+
+def join_lengths(lengths: list[np.ndarray | None]) -> list[str]:
+    """Each array as its values joined by ';' ("" for None), e.g. [3, 0, 2] -> "3;0;2".
+
+    Vectorised for single-digit values (every k_i < 10): one byte buffer "3;0;2;..." for the
+    whole run, decoded once and sliced per row; otherwise row by row.
+    """
+    present = [a for a in lengths if a is not None]
+    flat = np.concatenate(present) if present else np.zeros(0, dtype=np.uint8)
+    if flat.size and int(flat.max()) > 9:
+        return ["" if a is None else ";".join(map(str, a.tolist())) for a in lengths]
+    buf = np.full(2 * flat.size, ord(";"), dtype=np.uint8)
+    buf[0::2] = flat + ord("0")
+    text = buf.tobytes().decode("ascii")
+    out: list[str] = []
+    pos = 0
+    for a in lengths:
+        if a is None:
+            out.append("")
+        else:
+            end = pos + 2 * a.size
+            out.append(text[pos:end - 1])
+            pos = end
+    return out

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 from enum import Enum
+from itertools import accumulate
 
 import numpy as np
 
@@ -52,7 +53,6 @@ from sim.policies.base import BatchView, Policy
 from sim.policies.goodput import (
     IterationCost,
     SloMode,
-    draft_limits,
     feasible,
     slo_limit_s,
 )
@@ -95,8 +95,6 @@ class AdaSpecPolicy(Policy):
         self.name = self._canonical_name()
         self.stats = {"iterations": 0, "slo_lost": 0, "precheck_plain": 0, "stop_after_step": 0,
                       "stop_before_step": 0, "trim_kept": 0, "trim_rejected": 0}
-        self._zeros = np.zeros(0, dtype=bool)
-        self._ones = np.ones(0, dtype=bool)
         self._cost: IterationCost | None = None
 
     def _canonical_name(self) -> str:
@@ -117,7 +115,7 @@ class AdaSpecPolicy(Policy):
     # -- per-iteration helpers -------------------------------------------------------------
 
     def _score(self, expected: float, time_s: float, min_tokens: float) -> float:
-        if not feasible(time_s, min_tokens, self._slo_s, self.slo):
+        if self._slo_s != math.inf and not feasible(time_s, min_tokens, self._slo_s, self.slo):
             return _NEG_INF
         return expected / time_s if time_s > 0.0 else 0.0
 
@@ -130,8 +128,7 @@ class AdaSpecPolicy(Policy):
         if batch == 0:
             return 0
         k_cap = self.k_max
-        limits = draft_limits(view, k_cap)
-        cost = IterationCost(view, k_cap, limits)
+        cost = IterationCost(view, k_cap)
         self._cost = cost
         self._batch = batch
         self._slo_s = slo_limit_s(view, self.slo)
@@ -144,7 +141,8 @@ class AdaSpecPolicy(Policy):
         g0 = batch / t0
         self.g0 = g0
         self.best = g0
-        n1 = int(cost.draft_counts[0])
+        counts = cost.draft_counts
+        n1 = counts[0]
         if n1 == 0:
             self.stats["precheck_plain"] += 1
             return 0
@@ -154,23 +152,20 @@ class AdaSpecPolicy(Policy):
         if not g1 > g0:
             self.stats["precheck_plain"] += 1
             return 0
-        # Every request that may draft step t does (limits > t). In the common uniform case
-        # (everyone may draft all K steps) no per-step masks are needed.
-        self._uniform = int(cost.draft_counts[-1]) == batch
-        if self._ones.shape[0] != batch:
-            self._ones = np.ones(batch, dtype=bool)
-            self._zeros = np.zeros(batch, dtype=bool)
-        if self._uniform:
-            self._eligible = None
-        else:
-            self._eligible = limits[None, :] > np.arange(k_cap)[:, None]
-        self._tokens_cum = [0, *np.cumsum(cost.draft_counts).tolist()]
+        # Every request that may draft step t does (max_draft_tokens > t; the driver enforces
+        # that), so the drafter only ever answers True or False. In the common uniform case
+        # (everyone may draft all K steps) no per-request masks are needed at all.
+        self._uniform = cost.uniform
+        self._max_draft = view.max_draft_tokens
+        self._tokens_cum = list(accumulate(counts, initial=0))
         self._c_last = np.ones(batch)
         self._last_sum = float(batch)
         self._sum_c = np.zeros(batch) if self.slo is SloMode.TOKENS else None
         self._absorbed = 0
         self._expected = float(batch)
-        return k_cap if self._uniform else int(limits.max())
+        if self._uniform:
+            return k_cap
+        return next((t for t in range(k_cap, 0, -1) if counts[t - 1] > 0), 0)
 
     def _absorb(self, conf: np.ndarray, upto: int) -> None:
         """Fold draft steps ``self._absorbed .. upto-1`` into the cumulative confidences.
@@ -185,9 +180,9 @@ class AdaSpecPolicy(Policy):
                 self._sum_c += self._c_last
         self._absorbed = max(self._absorbed, upto)
 
-    def continue_drafting(self, step: int, conf: np.ndarray, drafted: np.ndarray) -> np.ndarray:
+    def continue_drafting(self, step: int, conf: np.ndarray, drafted: np.ndarray) -> bool:
         if step == 0:
-            return self._ones if self._uniform else self._eligible[0]
+            return True
         cost, batch = self._cost, self._batch
         # (a) after step `step - 1`: G(step) from the real cumulative confidences
         self._absorb(conf, step)
@@ -198,20 +193,21 @@ class AdaSpecPolicy(Policy):
                         1.0 + float(self._sum_c.min()) if tokens_mode else 1.0)
         if g < self.best:
             self.stats["stop_after_step"] += 1
-            return self._zeros
+            return False
         self.best = g
         # (b) before step `step`: predict G(step + 1), extrapolating c_{i,step+1} = c_{i,step} * cbar
         if step >= self.k_max:
-            return self._zeros
-        n = int(cost.draft_counts[step])
+            return False
+        n = cost.draft_counts[step]
         if n == 0:
-            return self._zeros
-        nxt = self._ones if self._uniform else self._eligible[step]
+            return False
         if self._uniform and not tokens_mode:
             gain_sum = self.cbar * self._last_sum
             min_tokens = 1.0
         else:
-            gain = self._c_last * nxt * self.cbar
+            gain = self._c_last * self.cbar
+            if not self._uniform:
+                gain *= self._max_draft > step  # only requests with room draft step `step`
             gain_sum = float(gain.sum())
             min_tokens = 1.0 + float((self._sum_c + gain).min()) if tokens_mode else 1.0
         time_next = cost.draft_s(step + 1) + cost.verify_s(batch + tokens + n)
@@ -219,8 +215,8 @@ class AdaSpecPolicy(Policy):
         self.predicted = g_next
         if g_next < self.best:
             self.stats["stop_before_step"] += 1
-            return self._zeros
-        return nxt
+            return False
+        return True
 
     def _update_cbar(self, conf: np.ndarray) -> None:
         """EMA over the draft steps that ran of their mean single-token confidence."""

@@ -42,16 +42,17 @@ class IterationCost:
     """Predicted seconds of one decode iteration's configurations, from ``view.estimator``.
 
     Built once per iteration (``begin``); ``draft_s(steps)`` and ``verify_s(tokens)`` are cached.
-    ``draft_counts[t]`` is how many requests draft step t when every request that may, does
-    (``max_draft_tokens > t``).
+    ``draft_counts[t]`` (a list of ints) is how many requests draft step t when every request
+    that may, does (``max_draft_tokens > t``); ``uniform`` says every request may draft all
+    ``k_max`` steps (then ``draft_counts`` is B everywhere and no per-request limits exist).
     """
 
     __slots__ = ("batch", "context_tokens", "draft_overhead_s", "_est", "_pad", "_verify_cache",
-                 "_step_cache", "draft_counts", "_draft_cum")
+                 "_step_cache", "draft_counts", "uniform", "_draft_cum")
 
     def __init__(self, view: BatchView, k_max: int, limits: np.ndarray | None = None) -> None:
         """``limits``: optional precomputed ``min(max_draft_tokens, k_max)`` (non-negative)."""
-        self.batch = view.batch_size
+        batch = self.batch = view.batch_size
         self.context_tokens = int(view.context_tokens.sum())
         self._est = view.estimator
         self._pad = view.padding
@@ -60,10 +61,21 @@ class IterationCost:
         self._step_cache: dict[int, float] = {}
         k_max = max(int(k_max), 0)
         if limits is None:
-            limits = draft_limits(view, k_max)
-        hist = np.bincount(limits, minlength=k_max + 1)
-        # requests with limit > t, for t = 0..k_max-1
-        self.draft_counts = self.batch - np.cumsum(hist[:k_max])
+            lowest = int(view.max_draft_tokens.min()) if batch else k_max
+            if lowest >= k_max:  # the common case: one Python list, no array arithmetic
+                limits_known = False
+            else:
+                limits = draft_limits(view, k_max)
+                limits_known = True
+        else:
+            limits_known = True
+        if limits_known:
+            hist = np.bincount(limits, minlength=k_max + 1)
+            # requests with limit > t, for t = 0..k_max-1
+            self.draft_counts = (batch - np.cumsum(hist[:k_max])).tolist()
+        else:
+            self.draft_counts = [batch] * k_max
+        self.uniform = k_max == 0 or self.draft_counts[-1] == batch
         self._draft_cum: list[float] = [0.0]
 
     def padded(self, tokens: int) -> int:
@@ -92,7 +104,7 @@ class IterationCost:
         cum = self._draft_cum
         while len(cum) <= steps:
             t = len(cum) - 1
-            n = int(self.draft_counts[t]) if t < self.draft_counts.size else 0
+            n = self.draft_counts[t] if t < len(self.draft_counts) else 0
             extra = self.draft_step_s(n) if n > 0 else 0.0
             cum.append(cum[-1] + extra + (self.draft_overhead_s if t == 0 else 0.0))
         return cum[steps]

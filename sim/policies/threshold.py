@@ -16,16 +16,13 @@ class ThresholdPolicy(Policy):
         self.threshold = check_unit(threshold, "threshold T")
         self.k_max = check_k(k)
         self.name = f"threshold:{self.threshold:g},{self.k_max}"
-        self._all = np.ones(0, dtype=bool)
 
     def begin(self, view: BatchView) -> int:
-        if self._all.shape[0] != view.batch_size:
-            self._all = np.ones(view.batch_size, dtype=bool)
         return self.k_max
 
-    def continue_drafting(self, step: int, conf: np.ndarray, drafted: np.ndarray) -> np.ndarray:
+    def continue_drafting(self, step: int, conf: np.ndarray, drafted: np.ndarray) -> bool:
         if step > 0:
             last = drafted >= step  # requests that drafted step - 1
             if last.any() and conf[last, step - 1].mean() < self.threshold:
-                return np.zeros(conf.shape[0], dtype=bool)
-        return self._all if self._all.shape[0] == conf.shape[0] else np.ones(conf.shape[0], dtype=bool)
+                return False  # nobody drafts this step
+        return True  # everyone still drafting continues

@@ -35,7 +35,7 @@ def test_draft_time_counts_drafting_requests_per_step_and_pads_the_batch():
     est = FakeEstimator(draft_per_batch_ms=0.1)
     view = make_view(4, max_draft=[8, 8, 1, 0], estimator=est, padding=DEFAULT_PADDING)
     cost = IterationCost(view, k_max=8)
-    assert cost.draft_counts[:3].tolist() == [3, 2, 2]
+    assert cost.draft_counts[:3] == [3, 2, 2]
     # step 0: 3 drafters pad to 4 -> 1 + 0.4 = 1.4 ms; step 1: 2 drafters -> 1 + 0.2 = 1.2 ms
     # plus the 0.5 ms overhead: 0.5 + 1.4 + 1.2 = 3.1 ms
     assert cost.draft_s(0) == 0.0
