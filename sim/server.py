@@ -160,7 +160,7 @@ class ServerSimulation:
         view = build_batch_view(sched, slots, start, policy.k_max, self.slo.ttft_s,
                                 self.slo.tpot_s, self.estimator, self.padding, oracle)
         context = view.context_tokens
-        context_sum = int(context.sum())
+        context_sum = view.total_context_tokens
         outcome = run_decode_iteration(policy, view, self.executor)
         steps = outcome.draft_steps
         drafted = outcome.drafted

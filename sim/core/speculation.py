@@ -76,11 +76,11 @@ def run_decode_iteration(policy: Policy, view: BatchView, executor: DecodeExecut
     k_max = int(policy.begin(view))
     if k_max < 0:
         raise ValueError(f"policy {policy.name} returned negative k_max {k_max}")
-    cap_max = cap_min = 0
+    cap_min = 0
     if k_max and batch:
         cap_min = int(cap.min())
-        cap_max = int(cap.max())
-        k_max = min(k_max, cap_max)
+        if cap_min < k_max:
+            k_max = min(k_max, int(cap.max()))
     if k_max <= 0 or batch == 0:
         verify = _zeros(batch)
         accepted = np.asarray(executor.verify(verify), dtype=np.int64)
@@ -117,11 +117,13 @@ def run_decode_iteration(policy: Policy, view: BatchView, executor: DecodeExecut
         drafting.append(n)
     steps = len(drafting)
     conf = conf[:, :steps]
+    drafted.flags.writeable = False  # policies read it; what they return is checked
     if policy_type.verify_lengths is Policy.verify_lengths:
         verify = drafted
     else:
-        verify = np.asarray(policy.verify_lengths(conf, drafted), dtype=np.int64)
-        verify = np.minimum(np.maximum(verify, 0), drafted)
+        verify = policy.verify_lengths(conf, drafted)
+        if verify is not drafted:
+            verify = np.minimum(np.maximum(np.asarray(verify, dtype=np.int64), 0), drafted)
     accepted = np.asarray(executor.verify(verify), dtype=np.int64)
     if (accepted > verify).any() or accepted.min(initial=0) < 0:
         raise ValueError("executor returned accepted counts outside 0..verify")

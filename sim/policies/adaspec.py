@@ -96,6 +96,8 @@ class AdaSpecPolicy(Policy):
         self.stats = {"iterations": 0, "slo_lost": 0, "precheck_plain": 0, "stop_after_step": 0,
                       "stop_before_step": 0, "trim_kept": 0, "trim_rejected": 0}
         self._cost: IterationCost | None = None
+        # c_{i,t} (cumulative draft confidence) at [t, i], filled step by step by _absorb
+        self._cum = np.empty((0, 0))
 
     def _canonical_name(self) -> str:
         """The spec string with non-default options only (``make_policy`` rebuilds it)."""
@@ -158,7 +160,9 @@ class AdaSpecPolicy(Policy):
         self._uniform = cost.uniform
         self._max_draft = view.max_draft_tokens
         self._tokens_cum = list(accumulate(counts, initial=0))
-        self._c_last = np.ones(batch)
+        if self._cum.shape != (k_cap, batch):
+            self._cum = np.empty((k_cap, batch))
+        self._c_last = self._cum[0]
         self._last_sum = float(batch)
         self._sum_c = np.zeros(batch) if self.slo is SloMode.TOKENS else None
         self._absorbed = 0
@@ -168,16 +172,23 @@ class AdaSpecPolicy(Policy):
         return next((t for t in range(k_cap, 0, -1) if counts[t - 1] > 0), 0)
 
     def _absorb(self, conf: np.ndarray, upto: int) -> None:
-        """Fold draft steps ``self._absorbed .. upto-1`` into the cumulative confidences.
+        """Fold draft steps ``self._absorbed .. upto-1`` into the cumulative confidences
+        (row t of ``self._cum``), their batch sum and the expected emitted tokens.
 
         Relies on the driver's contract that ``conf`` is 0 where a request did not draft, so
-        c_last drops to 0 for requests that stopped (they never draft again this iteration)."""
+        c drops to 0 for requests that stopped (they never draft again this iteration)."""
+        cum = self._cum
         for t in range(self._absorbed, upto):
-            self._c_last *= conf[:, t]
-            self._last_sum = float(self._c_last.sum())
+            row = cum[t]
+            if t == 0:
+                row[...] = conf[:, 0]
+            else:
+                np.multiply(cum[t - 1], conf[:, t], out=row)
+            self._c_last = row
+            self._last_sum = float(row.sum())
             self._expected += self._last_sum
             if self._sum_c is not None:
-                self._sum_c += self._c_last
+                self._sum_c += row
         self._absorbed = max(self._absorbed, upto)
 
     def continue_drafting(self, step: int, conf: np.ndarray, drafted: np.ndarray) -> bool:
@@ -233,42 +244,53 @@ class AdaSpecPolicy(Policy):
         self.last_trim = "none"
         steps = conf.shape[1]
         if steps == 0 or self._cost is None:
-            return drafted.copy()
+            return drafted
+        self._absorb(conf, steps)  # self._cum[:steps] now holds every c_{i,t}, 0 where not drafted
         self._update_cbar(conf)
-        padding = self._cost._pad
+        cost = self._cost
+        padding = cost._pad
         if self.trim is TrimMode.OFF or not padding.enabled:
-            return drafted.copy()
+            return drafted
         batch = self._batch
-        tokens = int(drafted.sum())
+        uniform = self._uniform  # every request drafted every step
+        tokens = batch * steps if uniform else int(drafted.sum())
         total = batch + tokens
         target = padding.next_smaller(total)
         if target < batch or target >= total:
-            return drafted.copy()
+            return drafted
         drop = total - target
-        cum = np.cumprod(conf, axis=1)
-        valid = np.arange(steps)[None, :] < drafted[:, None]
-        cost = self._cost
+        cum = self._cum[:steps]  # (steps, B)
         draft_time = cost.draft_s(steps)
         tokens_mode = self.slo is SloMode.TOKENS
         if self.trim is TrimMode.TOKEN and not tokens_mode:
             # Fast decision: the d lowest cumulative confidences sum to the same value whatever
             # the tie-breaking, so G(trimmed) is known before choosing which tokens go.
-            vals = cum[valid]
-            expected = batch + float(vals.sum())
-            lowest = np.partition(vals, drop - 1)[:drop] if drop < vals.size else vals
+            if uniform:
+                vals = cum.ravel()  # step-major: index t * B + i
+                valid = None
+            else:
+                valid = np.arange(steps)[:, None] < drafted[None, :]
+                vals = cum[valid]
+            expected = self._expected
+            lowest = (float(np.partition(vals, drop - 1)[:drop].sum()) if drop < vals.size
+                      else expected - batch)
             full = self._score(expected, draft_time + cost.verify_s(total), 1.0)
-            trimmed = self._score(expected - float(lowest.sum()),
-                                  draft_time + cost.verify_s(target), 1.0)
+            trimmed = self._score(expected - lowest, draft_time + cost.verify_s(target), 1.0)
             if trimmed < full:
                 self.stats["trim_rejected"] += 1
                 self.last_trim = "rejected"
-                return drafted.copy()
-            rows, cols = np.nonzero(valid)
+                return drafted
+            if valid is None:
+                cols, rows = np.divmod(np.arange(vals.size), batch)
+            else:
+                cols, rows = np.nonzero(valid)
+            # lowest value first; ties: the later position, then the lower batch index
             dropped = np.lexsort((-cols, vals))[:drop]
             self.stats["trim_kept"] += 1
             self.last_trim = "kept"
             return drafted - np.bincount(rows[dropped], minlength=batch)
-        cum = np.where(valid, cum, 0.0)
+        cum = cum.T  # (B, steps)
+        valid = np.arange(steps)[None, :] < drafted[:, None]
         row_sums = cum.sum(axis=1)
         full = self._score(batch + float(row_sums.sum()), draft_time + cost.verify_s(total),
                            1.0 + float(row_sums.min()) if tokens_mode else 1.0)
@@ -298,5 +320,4 @@ class AdaSpecPolicy(Policy):
             return new
         self.stats["trim_rejected"] += 1
         self.last_trim = "rejected"
-        return drafted.copy()
-
+        return drafted

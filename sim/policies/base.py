@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class OracleView:
     accept: np.ndarray  # (B, K) bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class BatchView:
     """What a real engine knows at the start of a decode iteration.
 
@@ -61,6 +62,12 @@ class BatchView:
     def batch_size(self) -> int:
         return int(self.context_tokens.shape[0])
 
+    @cached_property
+    def total_context_tokens(self) -> int:
+        """Sum of ``context_tokens`` (the KV positions a pass over the whole batch reads),
+        computed once per view: the engine and the policy's cost model both need it."""
+        return int(self.context_tokens.sum())
+
 
 class Policy(ABC):
     """Base class of every policy. One instance serves one run (it may keep statistics).
@@ -79,18 +86,23 @@ class Policy(ABC):
     def begin(self, view: BatchView) -> int:
         """Number of draft steps this iteration may run at most (0 = plain decode)."""
 
-    def continue_drafting(self, step: int, conf: np.ndarray, drafted: np.ndarray) -> np.ndarray:
-        """Boolean mask (B,) of the requests that draft step ``step`` (0-based).
+    def continue_drafting(self, step: int, conf: np.ndarray, drafted: np.ndarray
+                          ) -> np.ndarray | bool:
+        """Boolean mask (B,) of the requests that draft step ``step`` (0-based), or ``True``
+        (every request still drafting continues) / ``False`` (nobody drafts this step); the
+        plain answers spare the driver all mask arithmetic.
 
         ``conf[i, j]`` is the draft probability of request i's token at position j for
         j < drafted[i] (undefined elsewhere). The driver keeps only requests that drafted every
         earlier step and still have room. Default: everyone who can, keeps drafting.
         """
-        return np.ones(conf.shape[0], dtype=bool)
+        return True
 
     def verify_lengths(self, conf: np.ndarray, drafted: np.ndarray) -> np.ndarray:
-        """Tokens k_i (B,) each request sends to verification; default: all it drafted."""
-        return drafted.copy()
+        """Tokens k_i (B,) each request sends to verification; default: all it drafted.
+
+        ``drafted`` is read-only; returning it unchanged means "verify everything drafted"."""
+        return drafted
 
     def observe(self, verify: np.ndarray, accepted: np.ndarray) -> None:
         """Learn from the outcome: ``accepted[i]`` of ``verify[i]`` drafted tokens accepted."""

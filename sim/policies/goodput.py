@@ -53,7 +53,7 @@ class IterationCost:
     def __init__(self, view: BatchView, k_max: int, limits: np.ndarray | None = None) -> None:
         """``limits``: optional precomputed ``min(max_draft_tokens, k_max)`` (non-negative)."""
         batch = self.batch = view.batch_size
-        self.context_tokens = int(view.context_tokens.sum())
+        self.context_tokens = view.total_context_tokens
         self._est = view.estimator
         self._pad = view.padding
         self.draft_overhead_s = float(view.estimator.draft_overhead_s)
