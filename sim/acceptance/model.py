@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -235,6 +236,30 @@ def _expected_calibrated(calibration: CalibrationCurve, conf_means: np.ndarray,
     return ys[0] + integral
 
 
+@lru_cache(maxsize=16)
+def _draw_tables(calibration: CalibrationCurve, concentration: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(conf-mean grid, level grid, confidence quantiles, acceptance quantiles) of a model.
+
+    A pure function of the calibration curve and the confidence concentration, cached (read-only
+    arrays) because building it (~128k Beta quantiles) costs more than a short simulation and
+    a sweep or ``--policy all`` builds the same model once per run.
+
+    The level -> conf-mean table: E[cal(p) | m] is non-decreasing in m (the Beta family with a
+    fixed concentration is stochastically increasing in its mean); a tiny ramp keeps it strictly
+    increasing for np.interp when the curve is flat somewhere.
+    """
+    m_grid = np.linspace(0.002, 0.998, 250)
+    expected = _expected_calibrated(calibration, m_grid, concentration)
+    levels = np.maximum.accumulate(expected) + 1e-12 * np.arange(m_grid.size)
+    conf_q = _beta_quantile_table(m_grid, concentration)
+    accept_q = np.interp(conf_q, calibration.xs, calibration.ys)
+    tables = (m_grid, levels, conf_q, accept_q)
+    for table in tables:
+        table.flags.writeable = False
+    return tables
+
+
 class ParametricAcceptance:
     """The acceptance model of DESIGN.md §5; implements ``sim.acceptance.base.AcceptanceModel``."""
 
@@ -245,18 +270,11 @@ class ParametricAcceptance:
         self._cal_x = params.calibration.xs
         self._cal_y = params.calibration.ys
         self._kappa_t = float(params.confidence_concentration)
-        # lam -> conf mean table: E[cal(p) | m] is non-decreasing in m (Beta family with fixed
-        # concentration is stochastically increasing in its mean); a tiny ramp keeps it strictly
-        # increasing for np.interp when the curve is flat somewhere.
-        m_grid = np.linspace(0.002, 0.998, 250)
-        expected = _expected_calibrated(params.calibration, m_grid, self._kappa_t)
-        expected = np.maximum.accumulate(expected) + 1e-12 * np.arange(m_grid.size)
-        self._level_grid = expected
-        self._conf_mean_grid = m_grid
-        self._conf_quantiles = _beta_quantile_table(m_grid, self._kappa_t)
-        self._accept_quantiles = np.interp(self._conf_quantiles, self._cal_x, self._cal_y)
-        self._conf_quantiles_flat = self._conf_quantiles.ravel()
-        self._accept_quantiles_flat = self._accept_quantiles.ravel()
+        tables = _draw_tables(params.calibration, self._kappa_t)
+        self._conf_mean_grid, self._level_grid, self._conf_quantiles, self._accept_quantiles = tables
+        # cell -> (confidence, P(accept)) side by side: one gather, one cache line per draw
+        self._cells = np.stack([self._conf_quantiles.ravel(), self._accept_quantiles.ravel()],
+                               axis=1)
         self._decay = np.asarray(params.position_decay, dtype=np.float64)
         self._decay_table = decay_vector(self._decay, 64)
 
@@ -323,9 +341,10 @@ class ParametricAcceptance:
         u += 0.5
         cells = u.astype(np.intp)
         cells += keys[:, None]  # flat index: take() beats 2-D indexing
-        conf = self._conf_quantiles_flat.take(cells)
-        p_accept = self._accept_quantiles_flat.take(cells)
+        pairs = self._cells.take(cells, axis=0)  # (B, k, 2)
+        conf = pairs[:, :, 0]
+        p_accept = pairs[:, :, 1]
         if self._decay.size:
-            p_accept *= self.decay(k)[None, :]
+            p_accept = p_accept * self.decay(k)[None, :]
         accept = rng.random((batch, k)) < p_accept
         return conf, accept

@@ -78,7 +78,7 @@ def run_decode_iteration(policy: Policy, view: BatchView, executor: DecodeExecut
         raise ValueError(f"policy {policy.name} returned negative k_max {k_max}")
     cap_min = 0
     if k_max and batch:
-        cap_min = int(cap.min())
+        cap_min = view.least_max_draft_tokens
         if cap_min < k_max:
             k_max = min(k_max, int(cap.max()))
     if k_max <= 0 or batch == 0:

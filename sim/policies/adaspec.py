@@ -98,6 +98,7 @@ class AdaSpecPolicy(Policy):
         self._cost: IterationCost | None = None
         # c_{i,t} (cumulative draft confidence) at [t, i], filled step by step by _absorb
         self._cum = np.empty((0, 0))
+        self._ones = np.ones(0)
 
     def _canonical_name(self) -> str:
         """The spec string with non-default options only (``make_policy`` rebuilds it)."""
@@ -231,12 +232,15 @@ class AdaSpecPolicy(Policy):
 
     def _update_cbar(self, conf: np.ndarray) -> None:
         """EMA over the draft steps that ran of their mean single-token confidence."""
-        steps = conf.shape[1]
-        means = (conf.sum(axis=0) / np.maximum(self._cost.draft_counts[:steps], 1)).tolist()
+        ones = self._ones
+        if ones.shape[0] != conf.shape[0]:
+            ones = self._ones = np.ones(conf.shape[0])
+        sums = (ones @ conf).tolist()  # column sums (conf is 0 where nobody drafted)
+        counts = self._cost.draft_counts
         w = self.cbar_weight
         cbar = self.cbar
-        for mean in means:
-            cbar = (1.0 - w) * cbar + w * mean
+        for t, total in enumerate(sums):
+            cbar = (1.0 - w) * cbar + w * (total / max(counts[t], 1))
         self.cbar = cbar
 
     def verify_lengths(self, conf: np.ndarray, drafted: np.ndarray) -> np.ndarray:

@@ -68,6 +68,12 @@ class BatchView:
         computed once per view: the engine and the policy's cost model both need it."""
         return int(self.context_tokens.sum())
 
+    @cached_property
+    def least_max_draft_tokens(self) -> int:
+        """``min(max_draft_tokens)`` (0 for an empty batch): when it reaches a policy's K,
+        every request may draft every step and nobody needs a per-request mask."""
+        return int(self.max_draft_tokens.min()) if self.max_draft_tokens.shape[0] else 0
+
 
 class Policy(ABC):
     """Base class of every policy. One instance serves one run (it may keep statistics).

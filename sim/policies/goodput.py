@@ -60,21 +60,20 @@ class IterationCost:
         self._verify_cache: dict[int, float] = {}
         self._step_cache: dict[int, float] = {}
         k_max = max(int(k_max), 0)
-        if limits is None:
-            lowest = int(view.max_draft_tokens.min()) if batch else k_max
-            if lowest >= k_max:  # the common case: one Python list, no array arithmetic
-                limits_known = False
-            else:
-                limits = draft_limits(view, k_max)
-                limits_known = True
+        if limits is None and (batch == 0 or view.least_max_draft_tokens >= k_max):
+            self.draft_counts = [batch] * k_max  # the common case: no array arithmetic
         else:
-            limits_known = True
-        if limits_known:
-            hist = np.bincount(limits, minlength=k_max + 1)
-            # requests with limit > t, for t = 0..k_max-1
-            self.draft_counts = (batch - np.cumsum(hist[:k_max])).tolist()
-        else:
-            self.draft_counts = [batch] * k_max
+            if limits is None:
+                limits = np.minimum(view.max_draft_tokens, k_max)
+                if view.least_max_draft_tokens < 0:
+                    limits = np.maximum(limits, 0)
+            hist = np.bincount(limits, minlength=k_max + 1).tolist()
+            counts = []  # requests with limit > t, for t = 0..k_max-1
+            left = batch
+            for t in range(k_max):
+                left -= hist[t]
+                counts.append(left)
+            self.draft_counts = counts
         self.uniform = k_max == 0 or self.draft_counts[-1] == batch
         self._draft_cum: list[float] = [0.0]
 
@@ -127,7 +126,7 @@ class IterationCost:
 def draft_limits(view: BatchView, k_max: int) -> np.ndarray:
     """Per request, the most tokens it may draft this iteration: min(max_draft_tokens, k_max) >= 0."""
     limits = np.minimum(np.asarray(view.max_draft_tokens, dtype=np.int64), k_max)
-    return limits if limits.min(initial=0) >= 0 else np.maximum(limits, 0)
+    return limits if view.least_max_draft_tokens >= 0 else np.maximum(limits, 0)
 
 
 def slo_limit_s(view: BatchView, mode: SloMode) -> float:
