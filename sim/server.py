@@ -178,7 +178,8 @@ class ServerSimulation:
                     np.bincount(drafted, weights=context, minlength=steps + 1))).tolist()
                 for s, n in enumerate(drafting):
                     duration += lat.draft_step_s(pad(n), int(context_left[s]) + s * n)
-        verify_total = int(outcome.verify.sum())
+        verify = outcome.verify
+        verify_total = sum(drafting) if verify is drafted else int(verify.sum())
         tokens = batch + verify_total
         padded = pad(tokens)
         duration += lat.target_verify_s(batch, padded, context_sum)
@@ -188,8 +189,8 @@ class ServerSimulation:
         emitted = accepted + 1
         accepted_total = int(accepted.sum())
         yield env.timeout(duration)
-        self.finished.extend(sched.finish_decode(slots, emitted, drafted, outcome.verify,
-                                                 accepted, env.now))
+        self.finished.extend(sched.finish_decode(slots, emitted, drafted, verify, accepted,
+                                                 env.now))
         self.iterations.add_decode(start, duration, batch, pad(batch), steps, sum(drafting),
                                    tokens, padded, batch + accepted_total, accepted_total,
-                                   sched.queue_len, outcome.verify if steps else None)
+                                   sched.queue_len, verify if steps else None)

@@ -320,12 +320,13 @@ class ParametricAcceptance:
         return self.draw_with_keys(self.draw_keys(levels), k, rng)
 
     def draw_keys(self, levels: np.ndarray) -> np.ndarray:
-        """Flat offset of each request's row in the quantile tables: its confidence mean
-        ``m(lam)`` rounded to the table's grid (step 0.004)."""
+        """Flat offset of each request's row in the quantile tables (its confidence mean
+        ``m(lam)`` rounded to the table's grid, step 0.004), plus 0.5 so that a draw rounds
+        to the nearest quantile with one truncation; float64."""
         m = self.confidence_means(np.asarray(levels, dtype=np.float64))
         grid = self._conf_mean_grid
-        rows = np.rint((m - grid[0]) / (grid[1] - grid[0])).astype(np.intp)
-        return rows * _QUANTILE_POINTS
+        rows = np.rint((m - grid[0]) / (grid[1] - grid[0]))
+        return rows * _QUANTILE_POINTS + 0.5
 
     def draw_with_keys(self, keys: np.ndarray, k: int, rng: np.random.Generator
                        ) -> tuple[np.ndarray, np.ndarray]:
@@ -338,13 +339,12 @@ class ParametricAcceptance:
         # the simulator's hot path (in-place arithmetic: fewer temporaries, same values).
         u = rng.random((batch, k))
         u *= _QUANTILE_POINTS - 1
-        u += 0.5
-        cells = u.astype(np.intp)
-        cells += keys[:, None]  # flat index: take() beats 2-D indexing
+        u += keys[:, None]  # row offset + 0.5: the nearest quantile after truncation
+        cells = u.astype(np.intp)  # flat index: take() beats 2-D indexing
         pairs = self._cells.take(cells, axis=0)  # (B, k, 2)
         conf = pairs[:, :, 0]
         p_accept = pairs[:, :, 1]
         if self._decay.size:
-            p_accept = p_accept * self.decay(k)[None, :]
+            p_accept = p_accept * self.decay(k)
         accept = rng.random((batch, k)) < p_accept
         return conf, accept

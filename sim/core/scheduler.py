@@ -234,24 +234,29 @@ class Scheduler:
         if slots.size == 0:
             return slots
         bs = self.config.block_size
-        need = _ceil_div(self.prompt[slots] + self.generated[slots] + lookahead_tokens, bs)
-        need -= self.blocks[slots]
-        np.maximum(need, 0, out=need)
+        held = self.blocks[slots]
+        wanted = self.prompt[slots] + self.generated[slots]
+        wanted += lookahead_tokens + bs - 1
+        wanted //= bs  # blocks for the known tokens plus the lookahead
+        np.maximum(wanted, held, out=wanted)  # a reservation never shrinks
+        need = wanted - held
         total = int(need.sum())
-        while total > self.free_blocks:
-            victim = self.running[-1]
-            self._preempt(victim)
-            if victim in self._prefilling:
-                self._prefilling.discard(victim)
-                continue
-            total -= int(need[-1])
-            need = need[:-1]
-            slots = slots[:-1]
-            if slots.size == 0:
-                break
+        if total > self.free_blocks:
+            while total > self.free_blocks:
+                victim = self.running[-1]
+                self._preempt(victim)
+                if victim in self._prefilling:
+                    self._prefilling.discard(victim)
+                    continue
+                total -= int(need[-1])
+                need = need[:-1]
+                wanted = wanted[:-1]
+                slots = slots[:-1]
+                if slots.size == 0:
+                    break
         self._decode_cache = slots
         if slots.size:
-            self.blocks[slots] += need
+            self.blocks[slots] = wanted
             self.free_blocks -= total
         return slots
 
@@ -260,12 +265,15 @@ class Scheduler:
                       ) -> list[FinishedRequest]:
         """Account a decode iteration: request ``slots[i]`` emitted ``emitted[i]`` tokens
         (already capped at what it still needs)."""
-        self.generated[slots] += emitted
-        self.drafted[slots] += drafted
-        self.verified[slots] += verified
-        self.accepted[slots] += accepted
-        finished = slots[self.generated[slots] >= self.output[slots]]
-        return [self._finish(int(s), now_s) for s in finished]
+        generated = self.generated[slots]
+        generated += emitted
+        self.generated[slots] = generated
+        add = np.add.at  # slots are distinct: the cheapest scatter-add
+        add(self.drafted, slots, drafted)
+        add(self.verified, slots, verified)
+        add(self.accepted, slots, accepted)
+        finished = slots[generated >= self.output[slots]]
+        return [self._finish(s, now_s) for s in finished.tolist()] if finished.size else []
 
     # ----------------------------------------------------------------- internals
     def _finish(self, slot: int, now_s: float) -> FinishedRequest:

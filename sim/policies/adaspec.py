@@ -163,6 +163,7 @@ class AdaSpecPolicy(Policy):
         self._tokens_cum = list(accumulate(counts, initial=0))
         if self._cum.shape != (k_cap, batch):
             self._cum = np.empty((k_cap, batch))
+            self._ones = np.ones(batch)
         self._c_last = self._cum[0]
         self._last_sum = float(batch)
         self._sum_c = np.zeros(batch) if self.slo is SloMode.TOKENS else None
@@ -186,7 +187,7 @@ class AdaSpecPolicy(Policy):
             else:
                 np.multiply(cum[t - 1], conf[:, t], out=row)
             self._c_last = row
-            self._last_sum = float(row.sum())
+            self._last_sum = float(row @ self._ones)  # a BLAS dot: the cheapest sum
             self._expected += self._last_sum
             if self._sum_c is not None:
                 self._sum_c += row
@@ -213,7 +214,9 @@ class AdaSpecPolicy(Policy):
         n = cost.draft_counts[step]
         if n == 0:
             return False
-        if self._uniform and not tokens_mode:
+        if not tokens_mode and (self._uniform or cost.limit_counts[step] == 0):
+            # every request that drafted step - 1 may draft step `step` (requests that stopped
+            # earlier have c = 0), so the extrapolated gain is cbar times the last step's sum
             gain_sum = self.cbar * self._last_sum
             min_tokens = 1.0
         else:
@@ -232,10 +235,7 @@ class AdaSpecPolicy(Policy):
 
     def _update_cbar(self, conf: np.ndarray) -> None:
         """EMA over the draft steps that ran of their mean single-token confidence."""
-        ones = self._ones
-        if ones.shape[0] != conf.shape[0]:
-            ones = self._ones = np.ones(conf.shape[0])
-        sums = (ones @ conf).tolist()  # column sums (conf is 0 where nobody drafted)
+        sums = (self._ones @ conf).tolist()  # column sums (conf is 0 where nobody drafted)
         counts = self._cost.draft_counts
         w = self.cbar_weight
         cbar = self.cbar

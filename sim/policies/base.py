@@ -19,12 +19,28 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
 from sim.core.padding import GraphPadding
 from sim.latency.base import LatencyModel
+
+
+class _computed_once:
+    """A lazily computed attribute of a frozen dataclass: the first access stores the value in
+    the instance ``__dict__``, which then shadows this (non-data) descriptor.
+    ``functools.cached_property`` does the same but takes a lock on every first access."""
+
+    def __init__(self, compute) -> None:
+        self._compute = compute
+        self._name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self._name] = self._compute(obj)
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +78,13 @@ class BatchView:
     def batch_size(self) -> int:
         return int(self.context_tokens.shape[0])
 
-    @cached_property
+    @_computed_once
     def total_context_tokens(self) -> int:
         """Sum of ``context_tokens`` (the KV positions a pass over the whole batch reads),
         computed once per view: the engine and the policy's cost model both need it."""
         return int(self.context_tokens.sum())
 
-    @cached_property
+    @_computed_once
     def least_max_draft_tokens(self) -> int:
         """``min(max_draft_tokens)`` (0 for an empty batch): when it reaches a policy's K,
         every request may draft every step and nobody needs a per-request mask."""

@@ -43,12 +43,13 @@ class IterationCost:
 
     Built once per iteration (``begin``); ``draft_s(steps)`` and ``verify_s(tokens)`` are cached.
     ``draft_counts[t]`` (a list of ints) is how many requests draft step t when every request
-    that may, does (``max_draft_tokens > t``); ``uniform`` says every request may draft all
-    ``k_max`` steps (then ``draft_counts`` is B everywhere and no per-request limits exist).
+    that may, does (``max_draft_tokens > t``); ``limit_counts[t]`` how many may draft exactly
+    t tokens (t = 0..k_max); ``uniform`` says every request may draft all ``k_max`` steps (then
+    ``draft_counts`` is B everywhere and ``limit_counts`` is None: no per-request limits).
     """
 
     __slots__ = ("batch", "context_tokens", "draft_overhead_s", "_est", "_pad", "_verify_cache",
-                 "_step_cache", "draft_counts", "uniform", "_draft_cum")
+                 "_step_cache", "draft_counts", "limit_counts", "uniform", "_draft_cum")
 
     def __init__(self, view: BatchView, k_max: int, limits: np.ndarray | None = None) -> None:
         """``limits``: optional precomputed ``min(max_draft_tokens, k_max)`` (non-negative)."""
@@ -62,12 +63,14 @@ class IterationCost:
         k_max = max(int(k_max), 0)
         if limits is None and (batch == 0 or view.least_max_draft_tokens >= k_max):
             self.draft_counts = [batch] * k_max  # the common case: no array arithmetic
+            self.limit_counts = None
         else:
             if limits is None:
                 limits = np.minimum(view.max_draft_tokens, k_max)
                 if view.least_max_draft_tokens < 0:
                     limits = np.maximum(limits, 0)
             hist = np.bincount(limits, minlength=k_max + 1).tolist()
+            self.limit_counts = hist
             counts = []  # requests with limit > t, for t = 0..k_max-1
             left = batch
             for t in range(k_max):
