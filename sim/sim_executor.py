@@ -18,6 +18,7 @@ class SimDecodeExecutor:
     """
 
     __slots__ = ("_model", "_rng", "_keys", "_k", "_conf", "_accept")
+    accepted_in_range = True  # verify() is accepted_prefix(accept, verify): 0 <= a_i <= k_i
 
     def __init__(self, model: AcceptanceModel, rng: np.random.Generator) -> None:
         self._model = model

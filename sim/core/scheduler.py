@@ -223,8 +223,11 @@ class Scheduler:
     def decode_slots(self) -> np.ndarray:
         """Slots of the decode-ready running requests, in admission order."""
         if self._decode_cache is None:
-            self._decode_cache = np.fromiter(
-                (s for s in self.running if s not in self._prefilling), dtype=np.int64)
+            if self._prefilling:
+                self._decode_cache = np.fromiter(
+                    (s for s in self.running if s not in self._prefilling), dtype=np.int64)
+            else:
+                self._decode_cache = np.array(self.running, dtype=np.int64)
         return self._decode_cache
 
     def prepare_decode(self, lookahead_tokens: int, now_s: float) -> np.ndarray:

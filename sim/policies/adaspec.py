@@ -150,7 +150,9 @@ class AdaSpecPolicy(Policy):
             self.stats["precheck_plain"] += 1
             return 0
         min_tokens = 1.0 + self.cbar if n1 == batch else 1.0
-        g1 = self._score(batch + self.cbar * n1, cost.time_s(1, n1), min_tokens)
+        time1 = cost.time_s(1, n1)
+        self._predicted_time = (1, time1)  # T(1 step): reused after step 0 ran
+        g1 = self._score(batch + self.cbar * n1, time1, min_tokens)
         self.predicted = g1
         if not g1 > g0:
             self.stats["precheck_plain"] += 1
@@ -169,9 +171,7 @@ class AdaSpecPolicy(Policy):
         self._sum_c = np.zeros(batch) if self.slo is SloMode.TOKENS else None
         self._absorbed = 0
         self._expected = float(batch)
-        if self._uniform:
-            return k_cap
-        return next((t for t in range(k_cap, 0, -1) if counts[t - 1] > 0), 0)
+        return k_cap  # the driver stops at the longest max_draft_tokens
 
     def _absorb(self, conf: np.ndarray, upto: int) -> None:
         """Fold draft steps ``self._absorbed .. upto-1`` into the cumulative confidences
@@ -200,7 +200,9 @@ class AdaSpecPolicy(Policy):
         # (a) after step `step - 1`: G(step) from the real cumulative confidences
         self._absorb(conf, step)
         tokens = self._tokens_cum[step]
-        time_s = cost.draft_s(step) + cost.verify_s(batch + tokens)
+        at, time_s = self._predicted_time  # T(step) was computed for the prediction before it
+        if at != step:
+            time_s = cost.draft_s(step) + cost.verify_s(batch + tokens)
         tokens_mode = self._sum_c is not None
         g = self._score(self._expected, time_s,
                         1.0 + float(self._sum_c.min()) if tokens_mode else 1.0)
@@ -226,6 +228,7 @@ class AdaSpecPolicy(Policy):
             gain_sum = float(gain.sum())
             min_tokens = 1.0 + float((self._sum_c + gain).min()) if tokens_mode else 1.0
         time_next = cost.draft_s(step + 1) + cost.verify_s(batch + tokens + n)
+        self._predicted_time = (step + 1, time_next)
         g_next = self._score(self._expected + gain_sum, time_next, min_tokens)
         self.predicted = g_next
         if g_next < self.best:
