@@ -171,7 +171,9 @@ class AdaSpecPolicy(Policy):
         self._sum_c = np.zeros(batch) if self.slo is SloMode.TOKENS else None
         self._absorbed = 0
         self._expected = float(batch)
-        return k_cap  # the driver stops at the longest max_draft_tokens
+        if self._uniform:
+            return k_cap
+        return next((t for t in range(k_cap, 0, -1) if counts[t - 1] > 0), 0)
 
     def _absorb(self, conf: np.ndarray, upto: int) -> None:
         """Fold draft steps ``self._absorbed .. upto-1`` into the cumulative confidences
