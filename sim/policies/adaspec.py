@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 from enum import Enum
+from functools import lru_cache
 from itertools import accumulate
 
 import numpy as np
@@ -290,11 +291,12 @@ class AdaSpecPolicy(Policy):
                 self.last_trim = "rejected"
                 return drafted
             if valid is None:
-                cols, rows = np.divmod(np.arange(vals.size), batch)
+                neg_cols, rows = _step_major_index(steps, batch)
             else:
                 cols, rows = np.nonzero(valid)
+                neg_cols = -cols
             # lowest value first; ties: the later position, then the lower batch index
-            dropped = np.lexsort((-cols, vals))[:drop]
+            dropped = np.lexsort((neg_cols, vals))[:drop]
             self.stats["trim_kept"] += 1
             self.last_trim = "kept"
             return drafted - np.bincount(rows[dropped], minlength=batch)
@@ -330,3 +332,14 @@ class AdaSpecPolicy(Policy):
         self.stats["trim_rejected"] += 1
         self.last_trim = "rejected"
         return drafted
+
+
+@lru_cache(maxsize=256)
+def _step_major_index(steps: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """(-t, i) of each entry t * batch + i of a flattened (steps, batch) array; cached
+    (read-only): the verifier's trimming asks for the same few shapes over and over."""
+    cols, rows = np.divmod(np.arange(steps * batch), batch)
+    neg_cols = -cols
+    neg_cols.flags.writeable = False
+    rows.flags.writeable = False
+    return neg_cols, rows
