@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sim.acceptance.base import accepted_prefix
+from sim.acceptance.base import FixedAcceptance, accepted_prefix
 from sim.acceptance.model import (
     AcceptanceParams,
     CalibrationCurve,
@@ -105,3 +107,45 @@ def test_bad_params(kw):
 def test_bad_components(make):
     with pytest.raises(ConfigError):
         make()
+
+
+@pytest.mark.parametrize("model", [
+    ParametricAcceptance(AcceptanceParams("t", "test", {"": CategoryProfile(0.6)},
+                                          position_decay=(1.0, 0.9))),
+    FixedAcceptance(0.58),
+])
+def test_draw_from_precomputed_keys_is_the_same_draw(model):
+    """The simulator computes draw keys once per request; drawing from them must give exactly
+    what draw(levels) gives with the same random numbers."""
+    levels = np.linspace(0.05, 0.95, 7)
+    conf_a, accept_a = model.draw(levels, 5, np.random.default_rng(9))
+    conf_b, accept_b = model.draw_with_keys(model.draw_keys(levels), 5, np.random.default_rng(9))
+    np.testing.assert_array_equal(conf_a, conf_b)
+    np.testing.assert_array_equal(accept_a, accept_b)
+    assert conf_a.shape == accept_a.shape == (7, 5)
+
+
+def test_model_tables_are_shared_between_equal_models_and_read_only():
+    params = AcceptanceParams("t", "test", {"": CategoryProfile(0.6)})
+    a, b = ParametricAcceptance(params), ParametricAcceptance(params)
+    assert a._conf_quantiles is b._conf_quantiles
+    with pytest.raises(ValueError):
+        a._conf_quantiles[0, 0] = 0.5
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.lists(st.booleans(), min_size=4, max_size=4), min_size=1, max_size=6),
+       st.data())
+def test_accepted_prefix_is_the_leading_run_cut_at_verify(rows, data):
+    accept = np.array(rows, dtype=bool)
+    verify = np.array(data.draw(st.lists(st.integers(0, 4), min_size=len(rows),
+                                         max_size=len(rows))), dtype=np.int64)
+    expected = []
+    for row, k in zip(rows, verify):
+        run = 0
+        while run < k and row[run]:
+            run += 1
+        expected.append(run)
+    got = accepted_prefix(accept, verify)
+    assert got.dtype == np.int64
+    assert got.tolist() == expected

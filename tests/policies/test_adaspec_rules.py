@@ -211,3 +211,18 @@ def test_adaspec_parameters_and_names():
     assert make_policy("adaspec:K=8,slo=off,trim=request").name == "adaspec:8,slo=off,trim=request"
     # explicit keywords override the flag's defaults
     assert make_policy("adaspec:8,artifact,slo=strict").name == "adaspec:8,trim=request"
+
+
+def test_prediction_leaves_out_requests_that_reached_their_draft_limit():
+    """max_draft [8, 8, 8, 1]: request 3 may draft one token only. Confidences 0.9 per step.
+    after step 0: c = 0.9 each, E = 4 + 3.6 = 7.6; T(1 step, 4 tokens) = 15.5 ms, G = 490.32.
+    predict step 1: only requests 0-2 draft it: E = 7.6 + 3 * 0.9 * 0.6 = 9.22 (not 9.76),
+    T = 0.5 + 2 + 10 + 0.5 * (4 + 4 + 3) = 18.0 ms, G = 9.22 / 18.0 ms = 512.22."""
+    pol = make_policy("adaspec:8")
+    view = make_view(4, max_draft=[8, 8, 8, 1])
+    assert pol.begin(view) == 8
+    conf = _conf(0.9)
+    assert pol.continue_drafting(0, conf[:, :0], np.zeros(4, dtype=np.int64)) is True
+    assert pol.continue_drafting(1, conf, np.ones(4, dtype=np.int64)) is True
+    assert pol.best == pytest.approx(7.6 / (15.5 * MS))
+    assert pol.predicted == pytest.approx(9.22 / (18.0 * MS))

@@ -36,6 +36,7 @@ def test_draft_time_counts_drafting_requests_per_step_and_pads_the_batch():
     view = make_view(4, max_draft=[8, 8, 1, 0], estimator=est, padding=DEFAULT_PADDING)
     cost = IterationCost(view, k_max=8)
     assert cost.draft_counts[:3] == [3, 2, 2]
+    assert cost.limit_counts[:3] == [1, 1, 0] and not cost.uniform
     # step 0: 3 drafters pad to 4 -> 1 + 0.4 = 1.4 ms; step 1: 2 drafters -> 1 + 0.2 = 1.2 ms
     # plus the 0.5 ms overhead: 0.5 + 1.4 + 1.2 = 3.1 ms
     assert cost.draft_s(0) == 0.0
@@ -96,3 +97,19 @@ def test_estimator_is_called_once_per_padded_size():
         cost.verify_s(tokens)
     assert calls == [8, 16]
     assert NO_PADDING.pad(9) == 9
+
+
+def test_uniform_batch_needs_no_per_request_limits():
+    cost = IterationCost(make_view(4, max_draft=8), k_max=8)
+    assert cost.uniform and cost.limit_counts is None
+    assert cost.draft_counts == [4] * 8
+    # a larger K than anyone may draft is not uniform
+    capped = IterationCost(make_view(4, max_draft=[8, 8, 8, 3]), k_max=8)
+    assert not capped.uniform and capped.draft_counts == [4, 4, 4, 3, 3, 3, 3, 3]
+
+
+def test_view_sums_are_computed_once_and_right():
+    view = make_view(3, max_draft=[5, 2, 7])
+    assert view.total_context_tokens == 300 and view.least_max_draft_tokens == 2
+    assert view.__dict__["total_context_tokens"] == 300  # stored after the first access
+    assert make_view(0).least_max_draft_tokens == 0

@@ -1,0 +1,39 @@
+"""CUDA-graph padding: the lookup table gives exactly the documented rule."""
+
+from __future__ import annotations
+
+import bisect
+
+import pytest
+
+from sim.core.padding import GraphPadding, default_graph_sizes
+from sim.errors import ConfigError
+
+
+def _rule(sizes, enabled, n):
+    if not enabled or n > sizes[-1] or n <= 0:
+        return n
+    return sizes[bisect.bisect_left(sizes, n)]
+
+
+@pytest.mark.parametrize("sizes", [default_graph_sizes(), (1, 2, 4, 8), (3, 10)])
+@pytest.mark.parametrize("enabled", [True, False])
+def test_pad_is_the_smallest_captured_size_at_or_above(sizes, enabled):
+    padding = GraphPadding(sizes, enabled)
+    for n in range(-2, sizes[-1] + 40):
+        assert padding.pad(n) == _rule(sizes, enabled, n), n
+
+
+def test_hand_picked_sizes_and_next_smaller():
+    padding = GraphPadding()
+    assert [padding.pad(n) for n in (1, 3, 5, 33, 65, 1024, 1025)] == [1, 4, 8, 64, 96, 1024, 1025]
+    assert padding.next_smaller(65) == 64 and padding.next_smaller(64) == 32
+    assert padding.next_smaller(1) == 0
+    assert GraphPadding() == GraphPadding()  # the lookup table is not part of equality
+
+
+def test_bad_sizes():
+    with pytest.raises(ConfigError):
+        GraphPadding((4, 2))
+    with pytest.raises(ConfigError):
+        GraphPadding(())
