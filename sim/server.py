@@ -179,7 +179,7 @@ class ServerSimulation:
                 for s, n in enumerate(drafting):
                     duration += lat.draft_step_s(pad(n), int(context_left[s]) + s * n)
         verify = outcome.verify
-        verify_total = sum(drafting) if verify is drafted else int(verify.sum())
+        verify_total = sum(drafting) if verify is drafted else sum(verify.tolist())
         tokens = batch + verify_total
         padded = pad(tokens)
         duration += lat.target_verify_s(batch, padded, context_sum)
@@ -187,7 +187,7 @@ class ServerSimulation:
         # max_draft_tokens), so a request never emits more than it still needs
         accepted = outcome.accepted
         emitted = accepted + 1
-        accepted_total = int(accepted.sum())
+        accepted_total = sum(accepted.tolist())
         yield env.timeout(duration)
         self.finished.extend(sched.finish_decode(slots, emitted, drafted, verify, accepted,
                                                  env.now))

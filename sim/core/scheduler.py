@@ -243,7 +243,7 @@ class Scheduler:
         wanted //= bs  # blocks for the known tokens plus the lookahead
         np.maximum(wanted, held, out=wanted)  # a reservation never shrinks
         need = wanted - held
-        total = int(need.sum())
+        total = sum(need.tolist())
         if total > self.free_blocks:
             while total > self.free_blocks:
                 victim = self.running[-1]

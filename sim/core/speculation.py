@@ -83,7 +83,7 @@ def run_decode_iteration(policy: Policy, view: BatchView, executor: DecodeExecut
     if k_max and batch:
         cap_min = view.least_max_draft_tokens
         if cap_min < k_max:
-            k_max = min(k_max, int(cap.max()))
+            k_max = min(k_max, max(cap.tolist()))
     if k_max <= 0 or batch == 0:
         verify = _zeros(batch)
         accepted = np.asarray(executor.verify(verify), dtype=np.int64)

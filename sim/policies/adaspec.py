@@ -263,7 +263,7 @@ class AdaSpecPolicy(Policy):
             return drafted
         batch = self._batch
         uniform = self._uniform  # every request drafted every step
-        tokens = batch * steps if uniform else int(drafted.sum())
+        tokens = batch * steps if uniform else sum(drafted.tolist())
         total = batch + tokens
         target = padding.next_smaller(total)
         if target < batch or target >= total:
@@ -282,8 +282,12 @@ class AdaSpecPolicy(Policy):
                 valid = np.arange(steps)[:, None] < drafted[None, :]
                 vals = cum[valid]
             expected = self._expected
-            lowest = (float(np.partition(vals, drop - 1)[:drop].sum()) if drop < vals.size
-                      else expected - batch)
+            if drop < vals.size:
+                part = vals.copy()  # np.partition without its wrapper's overhead
+                part.partition(drop - 1)
+                lowest = float(np.add.reduce(part[:drop]))
+            else:
+                lowest = expected - batch
             full = self._score(expected, draft_time + cost.verify_s(total), 1.0)
             trimmed = self._score(expected - lowest, draft_time + cost.verify_s(target), 1.0)
             if trimmed < full:
