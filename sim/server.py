@@ -146,12 +146,10 @@ class ServerSimulation:
         start = env.now
         batch = int(slots.size)
         if policy.k_max == 0:
-            context_sum = int((sched.prompt[slots] + sched.generated[slots]).sum())
+            context_sum = sum((sched.prompt[slots] + sched.generated[slots]).tolist())
             duration = lat.target_verify_s(batch, pad(batch), context_sum)
-            emitted = np.ones(batch, dtype=np.int64)
-            zeros = np.zeros(batch, dtype=np.int64)
             yield env.timeout(duration)
-            self.finished.extend(sched.finish_decode(slots, emitted, zeros, zeros, zeros, env.now))
+            self.finished.extend(sched.finish_decode(slots, 1, None, None, None, env.now))
             self.iterations.add_decode(start, duration, batch, pad(batch), 0, 0, batch,
                                        pad(batch), batch, 0, sched.queue_len, None)
             return
@@ -174,10 +172,11 @@ class ServerSimulation:
                     duration += lat.draft_step_s(padded_batch, context_sum + s * batch)
             else:
                 # step s runs for the requests with drafted > s, over their contexts so far
-                context_left = (context_sum - np.cumsum(
-                    np.bincount(drafted, weights=context, minlength=steps + 1))).tolist()
+                stopped = np.bincount(drafted, weights=context, minlength=steps + 1).tolist()
+                stopped_context = 0.0  # context of the requests that drafted <= s tokens
                 for s, n in enumerate(drafting):
-                    duration += lat.draft_step_s(pad(n), int(context_left[s]) + s * n)
+                    stopped_context += stopped[s]
+                    duration += lat.draft_step_s(pad(n), int(context_sum - stopped_context) + s * n)
         verify = outcome.verify
         verify_total = sum(drafting) if verify is drafted else sum(verify.tolist())
         tokens = batch + verify_total

@@ -263,18 +263,20 @@ class Scheduler:
             self.free_blocks -= total
         return slots
 
-    def finish_decode(self, slots: np.ndarray, emitted: np.ndarray, drafted: np.ndarray,
-                      verified: np.ndarray, accepted: np.ndarray, now_s: float
-                      ) -> list[FinishedRequest]:
+    def finish_decode(self, slots: np.ndarray, emitted: np.ndarray | int,
+                      drafted: np.ndarray | None, verified: np.ndarray | None,
+                      accepted: np.ndarray | None, now_s: float) -> list[FinishedRequest]:
         """Account a decode iteration: request ``slots[i]`` emitted ``emitted[i]`` tokens
-        (already capped at what it still needs)."""
+        (already capped at what it still needs; a scalar applies to every request) and
+        drafted / verified / accepted that many (all None for a plain-decoding iteration)."""
         generated = self.generated[slots]
         generated += emitted
         self.generated[slots] = generated
-        add = np.add.at  # slots are distinct: the cheapest scatter-add
-        add(self.drafted, slots, drafted)
-        add(self.verified, slots, verified)
-        add(self.accepted, slots, accepted)
+        if drafted is not None:  # None: a plain-decoding iteration, nothing drafted
+            add = np.add.at  # slots are distinct: the cheapest scatter-add
+            add(self.drafted, slots, drafted)
+            add(self.verified, slots, verified)
+            add(self.accepted, slots, accepted)
         finished = slots[generated >= self.output[slots]]
         return [self._finish(s, now_s) for s in finished.tolist()] if finished.size else []
 

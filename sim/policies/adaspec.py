@@ -297,7 +297,7 @@ class AdaSpecPolicy(Policy):
             if valid is None:
                 neg_cols, rows = _step_major_index(steps, batch)
             else:
-                cols, rows = np.nonzero(valid)
+                cols, rows = valid.nonzero()
                 neg_cols = -cols
             # lowest value first; ties: the later position, then the lower batch index
             dropped = np.lexsort((neg_cols, vals))[:drop]
