@@ -100,6 +100,7 @@ class AdaSpecPolicy(Policy):
         # c_{i,t} (cumulative draft confidence) at [t, i], filled step by step by _absorb
         self._cum = np.empty((0, 0))
         self._ones = np.ones(0)
+        self._positions = np.arange(self.k_max)[:, None]  # draft positions as a column
 
     def _canonical_name(self) -> str:
         """The spec string with non-default options only (``make_policy`` rebuilds it)."""
@@ -279,7 +280,7 @@ class AdaSpecPolicy(Policy):
                 vals = cum.ravel()  # step-major: index t * B + i
                 valid = None
             else:
-                valid = np.arange(steps)[:, None] < drafted[None, :]
+                valid = self._positions[:steps] < drafted  # (steps, B): t < drafted_i
                 vals = cum[valid]
             expected = self._expected
             if drop < vals.size:
