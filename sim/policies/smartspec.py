@@ -43,15 +43,14 @@ class SmartSpecPolicy(Policy):
 
     def begin(self, view: BatchView) -> int:
         k_cap = self.k_max
-        limits = draft_limits(view, k_cap)
-        cost = IterationCost(view, k_cap, limits)
+        cost = IterationCost(view, k_cap)
         geo = np.cumsum(self.alpha ** self._ks)  # geo[j] = sum_{r<=j} alpha^r
-        if int(cost.draft_counts[-1]) == view.batch_size:  # nobody capped below K
+        if cost.uniform:  # nobody capped below K
             tokens = view.batch_size * self._ks
             expected = view.batch_size * geo
         else:
             # per-request verify length for each candidate k: (K+1, B)
-            lengths = np.minimum(self._ks[:, None], limits[None, :])
+            lengths = np.minimum(self._ks[:, None], draft_limits(view, k_cap)[None, :])
             tokens = lengths.sum(axis=1)
             expected = geo[lengths].sum(axis=1)
         goodputs = np.array([goodput(e, cost.time_s(k, t)) for k, (e, t)
