@@ -147,12 +147,14 @@ class ServerSimulation:
         batch = int(slots.size)
         if policy.k_max == 0:
             context_sum = sum((sched.prompt[slots] + sched.generated[slots]).tolist())
-            duration = lat.target_verify_s(batch, pad(batch), context_sum)
+            padded_batch = pad(batch)
+            duration = lat.target_verify_s(batch, padded_batch, context_sum)
             yield env.timeout(duration)
             self.finished.extend(sched.finish_decode(slots, 1, None, None, None, env.now))
-            self.iterations.add_decode(start, duration, batch, pad(batch), 0, 0, batch,
-                                       pad(batch), batch, 0, sched.queue_len, None)
+            self.iterations.add_decode(start, duration, batch, padded_batch, 0, 0, batch,
+                                       padded_batch, batch, 0, sched.queue_len, None)
             return
+        padded_batch = pad(batch)
         oracle = self.executor.start(self._key_by_slot[slots], policy.k_max,
                                      draw_now=policy.needs_oracle)
         view = build_batch_view(sched, slots, start, policy.k_max, self.slo.ttft_s,
@@ -167,7 +169,6 @@ class ServerSimulation:
         if steps:
             duration = lat.draft_overhead_s
             if drafting[-1] == batch:  # everyone drafted every step: the common case
-                padded_batch = pad(batch)
                 for s in range(steps):
                     duration += lat.draft_step_s(padded_batch, context_sum + s * batch)
             else:
@@ -190,6 +191,6 @@ class ServerSimulation:
         yield env.timeout(duration)
         self.finished.extend(sched.finish_decode(slots, emitted, drafted, verify, accepted,
                                                  env.now))
-        self.iterations.add_decode(start, duration, batch, pad(batch), steps, sum(drafting),
+        self.iterations.add_decode(start, duration, batch, padded_batch, steps, sum(drafting),
                                    tokens, padded, batch + accepted_total, accepted_total,
                                    sched.queue_len, verify if steps else None)

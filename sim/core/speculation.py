@@ -96,9 +96,12 @@ def run_decode_iteration(policy: Policy, view: BatchView, executor: DecodeExecut
     drafted = _zeros(batch)
     alive: np.ndarray | None = None  # None: every request is still drafting
     drafting: list[int] = []
+    continue_drafting = policy.continue_drafting
+    draft_step = executor.draft_step
+    everyone = _all_true(batch)
     for step in range(k_max):
         if asks_each_step:
-            decision = policy.continue_drafting(step, conf[:, :step], drafted)
+            decision = continue_drafting(step, conf[:, :step], drafted)
             if decision is False:
                 break
             if decision is not True:
@@ -108,14 +111,14 @@ def run_decode_iteration(policy: Policy, view: BatchView, executor: DecodeExecut
             room = cap > step
             alive = room if alive is None else alive & room
         if alive is None:
-            conf[:, step] = executor.draft_step(step, _all_true(batch))
+            conf[:, step] = draft_step(step, everyone)
             drafted += 1
             drafting.append(batch)
             continue
         n = int(np.count_nonzero(alive))
         if n == 0:
             break
-        conf[:, step] = np.asarray(executor.draft_step(step, alive), dtype=np.float64) * alive
+        conf[:, step] = np.asarray(draft_step(step, alive), dtype=np.float64) * alive
         drafted += alive
         drafting.append(n)
     steps = len(drafting)

@@ -120,7 +120,10 @@ class AdaSpecPolicy(Policy):
     # -- per-iteration helpers -------------------------------------------------------------
 
     def _score(self, expected: float, time_s: float, min_tokens: float) -> float:
-        if self._slo_s != math.inf and not feasible(time_s, min_tokens, self._slo_s, self.slo):
+        """G = E / T, or -inf for an infeasible configuration (``goodput.feasible``; the
+        strict form is the per-iteration budget ``self._budget_s``, inf when unconstrained)."""
+        if time_s > self._budget_s or (
+                self._per_token and not feasible(time_s, min_tokens, self._slo_s, self.slo)):
             return _NEG_INF
         return expected / time_s if time_s > 0.0 else 0.0
 
@@ -143,6 +146,9 @@ class AdaSpecPolicy(Policy):
             # iteration, so maximise goodput unconstrained (fewer seconds per token for all)
             self._slo_s = math.inf
             self.stats["slo_lost"] += 1
+        constrained = self._slo_s != math.inf
+        self._per_token = constrained and self.slo is SloMode.TOKENS
+        self._budget_s = self._slo_s if constrained and self.slo is SloMode.STRICT else math.inf
         g0 = batch / t0
         self.g0 = g0
         self.best = g0
@@ -175,7 +181,7 @@ class AdaSpecPolicy(Policy):
         self._expected = float(batch)
         if self._uniform:
             return k_cap
-        return next((t for t in range(k_cap, 0, -1) if counts[t - 1] > 0), 0)
+        return min(k_cap, max(view.max_draft_tokens.tolist()))  # the longest any request may draft
 
     def _absorb(self, conf: np.ndarray, upto: int) -> None:
         """Fold draft steps ``self._absorbed .. upto-1`` into the cumulative confidences

@@ -85,11 +85,14 @@ class IterationCost:
 
     def verify_s(self, tokens: int) -> float:
         """Target verification pass over ``tokens`` positions (B + sum k_i), padded."""
-        padded = self._pad.pad(int(tokens))
-        t = self._verify_cache.get(padded)
+        t = self._verify_cache.get(tokens)  # keyed by raw and by padded token counts
         if t is None:
-            t = float(self._est.target_verify_s(self.batch, padded, self.context_tokens))
-            self._verify_cache[padded] = t
+            padded = self._pad.pad(int(tokens))
+            t = self._verify_cache.get(padded)
+            if t is None:
+                t = float(self._est.target_verify_s(self.batch, padded, self.context_tokens))
+                self._verify_cache[padded] = t
+            self._verify_cache[tokens] = t
         return t
 
     def draft_step_s(self, drafting: int) -> float:
