@@ -66,12 +66,26 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_table(path: Path, frame, header: dict) -> None:
-    """Write a DataFrame as CSV with a one-line JSON provenance comment, atomically."""
+    """Write a DataFrame as CSV with a one-line JSON provenance comment, atomically.
+
+    Floats are written with 9 significant digits (``%.9g``), NaN as an empty field."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8", newline="") as handle:
         handle.write("# adaspec-sim " + json.dumps(header, sort_keys=True) + "\n")
-        frame.to_csv(handle, index=False, float_format="%.9g", lineterminator="\n")
+        _with_formatted_floats(frame).to_csv(handle, index=False, lineterminator="\n")
     os.replace(tmp, path)
+
+
+def _with_formatted_floats(frame):
+    """A copy of ``frame`` whose float columns are ``%.9g`` text ("" for NaN): the same bytes
+    as ``to_csv(float_format="%.9g")``, about twice as fast on the simulator's large tables."""
+    floats = [name for name, dtype in frame.dtypes.items() if dtype.kind == "f"]
+    if not floats:
+        return frame
+    frame = frame.copy()
+    for name in floats:
+        frame[name] = ["" if v != v else f"{v:.9g}" for v in frame[name].tolist()]
+    return frame
 
 
 def write_results(out: str | os.PathLike, results: Iterable, config: dict, inputs: dict,
