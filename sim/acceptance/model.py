@@ -33,6 +33,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from sim.acceptance.table_cache import load_or_build
 from sim.errors import ConfigError
 
 DEFAULT_CATEGORY = ""
@@ -241,18 +242,27 @@ def _draw_tables(calibration: CalibrationCurve, concentration: float
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(conf-mean grid, level grid, confidence quantiles, acceptance quantiles) of a model.
 
-    A pure function of the calibration curve and the confidence concentration, cached (read-only
-    arrays) because building it (~128k Beta quantiles) costs more than a short simulation and
-    a sweep or ``--policy all`` builds the same model once per run.
+    A pure function of the calibration curve and the confidence concentration, cached in the
+    process (read-only arrays) and on disk (``sim.acceptance.table_cache``) because building
+    it (~128k Beta quantiles) costs more than a short simulation, and a sweep or
+    ``--policy all`` builds the same model once per run.
 
     The level -> conf-mean table: E[cal(p) | m] is non-decreasing in m (the Beta family with a
     fixed concentration is stochastically increasing in its mean); a tiny ramp keeps it strictly
     increasing for np.interp when the curve is flat somewhere.
     """
     m_grid = np.linspace(0.002, 0.998, 250)
-    expected = _expected_calibrated(calibration, m_grid, concentration)
-    levels = np.maximum.accumulate(expected) + 1e-12 * np.arange(m_grid.size)
-    conf_q = _beta_quantile_table(m_grid, concentration)
+
+    def build() -> dict[str, np.ndarray]:
+        expected = _expected_calibrated(calibration, m_grid, concentration)
+        return {"levels": np.maximum.accumulate(expected) + 1e-12 * np.arange(m_grid.size),
+                "conf_quantiles": _beta_quantile_table(m_grid, concentration)}
+
+    key = {"calibration": [list(point) for point in calibration.points],
+           "concentration": repr(float(concentration)), "grid": [0.002, 0.998, 250],
+           "quantile_points": _QUANTILE_POINTS, "conf_min": _CONF_MIN}
+    built = load_or_build(key, build)  # ~0.8 s of scipy work, kept on disk between runs
+    levels, conf_q = built["levels"], built["conf_quantiles"]
     accept_q = np.interp(conf_q, calibration.xs, calibration.ys)
     tables = (m_grid, levels, conf_q, accept_q)
     for table in tables:
