@@ -5,7 +5,7 @@ A decode iteration is a conversation between the core, the policy and an executo
 
     k_max = policy.begin(view)                      # 0 = plain decoding this iteration
     for s in range(k_max):
-        mask = policy.continue_drafting(s, conf, drafted)   # who drafts step s (may be none)
+        mask = policy.continue_drafting(s, conf, drafted)   # who drafts step s: mask or True/False
         conf[:, s] = executor.draft_step(s, mask)           # draft prob of each drafted token
     verify = policy.verify_lengths(conf, drafted)   # k_i, 0 <= k_i <= drafted_i
     accepted = executor.verify(verify)              # a_i, accepted prefix length
