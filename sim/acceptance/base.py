@@ -85,10 +85,5 @@ def accepted_prefix(accept: np.ndarray, verify: np.ndarray) -> np.ndarray:
         return np.zeros(batch, dtype=np.int64)
     padded = np.zeros((batch, k + 1), dtype=bool)  # a False sentinel ends every run
     padded[:, :k] = accept
-    return leading_run(padded, verify)
-
-
-def leading_run(accept_padded: np.ndarray, verify: np.ndarray) -> np.ndarray:
-    """``accepted_prefix`` of a (B, k+1) matrix whose last column is all False: the first
-    False in each row (argmin returns the first minimum), capped at ``verify[i]``."""
-    return np.minimum(accept_padded.argmin(axis=1), verify).astype(np.int64, copy=False)
+    # the first False of each row (argmin returns the first minimum), capped at verify[i]
+    return np.minimum(padded.argmin(axis=1), verify).astype(np.int64, copy=False)

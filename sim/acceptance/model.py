@@ -239,8 +239,9 @@ def _expected_calibrated(calibration: CalibrationCurve, conf_means: np.ndarray,
 
 @lru_cache(maxsize=16)
 def _draw_tables(calibration: CalibrationCurve, concentration: float
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(conf-mean grid, level grid, confidence quantiles, acceptance quantiles) of a model.
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(conf-mean grid, level grid, confidence quantiles, acceptance quantiles, and the last
+    two paired per flat cell) of a model.
 
     A pure function of the calibration curve and the confidence concentration, cached in the
     process (read-only arrays) and on disk (``sim.acceptance.table_cache``) because building
@@ -264,7 +265,9 @@ def _draw_tables(calibration: CalibrationCurve, concentration: float
     built = load_or_build(key, build)  # ~0.8 s of scipy work, kept on disk between runs
     levels, conf_q = built["levels"], built["conf_quantiles"]
     accept_q = np.interp(conf_q, calibration.xs, calibration.ys)
-    tables = (m_grid, levels, conf_q, accept_q)
+    # cell -> (confidence, P(accept)) side by side: one gather, one cache line per draw
+    cells = np.stack([conf_q.ravel(), accept_q.ravel()], axis=1)
+    tables = (m_grid, levels, conf_q, accept_q, cells)
     for table in tables:
         table.flags.writeable = False
     return tables
@@ -280,11 +283,8 @@ class ParametricAcceptance:
         self._cal_x = params.calibration.xs
         self._cal_y = params.calibration.ys
         self._kappa_t = float(params.confidence_concentration)
-        tables = _draw_tables(params.calibration, self._kappa_t)
-        self._conf_mean_grid, self._level_grid, self._conf_quantiles, self._accept_quantiles = tables
-        # cell -> (confidence, P(accept)) side by side: one gather, one cache line per draw
-        self._cells = np.stack([self._conf_quantiles.ravel(), self._accept_quantiles.ravel()],
-                               axis=1)
+        (self._conf_mean_grid, self._level_grid, self._conf_quantiles, self._accept_quantiles,
+         self._cells) = _draw_tables(params.calibration, self._kappa_t)
         self._decay = np.asarray(params.position_decay, dtype=np.float64)
         self._decay_table = decay_vector(self._decay, 64)
 

@@ -20,6 +20,18 @@ def default_graph_sizes(max_size: int = 1024) -> tuple[int, ...]:
     return tuple(sizes)
 
 
+def size_positions(sizes: tuple[int, ...]) -> list[int]:
+    """``positions[n]`` = index in ``sizes`` (increasing) of the smallest size >= n, for
+    n = 0..sizes[-1] (n = 0 maps to 0): O(1) padding lookups on the simulator's hot path."""
+    positions = [0] * (sizes[-1] + 1)
+    j = 0
+    for n in range(1, sizes[-1] + 1):
+        while sizes[j] < n:
+            j += 1
+        positions[n] = j
+    return positions
+
+
 @dataclass(frozen=True)
 class GraphPadding:
     """Padding rule; ``enabled=False`` runs every pass at its exact size (eager mode)."""
@@ -32,13 +44,11 @@ class GraphPadding:
             raise ConfigError("graph sizes must be strictly increasing positive integers")
         # pad() runs several times per simulated iteration: a list lookup instead of a bisect.
         # _table[n] = pad(n) for 0 <= n <= max size (not a dataclass field: no effect on eq).
-        table = list(range(self.sizes[-1] + 1))
         if self.enabled:
-            j = 0
-            for n in range(1, len(table)):
-                while self.sizes[j] < n:
-                    j += 1
-                table[n] = self.sizes[j]
+            table = [self.sizes[j] for j in size_positions(self.sizes)]
+            table[0] = 0
+        else:
+            table = list(range(self.sizes[-1] + 1))
         object.__setattr__(self, "_table", table)
 
     @property

@@ -244,19 +244,18 @@ class Scheduler:
         np.maximum(wanted, held, out=wanted)  # a reservation never shrinks
         need = wanted - held
         total = sum(need.tolist())
-        if total > self.free_blocks:
-            while total > self.free_blocks:
-                victim = self.running[-1]
-                self._preempt(victim)
-                if victim in self._prefilling:
-                    self._prefilling.discard(victim)
-                    continue
-                total -= int(need[-1])
-                need = need[:-1]
-                wanted = wanted[:-1]
-                slots = slots[:-1]
-                if slots.size == 0:
-                    break
+        while total > self.free_blocks:
+            victim = self.running[-1]
+            self._preempt(victim)
+            if victim in self._prefilling:
+                self._prefilling.discard(victim)
+                continue
+            total -= int(need[-1])
+            need = need[:-1]
+            wanted = wanted[:-1]
+            slots = slots[:-1]
+            if slots.size == 0:
+                break
         self._decode_cache = slots
         if slots.size:
             self.blocks[slots] = wanted

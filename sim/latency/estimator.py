@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sim.core.padding import GraphPadding
+from sim.core.padding import GraphPadding, size_positions
 from sim.errors import ConfigError
 from sim.latency.base import LatencyModel
 
@@ -99,13 +99,7 @@ class TableEstimator:
                             if draft_table else None)
         self._max_size = sizes[-1]
         # _index[n] = position of the padded size of n (n in 1..max_size); _index[0] -> 0.
-        index = [0] * (self._max_size + 1)
-        j = 0
-        for n in range(1, self._max_size + 1):
-            while sizes[j] < n:
-                j += 1
-            index[n] = j
-        self._index = index
+        self._index = size_positions(sizes)
         self._verify_rows = [list(row) for row in self.verify_table]
         self._verify_fit = [_line_fit(sizes, row, fit_points) for row in self.verify_table]
         if self.draft_table is not None:
