@@ -84,9 +84,13 @@ def workload_from_args(args: argparse.Namespace, seed: int):
     return workload_spec_from_args(args).build(seed)
 
 
+DEFAULT_GPU = "A100-80G"
+"""The GPU preset every command defaults to (sim.run.SimConfig's default)."""
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and hardware")
-    group.add_argument("--gpu", default="A100-80G", help="GPU preset (A100-80G, L40, H100, H200)")
+    group.add_argument("--gpu", default=DEFAULT_GPU, help="GPU preset (A100-80G, L40, H100, H200)")
     group.add_argument("--target", default="vicuna-7b", help="target model preset")
     group.add_argument("--draft", default="vicuna-68m", help="draft model preset")
     group.add_argument("--tp", type=int, default=1, help="tensor-parallel degree of the target")
