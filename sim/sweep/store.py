@@ -9,7 +9,8 @@ effective SimConfig, input files with their SHA-256, seed), the point's identity
 row, ``status`` ("ok" or "error"), the summary (ok) or the one-line error (error), workload
 statistics and wall times. Files are written under a temporary name in the same folder and
 renamed with ``os.replace``, so a record is either absent or complete: a sweep killed at any
-moment leaves only whole records (a write that fails removes its temporary file). On a rerun, points with an "ok" record are skipped; points
+moment leaves only whole records (a write that fails removes its temporary file). On a rerun,
+points with an "ok" record are skipped; points
 whose record says "error" are run again (a deterministic failure fails again, quickly).
 """
 
