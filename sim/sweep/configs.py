@@ -74,18 +74,19 @@ def config_axes(table: Any, source: str) -> list[tuple[str, list]]:
     return axes
 
 
-def check_config(config, acceptance_cache: dict) -> None:
+def check_config(config, acceptance_cache: dict, uses_draft: bool = True) -> None:
     """Build what a run builds from ``config`` before it simulates: the latency model, the
-    KV pool and the acceptance model (cached by name); raises their one-line errors."""
+    KV pool (with draft KV when a swept policy drafts) and the acceptance model (cached by
+    name); raises their one-line errors."""
     from sim.run import build_latency, build_scheduler_config
     build_latency(config)
-    build_scheduler_config(config, uses_draft=True)
+    build_scheduler_config(config, uses_draft=uses_draft)
     if config.acceptance not in acceptance_cache:
         from sim.acceptance.presets import make_acceptance
         acceptance_cache[config.acceptance] = make_acceptance(config.acceptance)
 
 
-def expand_configs(table: Any, source: str, resolve: Resolve
+def expand_configs(table: Any, source: str, resolve: Resolve, uses_draft: bool = True
                    ) -> list[tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, str, str, str],
                                                                          ...]]]:
     """Every combination of the [config] axes, validated: (sorted overrides, extra inputs),
@@ -106,7 +107,7 @@ def expand_configs(table: Any, source: str, resolve: Resolve
             overrides["profile"] = str(path)
         label = ", ".join(f"{n} = {v!r}" for n, v in zip(names, values)) or "defaults"
         try:
-            check_config(SimConfig(**overrides), acceptance_cache)
+            check_config(SimConfig(**overrides), acceptance_cache, uses_draft)
         except (AdaSpecError, TypeError, ValueError) as exc:
             text = " ".join(str(exc).split())
             raise ConfigError(f"{source}: [config] ({label}): {text}") from None

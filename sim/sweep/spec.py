@@ -353,8 +353,10 @@ def parse_sweep(document: dict, base_dir: Path, source: str = "SWEEP.toml") -> S
                 lengths=lengths, category=category)
         except ConfigError as exc:
             raise _err(source, "[sweep]", str(exc)) from None
+    from sim.policies.registry import make_policy
     configs = expand_configs(document.get("config", {}), source,
-                             lambda text, where: _resolve(text, base_dir, source, where))
+                             lambda text, where: _resolve(text, base_dir, source, where),
+                             uses_draft=any(make_policy(p).uses_draft for p in policies))
     _check_windows(list(workloads.values()), source)
 
     points = []
