@@ -323,6 +323,8 @@ def parse_sweep(document: dict, base_dir: Path, source: str = "SWEEP.toml") -> S
         raise _err(source, "[sweep] name", "must be a non-empty string")
     traces = []
     for item in _as_list(sweep["traces"], source, "[sweep] traces"):
+        if item in [t for t, _, _ in traces]:
+            raise _err(source, "[sweep] traces", f"trace {item!r} listed twice")
         path = _resolve(item, base_dir, source, "[sweep] traces")
         traces.append((item, str(path), file_sha256(path)))
     policies = _policies(sweep["policies"], source)

@@ -131,6 +131,8 @@ BAD = [
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nbaselines = ["static:5"]\n',
      "not one of the swept policies"),
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec", "nospec"]\n', "listed twice"),
+    ('[sweep]\ntraces = ["a.csv", "a.csv"]\npolicies = ["nospec"]\n',
+     "[sweep] traces: trace 'a.csv' listed twice"),
     ('[sweep]\ntraces = []\npolicies = ["nospec"]\n', "must not be empty"),
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nseeds = [0.5]\n',
      "[sweep] seeds: seed must be a whole number >= 0, got 0.5"),
