@@ -29,9 +29,6 @@ from realrun.kvcache import SlotKVCache
 from realrun.prompts import encode, first_turn, read_prompt_records
 from sim.errors import ConfigError, InputError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SPEC_BENCH_PATHS = (REPO_ROOT / "traces" / "spec-bench" / "origin-spec-bench.jsonl",
-                    Path("/work/shared/datasets/spec-bench/origin-spec-bench.jsonl"))
 
 
 @dataclass(frozen=True)
@@ -44,11 +41,13 @@ class Prompt:
 
 
 def default_prompts_path() -> Path:
-    for path in SPEC_BENCH_PATHS:
-        if path.is_file():
-            return path
-    raise ConfigError("Spec-Bench prompts not found (looked in "
-                      f"{', '.join(map(str, SPEC_BENCH_PATHS))}); pass --prompts FILE")
+    """The Spec-Bench questions shipped as package data (``sim/workload/data``)."""
+    from sim.workload.lengths import data_path
+    path = data_path("spec-bench")
+    if not path.is_file():
+        raise ConfigError(f"Spec-Bench prompts not found at {path} (the installed package is "
+                          f"incomplete); pass --prompts FILE")
+    return path
 
 
 def _round_robin(records: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from realrun.cli_args import add_real_model_args
+from realrun.cli_args import add_real_model_args, check_out_file, check_real_model_args
 from sim.cli_common import run_command
 from sim.errors import ConfigError
 
@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                                             "an acceptance model")
     _model_args(acc)
     acc.add_argument("--prompts", metavar="FILE",
-                     help="JSONL prompts: Spec-Bench (default: traces/spec-bench) or "
-                          "prompt_token_ids per line")
+                     help="JSONL prompts: Spec-Bench (default: the Spec-Bench questions "
+                          "shipped with the package) or prompt_token_ids per line")
     acc.add_argument("--limit", type=int, default=48, metavar="N",
                      help="prompts to use, round-robin over categories (default 48)")
     acc.add_argument("--k", type=int, default=5, help="draft tokens per round (default 5)")
@@ -63,8 +63,6 @@ def _load_pair(args: argparse.Namespace) -> tuple[Any, Any]:
     from realrun.models import load_model
 
     if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError("--threads must be >= 1")
         torch.set_num_threads(args.threads)
     target = load_model(args.target, device=args.device, dtype=args.dtype, seed=args.seed)
     draft = load_model(args.draft, device=args.device, dtype=args.dtype, seed=args.seed + 1)
@@ -89,9 +87,11 @@ def _latency(args: argparse.Namespace) -> int:
         write_profile,
     )
 
+    check_real_model_args(args)
+    check_out_file(args.out)
     if args.k_max < 0:
         raise ConfigError("--k-max must be >= 0")
-    if args.draft_overhead_ms < 0:
+    if not args.draft_overhead_ms >= 0:
         raise ConfigError("--draft-overhead-ms must be >= 0")
     grid = with_overrides(load_grid(args.grid), args.repeats, args.warmup)
     began = time.perf_counter()
@@ -122,8 +122,9 @@ def _acceptance(args: argparse.Namespace) -> int:
     from calibrate.acceptance_fit import fit_acceptance
     from calibrate.profile_io import hardware_info, model_info, software_info
     from sim.acceptance.io import save_acceptance
-    from sim.output import file_sha256, prepare_out_dir
+    from sim.output import file_sha256
 
+    check_real_model_args(args)
     for label, value in (("--k", args.k), ("--limit", args.limit),
                          ("--max-new-tokens", args.max_new_tokens),
                          ("--max-prompt-tokens", args.max_prompt_tokens),
@@ -131,8 +132,11 @@ def _acceptance(args: argparse.Namespace) -> int:
         if value < 1:
             raise ConfigError(f"{label} must be >= 1")
     prompts_path = Path(args.prompts) if args.prompts else default_prompts_path()
-    out = Path(args.out)
-    prepare_out_dir(out.parent if str(out.parent) else ".")
+    if not prompts_path.is_file():
+        raise ConfigError(f"--prompts {prompts_path}: no such file")
+    out = check_out_file(args.out)
+    if args.log_out:
+        check_out_file(args.log_out, "--log-out")
     target, draft = _load_pair(args)
     prompts = load_prompts(prompts_path, tokenizer=target.tokenizer, limit=args.limit,
                            max_prompt_tokens=args.max_prompt_tokens)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from sim.cli_common import run_command
+from sim.errors import AdaSpecError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,18 +34,33 @@ def _fmt(value: Any, scale: float = 1.0, unit: str = "") -> str:
     return f"{value * scale:.4g}{unit}"
 
 
+def _pct(rel_error: float | None) -> str:
+    """A relative error in percent: one decimal, or 3 significant digits when large."""
+    if rel_error is None:
+        return "-"
+    percent = rel_error * 100
+    return f"{percent:+.1f} %" if abs(percent) < 1e4 else f"{percent:+.3g} %"
+
+
+def _columns(cells: list[str], widths: tuple[int, ...] = (26, 12, 12, 12)) -> str:
+    """Cells padded to their widths (first left-aligned, the rest right-aligned) and always
+    two spaces apart, so a value wider than its column never runs into its neighbour."""
+    first, *rest = cells
+    return "  " + "  ".join([f"{first:<{widths[0]}}"] +
+                            [f"{c:>{w}}" for c, w in zip(rest, widths[1:])])
+
+
 def format_report(report: dict[str, Any]) -> str:
     lines = []
     for name, block in report["policies"].items():
         lines.append(f"policy {name} ({block['requests']} requests)")
-        lines.append(f"  {'metric':<26}{'real':>12}{'sim':>12}{'rel. error':>12}")
+        lines.append(_columns(["metric", "real", "sim", "rel. error"]))
         for metric, row in block["metrics"].items():
             timed = metric.endswith("_s") and not metric.endswith("_per_s")
             scale = 1e3 if timed else 1.0
             label = metric[:-2] + " (ms)" if timed else metric
-            err = "-" if row["rel_error"] is None else f"{row['rel_error'] * 100:+.1f} %"
-            lines.append(f"  {label:<26}{_fmt(row['real'], scale):>12}{_fmt(row['sim'], scale):>12}"
-                         f"{err:>12}")
+            lines.append(_columns([label, _fmt(row["real"], scale), _fmt(row["sim"], scale),
+                                   _pct(row["rel_error"])]))
         it = block["iteration_latency"]
         kinds = ", ".join(f"{k} {v['mape_percent']:.1f} % (n={v['n']})" for k, v in it["by_kind"].items())
         lines.append(f"  per-iteration latency MAPE: {_fmt(it['mape_percent'])} % over {it['n']} "
@@ -59,10 +76,48 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _model_names(doc: Any) -> tuple[str, str] | None:
+    """(target, draft) names of a profile or of a run's config: the measured models'
+    ``models.{target,draft}.name`` when recorded, else the ``config`` target/draft."""
+    if not isinstance(doc, dict):
+        return None
+    models = doc.get("models")
+    config = doc.get("config") if isinstance(doc.get("config"), dict) else doc
+    names = []
+    for role in ("target", "draft"):
+        model = models.get(role) if isinstance(models, dict) else None
+        name = model.get("name") if isinstance(model, dict) else None
+        names.append(name or (config.get(role) if isinstance(config, dict) else None))
+    return (str(names[0]), str(names[1])) if all(names) else None
+
+
+def model_mismatch(profile_doc: Any, run_config: Any) -> str | None:
+    """A warning when the profile was measured for other models than the run used."""
+    measured, used = _model_names(profile_doc), _model_names(run_config)
+    if measured is None or used is None or measured == used:
+        return None
+    return (f"the profile was measured for {measured[0]} + {measured[1]}, the run used "
+            f"{used[0]} + {used[1]}: simulated latencies are for other models")
+
+
+def _warn_models(args: argparse.Namespace) -> None:
+    from calibrate.validate import read_summary
+    try:
+        with open(args.profile, encoding="utf-8") as handle:
+            profile_doc = json.load(handle)
+        run_config = read_summary(Path(args.real_dir)).get("config")
+    except (OSError, ValueError, AdaSpecError):
+        return  # validate_run reports unreadable inputs as one-line errors
+    warning = model_mismatch(profile_doc, run_config)
+    if warning:
+        print(f"adaspec-validate: warning: {warning}", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> int:
     from calibrate.validate import validate_run
     from sim.errors import ConfigError
 
+    _warn_models(args)
     report = validate_run(args.real_dir, args.profile, args.acceptance, args.policy)
     print(format_report(report))
     if args.out:

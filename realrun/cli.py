@@ -17,12 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from realrun.cli_args import add_real_model_args
+from realrun.cli_args import add_real_model_args, check_real_model_args
 from sim.cli_common import (
+    DEFAULT_GPU,
     add_slo_args,
     add_workload_args,
     run_command,
-    workload_from_args,
+    workload_spec_from_args,
 )
 from sim.errors import ConfigError
 
@@ -38,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="policy spec (repeatable; run one after another on the same models)")
     models = parser.add_argument_group("models and device")
     add_real_model_args(models)
-    models.add_argument("--gpu", default="H100",
-                        help="hardware preset of the policies' roofline estimator (default H100)")
+    models.add_argument("--gpu", default=DEFAULT_GPU,
+                        help="hardware preset of the policies' roofline estimator "
+                             f"(default {DEFAULT_GPU}, as adaspec-sim)")
     models.add_argument("--profile", metavar="PATH",
                         help="calibrated latency profile for the policies' estimator "
                              "(adaspec-calibrate latency) instead of the roofline")
@@ -83,8 +85,10 @@ def _check_args(args: argparse.Namespace) -> list:
         raise ConfigError(f"--time-scale must be > 0, got {args.time_scale}")
     if args.slo_ttft_ms <= 0 or args.slo_tpot_ms <= 0:
         raise ConfigError("SLOs must be positive numbers of milliseconds")
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError("--threads must be >= 1")
+    check_real_model_args(args)
+    if args.prompts not in ("auto", "synthetic", "spec-bench") and not Path(args.prompts).is_file():
+        raise ConfigError(f"--prompts {args.prompts}: no such file (give auto, synthetic, "
+                          f"spec-bench or a JSONL file of prompts)")
     policies = []
     for spec in args.policy:
         policy = make_policy(spec)
@@ -141,8 +145,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.profile:
         from sim.latency.profile import load_profile
         load_profile(args.profile)  # a bad profile fails before the models load
+    workload_spec = workload_spec_from_args(args)
     prepare_out_dir(args.out)
-    workload = workload_from_args(args, args.seed)
+    workload = workload_spec.build(args.seed)
     if args.time_scale != 1.0:
         workload = time_scaled(workload, args.time_scale)
     if args.threads is not None:

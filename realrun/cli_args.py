@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
+from pathlib import Path
+
+from sim.errors import ConfigError
+
+DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
 def add_real_model_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -14,3 +21,30 @@ def add_real_model_args(parser: argparse.ArgumentParser | argparse._ArgumentGrou
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
+
+
+def check_real_model_args(args: argparse.Namespace) -> None:
+    """The one check of the shared options, before any model loads: ``--device`` is cpu,
+    cuda or cuda:N (whether CUDA is there is checked when the model loads), ``--threads`` >= 1."""
+    if not DEVICE_PATTERN.match(args.device):
+        raise ConfigError(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+
+
+def check_out_file(path_text: str, option: str = "--out") -> Path:
+    """Fail before hours of work if ``path_text`` cannot be written: it must not be a
+    directory and its nearest existing folder must be a writable directory. Creates nothing
+    (the writer makes missing folders at the end)."""
+    out = Path(path_text)
+    if out.is_dir():
+        raise ConfigError(f"{option} {out}: is a directory; give a file path")
+    existing = out.parent if str(out.parent) else Path(".")
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{option} {out}: cannot write there: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK) or \
+            (out.exists() and not os.access(out, os.W_OK)):
+        raise ConfigError(f"{option} {out}: cannot write there: permission denied")
+    return out

@@ -151,7 +151,8 @@ class RealEngine:
         draft = draft if policy.uses_draft else None
         n, length = limits.max_num_seqs, limits.max_len
         self.target_cache = SlotKVCache.for_model(target, max_slots=n, max_len=length)
-        self.draft_cache = SlotKVCache.for_model(draft, max_slots=n, max_len=length) if draft is not None else None
+        self.draft_cache = (SlotKVCache.for_model(draft, max_slots=n, max_len=length)
+                            if draft is not None else None)
         self.executor = RealDecodeExecutor(target, self.target_cache, draft, self.draft_cache,
                                            temperature=limits.temperature, seed=seed)
         self._cuda = self.target_cache.device.type == "cuda"

@@ -84,7 +84,8 @@ def decode(model: torch.nn.Module, cache: SlotKVCache, slots: Sequence[int],
     token_ids = torch.as_tensor(token_ids, dtype=torch.long)
     if token_ids.ndim != 2 or token_ids.shape[0] != len(slots):
         raise ValueError(f"decode needs token_ids of shape [{len(slots)}, T], got {tuple(token_ids.shape)}")
-    valid = [int(token_ids.shape[1])] * len(slots) if valid_lengths is None else [int(n) for n in valid_lengths]
+    valid = ([int(token_ids.shape[1])] * len(slots) if valid_lengths is None
+             else [int(n) for n in valid_lengths])
     hidden, _ = _hidden(model, cache, slots, token_ids, valid)
     return _logits(model, hidden)
 

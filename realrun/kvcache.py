@@ -187,7 +187,8 @@ class PassPlan:
         q = torch.arange(t_len, device=device, dtype=torch.long)[None, :]
         self.position_ids = start_t + q  # [B, T]
         # Padded query positions write to the scratch column max_len.
-        self.write_cols = torch.where(q < valid_t, self.position_ids, torch.full_like(self.position_ids, store.max_len))
+        self.write_cols = torch.where(q < valid_t, self.position_ids,
+                                      torch.full_like(self.position_ids, store.max_len))
         self.write_rows = self.slot_index[:, None].expand(-1, t_len)
         kv = torch.arange(self.kv_len, device=device, dtype=torch.long)[None, None, :]
         allowed = kv <= self.position_ids[:, :, None]  # [B, T, kv_len]

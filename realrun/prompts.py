@@ -28,7 +28,6 @@ import numpy as np
 from sim.errors import ConfigError, InputError
 from sim.workload.request import Workload
 
-SPEC_BENCH_PATH = Path(__file__).resolve().parents[1] / "traces" / "spec-bench" / "origin-spec-bench.jsonl"
 SOURCES = ("auto", "synthetic", "spec-bench")
 
 
@@ -135,7 +134,11 @@ def build_prompts(workload: Workload, *, source: str = "auto", tokenizer: Any | 
         if tokenizer is None:
             raise ConfigError("text prompts need a tokenizer; random-weight models have none "
                               "(use --prompts synthetic)")
-        path = SPEC_BENCH_PATH if source == "spec-bench" else Path(source)
+        if source == "spec-bench":
+            from sim.workload.lengths import data_path
+            path = data_path("spec-bench")  # package data: present in a regular install
+        else:
+            path = Path(source)
         texts = read_text_prompts(path)
         by_cat: dict[str, list[str]] = {}
         for cat, text in texts:

@@ -4,10 +4,9 @@ and the one-line error handling wrapper."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Callable
-
-import numpy as np
 
 from sim.errors import AdaSpecError, ConfigError
 
@@ -29,9 +28,17 @@ def add_workload_args(parser: argparse.ArgumentParser, trace_required: bool = Tr
                        help="length source for arrival-only traces: spec-bench (default) or sharegpt")
     group.add_argument("--category", default="", metavar="NAME",
                        help="acceptance category for traces without categories (default: overall)")
+    parser._negative_number_matcher = _NEGATIVE_VALUE
 
 
-def _parse_window(text: str) -> tuple[float | None, float | None]:
+# argparse reads an argument that starts with "-" as an option unless it looks like a negative
+# number; a window such as -50:-10 should reach --window (and its one-line error) instead.
+_NEGATIVE_VALUE = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]*:[-\d.]*$")
+
+
+def parse_window(text: str) -> tuple[float | None, float | None]:
+    """``START:END`` in seconds (either side may be empty) -> (start, end); the bounds are
+    checked by :class:`sim.workload.spec.WorkloadSpec`."""
     try:
         start_text, end_text = text.split(":")
         start = float(start_text) if start_text.strip() else None
@@ -41,46 +48,49 @@ def _parse_window(text: str) -> tuple[float | None, float | None]:
     return start, end
 
 
-def _parse_arrivals(text: str) -> tuple[str, float, float]:
+def parse_arrivals(text: str) -> tuple[str, float, float | None]:
+    """``poisson:RATE`` or ``gamma:RATE,CV`` -> (process, rate, cv); the values are checked by
+    :class:`sim.workload.spec.WorkloadSpec`."""
     process, _, params = text.partition(":")
     try:
         values = [float(v) for v in params.split(",")] if params else []
     except ValueError:
         raise ConfigError(f"--arrivals parameters must be numbers, got {text!r}") from None
     if process == "poisson" and len(values) == 1:
-        return process, values[0], 1.0
+        return process, values[0], None
     if process == "gamma" and len(values) == 2:
         return process, values[0], values[1]
     raise ConfigError(f"--arrivals must be poisson:RATE or gamma:RATE,CV, got {text!r}")
 
 
-def workload_from_args(args: argparse.Namespace, seed: int):
-    """Load and transform the workload the options describe (seeded: same seed, same workload)."""
-    from sim.workload import transforms
-    from sim.workload.lengths import make_length_source
-    from sim.workload.load import load_trace
+def workload_spec_from_args(args: argparse.Namespace):
+    """The workload the options describe, as a validated value (nothing is read yet but the
+    length source's existence)."""
+    from sim.workload.spec import WorkloadSpec
 
-    rng = np.random.default_rng([seed, 0x5EED])  # a stream of its own: policies don't shift it
-    workload = load_trace(args.trace, length_source=make_length_source(args.lengths), rng=rng,
-                          default_category=args.category)
-    if args.window:
-        start, end = _parse_window(args.window)
-        workload = transforms.window(workload, start, end)
-    if args.arrivals:
-        process, rate, cv = _parse_arrivals(args.arrivals)
-        workload = transforms.resample_arrivals(workload, rate, process=process, cv=cv, rng=rng)
-    if args.rate_scale != 1.0:
-        workload = transforms.rate_scale(workload, args.rate_scale)
-    if args.limit is not None:
-        workload = transforms.limit(workload, args.limit)
-    if len(workload) == 0:
-        raise ConfigError(f"{args.trace}: no requests left after the window/limit")
-    return workload
+    start, end = parse_window(args.window) if args.window else (None, None)
+    process, rate, cv = parse_arrivals(args.arrivals) if args.arrivals else ("trace", None, None)
+    spec = WorkloadSpec(trace=args.trace, window_start_s=start, window_end_s=end,
+                        limit=args.limit, rate_scale=args.rate_scale, arrivals=process,
+                        arrival_rate_req_per_s=rate, arrival_cv=cv, lengths=args.lengths,
+                        category=args.category)
+    spec.check_files()
+    return spec
+
+
+def workload_from_args(args: argparse.Namespace, seed: int):
+    """Load and transform the workload the options describe (seeded: same seed, same
+    workload; see :meth:`sim.workload.spec.WorkloadSpec.build`)."""
+    return workload_spec_from_args(args).build(seed)
+
+
+DEFAULT_GPU = "A100-80G"
+"""The GPU preset every command defaults to (sim.run.SimConfig's default)."""
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and hardware")
-    group.add_argument("--gpu", default="A100-80G", help="GPU preset (A100-80G, L40, H100, H200)")
+    group.add_argument("--gpu", default=DEFAULT_GPU, help="GPU preset (A100-80G, L40, H100, H200)")
     group.add_argument("--target", default="vicuna-7b", help="target model preset")
     group.add_argument("--draft", default="vicuna-68m", help="draft model preset")
     group.add_argument("--tp", type=int, default=1, help="tensor-parallel degree of the target")

@@ -107,7 +107,8 @@ def params_from_dict(data: Any, *, path: str | Path | None = None,
                 mean=_number(prof["mean"], f"category {key!r} mean"),
                 concentration=None if conc is None else _number(conc, f"category {key!r} concentration"))
         cal = data["calibration"]
-        if not isinstance(cal, dict) or "points" not in cal or set(cal) - {"points", "confidence_concentration"}:
+        if not isinstance(cal, dict) or "points" not in cal \
+                or set(cal) - {"points", "confidence_concentration"}:
             raise ConfigError("'calibration' must be {'points': [[p, P(accept|p)], ...], "
                               "'confidence_concentration': ...}")
         points = cal["points"]

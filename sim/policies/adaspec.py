@@ -15,8 +15,9 @@ Per iteration, with G = E[N] / T from ``sim.policies.goodput``:
    padded graph size; drop the lowest cumulative-confidence draft tokens (ties: the later
    position first, so each request loses a suffix) until it fits the next smaller graph size
    (never below B: bonus positions stay); keep the trimmed plan only if its predicted G is not
-   lower (an infeasible plan scores -inf). Nothing is trimmed without padding (eager mode). ``trim=request`` (the released artifact) drops
-   whole requests by ascending final cumulative confidence instead; ``trim=off`` never trims
+   lower (an infeasible plan scores -inf). Nothing is trimmed without padding (eager mode).
+   ``trim=request`` (the released artifact) drops whole requests by ascending final
+   cumulative confidence instead; ``trim=off`` never trims
    (that is ``adaspec-nv``).
 4. cbar: exponential running mean (weight ``cbar_weight``, default 0.1) of the batch-mean
    single-token draft confidence of each draft step that ran ("productive" step: at least one

@@ -171,7 +171,8 @@ def parse_policy_spec(spec: str) -> tuple[PolicyKind, dict[str, Any]]:
                 raise ConfigError(f"policy {spec!r}: positional value {arg!r} after a keyword or flag")
             if n_pos >= len(positional):
                 raise ConfigError(f"policy {spec!r}: too many values; {kind.name} takes "
-                                  f"{len(positional)} positional ({', '.join(p.key for p in positional) or 'none'})")
+                                  f"{len(positional)} positional "
+                                  f"({', '.join(p.key for p in positional) or 'none'})")
             key = positional[n_pos].key
             if key in given:
                 raise ConfigError(f"policy {spec!r}: {key} given twice")

@@ -5,9 +5,10 @@ workload statistics) or "error" (one line naming the exception), so one bad poin
 and the sweep goes on. The driver process writes every record to the store as it arrives, so
 a sweep killed at any moment keeps every point finished before the kill.
 
-Workloads are built exactly as ``adaspec-sim`` builds them (``sim.cli_common.
-workload_from_args``, seeded by the point's seed) and cached per process, so the points that
-share a workload (policies, SLO scales) load the trace once per worker.
+A point's workload is a value (``point.workload``, a ``sim.workload.spec.WorkloadSpec``, the
+same value ``adaspec-sim`` makes from its options), built with the point's seed and cached per
+process, so the points that share a workload (policies, SLO scales) load the trace once per
+worker.
 
 Ray: ``address="local"`` starts a private Ray instance in-process with ``workers`` CPUs; any
 other address is passed to ``ray.init`` (e.g. ``ray://head:10001`` or ``auto``). For a remote
@@ -18,7 +19,6 @@ repository nor the trace files -- only the dependencies (numpy, pandas, simpy).
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections import OrderedDict
@@ -33,37 +33,17 @@ _CACHE_SIZE = 4
 _workloads: OrderedDict = OrderedDict()
 
 
-def workload_args(point: SweepPoint) -> argparse.Namespace:
-    """The ``adaspec-sim`` workload options equivalent to ``point`` (see sim.cli_common)."""
-    window = None
-    if point.window_start_s is not None or point.window_end_s is not None:
-        start = "" if point.window_start_s is None else repr(point.window_start_s)
-        end = "" if point.window_end_s is None else repr(point.window_end_s)
-        window = f"{start}:{end}"
-    arrivals = None
-    if point.arrivals == "poisson":
-        arrivals = f"poisson:{point.arrival_rate_req_per_s!r}"
-    elif point.arrivals == "gamma":
-        arrivals = f"gamma:{point.arrival_rate_req_per_s!r},{point.arrival_cv!r}"
-    return argparse.Namespace(trace=point.trace_path, limit=point.limit, window=window,
-                              rate_scale=point.rate_scale, arrivals=arrivals,
-                              lengths=point.lengths, category=point.category)
-
-
 def _workload_key(point: SweepPoint) -> tuple:
-    return (point.trace_path, point.trace_sha256, point.seed, point.rate_scale, point.arrivals,
-            point.arrival_rate_req_per_s, point.arrival_cv, point.limit, point.window_start_s,
-            point.window_end_s, point.lengths, point.category)
+    return (point.workload, point.trace_sha256, point.seed)
 
 
 def build_workload(point: SweepPoint):
     """The point's workload (cached: the last few distinct workloads of this process)."""
-    from sim.cli_common import workload_from_args
     key = _workload_key(point)
     if key in _workloads:
         _workloads.move_to_end(key)
         return _workloads[key]
-    workload = workload_from_args(workload_args(point), point.seed)
+    workload = point.workload.build(point.seed)
     _workloads[key] = workload
     while len(_workloads) > _CACHE_SIZE:
         _workloads.popitem(last=False)

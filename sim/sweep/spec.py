@@ -28,9 +28,15 @@ Grammar (TOML; every key but ``traces`` and ``policies`` is optional)::
 
 A point is one simulation: (trace, config values, rate, SLO scale, policy, seed). Points are
 ordered trace, config axes (in file order), rate, SLO scale, policy, seed -- the row order of
-the result table. The workload of a point is built exactly as ``adaspec-sim`` builds it from
-the same options (window, synthetic arrivals, rate scale, limit; seeded by the point's seed), so
-any row can be reproduced with one ``adaspec-sim`` command.
+the result table. A point's workload is a :class:`sim.workload.spec.WorkloadSpec`, the value
+``adaspec-sim`` makes from the same options (window, limit, synthetic arrivals, rate scale,
+lengths, category; built with the point's seed), so any row can be reproduced with one
+``adaspec-sim`` command.
+
+Everything is validated when the file is read, before any point runs: every value by the same
+check ``adaspec-sim`` applies to that option, every [config] combination by building its models
+(``sim.sweep.configs``), and every distinct trace window by reading its first request. Errors
+are one line naming the file and the key; duplicate values of any axis are errors.
 
 Each point has a stable key: the SHA-256 of its canonical JSON identity (trace name as written
 and file hash, every input above, the SimConfig values before SLO scaling, the simulator's
@@ -43,13 +49,17 @@ import hashlib
 import itertools
 import json
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sim import SCHEMA_VERSION, __version__
-from sim.errors import ConfigError
+from sim.errors import AdaSpecError, ConfigError
 from sim.output import file_sha256
+from sim.sweep.configs import expand_configs
+from sim.workload.arrays import check_limit
+from sim.workload.lengths import NAMED_SOURCES
+from sim.workload.spec import WorkloadSpec, check_positive, check_seed
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -60,32 +70,29 @@ SWEEP_KEYS = {"name", "traces", "policies", "seeds", "rate_scales", "arrival_rat
               "arrivals", "cv", "slo_scales", "limit", "window_s", "lengths", "category",
               "baselines", "goodput_attainment"}
 ARRIVAL_PROCESSES = ("poisson", "gamma")
+DEFAULT_GAMMA_CV = 2.0
 
 
 @dataclass(frozen=True)
 class SweepPoint:
-    """One simulation of the grid. ``config`` holds the SimConfig overrides before SLO scaling
-    as sorted (field, value) pairs; ``trace_path`` is where the trace was found on this machine
-    (not part of the identity: the name as written and the file hash are)."""
+    """One simulation of the grid. ``workload`` is the point's workload as a value (its trace
+    is the path found on this machine, which is not part of the identity: ``trace``, the name
+    as written, and the file hash are); ``config`` holds the SimConfig overrides before SLO
+    scaling as sorted (field, value) pairs."""
 
     trace: str
-    trace_path: str
     trace_sha256: str
+    workload: WorkloadSpec
     policy: str
     seed: int
     slo_scale: float
-    rate_scale: float
-    arrivals: str  # "trace" (the trace's own arrival times) | "poisson" | "gamma"
-    arrival_rate_req_per_s: float | None
-    arrival_cv: float | None
-    limit: int | None
-    window_start_s: float | None
-    window_end_s: float | None
-    lengths: str
-    category: str
     config: tuple[tuple[str, Any], ...]
     # other input files: (role, name as written, path found here, sha256), e.g. a profile
     extra_inputs: tuple[tuple[str, str, str, str], ...] = ()
+
+    @property
+    def trace_path(self) -> str:
+        return self.workload.trace
 
     def base_config(self):
         from sim.run import SimConfig
@@ -93,7 +100,6 @@ class SweepPoint:
 
     def sim_config(self):
         """The SimConfig this point runs: the base config with both SLOs times ``slo_scale``."""
-        from dataclasses import replace
         base = self.base_config()
         return replace(base, ttft_slo_s=base.ttft_slo_s * self.slo_scale,
                        tpot_slo_s=base.tpot_slo_s * self.slo_scale)
@@ -105,6 +111,14 @@ class SweepPoint:
                 return name
         return value
 
+    def _workload_fields(self) -> dict:
+        w = self.workload
+        return {"rate_scale": w.rate_scale, "arrivals": w.arrivals,
+                "arrival_rate_req_per_s": w.arrival_rate_req_per_s, "arrival_cv": w.arrival_cv,
+                "limit": w.limit, "window_start_s": w.window_start_s,
+                "window_end_s": w.window_end_s, "lengths": self._written("lengths", w.lengths),
+                "category": w.category}
+
     def identity(self) -> dict:
         """Everything that determines the result (what the key hashes)."""
         config = dict(self.config)
@@ -112,11 +126,7 @@ class SweepPoint:
             config["profile"] = self._written("profile", config["profile"])
         return {"schema_version": SCHEMA_VERSION, "sim_version": __version__,
                 "trace": self.trace, "trace_sha256": self.trace_sha256, "policy": self.policy,
-                "seed": self.seed, "slo_scale": self.slo_scale, "rate_scale": self.rate_scale,
-                "arrivals": self.arrivals, "arrival_rate_req_per_s": self.arrival_rate_req_per_s,
-                "arrival_cv": self.arrival_cv, "limit": self.limit,
-                "window_start_s": self.window_start_s, "window_end_s": self.window_end_s,
-                "lengths": self._written("lengths", self.lengths), "category": self.category,
+                "seed": self.seed, "slo_scale": self.slo_scale, **self._workload_fields(),
                 "config": config,
                 "extra_inputs": [[role, sha] for role, _, _, sha in self.extra_inputs]}
 
@@ -128,7 +138,8 @@ class SweepPoint:
     @property
     def rate(self) -> float:
         """The load axis: req/s with synthetic arrivals, else the rate scale."""
-        return self.arrival_rate_req_per_s if self.arrivals != "trace" else self.rate_scale
+        w = self.workload
+        return w.arrival_rate_req_per_s if w.arrivals != "trace" else w.rate_scale
 
     def inputs(self) -> dict:
         """Provenance inputs: the trace (and profile/length files) with their hashes."""
@@ -141,15 +152,16 @@ class SweepPoint:
         """The point's input columns of the result table (effective SLOs plus their bases)."""
         config = self.sim_config().to_dict()
         base = self.base_config()
+        fields_ = self._workload_fields()
         row = {"trace": self.trace, "trace_sha256": self.trace_sha256, "policy": self.policy,
-               "seed": self.seed, "rate": self.rate, "rate_scale": self.rate_scale,
-               "arrivals": self.arrivals, "arrival_rate_req_per_s": self.arrival_rate_req_per_s,
-               "arrival_cv": self.arrival_cv, "slo_scale": self.slo_scale,
+               "seed": self.seed, "rate": self.rate, "rate_scale": fields_["rate_scale"],
+               "arrivals": fields_["arrivals"],
+               "arrival_rate_req_per_s": fields_["arrival_rate_req_per_s"],
+               "arrival_cv": fields_["arrival_cv"], "slo_scale": self.slo_scale,
                "base_ttft_slo_s": base.ttft_slo_s, "base_tpot_slo_s": base.tpot_slo_s,
-               "limit": self.limit, "window_start_s": self.window_start_s,
-               "window_end_s": self.window_end_s,
-               "lengths": self._written("lengths", self.lengths),
-               "category": self.category}
+               "limit": fields_["limit"], "window_start_s": fields_["window_start_s"],
+               "window_end_s": fields_["window_end_s"], "lengths": fields_["lengths"],
+               "category": fields_["category"]}
         if config.get("profile"):
             config["profile"] = self._written("profile", config["profile"])
         row.update(config)
@@ -190,22 +202,26 @@ def _as_list(value, source: str, where: str) -> list:
     return items
 
 
-def _numbers(value, source: str, where: str, *, positive: bool = True, integer: bool = False
-             ) -> list:
+def _numbers(value, source: str, where: str, check: Callable[[Any], Any]) -> list:
+    """A number or a list of distinct numbers, each passed through ``check`` -- the same
+    check the command line applies to the option (its ConfigError gets the file and key)."""
     out = []
     for item in _as_list(value, source, where):
-        ok_type = isinstance(item, int) if integer else isinstance(item, (int, float))
-        if isinstance(item, bool) or not ok_type:
-            kind = "integers" if integer else "numbers"
-            raise _err(source, where, f"must be {kind}, got {item!r}")
-        if positive and not item > 0:
-            raise _err(source, where, f"must be positive, got {item!r}")
-        if not positive and item < 0:
-            raise _err(source, where, f"must not be negative, got {item!r}")
-        out.append(item if integer else float(item))
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            raise _err(source, where, f"must be numbers, got {item!r}")
+        try:
+            out.append(check(item))
+        except ConfigError as exc:
+            raise _err(source, where, str(exc)) from None
     if len(set(out)) != len(out):
         raise _err(source, where, f"has duplicate values {out}")
     return out
+
+
+def _one_number(value, source: str, where: str, check: Callable[[Any], Any]):
+    if isinstance(value, list):
+        raise _err(source, where, f"must be one number, got {value!r}")
+    return _numbers(value, source, where, check)[0]
 
 
 def _resolve(path_text: str, base_dir: Path, source: str, where: str) -> Path:
@@ -236,34 +252,53 @@ def _policies(value, source: str) -> list[str]:
     return names
 
 
-def _config_axes(table, source: str) -> list[tuple[str, list]]:
-    from sim.run import SimConfig
-    if not isinstance(table, dict):
-        raise _err(source, "[config]", "must be a table of SimConfig fields")
-    known = {f.name for f in fields(SimConfig)}
-    axes = []
-    for name, value in table.items():
-        if name not in known:
-            raise _err(source, f"[config] {name}",
-                       f"unknown SimConfig field (known: {', '.join(sorted(known))})")
-        values = _as_list(value, source, f"[config] {name}")
-        if any(isinstance(v, (dict, list)) for v in values):
-            raise _err(source, f"[config] {name}", "values must be scalars or a list of scalars")
-        axes.append((name, values))
-    return axes
-
-
 def _window(value, source: str) -> tuple[float | None, float | None]:
     if value is None:
         return None, None
     if not isinstance(value, list) or len(value) not in (1, 2):
         raise _err(source, "[sweep] window_s", "must be [start] or [start, end] in seconds")
-    numbers = _numbers(value, source, "[sweep] window_s", positive=False)
-    start = numbers[0]
-    end = numbers[1] if len(numbers) == 2 else None
-    if end is not None and end <= start:
-        raise _err(source, "[sweep] window_s", "end must be after start")
-    return start, end
+    numbers = _numbers(value, source, "[sweep] window_s", float)
+    return numbers[0], (numbers[1] if len(numbers) == 2 else None)
+
+
+def _arrival_axis(sweep: dict, source: str) -> list[tuple[float, str, float | None,
+                                                          float | None]]:
+    """(rate scale, arrivals, arrival rate, CV) of each load level."""
+    if "arrival_rates" in sweep:
+        if "rate_scales" in sweep:
+            raise _err(source, "[sweep]", "give rate_scales or arrival_rates, not both")
+        process = sweep.get("arrivals", "poisson")
+        if process not in ARRIVAL_PROCESSES:
+            raise _err(source, "[sweep] arrivals", f"must be one of {ARRIVAL_PROCESSES}, "
+                                                   f"got {process!r}")
+        cv = None
+        if process == "gamma":
+            cv = _one_number(sweep.get("cv", DEFAULT_GAMMA_CV), source, "[sweep] cv",
+                             lambda x: check_positive("arrival CV", x))
+        rates = _numbers(sweep["arrival_rates"], source, "[sweep] arrival_rates",
+                         lambda x: check_positive("arrival rate (requests/s)", x))
+        return [(1.0, process, rate, cv) for rate in rates]
+    for key in ("arrivals", "cv"):
+        if key in sweep:
+            raise _err(source, f"[sweep] {key}", "only applies with arrival_rates")
+    scales = _numbers(sweep.get("rate_scales", [1.0]), source, "[sweep] rate_scales",
+                      lambda x: check_positive("rate scale", x))
+    return [(scale, "trace", None, None) for scale in scales]
+
+
+def _check_windows(workloads: list[WorkloadSpec], source: str) -> None:
+    """Read the first request of every distinct (trace, window, lengths) once, up front."""
+    seen = set()
+    for spec in workloads:
+        probe = replace(spec, limit=None, rate_scale=1.0, arrivals="trace",
+                        arrival_rate_req_per_s=None, arrival_cv=None)
+        if probe in seen:
+            continue
+        seen.add(probe)
+        try:
+            probe.check_readable()
+        except AdaSpecError as exc:
+            raise _err(source, "[sweep] traces/window_s", str(exc)) from None
 
 
 def parse_sweep(document: dict, base_dir: Path, source: str = "SWEEP.toml") -> SweepSpec:
@@ -288,73 +323,51 @@ def parse_sweep(document: dict, base_dir: Path, source: str = "SWEEP.toml") -> S
         raise _err(source, "[sweep] name", "must be a non-empty string")
     traces = []
     for item in _as_list(sweep["traces"], source, "[sweep] traces"):
+        if item in [t for t, _, _ in traces]:
+            raise _err(source, "[sweep] traces", f"trace {item!r} listed twice")
         path = _resolve(item, base_dir, source, "[sweep] traces")
         traces.append((item, str(path), file_sha256(path)))
     policies = _policies(sweep["policies"], source)
-    seeds = _numbers(sweep.get("seeds", [0]), source, "[sweep] seeds", positive=False,
-                     integer=True)
-    slo_scales = _numbers(sweep.get("slo_scales", [1.0]), source, "[sweep] slo_scales")
-
-    if "arrival_rates" in sweep:
-        if "rate_scales" in sweep:
-            raise _err(source, "[sweep]", "give rate_scales or arrival_rates, not both")
-        process = sweep.get("arrivals", "poisson")
-        if process not in ARRIVAL_PROCESSES:
-            raise _err(source, "[sweep] arrivals", f"must be one of {ARRIVAL_PROCESSES}, "
-                                                   f"got {process!r}")
-        cv = None
-        if process == "gamma":
-            cv = _numbers(sweep.get("cv", 2.0), source, "[sweep] cv")[0]
-        rates = [(1.0, process, r, cv) for r in
-                 _numbers(sweep["arrival_rates"], source, "[sweep] arrival_rates")]
-    else:
-        for key in ("arrivals", "cv"):
-            if key in sweep:
-                raise _err(source, f"[sweep] {key}", "only applies with arrival_rates")
-        rates = [(s, "trace", None, None) for s in
-                 _numbers(sweep.get("rate_scales", [1.0]), source, "[sweep] rate_scales")]
-
+    seeds = _numbers(sweep.get("seeds", [0]), source, "[sweep] seeds", check_seed)
+    slo_scales = _numbers(sweep.get("slo_scales", [1.0]), source, "[sweep] slo_scales",
+                          lambda x: check_positive("SLO scale", x))
+    rates = _arrival_axis(sweep, source)
     limit = sweep.get("limit")
     if limit is not None:
-        limit = _numbers(limit, source, "[sweep] limit", integer=True)[0]
+        limit = _one_number(limit, source, "[sweep] limit", check_limit)
     window_start, window_end = _window(sweep.get("window_s"), source)
     lengths = sweep.get("lengths", "spec-bench")
     category = sweep.get("category", "")
     if not isinstance(lengths, str) or not isinstance(category, str):
         raise _err(source, "[sweep] lengths/category", "must be strings")
     extra: list[tuple[str, str, str, str]] = []
-    if lengths not in ("spec-bench", "sharegpt"):
+    if lengths not in NAMED_SOURCES:
         lengths_path = _resolve(lengths, base_dir, source, "[sweep] lengths")
         extra.append(("lengths", lengths, str(lengths_path), file_sha256(lengths_path)))
         lengths = str(lengths_path)
 
-    axes = _config_axes(document.get("config", {}), source)
-    combos = [tuple(zip([n for n, _ in axes], values))
-              for values in itertools.product(*[v for _, v in axes])]
-    from sim.run import SimConfig
-    configs = []
-    for combo in combos:
-        overrides = dict(combo)
-        combo_extra = list(extra)
-        if overrides.get("profile"):
-            profile_path = _resolve(overrides["profile"], base_dir, source, "[config] profile")
-            combo_extra.append(("profile", overrides["profile"], str(profile_path),
-                                file_sha256(profile_path)))
-            overrides["profile"] = str(profile_path)
+    workloads = {}
+    for (trace, path, _), (scale, process, rate, cv) in itertools.product(traces, rates):
         try:
-            SimConfig(**overrides)
-        except (ConfigError, TypeError) as exc:
-            raise _err(source, "[config]", str(exc)) from None
-        configs.append((tuple(sorted(overrides.items())), tuple(combo_extra)))
+            workloads[path, scale, process, rate] = WorkloadSpec(
+                trace=path, window_start_s=window_start, window_end_s=window_end, limit=limit,
+                rate_scale=scale, arrivals=process, arrival_rate_req_per_s=rate, arrival_cv=cv,
+                lengths=lengths, category=category)
+        except ConfigError as exc:
+            raise _err(source, "[sweep]", str(exc)) from None
+    from sim.policies.registry import make_policy
+    configs = expand_configs(document.get("config", {}), source,
+                             lambda text, where: _resolve(text, base_dir, source, where),
+                             uses_draft=any(make_policy(p).uses_draft for p in policies))
+    _check_windows(list(workloads.values()), source)
 
     points = []
-    for (trace, path, sha), (config, combo_extra), (scale, process, rate, cv), slo, policy, seed \
-            in itertools.product(traces, configs, rates, slo_scales, policies, seeds):
+    for (trace, path, sha), (config, config_extra), (scale, process, rate, _), slo, policy, \
+            seed in itertools.product(traces, configs, rates, slo_scales, policies, seeds):
         points.append(SweepPoint(
-            trace=trace, trace_path=path, trace_sha256=sha, policy=policy, seed=seed,
-            slo_scale=slo, rate_scale=scale, arrivals=process, arrival_rate_req_per_s=rate,
-            arrival_cv=cv, limit=limit, window_start_s=window_start, window_end_s=window_end,
-            lengths=lengths, category=category, config=config, extra_inputs=combo_extra))
+            trace=trace, trace_sha256=sha, workload=workloads[path, scale, process, rate],
+            policy=policy, seed=seed, slo_scale=slo, config=config,
+            extra_inputs=tuple(extra) + config_extra))
 
     baselines = sweep.get("baselines")
     if baselines is None:

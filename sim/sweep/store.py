@@ -9,7 +9,8 @@ effective SimConfig, input files with their SHA-256, seed), the point's identity
 row, ``status`` ("ok" or "error"), the summary (ok) or the one-line error (error), workload
 statistics and wall times. Files are written under a temporary name in the same folder and
 renamed with ``os.replace``, so a record is either absent or complete: a sweep killed at any
-moment leaves only whole records. On a rerun, points with an "ok" record are skipped; points
+moment leaves only whole records (a write that fails removes its temporary file). On a rerun,
+points with an "ok" record are skipped; points
 whose record says "error" are run again (a deterministic failure fails again, quickly).
 """
 
@@ -72,12 +73,16 @@ class ResultStore:
         """Write ``record`` atomically (temporary file in the same folder + os.replace)."""
         path = self.path(record["key"])
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, indent=1, allow_nan=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                json.dump(record, handle, indent=1, allow_nan=False)
+                handle.write("\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # never leave a half-written temporary behind
+            raise
         return path
 
     def records(self, points) -> list[dict | None]:

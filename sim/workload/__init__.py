@@ -20,6 +20,7 @@ _LAZY = {
     "rate_scale": "sim.workload.transforms", "resample_arrivals": "sim.workload.transforms",
     "synthetic_arrivals": "sim.workload.transforms",
     "write_native": "sim.workload.native",
+    "WorkloadSpec": "sim.workload.spec",
 }
 
 __all__ = ["Request", "Workload", *_LAZY]

@@ -51,7 +51,8 @@ def load(path: str | Path, *, start_s: float = 0.0, end_s: float = math.inf,
     check_sorted = SortedCheck(path, "TIMESTAMP")
     first_ns: int | None = None
     rows = 0
-    for chunk in iter_chunks(path, COLUMNS, chunk_rows=chunk_rows):
+    for chunk in iter_chunks(path, COLUMNS, chunk_rows=chunk_rows,
+                             rows_wanted=collector.rows_wanted):
         ns = _timestamps_ns(chunk, path)
         check_sorted(ns, chunk.index,
                      render=lambda v: str(pd.Timestamp(int(v))))

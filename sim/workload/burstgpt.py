@@ -30,7 +30,8 @@ def load(path: str | Path, *, start_s: float = 0.0, end_s: float = math.inf,
     check_sorted = SortedCheck(path, "Timestamp")
     origin: float | None = None
     rows = failed = 0
-    for chunk in iter_chunks(path, COLUMNS, chunk_rows=chunk_rows):
+    for chunk in iter_chunks(path, COLUMNS, chunk_rows=chunk_rows,
+                             rows_wanted=collector.rows_wanted):
         rows += len(chunk)
         t = number_column(chunk, "Timestamp", path, "timestamp")
         check_nonnegative(t, chunk.index, path, "Timestamp", "timestamp")

@@ -29,7 +29,10 @@ seed gives the same workload.
 * :class:`WorkloadLengths` -- resample the (prompt, output, category) triples of a workload.
 
 :func:`make_length_source` turns a CLI name (``spec-bench``, ``sharegpt``) or a file path into
-a source; the named files are the copies under the repository's ``traces/`` directory.
+a source; the named files are package data (``sim/workload/data/``, linked from the
+repository's ``traces/``), so a regular install has them. :func:`check_length_source` validates
+a name or path without reading the file, so commands can check ``--lengths`` up front and load
+it only for traces that need it (arrival-only traces, synthetic arrivals).
 """
 
 from __future__ import annotations
@@ -64,8 +67,8 @@ SPEC_BENCH_OUTPUT: dict[str, tuple[float, float]] = {
 OTHER_OUTPUT = (250.0, 0.7)
 
 NAMED_SOURCES = {
-    "spec-bench": ("spec-bench", "origin-spec-bench.jsonl"),
-    "sharegpt": ("sharegpt", "sharegpt_8k_filtered_stats_llama2_tokenizer.csv"),
+    "spec-bench": "origin-spec-bench.jsonl",
+    "sharegpt": "sharegpt_8k_filtered_stats_llama2_tokenizer.csv",
 }
 DEFAULT_SOURCE = "spec-bench"
 
@@ -223,28 +226,48 @@ class WorkloadLengths:
 
 
 def traces_dir() -> Path:
-    """The repository's ``traces/`` directory (next to the ``sim`` package)."""
+    """The repository's ``traces/`` directory (next to the ``sim`` package; absent in a
+    regular install: nothing in ``sim`` reads it, tests and examples do)."""
     return Path(__file__).resolve().parents[2] / "traces"
+
+
+def data_path(name: str) -> Path:
+    """The package-data file of a named length source (``spec-bench`` or ``sharegpt``)."""
+    if name not in NAMED_SOURCES:
+        raise ConfigError(f"unknown length source {name!r}; named sources: "
+                          f"{', '.join(NAMED_SOURCES)}")
+    return Path(__file__).resolve().parent / "data" / NAMED_SOURCES[name]
+
+
+def check_length_source(name_or_path: str | Path | None) -> str:
+    """Validate a length-source name or file path without reading it; returns it as text.
+
+    A name must be one of :data:`NAMED_SOURCES`; a path must be an existing ``.jsonl``
+    (Spec-Bench prompts) or ``.csv`` (num_prefill_tokens,num_decode_tokens) file."""
+    key = DEFAULT_SOURCE if name_or_path is None else name_or_path
+    if not isinstance(key, (str, Path)) or not str(key):
+        raise ConfigError(f"length source must be a name ({', '.join(NAMED_SOURCES)}) or a "
+                          f"file path, got {name_or_path!r}")
+    key = str(key)
+    if key in NAMED_SOURCES:
+        path = data_path(key)
+        if not path.is_file():
+            raise ConfigError(f"length source {key!r} needs {path}, which is missing; "
+                              f"the installed sim package is incomplete")
+        return key
+    path = Path(key)
+    if not path.is_file():
+        raise ConfigError(f"unknown length source {key!r}: not one of "
+                          f"{', '.join(NAMED_SOURCES)} and no such file")
+    if path.suffix not in (".jsonl", ".csv"):
+        raise ConfigError(f"length source file {key!r} must be .jsonl (Spec-Bench prompts) or "
+                          f".csv (num_prefill_tokens,num_decode_tokens)")
+    return key
 
 
 def make_length_source(name_or_path: str | Path | None = None) -> LengthSource:
     """A length source from a name (``spec-bench`` (default), ``sharegpt``) or a file path
     (``.jsonl`` = Spec-Bench-style prompts, ``.csv`` = ShareGPT-style length columns)."""
-    key = DEFAULT_SOURCE if name_or_path is None else str(name_or_path)
-    if key in NAMED_SOURCES:
-        sub, fname = NAMED_SOURCES[key]
-        path = traces_dir() / sub / fname
-        if not path.is_file():
-            raise ConfigError(f"length source {key!r} needs {path}, which is missing; "
-                              f"the repository's traces/ directory is incomplete")
-        return SpecBenchLengths(path) if key == "spec-bench" else ShareGPTLengths(path)
-    path = Path(key)
-    if not path.exists():
-        raise ConfigError(f"unknown length source {key!r}: not one of "
-                          f"{', '.join(NAMED_SOURCES)} and no such file")
-    if path.suffix == ".jsonl":
-        return SpecBenchLengths(path)
-    if path.suffix == ".csv":
-        return ShareGPTLengths(path)
-    raise ConfigError(f"length source file {key!r} must be .jsonl (Spec-Bench prompts) or "
-                      f".csv (num_prefill_tokens,num_decode_tokens)")
+    key = check_length_source(name_or_path)
+    path = data_path(key) if key in NAMED_SOURCES else Path(key)
+    return SpecBenchLengths(path) if path.suffix == ".jsonl" else ShareGPTLengths(path)

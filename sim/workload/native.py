@@ -30,7 +30,8 @@ def load(path: str | Path, *, start_s: float = 0.0, end_s: float = math.inf,
     collector = WindowCollector(start_s, end_s, limit)
     check_sorted = SortedCheck(path, "arrival_s")
     rows = 0
-    for chunk in iter_chunks(path, usecols, dtype=dtype, chunk_rows=chunk_rows):
+    for chunk in iter_chunks(path, usecols, dtype=dtype, chunk_rows=chunk_rows,
+                             rows_wanted=collector.rows_wanted):
         rows += len(chunk)
         t = number_column(chunk, "arrival_s", path, "arrival time")
         check_nonnegative(t, chunk.index, path, "arrival_s", "arrival time")

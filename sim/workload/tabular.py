@@ -4,7 +4,11 @@ Files are read with pandas in chunks (bounded memory), keeping blank lines as al
 that a row's position maps to its line as a text editor counts it: header = line 1, data row
 ``i`` (0-based) = line ``i + 2``. Every problem becomes one :class:`InputError` naming the file,
 the line and the column. :class:`WindowCollector` applies a time window and a request limit
-while chunks stream in, so that reading stops as soon as the result is complete.
+while chunks stream in, so that reading stops as soon as the result is complete: chunks start
+small and grow (:data:`FIRST_CHUNK_ROWS` doubling up to :data:`CHUNK_ROWS`), and never ask for
+more rows than a request limit still needs, so rows past a limit are never parsed.
+
+A UTF-8 byte-order mark at the start of a file (spreadsheets save CSV with one) is skipped.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import gzip
 import math
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +27,19 @@ from sim.errors import InputError
 from sim.workload.arrays import Columns
 
 CHUNK_ROWS = 1_000_000
-"""Rows per pandas chunk: ~100 MB of parsed strings at most for the 2024 Azure files."""
+"""Rows per pandas chunk at most: ~100 MB of parsed strings for the 2024 Azure files."""
+FIRST_CHUNK_ROWS = 4096
+"""Rows of the first chunk; each later chunk doubles, up to CHUNK_ROWS (a short window of a
+huge file parses a few thousand rows, not a million)."""
+ENCODING = "utf-8-sig"
+"""UTF-8, skipping a leading byte-order mark."""
 
 
 def open_text(path: str | Path):
     """Open a (possibly gzip-compressed) text file."""
     if str(path).endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return gzip.open(path, "rt", encoding=ENCODING, newline="")
+    return open(path, encoding=ENCODING, newline="")
 
 
 def read_header(path: str | Path) -> list[str]:
@@ -80,9 +89,24 @@ def _blank_rows(chunk: pd.DataFrame) -> np.ndarray:
     return blank
 
 
+def chunk_sizes(chunk_rows: int = CHUNK_ROWS,
+                rows_wanted: Callable[[], int | None] | None = None) -> Iterator[int]:
+    """Rows to read per chunk: FIRST_CHUNK_ROWS doubling up to ``chunk_rows``, each capped by
+    ``rows_wanted()`` (the rows a limit still needs; None = no cap)."""
+    size = min(FIRST_CHUNK_ROWS, chunk_rows)
+    while True:
+        wanted = rows_wanted() if rows_wanted is not None else None
+        yield max(1, size if wanted is None else min(size, wanted))
+        size = min(2 * size, chunk_rows)
+
+
 def iter_chunks(path: str | Path, usecols: Sequence[str], *, dtype: dict | None = None,
-                chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+                chunk_rows: int = CHUNK_ROWS,
+                rows_wanted: Callable[[], int | None] | None = None) -> Iterator[pd.DataFrame]:
     """Yield DataFrame chunks of the named columns; the index is the 0-based data-row number.
+
+    Chunk sizes follow :func:`chunk_sizes`: a caller that stops iterating once it has what it
+    needs (``WindowCollector.add`` returned True) never makes pandas parse the rest.
 
     Cells are not turned into NaN (``na_filter=False``): an empty cell stays ``""`` so that
     checks can tell "missing" from "NaN". Rows whose every cell is empty (blank lines) are
@@ -93,9 +117,13 @@ def iter_chunks(path: str | Path, usecols: Sequence[str], *, dtype: dict | None 
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
             reader = pd.read_csv(path, dtype=dtype, chunksize=chunk_rows, index_col=False,
-                                 skip_blank_lines=False, na_filter=False, encoding="utf-8")
+                                 skip_blank_lines=False, na_filter=False, encoding=ENCODING)
             with reader:
-                for chunk in reader:
+                for size in chunk_sizes(chunk_rows, rows_wanted):
+                    try:
+                        chunk = reader.get_chunk(size)
+                    except StopIteration:
+                        return
                     chunk.columns = [str(c).strip() for c in chunk.columns]
                     blank = _blank_rows(chunk)
                     if blank.any():
@@ -214,6 +242,10 @@ class WindowCollector:
         self.limit = limit
         self.parts: list[Columns] = []
         self.count = 0
+
+    def rows_wanted(self) -> int | None:
+        """At most this many more rows can be kept (None: no limit); see :func:`chunk_sizes`."""
+        return None if self.limit is None else max(1, self.limit - self.count)
 
     def add(self, cols: Columns) -> bool:
         t = cols.arrival_s

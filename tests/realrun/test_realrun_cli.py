@@ -129,6 +129,11 @@ def test_a_request_that_never_fits_is_rejected_and_the_run_goes_on(tmp_path, cap
     (["--policy", "nospec", "--max-len", "16"], "no request fits"),
     (["--policy", "nospec", "--device", "cuda:7" if torch.cuda.is_available() else "cuda"], "cuda"),
     (["--policy", "nospec", "--prompts", "spec-bench"], "tokenizer"),
+    (["--policy", "nospec", "--prompts", "MISSING.jsonl"], "--prompts MISSING.jsonl: no such file"),
+    (["--policy", "nospec", "--device", "tpu7"], "--device must be cpu, cuda or cuda:N, got 'tpu7'"),
+    (["--policy", "nospec", "--threads", "0"], "--threads must be >= 1"),
+    (["--policy", "nospec", "--window", "-50:-10"], "window start must be"),
+    (["--policy", "nospec", "--rate-scale", "nan"], "rate scale must be a finite number"),
 ])
 def test_errors_are_one_line_exit_2(tmp_path, capsys, extra, message):
     argv = [*SMALL, *TINY, "--out", str(tmp_path / "out")]
@@ -143,6 +148,15 @@ def test_errors_are_one_line_exit_2(tmp_path, capsys, extra, message):
     assert err.startswith("adaspec-realrun: error: ") and len(err.splitlines()) == 1, err
     assert message.lower() in err.lower(), err
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_gpu_default_is_adaspec_sims():
+    from realrun.cli import build_parser
+    from sim.cli import build_parser as sim_parser
+    from sim.run import SimConfig
+    argv = ["--trace", CODE_TRACE, "--policy", "nospec", *TINY, "--out", "x"]
+    assert build_parser().parse_args(argv).gpu == sim_parser().parse_args(
+        ["--trace", CODE_TRACE]).gpu == SimConfig().gpu == "A100-80G"
 
 
 def test_fetch_models_subcommand_delegates(capsys):

@@ -16,7 +16,8 @@ from sim.errors import ConfigError  # noqa: E402
 from sim.latency.models import get_model  # noqa: E402
 
 
-@pytest.mark.parametrize("preset,cls", [("tiny-llama", "LlamaForCausalLM"), ("tiny-qwen2", "Qwen2ForCausalLM")])
+@pytest.mark.parametrize("preset,cls", [("tiny-llama", "LlamaForCausalLM"),
+                                        ("tiny-qwen2", "Qwen2ForCausalLM")])
 def test_random_preset_has_the_preset_shape_and_is_seeded(preset, cls):
     a = load_model(f"random:{preset}", seed=4)
     b = load_model(f"random:{preset}", seed=4)

@@ -52,7 +52,10 @@ def test_small_sweep_end_to_end(tmp_path, capsys):
 
 
 def test_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
-    (tmp_path / "bad.csv").write_text("arrival_s,prompt_tokens,output_tokens\n0.0,10,-5\n")
+    # the first row is fine (the up-front check reads only the first request of a window);
+    # the second fails when a point loads the trace
+    (tmp_path / "bad.csv").write_text("arrival_s,prompt_tokens,output_tokens\n0.0,10,5\n"
+                                      "0.5,10,-5\n")
     path = small_sweep(tmp_path, traces=("a.csv", "bad.csv"))
     out = tmp_path / "out"
     assert main([str(path), "--workers", "1", "--out", str(out), "--quiet", "--no-plots"]) == 1

@@ -21,7 +21,7 @@ def test_grid_is_expanded_in_documented_order(tmp_path):
     assert [(p.policy, p.seed) for p in first] == [("nospec", 0), ("nospec", 1),
                                                   ("static:3", 0), ("static:3", 1)]
     assert [p.trace for p in spec.points[:16]] == ["a.csv"] * 16
-    assert spec.points[4].slo_scale == 2.0 and spec.points[8].rate_scale == 2.0
+    assert spec.points[4].slo_scale == 2.0 and spec.points[8].workload.rate_scale == 2.0
     assert len({p.key for p in spec.points}) == len(spec.points)
     assert spec.baselines == ("nospec",) and spec.goodput_attainment == 0.9
 
@@ -80,7 +80,7 @@ arrivals = "gamma"
 cv = 3.0
 """)
     points = load_sweep(path).points
-    assert [(p.arrivals, p.rate, p.arrival_cv) for p in points] == [("gamma", 2.0, 3.0),
+    assert [(p.workload.arrivals, p.rate, p.workload.arrival_cv) for p in points] == [("gamma", 2.0, 3.0),
                                                                     ("gamma", 8.0, 3.0)]
 
 
@@ -90,7 +90,37 @@ BAD = [
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nrates = [1]\n', "unknown key"),
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["warp-speed"]\n', "[sweep] policies"),
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nrate_scales = [-1]\n',
-     "must be positive"),
+     "[sweep] rate_scales: rate scale must be a finite number > 0, got -1"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nrate_scales = [inf]\n',
+     "[sweep] rate_scales: rate scale must be a finite number > 0, got inf"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nslo_scales = [nan]\n',
+     "[sweep] slo_scales: SLO scale must be a finite number > 0, got nan"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\narrival_rates = [2, 2.0]\n',
+     "[sweep] arrival_rates: has duplicate values"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nlimit = 0\n',
+     "[sweep] limit: request limit must be a whole number >= 1, got 0"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nwindow_s = [5000.0]\n',
+     "fall inside the window"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nwindow_s = [3.0, 1.0]\n',
+     "window end (1.0 s) must be after its start"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nlengths = "nope.jsonl"\n',
+     "[sweep] lengths: file 'nope.jsonl' not found"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\n[config]\nmax_num_seqs = "many"\n',
+     "[config] max_num_seqs: must be of type int, got 'many'"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\n[config]\nmax_num_seqs = 2.5\n',
+     "[config] max_num_seqs: must be of type int, got 2.5"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\n[config]\nchunked_prefill = 1\n',
+     "[config] chunked_prefill: must be of type bool, got 1"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\n[config]\nttft_slo_s = nan\n',
+     "[config] ttft_slo_s: must be a finite number, got nan"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\n[config]\ngpu = ["H100", "H100"]\n',
+     "[config] gpu: has duplicate values ['H100', 'H100']"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\n[config]\ngpu = ["H100", "Z100"]\n',
+     "[config] (gpu = 'Z100'): "),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\n[config]\ntarget = "gpt-9"\n',
+     "[config] (target = 'gpt-9'): "),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\n[config]\nacceptance = "psychic"\n',
+     "[config] (acceptance = 'psychic'): unknown acceptance model"),
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nrate_scales = [1]\n'
      'arrival_rates = [2]\n', "not both"),
     ('[sweep]\ntraces = ["missing.csv"]\npolicies = ["nospec"]\n', "not found"),
@@ -101,8 +131,13 @@ BAD = [
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nbaselines = ["static:5"]\n',
      "not one of the swept policies"),
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec", "nospec"]\n', "listed twice"),
+    ('[sweep]\ntraces = ["a.csv", "a.csv"]\npolicies = ["nospec"]\n',
+     "[sweep] traces: trace 'a.csv' listed twice"),
     ('[sweep]\ntraces = []\npolicies = ["nospec"]\n', "must not be empty"),
-    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nseeds = [0.5]\n', "integers"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nseeds = [0.5]\n',
+     "[sweep] seeds: seed must be a whole number >= 0, got 0.5"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nseeds = [-1]\n',
+     "[sweep] seeds: seed must be a whole number >= 0, got -1"),
 ]
 
 
@@ -117,6 +152,7 @@ def test_bad_sweep_files_are_one_line_errors(tmp_path, capsys, body, message):
     assert main([str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("adaspec-sweep: error:") and message in err[0]
+    assert not (tmp_path / "out").exists()  # found before anything is written
 
 
 def test_missing_sweep_file_is_a_one_line_error(tmp_path, capsys):
