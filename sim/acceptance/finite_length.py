@@ -36,7 +36,9 @@ _QUADRATURE_NODES = 32
 
 @lru_cache(maxsize=4)
 def _legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.polynomial.legendre.leggauss(n)
+    nodes, weights = np.polynomial.legendre.leggauss(n)
+    nodes.flags.writeable = weights.flags.writeable = False  # shared through the cache
+    return nodes, weights
 
 
 def _level_nodes(mean: float, concentration: float | None) -> tuple[np.ndarray, np.ndarray]:
