@@ -17,7 +17,9 @@ producible level.
 
 So a request's expected accepted-prefix length at static ``k`` is
 ``sum_{j=1..k} lam^j * prod_{m<j} decay[m]``, and averaging over the Beta level gives a closed
-form (``mean_accepted_length``) that presets use to place their category means.
+form (``mean_accepted_length``: the mean over steps when every request runs equally many
+steps). A workload's tokens per step is a ratio of sums with each request's last step cut at
+its end; ``sim.acceptance.finite_length`` computes that one, and presets are placed with it.
 
 Everything is vectorised over the batch and draws only from the ``numpy.random.Generator`` it is
 given. The ``lam -> m`` table is built once per model (a quadrature over the Beta CDF), never at
@@ -181,23 +183,6 @@ def mean_accepted_length(mean: float, concentration: float | None, k: int,
     moments = _beta_moments(mean, concentration, k)
     cum_decay = np.cumprod(decay_vector(position_decay, k))
     return float(1.0 + np.dot(moments[1:], cum_decay))
-
-
-def level_for_mean_accepted_length(target: float, concentration: float | None, k: int,
-                                   position_decay: Sequence[float] = ()) -> float:
-    """The category mean level whose ``mean_accepted_length`` at static ``k`` equals ``target``
-    (bisection; raises ConfigError if the target is outside what k allows)."""
-    lo, hi = 1e-6, 1.0 - 1e-6
-    if not (mean_accepted_length(lo, concentration, k, position_decay) < target
-            < mean_accepted_length(hi, concentration, k, position_decay)):
-        raise ConfigError(f"mean accepted length {target} is not reachable with k={k}")
-    for _ in range(80):
-        mid = 0.5 * (lo + hi)
-        if mean_accepted_length(mid, concentration, k, position_decay) < target:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
 
 
 _QUANTILE_POINTS = 513

@@ -14,7 +14,6 @@ from sim.acceptance.model import (
     CategoryProfile,
     ParametricAcceptance,
     decay_vector,
-    level_for_mean_accepted_length,
     mean_accepted_length,
 )
 from sim.errors import ConfigError
@@ -71,10 +70,6 @@ def test_closed_form_mean_accepted_length_matches_simulation():
     _, accept = m.draw(levels, 5, rng)
     simulated = (accepted_prefix(accept, np.full(20_000, 5)) + 1).mean()
     assert simulated == pytest.approx(mean_accepted_length(0.6, 10.0, 5, (1.0, 0.9, 0.8)), abs=0.03)
-    level = level_for_mean_accepted_length(2.0, 10.0, 5)
-    assert mean_accepted_length(level, 10.0, 5) == pytest.approx(2.0)
-    with pytest.raises(ConfigError):
-        level_for_mean_accepted_length(7.5, 10.0, 5)  # more than k + 1
 
 
 def test_draws_are_seeded_and_shaped():
