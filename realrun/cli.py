@@ -25,6 +25,7 @@ from sim.cli_common import (
     workload_from_args,
 )
 from sim.errors import ConfigError
+from sim.latency.iteration import ENGINES, SINGLE_PASS
 
 PROG = "adaspec-realrun"
 
@@ -44,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="calibrated latency profile for the policies' estimator "
                              "(adaspec-calibrate latency) instead of the roofline")
     engine = parser.add_argument_group("engine")
+    engine.add_argument("--engine", choices=ENGINES, default=SINGLE_PASS,
+                        help="verification engine; the real engine runs single-pass only")
     engine.add_argument("--max-num-seqs", type=int, default=8, metavar="N",
                         help="slots = concurrent requests (default 8)")
     engine.add_argument("--max-len", type=int, default=1024, metavar="N",
@@ -85,6 +88,9 @@ def _check_args(args: argparse.Namespace) -> list:
         raise ConfigError("SLOs must be positive numbers of milliseconds")
     if args.threads is not None and args.threads < 1:
         raise ConfigError("--threads must be >= 1")
+    if args.engine != SINGLE_PASS:
+        raise ConfigError(f"--engine {args.engine}: the real engine verifies in a single pass "
+                          f"({SINGLE_PASS}); batch expansion is simulation-only (adaspec-sim)")
     policies = []
     for spec in args.policy:
         policy = make_policy(spec)

@@ -20,11 +20,10 @@ from tqdm import tqdm
 from sim.acceptance.base import AcceptanceModel
 from sim.core.padding import GraphPadding
 from sim.core.scheduler import FinishedRequest, Scheduler, SchedulerConfig
-from sim.core.speculation import build_batch_view, run_decode_iteration
+from sim.core.speculation import build_batch_view, decode_shape, run_decode_iteration
 from sim.latency.base import LatencyModel
 from sim.latency.iteration import (DEFAULT_ENGINE, VLLM_06, DecodeShape, check_engine,
-                                   decode_iteration_s, draft_shape, expanded_kv_tokens,
-                                   prefill_iteration_s, uniform_expanded_kv_tokens)
+                                   decode_iteration_s, prefill_iteration_s)
 from sim.metrics.recorder import IterationLog
 from sim.policies.base import Policy
 from sim.sim_executor import SimDecodeExecutor
@@ -170,7 +169,7 @@ class ServerSimulation:
                                 self.slo.tpot_s, self.estimator, self.padding, oracle,
                                 self.engine, bonus)
         outcome = run_decode_iteration(policy, view, self.executor)
-        shape = self._decode_shape(view, outcome)
+        shape = decode_shape(view, outcome)
         duration = decode_iteration_s(self.latency, self.padding, shape)
         verify = outcome.verify
         # accepted <= verify <= drafted <= remaining - 1 (the driver caps drafting at
@@ -188,54 +187,3 @@ class ServerSimulation:
                                    pad(shape.verify_tokens), sum(outcome.drafting),
                                    batch + accepted_total, accepted_total, sched.queue_len,
                                    verify if steps else None)
-
-    def _decode_shape(self, view, outcome) -> DecodeShape:
-        """The passes this engine runs for the iteration's plan (``sim.latency.iteration``)."""
-        batch = view.batch_size
-        context = view.context_tokens
-        context_sum = view.total_context_tokens
-        steps = outcome.draft_steps
-        drafted = outcome.drafted
-        drafting = outcome.drafting  # requests in each draft step
-        everyone = bool(steps) and drafting[-1] == batch  # everyone drafted every step
-        if not steps:
-            step_context: list[int] = []
-        elif everyone:  # the common case
-            step_context = [context_sum] * steps
-        else:
-            # step s runs for the requests with drafted > s, over their contexts so far
-            stopped = np.bincount(drafted, weights=context, minlength=steps + 1).tolist()
-            stopped_context = 0.0  # context of the requests that drafted <= s tokens
-            step_context = []
-            for s in range(steps):
-                stopped_context += stopped[s]
-                step_context.append(int(context_sum - stopped_context))
-        verify = outcome.verify
-        verify_total = sum(drafting) if verify is drafted else sum(verify.tolist())
-        tokens = batch + verify_total
-        if not self._expanded:
-            rows, kv = draft_shape(drafting, step_context)
-            return DecodeShape(batch, context_sum, batch, tokens, context_sum, rows, kv)
-        bonus_rows: list[int] = []
-        bonus_context: list[int] = []
-        if steps and view.bonus_rows:
-            if everyone:
-                bonus_rows = [view.bonus_rows] * steps
-                bonus_context = [view.bonus_context_tokens] * steps
-            else:  # bonus requests still drafting at each step
-                mask = view.bonus
-                left = np.bincount(drafted[mask], minlength=steps + 1)
-                left_ctx = np.bincount(drafted[mask], weights=context[mask] - 1,
-                                       minlength=steps + 1)
-                rows_left = view.bonus_rows - np.cumsum(left)[:steps]
-                ctx_left = view.bonus_context_tokens - np.cumsum(left_ctx)[:steps]
-                bonus_rows = rows_left.tolist()
-                bonus_context = [int(round(c)) for c in ctx_left.tolist()]
-        rows, kv = draft_shape(drafting, step_context, bonus_rows, bonus_context)
-        if verify_total == 0:
-            verify_kv = context_sum
-        elif everyone and verify is drafted:
-            verify_kv = uniform_expanded_kv_tokens(batch, context_sum, steps)
-        else:
-            verify_kv = expanded_kv_tokens(context.tolist(), verify.tolist())
-        return DecodeShape(batch, context_sum, tokens, tokens, verify_kv, rows, kv)

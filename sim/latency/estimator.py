@@ -26,9 +26,12 @@ Reading it (both passes alike):
   between the same K knots with the same weights, so the prediction is non-decreasing in S at
   fixed K and in K at fixed S: more draft tokens, a larger batch or a longer context never
   predicts a faster pass, and a k > 0 plan never costs less than plain decoding;
-* above the largest size (eager passes) each grid point continues as a straight line in S:
-  slope by least squares over the ``fit_points`` largest sizes (clamped at >= 0 and made
-  non-decreasing in K), anchored at the largest size;
+* above the largest size (eager passes) each grid point g continues as a straight line in S:
+  slope by least squares over the ``fit_points`` largest sizes (clamped at >= 0), anchored at
+  the largest size. A line at small K (compute-bound, steep) can overtake one at larger K
+  (memory-bound, flat) far out, so grid point g takes the upper envelope of the lines of all
+  grid points <= g (a few lines survive: precomputed); interpolating between envelopes keeps
+  the prediction non-decreasing in S and in K;
 * prefill queries go to the underlying model unchanged; ``draft_overhead_s`` is the model's.
 
 Queries cost a list index, a bisect over the K grid (<= 186 knots) and a few float operations.
@@ -73,6 +76,29 @@ class _MonotoneSurface:
 
     __slots__ = ("grid", "rows", "slopes", "tail", "eager", "max_size", "index")
 
+    @staticmethod
+    def _envelopes(intercepts: Sequence[float], slopes: Sequence[float]
+                   ) -> list[tuple[tuple[float, float], ...]]:
+        """Per g, the lines (intercept, slope) of grid points <= g that are the maximum
+        somewhere on x >= 0 (intercepts are non-decreasing in g)."""
+        out: list[tuple[tuple[float, float], ...]] = []
+        hull: list[tuple[float, float]] = []
+        for a, b in zip(intercepts, slopes):
+            # the new line has the highest intercept: it dominates every line no steeper
+            lines = [(a, b)] + sorted((l for l in hull if l[1] > b), key=lambda l: l[1])
+            kept: list[tuple[float, float]] = []
+            for line in lines:  # slopes increasing: drop lines never on top for x >= 0
+                while len(kept) >= 2:
+                    (a1, b1), (a2, b2) = kept[-2], kept[-1]
+                    if (a1 - line[0]) * (b2 - b1) <= (a1 - a2) * (line[1] - b1):
+                        kept.pop()  # line overtakes kept[-2] no later than kept[-1] does
+                    else:
+                        break
+                kept.append(line)
+            hull = kept
+            out.append(tuple(hull))
+        return out
+
     def __init__(self, sizes: Sequence[int], buckets: Sequence[int],
                  table: Sequence[Sequence[float]], fit_points: int, extrapolate: bool) -> None:
         n_sizes = len(sizes)
@@ -102,7 +128,7 @@ class _MonotoneSurface:
         self.slopes = [(np.diff(r) / gaps).tolist() + [0.0] for r in stacked]
         self.tail = _running_max(tails)
         eager = [_line_slope(sizes, stacked[:, g].tolist(), fit_points) for g in range(len(grid))]
-        self.eager = _running_max(eager)  # non-decreasing in K: monotone in K above max size
+        self.eager = self._envelopes(stacked[-1].tolist(), eager)
         self.max_size = sizes[-1]
         self.index = size_positions(tuple(sizes))
 
@@ -113,12 +139,11 @@ class _MonotoneSurface:
             g = 0
         last = g == len(grid) - 1
         if tokens > self.max_size:
-            row = self.rows[-1]
             extra = tokens - self.max_size
-            lo = row[g] + self.eager[g] * extra
+            lo = max([a + b * extra for a, b in self.eager[g]])
             if last:
                 return lo + self.tail[-1] * (kv_tokens - grid[g])
-            hi = row[g + 1] + self.eager[g + 1] * extra
+            hi = max([a + b * extra for a, b in self.eager[g + 1]])
             return lo + (hi - lo) * (kv_tokens - grid[g]) / (grid[g + 1] - grid[g])
         i = self.index[tokens]
         if last:
