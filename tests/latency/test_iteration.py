@@ -141,11 +141,12 @@ def test_batch_expansion_never_cheaper_than_single_pass(batch, context, k):
 
 def test_estimator_estimate_close_to_truth_on_the_issue_example():
     """B = 64, L = 1300: the truth rises 38.4 -> 44.6 ms over k = 0..8 (single pass); the
-    estimator follows it within 17 % (k = 8: 51.8 ms) and never falls."""
+    estimator is exact up to k = 4 (memory-bound), then up to 20 % high (k = 7: a chord
+    across the compute/memory knee between buckets 1 and 256 at size 512) and never falls."""
     est = MODELS["estimator over 7b"]
     truth = [ROOF.target_verify_s(64, PAD.pad(64 * (k + 1)), 64 * 1300) for k in range(9)]
     guess = [est.target_verify_s(64, PAD.pad(64 * (k + 1)), 64 * 1300) for k in range(9)]
     assert guess == sorted(guess)
     assert truth[0] == pytest.approx(38.4e-3, abs=0.1e-3)
     assert truth[-1] == pytest.approx(44.6e-3, abs=0.1e-3)
-    assert all(abs(g / t - 1) < 0.17 for g, t in zip(guess, truth))
+    assert all(0 <= g / t - 1 < 0.21 for g, t in zip(guess, truth))
