@@ -61,14 +61,14 @@ def _running_max(values: Sequence[float]) -> list[float]:
     return out
 
 
-def _line_slope(sizes: Sequence[int], times: Sequence[float], fit_points: int) -> float:
-    """Least-squares slope (s per token, >= 0) over the last ``fit_points`` points; a single
-    point gives the line through the origin."""
+def _line_slopes(sizes: Sequence[int], times: np.ndarray, fit_points: int) -> list[float]:
+    """Per column of ``times`` (sizes x columns): the least-squares slope (s per token, >= 0)
+    over the last ``fit_points`` sizes; a single size gives the line through the origin."""
     xs = np.asarray(sizes[-fit_points:], dtype=float)
-    ys = np.asarray(times[-fit_points:], dtype=float)
+    ys = times[-fit_points:]
     if len(xs) < 2:
-        return float(ys[-1] / xs[-1])
-    return max(0.0, float(np.polyfit(xs, ys, 1)[0]))
+        return (ys[-1] / xs[-1]).tolist()
+    return np.maximum(np.polyfit(xs, ys, 1)[0], 0.0).tolist()
 
 
 class _MonotoneSurface:
@@ -127,8 +127,7 @@ class _MonotoneSurface:
         gaps = np.diff(np.asarray(grid, dtype=float))
         self.slopes = [(np.diff(r) / gaps).tolist() + [0.0] for r in stacked]
         self.tail = _running_max(tails)
-        eager = [_line_slope(sizes, stacked[:, g].tolist(), fit_points) for g in range(len(grid))]
-        self.eager = self._envelopes(stacked[-1].tolist(), eager)
+        self.eager = self._envelopes(stacked[-1].tolist(), _line_slopes(sizes, stacked, fit_points))
         self.max_size = sizes[-1]
         self.index = size_positions(tuple(sizes))
 
