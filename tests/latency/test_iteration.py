@@ -25,16 +25,17 @@ ROOF_70B = roofline_for("llama-3.3-70b", gpu="H100", tp=4)
 PROFILE = Path(__file__).parents[2] / "calibrate/profiles/cpu-2core-qwen2.5-coder-1.5b-0.5b.json"
 
 
-def _profile():
+def _profile_and_estimator():
     from sim.latency.profile import load_profile
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # outside its CPU-measured domain
-        return load_profile(PROFILE)
+        profile = load_profile(PROFILE)
+        return profile, TableEstimator.from_model(profile, PAD)
 
 
-MODELS = {"roofline 7b": ROOF, "roofline 70b tp4": ROOF_70B, "calibrated profile": _profile()}
-MODELS["estimator over 7b"] = TableEstimator.from_model(ROOF, PAD)
-MODELS["estimator over profile"] = TableEstimator.from_model(MODELS["calibrated profile"], PAD)
+MODELS = {"roofline 7b": ROOF, "roofline 70b tp4": ROOF_70B,
+          "estimator over 7b": TableEstimator.from_model(ROOF, PAD)}
+MODELS["calibrated profile"], MODELS["estimator over profile"] = _profile_and_estimator()
 
 
 def test_engine_names_and_default():
