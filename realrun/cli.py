@@ -82,15 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_args(args: argparse.Namespace) -> list:
     from sim.policies.registry import make_policy
 
+    if args.engine != SINGLE_PASS:
+        raise ConfigError(f"--engine {args.engine}: the real engine verifies in a single pass "
+                          f"({SINGLE_PASS}); batch expansion is simulation-only (adaspec-sim)")
     if not args.time_scale > 0:
         raise ConfigError(f"--time-scale must be > 0, got {args.time_scale}")
     if args.slo_ttft_ms <= 0 or args.slo_tpot_ms <= 0:
         raise ConfigError("SLOs must be positive numbers of milliseconds")
     if args.threads is not None and args.threads < 1:
         raise ConfigError("--threads must be >= 1")
-    if args.engine != SINGLE_PASS:
-        raise ConfigError(f"--engine {args.engine}: the real engine verifies in a single pass "
-                          f"({SINGLE_PASS}); batch expansion is simulation-only (adaspec-sim)")
     policies = []
     for spec in args.policy:
         policy = make_policy(spec)
