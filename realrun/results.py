@@ -101,7 +101,8 @@ def run_config(*, limits: EngineLimits, target_spec: str, draft_spec: str, targe
 
     sched = limits.scheduler_config()
     config: dict[str, Any] = {
-        "runner": "realrun", "engine": SINGLE_PASS, "gpu": gpu, "target": target_spec, "draft": draft_spec, "tp": 1,
+        "runner": "realrun", "engine": SINGLE_PASS,
+        "gpu": gpu, "target": target_spec, "draft": draft_spec, "tp": 1,
         "ttft_slo_s": limits.ttft_slo_s, "tpot_slo_s": limits.tpot_slo_s,
         "max_num_seqs": sched.max_num_seqs, "block_size": sched.block_size,
         "max_num_batched_tokens": sched.max_num_batched_tokens, "chunked_prefill": False,

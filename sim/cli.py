@@ -87,7 +87,8 @@ def _run(args: argparse.Namespace) -> int:
     workload = workload_from_args(args, args.seed)
     print(f"trace {workload.source} ({workload.format}): {len(workload)} requests over "
           f"{workload.span_s:.1f} s; {config.target} + {config.draft} on {config.tp}x {config.gpu}; "
-          f"engine {config.engine}; SLO TTFT {args.slo_ttft_ms:g} ms, TPOT {args.slo_tpot_ms:g} ms; seed {args.seed}")
+          f"engine {config.engine}; "
+          f"SLO TTFT {args.slo_ttft_ms:g} ms, TPOT {args.slo_tpot_ms:g} ms; seed {args.seed}")
     results = []
     for name in policies:
         began = time.perf_counter()

@@ -85,7 +85,7 @@ class _MonotoneSurface:
         hull: list[tuple[float, float]] = []
         for a, b in zip(intercepts, slopes):
             # the new line has the highest intercept: it dominates every line no steeper
-            lines = [(a, b)] + sorted((l for l in hull if l[1] > b), key=lambda l: l[1])
+            lines = [(a, b)] + sorted((ln for ln in hull if ln[1] > b), key=lambda ln: ln[1])
             kept: list[tuple[float, float]] = []
             for line in lines:  # slopes increasing: drop lines never on top for x >= 0
                 while len(kept) >= 2:
