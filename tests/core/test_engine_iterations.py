@@ -106,3 +106,22 @@ def test_engine_is_validated_once_and_recorded():
         SimConfig(engine="vllm-v1")
     assert SimConfig().engine == "single-pass"
     assert SimConfig(engine="vllm-0.6").to_dict()["engine"] == "vllm-0.6"
+
+
+def test_bonus_rows_by_hand():
+    """One request (prompt 100, output 10), k = 2, every draft accepted, batch expansion:
+    the first decode has no bonus row; afterwards the request carries one in each draft step
+    (a copy without the bonus token, L - 1 positions)."""
+    workload = Workload((Request(0, 0.0, 100, 10),), "test", "native")
+    cfg = SimConfig(kv_blocks=10_000, engine="vllm-0.6", estimator="exact", cuda_graphs=False)
+    res = simulate(workload, FixedK(2), cfg, seed=0,
+                   latency=LinearLatency(verify_per_context_s=1e-6),
+                   acceptance=FixedAcceptance(1.0))
+    dec = res.iterations[res.iterations["kind"] == "decode"]
+    assert dec["context_tokens"].tolist() == [101, 104, 107]
+    assert dec["verify_rows"].tolist() == [3, 3, 3]
+    assert dec["kv_tokens_read"].tolist() == [306, 315, 324]  # 3 L + 0 + 1 + 2
+    assert dec["draft_rows"].tolist() == ["1;1", "2;2", "2;2"]
+    assert dec["draft_kv_tokens"].tolist() == ["101;102", "207;209", "213;215"]
+    # LinearLatency: verify 0.020 + 1e-6 x KV read, draft steps 0.002 each
+    assert dec["duration_s"].tolist() == pytest.approx([0.024306, 0.024315, 0.024324])
