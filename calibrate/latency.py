@@ -14,6 +14,12 @@ A decode pass at context C needs slots holding C cached positions: their lengths
 directly (the cached values are the cache's zeros) because latency does not depend on the
 values, only on the shapes; prefilling real contexts would cost more than the whole grid on a
 CPU. The timed call is exactly what the real engine calls, host-side preparation included.
+
+Verification is timed in the form the real engine executes, the ``single-pass`` engine of
+``sim.latency.iteration``: one pass over B sequences x (k + 1) positions, each sequence's KV
+read once. A profile fitted here prices ``vllm-0.6`` batch expansion through the same
+``target_verify_s`` as a decode pass over the expanded rows (``B (k+1)`` one-token sequences),
+i.e. from its ``tokens = batch`` points: no batch-expansion pass is ever timed.
 """
 
 from __future__ import annotations

@@ -9,14 +9,14 @@ the same acceptance model), and reports per policy:
 * every summary metric (TTFT/TPOT/E2E mean, p50, p99; SLO attainment; throughput; mean tokens
   per step, i.e. mean accepted length incl. the bonus token): real, simulated, relative error;
 * per-iteration latency error: each real iteration's duration predicted by the profile from
-  its recorded shape (kind, batch, verify tokens, padded sizes, draft steps) -- MAPE overall
-  and per kind. The verification size is the recorded ``padded_tokens`` (sum of k_i + 1,
-  what the simulator prices), so an engine that pads rows to the longest k_i + 1 shows up
-  as error here. Context lengths come from a ``context_tokens`` column when the run records
-  one, else they are reconstructed from the request table (requests in flight at the
-  iteration's start, generated tokens interpolated linearly between first token and finish);
-  a prefill's prompt lengths are those of the requests whose first token came at its end;
-  rows drafting at each step are estimated as drafted tokens / draft steps;
+  its recorded shape through the simulator's own iteration-duration function
+  (``sim.latency.iteration.decode_iteration_s``) -- MAPE overall and per kind. The shape is
+  read from the columns the iteration log records (``context_tokens``, ``verify_rows``,
+  ``kv_tokens_read``, ``draft_rows``, ``draft_kv_tokens``); a run recorded before those
+  columns existed has them reconstructed as a single-pass shape (contexts from the request
+  table: requests in flight at the iteration's start, generated tokens interpolated linearly
+  between first token and finish; rows drafting at each step = drafted tokens / draft steps).
+  A prefill's prompt lengths are those of the requests whose first token came at its end;
 * distance between the real and simulated distributions of tokens emitted per request per
   speculative decode iteration (1-Wasserstein, and total variation over 0.25-token bins) and
   of per-request acceptance rates (1-Wasserstein).
@@ -35,7 +35,10 @@ import numpy as np
 import pandas as pd
 
 from sim.errors import ConfigError, InputError
+from sim.latency.iteration import (SINGLE_PASS, DecodeShape, decode_iteration_s, draft_shape,
+                                   prefill_iteration_s)
 from sim.latency.models import get_model
+from sim.metrics.recorder import split_steps
 from sim.output import file_sha256, policy_dirname
 from sim.workload.request import Request, Workload
 
@@ -105,6 +108,9 @@ def sim_config(config: dict[str, Any], profile: str, acceptance: str | None, wor
 
     fields = {f.name for f in dataclasses.fields(SimConfig)}
     kwargs = {k: v for k, v in config.items() if k in fields}
+    real = is_real_run(config)
+    if kwargs.get("engine") == "realrun":  # runs recorded before engines were named
+        kwargs["engine"] = SINGLE_PASS
     for key in ("target", "draft"):
         if isinstance(kwargs.get(key), str) and kwargs[key].startswith("random:"):
             kwargs[key] = kwargs[key].split(":", 1)[1]
@@ -120,7 +126,7 @@ def sim_config(config: dict[str, Any], profile: str, acceptance: str | None, wor
             kwargs["kv_blocks"] = 2 * (total // block + len(workload) + 1)
     if acceptance is not None:
         kwargs["acceptance"] = acceptance
-    elif config.get("engine") == "realrun" and not config.get("acceptance"):
+    elif real and not config.get("acceptance"):
         raise ConfigError("this real run verified with the real models (no controlled "
                           "acceptance): pass --acceptance with the pair's calibrated model "
                           "(adaspec-calibrate acceptance)")
@@ -129,6 +135,11 @@ def sim_config(config: dict[str, Any], profile: str, acceptance: str | None, wor
         return SimConfig(**kwargs)
     except TypeError as exc:
         raise InputError(f"bad config in summary.json ({exc})") from None
+
+
+def is_real_run(config: dict[str, Any]) -> bool:
+    """Whether ``config`` is realrun's (``runner``; older runs wrote ``engine = realrun``)."""
+    return config.get("runner") == "realrun" or config.get("engine") == "realrun"
 
 
 # ---- comparisons ------------------------------------------------------------------------------
@@ -155,10 +166,12 @@ def compare_summaries(real: dict[str, Any], sim: dict[str, Any]) -> dict[str, di
     return out
 
 
+SHAPE_COLUMNS = ("context_tokens", "verify_rows", "kv_tokens_read", "draft_rows",
+                 "draft_kv_tokens")
+
+
 def _contexts(iterations: pd.DataFrame, requests: pd.DataFrame) -> np.ndarray:
-    """Summed context of each iteration (recorded, else reconstructed; see module doc)."""
-    if "context_tokens" in iterations:
-        return iterations["context_tokens"].to_numpy(dtype=float)
+    """Summed context of each iteration reconstructed from the request table (module doc)."""
     start = iterations["start_s"].to_numpy(dtype=float)
     first = requests["first_token_s"].to_numpy(dtype=float)
     finish = requests["finish_s"].to_numpy(dtype=float)
@@ -177,6 +190,30 @@ def _contexts(iterations: pd.DataFrame, requests: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def decode_shapes(iterations: pd.DataFrame, requests: pd.DataFrame) -> list[DecodeShape | None]:
+    """Each decode iteration's ``DecodeShape`` (None for prefills): as recorded, or
+    reconstructed as a single-pass shape for runs that predate the shape columns."""
+    decode = (iterations["kind"] == "decode").tolist()
+    if all(c in iterations.columns for c in SHAPE_COLUMNS):
+        return [DecodeShape(int(r.batch_size), int(r.context_tokens), int(r.verify_rows),
+                            int(r.verify_tokens), int(r.kv_tokens_read),
+                            split_steps(r.draft_rows), split_steps(r.draft_kv_tokens))
+                if is_decode else None
+                for is_decode, r in zip(decode, iterations.itertuples(index=False))]
+    contexts = _contexts(iterations, requests)
+    shapes: list[DecodeShape | None] = []
+    for is_decode, ctx, row in zip(decode, contexts.tolist(), iterations.itertuples(index=False)):
+        if not is_decode:
+            shapes.append(None)
+            continue
+        batch, steps, context = int(row.batch_size), int(row.draft_steps), int(round(ctx))
+        n = min(batch, max(1, int(round(int(row.drafted_tokens) / steps)))) if steps else 0
+        rows, kv = draft_shape([n] * steps, [int(round(ctx * n / batch))] * steps)
+        shapes.append(DecodeShape(batch, context, batch, int(row.verify_tokens), context,
+                                  rows, kv))
+    return shapes
+
+
 def _prefill_lengths(row: Any, requests: pd.DataFrame) -> list[int]:
     end = row.start_s + row.duration_s
     tol = 1e-6 * max(1.0, abs(end))
@@ -190,25 +227,14 @@ def _prefill_lengths(row: Any, requests: pd.DataFrame) -> list[int]:
 
 def predict_iterations(iterations: pd.DataFrame, requests: pd.DataFrame, latency, padding,
                        uses_draft: bool) -> np.ndarray:
-    """The profile's duration for each recorded iteration."""
-    contexts = _contexts(iterations, requests)
+    """The profile's duration for each recorded iteration (the simulator's own function)."""
     out = np.zeros(len(iterations))
-    for i, row in enumerate(iterations.itertuples(index=False)):
-        if row.kind == "prefill":
-            lengths = _prefill_lengths(row, requests)
-            t = latency.target_prefill_s(lengths)
-            out[i] = t + (latency.draft_prefill_s(lengths) if uses_draft else 0.0)
-            continue
-        batch = int(row.batch_size)
-        ctx = float(contexts[i])
-        t = latency.target_verify_s(batch, int(row.padded_tokens), int(round(ctx)))
-        steps = int(row.draft_steps)
-        if steps > 0:
-            t += latency.draft_overhead_s
-            n = min(batch, max(1, int(round(int(row.drafted_tokens) / steps))))
-            for s in range(steps):
-                t += latency.draft_step_s(padding.pad(n), int(round(ctx * n / batch)) + s * n)
-        out[i] = t
+    shapes = decode_shapes(iterations, requests)
+    for i, (shape, row) in enumerate(zip(shapes, iterations.itertuples(index=False))):
+        if shape is None:
+            out[i] = prefill_iteration_s(latency, _prefill_lengths(row, requests), uses_draft)
+        else:
+            out[i] = decode_iteration_s(latency, padding, shape)
     return out
 
 

@@ -26,6 +26,7 @@ from sim.cli_common import (
     workload_spec_from_args,
 )
 from sim.errors import ConfigError
+from sim.latency.iteration import ENGINES, SINGLE_PASS
 
 PROG = "adaspec-realrun"
 
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="calibrated latency profile for the policies' estimator "
                              "(adaspec-calibrate latency) instead of the roofline")
     engine = parser.add_argument_group("engine")
+    engine.add_argument("--engine", choices=ENGINES, default=SINGLE_PASS,
+                        help="verification engine; the real engine runs single-pass only")
     engine.add_argument("--max-num-seqs", type=int, default=8, metavar="N",
                         help="slots = concurrent requests (default 8)")
     engine.add_argument("--max-len", type=int, default=1024, metavar="N",
@@ -81,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_args(args: argparse.Namespace) -> list:
     from sim.policies.registry import make_policy
 
+    if args.engine != SINGLE_PASS:
+        raise ConfigError(f"--engine {args.engine}: the real engine verifies in a single pass "
+                          f"({SINGLE_PASS}); batch expansion is simulation-only (adaspec-sim)")
     if not args.time_scale > 0:
         raise ConfigError(f"--time-scale must be > 0, got {args.time_scale}")
     if args.slo_ttft_ms <= 0 or args.slo_tpot_ms <= 0:

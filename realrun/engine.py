@@ -19,7 +19,11 @@ One replica, one policy. The loop mirrors the simulated engine exactly:
   lossless); request i emits ``min(accepted_i + 1, remaining_i)`` tokens;
 - every iteration's duration is measured (``perf_counter``; on CUDA after
   ``torch.cuda.synchronize``), covering the policy's decisions and all passes, and logged in
-  the same ``IterationLog``; requests leave as the same ``FinishedRequest`` records.
+  the same ``IterationLog`` with the same pass shape (``sim.core.speculation.decode_shape``);
+  requests leave as the same ``FinishedRequest`` records;
+- verification is one target pass over each request's k_i + 1 positions reading its KV once:
+  the ``single-pass`` engine of ``sim.latency.iteration``. Batch expansion (``vllm-0.6``) is
+  simulation-only; asking for it is a ConfigError.
 
 Outputs ignore EOS and run to ``output_tokens``. A request that can never fit its slot
 (prompt + output > ``max_len``) or the KV pool is rejected with a per-request reason and the
@@ -44,9 +48,10 @@ from realrun.prompts import ServedWorkload
 from sim.acceptance.base import AcceptanceModel
 from sim.core.padding import GraphPadding
 from sim.core.scheduler import FinishedRequest, PrefillChunk, Scheduler, SchedulerConfig
-from sim.core.speculation import build_batch_view, run_decode_iteration
+from sim.core.speculation import build_batch_view, decode_shape, run_decode_iteration
 from sim.errors import AdaSpecError, ConfigError
 from sim.latency.base import LatencyModel
+from sim.latency.iteration import SINGLE_PASS, DecodeShape, check_engine
 from sim.metrics.recorder import IterationLog
 from sim.policies.base import Policy
 from sim.workload.request import Request
@@ -129,7 +134,10 @@ class RealEngine:
     def __init__(self, target: torch.nn.Module, draft: torch.nn.Module | None, policy: Policy,
                  estimator: LatencyModel, limits: EngineLimits, *, seed: int = 0,
                  acceptance: AcceptanceModel | None = None, progress: bool = False,
-                 keep_outcomes: bool = False) -> None:
+                 keep_outcomes: bool = False, engine: str = SINGLE_PASS) -> None:
+        if check_engine(engine) != SINGLE_PASS:
+            raise ConfigError(f"the real engine verifies in a single pass ({SINGLE_PASS}); "
+                              f"engine {engine!r} (batch expansion) is simulation-only")
         if getattr(policy, "sim_only", False) or policy.needs_oracle:
             raise ConfigError(f"policy {policy.name} is simulation-only (it needs the future "
                               "acceptance outcomes); the real engine cannot run it")
@@ -299,7 +307,9 @@ class RealEngine:
             ex.begin(slot_list)
             accepted = ex.verify(np.zeros(batch, dtype=np.int64))
             zeros = np.zeros(batch, dtype=np.int64)
-            steps, drafted, verify = 0, zeros, zeros
+            steps, drafted, verify, drafting = 0, zeros, zeros, ()
+            context = int(sched.prompt[slots].sum() + generated.sum())
+            shape = DecodeShape(batch, context, batch, batch, context)
         else:
             ex.begin(slot_list, self._controlled(slots, policy.k_max))
             view = build_batch_view(sched, slots, start, policy.k_max, self.limits.ttft_slo_s,
@@ -307,6 +317,8 @@ class RealEngine:
             outcome = run_decode_iteration(policy, view, ex)
             steps, drafted, verify, accepted = (outcome.draft_steps, outcome.drafted,
                                                 outcome.verify, outcome.accepted)
+            drafting = outcome.drafting
+            shape = decode_shape(view, outcome)
         self._sync()
         end = self._now()
         emitted = np.minimum(accepted + 1, remaining)
@@ -318,9 +330,8 @@ class RealEngine:
         self._sync_slots()
         self._release_arrivals()  # the log's queue length is the one after the iteration
         pad = self.padding.pad
-        tokens = batch + int(verify.sum())
-        self.result.iterations.add_decode(start, end - start, batch, pad(batch), steps,
-                                          int(drafted.sum()), tokens, pad(tokens),
+        self.result.iterations.add_decode(start, end - start, shape, pad(batch),
+                                          pad(shape.verify_tokens), sum(drafting),
                                           int(emitted.sum()), int(accepted.sum()),
                                           sched.queue_len, verify if steps else None)
         self._finish(done)

@@ -6,7 +6,8 @@ metric definitions for sim and realrun).
 Config keys: every ``sim.run.SimConfig`` field the real engine has (``gpu`` is the hardware
 preset of the *estimator's* roofline, ``kv_blocks`` the pool the scheduler used,
 ``cuda_graphs`` False: passes run eager; ``acceptance`` is set only in controlled-acceptance
-mode, to the model the acceptance was drawn from), plus ``engine``, ``device``, ``dtype``,
+mode, to the model the acceptance was drawn from; ``engine`` the verification engine it
+executes, ``single-pass``), plus ``runner`` (``realrun``), ``device``, ``dtype``,
 ``hardware``, ``max_len``, ``time_scale``, ``controlled_acceptance``, ``temperature``,
 ``threads``, ``prompts``, ``max_prompt_tokens``, ``max_output_tokens``, ``models`` (shape and
 origin of target and draft) and ``software``.
@@ -24,6 +25,7 @@ from realrun.engine import EngineLimits, EngineRun
 from sim.core.padding import GraphPadding
 from sim.errors import ConfigError
 from sim.latency.base import LatencyModel
+from sim.latency.iteration import SINGLE_PASS
 from sim.latency.models import ModelSpec, get_model
 from sim.metrics.requests import requests_frame
 from sim.metrics.summary import summarize
@@ -99,7 +101,8 @@ def run_config(*, limits: EngineLimits, target_spec: str, draft_spec: str, targe
 
     sched = limits.scheduler_config()
     config: dict[str, Any] = {
-        "engine": "realrun", "gpu": gpu, "target": target_spec, "draft": draft_spec, "tp": 1,
+        "runner": "realrun", "engine": SINGLE_PASS,
+        "gpu": gpu, "target": target_spec, "draft": draft_spec, "tp": 1,
         "ttft_slo_s": limits.ttft_slo_s, "tpot_slo_s": limits.tpot_slo_s,
         "max_num_seqs": sched.max_num_seqs, "block_size": sched.block_size,
         "max_num_batched_tokens": sched.max_num_batched_tokens, "chunked_prefill": False,

@@ -11,6 +11,7 @@ from typing import Sequence
 from sim.cli_common import (add_model_args, add_slo_args, add_workload_args, run_command,
                             workload_from_args)
 from sim.errors import ConfigError
+from sim.latency.iteration import DEFAULT_ENGINE, ENGINES
 
 DEFAULT_POLICIES = ("nospec", "static:5", "adaspec:8")
 
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--kv-blocks", type=int, help="override the computed KV pool size")
     engine.add_argument("--estimator", choices=("table", "exact"), default="table",
                         help="the policies' latency view (default: coarse profiled table)")
+    engine.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
+                        help="verification engine: single-pass (vLLM V1/SGLang, default) or "
+                             "vllm-0.6 batch expansion (the AdaSpec artifact's); docs/engines.md")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", metavar="DIR", help="write summary.json and per-policy tables")
     parser.add_argument("--plot", action="store_true", help="with --out: write single-run plots")
@@ -63,7 +67,7 @@ def config_from_args(args: argparse.Namespace):
                      max_num_batched_tokens=args.max_num_batched_tokens,
                      chunked_prefill=args.chunked_prefill, kv_blocks=args.kv_blocks,
                      cuda_graphs=not args.no_cuda_graphs, acceptance=args.acceptance,
-                     profile=args.profile, estimator=args.estimator)
+                     profile=args.profile, estimator=args.estimator, engine=args.engine)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -83,6 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     workload = workload_from_args(args, args.seed)
     print(f"trace {workload.source} ({workload.format}): {len(workload)} requests over "
           f"{workload.span_s:.1f} s; {config.target} + {config.draft} on {config.tp}x {config.gpu}; "
+          f"engine {config.engine}; "
           f"SLO TTFT {args.slo_ttft_ms:g} ms, TPOT {args.slo_tpot_ms:g} ms; seed {args.seed}")
     results = []
     for name in policies:

@@ -17,6 +17,7 @@ import pandas as pd
 from sim.core.padding import GraphPadding, default_graph_sizes
 from sim.core.scheduler import SchedulerConfig
 from sim.errors import ConfigError
+from sim.latency.iteration import DEFAULT_ENGINE, check_engine
 from sim.metrics.requests import requests_frame
 from sim.metrics.summary import summarize
 from sim.policies.base import Policy
@@ -31,7 +32,9 @@ class SimConfig:
     Defaults: vicuna-7b target + vicuna-68m draft on one A100-80G (the AdaSpec paper's main
     setting), SLOs TTFT 2 s and TPOT 40 ms (the AdaSpec artifact's TPOT budget), vLLM 0.6
     engine limits (256 sequences, 16-token blocks, 90 % of GPU memory), CUDA graphs captured
-    at 1, 2, 4, 8, 16, 32, 64, ..., 1024, Spec-Bench acceptance of vicuna-68m.
+    at 1, 2, 4, 8, 16, 32, 64, ..., 1024, Spec-Bench acceptance of vicuna-68m, and a
+    single-pass verification engine (vLLM V1 / SGLang / TensorRT-LLM; ``engine="vllm-0.6"``
+    is the batch expansion the AdaSpec and SmartSpec artifacts ran: docs/engines.md).
     """
 
     gpu: str = "A100-80G"
@@ -51,6 +54,7 @@ class SimConfig:
     acceptance: str = "spec-bench-vicuna-68m"
     profile: str | None = None  # calibrated latency profile (JSON) instead of the roofline
     estimator: str = "table"  # the policies' latency view: "table" (coarse) or "exact"
+    engine: str = DEFAULT_ENGINE  # serving engine: "single-pass" or "vllm-0.6" (batch expansion)
 
     def __post_init__(self) -> None:
         if not (self.ttft_slo_s > 0 and np.isfinite(self.ttft_slo_s)):
@@ -63,6 +67,7 @@ class SimConfig:
             raise ConfigError("gpu_memory_utilization must be in (0, 1]")
         if self.estimator not in ("table", "exact"):
             raise ConfigError(f"estimator must be 'table' or 'exact', got {self.estimator!r}")
+        check_engine(self.engine)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -145,7 +150,8 @@ def simulate(workload: Workload, policy: str | Policy, config: SimConfig | None 
     rng = np.random.default_rng(seed)
     server = ServerSimulation(workload, policy, latency, estimator, acceptance,
                               build_scheduler_config(config, policy.uses_draft), padding,
-                              Slo(config.ttft_slo_s, config.tpot_slo_s), rng, progress=progress)
+                              Slo(config.ttft_slo_s, config.tpot_slo_s), rng, progress=progress,
+                              engine=config.engine)
     began = time.perf_counter()
     server.run()
     wall = time.perf_counter() - began

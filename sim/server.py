@@ -3,8 +3,10 @@
 Two SimPy processes share one scheduler: ``arrivals`` releases requests at their trace times;
 ``engine`` runs iterations back to back, each a prefill iteration (when a waiting request can
 be admitted; vLLM's default prefill-first rule) or a decode iteration whose speculation is
-decided by the policy through ``sim.core.speculation.run_decode_iteration``. An iteration's
-duration comes from the ground-truth latency model; the policy only sees its own estimator.
+decided by the policy through ``sim.core.speculation.run_decode_iteration``. The serving
+engine (``single-pass`` or ``vllm-0.6`` batch expansion) turns the iteration into forward
+passes and ``sim.latency.iteration`` prices them with the ground-truth latency model; the
+policy only sees its own estimator.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from tqdm import tqdm
 from sim.acceptance.base import AcceptanceModel
 from sim.core.padding import GraphPadding
 from sim.core.scheduler import FinishedRequest, Scheduler, SchedulerConfig
-from sim.core.speculation import build_batch_view, run_decode_iteration
+from sim.core.speculation import build_batch_view, decode_shape, run_decode_iteration
 from sim.latency.base import LatencyModel
+from sim.latency.iteration import (DEFAULT_ENGINE, VLLM_06, DecodeShape, check_engine,
+                                   decode_iteration_s, prefill_iteration_s)
 from sim.metrics.recorder import IterationLog
 from sim.policies.base import Policy
 from sim.sim_executor import SimDecodeExecutor
@@ -41,8 +45,11 @@ class ServerSimulation:
     def __init__(self, workload: Workload, policy: Policy, latency: LatencyModel,
                  estimator: LatencyModel, acceptance: AcceptanceModel,
                  scheduler_config: SchedulerConfig, padding: GraphPadding, slo: Slo,
-                 rng: np.random.Generator, progress: bool = False) -> None:
+                 rng: np.random.Generator, progress: bool = False,
+                 engine: str = DEFAULT_ENGINE) -> None:
         self.workload = workload
+        self.engine = check_engine(engine)
+        self._expanded = engine == VLLM_06
         self.policy = policy
         self.latency = latency
         self.estimator = estimator
@@ -56,6 +63,8 @@ class ServerSimulation:
         levels = np.asarray(acceptance.request_levels(categories, rng), dtype=float)
         self._keys_by_id = acceptance.draw_keys(levels)  # per-request draw work, done once
         self._key_by_slot = np.zeros(scheduler_config.max_num_seqs, dtype=self._keys_by_id.dtype)
+        # batch expansion: whether each slot's previous iteration ended with a bonus token
+        self._bonus_by_slot = np.zeros(scheduler_config.max_num_seqs, dtype=bool)
         self.finished: list[FinishedRequest] = []
         self.iterations = IterationLog()
         self.env = simpy.Environment(initial_time=0.0)
@@ -123,12 +132,11 @@ class ServerSimulation:
         sched = self.scheduler
         start = env.now
         tokens = [c.tokens for c in chunks]
-        duration = self.latency.target_prefill_s(tokens)
-        if self.policy.uses_draft:
-            duration += self.latency.draft_prefill_s(tokens)
+        duration = prefill_iteration_s(self.latency, tokens, self.policy.uses_draft)
         for c in chunks:
             if c.cached == 0:
                 self._key_by_slot[c.slot] = self._keys_by_id[sched.request_at(c.slot).id]
+                self._bonus_by_slot[c.slot] = False
         queue = sched.queue_len
         yield env.timeout(duration)
         done = sched.finish_prefill(chunks, env.now)
@@ -141,56 +149,41 @@ class ServerSimulation:
         env = self.env
         sched = self.scheduler
         policy = self.policy
-        lat = self.latency
         pad = self.padding.pad
         start = env.now
         batch = int(slots.size)
         if policy.k_max == 0:
             context_sum = sum((sched.prompt[slots] + sched.generated[slots]).tolist())
-            padded_batch = pad(batch)
-            duration = lat.target_verify_s(batch, padded_batch, context_sum)
+            shape = DecodeShape(batch, context_sum, batch, batch, context_sum)
+            duration = decode_iteration_s(self.latency, self.padding, shape)
             yield env.timeout(duration)
             self.finished.extend(sched.finish_decode(slots, 1, None, None, None, env.now))
-            self.iterations.add_decode(start, duration, batch, padded_batch, 0, 0, batch,
-                                       padded_batch, batch, 0, sched.queue_len, None)
+            self.iterations.add_decode(start, duration, shape, pad(batch), pad(batch), 0, batch,
+                                       0, sched.queue_len, None)
             return
         padded_batch = pad(batch)
         oracle = self.executor.start(self._key_by_slot[slots], policy.k_max,
                                      draw_now=policy.needs_oracle)
+        bonus = self._bonus_by_slot[slots] if self._expanded else None
         view = build_batch_view(sched, slots, start, policy.k_max, self.slo.ttft_s,
-                                self.slo.tpot_s, self.estimator, self.padding, oracle)
-        context = view.context_tokens
-        context_sum = view.total_context_tokens
+                                self.slo.tpot_s, self.estimator, self.padding, oracle,
+                                self.engine, bonus)
         outcome = run_decode_iteration(policy, view, self.executor)
-        steps = outcome.draft_steps
-        drafted = outcome.drafted
-        drafting = outcome.drafting  # requests in each draft step
-        duration = 0.0
-        if steps:
-            duration = lat.draft_overhead_s
-            if drafting[-1] == batch:  # everyone drafted every step: the common case
-                for s in range(steps):
-                    duration += lat.draft_step_s(padded_batch, context_sum + s * batch)
-            else:
-                # step s runs for the requests with drafted > s, over their contexts so far
-                stopped = np.bincount(drafted, weights=context, minlength=steps + 1).tolist()
-                stopped_context = 0.0  # context of the requests that drafted <= s tokens
-                for s, n in enumerate(drafting):
-                    stopped_context += stopped[s]
-                    duration += lat.draft_step_s(pad(n), int(context_sum - stopped_context) + s * n)
+        shape = decode_shape(view, outcome)
+        duration = decode_iteration_s(self.latency, self.padding, shape)
         verify = outcome.verify
-        verify_total = sum(drafting) if verify is drafted else sum(verify.tolist())
-        tokens = batch + verify_total
-        padded = pad(tokens)
-        duration += lat.target_verify_s(batch, padded, context_sum)
         # accepted <= verify <= drafted <= remaining - 1 (the driver caps drafting at
         # max_draft_tokens), so a request never emits more than it still needs
         accepted = outcome.accepted
         emitted = accepted + 1
         accepted_total = sum(accepted.tolist())
+        steps = outcome.draft_steps
+        if self._expanded:
+            self._bonus_by_slot[slots] = (accepted == verify) & (verify > 0)
         yield env.timeout(duration)
-        self.finished.extend(sched.finish_decode(slots, emitted, drafted, verify, accepted,
-                                                 env.now))
-        self.iterations.add_decode(start, duration, batch, padded_batch, steps, sum(drafting),
-                                   tokens, padded, batch + accepted_total, accepted_total,
-                                   sched.queue_len, verify if steps else None)
+        self.finished.extend(sched.finish_decode(slots, emitted, outcome.drafted, verify,
+                                                 accepted, env.now))
+        self.iterations.add_decode(start, duration, shape, padded_batch,
+                                   pad(shape.verify_tokens), sum(outcome.drafting),
+                                   batch + accepted_total, accepted_total, sched.queue_len,
+                                   verify if steps else None)

@@ -12,6 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
+from sim.latency.iteration import (DEFAULT_ENGINE, VLLM_06, DecodeShape, draft_shape,
+                                   expanded_kv_tokens, uniform_expanded_kv_tokens)
 from sim.policies.base import BatchView, Policy
 
 
@@ -45,18 +47,21 @@ class DecodeOutcome:
 
 
 def build_batch_view(sched, slots: np.ndarray, now_s: float, k_max: int, ttft_slo_s: float,
-                     tpot_slo_s: float, estimator, padding, oracle=None) -> BatchView:
+                     tpot_slo_s: float, estimator, padding, oracle=None,
+                     engine: str = DEFAULT_ENGINE, bonus: np.ndarray | None = None) -> BatchView:
     """What an engine knows about decode batch ``slots`` of scheduler ``sched`` at ``now_s``.
 
     Each request may draft at most ``min(k_max, remaining output tokens - 1)`` tokens, so full
-    acceptance emits exactly what it still needs. Shared by the simulated and the real engine.
+    acceptance emits exactly what it still needs. ``bonus``: per request of the batch, whether
+    its previous iteration ended with a bonus token (batch expansion only). Shared by the
+    simulated and the real engine.
     """
     generated = sched.generated[slots]
     prompt = sched.prompt[slots]
     return BatchView(now_s, prompt + generated, prompt, generated,
                      now_s - sched.arrival[slots], ttft_slo_s, tpot_slo_s, sched.queue_len,
                      np.minimum(sched.output[slots] - generated - 1, k_max), estimator,
-                     padding, oracle)
+                     padding, oracle, engine, bonus)
 
 
 def _zeros(batch: int) -> np.ndarray:
@@ -136,6 +141,60 @@ def run_decode_iteration(policy: Policy, view: BatchView, executor: DecodeExecut
         raise ValueError("executor returned accepted counts outside 0..verify")
     policy.observe(verify, accepted)
     return DecodeOutcome(steps, drafted, verify, accepted, conf, tuple(drafting))
+
+
+def decode_shape(view: BatchView, outcome: DecodeOutcome) -> DecodeShape:
+    """The passes ``view.engine`` runs for the iteration's plan (``sim.latency.iteration``):
+    draft step s over the requests with drafted > s (their contexts so far; plus the bonus
+    rows under batch expansion), then verification. Shared by the simulated and the real engine."""
+    batch = view.batch_size
+    context = view.context_tokens
+    context_sum = view.total_context_tokens
+    steps = outcome.draft_steps
+    drafted = outcome.drafted
+    drafting = outcome.drafting  # requests in each draft step
+    everyone = bool(steps) and drafting[-1] == batch  # everyone drafted every step
+    if not steps:
+        step_context: list[int] = []
+    elif everyone:  # the common case
+        step_context = [context_sum] * steps
+    else:
+        # step s runs for the requests with drafted > s, over their contexts so far
+        stopped = np.bincount(drafted, weights=context, minlength=steps + 1).tolist()
+        stopped_context = 0.0  # context of the requests that drafted <= s tokens
+        step_context = []
+        for s in range(steps):
+            stopped_context += stopped[s]
+            step_context.append(int(context_sum - stopped_context))
+    verify = outcome.verify
+    verify_total = sum(drafting) if verify is drafted else sum(verify.tolist())
+    tokens = batch + verify_total
+    if view.engine != VLLM_06:
+        rows, kv = draft_shape(drafting, step_context)
+        return DecodeShape(batch, context_sum, batch, tokens, context_sum, rows, kv)
+    bonus_rows: list[int] = []
+    bonus_context: list[int] = []
+    if steps and view.bonus_rows:
+        if everyone:
+            bonus_rows = [view.bonus_rows] * steps
+            bonus_context = [view.bonus_context_tokens] * steps
+        else:  # bonus requests still drafting at each step
+            mask = view.bonus
+            left = np.bincount(drafted[mask], minlength=steps + 1)
+            left_ctx = np.bincount(drafted[mask], weights=context[mask] - 1,
+                                   minlength=steps + 1)
+            rows_left = view.bonus_rows - np.cumsum(left)[:steps]
+            ctx_left = view.bonus_context_tokens - np.cumsum(left_ctx)[:steps]
+            bonus_rows = rows_left.tolist()
+            bonus_context = [int(round(c)) for c in ctx_left.tolist()]
+    rows, kv = draft_shape(drafting, step_context, bonus_rows, bonus_context)
+    if verify_total == 0:
+        verify_kv = context_sum
+    elif everyone and verify is drafted:
+        verify_kv = uniform_expanded_kv_tokens(batch, context_sum, steps)
+    else:
+        verify_kv = expanded_kv_tokens(context.tolist(), verify.tolist())
+    return DecodeShape(batch, context_sum, tokens, tokens, verify_kv, rows, kv)
 
 
 _ALL_TRUE: dict[int, np.ndarray] = {}

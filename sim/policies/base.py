@@ -24,6 +24,7 @@ import numpy as np
 
 from sim.core.padding import GraphPadding
 from sim.latency.base import LatencyModel
+from sim.latency.iteration import DEFAULT_ENGINE
 
 
 class _computed_once:
@@ -59,6 +60,11 @@ class BatchView:
     Arrays are indexed by position in the decode batch (admission order). The estimator is the
     policy's *own* latency estimate, not the simulator's ground truth. ``oracle`` is set only
     by the simulator and only for policies with ``needs_oracle = True``.
+
+    ``engine`` names the serving engine whose passes the iteration runs
+    (``sim.latency.iteration``); under batch expansion (``vllm-0.6``) ``bonus[i]`` says whether
+    request i received a bonus token in its previous iteration (its draft batch then carries
+    an extra row every step); None under single-pass engines (no such rows).
     """
 
     now_s: float
@@ -73,6 +79,8 @@ class BatchView:
     estimator: LatencyModel
     padding: GraphPadding
     oracle: OracleView | None = None
+    engine: str = DEFAULT_ENGINE
+    bonus: np.ndarray | None = None  # (B,) bool, batch expansion only
 
     @property
     def batch_size(self) -> int:
@@ -83,6 +91,18 @@ class BatchView:
         """Sum of ``context_tokens`` (the KV positions a pass over the whole batch reads),
         computed once per view: the engine and the policy's cost model both need it."""
         return int(sum(self.context_tokens.tolist()))  # exact; cheaper than numpy at B < ~300
+
+    @_computed_once
+    def bonus_rows(self) -> int:
+        """Requests with a bonus token from their previous iteration (0 without ``bonus``)."""
+        return 0 if self.bonus is None else int(np.count_nonzero(self.bonus))
+
+    @_computed_once
+    def bonus_context_tokens(self) -> int:
+        """Summed KV length of the bonus rows' copies, sum (L_i - 1) over bonus requests."""
+        if not self.bonus_rows:
+            return 0
+        return int(self.context_tokens[self.bonus].sum()) - self.bonus_rows
 
     @_computed_once
     def least_max_draft_tokens(self) -> int:

@@ -6,10 +6,16 @@ Notation: B decode requests; k_i tokens request i sends to verification; s draft
 
 - Expected emitted tokens: E[N] = sum_i (1 + sum_{j<=k_i} c_{i,j}), c_{i,j} the cumulative
   draft confidence; a position not drafted yet is extrapolated as c_{i,j} = c_{i,j-1} * cbar.
-- Predicted time: T = sum_{t<s} t_draft(g(n_t), ctx) + [s>0] o_draft + t_verify(B, g(B + sum k_i), ctx)
-  where n_t is the number of requests drafting step t, g() the padded graph size and ctx the
-  batch's total context (KV positions before the pass). t_verify includes the target's fixed
-  per-pass overhead (see ``sim.latency.base``). All times come from the policy's *estimator*.
+- Predicted time: the serving engine's passes for the plan, priced by the one iteration-
+  duration module (``sim.latency.iteration``) with the policy's *estimator*:
+  T = [s>0] o_draft + sum_{t<s} t_draft(g(rows_t), kv_t) + t_verify(rows, g(B + sum k_i), kv).
+  Single-pass: rows_t = n_t (requests drafting step t), kv_t = their context + t n_t;
+  verification rows = B reading kv = sum L_i. Batch expansion (``vllm-0.6``): rows_t adds the
+  bonus-token rows, verification is a decode pass over B + sum k_i rows reading
+  sum (k_i + 1) L_i + k_i (k_i + 1) / 2 positions. When only the count n_t < B or the total
+  sum k_i is known (not who), contexts are the batch mean's share and the k_i are spread as
+  evenly as possible; ``verify_plan_s`` prices an explicit per-request plan exactly.
+  g() is the padded graph size; t_verify includes the target's fixed per-pass overhead.
 - Goodput G = E[N] / T.
 - SLO feasibility (``SloMode``): ``strict`` T <= tpot_slo (the artifact's per-iteration budget);
   ``tokens`` T / E[N_i] <= tpot_slo for every request i; ``off`` no constraint. A
@@ -27,6 +33,8 @@ from enum import Enum
 
 import numpy as np
 
+from sim.latency.iteration import (VLLM_06, draft_pass_s, draft_step_rows, expanded_kv_tokens,
+                                   uniform_expanded_kv_tokens, verify_pass_s)
 from sim.policies.base import BatchView
 
 
@@ -49,7 +57,8 @@ class IterationCost:
     """
 
     __slots__ = ("batch", "context_tokens", "draft_overhead_s", "_est", "_pad", "_verify_cache",
-                 "_step_cache", "draft_counts", "limit_counts", "uniform", "_draft_cum")
+                 "_step_cache", "draft_counts", "limit_counts", "uniform", "_draft_cum",
+                 "_expanded", "_bonus_rows", "_bonus_context", "_contexts")
 
     def __init__(self, view: BatchView, k_max: int, limits: np.ndarray | None = None) -> None:
         """``limits``: optional precomputed ``min(max_draft_tokens, k_max)`` (non-negative)."""
@@ -57,9 +66,13 @@ class IterationCost:
         self.context_tokens = view.total_context_tokens
         self._est = view.estimator
         self._pad = view.padding
+        self._expanded = view.engine == VLLM_06
+        self._bonus_rows = view.bonus_rows if self._expanded else 0
+        self._bonus_context = view.bonus_context_tokens if self._bonus_rows else 0
+        self._contexts = view.context_tokens
         self.draft_overhead_s = float(view.estimator.draft_overhead_s)
         self._verify_cache: dict[int, float] = {}
-        self._step_cache: dict[int, float] = {}
+        self._step_cache: dict[tuple[int, int], float] = {}
         k_max = max(int(k_max), 0)
         if limits is None and (batch == 0 or view.least_max_draft_tokens >= k_max):
             self.draft_counts = [batch] * k_max  # the common case: no array arithmetic
@@ -84,24 +97,60 @@ class IterationCost:
         return self._pad.pad(int(tokens))
 
     def verify_s(self, tokens: int) -> float:
-        """Target verification pass over ``tokens`` positions (B + sum k_i), padded."""
-        t = self._verify_cache.get(tokens)  # keyed by raw and by padded token counts
+        """Target verification pass over ``tokens`` positions (B + sum k_i), padded; under
+        batch expansion the sum k_i is spread as evenly as possible over the batch."""
+        t = self._verify_cache.get(tokens)  # keyed by raw (and single-pass: padded) counts
         if t is None:
-            padded = self._pad.pad(int(tokens))
-            t = self._verify_cache.get(padded)
-            if t is None:
-                t = float(self._est.target_verify_s(self.batch, padded, self.context_tokens))
-                self._verify_cache[padded] = t
+            if self._expanded:
+                t = float(verify_pass_s(self._est, self._pad, tokens, tokens,
+                                        self._spread_kv_tokens(int(tokens))))
+            else:
+                padded = self._pad.pad(int(tokens))
+                t = self._verify_cache.get(padded)
+                if t is None:
+                    t = float(verify_pass_s(self._est, self._pad, self.batch, padded,
+                                            self.context_tokens))
+                    self._verify_cache[padded] = t
             self._verify_cache[tokens] = t
         return t
 
-    def draft_step_s(self, drafting: int) -> float:
-        """One draft step over ``drafting`` requests (padded batch)."""
-        padded = self._pad.pad(int(drafting))
-        t = self._step_cache.get(padded)
+    def _spread_kv_tokens(self, tokens: int) -> int:
+        """Batch expansion's KV positions for sum k_i = tokens - B spread evenly: q each,
+        one more for r requests of mean context (exact for uniform k)."""
+        batch = self.batch
+        if batch == 0:
+            return 0
+        q, r = divmod(tokens - batch, batch)
+        kv = uniform_expanded_kv_tokens(batch, self.context_tokens, q)
+        return kv + (r * self.context_tokens) // batch + r * (q + 1) if r else kv
+
+    def verify_plan_s(self, verify: np.ndarray) -> float:
+        """Verification pass of an explicit plan (k_i per request), priced exactly."""
+        total = int(verify.sum())
+        if not self._expanded:
+            return self.verify_s(self.batch + total)
+        kv = expanded_kv_tokens(self._contexts.tolist(), verify.tolist())
+        return float(verify_pass_s(self._est, self._pad, self.batch + total,
+                                   self.batch + total, kv))
+
+    def draft_step_s(self, drafting: int, step: int = 0) -> float:
+        """Draft step ``step`` over ``drafting`` requests (padded rows; their share of the
+        batch's context and, under batch expansion, of its bonus rows)."""
+        key = (drafting, step)
+        t = self._step_cache.get(key)
         if t is None:
-            t = float(self._est.draft_step_s(padded, self.context_tokens))
-            self._step_cache[padded] = t
+            batch = self.batch
+            if drafting >= batch:
+                context, bonus, bonus_context = (self.context_tokens, self._bonus_rows,
+                                                 self._bonus_context)
+            else:
+                context = drafting * self.context_tokens // batch
+                bonus = (self._bonus_rows * drafting + batch // 2) // batch
+                bonus_context = (self._bonus_context * bonus // self._bonus_rows
+                                 if bonus else 0)
+            rows, kv = draft_step_rows(step, drafting, context, bonus, bonus_context)
+            t = float(draft_pass_s(self._est, self._pad, rows, kv))
+            self._step_cache[key] = t
         return t
 
     def draft_s(self, steps: int) -> float:
@@ -110,7 +159,7 @@ class IterationCost:
         while len(cum) <= steps:
             t = len(cum) - 1
             n = self.draft_counts[t] if t < len(self.draft_counts) else 0
-            extra = self.draft_step_s(n) if n > 0 else 0.0
+            extra = self.draft_step_s(n, t) if n > 0 else 0.0
             cum.append(cum[-1] + extra + (self.draft_overhead_s if t == 0 else 0.0))
         return cum[steps]
 
@@ -121,8 +170,9 @@ class IterationCost:
         if steps == 0:
             return 0.0
         hist = np.bincount(drafted, minlength=steps + 1)
-        counts = self.batch - np.cumsum(hist)[:steps]
-        return self.draft_overhead_s + sum(self.draft_step_s(int(n)) for n in counts if n > 0)
+        counts = (self.batch - np.cumsum(hist)[:steps]).tolist()
+        return self.draft_overhead_s + sum(self.draft_step_s(n, t) for t, n in enumerate(counts)
+                                           if n > 0)
 
     def time_s(self, steps: int, verify_tokens: int) -> float:
         """T for ``steps`` draft steps (all eligible drafting) and sum k_i = ``verify_tokens``."""

@@ -85,7 +85,7 @@ class OraclePolicy(Policy):
         avail = 0
         for steps in range(1, top + 1):
             n = useful[steps - 1]
-            draft_s += cost.draft_step_s(n)
+            draft_s += cost.draft_step_s(n, steps - 1)
             avail += n  # sum_i min(a_i, steps)
             # the top of each smaller padded bucket, then all useful tokens (ties: fewer tokens)
             candidates = [avail]

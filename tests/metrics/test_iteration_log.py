@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.metrics.recorder import ITERATION_COLUMNS, IterationLog, join_lengths
+from sim.latency.iteration import DecodeShape
+from sim.metrics.recorder import ITERATION_COLUMNS, IterationLog, join_lengths, split_steps
 
 
 def test_join_lengths_single_and_multi_digit():
@@ -19,13 +20,23 @@ def test_log_frame_has_every_column_and_the_lengths_of_each_decode():
     log = IterationLog()
     log.add_prefill(0.0, 0.1, 2, 300, 2, 5)
     lengths = np.array([4, 2], dtype=np.int64)
-    log.add_decode(0.1, 0.02, 2, 2, 4, 8, 8, 8, 5, 3, 5, lengths)
+    spec = DecodeShape(2, 900, 2, 8, 900, (2, 2, 2, 2, 1, 1, 1), (900, 902, 904, 906, 504,
+                                                                      505, 506))
+    log.add_decode(0.1, 0.02, spec, 2, 8, 11, 5, 3, 5, lengths)
     lengths[:] = 7  # the caller may reuse its array: the log kept a copy
-    log.add_decode(0.12, 0.01, 2, 2, 0, 0, 2, 2, 2, 0, 5, None)
+    log.add_decode(0.12, 0.01, DecodeShape(2, 905, 2, 2, 905), 2, 2, 0, 2, 0, 5, None)
     frame = log.to_frame()
     assert list(frame.columns) == list(ITERATION_COLUMNS)
     assert frame["verify_lengths"].tolist() == ["", "4;2", ""]
     assert frame["kind"].tolist() == ["prefill", "decode", "decode"]
+    assert frame["draft_steps"].tolist() == [0, 7, 0]
+    assert frame["drafted_tokens"].tolist() == [0, 11, 0]
+    assert frame["context_tokens"].tolist() == [0, 900, 905]
+    assert frame["verify_rows"].tolist() == [2, 2, 2]
+    assert frame["kv_tokens_read"].tolist() == [0, 900, 905]
+    assert frame["draft_rows"].tolist() == ["", "2;2;2;2;1;1;1", ""]
+    assert split_steps(frame["draft_kv_tokens"][1]) == spec.draft_kv_tokens
+    assert split_steps(frame["draft_rows"][0]) == () and split_steps(float("nan")) == ()
     assert len(log) == 3
 
 

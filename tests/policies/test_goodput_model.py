@@ -113,3 +113,68 @@ def test_view_sums_are_computed_once_and_right():
     assert view.total_context_tokens == 300 and view.least_max_draft_tokens == 2
     assert view.__dict__["total_context_tokens"] == 300  # stored after the first access
     assert make_view(0).least_max_draft_tokens == 0
+
+
+# ---- serving engines (sim.latency.iteration): hand-computed ----------------------------------
+class ContextModel(FakeEstimator):
+    """verify = 10 + 0.5 tokens + 0.1 rows + 0.001 KV read; draft = 1 + 0.1 rows + 0.001 KV
+    (ms), so every term of an engine's pass shape shows in the result."""
+
+    def target_verify_s(self, batch_size, tokens, context_tokens):
+        return (10 + 0.5 * tokens + 0.1 * batch_size + 0.001 * context_tokens) * MS
+
+    def draft_step_s(self, batch_size, context_tokens):
+        return (1 + 0.1 * batch_size + 0.001 * context_tokens) * MS
+
+
+def engine_view(engine: str, bonus=None):
+    from dataclasses import replace
+
+    view = make_view(2, estimator=ContextModel())
+    return replace(view, context_tokens=np.array([100, 300]), engine=engine,
+                   bonus=None if bonus is None else np.asarray(bonus, dtype=bool))
+
+
+def test_single_pass_prices_one_pass_reading_each_kv_once():
+    cost = IterationCost(engine_view("single-pass"), k_max=3)
+    # verify: rows 2, tokens 8, KV 400 -> 10 + 4 + 0.2 + 0.4 = 14.6 ms
+    assert cost.verify_s(8) == pytest.approx(14.6 * MS)
+    # draft steps s = 0..2: 2 rows, KV 400 + 2 s -> 1.6, 1.602, 1.604; + 0.5 overhead
+    assert cost.draft_s(3) == pytest.approx(5.306 * MS)
+    assert cost.time_s(3, 6) == pytest.approx(19.906 * MS)
+
+
+def test_batch_expansion_prices_expanded_rows_and_bonus_rows():
+    cost = IterationCost(engine_view("vllm-0.6", bonus=[True, False]), k_max=3)
+    # verify k = 3 each: 8 rows reading 4 * 400 + 2 * 3 * 4 / 2 = 1612 positions
+    # -> 10 + 4 + 0.8 + 1.612 = 16.412 ms
+    assert cost.verify_s(8) == pytest.approx(16.412 * MS)
+    # draft: 2 rows + 1 bonus copy (L - 1 = 99), KV 499 + 3 s -> 1.799, 1.802, 1.805; + 0.5
+    assert cost.draft_s(3) == pytest.approx(5.906 * MS)
+    assert cost.time_s(3, 6) == pytest.approx(22.318 * MS)
+    # plain decoding is the same pass under both engines: 10 + 1 + 0.2 + 0.4 = 11.6 ms
+    assert cost.verify_s(2) == pytest.approx(11.6 * MS)
+    # a non-uniform plan [3, 1] priced exactly: 6 rows, (4 * 100 + 6) + (2 * 300 + 1) = 1007
+    assert cost.verify_plan_s(np.array([3, 1])) == pytest.approx(14.607 * MS)
+    # the same total spread evenly (k = 2 each): 3 * 400 + 2 * 3 = 1206 -> 14.806 ms
+    assert cost.verify_s(6) == pytest.approx(14.806 * MS)
+    # single-pass: a plan costs what its total costs
+    single = IterationCost(engine_view("single-pass"), k_max=3)
+    assert single.verify_plan_s(np.array([3, 1])) == single.verify_s(6)
+
+
+def test_cost_model_matches_the_servers_shape_for_uniform_plans():
+    """time_s(k, B k) is decode_iteration_s of the shape the server builds for that plan."""
+    from sim.core.speculation import DecodeOutcome, decode_shape
+    from sim.latency.iteration import decode_iteration_s
+
+    for engine, bonus in (("single-pass", None), ("vllm-0.6", [True, False]),
+                          ("vllm-0.6", [False, False])):
+        view = engine_view(engine, bonus)
+        cost = IterationCost(view, k_max=3)
+        for k in range(4):
+            drafted = np.full(2, k, dtype=np.int64)
+            outcome = DecodeOutcome(k, drafted, drafted, drafted, np.zeros((2, k)), (2,) * k)
+            shape = decode_shape(view, outcome)
+            assert cost.time_s(k, 2 * k) == pytest.approx(
+                decode_iteration_s(view.estimator, view.padding, shape), rel=1e-12)

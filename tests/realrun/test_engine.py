@@ -168,6 +168,9 @@ def test_engine_refuses_oracle_and_missing_draft(estimator):
         RealEngine(target, None, make_policy("nospec"), estimator, EngineLimits(max_len=4096))
     with pytest.raises(ConfigError, match="kv_blocks"):
         EngineLimits(max_num_seqs=2, max_len=32, block_size=16, kv_blocks=5)
+    with pytest.raises(ConfigError, match="single pass"):
+        RealEngine(target, target, make_policy("static:2"), estimator, SMALL_POOL,
+                   engine="vllm-0.6")
 
 
 class _FakeTokenizer:

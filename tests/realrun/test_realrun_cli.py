@@ -65,6 +65,7 @@ def test_results_have_the_sim_schema(real_dir, tmp_path):
         assert key in config, key
     assert config["acceptance"] == config["controlled_acceptance"] == "fixed:0.7"
     assert config["kv_blocks"] == 8 * 1024 // 16 and config["time_scale"] == 0.01
+    assert config["engine"] == "single-pass" and config["runner"] == "realrun"
     assert real["inputs"]["trace"]["sha256"] == sim["inputs"]["trace"]["sha256"]
     req = _read(real_dir / "static_3" / "requests.csv")
     assert (req["status"] == "finished").all() and (req["output_tokens"] <= 12).all()
@@ -125,6 +126,7 @@ def test_a_request_that_never_fits_is_rejected_and_the_run_goes_on(tmp_path, cap
     (["--policy", "nospec", "--max-num-seqs", "0"], "max_num_seqs"),
     (["--policy", "nospec", "--kv-blocks", "100000"], "kv_blocks"),
     (["--policy", "nospec", "--temperature", "-1"], "temperature"),
+    (["--policy", "static:2", "--engine", "vllm-0.6"], "batch expansion is simulation-only"),
     (["--policy", "nospec", "--max-len", "100000"], "positions"),
     (["--policy", "nospec", "--max-len", "16"], "no request fits"),
     (["--policy", "nospec", "--device", "cuda:7" if torch.cuda.is_available() else "cuda"], "cuda"),

@@ -48,6 +48,30 @@ tpot_slo_s = 0.04
     assert row["ttft_slo_s"] == pytest.approx(4.0) and row["base_ttft_slo_s"] == 2.0
 
 
+def test_engine_is_a_config_axis(tmp_path):
+    write_native_trace(tmp_path / "a.csv")
+    path = write_sweep(tmp_path, """
+[sweep]
+traces = ["a.csv"]
+policies = ["static:3"]
+[config]
+engine = ["single-pass", "vllm-0.6"]
+""")
+    points = load_sweep(path).points
+    assert [p.sim_config().engine for p in points] == ["single-pass", "vllm-0.6"]
+    assert [p.row()["engine"] for p in points] == ["single-pass", "vllm-0.6"]
+    assert points[0].key != points[1].key
+    bad = write_sweep(tmp_path, """
+[sweep]
+traces = ["a.csv"]
+policies = ["nospec"]
+[config]
+engine = "vllm-1"
+""")
+    with pytest.raises(ConfigError, match="engine must be one of"):
+        load_sweep(bad)
+
+
 def test_keys_are_stable_across_parses_and_working_directories(tmp_path, monkeypatch):
     path = small_sweep(tmp_path)
     keys = [p.key for p in load_sweep(path).points]
