@@ -123,9 +123,10 @@ class ServerSimulation:
         sched = self.scheduler
         start = env.now
         tokens = [c.tokens for c in chunks]
-        duration = self.latency.target_prefill_s(tokens)
+        cached = [c.cached for c in chunks]
+        duration = self.latency.target_prefill_s(tokens, cached)
         if self.policy.uses_draft:
-            duration += self.latency.draft_prefill_s(tokens)
+            duration += self.latency.draft_prefill_s(tokens, cached)
         for c in chunks:
             if c.cached == 0:
                 self._key_by_slot[c.slot] = self._keys_by_id[sched.request_at(c.slot).id]

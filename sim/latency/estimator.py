@@ -189,11 +189,13 @@ class TableEstimator:
             return rows[b][i] + self._draft_ctx_slope[i] * (per_seq - self._max_bucket)
         return rows[b][i]
 
-    def target_prefill_s(self, prompt_tokens: Sequence[int]) -> float:
-        return self.base.target_prefill_s(prompt_tokens)
+    def target_prefill_s(self, prompt_tokens: Sequence[int],
+                         cached_tokens: Sequence[int] | None = None) -> float:
+        return self.base.target_prefill_s(prompt_tokens, cached_tokens)
 
-    def draft_prefill_s(self, prompt_tokens: Sequence[int]) -> float:
-        return self.base.draft_prefill_s(prompt_tokens)
+    def draft_prefill_s(self, prompt_tokens: Sequence[int],
+                        cached_tokens: Sequence[int] | None = None) -> float:
+        return self.base.draft_prefill_s(prompt_tokens, cached_tokens)
 
     def __repr__(self) -> str:
         return (f"TableEstimator({len(self.sizes)} sizes x {len(self.context_buckets)} "

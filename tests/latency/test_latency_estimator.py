@@ -88,7 +88,7 @@ def test_error_bounded_between_points(n: int, per_seq: int) -> None:
 def test_worst_cases_of_the_stated_bound() -> None:
     over = EST.target_verify_s(33, 33, 33 * 4000) / TRUTH.target_verify_s(33, 33, 33 * 4000)
     under = EST.draft_step_s(1024, 1024 * 255) / TRUTH.draft_step_s(1024, 1024 * 255)
-    assert 1.5 < over < 1.8 and 0.5 < under < 0.75
+    assert 1.5 < over < 1.8 and 0.5 < under < 0.9
 
 
 def test_linear_beyond_largest_size() -> None:
