@@ -32,7 +32,7 @@ from sim.errors import ConfigError
 from sim.latency.fitted_constants import ATTENTION
 from sim.latency.hardware import GpuSpec
 from sim.latency.models import ModelSpec
-from sim.latency.ops import AllReduceFit
+from sim.latency.ops import AllReduceFit, AttentionFit
 from sim.latency.overhead import (DEFAULT_DRAFT_OVERHEAD_S, DEFAULT_DRAFT_STEP_OVERHEAD_S,
                                   DEFAULT_TARGET_OVERHEAD_S)
 from sim.latency.pass_costs import PassCosts
@@ -45,8 +45,10 @@ def pass_costs_for(model: ModelSpec, gpu: GpuSpec, tp: int, *,
                    compute_efficiency: float | None = None,
                    memory_efficiency: float | None = None,
                    interconnect_bytes_per_s: float | None = None,
-                   allreduce_latency_s: float | None = None, layer_dense_s=None) -> PassCosts:
-    """``PassCosts`` of ``model`` on ``gpu``'s fitted constants (with the overrides above)."""
+                   allreduce_latency_s: float | None = None, layer_dense_s=None,
+                   attention: AttentionFit = ATTENTION) -> PassCosts:
+    """``PassCosts`` of ``model`` on ``gpu``'s fitted constants (with the overrides above;
+    ``layer_dense_s``/``attention`` as ``PassCosts`` takes them)."""
     fit = gpu.op_fit
     gemm = fit.gemm
     for label, value in (("compute_efficiency", compute_efficiency),
@@ -65,7 +67,7 @@ def pass_costs_for(model: ModelSpec, gpu: GpuSpec, tp: int, *,
         if not bus > 0 or latency < 0:
             raise ConfigError("interconnect_bytes_per_s must be > 0 and allreduce_latency_s >= 0")
         all_reduce = AllReduceFit(latency, bus / (2.0 * (tp - 1) / tp))
-    return PassCosts(model, gpu.peak_flops, gpu.mem_bandwidth_bytes_per_s, fit, ATTENTION,
+    return PassCosts(model, gpu.peak_flops, gpu.mem_bandwidth_bytes_per_s, fit, attention,
                      all_reduce, tp, gemm=gemm, layer_dense_s=layer_dense_s)
 
 
