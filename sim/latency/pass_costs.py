@@ -69,7 +69,7 @@ class PassCosts:
         self.gemm = gemm if gemm is not None else fit.gemm
         self.attention = attention
         self.all_reduce = all_reduce if tp > 1 else None
-        self._layer_dense = layer_dense_s
+        self.measured_layer_s = layer_dense_s
         self._shapes = layer_gemm_shapes(model, tp)
         self._bytes = elementwise_bytes_per_token(model, tp)
         self._dense: dict[int, float] = {}
@@ -115,7 +115,7 @@ class PassCosts:
             return cached
         if tokens <= 0:
             return 0.0
-        layer = (self._layer_dense(tokens) if self._layer_dense is not None
+        layer = (self.measured_layer_s(tokens) if self.measured_layer_s is not None
                  else self.fitted_layer_dense_s(tokens))
         t = (self.layers * (layer + self.all_reduce_layer_s(tokens))
              + elementwise_s(tokens, self._bytes["emb"], self.bytes_per_s,
