@@ -8,8 +8,8 @@ Prints, per GPU:
    median absolute error of model vs measured over the held-out rows (every other
    ``num_tokens`` value, 1-4096, all profiled models and TP degrees; the fit used the others);
 2. per (model, TP): the whole layer without attention (the nine per-layer ops of mlp.csv)
-   at every held-out ``num_tokens`` in 1-4096: median and worst absolute error, and the
-   worst error within each ``num_tokens`` band;
+   at every held-out ``num_tokens`` in 1-4096: median absolute error, the share of
+   ``num_tokens`` values within 10 %, the worst error, and the worst within each band;
 3. all-reduce by number of GPUs: the same two medians over the held-out message sizes.
 
 Errors are (model - measured) / measured. The model is ``sim.latency.ops`` with the
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     samples = load_samples(args.profiles)
     cache: dict = {}
     worst_gemm = worst_layer = 0.0
+    shares: list[float] = []
     for gpu in sorted({s.gpu for s in samples}):
         mine = [s for s in samples if s.gpu == gpu and s.tokens <= 8192]
         _, held = split_tokens([s.tokens for s in mine])
@@ -76,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             if op in GEMM_OPS:
                 worst_gemm = max(worst_gemm, abs(bias))
             print(f"{op:26s} {len(e):6d} {_pct(bias):>8s} {_pct(statistics.median(map(abs, e))):>11s}")
-        print(f"\n{'layer (no attention)':34s} {'points':>6s} {'median |e|':>11s} {'worst':>8s}  "
-              + "  ".join(f"worst {lo}-{hi}" for lo, hi in BANDS))
+        print(f"\n{'layer (no attention)':34s} {'points':>6s} {'median |e|':>11s} {'<=10%':>6s} "
+              f"{'worst':>8s}  " + "  ".join(f"worst {lo}-{hi}" for lo, hi in BANDS))
         layers: dict[tuple, dict[int, dict[str, float]]] = {}
         for s in held_rows:
             layers.setdefault((s.model, s.tp, s.shape), {}).setdefault(s.tokens, {})[s.op] = s.seconds
@@ -93,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
             for lo, hi in BANDS:
                 inside = [e for t, e in errs.items() if lo <= t <= hi]
                 bands.append(_pct(max(inside, key=abs)) if inside else "   -   ")
+            within = sum(abs(e) <= 0.10 for e in errs.values()) / len(errs)
+            shares.append(within)
             print(f"{model + ' tp' + str(tp):34s} {len(errs):6d} "
-                  f"{_pct(statistics.median(map(abs, errs.values()))):>11s} {_pct(worst):>8s}  "
+                  f"{_pct(statistics.median(map(abs, errs.values()))):>11s} {100 * within:5.0f}% "
+                  f"{_pct(worst):>8s}  "
                   + "  ".join(f"{b:>13s}" for b in bands))
         points = all_reduce_points(args.profiles, gpu)
         if points:
@@ -109,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"largest GEMM median error (bias) over GPUs and ops: {100 * worst_gemm:.1f}%")
     print(f"largest whole-layer error at any held-out num_tokens, A100/H100: "
           f"{100 * worst_layer:.1f}%")
+    print(f"held-out num_tokens with the whole layer within 10%, lowest share over (GPU, model, "
+          f"TP): {100 * min(shares):.0f}%")
     return 0
 
 

@@ -43,6 +43,8 @@ def elementwise_bytes_per_token(model: ModelSpec, tp: int) -> dict[str, int]:
             "add": 3 * h * d}
 
 
+DECODE_TABLE_SIZE = 1025  # batch sizes whose decode-attention constants are tabulated
+
 #: Per-layer elementwise ops (``emb`` runs once per pass, the final norm like an input norm).
 LAYER_ELEMENTWISE = ("input_layernorm", "attn_rope", "post_attention_layernorm", "mlp_act",
                      "add")
@@ -81,11 +83,15 @@ class PassCosts:
         self.flops_per_pair = 4.0 * q_rank  # QK^T and PV for one query-key pair, one layer
         self.kv_bytes_per_token_layer = kv_layer_rank
         a = attention
-        # Decode attention, whole pass: floor + KV read; folded for the hot path.
-        self._dec_fixed = model.layers * a.decode_fixed_s
-        self._dec_per_seq = model.layers * a.decode_per_seq_s
-        self._dec_kv_s = model.layers * kv_layer_rank / bytes_per_s  # / kv_fraction(batch)
+        # Decode attention, whole pass, folded per batch size for the hot path:
+        # floor = layers * (fixed + per_seq * batch); KV read s/token = layers * kv / (bw * f(b)).
         self._dec_pair_s = model.layers * self.flops_per_pair / peak_flops
+        self._dec_pair_small_s = self._dec_pair_s / a.prefix_small_fraction
+        self._prefix_small_tokens = a.prefix_small_tokens
+        self._dec_floor = [model.layers * (a.decode_fixed_s + a.decode_per_seq_s * b)
+                           for b in range(DECODE_TABLE_SIZE)]
+        self._dec_kv = [model.layers * kv_layer_rank / (bytes_per_s * a.kv_fraction(max(b, 1)))
+                        for b in range(DECODE_TABLE_SIZE)]
 
     # ---- token-only terms -----------------------------------------------------------------
     def layer_op_s(self, op: str, tokens: int) -> float:
@@ -140,13 +146,19 @@ class PassCosts:
     def decode_attention_s(self, batch: int, tokens: int, context_tokens: float) -> float:
         """All layers' attention of a decode/verification pass: ``batch`` sequences, ``tokens``
         query positions, ``context_tokens`` cached positions in total."""
-        a = self.attention
-        kv_read = (self._dec_kv_s * (context_tokens + tokens)) / a.kv_fraction(batch)
+        if batch < DECODE_TABLE_SIZE:
+            floor = self._dec_floor[batch]
+            kv_read = self._dec_kv[batch] * (context_tokens + tokens)
+        else:
+            a = self.attention
+            floor = self.layers * (a.decode_fixed_s + a.decode_per_seq_s * batch)
+            kv_read = (self.layers * self.kv_bytes_per_token_layer * (context_tokens + tokens)
+                       / (self.bytes_per_s * a.kv_fraction(batch)))
         per_seq = tokens / batch
         pairs = tokens * (context_tokens / batch + (per_seq + 1.0) * 0.5)
-        compute = self._dec_pair_s * pairs / a.prefix_fraction(per_seq)
-        return (self._dec_fixed + self._dec_per_seq * batch
-                + (kv_read if kv_read > compute else compute))
+        compute = pairs * (self._dec_pair_small_s if per_seq <= self._prefix_small_tokens
+                           else self._dec_pair_s / self.attention.prefix_fraction(per_seq))
+        return floor + (kv_read if kv_read > compute else compute)
 
     def prefill_attention_s(self, chunks: Sequence[tuple[int, int]]) -> float:
         """All layers' attention of one prefill pass over ``(new tokens, cached tokens)``
