@@ -9,8 +9,8 @@ Reads every ``compute/<gpu>/<org>/<model>/mlp.csv`` and ``network/<gpu>_dgx/all_
 * the GEMM knee (``sim.latency.ops.gemm_s``): memory and compute efficiency, knee sharpness,
   launch time, one set for all four projections of all models and TP degrees, by least
   squares on the log of predicted/measured;
-* each elementwise op: fixed time and bandwidth fraction, by non-negative least squares on
-  the relative error;
+* each elementwise op: launch floor, bandwidth fraction and knee sharpness, log least
+  squares;
 * all-reduce per number of GPUs (one node, ``devices_per_node == num_workers``, messages up
   to 64 MiB): latency and bytes per second, log least squares.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from scipy.optimize import least_squares, nnls
+from scipy.optimize import least_squares
 
 from sim.latency.models import ModelSpec
 from sim.latency.ops import AllReduceFit, AttentionFit, ElementwiseFit, GemmFit, GpuFit
@@ -117,11 +117,15 @@ def fit_elementwise(samples: Sequence[OpSample], gpu: str, op: str) -> Elementwi
     t = np.array([s.seconds for s in rows])
     nbytes = np.array([s.tokens * elementwise_bytes_per_token(s.shape, s.tp)[op] for s in rows],
                       float)
-    # Minimise sum(((a + nbytes * x) / t - 1)^2) with a, x >= 0.
-    design = np.column_stack([1.0 / t, nbytes / t])
-    (fixed, per_byte), _ = nnls(design, np.ones_like(t))
-    fraction = 1.0 / (per_byte * bandwidth) if per_byte > 0 else 1.0
-    return ElementwiseFit(round(float(fixed), 9), round(float(fraction), 4))
+
+    def predict(x: np.ndarray) -> np.ndarray:  # sim.latency.ops.elementwise_s over arrays
+        fixed, moved, p = x[0] * 1e-6, nbytes / (x[1] * bandwidth), x[2]
+        return (fixed**p + moved**p) ** (1.0 / p)
+
+    result = least_squares(lambda x: np.log(predict(x) / t), [3.0, 0.5, 2.0],
+                           bounds=([0.0, 0.01, 1.0], [100.0, 3.0, 20.0]))
+    fixed_us, fraction, p = (float(v) for v in result.x)
+    return ElementwiseFit(round(fixed_us * 1e-6, 9), round(fraction, 4), round(p, 3))
 
 
 def all_reduce_points(profiles: Path, gpu: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:

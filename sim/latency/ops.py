@@ -12,9 +12,9 @@ One formula per kind of operation, each with constants fitted to real GPU profil
 
   a smooth knee between weight streaming and compute (``p`` = ``knee_sharpness``; p -> inf is
   the plain roofline ``max``; the real kernels leave the bandwidth floor earlier than that);
-* **elementwise** ops (RMSNorm, rotary, SiLU-and-mul, residual add, embedding gather):
-  ``fixed_s + bytes / (bandwidth * bandwidth_fraction)``, bytes per token as in
-  ``elementwise_bytes_per_token``;
+* **elementwise** ops (RMSNorm, rotary, SiLU-and-mul, residual add, embedding gather): the
+  same smooth knee between a launch floor ``fixed_s`` and ``bytes / (bandwidth *
+  bandwidth_fraction)``, bytes per token as in ``pass_costs.elementwise_bytes_per_token``;
 * **decode attention** (per layer): ``fixed_s + per_seq_s * batch`` (the launch floor) plus
   the larger of reading the KV cache at a batch-dependent fraction of the bandwidth and the
   query-key FLOPs at the chunked-prefill efficiency (verification passes, k+1 queries);
@@ -57,10 +57,12 @@ class GemmFit:
 
 @dataclass(frozen=True)
 class ElementwiseFit:
-    """One elementwise op on one GPU: fixed time and achieved fraction of the bandwidth."""
+    """One elementwise op on one GPU: launch floor, achieved fraction of the bandwidth, and
+    the sharpness of the knee between them (as ``GemmFit``'s)."""
 
     fixed_s: float
     bandwidth_fraction: float
+    knee_sharpness: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -139,10 +141,7 @@ def gemm_s(tokens: float, k: int, n: int, dtype_bytes: int, peak_flops: float,
         return 0.0
     mem = (k * n + tokens * (k + n)) * dtype_bytes / (bytes_per_s * fit.memory_efficiency)
     comp = 2.0 * tokens * k * n / (peak_flops * fit.compute_efficiency)
-    p = fit.knee_sharpness
-    big = mem if mem > comp else comp
-    # (mem**p + comp**p)**(1/p), written to stay finite for large p.
-    return fit.launch_s + big * ((mem / big) ** p + (comp / big) ** p) ** (1.0 / p)
+    return fit.launch_s + _soft_max(mem, comp, fit.knee_sharpness)
 
 
 def elementwise_s(tokens: float, bytes_per_token: float, bytes_per_s: float,
@@ -150,7 +149,16 @@ def elementwise_s(tokens: float, bytes_per_token: float, bytes_per_s: float,
     """Seconds of one elementwise kernel over ``tokens`` rows."""
     if tokens <= 0:
         return 0.0
-    return fit.fixed_s + tokens * bytes_per_token / (bytes_per_s * fit.bandwidth_fraction)
+    moved = tokens * bytes_per_token / (bytes_per_s * fit.bandwidth_fraction)
+    return _soft_max(fit.fixed_s, moved, fit.knee_sharpness)
+
+
+def _soft_max(a: float, b: float, p: float) -> float:
+    """``(a**p + b**p) ** (1/p)`` for a, b >= 0, written to stay finite for large p."""
+    big = a if a > b else b
+    if big <= 0.0:
+        return 0.0
+    return big * ((a / big) ** p + (b / big) ** p) ** (1.0 / p)
 
 
 def all_reduce_s(message_bytes: float, fit: AllReduceFit) -> float:

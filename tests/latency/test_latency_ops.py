@@ -45,7 +45,9 @@ def test_sharp_knee_tends_to_the_plain_roofline() -> None:
 
 
 def test_elementwise_and_all_reduce_hand_computed() -> None:
-    assert elementwise_s(10, 100, 1e9, ElementwiseFit(2e-6, 0.5)) == pytest.approx(4e-6)
+    assert elementwise_s(10, 100, 1e9, ElementwiseFit(2e-6, 0.5)) == pytest.approx(4e-6)  # p = 1
+    # p = 2: sqrt(2^2 + 2^2) us.
+    assert elementwise_s(10, 100, 1e9, ElementwiseFit(2e-6, 0.5, 2.0)) == pytest.approx(8 ** 0.5 * 1e-6)
     assert elementwise_s(0, 100, 1e9, ElementwiseFit(2e-6, 0.5)) == 0.0
     assert all_reduce_s(1e6, AllReduceFit(30e-6, 1e11)) == pytest.approx(40e-6)
 
