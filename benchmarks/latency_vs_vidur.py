@@ -9,7 +9,9 @@ Prints, per GPU:
    ``num_tokens`` value, 1-4096, all profiled models and TP degrees; the fit used the others);
 2. per (model, TP): the whole layer without attention (the nine per-layer ops of mlp.csv)
    at every held-out ``num_tokens`` in 1-4096: median absolute error, the share of
-   ``num_tokens`` values within 10 %, the worst error, and the worst within each band;
+   ``num_tokens`` values within 10 %, the worst error, the floor (the worst error of the
+   best non-decreasing curve through the measured times: what the kernels' own jumps from
+   one ``num_tokens`` to the next force on any monotone model), and the worst per band;
 3. all-reduce by number of GPUs: the same two medians over the held-out message sizes.
 
 Errors are (model - measured) / measured. The model is ``sim.latency.ops`` with the
@@ -41,6 +43,23 @@ LAYER_OPS = GEMM_OPS + LAYER_ELEMENTWISE
 
 def _pct(x: float) -> str:
     return f"{100 * x:+6.1f}%"
+
+
+def monotone_floor(times: list[float]) -> float:
+    """Smallest worst relative error any non-decreasing curve can have through ``times``
+    (ordered by num_tokens): a lower bound for a latency model that never gets faster with
+    more tokens, set by the measured kernels' own jumps."""
+    lo, hi = 0.0, 1.0
+    for _ in range(40):
+        eps = (lo + hi) / 2
+        level, feasible = 0.0, True
+        for t in times:
+            level = max(level, t * (1 - eps))
+            if level > t * (1 + eps):
+                feasible = False
+                break
+        lo, hi = (lo, eps) if feasible else (eps, hi)
+    return hi
 
 
 def _costs(cache: dict, gpu: str, shape, tp: int) -> PassCosts:
@@ -78,16 +97,17 @@ def main(argv: list[str] | None = None) -> int:
                 worst_gemm = max(worst_gemm, abs(bias))
             print(f"{op:26s} {len(e):6d} {_pct(bias):>8s} {_pct(statistics.median(map(abs, e))):>11s}")
         print(f"\n{'layer (no attention)':34s} {'points':>6s} {'median |e|':>11s} {'<=10%':>6s} "
-              f"{'worst':>8s}  " + "  ".join(f"worst {lo}-{hi}" for lo, hi in BANDS))
+              f"{'worst':>8s} {'floor':>6s}  " + "  ".join(f"worst {lo}-{hi}" for lo, hi in BANDS))
         layers: dict[tuple, dict[int, dict[str, float]]] = {}
         for s in held_rows:
             layers.setdefault((s.model, s.tp, s.shape), {}).setdefault(s.tokens, {})[s.op] = s.seconds
         for (model, tp, shape), by_tokens in sorted(layers.items(), key=lambda kv: kv[0][:2]):
             costs = _costs(cache, gpu, shape, tp)
             errs = {}
-            for tokens, ops in by_tokens.items():
-                measured = sum(ops[op] for op in LAYER_OPS)
-                errs[tokens] = costs.fitted_layer_dense_s(tokens) / measured - 1
+            measured = {t: sum(ops[op] for op in LAYER_OPS) for t, ops in by_tokens.items()}
+            for tokens, seconds in measured.items():
+                errs[tokens] = costs.fitted_layer_dense_s(tokens) / seconds - 1
+            floor = monotone_floor([measured[t] for t in sorted(measured)])
             worst = max(errs.values(), key=abs)
             worst_layer = max(worst_layer, abs(worst)) if gpu in ("a100", "h100") else worst_layer
             bands = []
@@ -98,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             shares.append(within)
             print(f"{model + ' tp' + str(tp):34s} {len(errs):6d} "
                   f"{_pct(statistics.median(map(abs, errs.values()))):>11s} {100 * within:5.0f}% "
-                  f"{_pct(worst):>8s}  "
+                  f"{_pct(worst):>8s} {100 * floor:5.1f}%  "
                   + "  ".join(f"{b:>13s}" for b in bands))
         points = all_reduce_points(args.profiles, gpu)
         if points:
