@@ -68,6 +68,7 @@ class SimConfig:
             if len(self.pass_overheads_s) != 3:
                 raise ConfigError("pass_overheads_s must be (target, draft step, drafting) seconds")
             PassOverheads(*self.pass_overheads_s)  # validates
+            object.__setattr__(self, "pass_overheads_s", tuple(map(float, self.pass_overheads_s)))
         if self.estimator not in ("table", "exact"):
             raise ConfigError(f"estimator must be 'table' or 'exact', got {self.estimator!r}")
 

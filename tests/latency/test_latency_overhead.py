@@ -38,6 +38,8 @@ def test_sim_config_field_reaches_the_model() -> None:
         pytest.approx(4e-3)
     assert base.draft_step_s(1, 100) - zero.draft_step_s(1, 100) == pytest.approx(1e-3)
     assert zero.draft_overhead_s == 0.0
+    # A sweep spec's JSON list becomes the same (hashable) tuple.
+    assert SimConfig(pass_overheads_s=[0, 0, 0]) == SimConfig(pass_overheads_s=(0.0, 0.0, 0.0))
     with pytest.raises(ConfigError):
         SimConfig(pass_overheads_s=(1.0, -1.0, 0.0))
     with pytest.raises(ConfigError):
