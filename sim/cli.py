@@ -67,7 +67,13 @@ def config_from_args(args: argparse.Namespace):
                      max_num_batched_tokens=args.max_num_batched_tokens,
                      chunked_prefill=args.chunked_prefill, kv_blocks=args.kv_blocks,
                      cuda_graphs=not args.no_cuda_graphs, acceptance=args.acceptance,
-                     profile=args.profile, estimator=args.estimator, engine=args.engine)
+                     profile=args.profile, estimator=args.estimator, engine=args.engine,
+                     pass_overheads_s=_pass_overheads(args.pass_overhead_ms))
+
+
+def _pass_overheads(text: str | None):
+    from sim.latency.overhead import parse_pass_overheads_ms
+    return parse_pass_overheads_ms(text) if text else None
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -95,7 +95,11 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--draft", default="vicuna-68m", help="draft model preset")
     group.add_argument("--tp", type=int, default=1, help="tensor-parallel degree of the target")
     group.add_argument("--profile", metavar="PATH",
-                       help="calibrated latency profile (adaspec-calibrate latency) instead of the roofline")
+                       help="calibrated latency profile (adaspec-calibrate latency, JSON) or a Vidur "
+                            "profile folder (mlp.csv) instead of the roofline")
+    group.add_argument("--pass-overhead-ms", metavar="T[,D[,I]]",
+                       help="per-pass overhead in ms: target pass, draft step, drafting "
+                            "iteration (default 4,1,1.5; see docs/latency_model.md)")
     group.add_argument("--acceptance", default="spec-bench-vicuna-68m", metavar="NAME|PATH",
                        help="acceptance preset or file (adaspec-calibrate acceptance)")
 

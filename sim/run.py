@@ -52,7 +52,9 @@ class SimConfig:
     cuda_graphs: bool = True
     graph_max_size: int = 1024
     acceptance: str = "spec-bench-vicuna-68m"
-    profile: str | None = None  # calibrated latency profile (JSON) instead of the roofline
+    profile: str | None = None  # calibrated profile (JSON) or Vidur profile folder (mlp.csv)
+    # (target pass, draft step, drafting iteration) overheads in s; None: sim.latency.overhead
+    pass_overheads_s: tuple[float, float, float] | None = None
     estimator: str = "table"  # the policies' latency view: "table" (coarse) or "exact"
     engine: str = DEFAULT_ENGINE  # serving engine: "single-pass" or "vllm-0.6" (batch expansion)
 
@@ -65,6 +67,12 @@ class SimConfig:
             raise ConfigError(f"tensor-parallel degree must be >= 1, got {self.tp}")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError("gpu_memory_utilization must be in (0, 1]")
+        if self.pass_overheads_s is not None:
+            from sim.latency.overhead import PassOverheads
+            if len(self.pass_overheads_s) != 3:
+                raise ConfigError("pass_overheads_s must be (target, draft step, drafting) seconds")
+            PassOverheads(*self.pass_overheads_s)  # validates
+            object.__setattr__(self, "pass_overheads_s", tuple(map(float, self.pass_overheads_s)))
         if self.estimator not in ("table", "exact"):
             raise ConfigError(f"estimator must be 'table' or 'exact', got {self.estimator!r}")
         check_engine(self.engine)
@@ -89,15 +97,27 @@ def build_padding(config: SimConfig) -> GraphPadding:
 
 
 def build_latency(config: SimConfig):
-    """The ground-truth latency model: a calibrated profile if given, else the roofline."""
-    if config.profile:
+    """The ground-truth latency model: a calibrated profile (JSON) if given, a Vidur profile
+    folder's measured kernels, else the fitted per-op model of the presets."""
+    overheads = {}
+    if config.pass_overheads_s is not None:
+        overheads = dict(zip(("target_overhead_s", "draft_step_overhead_s", "draft_overhead_s"),
+                             config.pass_overheads_s))
+    from pathlib import Path
+    if config.profile and not Path(config.profile).is_dir():
+        if overheads:
+            raise ConfigError("a calibrated profile carries its measured per-pass overheads; "
+                              "pass_overheads_s applies to the presets and Vidur profiles")
         from sim.latency.profile import load_profile
         return load_profile(config.profile)
     from sim.latency.hardware import get_gpu
     from sim.latency.models import get_model
     from sim.latency.roofline import RooflineLatency
-    return RooflineLatency(get_model(config.target), get_model(config.draft),
-                           get_gpu(config.gpu), tp=config.tp)
+    target, draft, gpu = get_model(config.target), get_model(config.draft), get_gpu(config.gpu)
+    if config.profile:
+        from sim.latency.vidur_profile import load_vidur_latency
+        return load_vidur_latency(config.profile, target, draft, gpu, tp=config.tp, **overheads)
+    return RooflineLatency(target, draft, gpu, tp=config.tp, **overheads)
 
 
 def build_estimator(config: SimConfig, latency, padding: GraphPadding):

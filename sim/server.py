@@ -132,7 +132,8 @@ class ServerSimulation:
         sched = self.scheduler
         start = env.now
         tokens = [c.tokens for c in chunks]
-        duration = prefill_iteration_s(self.latency, tokens, self.policy.uses_draft)
+        cached = [c.cached for c in chunks]
+        duration = prefill_iteration_s(self.latency, tokens, self.policy.uses_draft, cached)
         for c in chunks:
             if c.cached == 0:
                 self._key_by_slot[c.slot] = self._keys_by_id[sched.request_at(c.slot).id]

@@ -25,10 +25,10 @@ class LinearLatency:
     draft_prefill_s_: float = 0.0
     draft_overhead_s: float = 0.0
 
-    def target_prefill_s(self, prompt_tokens):
+    def target_prefill_s(self, prompt_tokens, cached_tokens=None):
         return self.prefill_base_s + self.prefill_per_token_s * sum(prompt_tokens)
 
-    def draft_prefill_s(self, prompt_tokens):
+    def draft_prefill_s(self, prompt_tokens, cached_tokens=None):
         return self.draft_prefill_s_
 
     def target_verify_s(self, batch_size, tokens, context_tokens):

@@ -15,12 +15,15 @@ from typing import Protocol, Sequence, runtime_checkable
 class LatencyModel(Protocol):
     """Seconds for the four kinds of forward pass a speculative-decoding server runs."""
 
-    def target_prefill_s(self, prompt_tokens: Sequence[int]) -> float:
-        """One batched target prefill over prompts of these lengths (no cached prefix)."""
+    def target_prefill_s(self, prompt_tokens: Sequence[int],
+                         cached_tokens: Sequence[int] | None = None) -> float:
+        """One batched target prefill over chunks of these lengths; ``cached_tokens[i]`` of
+        chunk i's prompt are already in the KV cache (chunked prefill; None: none are)."""
         ...
 
-    def draft_prefill_s(self, prompt_tokens: Sequence[int]) -> float:
-        """One batched draft prefill over prompts of these lengths."""
+    def draft_prefill_s(self, prompt_tokens: Sequence[int],
+                        cached_tokens: Sequence[int] | None = None) -> float:
+        """One batched draft prefill over chunks of these lengths (``cached_tokens`` as above)."""
         ...
 
     def target_verify_s(self, batch_size: int, tokens: int, context_tokens: int) -> float:

@@ -228,11 +228,13 @@ class TableEstimator:
             raise ConfigError("draft_step_s: the estimated latency model has no draft model")
         return self._draft(batch_size, context_tokens)
 
-    def target_prefill_s(self, prompt_tokens: Sequence[int]) -> float:
-        return self.base.target_prefill_s(prompt_tokens)
+    def target_prefill_s(self, prompt_tokens: Sequence[int],
+                         cached_tokens: Sequence[int] | None = None) -> float:
+        return self.base.target_prefill_s(prompt_tokens, cached_tokens)
 
-    def draft_prefill_s(self, prompt_tokens: Sequence[int]) -> float:
-        return self.base.draft_prefill_s(prompt_tokens)
+    def draft_prefill_s(self, prompt_tokens: Sequence[int],
+                        cached_tokens: Sequence[int] | None = None) -> float:
+        return self.base.draft_prefill_s(prompt_tokens, cached_tokens)
 
     def __repr__(self) -> str:
         return (f"TableEstimator({len(self.sizes)} sizes x {len(self.context_buckets)} "

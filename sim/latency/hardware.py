@@ -1,31 +1,24 @@
-"""GPU hardware presets for the roofline latency model.
+"""GPU hardware presets: datasheet peaks, the fitted per-op constants each one uses, and
+the tensor-parallel interconnect.
 
-Peaks are the vendors' datasheet figures (dense, no structured sparsity). Each preset also
-carries the *default efficiency factors* the roofline model applies (what fraction of the
-peak a serving workload reaches) and the tensor-parallel interconnect figures.
+Peaks are the vendors' datasheet figures (dense, no structured sparsity). The kernel-level
+efficiencies are not set here: each preset names the GPU whose real kernel profiles
+(``sim.latency.fitted_constants``, fitted to Vidur's A100/H100/A40 profiles) it uses. The
+fitted constants are fractions of the datasheet peaks, so a preset without profiles applies
+another GPU's fractions to its own peaks:
 
-How the default efficiencies are derived (one rule for every GPU):
+* A100-80G uses the A100 fit, H100 the H100 fit (both profiled);
+* H200 borrows the H100 fit: the same Hopper SM, tensor cores and NVLink4; only the memory
+  (HBM3e, 4.8 TB/s, 141 GB) differs, and it enters through the datasheet bandwidth;
+* L40 borrows the A40 fit: the A40 is the profiled GPU closest to it (a PCIe card with GDDR6
+  memory and no NVLink, like the L40); the L40's Ada SMs differ from the A40's Ampere ones,
+  an assumption stated here and in docs/latency_model.md.
 
-* Measured on an H100 80GB HBM3 and an H200 (2026-11, see DESIGN.md section 4): an
-  8192^3 bf16 matmul ran at 769-798 TFLOP/s, i.e. 0.78-0.81 of the 989 TFLOP/s peak
-  (midpoint 0.79); a device-to-device copy moved ~3.0 TB/s of 3.35 (H100) and ~4.3 TB/s of
-  4.8 (H200), i.e. ~0.90 of the peak bandwidth.
-* A serving pass is not one big square GEMM: decode/verify GEMMs have a small M (tokens),
-  attention, norms, rotary and activation kernels run at far lower utilisation, and tile
-  quantisation wastes work at odd sizes.  We apply a 0.8 discount on the large-GEMM fraction
-  -> compute efficiency 0.79 * 0.8 = 0.63.  This matches the usual 55-70 % model-FLOPs
-  utilisation of vLLM prefills.
-* Decode passes stream the weights through GEMV-like kernels and paged attention; those reach
-  somewhat less than a plain copy (~0.85-0.9 of it), so memory efficiency = 0.90 * 0.9 = 0.81.
-  With it vicuna-7b batch-1 decode on A100 takes 13.5 GB / (2.04 TB/s * 0.81) = 8.2 ms of
-  weight streaming, plus the fixed per-pass overhead.
-* A100 and L40 were not measured here; they get the same fractions (an assumption, stated).
-
-All-reduce figures (tensor parallelism): effective per-direction bus bandwidth of a ring
-all-reduce and a per-call latency.  NVLink3 on A100 SXM: 600 GB/s total, 300 GB/s per
-direction; NVLink4 on H100/H200 SXM: 900 GB/s total, 450 GB/s per direction.  L40 has no
-NVLink; PCIe Gen4 x16 gives 32 GB/s per direction, ~25 GB/s achieved.  Per-call latency: a
-few microseconds for vLLM's custom one-shot all-reduce on NVLink, tens over PCIe (NCCL).
+All-reduce: the fitted network profile (NVSwitch DGX A100 / H100, 2-8 GPUs) where the fit has
+one; otherwise (L40, or a TP degree without rows) a ring all-reduce over
+``interconnect_bytes_per_s`` (effective per-direction bus bandwidth) with
+``allreduce_latency_s`` per call. L40 has no NVLink: PCIe Gen4 x16 gives 32 GB/s per
+direction, ~25 GB/s achieved, and NCCL over PCIe ~20 us per call.
 """
 
 from __future__ import annotations
@@ -33,17 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sim.errors import ConfigError
+from sim.latency.fitted_constants import FITS
+from sim.latency.ops import AllReduceFit, GpuFit
 
 _GIB = 1024**3
-
-# Large-GEMM fraction of peak and copy fraction of peak bandwidth measured on H100/H200.
-MEASURED_GEMM_FRACTION = 0.79
-MEASURED_COPY_FRACTION = 0.90
-# Discounts from those micro-benchmarks to serving passes (see module docstring).
-SERVING_COMPUTE_DISCOUNT = 0.8
-SERVING_MEMORY_DISCOUNT = 0.9
-DEFAULT_COMPUTE_EFFICIENCY = MEASURED_GEMM_FRACTION * SERVING_COMPUTE_DISCOUNT  # 0.632
-DEFAULT_MEMORY_EFFICIENCY = MEASURED_COPY_FRACTION * SERVING_MEMORY_DISCOUNT  # 0.81
 
 
 @dataclass(frozen=True)
@@ -56,8 +42,7 @@ class GpuSpec:
     memory_bytes: int
     interconnect_bytes_per_s: float  # effective per-direction all-reduce bus bandwidth
     allreduce_latency_s: float  # fixed cost of one all-reduce call
-    compute_efficiency: float = DEFAULT_COMPUTE_EFFICIENCY
-    memory_efficiency: float = DEFAULT_MEMORY_EFFICIENCY
+    fit: str = "a100"  # key of sim.latency.fitted_constants.FITS whose constants it uses
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -67,10 +52,23 @@ class GpuSpec:
                 raise ConfigError(f"GPU {self.name!r}: {field_name} must be > 0")
         if self.allreduce_latency_s < 0:
             raise ConfigError(f"GPU {self.name!r}: allreduce_latency_s must be >= 0")
-        for field_name in ("compute_efficiency", "memory_efficiency"):
-            value = getattr(self, field_name)
-            if not 0 < value <= 1:
-                raise ConfigError(f"GPU {self.name!r}: {field_name} must be in (0, 1], got {value}")
+        if self.fit not in FITS:
+            raise ConfigError(f"GPU {self.name!r}: no fitted constants called {self.fit!r}; "
+                              f"known: {', '.join(FITS)}")
+
+    @property
+    def op_fit(self) -> GpuFit:
+        """The per-op constants this GPU uses (its own profile's, or a borrowed one)."""
+        return FITS[self.fit]
+
+    def all_reduce_fit(self, tp: int) -> AllReduceFit:
+        """All-reduce constants over ``tp`` GPUs: the network profile's where it has ``tp``,
+        else a ring over the datasheet interconnect (2 (tp-1)/tp of the message per GPU)."""
+        fitted = self.op_fit.all_reduce.get(tp)
+        if fitted is not None:
+            return fitted
+        ring = 2.0 * (tp - 1) / tp if tp > 1 else 1.0
+        return AllReduceFit(self.allreduce_latency_s, self.interconnect_bytes_per_s / ring)
 
 
 # NVIDIA A100 Tensor Core GPU datasheet (nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf):
@@ -83,6 +81,7 @@ A100_80G = GpuSpec(
     memory_bytes=int(79.15 * _GIB),
     interconnect_bytes_per_s=300e9,
     allreduce_latency_s=6e-6,
+    fit="a100",
     source="NVIDIA A100 datasheet (SXM 80GB): 312 TFLOPS bf16 dense, 2039 GB/s, NVLink 600 GB/s",
 )
 
@@ -96,6 +95,7 @@ L40 = GpuSpec(
     memory_bytes=int(44.4 * _GIB),
     interconnect_bytes_per_s=25e9,
     allreduce_latency_s=20e-6,
+    fit="a40",
     source="NVIDIA L40 datasheet: 181 TFLOPS fp16 dense, 864 GB/s GDDR6, PCIe Gen4 x16",
 )
 
@@ -108,6 +108,7 @@ H100 = GpuSpec(
     memory_bytes=int(79.1 * _GIB),
     interconnect_bytes_per_s=450e9,
     allreduce_latency_s=5e-6,
+    fit="h100",
     source="NVIDIA H100 datasheet (SXM): 989 TFLOPS bf16 dense, 3.35 TB/s HBM3, NVLink 900 GB/s",
 )
 
@@ -120,6 +121,7 @@ H200 = GpuSpec(
     memory_bytes=int(139.8 * _GIB),
     interconnect_bytes_per_s=450e9,
     allreduce_latency_s=5e-6,
+    fit="h100",
     source="NVIDIA H200 datasheet (SXM): 989 TFLOPS bf16 dense, 4.8 TB/s HBM3e, NVLink 900 GB/s",
 )
 

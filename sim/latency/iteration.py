@@ -91,11 +91,13 @@ def decode_iteration_s(latency, padding, shape: DecodeShape) -> float:
                                     shape.verify_kv_tokens)
 
 
-def prefill_iteration_s(latency, prompt_tokens: Sequence[int], uses_draft: bool) -> float:
-    """Seconds of a prefill iteration over prompts of these lengths."""
-    duration = latency.target_prefill_s(prompt_tokens)
+def prefill_iteration_s(latency, prompt_tokens: Sequence[int], uses_draft: bool,
+                        cached_tokens: Sequence[int] | None = None) -> float:
+    """Seconds of a prefill iteration over prompt chunks of these lengths; ``cached_tokens[i]``
+    is how many tokens of chunk i's prompt are already in the KV cache (chunked prefill)."""
+    duration = latency.target_prefill_s(prompt_tokens, cached_tokens)
     if uses_draft:
-        duration += latency.draft_prefill_s(prompt_tokens)
+        duration += latency.draft_prefill_s(prompt_tokens, cached_tokens)
     return duration
 
 

@@ -213,6 +213,23 @@ _PRESETS: tuple[ModelSpec, ...] = (
               tie_word_embeddings=True, rope_theta=1000000.0, source="test shape"),
     ModelSpec("tiny-qwen2-draft", 1, 64, 4, 2, 128, 256, dtype_bytes=4, architecture="qwen2",
               tie_word_embeddings=True, rope_theta=1000000.0, source="test shape"),
+) + (
+    # Models with real kernel profiles (Vidur, ../shared/profiles/vidur; see
+    # sim.latency.fitted_constants): their presets run on the fitted per-op constants and
+    # can read the profiles directly (--profile DIR). Shapes from the HF config.json files.
+    ModelSpec("llama-2-7b", 32, 4096, 32, 32, 11008, 32000, max_position_embeddings=4096,
+              rms_norm_eps=1e-5, source="meta-llama/Llama-2-7b-hf config.json"),
+    ModelSpec("llama-2-70b", 80, 8192, 64, 8, 28672, 32000, max_position_embeddings=4096,
+              rms_norm_eps=1e-5, source="meta-llama/Llama-2-70b-hf config.json"),
+    ModelSpec("llama-3-8b", 32, 4096, 32, 8, 14336, 128256, rope_theta=500000.0,
+              max_position_embeddings=8192, rms_norm_eps=1e-5,
+              source="meta-llama/Meta-Llama-3-8B config.json"),
+    ModelSpec("llama-3-70b", 80, 8192, 64, 8, 28672, 128256, rope_theta=500000.0,
+              max_position_embeddings=8192, rms_norm_eps=1e-5,
+              source="meta-llama/Meta-Llama-3-70B config.json"),
+    ModelSpec("codellama-34b", 48, 8192, 64, 8, 22016, 32000, rope_theta=1000000.0,
+              max_position_embeddings=16384, rms_norm_eps=1e-5,
+              source="codellama/CodeLlama-34b-Instruct-hf config.json"),
 )
 
 MODELS: dict[str, ModelSpec] = {m.name: m for m in _PRESETS}
@@ -234,6 +251,17 @@ _ALIASES: dict[str, str] = {
     "qwen/qwen2.5-coder-1.5b-instruct": "qwen2.5-coder-1.5b",
     "qwen2.5-coder-0.5b-instruct": "qwen2.5-coder-0.5b",
     "qwen/qwen2.5-coder-0.5b-instruct": "qwen2.5-coder-0.5b",
+    # Profiled models (the block at the end of the presets).
+    "meta-llama/llama-2-7b-hf": "llama-2-7b",
+    "llama-2-7b-hf": "llama-2-7b",
+    "meta-llama/llama-2-70b-hf": "llama-2-70b",
+    "llama-2-70b-hf": "llama-2-70b",
+    "meta-llama/meta-llama-3-8b": "llama-3-8b",
+    "meta-llama-3-8b": "llama-3-8b",
+    "meta-llama/meta-llama-3-70b": "llama-3-70b",
+    "meta-llama-3-70b": "llama-3-70b",
+    "codellama/codellama-34b-instruct-hf": "codellama-34b",
+    "codellama-34b-instruct-hf": "codellama-34b",
 }
 
 

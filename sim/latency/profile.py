@@ -9,6 +9,11 @@ non-negative linear model over *physical* features of the pass (see ``OP_FEATURE
 
 The intercept is the per-pass framework overhead. Features of a prefill are computed on the
 pass realrun executes: every row right-padded to the longest prompt of the batch.
+
+A chunked-prefill chunk of ``c`` new tokens over ``kv`` already cached ones (realrun does
+not time such passes) adds ``2 * c_sq_tokens * c * kv``: the fitted quadratic term read as
+the cost of an attended query-key pair (a prompt of n tokens attends ~n**2 / 2 pairs), so a
+prompt prefilled in chunks costs about what it costs in one pass.
 ``load_profile(path)`` returns a ``ProfileLatency`` (pure numpy arithmetic; ``sim`` never
 imports torch). A query outside the measured domain (batch, tokens per sequence, context per
 sequence, prompt length) is still answered by the fitted line, with one warning per operation.
@@ -159,21 +164,30 @@ class ProfileLatency:
     def draft_overhead_s(self) -> float:
         return self._draft_overhead_s
 
-    def _prefill(self, op: str, prompt_tokens: Sequence[int]) -> float:
+    def _prefill(self, op: str, prompt_tokens: Sequence[int],
+                 cached_tokens: Sequence[int] | None) -> float:
         lengths = [int(n) for n in prompt_tokens]
-        if any(n < 0 for n in lengths):
-            raise ValueError("prompt lengths must be >= 0")
+        cached = [0] * len(lengths) if cached_tokens is None else [int(c) for c in cached_tokens]
+        if len(cached) != len(lengths):
+            raise ValueError(f"cached_tokens has {len(cached)} entries for {len(lengths)} chunks")
+        if any(n < 0 for n in lengths) or any(c < 0 for c in cached):
+            raise ValueError("prompt and cached lengths must be >= 0")
+        prefix_pairs = sum(n * c for n, c in zip(lengths, cached))
         lengths = [n for n in lengths if n > 0]
         if not lengths:
             return 0.0
         self._check(op, batch=len(lengths), prompt_len=max(lengths))
-        return self.ops[op].predict(prefill_features(lengths))
+        fit = self.ops[op]
+        pair_s = 2.0 * fit.coefficients[PREFILL_FEATURES.index("padded_sq_tokens")]
+        return fit.predict(prefill_features(lengths)) + pair_s * prefix_pairs
 
-    def target_prefill_s(self, prompt_tokens: Sequence[int]) -> float:
-        return self._prefill("target_prefill", prompt_tokens)
+    def target_prefill_s(self, prompt_tokens: Sequence[int],
+                         cached_tokens: Sequence[int] | None = None) -> float:
+        return self._prefill("target_prefill", prompt_tokens, cached_tokens)
 
-    def draft_prefill_s(self, prompt_tokens: Sequence[int]) -> float:
-        return self._prefill("draft_prefill", prompt_tokens)
+    def draft_prefill_s(self, prompt_tokens: Sequence[int],
+                        cached_tokens: Sequence[int] | None = None) -> float:
+        return self._prefill("draft_prefill", prompt_tokens, cached_tokens)
 
     def target_verify_s(self, batch_size: int, tokens: int, context_tokens: int) -> float:
         if tokens <= 0:

@@ -79,10 +79,10 @@ class Linear:
     def draft_step_s(self, batch_size, context_tokens):
         return (1 + 0.1 * batch_size + 0.001 * context_tokens) * 1e-3
 
-    def target_prefill_s(self, prompt_tokens):
+    def target_prefill_s(self, prompt_tokens, cached_tokens=None):
         return 0.01 * sum(prompt_tokens) * 1e-3
 
-    def draft_prefill_s(self, prompt_tokens):
+    def draft_prefill_s(self, prompt_tokens, cached_tokens=None):
         return 0.001 * sum(prompt_tokens) * 1e-3
 
 

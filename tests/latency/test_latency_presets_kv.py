@@ -30,8 +30,10 @@ def test_gpu_datasheet_figures() -> None:
     assert get_gpu("h200").memory_bytes > get_gpu("h100").memory_bytes > get_gpu("l40").memory_bytes
     for g in gpu_names():
         spec = get_gpu(g)
-        assert 0.55 <= spec.compute_efficiency <= 0.7
-        assert 0.75 <= spec.memory_efficiency <= 0.85
+        # Fitted to real kernel profiles (sim.latency.fitted_constants): large GEMMs reach
+        # 0.7-0.8 of peak FLOP/s, weight streaming 0.8-1.0 of the datasheet bandwidth.
+        assert 0.65 <= spec.op_fit.gemm.compute_efficiency <= 0.85
+        assert 0.75 <= spec.op_fit.gemm.memory_efficiency <= 1.0
 
 
 def test_unknown_names_list_the_known_ones() -> None:

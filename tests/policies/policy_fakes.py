@@ -30,10 +30,10 @@ class FakeEstimator:
     draft_per_batch_ms: float = 0.0
     overhead_ms: float = 0.5
 
-    def target_prefill_s(self, prompt_tokens):
+    def target_prefill_s(self, prompt_tokens, cached_tokens=None):
         return 0.0
 
-    def draft_prefill_s(self, prompt_tokens):
+    def draft_prefill_s(self, prompt_tokens, cached_tokens=None):
         return 0.0
 
     def target_verify_s(self, batch_size, tokens, context_tokens):

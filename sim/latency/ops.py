@@ -1,0 +1,166 @@
+"""Kernel times of the operations of one transformer forward pass (the latency model's physics).
+
+One formula per kind of operation, each with constants fitted to real GPU profiles (see
+``sim.latency.fitted_constants`` and docs/latency_model.md):
+
+* **GEMM** (q/k/v, output, gate+up, down projections, lm_head) of ``M`` tokens through a
+  ``K x N`` weight (per tensor-parallel rank)::
+
+      launch_s + (mem**p + comp**p) ** (1/p)
+      mem  = (K*N + M*K + M*N) * dtype_bytes / (bandwidth * memory_efficiency)
+      comp = 2*M*K*N / (peak_flops * compute_efficiency)
+
+  a smooth knee between weight streaming and compute (``p`` = ``knee_sharpness``; p -> inf is
+  the plain roofline ``max``; the real kernels leave the bandwidth floor earlier than that);
+* **elementwise** ops (RMSNorm, rotary, SiLU-and-mul, residual add, embedding gather): the
+  same smooth knee between a launch floor ``fixed_s`` and ``bytes / (bandwidth *
+  bandwidth_fraction)``, bytes per token as in ``pass_costs.elementwise_bytes_per_token``;
+* **decode attention** (per layer): ``fixed_s + per_seq_s * batch`` (the launch floor) plus
+  the larger of reading the KV cache at a batch-dependent fraction of the bandwidth and the
+  query-key FLOPs at the chunked-prefill efficiency (verification passes, k+1 queries);
+* **prefill attention** (per layer) of a chunk of ``c`` new tokens over ``kv`` cached ones:
+  ``fixed_s + causal FLOPs / (peak * eff_causal(c)) + prefix FLOPs / (peak * eff_prefix(c))``
+  with ``eff_causal`` growing as ``c ** causal_exponent`` up to ``causal_cap`` and
+  ``eff_prefix`` log-interpolated between two chunk sizes;
+* **all-reduce** of a message of ``b`` bytes over ``n`` GPUs: ``latency_s + b / bytes_per_s``.
+
+All times are seconds; FLOPs count a multiply-add as two.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+from sim.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class GemmFit:
+    """One GPU's GEMM constants (see the module docstring)."""
+
+    memory_efficiency: float
+    compute_efficiency: float
+    knee_sharpness: float
+    launch_s: float
+
+    def __post_init__(self) -> None:
+        for name in ("memory_efficiency", "compute_efficiency"):
+            if not 0 < getattr(self, name) <= 1.5:
+                raise ConfigError(f"GEMM {name} must be in (0, 1.5], got {getattr(self, name)}")
+        if not self.knee_sharpness >= 1:
+            raise ConfigError(f"GEMM knee_sharpness must be >= 1, got {self.knee_sharpness}")
+        if self.launch_s < 0:
+            raise ConfigError(f"GEMM launch_s must be >= 0, got {self.launch_s}")
+
+
+@dataclass(frozen=True)
+class ElementwiseFit:
+    """One elementwise op on one GPU: launch floor, achieved fraction of the bandwidth, and
+    the sharpness of the knee between them (as ``GemmFit``'s)."""
+
+    fixed_s: float
+    bandwidth_fraction: float
+    knee_sharpness: float = 1.0
+
+
+@dataclass(frozen=True)
+class AllReduceFit:
+    """All-reduce over one number of GPUs: per-call latency and message bytes per second."""
+
+    latency_s: float
+    bytes_per_s: float
+
+
+@dataclass(frozen=True)
+class AttentionFit:
+    """Attention-kernel constants, per layer (see the module docstring).
+
+    Fractions are of the datasheet bandwidth (decode) or peak FLOP/s (prefill), so they carry
+    over to another GPU by its datasheet figures (an assumption where that GPU has no rows).
+    """
+
+    decode_fixed_s: float
+    decode_per_seq_s: float
+    decode_kv_fraction_batch1: float
+    decode_kv_fraction_batch128: float
+    prefill_fixed_s: float
+    causal_ref_tokens: float
+    causal_ref_fraction: float
+    causal_exponent: float
+    causal_cap: float
+    prefix_small_tokens: float
+    prefix_small_fraction: float
+    prefix_large_tokens: float
+    prefix_large_fraction: float
+
+    def kv_fraction(self, batch: float) -> float:
+        """Fraction of the bandwidth the decode kernel reads KV at: log-linear in the batch
+        between 1 and 128, constant outside."""
+        if batch <= 1:
+            return self.decode_kv_fraction_batch1
+        if batch >= 128:
+            return self.decode_kv_fraction_batch128
+        w = math.log2(batch) / 7.0
+        return (self.decode_kv_fraction_batch1
+                + w * (self.decode_kv_fraction_batch128 - self.decode_kv_fraction_batch1))
+
+    def causal_fraction(self, chunk_tokens: float) -> float:
+        """Fraction of peak FLOP/s of the causal part of a prefill chunk of this size."""
+        f = self.causal_ref_fraction * (chunk_tokens / self.causal_ref_tokens) ** self.causal_exponent
+        return f if f < self.causal_cap else self.causal_cap
+
+    def prefix_fraction(self, chunk_tokens: float) -> float:
+        """Fraction of peak FLOP/s of a chunk's attention over its cached prefix."""
+        lo, hi = self.prefix_small_tokens, self.prefix_large_tokens
+        if chunk_tokens <= lo:
+            return self.prefix_small_fraction
+        if chunk_tokens >= hi:
+            return self.prefix_large_fraction
+        w = math.log(chunk_tokens / lo) / math.log(hi / lo)
+        return self.prefix_small_fraction + w * (self.prefix_large_fraction
+                                                 - self.prefix_small_fraction)
+
+
+@dataclass(frozen=True)
+class GpuFit:
+    """Everything fitted for one profiled GPU: its GEMM knee, its elementwise ops, its
+    all-reduce by number of GPUs (empty where no network profile exists)."""
+
+    name: str
+    gemm: GemmFit
+    elementwise: Mapping[str, ElementwiseFit]
+    all_reduce: Mapping[int, AllReduceFit]
+
+
+def gemm_s(tokens: float, k: int, n: int, dtype_bytes: int, peak_flops: float,
+           bytes_per_s: float, fit: GemmFit) -> float:
+    """Seconds of one ``tokens x k`` by ``k x n`` GEMM (see the module docstring)."""
+    if tokens <= 0:
+        return 0.0
+    mem = (k * n + tokens * (k + n)) * dtype_bytes / (bytes_per_s * fit.memory_efficiency)
+    comp = 2.0 * tokens * k * n / (peak_flops * fit.compute_efficiency)
+    return fit.launch_s + _soft_max(mem, comp, fit.knee_sharpness)
+
+
+def elementwise_s(tokens: float, bytes_per_token: float, bytes_per_s: float,
+                  fit: ElementwiseFit) -> float:
+    """Seconds of one elementwise kernel over ``tokens`` rows."""
+    if tokens <= 0:
+        return 0.0
+    moved = tokens * bytes_per_token / (bytes_per_s * fit.bandwidth_fraction)
+    return _soft_max(fit.fixed_s, moved, fit.knee_sharpness)
+
+
+def _soft_max(a: float, b: float, p: float) -> float:
+    """``(a**p + b**p) ** (1/p)`` for a, b >= 0, written to stay finite for large p."""
+    big = a if a > b else b
+    if big <= 0.0:
+        return 0.0
+    return big * ((a / big) ** p + (b / big) ** p) ** (1.0 / p)
+
+
+def all_reduce_s(message_bytes: float, fit: AllReduceFit) -> float:
+    """Seconds of one all-reduce of ``message_bytes``."""
+    return fit.latency_s + message_bytes / fit.bytes_per_s

@@ -1,0 +1,176 @@
+"""One model's forward pass on one GPU type, assembled from per-operation kernel times.
+
+A pass of ``T`` tokens (``R`` of them needing logits) costs
+
+    emb(T) + final_norm(T) + lm_head(R)
+      + layers * [norm(T) + qkv(T) + rope(T) + attention + o_proj(T) + norm(T)
+                  + gate_up(T) + silu_mul(T) + down(T) + add(T) + 2 all-reduces(T) if tp > 1]
+
+with the operation formulas of ``sim.latency.ops`` and the shapes of one tensor-parallel rank
+(vLLM's sharding: heads, KV heads and the MLP width divided by ``tp``; KV heads replicated
+when fewer than ``tp``). This is the op list of Vidur's profiles (one ``add`` per layer as
+profiled). Everything but attention depends on ``T`` alone (``dense_s``); it is memoised per
+``T`` so the simulator's decode calls cost a dict lookup plus the attention arithmetic.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from sim.latency.models import ModelSpec
+from sim.latency.ops import (AllReduceFit, AttentionFit, GemmFit, GpuFit, all_reduce_s,
+                             elementwise_s, gemm_s)
+
+
+def layer_gemm_shapes(model: ModelSpec, tp: int) -> dict[str, tuple[int, int]]:
+    """(K, N) of each GEMM of one layer on one rank (the names of Vidur's mlp.csv)."""
+    q_rank = model.heads // tp * model.head_dim
+    kv_rank = model.kv_heads_per_rank(tp) * model.head_dim
+    return {"attn_pre_proj": (model.hidden, q_rank + 2 * kv_rank),
+            "attn_post_proj": (q_rank, model.hidden),
+            "mlp_up_proj": (model.hidden, 2 * (model.ffn // tp)),
+            "mlp_down_proj": (model.ffn // tp, model.hidden)}
+
+
+def elementwise_bytes_per_token(model: ModelSpec, tp: int) -> dict[str, int]:
+    """Bytes each elementwise op moves per token on one rank (reads plus writes)."""
+    d = model.dtype_bytes
+    h = model.hidden
+    q_rank = model.heads // tp * model.head_dim
+    kv_rank = model.kv_heads_per_rank(tp) * model.head_dim
+    return {"emb": 2 * h * d, "input_layernorm": 2 * h * d, "post_attention_layernorm": 2 * h * d,
+            "attn_rope": 2 * (q_rank + kv_rank) * d, "mlp_act": 3 * (model.ffn // tp) * d,
+            "add": 3 * h * d}
+
+
+DECODE_TABLE_SIZE = 1025  # batch sizes whose decode-attention constants are tabulated
+
+#: Per-layer elementwise ops (``emb`` runs once per pass, the final norm like an input norm).
+LAYER_ELEMENTWISE = ("input_layernorm", "attn_rope", "post_attention_layernorm", "mlp_act",
+                     "add")
+
+
+class PassCosts:
+    """Kernel seconds of ``model``'s passes on one GPU at tensor-parallel degree ``tp``.
+
+    ``layer_dense_s`` (optional) replaces the fitted per-layer non-attention time by a
+    measured one (a Vidur profile); the attention, lm_head, embedding and all-reduce terms
+    stay the fitted formulas unless given too.
+    """
+
+    def __init__(self, model: ModelSpec, peak_flops: float, bytes_per_s: float, fit: GpuFit,
+                 attention: AttentionFit, all_reduce: AllReduceFit | None, tp: int = 1,
+                 gemm: GemmFit | None = None,
+                 layer_dense_s: Callable[[int], float] | None = None) -> None:
+        model.check_tp(tp)
+        self.model = model
+        self.tp = tp
+        self.peak_flops = peak_flops
+        self.bytes_per_s = bytes_per_s
+        self.fit = fit
+        self.gemm = gemm if gemm is not None else fit.gemm
+        self.attention = attention
+        self.all_reduce = all_reduce if tp > 1 else None
+        self.measured_layer_s = layer_dense_s
+        self._shapes = layer_gemm_shapes(model, tp)
+        self._bytes = elementwise_bytes_per_token(model, tp)
+        self._dense: dict[int, float] = {}
+        self._logits: dict[int, float] = {}
+        d = model.dtype_bytes
+        q_rank = model.heads // tp * model.head_dim
+        kv_layer_rank = 2 * model.kv_heads_per_rank(tp) * model.head_dim * d
+        self.layers = model.layers
+        self.flops_per_pair = 4.0 * q_rank  # QK^T and PV for one query-key pair, one layer
+        self.kv_bytes_per_token_layer = kv_layer_rank
+        a = attention
+        # Decode attention, whole pass, folded per batch size for the hot path:
+        # floor = layers * (fixed + per_seq * batch); KV read s/token = layers * kv / (bw * f(b)).
+        self._dec_pair_s = model.layers * self.flops_per_pair / peak_flops
+        self._dec_pair_small_s = self._dec_pair_s / a.prefix_small_fraction
+        self._prefix_small_tokens = a.prefix_small_tokens
+        self._dec_floor = [model.layers * (a.decode_fixed_s + a.decode_per_seq_s * b)
+                           for b in range(DECODE_TABLE_SIZE)]
+        self._dec_kv = [model.layers * kv_layer_rank / (bytes_per_s * a.kv_fraction(max(b, 1)))
+                        for b in range(DECODE_TABLE_SIZE)]
+
+    # ---- token-only terms -----------------------------------------------------------------
+    def layer_op_s(self, op: str, tokens: int) -> float:
+        """Fitted seconds of one op of one layer (a GEMM or an elementwise op's name)."""
+        if op in self._shapes:
+            k, n = self._shapes[op]
+            return gemm_s(tokens, k, n, self.model.dtype_bytes, self.peak_flops,
+                          self.bytes_per_s, self.gemm)
+        return elementwise_s(tokens, self._bytes[op], self.bytes_per_s, self.fit.elementwise[op])
+
+    def fitted_layer_dense_s(self, tokens: int) -> float:
+        """Fitted seconds of one layer's non-attention kernels (no all-reduce)."""
+        return (sum(self.layer_op_s(op, tokens) for op in self._shapes)
+                + sum(self.layer_op_s(op, tokens) for op in LAYER_ELEMENTWISE))
+
+    def all_reduce_layer_s(self, tokens: int) -> float:
+        """Two all-reduces of the hidden activations per layer (0 at tp = 1)."""
+        if self.all_reduce is None:
+            return 0.0
+        return 2.0 * all_reduce_s(tokens * self.model.hidden * self.model.dtype_bytes,
+                                  self.all_reduce)
+
+    def dense_s(self, tokens: int) -> float:
+        """Every non-attention kernel of a ``tokens``-token pass except the lm_head."""
+        cached = self._dense.get(tokens)
+        if cached is not None:
+            return cached
+        if tokens <= 0:
+            return 0.0
+        layer = (self.measured_layer_s(tokens) if self.measured_layer_s is not None
+                 else self.fitted_layer_dense_s(tokens))
+        t = (self.layers * (layer + self.all_reduce_layer_s(tokens))
+             + elementwise_s(tokens, self._bytes["emb"], self.bytes_per_s,
+                             self.fit.elementwise["emb"])
+             + elementwise_s(tokens, self._bytes["input_layernorm"], self.bytes_per_s,
+                             self.fit.elementwise["input_layernorm"]))
+        self._dense[tokens] = t
+        return t
+
+    def logits_s(self, rows: int) -> float:
+        """The lm_head GEMM over ``rows`` tokens (a GEMM like the others; vocab split by tp)."""
+        cached = self._logits.get(rows)
+        if cached is not None:
+            return cached
+        m = self.model
+        t = gemm_s(rows, m.hidden, -(-m.vocab // self.tp), m.dtype_bytes, self.peak_flops,
+                   self.bytes_per_s, self.gemm)
+        self._logits[rows] = t
+        return t
+
+    # ---- attention --------------------------------------------------------------------------
+    def decode_attention_s(self, batch: int, tokens: int, context_tokens: float) -> float:
+        """All layers' attention of a decode/verification pass: ``batch`` sequences, ``tokens``
+        query positions, ``context_tokens`` cached positions in total."""
+        if batch < DECODE_TABLE_SIZE:
+            floor = self._dec_floor[batch]
+            kv_read = self._dec_kv[batch] * (context_tokens + tokens)
+        else:
+            a = self.attention
+            floor = self.layers * (a.decode_fixed_s + a.decode_per_seq_s * batch)
+            kv_read = (self.layers * self.kv_bytes_per_token_layer * (context_tokens + tokens)
+                       / (self.bytes_per_s * a.kv_fraction(batch)))
+        per_seq = tokens / batch
+        pairs = tokens * (context_tokens / batch + (per_seq + 1.0) * 0.5)
+        compute = pairs * (self._dec_pair_small_s if per_seq <= self._prefix_small_tokens
+                           else self._dec_pair_s / self.attention.prefix_fraction(per_seq))
+        return floor + (kv_read if kv_read > compute else compute)
+
+    def prefill_attention_s(self, chunks: Sequence[tuple[int, int]]) -> float:
+        """All layers' attention of one prefill pass over ``(new tokens, cached tokens)``
+        chunks: causal attention among the new tokens plus attention over the cached prefix."""
+        a = self.attention
+        flops_s = 0.0
+        for c, kv in chunks:
+            if c <= 0:
+                continue
+            flops_s += self.flops_per_pair * c * (c + 1) / 2.0 / a.causal_fraction(c)
+            if kv > 0:
+                flops_s += self.flops_per_pair * c * kv / a.prefix_fraction(c)
+        if flops_s == 0.0:
+            return 0.0
+        return self.layers * (a.prefill_fixed_s + flops_s / self.peak_flops)
