@@ -84,15 +84,52 @@ def build_padding(config: SimConfig) -> GraphPadding:
 
 
 def build_latency(config: SimConfig):
-    """The ground-truth latency model: a calibrated profile if given, else the roofline."""
+    """The ground-truth latency model: a calibrated profile if given, else the roofline.
+
+    Refused: a draft model with more parameters than the target (speculation could never pay;
+    almost always swapped options) and a latency model under which a target pass takes no
+    time (an all-zero profile would report TTFT 0 and every SLO met)."""
     if config.profile:
         from sim.latency.profile import load_profile
-        return load_profile(config.profile)
-    from sim.latency.hardware import get_gpu
+        latency = load_profile(config.profile)
+    else:
+        from sim.latency.hardware import get_gpu
+        from sim.latency.roofline import RooflineLatency
+        target, draft = model_pair(config)
+        latency = RooflineLatency(target, draft, get_gpu(config.gpu), tp=config.tp)
+    check_latency_positive(latency, config.profile or "the roofline")
+    return latency
+
+
+def model_pair(config: SimConfig):
+    """The target and draft presets the config names; a draft larger than the target is an
+    error."""
     from sim.latency.models import get_model
-    from sim.latency.roofline import RooflineLatency
-    return RooflineLatency(get_model(config.target), get_model(config.draft),
-                           get_gpu(config.gpu), tp=config.tp)
+    target, draft = get_model(config.target), get_model(config.draft)
+    if draft.params_count > target.params_count:
+        raise ConfigError(f"draft model {draft.name} ({draft.params_count / 1e9:.2f} B "
+                          f"parameters) is larger than target {target.name} "
+                          f"({target.params_count / 1e9:.2f} B); swap --target and --draft?")
+    return target, draft
+
+
+def check_latency_positive(latency, what: str) -> None:
+    """ConfigError unless a one-token target prefill and a one-token decode pass take time."""
+    prefill = latency.target_prefill_s([1])
+    decode = latency.target_verify_s(1, 1, 1)
+    if not (prefill > 0 and decode > 0):
+        raise ConfigError(f"latency model {what}: a one-token target pass takes {prefill:g} s "
+                          f"(prefill) / {decode:g} s (decode); a latency profile must predict "
+                          "positive times")
+
+
+def target_context_tokens(config: SimConfig) -> int | None:
+    """The target model's context (max_position_embeddings) when it is a preset, else None."""
+    from sim.latency.models import get_model
+    try:
+        return get_model(config.target).max_position_embeddings
+    except ConfigError:
+        return None
 
 
 def build_estimator(config: SimConfig, latency, padding: GraphPadding):
@@ -108,8 +145,8 @@ def build_scheduler_config(config: SimConfig, uses_draft: bool) -> SchedulerConf
     else:
         from sim.latency.hardware import get_gpu
         from sim.latency.kv import kv_capacity_blocks
-        from sim.latency.models import get_model
-        blocks = kv_capacity_blocks(get_model(config.target), get_model(config.draft),
+        target, draft = model_pair(config)
+        blocks = kv_capacity_blocks(target, draft,
                                     get_gpu(config.gpu), config.tp,
                                     block_size=config.block_size,
                                     gpu_memory_utilization=config.gpu_memory_utilization,
@@ -118,7 +155,8 @@ def build_scheduler_config(config: SimConfig, uses_draft: bool) -> SchedulerConf
                            block_size=config.block_size,
                            max_num_batched_tokens=config.max_num_batched_tokens,
                            watermark_blocks=max(0, min(blocks - 1, int(0.01 * blocks))),
-                           chunked_prefill=config.chunked_prefill)
+                           chunked_prefill=config.chunked_prefill,
+                           max_model_len=target_context_tokens(config))
 
 
 def resolve_policy(policy: str | Policy) -> Policy:
@@ -129,9 +167,10 @@ def resolve_policy(policy: str | Policy) -> Policy:
 
 
 def simulate(workload: Workload, policy: str | Policy, config: SimConfig | None = None,
-             seed: int = 0, progress: bool = False, latency=None, acceptance=None) -> RunResult:
+             seed: int = 0, progress=False, latency=None, acceptance=None) -> RunResult:
     """Replay ``workload`` under ``policy``; ``latency``/``acceptance`` override the models
-    the config names (tests and calibration use this)."""
+    the config names (tests and calibration use this). ``progress``: False (none), True (a
+    bar on a terminal, periodic lines on stderr otherwise) or a ``sim.progress`` reporter."""
     config = config or SimConfig()
     if len(workload) == 0:
         raise ConfigError("the workload has no requests")
@@ -143,9 +182,13 @@ def simulate(workload: Workload, policy: str | Policy, config: SimConfig | None 
         from sim.acceptance.presets import make_acceptance
         acceptance = make_acceptance(config.acceptance)
     rng = np.random.default_rng(seed)
+    if progress is True:
+        from sim.progress import make_progress
+        progress = make_progress(policy.name, workload.requests[-1].arrival_s)
     server = ServerSimulation(workload, policy, latency, estimator, acceptance,
                               build_scheduler_config(config, policy.uses_draft), padding,
-                              Slo(config.ttft_slo_s, config.tpot_slo_s), rng, progress=progress)
+                              Slo(config.ttft_slo_s, config.tpot_slo_s), rng,
+                              progress=progress or None)
     began = time.perf_counter()
     server.run()
     wall = time.perf_counter() - began
