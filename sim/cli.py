@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import textwrap
 import time
 from typing import Sequence
 
@@ -40,6 +39,19 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
 
 
+def _wrap_items(title: str, items: Sequence[str], width: int = 88) -> list[str]:
+    """``title`` and comma-separated ``items`` over lines of at most ``width`` characters,
+    never breaking inside an item."""
+    lines, line = [], f"  {title}"
+    for i, item in enumerate(items):
+        piece = f" {item}{',' if i < len(items) - 1 else ''}"
+        if len(line) + len(piece) > width:
+            lines.append(line)
+            line = "   "
+        line += piece
+    return lines + [line]
+
+
 def _presets_epilog() -> str:
     """Presets and the policy grammar, for ``--help``."""
     from dataclasses import fields
@@ -50,9 +62,8 @@ def _presets_epilog() -> str:
     from sim.policies.registry import policy_help
     from sim.run import SimConfig
 
-    models = ", ".join(f"{m.name} ({m.max_position_embeddings // 1024}k)"
-                       if m.max_position_embeddings >= 1024 else m.name
-                       for m in MODELS.values())
+    models = [f"{m.name} ({m.max_position_embeddings // 1024}k)"
+              if m.max_position_embeddings >= 1024 else m.name for m in MODELS.values()]
     engine = next((f for f in fields(SimConfig) if f.name == "engine"), None)
     engines = (f"engine: SimConfig.engine, default {engine.default}" if engine is not None
                else "engine: one (vLLM 0.6-style iteration-level scheduling)")
@@ -60,8 +71,7 @@ def _presets_epilog() -> str:
     return "\n".join([
         "presets:",
         f"  GPUs: {', '.join(gpu_names())}",
-        textwrap.fill(f"models (context): {models}", 88, initial_indent="  ",
-                      subsequent_indent="    "),
+        *_wrap_items("models (context):", models),
         f"  acceptance: {', '.join(preset_names())}, fixed:ALPHA, or a JSON file",
         f"  {engines}",
         "",

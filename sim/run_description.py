@@ -70,7 +70,8 @@ def describe_run(config, latency, profile_sha256: str | None = None) -> dict[str
 
 
 def header_lines(described: dict) -> list[str]:
-    """The run header: one line each for latency, engine limits, acceptance/SLOs, others."""
+    """The run header: one line each for latency, engine limits, KV pool, acceptance/SLOs
+    and any other settings."""
     lat = described["latency"]
     if lat["source"] == "profile":
         digest = (lat.get("sha256") or "")[:12]
@@ -85,14 +86,15 @@ def header_lines(described: dict) -> list[str]:
     engine = f"engine {described['engine']}; " if described.get("engine") is not None else ""
     limits = (f"{engine}limits: {lim['max_num_seqs']} sequences, "
               f"{lim['max_num_batched_tokens']} batched tokens (chunked prefill "
-              f"{'on' if lim['chunked_prefill'] else 'off'}), {context}, KV pool "
-              f"{lim['kv_blocks']} blocks x {lim['block_size']} tokens "
-              f"({lim['kv_blocks_without_draft']} without a draft; sized from "
-              f"{lim['kv_blocks_sized_from']}), CUDA graphs {lim['cuda_graphs']}")
+              f"{'on' if lim['chunked_prefill'] else 'off'}), {context}, CUDA graphs "
+              f"{lim['cuda_graphs']}")
+    kv = (f"KV pool: {lim['kv_blocks']} blocks x {lim['block_size']} tokens "
+          f"({lim['kv_blocks_without_draft']} without a draft), sized from "
+          f"{lim['kv_blocks_sized_from']}")
     slo = described["slo"]
     rest = (f"acceptance {described['acceptance']}; SLO TTFT {slo['ttft_s'] * 1e3:g} ms, "
             f"TPOT {slo['tpot_s'] * 1e3:g} ms; policies' latency view: {described['estimator']}")
-    lines = [latency, limits, rest]
+    lines = [latency, limits, kv, rest]
     if described["other"]:
         lines.append("other settings: " + ", ".join(f"{k}={v}" for k, v in
                                                     described["other"].items()))

@@ -3,11 +3,12 @@
 A run is **overloaded** when the waiting queue grows through the whole trace and the backlog
 is still large when the last request arrives:
 
-* split the arrival span [first arrival, last arrival] into ``QUARTERS`` equal parts; the mean
-  waiting-queue length over the iterations that start in each part never falls from one part
-  to the next, and the last part's mean exceeds the first's;
+* split the arrival span [first arrival, last arrival] into ``QUARTERS`` equal parts and take
+  the mean waiting-queue length over the iterations that start in each part: the last part's
+  mean is the largest and more than ``GROWTH`` times the first part's;
 * at the last arrival (the last iteration starting at or before it) at least
-  ``FINAL_QUEUE_SHARE`` of the trace's requests are still waiting.
+  ``FINAL_QUEUE_SHARE`` of the trace's requests, and at least ``MIN_FINAL_QUEUE`` requests,
+  are still waiting (a handful of queued requests in a short trace is not a backlog).
 
 Such a run measures how a backlog drains, not how a policy serves the offered load: its
 TTFT and SLO attainment depend mostly on the trace's length. A queue that builds up in a burst
@@ -20,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 QUARTERS = 4
+GROWTH = 2.0
 FINAL_QUEUE_SHARE = 0.05
+MIN_FINAL_QUEUE = 10
 
 
 def load_report(requests: pd.DataFrame, iterations: pd.DataFrame) -> dict:
@@ -49,9 +52,9 @@ def load_report(requests: pd.DataFrame, iterations: pd.DataFrame) -> dict:
         chosen = queue[index == q]
         means.append(float(chosen.mean()) if chosen.size else None)
     report["queue_mean_by_quarter"] = means
-    growing = (None not in means and all(b >= a for a, b in zip(means, means[1:]))
-               and means[-1] > means[0])
-    report["overloaded"] = bool(growing and final >= FINAL_QUEUE_SHARE * n)
+    growing = (None not in means and means[-1] == max(means)
+               and means[-1] > GROWTH * means[0])
+    report["overloaded"] = bool(growing and final >= max(FINAL_QUEUE_SHARE * n, MIN_FINAL_QUEUE))
     return report
 
 

@@ -113,7 +113,8 @@ def plot_latency_breakdown(results: Sequence):
         left += values
     ax.invert_yaxis()
     ax.set_xlabel("mean seconds per finished request")
-    ax.set_title("Latency breakdown\n(mean E2E = queueing + prefill + decode)")
+    # a figure title, centred on the figure: long policy names on the y axis cannot push it out
+    figure.suptitle("Latency breakdown (mean E2E = queueing + prefill + decode)")
     ax.legend(fontsize="small", loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     return figure
