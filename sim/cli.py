@@ -170,41 +170,21 @@ def expand_policies(specs: Sequence[str] | None) -> list[str]:
 
 
 def _profile_models(args: argparse.Namespace, explicit: set[str]) -> tuple[str, str]:
-    """Target and draft presets for a --profile run: the profile's own models (they size the
-    KV pool and set the context); --gpu/--tp are an error, --target/--draft must agree."""
-    from sim.latency.models import get_model
+    """Target and draft presets for a --profile run (``sim.run.profile_model_pair``);
+    --gpu/--tp are an error with a profile."""
     from sim.latency.profile import load_profile
-    from sim.run_description import profile_identity
+    from sim.run import profile_model_pair
 
     given = [f"--{name}" for name in ROOFLINE_ONLY if name in explicit]
     if given:
         raise ConfigError(f"{'/'.join(given)} set the roofline's hardware, which --profile "
                           "replaces (its latencies were measured on one machine); drop "
                           f"{'/'.join(given)}, or size the KV pool with --kv-blocks")
-    identity = profile_identity(load_profile(args.profile).meta)
-    chosen = []
-    for role in ("target", "draft"):
-        measured = str(identity.get(role) or "")
-        name = measured.split(":", 1)[1] if measured.startswith("random:") else measured
-        try:
-            preset = get_model(name).name
-        except ConfigError:
-            preset = None
-        mine = getattr(args, role)
-        if role in explicit:
-            if preset is not None and get_model(mine).name != preset:
-                raise ConfigError(f"--{role} {mine} disagrees with the profile, measured for "
-                                  f"{role} {measured}; drop --{role}")
-            chosen.append(get_model(mine).name)
-        elif preset is not None:
-            chosen.append(preset)
-        elif args.kv_blocks is None:
-            raise ConfigError(f"the profile's {role} {measured or '(unnamed)'} is not a model "
-                              f"preset: give --{role} PRESET of the same shape (it sizes the KV "
-                              "pool and sets the context) or --kv-blocks")
-        else:
-            chosen.append(mine)
-    return chosen[0], chosen[1]
+    return profile_model_pair(load_profile(args.profile).meta,
+                              args.target if "target" in explicit else None,
+                              args.draft if "draft" in explicit else None,
+                              fallback=(args.target, args.draft),
+                              kv_blocks_given=args.kv_blocks is not None)
 
 
 def config_from_args(args: argparse.Namespace, explicit: set[str] | None = None):

@@ -123,6 +123,42 @@ def check_latency_positive(latency, what: str) -> None:
                           "positive times")
 
 
+def profile_model_pair(meta: dict | None, target: str | None, draft: str | None,
+                       fallback: tuple[str, str] = ("vicuna-7b", "vicuna-68m"),
+                       kv_blocks_given: bool = False) -> tuple[str, str]:
+    """Target and draft presets of a run on a calibrated profile: the profile's own models
+    (they size the KV pool and set the context). ``target``/``draft`` (None = not given) must
+    agree with them; where the profile names no preset, a given name or, with an explicit KV
+    pool, the profile's own name (context then unknown: no limit) is used, and otherwise it is
+    an error."""
+    from sim.latency.models import get_model
+    from sim.run_description import profile_identity
+
+    identity = profile_identity(meta)
+    chosen = []
+    for role, given, default in (("target", target, fallback[0]), ("draft", draft, fallback[1])):
+        measured = str(identity.get(role) or "")
+        name = measured.split(":", 1)[1] if measured.startswith("random:") else measured
+        try:
+            preset = get_model(name).name
+        except ConfigError:
+            preset = None
+        if given is not None:
+            if preset is not None and get_model(given).name != preset:
+                raise ConfigError(f"--{role} {given} disagrees with the profile, measured for "
+                                  f"{role} {measured}; drop --{role}")
+            chosen.append(get_model(given).name)
+        elif preset is not None:
+            chosen.append(preset)
+        elif kv_blocks_given:  # the profile's own name: no context limit is known
+            chosen.append(measured or default)
+        else:
+            raise ConfigError(f"the profile's {role} {measured or '(unnamed)'} is not a model "
+                              f"preset: give --{role} PRESET of the same shape (it sizes the KV "
+                              "pool and sets the context) or --kv-blocks")
+    return chosen[0], chosen[1]
+
+
 def target_context_tokens(config: SimConfig) -> int | None:
     """The target model's context (max_position_embeddings) when it is a preset, else None."""
     from sim.latency.models import get_model

@@ -32,7 +32,11 @@ def profiles(tmp_path_factory):
         op["coefficients"] = {name: 0.0 for name in op["coefficients"]}
     zero_path = root / "zero.json"
     zero_path.write_text(json.dumps(zero))
-    return good, zero_path
+    unnamed = copy.deepcopy(doc)
+    unnamed["config"]["target"] = "my-own-model"
+    unnamed_path = root / "unnamed.json"
+    unnamed_path.write_text(json.dumps(unnamed))
+    return good, zero_path, unnamed_path
 
 
 def _refused(capsys, tmp_path, argv, needle):
@@ -176,3 +180,12 @@ def test_help_lists_presets_grammar_and_defaults(capsys):
                    "(default: table)", "(default: 8192)"):
         assert needle in text, needle
     assert "``" not in text
+
+
+def test_profile_of_models_outside_the_presets_needs_a_preset_or_a_kv_pool(capsys, tmp_path,
+                                                                          profiles):
+    _refused(capsys, tmp_path, BASE + ["--profile", str(profiles[2])], "my-own-model")
+    assert main(BASE + ["--profile", str(profiles[2]), "--target", "tiny-llama"]) == 0
+    assert main(BASE + ["--profile", str(profiles[2]), "--kv-blocks", "500"]) == 0
+    printed = capsys.readouterr().out
+    assert "KV pool: 500 blocks" in printed and "context unlimited" in printed
