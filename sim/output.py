@@ -12,7 +12,8 @@ Each CSV starts with one ``# adaspec-sim {...}`` line holding the same provenanc
 tables with ``pandas.read_csv(path, comment="#")``).
 
 A directory is one run. ``run_directory(DIR, overwrite)`` checks up front (creating nothing)
-that DIR is absent or empty, or that replacing it was asked for; the run is then written into
+that DIR is absent or empty, or that replacing it was asked for and DIR holds a run (never
+any other folder: ``looks_like_run``); the run is then written into
 a temporary sibling ``.DIR.tmp-PID`` (tables, plots, and ``summary.json`` last) that is renamed
 to DIR at the end (an old DIR is first moved aside to ``.DIR.old-PID`` and removed once the
 new one is in place). On any error the temporary sibling and any parent folders created for
@@ -142,6 +143,20 @@ def _describe_existing(path: Path) -> str:
         return f"{entries} entr{'y' if entries == 1 else 'ies'}"
 
 
+def looks_like_run(path: Path) -> bool:
+    """A run directory (complete or not): ``summary.json``, ``plots/`` and folders holding
+    ``requests.csv``/``iterations.csv``, nothing else. ``--overwrite`` replaces only these."""
+    for entry in path.iterdir():
+        if entry.name == "summary.json" and entry.is_file():
+            continue
+        if entry.is_dir() and not entry.is_symlink() and (
+                entry.name == "plots" or {p.name for p in entry.iterdir()} <= {
+                    "requests.csv", "iterations.csv"}):
+            continue
+        return False
+    return True
+
+
 def check_out_dir(out: str | os.PathLike, overwrite: bool = False) -> Path:
     """Check, creating nothing, that a run can be written to ``out``: absent, an empty
     directory, or (with ``overwrite``) any directory; its nearest existing ancestor must be a
@@ -150,9 +165,15 @@ def check_out_dir(out: str | os.PathLike, overwrite: bool = False) -> Path:
     if path.exists() or path.is_symlink():
         if not path.is_dir():
             raise ConfigError(f"--out {out} exists and is not a directory")
-        if any(path.iterdir()) and not overwrite:
-            raise ConfigError(f"--out {out} is not empty (it holds {_describe_existing(path)}); "
-                              "pass --overwrite to replace it, or choose another directory")
+        if any(path.iterdir()):
+            if not overwrite:
+                raise ConfigError(f"--out {out} is not empty (it holds "
+                                  f"{_describe_existing(path)}); pass --overwrite to replace "
+                                  "it, or choose another directory")
+            if not looks_like_run(path):
+                raise ConfigError(f"--out {out} holds {_describe_existing(path)} that are not "
+                                  "an adaspec-sim run; --overwrite replaces only run "
+                                  "directories: choose another directory")
     ancestor = path.parent
     while not ancestor.exists():
         ancestor = ancestor.parent

@@ -99,4 +99,14 @@ def test_summary_json_is_written_last(tmp_path, capsys):
     last = max(stamps.values())
     assert stamps["summary.json"] == last
     assert all(t <= stamps["summary.json"] for t in stamps.values())
-    assert sum(1 for t in stamps.values() if t == last) == 1 or stamps["summary.json"] == last
+
+
+def test_overwrite_never_replaces_a_folder_that_is_not_a_run(tmp_path, capsys):
+    home = tmp_path / "home"
+    (home / "notes").mkdir(parents=True)
+    (home / "thesis.tex").write_text("precious")
+    assert main(["--trace", CODE, "--limit", "5", "--policy", "nospec", "--quiet", "--out",
+                 str(home), "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not an adaspec-sim run" in err
+    assert (home / "thesis.tex").read_text() == "precious"
