@@ -52,6 +52,28 @@ def _wrap_items(title: str, items: Sequence[str], width: int = 88) -> list[str]:
     return lines + [line]
 
 
+def _policy_lines(specs: Sequence[str]) -> list[str]:
+    """Per policy: its spec form, every parameter with its default, flags, what it does."""
+    from sim.policies.registry import parse_policy_spec
+
+    lines, seen = [], set()
+    for spec in specs:
+        kind, _ = parse_policy_spec(spec)
+        if kind.name in seen:
+            continue
+        seen.add(kind.name)
+        positional = ",".join(p.key.upper() for p in kind.params if p.positional)
+        params = ", ".join(f"{p.key} required" if type(p.default) is object  # the marker
+                           else f"{p.key}={p.default}" for p in kind.params)
+        flags = "".join(f"; flag {name} = {','.join(f'{k}={v}' for k, v in values.items())}"
+                        for name, values in kind.flags.items())
+        head = f"  {kind.name}{':' + positional if positional else ''}"
+        lines.append(f"{head}: {kind.summary}")
+        if params or flags:
+            lines.append(f"      {params or 'no parameters'}{flags}")
+    return lines
+
+
 def _presets_epilog() -> str:
     """Presets and the policy grammar, for ``--help``."""
     from dataclasses import fields
@@ -59,7 +81,7 @@ def _presets_epilog() -> str:
     from sim.acceptance.presets import preset_names
     from sim.latency.hardware import gpu_names
     from sim.latency.models import MODELS
-    from sim.policies.registry import policy_help
+    from sim.policies.registry import all_policy_specs
     from sim.run import SimConfig
 
     models = [f"{m.name} ({m.max_position_embeddings // 1024}k)"
@@ -67,7 +89,7 @@ def _presets_epilog() -> str:
     engine = next((f for f in fields(SimConfig) if f.name == "engine"), None)
     engines = (f"engine: SimConfig.engine, default {engine.default}" if engine is not None
                else "engine: one (vLLM 0.6-style iteration-level scheduling)")
-    policies = policy_help().replace("``", "'")
+    policies = _policy_lines(all_policy_specs())
     return "\n".join([
         "presets:",
         f"  GPUs: {', '.join(gpu_names())}",
@@ -76,8 +98,10 @@ def _presets_epilog() -> str:
         f"  {engines}",
         "",
         "policy grammar: NAME[:ARG[,ARG...]], ARG = VALUE (positional) | KEY=VALUE | FLAG;",
-        "  several specs per --policy separated by spaces; 'all' = every policy",
-        *("  " + line for line in policies.splitlines()),
+        "  several specs per --policy separated by spaces; parameters left out take the",
+        "  defaults listed below",
+        *_wrap_items("'all' =", all_policy_specs()),
+        *policies,
         "",
         "exit status: 0 ok, 2 bad input (one line on stderr), 130 interrupted",
     ])

@@ -176,7 +176,8 @@ def test_help_lists_presets_grammar_and_defaults(capsys):
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     for needle in ("H200", "llama-3.1-8b (128k)", "vicuna-7b (2k)", "spec-bench-vicuna-68m",
-                   "engine", "policy grammar", "adaspec:k", "(default: 256)", "(default: 0)",
+                   "engine", "policy grammar", "adaspec:K", "slo=strict", "k required",
+                   "(default: 256)", "(default: 0)",
                    "(default: table)", "(default: 8192)"):
         assert needle in text, needle
     assert "``" not in text
