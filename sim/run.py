@@ -114,13 +114,23 @@ def model_pair(config: SimConfig):
 
 
 def check_latency_positive(latency, what: str) -> None:
-    """ConfigError unless a one-token target prefill and a one-token decode pass take time."""
+    """ConfigError when a target pass would take no time: a fitted profile whose target
+    operations have only zero coefficients (checked on the fit, as a probe pass could lie
+    outside the measured domain), or another model whose one-token passes take 0 s."""
+    ops = getattr(latency, "ops", None)
+    if isinstance(ops, dict):
+        zero = [op for op in ("target_prefill", "target_verify")
+                if op in ops and not any(ops[op].coefficients)]
+        if zero:
+            raise ConfigError(f"latency profile {what}: every coefficient of {' and '.join(zero)} "
+                              "is 0, so a target pass would take no time; a latency profile "
+                              "must predict positive times")
+        return
     prefill = latency.target_prefill_s([1])
     decode = latency.target_verify_s(1, 1, 1)
     if not (prefill > 0 and decode > 0):
         raise ConfigError(f"latency model {what}: a one-token target pass takes {prefill:g} s "
-                          f"(prefill) / {decode:g} s (decode); a latency profile must predict "
-                          "positive times")
+                          f"(prefill) / {decode:g} s (decode); it must predict positive times")
 
 
 def profile_model_pair(meta: dict | None, target: str | None, draft: str | None,
