@@ -159,8 +159,8 @@ def looks_like_run(path: Path) -> bool:
 
 def check_out_dir(out: str | os.PathLike, overwrite: bool = False) -> Path:
     """Check, creating nothing, that a run can be written to ``out``: absent, an empty
-    directory, or (with ``overwrite``) any directory; its nearest existing ancestor must be a
-    writable directory. Returns the absolute path."""
+    directory, or (with ``overwrite``) a run directory (``looks_like_run``); its nearest
+    existing ancestor must be a writable directory. Returns the absolute path."""
     path = Path(os.path.abspath(out))
     if path.exists() or path.is_symlink():
         if not path.is_dir():
@@ -183,15 +183,15 @@ def check_out_dir(out: str | os.PathLike, overwrite: bool = False) -> Path:
     return path
 
 
-def _make_parents(path: Path) -> list[Path]:
-    """``mkdir -p path``; return the directories it created, deepest last."""
+def _make_parents(path: Path, created: list[Path]) -> None:
+    """``mkdir -p path``, appending each directory it creates to ``created`` (deepest last)."""
     missing = []
     while not path.exists():
         missing.append(path)
         path = path.parent
     for directory in reversed(missing):
         directory.mkdir()
-    return list(reversed(missing))
+        created.append(directory)
 
 
 @contextmanager
@@ -202,7 +202,7 @@ def run_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterator[P
     created: list[Path] = []
     staging = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     try:
-        created = _make_parents(final.parent)
+        _make_parents(final.parent, created)
         if staging.exists():  # left by an earlier process of the same id that was killed
             shutil.rmtree(staging)
         staging.mkdir()
@@ -228,7 +228,11 @@ def _replace_dir(staging: Path, final: Path, overwrite: bool) -> None:
                               "nothing written (pass --overwrite to replace it)")
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.replace(final, old)
-        os.replace(staging, final)
+        try:
+            os.replace(staging, final)
+        except OSError:
+            os.replace(old, final)  # put the earlier run back
+            raise
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(staging, final)  # replaces an empty directory
