@@ -104,8 +104,12 @@ def test_roofline_header_and_summary_say_what_was_simulated(capsys, tmp_path):
     assert "KV pool: 900 blocks" in printed and "sized from --kv-blocks" in printed
     assert "TPOT 55 ms" in printed and "acceptance spec-bench-vicuna-68m" in printed
     simulated = json.loads((out / "summary.json").read_text())["simulated"]
-    assert simulated["latency"] == {"source": "roofline", "target": "vicuna-7b",
-                                    "draft": "vicuna-68m", "gpu": "H100", "tp": 1}
+    latency = dict(simulated["latency"])
+    overheads = latency.pop("pass_overheads_s")
+    assert latency == {"source": "roofline", "target": "vicuna-7b", "draft": "vicuna-68m",
+                       "gpu": "H100", "tp": 1}
+    assert set(overheads) == {"target pass", "draft step", "drafting iteration"}
+    assert "overhead per target pass" in printed
     assert simulated["limits"]["max_num_seqs"] == 7 and simulated["limits"]["kv_blocks"] == 900
     assert simulated["slo"] == {"ttft_s": 2.0, "tpot_s": 0.055}
 
