@@ -24,8 +24,6 @@ DEFAULT_POLICIES = ("nospec", "static:5", "adaspec:8")
 #: Options only the roofline (and a Vidur profile) uses; with a calibrated --profile they are
 #: an error.
 ROOFLINE_ONLY = ("gpu", "tp")
-#: Options whose value may start with '-' (``--window -50:-10``).
-DASH_VALUE_OPTIONS = ("--window",)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -150,22 +148,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true",
                         help="no progress (a bar on a terminal, a line every 30 s otherwise)")
     return parser
-
-
-def join_dash_values(argv: Sequence[str]) -> list[str]:
-    """``--window -50:-10`` -> ``--window=-50:-10`` (argparse reads a value starting with '-'
-    as an option otherwise)."""
-    out: list[str] = []
-    items = list(argv)
-    i = 0
-    while i < len(items):
-        if items[i] in DASH_VALUE_OPTIONS and i + 1 < len(items) and items[i + 1].startswith("-"):
-            out.append(f"{items[i]}={items[i + 1]}")
-            i += 2
-            continue
-        out.append(items[i])
-        i += 1
-    return out
 
 
 def explicit_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
@@ -323,7 +305,7 @@ def _write_run(args, results, config, inputs: dict, described: dict) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = join_dash_values(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     explicit = explicit_options(parser, argv)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.cli import build_parser, explicit_options, join_dash_values, main
+from sim.cli import build_parser, explicit_options, main
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "calibrate"))
@@ -162,8 +162,6 @@ def test_policies_split_on_spaces_and_window_takes_a_dash_value(capsys):
                  "--policy", "nospec  static:2"]) == 0
     rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[-2:]]
     assert rows == ["nospec", "static:2"]
-    assert join_dash_values(["--window", "-5:-1", "--limit", "3"]) == ["--window=-5:-1",
-                                                                       "--limit", "3"]
 
 
 def test_explicit_options_tell_a_given_value_from_a_default():
