@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 def explicit_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
     """Destinations the command line sets explicitly (as opposed to defaults)."""
     probe = argparse.ArgumentParser(add_help=False)
+    probe._negative_number_matcher = parser._negative_number_matcher  # reads -50:-10 the same
     for action in parser._actions:  # a copy of every option, with no defaults
         if action.option_strings and not isinstance(action, argparse._HelpAction):
             kwargs = {"dest": action.dest, "default": argparse.SUPPRESS}
