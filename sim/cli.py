@@ -10,6 +10,7 @@ header says what is simulated; after the table, one warning line per kind of tro
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Sequence
@@ -310,7 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     explicit = explicit_options(parser, argv)
-    return run_command(PROG, lambda: _run(args, explicit))
+    try:
+        return run_command(PROG, lambda: _run(args, explicit))
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
