@@ -1,9 +1,16 @@
 """``adaspec-sim``: replay a trace against one or more speculative-decoding policies and print
-(and optionally write) their SLO metrics."""
+(and optionally write) their SLO metrics.
+
+Everything is checked before the first simulation: options, the latency source (options the
+chosen source does not use are an error), the engine limits, the output directory (a run
+directory holds one run: a non-empty ``--out`` needs ``--overwrite``) and the trace. The
+header says what is simulated; after the table, one warning line per kind of trouble
+(rejected requests, an overloaded run)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Sequence
@@ -13,45 +20,162 @@ from sim.cli_common import (add_model_args, add_slo_args, add_workload_args, run
 from sim.errors import ConfigError
 from sim.latency.iteration import DEFAULT_ENGINE, ENGINES
 
+PROG = "adaspec-sim"
 DEFAULT_POLICIES = ("nospec", "static:5", "adaspec:8")
+#: Options only the roofline (and a Vidur profile) uses; with a calibrated --profile they are
+#: an error.
+ROOFLINE_ONLY = ("gpu", "tp")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's layout and appends ``(default: X)`` to every option that has a
+    default and does not state it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or default is False
+                or default is argparse.SUPPRESS or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
+def _wrap_items(title: str, items: Sequence[str], width: int = 88) -> list[str]:
+    """``title`` and comma-separated ``items`` over lines of at most ``width`` characters,
+    never breaking inside an item."""
+    lines, line = [], f"  {title}"
+    for i, item in enumerate(items):
+        piece = f" {item}{',' if i < len(items) - 1 else ''}"
+        if len(line) + len(piece) > width:
+            lines.append(line)
+            line = "   "
+        line += piece
+    return lines + [line]
+
+
+def _policy_lines(specs: Sequence[str]) -> list[str]:
+    """Per policy: its spec form, every parameter with its default, flags, what it does."""
+    from sim.policies.registry import parse_policy_spec
+
+    lines, seen = [], set()
+    for spec in specs:
+        kind, _ = parse_policy_spec(spec)
+        if kind.name in seen:
+            continue
+        seen.add(kind.name)
+        positional = ",".join(p.key.upper() for p in kind.params if p.positional)
+        params = ", ".join(f"{p.key} required" if type(p.default) is object  # the marker
+                           else f"{p.key}={p.default}" for p in kind.params)
+        flags = "".join(f"; flag {name} = {','.join(f'{k}={v}' for k, v in values.items())}"
+                        for name, values in kind.flags.items())
+        head = f"  {kind.name}{':' + positional if positional else ''}"
+        lines.append(f"{head}: {kind.summary}")
+        if params or flags:
+            lines.append(f"      {params or 'no parameters'}{flags}")
+    return lines
+
+
+def _presets_epilog() -> str:
+    """Presets and the policy grammar, for ``--help``."""
+    from dataclasses import fields
+
+    from sim.acceptance.presets import preset_names
+    from sim.latency.hardware import gpu_names
+    from sim.latency.models import MODELS
+    from sim.policies.registry import all_policy_specs
+    from sim.run import SimConfig
+
+    models = [f"{m.name} ({m.max_position_embeddings // 1024}k)"
+              if m.max_position_embeddings >= 1024 else m.name for m in MODELS.values()]
+    engine = next((f for f in fields(SimConfig) if f.name == "engine"), None)
+    engines = (f"engine: SimConfig.engine, default {engine.default}" if engine is not None
+               else "engine: one (vLLM 0.6-style iteration-level scheduling)")
+    policies = _policy_lines(all_policy_specs())
+    return "\n".join([
+        "presets:",
+        f"  GPUs: {', '.join(gpu_names())}",
+        *_wrap_items("models (context):", models),
+        f"  acceptance: {', '.join(preset_names())}, fixed:ALPHA, or a JSON file",
+        f"  {engines}",
+        "",
+        "policy grammar: NAME[:ARG[,ARG...]], ARG = VALUE (positional) | KEY=VALUE | FLAG;",
+        "  several specs per --policy separated by spaces; parameters left out take the",
+        "  defaults listed below",
+        *_wrap_items("'all' =", all_policy_specs()),
+        *policies,
+        "",
+        "exit status: 0 ok, 2 bad input (one line on stderr), 130 interrupted",
+    ])
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="adaspec-sim",
+        prog=PROG, formatter_class=HelpFormatter, epilog=_presets_epilog(),
         description="Trace-driven simulation of speculative-decoding LLM serving "
                     "(AdaSpec and baselines). Defaults: vicuna-7b + vicuna-68m on one A100-80G, "
                     "SLOs TTFT 2 s / TPOT 40 ms.")
     add_workload_args(parser)
-    parser.add_argument("--policy", action="append", metavar="NAME",
-                        help="policy spec, repeatable or comma-free list; 'all' = every policy "
-                             f"(default: {' '.join(DEFAULT_POLICIES)})")
+    parser.add_argument("--policy", action="append", metavar="SPEC",
+                        help="policy spec(s), repeatable; several per option separated by "
+                             f"spaces; 'all' = every policy (default: {' '.join(DEFAULT_POLICIES)})")
     add_model_args(parser)
     add_slo_args(parser)
     engine = parser.add_argument_group("engine")
-    engine.add_argument("--max-num-seqs", type=int, default=256)
-    engine.add_argument("--max-num-batched-tokens", type=int, default=8192)
-    engine.add_argument("--chunked-prefill", action="store_true")
+    engine.add_argument("--max-num-seqs", type=int, default=256, metavar="N",
+                        help="most requests running at once")
+    engine.add_argument("--max-num-batched-tokens", type=int, default=8192, metavar="N",
+                        help="token budget of a prefill iteration; without --chunked-prefill a "
+                             "longer prompt is rejected, as vLLM 0.6 does")
+    engine.add_argument("--chunked-prefill", action="store_true",
+                        help="split prompts longer than the budget over several iterations")
     engine.add_argument("--no-cuda-graphs", action="store_true",
                         help="run every pass at its exact size (no graph padding)")
-    engine.add_argument("--kv-blocks", type=int, help="override the computed KV pool size")
+    engine.add_argument("--kv-blocks", type=int, metavar="N",
+                        help="KV pool size in 16-token blocks (default: computed from the "
+                             "models and the GPU memory)")
     engine.add_argument("--estimator", choices=("table", "exact"), default="table",
-                        help="the policies' latency view (default: coarse profiled table)")
+                        help="the policies' latency view: coarse profiled table or exact")
     engine.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
-                        help="verification engine: single-pass (vLLM V1/SGLang, default) or "
-                             "vllm-0.6 batch expansion (the AdaSpec artifact's); docs/engines.md")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", metavar="DIR", help="write summary.json and per-policy tables")
+                        help="verification engine: single-pass (vLLM V1/SGLang) or vllm-0.6 "
+                             "batch expansion (the AdaSpec artifact's); docs/engines.md")
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="seed of every random draw (>= 0)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="write summary.json and per-policy tables (DIR must be new or "
+                             "empty, see --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="with --out: replace an existing run directory (whole, at the end)")
     parser.add_argument("--plot", action="store_true", help="with --out: write single-run plots")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress (a bar on a terminal, a line every 30 s otherwise)")
     return parser
 
 
+def explicit_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """Destinations the command line sets explicitly (as opposed to defaults)."""
+    probe = argparse.ArgumentParser(add_help=False)
+    probe._negative_number_matcher = parser._negative_number_matcher  # reads -50:-10 the same
+    for action in parser._actions:  # a copy of every option, with no defaults
+        if action.option_strings and not isinstance(action, argparse._HelpAction):
+            kwargs = {"dest": action.dest, "default": argparse.SUPPRESS}
+            if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+                kwargs["action"] = "store_true"
+            elif isinstance(action, argparse._AppendAction):
+                kwargs["action"] = "append"
+            probe.add_argument(*action.option_strings, **kwargs)
+    known, _ = probe.parse_known_args(argv)
+    return set(vars(known))
+
+
 def expand_policies(specs: Sequence[str] | None) -> list[str]:
-    """Policy specs in order, 'all' expanded, duplicates removed."""
+    """Policy specs in order (several per option split on spaces), 'all' expanded,
+    duplicates removed."""
     from sim.policies.registry import all_policy_specs, make_policy
     names: list[str] = []
-    for spec in specs or DEFAULT_POLICIES:
+    items = [item for spec in (specs or DEFAULT_POLICIES) for item in spec.split()]
+    if not items:
+        raise ConfigError("--policy needs a policy spec, e.g. --policy static:5")
+    for spec in items:
         for item in ([*all_policy_specs()] if spec == "all" else [spec]):
             canonical = make_policy(item).name  # validates the spec early
             if canonical not in names:
@@ -59,9 +183,31 @@ def expand_policies(specs: Sequence[str] | None) -> list[str]:
     return names
 
 
-def config_from_args(args: argparse.Namespace):
+def _profile_models(args: argparse.Namespace, explicit: set[str]) -> tuple[str, str]:
+    """Target and draft presets for a --profile run (``sim.run.profile_model_pair``);
+    --gpu/--tp are an error with a profile."""
+    from sim.latency.profile import load_profile
+    from sim.run import profile_model_pair
+
+    given = [f"--{name}" for name in ROOFLINE_ONLY if name in explicit]
+    if given:
+        raise ConfigError(f"{'/'.join(given)} set the roofline's hardware, which a calibrated "
+                          "--profile replaces (its latencies were measured on one machine); drop "
+                          f"{'/'.join(given)}, or size the KV pool with --kv-blocks")
+    return profile_model_pair(load_profile(args.profile).meta,
+                              args.target if "target" in explicit else None,
+                              args.draft if "draft" in explicit else None,
+                              fallback=(args.target, args.draft),
+                              kv_blocks_given=args.kv_blocks is not None)
+
+
+def config_from_args(args: argparse.Namespace, explicit: set[str] | None = None):
     from sim.run import SimConfig
-    return SimConfig(gpu=args.gpu, target=args.target, draft=args.draft, tp=args.tp,
+    from sim.run import is_calibrated_profile
+    target, draft = args.target, args.draft
+    if is_calibrated_profile(args.profile):  # a Vidur folder uses the presets' options
+        target, draft = _profile_models(args, explicit or set())
+    return SimConfig(gpu=args.gpu, target=target, draft=draft, tp=args.tp,
                      ttft_slo_s=args.slo_ttft_ms / 1e3, tpot_slo_s=args.slo_tpot_ms / 1e3,
                      max_num_seqs=args.max_num_seqs,
                      max_num_batched_tokens=args.max_num_batched_tokens,
@@ -76,51 +222,100 @@ def _pass_overheads(text: str | None):
     return parse_pass_overheads_ms(text) if text else None
 
 
-def _run(args: argparse.Namespace) -> int:
-    from sim.output import prepare_out_dir, write_results
-    from sim.report import format_table
-    from sim.run import build_latency, simulate
-
+def _check_options(args: argparse.Namespace) -> None:
     if args.slo_ttft_ms <= 0 or args.slo_tpot_ms <= 0:
         raise ConfigError("SLOs must be positive numbers of milliseconds")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}")
     if args.plot and not args.out:
         raise ConfigError("--plot needs --out DIR")
-    config = config_from_args(args)
+    if args.overwrite and not args.out:
+        raise ConfigError("--overwrite needs --out DIR")
+
+
+def rejection_warning(results) -> str | None:
+    """One line: how many requests each policy rejected, and why (None if none)."""
+    from sim.core.scheduler import REJECT_REASONS
+
+    def text(summary: dict) -> str:
+        reasons = summary.get("rejected_by_reason") or {}
+        parts = [f"{n} {REJECT_REASONS.get(kind, kind)}" for kind, n in reasons.items()]
+        return (f"{summary['rejected']} of {summary['requests']} requests rejected on "
+                f"arrival ({'; '.join(parts)})")
+
+    rejecting = [r for r in results if r.summary.get("rejected")]
+    if not rejecting:
+        return None
+    texts = {r.policy: text(r.summary) for r in rejecting}
+    if len(rejecting) == len(results) and len(set(texts.values())) == 1:
+        return f"every policy: {next(iter(texts.values()))}, as vLLM would"
+    return "; ".join(f"{policy}: {t}" for policy, t in texts.items()) + ", as vLLM would"
+
+
+def _run(args: argparse.Namespace, explicit: set[str]) -> int:
+    from sim.metrics.load import overload_warning
+    from sim.output import check_out_dir, path_sha256
+    from sim.report import format_table
+    from sim.run import build_latency, simulate
+    from sim.run_description import describe_run, header_lines
+
+    _check_options(args)
     policies = expand_policies(args.policy)
-    build_latency(config)  # unknown GPU/model names fail before any work
+    config = config_from_args(args, explicit)
+    latency = build_latency(config)  # unknown names, bad pairs and bad profiles fail here
+    profile_sha = path_sha256(config.profile) if config.profile else None
+    described = describe_run(config, latency, profile_sha)  # engine limits checked here
     if args.out:
-        prepare_out_dir(args.out)
+        check_out_dir(args.out, args.overwrite)
     workload = workload_from_args(args, args.seed)
     print(f"trace {workload.source} ({workload.format}): {len(workload)} requests over "
-          f"{workload.span_s:.1f} s; {config.target} + {config.draft} on {config.tp}x {config.gpu}; "
-          f"engine {config.engine}; "
-          f"SLO TTFT {args.slo_ttft_ms:g} ms, TPOT {args.slo_tpot_ms:g} ms; seed {args.seed}")
+          f"{workload.span_s:.1f} s; seed {args.seed}")
+    print("\n".join(header_lines(described)), flush=True)
     results = []
     for name in policies:
         began = time.perf_counter()
-        result = simulate(workload, name, config, seed=args.seed,
-                          progress=not args.quiet and sys.stderr.isatty())
+        result = simulate(workload, name, config, seed=args.seed, progress=not args.quiet)
         results.append(result)
         if not args.quiet:
             print(f"  {name}: simulated in {time.perf_counter() - began:.1f} s", file=sys.stderr)
-    print(format_table({r.policy: r.summary for r in results}))
+    print(format_table({r.policy: r.summary for r in results}), flush=True)
+    warnings = [rejection_warning(results)]
+    warnings += [overload_warning(r.policy, r.summary.get("load") or {}) for r in results]
+    for line in filter(None, warnings):
+        print(f"{PROG}: warning: {line}", file=sys.stderr)
     if args.out:
         inputs = {"trace": {"path": workload.source, "sha256": workload.sha256,
                             "format": workload.format, "transforms": list(workload.transforms)}}
         if config.profile:
-            from sim.output import file_sha256
-            inputs["profile"] = {"path": config.profile, "sha256": file_sha256(config.profile)}
-        summary_path = write_results(args.out, results, config.to_dict(), inputs, args.seed)
-        if args.plot:
-            from sim.plots.run_plots import write_run_plots
-            write_run_plots(args.out, results, config)
-        print(f"wrote {summary_path}")
+            inputs["profile"] = {"path": config.profile, "sha256": profile_sha}
+        _write_run(args, results, config, inputs, described)
+        print(f"wrote {args.out}/summary.json")
     return 0
 
 
+def _write_run(args, results, config, inputs: dict, described: dict) -> None:
+    """Tables, then plots, then summary.json, into a fresh directory that replaces --out."""
+    from sim.output import provenance, run_directory, write_summary, write_tables
+
+    header = dict(provenance(config.to_dict(), inputs, args.seed), simulated=described)
+    with run_directory(args.out, args.overwrite) as staging:
+        policies = write_tables(staging, results, header)
+        if args.plot:
+            from sim.plots.run_plots import write_run_plots
+            write_run_plots(staging, results, config, header=header)
+        write_summary(staging, header, policies)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command("adaspec-sim", lambda: _run(args))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    explicit = explicit_options(parser, argv)
+    try:
+        return run_command(PROG, lambda: _run(args, explicit))
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

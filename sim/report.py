@@ -1,4 +1,8 @@
-"""Human-readable comparison table of run summaries (one row per policy)."""
+"""Human-readable comparison table of run summaries (one row per policy).
+
+``rejected`` counts requests refused on arrival (longer than the context, a prompt above the
+batched-token budget without chunked prefill, or more KV than the pool holds); ``preempted``
+counts requests preempted (by recompute) at least once."""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ COLUMNS = (
     # header, unit scale, width, path into the summary
     ("policy", None, 22, None),
     ("reqs", None, 6, ("requests",)),
+    ("rejected", None, 8, ("rejected",)),
+    ("preempted", None, 9, ("preempted_requests",)),
     ("TTFT mean s", 1.0, 11, ("ttft_s", "mean")),
     ("TTFT p99 s", 1.0, 10, ("ttft_s", "p99")),
     ("TPOT mean ms", 1e3, 12, ("tpot_s", "mean")),

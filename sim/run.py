@@ -98,26 +98,118 @@ def build_padding(config: SimConfig) -> GraphPadding:
 
 def build_latency(config: SimConfig):
     """The ground-truth latency model: a calibrated profile (JSON) if given, a Vidur profile
-    folder's measured kernels, else the fitted per-op model of the presets."""
+    folder's measured kernels, else the fitted per-op model of the presets.
+
+    Refused: a draft model with more parameters than the target (speculation could never pay;
+    almost always swapped options) and a latency model under which a target pass takes no
+    time (an all-zero profile would report TTFT 0 and every SLO met)."""
     overheads = {}
     if config.pass_overheads_s is not None:
         overheads = dict(zip(("target_overhead_s", "draft_step_overhead_s", "draft_overhead_s"),
                              config.pass_overheads_s))
-    from pathlib import Path
-    if config.profile and not Path(config.profile).is_dir():
+    if is_calibrated_profile(config.profile):
         if overheads:
             raise ConfigError("a calibrated profile carries its measured per-pass overheads; "
                               "pass_overheads_s applies to the presets and Vidur profiles")
         from sim.latency.profile import load_profile
-        return load_profile(config.profile)
-    from sim.latency.hardware import get_gpu
+        latency = load_profile(config.profile)
+    else:
+        from sim.latency.hardware import get_gpu
+        from sim.latency.roofline import RooflineLatency
+        target, draft = model_pair(config)
+        gpu = get_gpu(config.gpu)
+        if config.profile:
+            from sim.latency.vidur_profile import load_vidur_latency
+            latency = load_vidur_latency(config.profile, target, draft, gpu, tp=config.tp,
+                                         **overheads)
+        else:
+            latency = RooflineLatency(target, draft, gpu, tp=config.tp, **overheads)
+    check_latency_positive(latency, config.profile or "the roofline")
+    return latency
+
+
+def is_calibrated_profile(profile: str | None) -> bool:
+    """A calibrated profile file (``adaspec-calibrate latency``), as opposed to none or a
+    Vidur profile folder (which needs the preset models, GPU and TP)."""
+    from pathlib import Path
+    return bool(profile) and not Path(profile).is_dir()
+
+
+def model_pair(config: SimConfig):
+    """The target and draft presets the config names; a draft larger than the target is an
+    error."""
     from sim.latency.models import get_model
-    from sim.latency.roofline import RooflineLatency
-    target, draft, gpu = get_model(config.target), get_model(config.draft), get_gpu(config.gpu)
-    if config.profile:
-        from sim.latency.vidur_profile import load_vidur_latency
-        return load_vidur_latency(config.profile, target, draft, gpu, tp=config.tp, **overheads)
-    return RooflineLatency(target, draft, gpu, tp=config.tp, **overheads)
+    target, draft = get_model(config.target), get_model(config.draft)
+    if draft.params_count > target.params_count:
+        raise ConfigError(f"draft model {draft.name} ({draft.params_count / 1e9:.2f} B "
+                          f"parameters) is larger than target {target.name} "
+                          f"({target.params_count / 1e9:.2f} B); swap --target and --draft?")
+    return target, draft
+
+
+def check_latency_positive(latency, what: str) -> None:
+    """ConfigError when a target pass would take no time: a fitted profile whose target
+    operations have only zero coefficients (checked on the fit, as a probe pass could lie
+    outside the measured domain), or another model whose one-token passes take 0 s."""
+    ops = getattr(latency, "ops", None)
+    if isinstance(ops, dict):
+        zero = [op for op in ("target_prefill", "target_verify")
+                if op in ops and not any(ops[op].coefficients)]
+        if zero:
+            raise ConfigError(f"latency profile {what}: every coefficient of {' and '.join(zero)} "
+                              "is 0, so a target pass would take no time; a latency profile "
+                              "must predict positive times")
+        return
+    prefill = latency.target_prefill_s([1])
+    decode = latency.target_verify_s(1, 1, 1)
+    if not (prefill > 0 and decode > 0):
+        raise ConfigError(f"latency model {what}: a one-token target pass takes {prefill:g} s "
+                          f"(prefill) / {decode:g} s (decode); it must predict positive times")
+
+
+def profile_model_pair(meta: dict | None, target: str | None, draft: str | None,
+                       fallback: tuple[str, str] = ("vicuna-7b", "vicuna-68m"),
+                       kv_blocks_given: bool = False) -> tuple[str, str]:
+    """Target and draft presets of a run on a calibrated profile: the profile's own models
+    (they size the KV pool and set the context). ``target``/``draft`` (None = not given) must
+    agree with them; where the profile names no preset, a given name or, with an explicit KV
+    pool, the profile's own name (context then unknown: no limit) is used, and otherwise it is
+    an error."""
+    from sim.latency.models import get_model
+    from sim.run_description import profile_identity
+
+    identity = profile_identity(meta)
+    chosen = []
+    for role, given, default in (("target", target, fallback[0]), ("draft", draft, fallback[1])):
+        measured = str(identity.get(role) or "")
+        name = measured.split(":", 1)[1] if measured.startswith("random:") else measured
+        try:
+            preset = get_model(name).name
+        except ConfigError:
+            preset = None
+        if given is not None:
+            if preset is not None and get_model(given).name != preset:
+                raise ConfigError(f"--{role} {given} disagrees with the profile, measured for "
+                                  f"{role} {measured}; drop --{role}")
+            chosen.append(get_model(given).name)
+        elif preset is not None:
+            chosen.append(preset)
+        elif kv_blocks_given:  # the profile's own name: no context limit is known
+            chosen.append(measured or default)
+        else:
+            raise ConfigError(f"the profile's {role} {measured or '(unnamed)'} is not a model "
+                              f"preset: give --{role} PRESET of the same shape (it sizes the KV "
+                              "pool and sets the context) or --kv-blocks")
+    return chosen[0], chosen[1]
+
+
+def target_context_tokens(config: SimConfig) -> int | None:
+    """The target model's context (max_position_embeddings) when it is a preset, else None."""
+    from sim.latency.models import get_model
+    try:
+        return get_model(config.target).max_position_embeddings
+    except ConfigError:
+        return None
 
 
 def build_estimator(config: SimConfig, latency, padding: GraphPadding):
@@ -133,8 +225,8 @@ def build_scheduler_config(config: SimConfig, uses_draft: bool) -> SchedulerConf
     else:
         from sim.latency.hardware import get_gpu
         from sim.latency.kv import kv_capacity_blocks
-        from sim.latency.models import get_model
-        blocks = kv_capacity_blocks(get_model(config.target), get_model(config.draft),
+        target, draft = model_pair(config)
+        blocks = kv_capacity_blocks(target, draft,
                                     get_gpu(config.gpu), config.tp,
                                     block_size=config.block_size,
                                     gpu_memory_utilization=config.gpu_memory_utilization,
@@ -143,7 +235,8 @@ def build_scheduler_config(config: SimConfig, uses_draft: bool) -> SchedulerConf
                            block_size=config.block_size,
                            max_num_batched_tokens=config.max_num_batched_tokens,
                            watermark_blocks=max(0, min(blocks - 1, int(0.01 * blocks))),
-                           chunked_prefill=config.chunked_prefill)
+                           chunked_prefill=config.chunked_prefill,
+                           max_model_len=target_context_tokens(config))
 
 
 def resolve_policy(policy: str | Policy) -> Policy:
@@ -154,9 +247,10 @@ def resolve_policy(policy: str | Policy) -> Policy:
 
 
 def simulate(workload: Workload, policy: str | Policy, config: SimConfig | None = None,
-             seed: int = 0, progress: bool = False, latency=None, acceptance=None) -> RunResult:
+             seed: int = 0, progress=False, latency=None, acceptance=None) -> RunResult:
     """Replay ``workload`` under ``policy``; ``latency``/``acceptance`` override the models
-    the config names (tests and calibration use this)."""
+    the config names (tests and calibration use this). ``progress``: False (none), True (a
+    bar on a terminal, periodic lines on stderr otherwise) or a ``sim.progress`` reporter."""
     config = config or SimConfig()
     if len(workload) == 0:
         raise ConfigError("the workload has no requests")
@@ -168,10 +262,13 @@ def simulate(workload: Workload, policy: str | Policy, config: SimConfig | None 
         from sim.acceptance.presets import make_acceptance
         acceptance = make_acceptance(config.acceptance)
     rng = np.random.default_rng(seed)
+    if progress is True:
+        from sim.progress import make_progress
+        progress = make_progress(policy.name, workload.requests[-1].arrival_s)
     server = ServerSimulation(workload, policy, latency, estimator, acceptance,
                               build_scheduler_config(config, policy.uses_draft), padding,
-                              Slo(config.ttft_slo_s, config.tpot_slo_s), rng, progress=progress,
-                              engine=config.engine)
+                              Slo(config.ttft_slo_s, config.tpot_slo_s), rng,
+                              progress=progress or None, engine=config.engine)
     began = time.perf_counter()
     server.run()
     wall = time.perf_counter() - began

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import simpy
-from tqdm import tqdm
 
 from sim.acceptance.base import AcceptanceModel
 from sim.core.padding import GraphPadding
@@ -45,7 +44,7 @@ class ServerSimulation:
     def __init__(self, workload: Workload, policy: Policy, latency: LatencyModel,
                  estimator: LatencyModel, acceptance: AcceptanceModel,
                  scheduler_config: SchedulerConfig, padding: GraphPadding, slo: Slo,
-                 rng: np.random.Generator, progress: bool = False,
+                 rng: np.random.Generator, progress=None,
                  engine: str = DEFAULT_ENGINE) -> None:
         self.workload = workload
         self.engine = check_engine(engine)
@@ -96,11 +95,7 @@ class ServerSimulation:
     def _engine(self):
         env = self.env
         sched = self.scheduler
-        bar = tqdm(total=round(self.workload.requests[-1].arrival_s, 1) if self.workload.requests else 0,
-                   unit="sim-s", delay=2.0, disable=not self.progress, leave=False,
-                   desc=self.policy.name, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
-                   "{n:.0f}/{total:.0f} sim-s [{elapsed}<{remaining}]")
-        shown = 0.0
+        progress = self.progress  # a sim.progress reporter or None
         count = 0
         while True:
             if sched.idle:
@@ -121,10 +116,10 @@ class ServerSimulation:
                 elif sched.preemption_count == preemptions:
                     raise RuntimeError("scheduler made no progress: nothing to prefill or decode")
             count += 1
-            if self.progress and count % 256 == 0 and env.now - shown >= 1.0:
-                bar.update(min(env.now, bar.total) - shown)
-                shown = min(env.now, bar.total)
-        bar.close()
+            if progress is not None and count % 256 == 0:
+                progress.update(env.now)
+        if progress is not None:
+            progress.close()
 
     # ------------------------------------------------------------------ iterations
     def _prefill(self, chunks):

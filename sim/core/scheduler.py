@@ -32,7 +32,9 @@ class SchedulerConfig:
     """Engine limits. ``kv_blocks`` is the whole pool; ``watermark_blocks`` stay free at
     admission (vLLM keeps 1 %) so that admitted requests can grow without thrashing.
     ``chunked_prefill`` splits prompts longer than the token budget over several prefill
-    iterations (a request's chunks run in consecutive prefill iterations); off by default."""
+    iterations (a request's chunks run in consecutive prefill iterations); off by default.
+    ``max_model_len`` is the model's context in tokens (None: unlimited); see
+    :meth:`Scheduler.arrive` for the requests rejected on arrival."""
 
     kv_blocks: int
     max_num_seqs: int = 256
@@ -40,21 +42,39 @@ class SchedulerConfig:
     max_num_batched_tokens: int = 8192
     watermark_blocks: int = 0
     chunked_prefill: bool = False
+    max_model_len: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("kv_blocks", "max_num_seqs", "block_size", "max_num_batched_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_model_len is not None and self.max_model_len < 1:
+            raise ConfigError(f"max_model_len must be >= 1, got {self.max_model_len}")
         if not 0 <= self.watermark_blocks < self.kv_blocks:
             raise ConfigError("watermark_blocks must be in [0, kv_blocks)")
+
+
+#: Why a request is rejected on arrival (the first word of ``FinishedRequest.reason``).
+REJECT_REASONS = {
+    "context": "longer than the model's context (prompt + output)",
+    "prompt-budget": "with a prompt above max_num_batched_tokens (chunked prefill off)",
+    "kv-pool": "needing more KV blocks than the whole pool holds",
+}
+
+
+def reject_reason_kind(reason: str) -> str:
+    """The ``REJECT_REASONS`` key a rejection reason starts with ("" if none)."""
+    kind = reason.partition(":")[0]
+    return kind if kind in REJECT_REASONS else ""
 
 
 @dataclass(frozen=True, slots=True)
 class FinishedRequest:
     """Everything the metrics need about one request, at the moment it leaves the engine.
 
-    ``status`` is ``"finished"`` or ``"rejected"`` (never fits the KV cache); times of a
-    rejected request other than arrival are NaN.
+    ``status`` is ``"finished"`` or ``"rejected"`` (see :meth:`Scheduler.arrive`); times of a
+    rejected request other than arrival are NaN, and ``reason`` starts with one of
+    ``REJECT_REASONS`` and a colon.
     """
 
     request: Request
@@ -131,15 +151,37 @@ class Scheduler:
 
     # ----------------------------------------------------------------- arrival
     def arrive(self, request: Request, now_s: float) -> FinishedRequest | None:
-        """Queue a request; return a rejection record if it could never fit the KV cache."""
-        bs = self.config.block_size
-        need = _ceil_div(request.prompt_tokens + request.output_tokens + self.lookahead_tokens, bs)
-        if need > self.config.kv_blocks - self.config.watermark_blocks:
-            return FinishedRequest(
-                request, "rejected", float("nan"), float("nan"), float("nan"), 0, 0, 0, 0, 0,
-                reason=f"needs {need} KV blocks, the cache has {self.config.kv_blocks}")
+        """Queue a request, or return its rejection record when it can never be served, as
+        vLLM 0.6 does:
+
+        * ``context``: prompt + output tokens exceed ``max_model_len`` (vLLM's OpenAI server
+          refuses a request whose prompt plus ``max_tokens`` exceeds the context);
+        * ``prompt-budget``: without chunked prefill, a prompt longer than
+          ``max_num_batched_tokens`` (vLLM's scheduler ignores a prompt above
+          ``min(max_model_len, max_num_batched_tokens)``, FINISHED_IGNORED, with a warning);
+        * ``kv-pool``: prompt + output + the policy's lookahead need more blocks than the pool
+          minus the watermark (vLLM's block manager answers AllocStatus.NEVER).
+        """
+        cfg = self.config
+        total = request.prompt_tokens + request.output_tokens
+        if cfg.max_model_len is not None and total > cfg.max_model_len:
+            return self._reject(request, f"context: prompt + output = {total} tokens > the "
+                                         f"model's {cfg.max_model_len}-token context")
+        if not cfg.chunked_prefill and request.prompt_tokens > cfg.max_num_batched_tokens:
+            return self._reject(request, f"prompt-budget: prompt of {request.prompt_tokens} "
+                                         f"tokens > max_num_batched_tokens "
+                                         f"{cfg.max_num_batched_tokens} (chunked prefill off)")
+        need = _ceil_div(total + self.lookahead_tokens, cfg.block_size)
+        if need > cfg.kv_blocks - cfg.watermark_blocks:
+            return self._reject(request, f"kv-pool: needs {need} KV blocks, the pool has "
+                                         f"{cfg.kv_blocks - cfg.watermark_blocks} usable")
         self.waiting.append(_Seq(request))
         return None
+
+    @staticmethod
+    def _reject(request: Request, reason: str) -> FinishedRequest:
+        nan = float("nan")
+        return FinishedRequest(request, "rejected", nan, nan, nan, 0, 0, 0, 0, 0, reason=reason)
 
     @property
     def idle(self) -> bool:

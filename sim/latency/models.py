@@ -5,6 +5,11 @@ everything the real engine needs to build a randomly initialised ``transformers`
 same shape (architecture, RoPE, norm epsilon, tied embeddings): see ``hf_config_dict``.
 Only decoder-only Llama-style models are described (RMSNorm, SwiGLU MLP, rotary, GQA); the
 "qwen2" architecture is the same with biases on the q/k/v projections.
+
+``max_position_embeddings`` is the model's context (the ``max_model_len`` vLLM serves it with):
+every preset states it explicitly, from the checkpoint's config.json. The simulator rejects
+requests longer than the target's context (``sim.core.scheduler.Scheduler.arrive``). Which
+preset fits which shipped trace: README, section ``adaspec-sim``.
 """
 
 from __future__ import annotations
@@ -172,16 +177,24 @@ def _llama3_rope(factor: float) -> tuple[tuple[str, Any], ...]:
 
 
 _PRESETS: tuple[ModelSpec, ...] = (
-    # lmsys/vicuna-7b-v1.3 config.json (LLaMA-7B shape).
-    ModelSpec("vicuna-7b", 32, 4096, 32, 32, 11008, 32000,
+    # lmsys/vicuna-7b-v1.3 config.json (LLaMA-7B shape; max_position_embeddings 2048, the
+    # LLaMA-1 context; v1.5 has 4096 but a Llama-2 base, not this preset).
+    ModelSpec("vicuna-7b", 32, 4096, 32, 32, 11008, 32000, max_position_embeddings=2048,
               source="lmsys/vicuna-7b-v1.3 config.json"),
-    # lmsys/vicuna-33b-v1.3 config.json (LLaMA-30B shape).
-    ModelSpec("vicuna-33b", 60, 6656, 52, 52, 17920, 32000,
+    # lmsys/vicuna-33b-v1.3 config.json (LLaMA-30B shape; max_position_embeddings 2048).
+    ModelSpec("vicuna-33b", 60, 6656, 52, 52, 17920, 32000, max_position_embeddings=2048,
               source="lmsys/vicuna-33b-v1.3 config.json"),
-    # meta-llama/Llama-3.3-70B-Instruct config.json.
+    # meta-llama/Llama-3.3-70B-Instruct config.json (max_position_embeddings 131072).
     ModelSpec("llama-3.3-70b", 80, 8192, 64, 8, 28672, 128256, rope_theta=500000.0,
               max_position_embeddings=131072, rms_norm_eps=1e-5, rope_scaling=_llama3_rope(8.0),
               source="meta-llama/Llama-3.3-70B-Instruct config.json"),
+    # meta-llama/Llama-3.1-8B-Instruct config.json: 32 layers, hidden 4096, 32 heads, 8 KV
+    # heads, intermediate 14336, vocab 128256, untied, rope theta 5e5 with llama3 scaling
+    # (factor 8), max_position_embeddings 131072. The long-context target: pair it with the
+    # llama-3.2-1b draft (same tokenizer, 131072 positions) for long-prompt traces (Mooncake).
+    ModelSpec("llama-3.1-8b", 32, 4096, 32, 8, 14336, 128256, rope_theta=500000.0,
+              max_position_embeddings=131072, rms_norm_eps=1e-5, rope_scaling=_llama3_rope(8.0),
+              source="meta-llama/Llama-3.1-8B-Instruct config.json"),
     # meta-llama/Llama-3.2-1B(-Instruct) config.json (tied embeddings).
     ModelSpec("llama-3.2-1b", 16, 2048, 32, 8, 8192, 128256, tie_word_embeddings=True,
               rope_theta=500000.0, max_position_embeddings=131072, rms_norm_eps=1e-5,
@@ -189,11 +202,11 @@ _PRESETS: tuple[ModelSpec, ...] = (
               source="meta-llama/Llama-3.2-1B-Instruct config.json"),
     # double7/vicuna-68m config.json: LlamaForCausalLM, 2 layers, hidden 768, 12 heads
     # (12 KV heads), intermediate 3072, vocab 32000, 2048 positions, rms eps 1e-6, untied.
-    ModelSpec("vicuna-68m", 2, 768, 12, 12, 3072, 32000,
+    ModelSpec("vicuna-68m", 2, 768, 12, 12, 3072, 32000, max_position_embeddings=2048,
               source="double7/vicuna-68m config.json"),
     # double7/vicuna-160m config.json (JackFram/llama-160m shape): 12 layers, hidden 768,
     # 12 heads, intermediate 3072, vocab 32000, 2048 positions, untied.
-    ModelSpec("vicuna-160m", 12, 768, 12, 12, 3072, 32000,
+    ModelSpec("vicuna-160m", 12, 768, 12, 12, 3072, 32000, max_position_embeddings=2048,
               source="double7/vicuna-160m config.json (JackFram/llama-160m shape)"),
     # Qwen/Qwen2.5-Coder-1.5B-Instruct config.json: 28 layers, hidden 1536, 12 heads,
     # 2 KV heads, intermediate 8960, vocab 151936, tied, rope theta 1e6, 32768 positions.
@@ -242,6 +255,9 @@ _ALIASES: dict[str, str] = {
     "llama-70b": "llama-3.3-70b",
     "llama-3.3-70b-instruct": "llama-3.3-70b",
     "meta-llama/llama-3.3-70b-instruct": "llama-3.3-70b",
+    "llama-8b": "llama-3.1-8b",
+    "llama-3.1-8b-instruct": "llama-3.1-8b",
+    "meta-llama/llama-3.1-8b-instruct": "llama-3.1-8b",
     "llama-1b": "llama-3.2-1b",
     "llama-3.2-1b-instruct": "llama-3.2-1b",
     "meta-llama/llama-3.2-1b-instruct": "llama-3.2-1b",

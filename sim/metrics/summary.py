@@ -4,6 +4,9 @@ All times are seconds. ``throughput_tokens_per_s`` = generated tokens / (last fi
 arrival). ``mean_tokens_per_step`` = tokens emitted per request per decode iteration
 (1.0 without speculation; the "mean accepted length" incl. the bonus token).
 ``acceptance_rate`` = accepted / drafted tokens sent to verification (None without any).
+``rejected_by_reason`` counts the rejected requests per ``sim.core.scheduler.REJECT_REASONS``
+key; ``preempted_requests`` counts requests preempted at least once (``preemptions`` counts
+the preemptions); ``load`` is ``sim.metrics.load.load_report`` (is the run overloaded?).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import math
 
 import numpy as np
 import pandas as pd
+
+from sim.metrics.load import load_report
 
 PERCENTILES = (50, 90, 99)
 
@@ -41,6 +46,7 @@ def summarize(requests: pd.DataFrame, iterations: pd.DataFrame) -> dict:
         "requests": int(len(requests)),
         "finished": int(len(done)),
         "rejected": int((requests["status"] == "rejected").sum()),
+        "rejected_by_reason": _rejected_by_reason(requests),
         "ttft_s": latency_stats(done["ttft_s"].to_numpy(dtype=float)),
         "tpot_s": latency_stats(done["tpot_s"].to_numpy(dtype=float)),
         "e2e_s": latency_stats(done["e2e_s"].to_numpy(dtype=float)),
@@ -56,8 +62,18 @@ def summarize(requests: pd.DataFrame, iterations: pd.DataFrame) -> dict:
         "mean_draft_steps": float(decode["draft_steps"].mean()) if len(decode) else None,
         "iterations": int(len(iterations)),
         "preemptions": int(requests["preemptions"].sum()),
+        "preempted_requests": int((requests["preemptions"] > 0).sum()),
+        "load": load_report(requests, iterations),
     }
     return _clean(summary)
+
+
+def _rejected_by_reason(requests: pd.DataFrame) -> dict:
+    rejected = requests[requests["status"] == "rejected"]
+    if "rejected_reason" not in rejected.columns:  # a table written before the column existed
+        return {"unknown": int(len(rejected))} if len(rejected) else {}
+    reasons = rejected["rejected_reason"].fillna("").replace("", "unknown")
+    return {str(k): int(v) for k, v in sorted(reasons.value_counts().items())}
 
 
 def _clean(value):

@@ -1,5 +1,5 @@
 """Shared figure plumbing: Agg figures without pyplot state, PNG + SVG saving with provenance
-in the file metadata, facet grids and policy colours."""
+in the file metadata, facet grids and policy colours. Same figure, same bytes (PNG and SVG)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 FORMATS = ("png", "svg")
 DPI = 120
+#: Salt of the SVG element ids: fixed, so the same figure gives the same bytes (matplotlib
+#: otherwise salts them with a random uuid per process).
+SVG_HASH_SALT = "adaspec-sim"
 
 
 def new_figure(width_in: float, height_in: float) -> Figure:
@@ -58,8 +62,9 @@ def save_figure(figure: Figure, out_dir: str | os.PathLike, stem: str,
         tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.{fmt}")
         metadata = {"Description": description} if description else {}
         if fmt == "svg":
-            metadata["Date"] = None  # reproducible SVGs
-        figure.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata)
+            metadata["Date"] = None  # reproducible SVGs: no date, and fixed element ids
+        with rc_context({"svg.hashsalt": SVG_HASH_SALT}):
+            figure.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata)
         os.replace(tmp, path)
         written.append(path)
     return written

@@ -113,7 +113,8 @@ def plot_latency_breakdown(results: Sequence):
         left += values
     ax.invert_yaxis()
     ax.set_xlabel("mean seconds per finished request")
-    ax.set_title("Latency breakdown (mean E2E = queueing + prefill + decode)")
+    # a figure title, centred on the figure: long policy names on the y axis cannot push it out
+    figure.suptitle("Latency breakdown (mean E2E = queueing + prefill + decode)")
     ax.legend(fontsize="small", loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     return figure
@@ -162,12 +163,13 @@ def _header(out_dir: Path, config) -> dict:
 
 
 def write_run_plots(out_dir: str | os.PathLike, results: Sequence, config=None,
-                    bins: int = DEFAULT_BINS) -> list[Path]:
+                    bins: int = DEFAULT_BINS, header: dict | None = None) -> list[Path]:
     """Write the single-run figures under ``out_dir/plots`` (PNG + SVG); returns the paths.
-    Provenance comes from ``out_dir/summary.json`` when it exists."""
+    Provenance: ``header`` if given (``adaspec-sim`` passes it, as the plots are written
+    before ``summary.json``), else ``out_dir/summary.json`` when it exists."""
     results = list(results)
     out = Path(out_dir)
-    header = _header(out, config)
+    header = header if header is not None else _header(out, config)
     plots = out / "plots"
     tpot_slo = getattr(config, "tpot_slo_s", None)
     written = []

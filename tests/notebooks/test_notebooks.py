@@ -32,6 +32,8 @@ def kernel_env(tmp_path, monkeypatch):
         p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
     monkeypatch.setenv("ADASPEC_FIGURES_DIR", str(tmp_path / "figures"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # to check the notebooks clean up
     return tmp_path / "figures"
 
 
@@ -49,3 +51,6 @@ def test_notebook_runs_and_saves_its_figures(kernel_env, name, figures):
     assert not errors
     for figure in figures:
         assert (kernel_env / figure).stat().st_size > 2000, figure
+    left = [p.name for p in (kernel_env.parent / "tmp").iterdir()
+            if p.name.startswith(("slo-attainment", "policy-anatomy", "tmp"))]
+    assert not left, f"temporary folders left behind: {left}"

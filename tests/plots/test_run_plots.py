@@ -63,3 +63,29 @@ def test_mean_verify_length_and_breakdown(results):
     edges = np.linspace(0, fixed.requests["finish_s"].max(), 11)
     line = decode_timeline(fixed.iterations, edges)
     assert len(line) == 10 and np.nanmax(line["mean_k"]) <= 3 and np.nanmax(line["mean_k"]) > 0
+
+
+def test_figures_are_byte_identical_and_titles_fit(tmp_path, results):
+    from sim.plots.run_plots import plot_anatomy, plot_latency_breakdown, plot_tpot_cdf
+    from sim.plots.common import save_figure
+
+    import dataclasses
+    long_names = [dataclasses.replace(r, policy=name) for r, name in
+                  zip(results, ("adaspec:8,slo=tokens,trim=request", "disable-by-batch:5,32"))]
+    for name, make in (("cdf", lambda: plot_tpot_cdf(results, 0.04)),
+                       ("breakdown", lambda: plot_latency_breakdown(long_names)),
+                       ("anatomy", lambda: plot_anatomy(results))):
+        first = save_figure(make(), tmp_path / "a", name, {"seed": 1})
+        second = save_figure(make(), tmp_path / "b", name, {"seed": 1})
+        for a, b in zip(first, second):
+            assert a.read_bytes() == b.read_bytes(), a.name
+        figure = make()
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        width = figure.bbox.width
+        titles = [ax.title for ax in figure.axes] + [figure._suptitle]
+        titles = [t for t in titles if t is not None and t.get_text()]
+        assert titles, name
+        for title in titles:
+            box = title.get_window_extent(renderer)
+            assert box.x0 >= 0 and box.x1 <= width, (name, title.get_text())
