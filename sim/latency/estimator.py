@@ -160,7 +160,8 @@ class _EagerLines:
 class _VerifySurface:
     """t(B, T, K) = H(pad T) + Q(B, K / B) of the target (see the module doc)."""
 
-    __slots__ = ("token", "token_tail", "rows", "sizes", "index", "eager", "max_size")
+    __slots__ = ("token", "token_tail", "buckets", "values", "slopes", "below", "index",
+                 "eager", "max_size")
 
     def __init__(self, sizes: Sequence[int], buckets: Sequence[int],
                  table: Sequence[Sequence[float]], token_row: Sequence[float],
@@ -169,34 +170,39 @@ class _VerifySurface:
         self.token = token
         self.token_tail = _line_slopes(sizes, np.asarray(token), fit_points)
         grid = _monotone_grid([[t - token[i] for t in row] for i, row in enumerate(table)])
-        self.rows = _rows_in_context(buckets, grid, extrapolate)
-        self.sizes = tuple(sizes)
-        self.index = size_positions(self.sizes)
+        rows = _rows_in_context(buckets, grid, extrapolate)
+        # Q's rows share the bucket knots: one bisect per query serves both rows read.
+        self.buckets = [float(c) for c in buckets]
+        self.values = [row.values for row in rows]
+        self.slopes = [row.slopes for row in rows]
+        # below[n] = (i, lower size, its width): row i of the size >= n and where n lies
+        # between size i - 1 and size i (width 0: n is a size, or below the smallest).
+        positions = size_positions(tuple(sizes))
+        self.below = [(i, sizes[i - 1] if i and sizes[i] != n else sizes[i],
+                       (sizes[i] - sizes[i - 1]) if i and sizes[i] != n else 0)
+                      for n, i in enumerate(positions)]
+        self.index = positions
         self.max_size = sizes[-1]
-        self.eager = _EagerLines(sizes, buckets, grid, self.rows[-1], fit_points, extrapolate)
-
-    def token_s(self, tokens: int) -> float:
-        """H: the token part of a pass of ``tokens`` (padded) query tokens."""
-        if tokens > self.max_size:
-            return self.token[-1] + self.token_tail * (tokens - self.max_size)
-        return self.token[self.index[tokens]]
-
-    def sequence_s(self, batch: int, context_per_seq: float) -> float:
-        """Q: the sequence part of ``batch`` sequences with this many cached tokens each."""
-        if batch >= self.max_size:
-            return self.eager(batch, context_per_seq)
-        i = self.index[batch]
-        hi = self.rows[i](context_per_seq)
-        s = self.sizes[i]
-        if s == batch or i == 0:
-            return hi
-        s0 = self.sizes[i - 1]
-        lo = self.rows[i - 1](context_per_seq)
-        return lo + (hi - lo) * (batch - s0) / (s - s0)
+        self.eager = _EagerLines(sizes, buckets, grid, rows[-1], fit_points, extrapolate)
 
     def __call__(self, batch: int, tokens: int, kv_tokens: float) -> float:
         batch = batch if batch > 0 else 1
-        return self.token_s(tokens) + self.sequence_s(batch, kv_tokens / batch)
+        if tokens > self.max_size:  # H: the token part
+            t = self.token[-1] + self.token_tail * (tokens - self.max_size)
+        else:
+            t = self.token[self.index[tokens]]
+        c = kv_tokens / batch  # Q: the sequence part, at the unpadded batch
+        if batch >= self.max_size:
+            return t + self.eager(batch, c)
+        j = bisect.bisect_right(self.buckets, c) - 1
+        dc = c - self.buckets[j] if j >= 0 else 0.0
+        j = j if j >= 0 else 0
+        i, s0, width = self.below[batch]
+        hi = self.values[i][j] + self.slopes[i][j] * dc
+        if not width:
+            return t + hi
+        lo = self.values[i - 1][j] + self.slopes[i - 1][j] * dc
+        return t + lo + (hi - lo) * (batch - s0) / width
 
 
 class _DraftSurface:
