@@ -2,7 +2,8 @@
 shapes (batch B x context per request x draft length k, both serving engines), printed as
 the Markdown tables of docs/estimator.md.
 
-    python benchmarks/estimator_error.py [--gpu A100-80G] [--target vicuna-7b] [--profile P]
+    python benchmarks/estimator_error.py [--gpu A100-80G] [--target vicuna-7b] [--tp 1]
+                                         [--profile P]
 
 Each cell is one uniform decode iteration (B requests with L cached tokens each, drafting and
 verifying k tokens each, CUDA-graph padding on), priced by ``sim.latency.iteration`` once with
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu", default="A100-80G")
     parser.add_argument("--target", default="vicuna-7b")
+    parser.add_argument("--tp", type=int, default=1, help="tensor-parallel degree of the target")
     parser.add_argument("--profile", help="a calibrated latency profile as the truth")
     args = parser.parse_args(argv)
     if args.profile:
@@ -61,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         label = args.profile
     else:
         from sim.latency.presets import roofline_for
-        truth = roofline_for(args.target, gpu=args.gpu)
-        label = f"roofline {args.target} on {args.gpu}"
+        truth = roofline_for(args.target, gpu=args.gpu, tp=args.tp)
+        label = f"roofline {args.target} on {args.gpu}" + (f" TP{args.tp}" if args.tp > 1 else "")
     padding = GraphPadding()
     estimator = TableEstimator.from_model(truth, padding)
     print(f"Estimator (37 sizes x 5 buckets) vs truth ({label}): mean / worst relative error "

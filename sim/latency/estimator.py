@@ -1,41 +1,62 @@
-"""The policies' coarse view of latency: a table over CUDA-graph sizes x context buckets,
-read so that the prediction is monotone by construction (DESIGN.md §4).
+"""The policies' coarse view of latency: tables over CUDA-graph sizes x context buckets, read
+so that the prediction is close to the truth and monotone by construction (DESIGN.md §4).
 
 AdaSpec's artifact profiles the target and draft at each captured graph size (37 sizes) and a
-handful of context lengths (5 buckets) and looks latencies up in that table.  ``TableEstimator``
+handful of context lengths (5 buckets) and looks latencies up in that table. ``TableEstimator``
 reproduces that view on top of any ``LatencyModel`` (normally the simulator's ground truth), so
-the estimation error a real deployment has is part of what is simulated.  The table holds, per
-size S and bucket c, ``target_verify_s(S, S, c * S)`` (S one-token sequences with c cached
-tokens each) and ``draft_step_s(S, c * S)``.
+the estimation error a real deployment has is part of what is simulated. It measures, per size
+S and per-sequence context bucket c:
 
-Reading it (both passes alike):
+* ``verify_table``: ``target_verify_s(S, S, c * S)`` (S one-token sequences, c cached tokens
+  each) and ``draft_table``: ``draft_step_s(S, c * S)``: AdaSpec's table;
+* ``token_row`` (one value per size): ``target_verify_s(1, S, c0)``, one sequence of S new
+  tokens over the smallest bucket's context (a prefill-like chunk). A pass's cost has a part
+  that grows with its tokens (the GEMMs, the lm_head) and a part that grows with its
+  *sequences* (a per-sequence attention floor; a KV read that gets faster per token with more
+  sequences). A row of S one-token sequences cannot tell the two apart, so pricing a
+  single-pass verification of B sequences x (k + 1) tokens from row pad(B (k+1)) charges the
+  per-sequence floor of B (k+1) sequences (at B = 64, k = 8 on the A100 7b truth: 22 ms
+  instead of 3 ms). ``token_row=False``: the smallest bucket's column stands in for it
+  (AdaSpec's form, which keeps that overcharge).
 
-* a query is keyed on the padded size S (the smallest size >= the pass's tokens) and on the
-  *KV tokens the pass reads* (``context_tokens``): row S holds the pass at K = c * S read
-  positions, so a verification pass over B sequences x (k + 1) tokens that reads each
-  sequence's KV once is priced like a decode pass of S rows reading the same K positions;
-* between buckets the row is interpolated linearly in K (rounding K down to a bucket made the
-  prediction fall as k grew: at B = 64, L = 1300 it went 32.8, 32.9, 27.7, ... ms for
-  k = 0, 1, 2 -- a jagged goodput curve that stopped AdaSpec's greedy drafter at a local peak);
-  below the smallest bucket the row is flat; above the largest it continues with its last
-  segment's slope (``extrapolate_context=False``: flat);
-* monotone by construction: the table is first made non-decreasing along buckets and sizes
-  (running maxima; a no-op on a roofline, a guard against a noisy calibrated profile), then
-  every row is evaluated on one common grid of K values (the union of all rows' knots c * S)
-  and made non-decreasing across sizes at every grid point.  All rows then interpolate
-  between the same K knots with the same weights, so the prediction is non-decreasing in S at
-  fixed K and in K at fixed S: more draft tokens, a larger batch or a longer context never
-  predicts a faster pass, and a k > 0 plan never costs less than plain decoding;
-* above the largest size (eager passes) each grid point g continues as a straight line in S:
-  slope by least squares over the ``fit_points`` largest sizes (clamped at >= 0), anchored at
-  the largest size. A line at small K (compute-bound, steep) can overtake one at larger K
-  (memory-bound, flat) far out, so grid point g takes the upper envelope of the lines of all
-  grid points <= g (a few lines survive: precomputed); interpolating between envelopes keeps
-  the prediction non-decreasing in S and in K;
-* prefill queries go to the underlying model unchanged; ``draft_overhead_s`` is the model's.
+Reading a verification (or plain decode) pass of B sequences, T query tokens, K cached tokens:
 
-Queries cost a list index, a bisect over the K grid (<= 186 knots) and a few float operations.
-Error against the truth over a grid: docs/estimator.md (``benchmarks/estimator_error.py``).
+    t = H(pad(T)) + Q(B, K / B),   Q(n, c) = verify(n, c) - H(n)
+
+* ``H`` (token part) is the token row, made non-decreasing in S (a running max: a guard
+  against a noisy calibrated profile); above the largest size it continues as a straight line
+  (least squares over the ``fit_points`` largest sizes, slope >= 0);
+* ``Q`` (sequence part: n sequences with c cached tokens each, what the verify table holds
+  beyond the tokens) is made non-decreasing along buckets and along sizes (running maxima),
+  read *bilinearly*: linearly in c between buckets (flat below the smallest; above the
+  largest the last segment's slope continues, ``extrapolate_context=False``: flat) and
+  linearly in n between sizes, at the *unpadded* B (the attention kernels run over the real
+  sequences; only the GEMMs see the padded size). Above the largest size it continues as a
+  line in n per bucket (least squares, slope >= 0, made non-decreasing along buckets);
+* monotone by construction: more draft tokens raise T only (H non-decreasing), a longer
+  context raises c only, one more sequence with the same context raises n and T at the same
+  c (Q non-decreasing in n and c, H in T), and a k > 0 plan never costs less than k = 0. On a
+  table point (B = T = S, K = c S) the prediction is the measured value (H cancels), so a
+  batch-expansion verification (``vllm-0.6``: B = T = rows) reads AdaSpec's table itself.
+  Monotonicity in the sequence count *at fixed total KV* is deliberately not imposed: it is
+  not a property of the truth (the per-token KV read gets faster with more sequences).
+
+Reading a draft step (rows already padded by the caller, ``sim.latency.iteration``; an
+unpadded row count reads the row of its padded size): the draft table's row n, piecewise
+linear in the KV tokens K it reads (its knots n * c; flat below, tail slope above). Because
+the caller pads, one more request can move a step from row n to the next row n' with only
+(n + 1) / n times the KV read (B = n -> n + 1 at the same context per request), so each row is
+raised to the previous row read along that ray: ``row_n'(K) = max(own_n'(K),
+row_n(K n / (n + 1)))`` (evaluated on the union of both rows' knots, where the chord of a max
+of piecewise-linear functions bounds it from above; tail slopes likewise). That keeps drafting
+non-decreasing in the batch without comparing rows at equal total KV (a small row extrapolated
+to a large K reads KV at its slow small-batch rate). Above the largest size a draft step is a
+line in n per bucket, as ``Q``. Prefill queries go to the underlying model unchanged;
+``draft_overhead_s`` is the model's.
+
+Queries cost a couple of list lookups, a bisect over the 5 buckets (verify) or a row's knots
+(draft, <= 186) and a few float operations. Error against the truth: docs/estimator.md
+(``benchmarks/estimator_error.py``).
 """
 
 from __future__ import annotations
@@ -62,104 +83,176 @@ def _running_max(values: Sequence[float]) -> list[float]:
 
 
 def _line_slopes(sizes: Sequence[int], times: np.ndarray, fit_points: int) -> list[float]:
-    """Per column of ``times`` (sizes x columns): the least-squares slope (s per token, >= 0)
+    """Per column of ``times`` (sizes x columns): the least-squares slope (s per unit, >= 0)
     over the last ``fit_points`` sizes; a single size gives the line through the origin."""
     xs = np.asarray(sizes[-fit_points:], dtype=float)
-    ys = times[-fit_points:]
+    ys = np.asarray(times, dtype=float)[-fit_points:]
     if len(xs) < 2:
-        return (ys[-1] / xs[-1]).tolist()
+        return np.maximum(ys[-1] / xs[-1], 0.0).tolist()
     return np.maximum(np.polyfit(xs, ys, 1)[0], 0.0).tolist()
 
 
-class _MonotoneSurface:
-    """t(S, K) of one pass kind: rows per size on a common K grid (see the module doc)."""
+def _monotone_grid(table: Sequence[Sequence[float]]) -> list[list[float]]:
+    """``table`` (sizes x buckets) made non-decreasing along buckets, then along sizes."""
+    rows = [_running_max(row) for row in table]
+    for j in range(len(rows[0])):
+        column = _running_max([row[j] for row in rows])
+        for i, row in enumerate(rows):
+            row[j] = column[i]
+    return rows
 
-    __slots__ = ("grid", "rows", "slopes", "tail", "eager", "max_size", "index")
 
-    @staticmethod
-    def _envelopes(intercepts: Sequence[float], slopes: Sequence[float]
-                   ) -> list[tuple[tuple[float, float], ...]]:
-        """Per g, the lines (intercept, slope) of grid points <= g that are the maximum
-        somewhere on x >= 0 (intercepts are non-decreasing in g)."""
-        out: list[tuple[tuple[float, float], ...]] = []
-        hull: list[tuple[float, float]] = []
-        for a, b in zip(intercepts, slopes):
-            # the new line has the highest intercept: it dominates every line no steeper
-            lines = [(a, b)] + sorted((ln for ln in hull if ln[1] > b), key=lambda ln: ln[1])
-            kept: list[tuple[float, float]] = []
-            for line in lines:  # slopes increasing: drop lines never on top for x >= 0
-                while len(kept) >= 2:
-                    (a1, b1), (a2, b2) = kept[-2], kept[-1]
-                    if (a1 - line[0]) * (b2 - b1) <= (a1 - a2) * (line[1] - b1):
-                        kept.pop()  # line overtakes kept[-2] no later than kept[-1] does
-                    else:
-                        break
-                kept.append(line)
-            hull = kept
-            out.append(tuple(hull))
-        return out
+class _PiecewiseLinear:
+    """Non-decreasing piecewise-linear function: flat below the first knot, ``tail`` slope
+    (>= 0) above the last."""
+
+    __slots__ = ("knots", "values", "slopes", "tail")
+
+    def __init__(self, knots: Sequence[float], values: Sequence[float], tail: float) -> None:
+        self.knots = [float(x) for x in knots]
+        self.values = [float(v) for v in values]
+        self.slopes = [(v1 - v0) / (x1 - x0) for x0, x1, v0, v1
+                       in zip(self.knots, self.knots[1:], self.values, self.values[1:])]
+        self.slopes.append(tail)
+        self.tail = tail
+
+    def __call__(self, x: float) -> float:
+        g = bisect.bisect_right(self.knots, x) - 1
+        if g < 0:
+            return self.values[0]
+        return self.values[g] + self.slopes[g] * (x - self.knots[g])
+
+
+def _rows_in_context(buckets: Sequence[int], grid: list[list[float]], extrapolate: bool
+                     ) -> list[_PiecewiseLinear]:
+    """Per size, its row as a function of the per-sequence context; tail slopes (the last
+    segment's, or 0) made non-decreasing across sizes."""
+    tails = [0.0] * len(grid)
+    if extrapolate and len(buckets) > 1:
+        gap = buckets[-1] - buckets[-2]
+        tails = _running_max([max(0.0, (row[-1] - row[-2]) / gap) for row in grid])
+    return [_PiecewiseLinear(buckets, row, tail) for row, tail in zip(grid, tails)]
+
+
+class _EagerLines:
+    """Above the largest size: ``row_max(c) + slope(c) * (n - n_max)``, the slope a least-
+    squares line in n per bucket over the largest sizes, >= 0 and non-decreasing along
+    buckets, read linearly in c between buckets (flat below; above, the last segment's slope
+    continues unless ``extrapolate`` is off)."""
+
+    __slots__ = ("at_max", "slope", "max_size")
+
+    def __init__(self, sizes: Sequence[int], buckets: Sequence[int], grid: list[list[float]],
+                 at_max, fit_points: int, extrapolate: bool) -> None:
+        slopes = _running_max(_line_slopes(sizes, np.asarray(grid), fit_points))
+        tail = 0.0
+        if extrapolate and len(buckets) > 1:
+            tail = (slopes[-1] - slopes[-2]) / (buckets[-1] - buckets[-2])
+        self.slope = _PiecewiseLinear(buckets, slopes, tail)
+        self.at_max = at_max
+        self.max_size = sizes[-1]
+
+    def __call__(self, n: float, context_per_seq: float) -> float:
+        return (self.at_max(context_per_seq)
+                + self.slope(context_per_seq) * (n - self.max_size))
+
+
+class _VerifySurface:
+    """t(B, T, K) = H(pad T) + Q(B, K / B) of the target (see the module doc)."""
+
+    __slots__ = ("token", "token_tail", "buckets", "values", "slopes", "below", "index",
+                 "eager", "max_size")
+
+    def __init__(self, sizes: Sequence[int], buckets: Sequence[int],
+                 table: Sequence[Sequence[float]], token_row: Sequence[float],
+                 fit_points: int, extrapolate: bool) -> None:
+        token = _running_max(token_row)
+        self.token = token
+        self.token_tail = _line_slopes(sizes, np.asarray(token), fit_points)
+        grid = _monotone_grid([[t - token[i] for t in row] for i, row in enumerate(table)])
+        rows = _rows_in_context(buckets, grid, extrapolate)
+        # Q's rows share the bucket knots: one bisect per query serves both rows read.
+        self.buckets = [float(c) for c in buckets]
+        self.values = [row.values for row in rows]
+        self.slopes = [row.slopes for row in rows]
+        # below[n] = (i, lower size, its width): row i of the size >= n and where n lies
+        # between size i - 1 and size i (width 0: n is a size, or below the smallest).
+        positions = size_positions(tuple(sizes))
+        self.below = [(i, sizes[i - 1] if i and sizes[i] != n else sizes[i],
+                       (sizes[i] - sizes[i - 1]) if i and sizes[i] != n else 0)
+                      for n, i in enumerate(positions)]
+        self.index = positions
+        self.max_size = sizes[-1]
+        self.eager = _EagerLines(sizes, buckets, grid, rows[-1], fit_points, extrapolate)
+
+    def __call__(self, batch: int, tokens: int, kv_tokens: float) -> float:
+        batch = batch if batch > 0 else 1
+        if tokens > self.max_size:  # H: the token part
+            t = self.token[-1] + self.token_tail * (tokens - self.max_size)
+        else:
+            t = self.token[self.index[tokens]]
+        c = kv_tokens / batch  # Q: the sequence part, at the unpadded batch
+        if batch >= self.max_size:
+            return t + self.eager(batch, c)
+        j = bisect.bisect_right(self.buckets, c) - 1
+        dc = c - self.buckets[j] if j >= 0 else 0.0
+        j = j if j >= 0 else 0
+        i, s0, width = self.below[batch]
+        hi = self.values[i][j] + self.slopes[i][j] * dc
+        if not width:
+            return t + hi
+        lo = self.values[i - 1][j] + self.slopes[i - 1][j] * dc
+        return t + lo + (hi - lo) * (batch - s0) / width
+
+
+class _DraftSurface:
+    """t(n, K) of the draft: rows raised along the padding ray (see the module doc)."""
+
+    __slots__ = ("rows", "index", "eager", "max_size")
 
     def __init__(self, sizes: Sequence[int], buckets: Sequence[int],
                  table: Sequence[Sequence[float]], fit_points: int, extrapolate: bool) -> None:
-        n_sizes = len(sizes)
-        # non-decreasing along buckets (per size), then along sizes (per bucket)
-        cols = [_running_max([table[j][i] for j in range(len(buckets))]) for i in range(n_sizes)]
-        for j in range(len(buckets)):
-            fixed = _running_max([cols[i][j] for i in range(n_sizes)])
-            for i in range(n_sizes):
-                cols[i][j] = fixed[i]
-        grid = sorted({0} | {s * c for s in sizes for c in buckets})
-        rows, tails = [], []
+        grid = _monotone_grid(table)
+        own = _rows_in_context(buckets, grid, extrapolate)  # in c; re-knotted in K below
+        rows: list[_PiecewiseLinear] = []
         for i, s in enumerate(sizes):
-            knots = [s * c for c in buckets]
-            values = cols[i]
-            tail = 0.0
-            if extrapolate and len(knots) > 1 and knots[-1] > knots[-2]:
-                tail = max(0.0, (values[-1] - values[-2]) / (knots[-1] - knots[-2]))
-            row = np.interp(grid, knots, values)  # flat outside the knots ...
-            beyond = np.asarray(grid, dtype=float) > knots[-1]
-            row[beyond] = values[-1] + tail * (np.asarray(grid, dtype=float)[beyond] - knots[-1])
-            rows.append(row)  # ... except above the last, where the last slope continues
-            tails.append(tail)
-        stacked = np.maximum.accumulate(np.vstack(rows), axis=0)  # non-decreasing in S
-        self.grid = [int(g) for g in grid]
-        self.rows = [r.tolist() for r in stacked]
-        gaps = np.diff(np.asarray(grid, dtype=float))
-        self.slopes = [(np.diff(r) / gaps).tolist() + [0.0] for r in stacked]
-        self.tail = _running_max(tails)
-        self.eager = self._envelopes(stacked[-1].tolist(), _line_slopes(sizes, stacked, fit_points))
-        self.max_size = sizes[-1]
+            knots = {s * c for c in buckets}
+            tail = own[i].tail / s
+            if i:
+                prev, r = rows[-1], (sizes[i - 1] + 1) / sizes[i - 1]
+                knots |= {k * r for k in prev.knots}
+                tail = max(tail, prev.tail / r)
+            ks = sorted(knots)
+            values = [own[i](k / s) for k in ks]
+            if i:
+                values = [max(v, prev(k / r)) for v, k in zip(values, ks)]
+            rows.append(_PiecewiseLinear(ks, values, tail))
+        self.rows = rows
         self.index = size_positions(tuple(sizes))
+        self.max_size = sizes[-1]
+        last, n_max = rows[-1], sizes[-1]
+        self.eager = _EagerLines(sizes, buckets, grid, lambda c: last(c * n_max), fit_points,
+                                  extrapolate)
 
-    def __call__(self, tokens: int, kv_tokens: float) -> float:
-        grid = self.grid
-        g = bisect.bisect_right(grid, kv_tokens) - 1
-        if g < 0:
-            g = 0
-        last = g == len(grid) - 1
-        if tokens > self.max_size:
-            extra = tokens - self.max_size
-            lo = max([a + b * extra for a, b in self.eager[g]])
-            if last:
-                return lo + self.tail[-1] * (kv_tokens - grid[g])
-            hi = max([a + b * extra for a, b in self.eager[g + 1]])
-            return lo + (hi - lo) * (kv_tokens - grid[g]) / (grid[g + 1] - grid[g])
-        i = self.index[tokens]
-        if last:
-            return self.rows[i][g] + self.tail[i] * (kv_tokens - grid[g])
-        return self.rows[i][g] + self.slopes[i][g] * (kv_tokens - grid[g])
+    def __call__(self, rows: int, kv_tokens: float) -> float:
+        if rows > self.max_size:
+            return self.eager(rows, kv_tokens / rows)
+        return self.rows[self.index[rows]](kv_tokens)
 
 
 class TableEstimator:
     """Table-lookup latency estimator implementing ``LatencyModel`` (see the module doc)."""
 
     __slots__ = ("base", "sizes", "context_buckets", "verify_table", "draft_table",
-                 "extrapolate_context", "_verify", "_draft", "_draft_overhead_s")
+                 "token_row", "extrapolate_context", "_verify", "_draft", "_draft_overhead_s")
 
     def __init__(self, base: LatencyModel, sizes: Sequence[int], context_buckets: Sequence[int],
                  verify_table: Sequence[Sequence[float]],
                  draft_table: Sequence[Sequence[float]] | None,
-                 fit_points: int = DEFAULT_FIT_POINTS, extrapolate_context: bool = True) -> None:
+                 fit_points: int = DEFAULT_FIT_POINTS, extrapolate_context: bool = True,
+                 token_row: Sequence[float] | None = None) -> None:
+        """Tables are buckets x sizes; ``token_row`` one value per size (None: the smallest
+        bucket's row of ``verify_table``, AdaSpec's form)."""
         sizes = tuple(int(s) for s in sizes)
         buckets = tuple(int(c) for c in context_buckets)
         if not sizes or list(sizes) != sorted(set(sizes)) or sizes[0] < 1:
@@ -173,6 +266,8 @@ class TableEstimator:
             if len(table) != len(buckets) or any(len(row) != len(sizes) for row in table):
                 raise ConfigError(f"{label} table must be {len(buckets)} buckets x "
                                   f"{len(sizes)} sizes")
+        if token_row is not None and len(token_row) != len(sizes):
+            raise ConfigError(f"token row must have {len(sizes)} values (one per size)")
         self.base = base
         self.sizes = sizes
         self.context_buckets = buckets
@@ -180,10 +275,15 @@ class TableEstimator:
         self.verify_table = tuple(tuple(float(t) for t in row) for row in verify_table)
         self.draft_table = (tuple(tuple(float(t) for t in row) for row in draft_table)
                             if draft_table else None)
-        self._verify = _MonotoneSurface(sizes, buckets, self.verify_table, fit_points,
-                                        extrapolate_context)
-        self._draft = (_MonotoneSurface(sizes, buckets, self.draft_table, fit_points,
-                                        extrapolate_context)
+        self.token_row = (tuple(float(t) for t in token_row) if token_row is not None
+                          else None)
+        by_size = [list(col) for col in zip(*self.verify_table)]
+        self._verify = _VerifySurface(
+            sizes, buckets, by_size,
+            self.token_row if self.token_row is not None else self.verify_table[0],
+            fit_points, extrapolate_context)
+        self._draft = (_DraftSurface(sizes, buckets, [list(c) for c in zip(*self.draft_table)],
+                                     fit_points, extrapolate_context)
                        if self.draft_table is not None else None)
         self._draft_overhead_s = float(base.draft_overhead_s)
 
@@ -191,8 +291,9 @@ class TableEstimator:
     def from_model(cls, latency_model: LatencyModel, padding: GraphPadding | None = None,
                    context_buckets: Sequence[int] = DEFAULT_CONTEXT_BUCKETS,
                    fit_points: int = DEFAULT_FIT_POINTS,
-                   extrapolate_context: bool = True) -> TableEstimator:
-        """Tabulate ``latency_model`` at ``padding``'s graph sizes x ``context_buckets``.
+                   extrapolate_context: bool = True, token_row: bool = True) -> TableEstimator:
+        """Tabulate ``latency_model`` at ``padding``'s graph sizes x ``context_buckets``
+        (``token_row``: also one sequence of S tokens per size, see the module doc).
 
         The draft table is skipped when the model has no draft (its queries then raise
         ConfigError, as the model's do).
@@ -201,13 +302,15 @@ class TableEstimator:
         sizes = padding.sizes
         verify = [[latency_model.target_verify_s(s, s, c * s) for s in sizes]
                   for c in context_buckets]
+        tokens = ([latency_model.target_verify_s(1, s, context_buckets[0]) for s in sizes]
+                  if token_row else None)
         try:
             draft: list[list[float]] | None = [
                 [latency_model.draft_step_s(s, c * s) for s in sizes] for c in context_buckets]
         except ConfigError:
             draft = None
         return cls(latency_model, sizes, context_buckets, verify, draft, fit_points,
-                   extrapolate_context)
+                   extrapolate_context, tokens)
 
     # ---- LatencyModel ---------------------------------------------------------------------
     @property
@@ -215,11 +318,11 @@ class TableEstimator:
         return self._draft_overhead_s
 
     def target_verify_s(self, batch_size: int, tokens: int, context_tokens: int) -> float:
-        """Keyed on the padded token count and the KV positions read (``batch_size`` unused:
-        the table's rows are one-token sequences reading the same positions)."""
+        """H(pad tokens) + Q(batch_size, context_tokens / batch_size) (see the module doc;
+        ``tokens`` arrives padded)."""
         if tokens <= 0:
             return 0.0
-        return self._verify(tokens, context_tokens)
+        return self._verify(batch_size, tokens, context_tokens)
 
     def draft_step_s(self, batch_size: int, context_tokens: int) -> float:
         if batch_size <= 0:

@@ -34,7 +34,8 @@ def _profile_and_estimator():
 
 
 MODELS = {"roofline 7b": ROOF, "roofline 70b tp4": ROOF_70B,
-          "estimator over 7b": TableEstimator.from_model(ROOF, PAD)}
+          "estimator over 7b": TableEstimator.from_model(ROOF, PAD),
+          "estimator over 70b tp4": TableEstimator.from_model(ROOF_70B, PAD)}
 MODELS["calibrated profile"], MODELS["estimator over profile"] = _profile_and_estimator()
 
 
@@ -141,13 +142,14 @@ def test_batch_expansion_never_cheaper_than_single_pass(batch, context, k):
 
 
 def test_estimator_estimate_close_to_truth_on_the_issue_example():
-    """B = 64, L = 1300: the truth rises 38.4 -> 44.6 ms over k = 0..8 (single pass); the
-    estimator is exact up to k = 4 (memory-bound), then up to 20 % high (k = 7: a chord
-    across the compute/memory knee between buckets 1 and 256 at size 512) and never falls."""
+    """B = 64, L = 1300 (single pass, A100-80G vicuna-7b): the truth rises 39.33 -> 68.96 ms
+    over k = 0..8; the estimator is within 1 % (the token row's one-sequence pass carries its
+    own causal attention, a little more than 64 x (k + 1) tokens need) and never falls. The
+    estimator that compared rows at equal total KV gave 45.11 .. 87.51 ms (+15 % .. +27 %)."""
     est = MODELS["estimator over 7b"]
     truth = [ROOF.target_verify_s(64, PAD.pad(64 * (k + 1)), 64 * 1300) for k in range(9)]
     guess = [est.target_verify_s(64, PAD.pad(64 * (k + 1)), 64 * 1300) for k in range(9)]
     assert guess == sorted(guess)
-    assert truth[0] == pytest.approx(38.4e-3, abs=0.1e-3)
-    assert truth[-1] == pytest.approx(44.6e-3, abs=0.1e-3)
-    assert all(0 <= g / t - 1 < 0.21 for g, t in zip(guess, truth))
+    assert [round(t * 1e3, 2) for t in truth] == [39.33, 42.46, 45.94, 49.60, 53.37, 57.21,
+                                                  61.09, 65.01, 68.96]
+    assert all(abs(g / t - 1) < 0.01 for g, t in zip(guess, truth))

@@ -1,4 +1,5 @@
-"""Table estimator: exact on table points, interpolated between them, monotone everywhere."""
+"""Table estimator: exact on table points, token part plus sequence part between them (hand-
+computed), close to the truth (stated bounds), monotone on any table (hypothesis)."""
 
 from __future__ import annotations
 
@@ -36,17 +37,47 @@ def test_exact_on_table_points() -> None:
                                                                rel=1e-12)
 
 
-def test_between_points_padded_and_interpolated_on_kv_read() -> None:
-    # 5 tokens -> size 8; 3500 KV tokens read lies between row 8's knots 8 * 256 and 8 * 512.
-    lo, hi = TRUTH.target_verify_s(8, 8, 2048), TRUTH.target_verify_s(8, 8, 4096)
-    expected = lo + (3500 - 2048) / 2048 * (hi - lo)
-    assert EST.target_verify_s(5, 5, 3500) == pytest.approx(expected, rel=1e-12)
-    # A verification pass of 4 sequences x 8 tokens reading 4 x 2048 positions is looked up
-    # at size 32 and K = 8192 = 32 x 256: a table point.
-    assert EST.target_verify_s(4, 32, 4 * 2048) == pytest.approx(
-        TRUTH.target_verify_s(32, 32, 32 * 256), rel=1e-12)
+def V(n: int, c: float) -> float:
+    """The verify table: n one-token sequences with c cached tokens each."""
+    return TRUTH.target_verify_s(n, n, n * c)
+
+
+def H(n: int) -> float:
+    """The token row: one sequence of n new tokens over the smallest bucket."""
+    return TRUTH.target_verify_s(1, n, BUCKETS[0])
+
+
+def q_between(n: int, c: float, c0: int, c1: int) -> float:
+    """Q(n, c) = verify(n, c) - H(n) for a table size n, c between buckets c0 and c1."""
+    return V(n, c0) + (c - c0) / (c1 - c0) * (V(n, c1) - V(n, c0)) - H(n)
+
+
+def test_between_points_token_part_plus_sequence_part() -> None:
+    # 5 sequences x 1 token reading 3500 KV tokens: H(pad 5 = 8) + Q(5, 700), Q linear in the
+    # sequences between rows 4 and 8 (unpadded) and in the context between buckets 512, 1024.
+    q4, q8 = q_between(4, 700, 512, 1024), q_between(8, 700, 512, 1024)
+    assert EST.target_verify_s(5, 8, 3500) == pytest.approx(H(8) + q4 + (q8 - q4) / 4,
+                                                            rel=1e-12)
+    # 4 sequences x 8 tokens over 2048 cached tokens each: H(32) + Q(4, 2048), a table column.
+    assert EST.target_verify_s(4, 32, 4 * 2048) == pytest.approx(H(32) + V(4, 2048) - H(4),
+                                                                 rel=1e-12)
     # Below the smallest bucket the row is flat.
-    assert EST.target_verify_s(1, 1, 0) == pytest.approx(TRUTH.target_verify_s(1, 1, 1))
+    assert EST.target_verify_s(1, 1, 0) == pytest.approx(V(1, 1), rel=1e-12)
+
+
+def test_token_row_off_is_adaspec_form() -> None:
+    """Without the token row the smallest bucket's column stands in for H: a verification of
+    64 sequences x 9 tokens then pays the per-sequence floor of 576 one-token rows."""
+    plain = TableEstimator.from_model(TRUTH, PAD, token_row=False)
+    assert plain.token_row is None and EST.token_row is not None
+    expected = V(576, 1) + V(64, 1024) - V(64, 1)
+    assert plain.target_verify_s(64, 576, 64 * 1024) == pytest.approx(expected, rel=1e-12)
+    truth = TRUTH.target_verify_s(64, 576, 64 * 1024)
+    assert plain.target_verify_s(64, 576, 64 * 1024) > 1.2 * truth
+    assert EST.target_verify_s(64, 576, 64 * 1024) == pytest.approx(truth, rel=0.01)
+    with pytest.raises(ConfigError, match="token row"):
+        TableEstimator(TRUTH, (1, 2), (0, 100), [[1.0, 2.0], [2.0, 3.0]], None,
+                       token_row=[1.0])
 
 
 def test_issue_example_is_monotone_in_k() -> None:
@@ -56,50 +87,77 @@ def test_issue_example_is_monotone_in_k() -> None:
     assert times[0] == pytest.approx(TRUTH.target_verify_s(64, 64, 64 * 1300), rel=0.02)
 
 
+ROOF_70B = roofline_for("llama-3.3-70b", gpu="H100", tp=4)
+EST_70B = TableEstimator.from_model(ROOF_70B, PAD)
+
+
 @settings(max_examples=300, deadline=None)
-@given(n=st.integers(1, 1024), per_seq=st.integers(0, 4096))
-def test_error_bounded_for_decode_batches(n: int, per_seq: int) -> None:
-    """Stated bound: for plain decode batches of n sequences with L cached tokens each the
-    estimate is never below the truth (padding rounds the size up; a chord over the convex
-    roofline lies above it) and at most 31 % above it (worst: 260 sequences padded to 288 at
-    L ~ 110, interpolated across the compute/memory knee between buckets 1 and 256)."""
-    for est, truth in ((EST.target_verify_s(n, n, n * per_seq),
-                        TRUTH.target_verify_s(n, n, n * per_seq)),
-                       (EST.draft_step_s(n, n * per_seq), TRUTH.draft_step_s(n, n * per_seq))):
-        assert truth * (1 - 1e-9) <= est <= 1.31 * truth
+@given(n=st.integers(1, 2048), per_seq=st.integers(0, 8000), big=st.booleans())
+def test_error_bounded_for_decode_batches(n: int, per_seq: int, big: bool) -> None:
+    """Stated bound (plain decoding, n sequences with L cached tokens each, the pass padded as
+    the engine runs it, n <= 2048, L <= 8000, 7b on A100 and 70b TP4 on H100): the target pass
+    within 1 % of the truth (measured: -0.5 % .. +0.4 %), a draft step within -1 % .. +3 %
+    (measured -0.4 % .. +2.7 %, the top at L = 8000, where a row is raised to the one below
+    it read along the padding ray)."""
+    truth_model, est = (ROOF_70B, EST_70B) if big else (TRUTH, EST)
+    padded, kv = PAD.pad(n), n * per_seq
+    verify = est.target_verify_s(n, padded, kv) / truth_model.target_verify_s(n, padded, kv)
+    draft = est.draft_step_s(padded, kv) / truth_model.draft_step_s(padded, kv)
+    assert 0.99 <= verify <= 1.01
+    assert 0.99 <= draft <= 1.03
 
 
 tables = st.lists(st.lists(st.floats(0.001, 1.0), min_size=4, max_size=4), min_size=3,
                   max_size=3)
+point = st.tuples(st.integers(1, 12), st.integers(1, 40), st.integers(0, 9000))
 
 
-@settings(max_examples=200, deadline=None)
-@given(table=tables, draft=tables, a=st.tuples(st.integers(1, 12), st.integers(0, 9000)),
-       b=st.tuples(st.integers(1, 12), st.integers(0, 9000)), extrapolate=st.booleans())
-def test_monotone_by_construction_on_any_table(table, draft, a, b, extrapolate) -> None:
-    """Whatever the tabulated times (a noisy calibrated profile), the prediction is
-    non-decreasing in the pass size and in the KV tokens read, eager sizes included."""
+@settings(max_examples=300, deadline=None)
+@given(table=tables, draft=tables, token=st.lists(st.floats(0.001, 1.0), min_size=4,
+                                                  max_size=4),
+       a=point, b=point, extrapolate=st.booleans())
+def test_monotone_by_construction_on_any_table(table, draft, token, a, b, extrapolate) -> None:
+    """Whatever the tabulated times (a noisy calibrated profile), eager sizes included:
+    a target pass is non-decreasing in its tokens, in its sequences at the same (or a
+    larger) context per sequence, and in that context; a draft step in the KV it reads at
+    a fixed row count, and from B to B' rows when the KV grows at least by B' / B (one more
+    request with the same context: the padding ray)."""
     est = TableEstimator(TRUTH, (1, 2, 4, 8), (0, 100, 1000), table, draft, fit_points=2,
-                         extrapolate_context=extrapolate)
-    (s1, k1), (s2, k2) = sorted([a, b])
-    k_lo, k_hi = min(k1, k2), max(k1, k2)
-    for fn in (lambda s, k: est.target_verify_s(s, s, k), est.draft_step_s):
-        assert fn(s1, k_lo) <= fn(s2, k_lo) + 1e-12
-        assert fn(s1, k_lo) <= fn(s1, k_hi) + 1e-12
-        assert fn(s1, k_lo) <= fn(s2, k_hi) + 1e-12
+                         extrapolate_context=extrapolate, token_row=token)
+    (b1, t1, k1), (b2, t2, k2) = sorted([a, b])
+    t1, t2 = sorted((t1, t2))
+    c1, c2 = sorted((k1 / b1, k2 / b2))
+    assert est.target_verify_s(b1, t1, c1 * b1) <= est.target_verify_s(b2, t2, c2 * b2) + 1e-12
+    assert est.target_verify_s(b1, t1, k1) <= est.target_verify_s(b1, t1, k1 + k2) + 1e-12
+    kv1, kv2 = sorted((k1, k2))
+    assert est.draft_step_s(b1, kv1) <= est.draft_step_s(b1, kv2) + 1e-12
+    assert est.draft_step_s(b1, kv1) <= est.draft_step_s(b2, kv1 * b2 / b1) + 1e-12
+    assert est.draft_step_s(b1, kv1) <= est.draft_step_s(b1 + 1, kv1 * (b1 + 1) / b1) + 1e-12
+
+
+def test_rows_are_not_compared_at_equal_total_kv() -> None:
+    """The root cause of issue 10's bias: one sequence extrapolated to 83,200 KV tokens reads
+    them at the batch-1 rate; 64 sequences reading them are faster and must not inherit it."""
+    k = 64 * 1300
+    assert TRUTH.target_verify_s(1, 1, k) > TRUTH.target_verify_s(64, 64, k)
+    assert EST.target_verify_s(64, 64, k) == pytest.approx(TRUTH.target_verify_s(64, 64, k),
+                                                           rel=1e-3)
+    assert EST.draft_step_s(64, k) == pytest.approx(TRUTH.draft_step_s(64, k), rel=1e-3)
 
 
 def test_lines_beyond_largest_size() -> None:
     s_max = PAD.max_size
-    k = 1024 * 512  # a grid knot: fixed KV read, growing eager size
-    at_max = EST.target_verify_s(s_max, s_max, k)
-    assert EST.target_verify_s(s_max + 1, s_max + 1, k) >= at_max
-    a, b, c = (EST.target_verify_s(n, n, k) for n in (2000, 3000, 4000))
-    assert at_max <= a <= b <= c and c - b >= b - a  # the upper envelope of straight lines
-    for n, t in ((2000, a), (3000, b), (4000, c)):  # memory-bound, then compute-bound
-        assert t == pytest.approx(TRUTH.target_verify_s(n, n, k), rel=0.05)
-    assert EST.draft_step_s(2048, 2048 * 256) == pytest.approx(
-        TRUTH.draft_step_s(2048, 2048 * 256), rel=0.05)
+    for per_seq in (1, 256, 512, 3000):  # fixed context per sequence, growing eager size
+        est = [EST.target_verify_s(n, n, n * per_seq) for n in (s_max, s_max + 1, 2000, 4000)]
+        assert est == sorted(est)
+        for n, t in zip((2000, 4000), est[2:]):
+            assert t == pytest.approx(TRUTH.target_verify_s(n, n, n * per_seq), rel=0.02)
+        drafts = [EST.draft_step_s(n, n * per_seq) for n in (s_max, s_max + 1, 2000, 4000)]
+        assert drafts == sorted(drafts)
+        assert drafts[-1] == pytest.approx(TRUTH.draft_step_s(4000, 4000 * per_seq), rel=0.02)
+    # a verification of 256 sequences x 9 tokens (2304 tokens, eager): the token row's line
+    truth = TRUTH.target_verify_s(256, 2304, 256 * 1300)
+    assert EST.target_verify_s(256, 2304, 256 * 1300) == pytest.approx(truth, rel=0.03)
 
 
 def test_context_beyond_largest_bucket() -> None:
@@ -108,10 +166,11 @@ def test_context_beyond_largest_bucket() -> None:
     assert est == pytest.approx(truth, rel=0.02)
     assert EST.draft_step_s(8, 8 * 6000) == pytest.approx(TRUTH.draft_step_s(8, 8 * 6000), rel=0.02)
     assert EST.target_verify_s(2000, 2000, 2000 * 3000) == pytest.approx(
-        TRUTH.target_verify_s(2000, 2000, 2000 * 3000), rel=0.05)
+        TRUTH.target_verify_s(2000, 2000, 2000 * 3000), rel=0.02)
     clamped = TableEstimator.from_model(TRUTH, PAD, extrapolate_context=False)
-    assert clamped.target_verify_s(8, 8, 8 * 6000) == pytest.approx(
-        TRUTH.target_verify_s(8, 8, 8 * 2048), rel=1e-12)
+    assert clamped.target_verify_s(8, 8, 8 * 6000) == pytest.approx(V(8, 2048), rel=1e-12)
+    assert clamped.draft_step_s(8, 8 * 6000) == pytest.approx(TRUTH.draft_step_s(8, 8 * 2048),
+                                                              rel=1e-12)
 
 
 def test_no_draft_model() -> None:
@@ -125,12 +184,23 @@ def test_no_draft_model() -> None:
 def test_custom_sizes_and_buckets() -> None:
     pad = GraphPadding(sizes=(1, 2, 4))
     est = TableEstimator.from_model(TRUTH, pad, context_buckets=(0, 100))
-    t0, t400 = TRUTH.target_verify_s(4, 4, 0), TRUTH.target_verify_s(4, 4, 400)
-    assert est.target_verify_s(3, 3, 150) == pytest.approx(t0 + 150 / 400 * (t400 - t0))
-    assert est.target_verify_s(3, 3, 600) == pytest.approx(TRUTH.target_verify_s(4, 4, 600))
+
+    def h(n: int) -> float:
+        return TRUTH.target_verify_s(1, n, 0)
+
+    def q(n: int, c: float) -> float:  # linear through buckets 0 and 100, also beyond
+        v0, v100 = TRUTH.target_verify_s(n, n, 0), TRUTH.target_verify_s(n, n, 100 * n)
+        return v0 + c / 100 * (v100 - v0) - h(n)
+
+    # 3 sequences reading 150 (c = 50) and 600 (c = 200, past the last bucket) KV tokens
+    for kv in (150, 600):
+        c = kv / 3
+        assert est.target_verify_s(3, 3, kv) == pytest.approx(
+            h(4) + (q(2, c) + q(4, c)) / 2, rel=1e-12)
     clamped = TableEstimator.from_model(TRUTH, pad, context_buckets=(0, 100),
                                         extrapolate_context=False)
-    assert clamped.target_verify_s(3, 3, 600) == pytest.approx(t400)
+    assert clamped.target_verify_s(3, 3, 600) == pytest.approx(h(4) + (q(2, 100) + q(4, 100)) / 2,
+                                                               rel=1e-12)
     with pytest.raises(ConfigError):
         TableEstimator.from_model(TRUTH, pad, context_buckets=(100, 0))
     with pytest.raises(ConfigError):
