@@ -263,6 +263,8 @@ def _run(args: argparse.Namespace, explicit: set[str]) -> int:
     policies = expand_policies(args.policy)
     config = config_from_args(args, explicit)
     latency = build_latency(config)  # unknown names, bad pairs and bad profiles fail here
+    from sim.acceptance.presets import check_category, make_acceptance
+    check_category(make_acceptance(config.acceptance), args.category)
     profile_sha = path_sha256(config.profile) if config.profile else None
     described = describe_run(config, latency, profile_sha)  # engine limits checked here
     if args.out:

@@ -281,6 +281,11 @@ class ParametricAcceptance:
         """Smallest and largest level the calibration curve can produce."""
         return float(self._level_grid[0]), float(self._level_grid[-1])
 
+    @property
+    def category_names(self) -> frozenset[str]:
+        """The categories with a profile of their own (the default ``""`` excluded)."""
+        return frozenset(k for k in self._categories if k != DEFAULT_CATEGORY)
+
     def category_profile(self, category: str) -> CategoryProfile:
         """Profile of ``category``; unknown or empty categories get the default profile."""
         return self._categories.get(normalise_category(category), self._categories[DEFAULT_CATEGORY])

@@ -204,3 +204,16 @@ def make_acceptance(name_or_path: str | Path) -> AcceptanceModel:
         return load_acceptance(path)
     raise ConfigError(f"unknown acceptance model {spec!r}; use one of "
                       f"{', '.join(preset_names())}, fixed:ALPHA, or a .json file")
+
+
+def check_category(model: AcceptanceModel, category: str) -> None:
+    """Refuse a requested acceptance category the model does not define (a typo would
+    otherwise fall back silently to the model's default profile). Models without categories
+    (``fixed:ALPHA``) take any category; the empty category is always the default."""
+    known = getattr(model, "category_names", None)
+    if not category or known is None:
+        return
+    from sim.acceptance.model import normalise_category
+    if normalise_category(category) not in known:
+        raise ConfigError(f"unknown acceptance category {category!r} for {model.name}; "
+                          f"known: {', '.join(sorted(known))} (or none for the default)")

@@ -74,21 +74,26 @@ def config_axes(table: Any, source: str) -> list[tuple[str, list]]:
     return axes
 
 
-def check_config(config, acceptance_cache: dict, uses_draft: bool = True) -> None:
+def check_config(config, acceptance_cache: dict, uses_draft: bool = True,
+                 category: str = "") -> None:
     """Build what a run builds from ``config`` before it simulates: the latency model, the
     KV pool (with draft KV when a swept policy drafts) and the acceptance model (cached by
-    name); raises their one-line errors."""
+    name, and checked to know the sweep's ``category``); raises their one-line errors."""
     from sim.run import build_latency, build_scheduler_config
     build_latency(config)
     build_scheduler_config(config, uses_draft=uses_draft)
     if config.acceptance not in acceptance_cache:
         from sim.acceptance.presets import make_acceptance
         acceptance_cache[config.acceptance] = make_acceptance(config.acceptance)
+    from sim.acceptance.presets import check_category
+    check_category(acceptance_cache[config.acceptance], category)
 
 
-def expand_configs(table: Any, source: str, resolve: Resolve, uses_draft: bool = True
-                   ) -> list[tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, str, str, str],
-                                                                         ...]]]:
+ConfigRow = tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, str, str, str], ...]]
+
+
+def expand_configs(table: Any, source: str, resolve: Resolve, uses_draft: bool = True,
+                   category: str = "") -> list[ConfigRow]:
     """Every combination of the [config] axes, validated: (sorted overrides, extra inputs),
     where extra inputs are (role, name as written, path found here, sha256), e.g. a profile."""
     from sim.output import file_sha256
@@ -107,7 +112,7 @@ def expand_configs(table: Any, source: str, resolve: Resolve, uses_draft: bool =
             overrides["profile"] = str(path)
         label = ", ".join(f"{n} = {v!r}" for n, v in zip(names, values)) or "defaults"
         try:
-            check_config(SimConfig(**overrides), acceptance_cache, uses_draft)
+            check_config(SimConfig(**overrides), acceptance_cache, uses_draft, category)
         except (AdaSpecError, TypeError, ValueError) as exc:
             text = " ".join(str(exc).split())
             raise ConfigError(f"{source}: [config] ({label}): {text}") from None

@@ -358,7 +358,8 @@ def parse_sweep(document: dict, base_dir: Path, source: str = "SWEEP.toml") -> S
     from sim.policies.registry import make_policy
     configs = expand_configs(document.get("config", {}), source,
                              lambda text, where: _resolve(text, base_dir, source, where),
-                             uses_draft=any(make_policy(p).uses_draft for p in policies))
+                             uses_draft=any(make_policy(p).uses_draft for p in policies),
+                             category=category)
     _check_windows(list(workloads.values()), source)
 
     points = []

@@ -192,3 +192,18 @@ def test_profile_of_models_outside_the_presets_needs_a_preset_or_a_kv_pool(capsy
     assert main(BASE + ["--profile", str(profiles[2]), "--kv-blocks", "500"]) == 0
     printed = capsys.readouterr().out
     assert "KV pool: 500 blocks" in printed and "context unlimited" in printed
+
+
+def test_unknown_acceptance_category_is_refused(tmp_path, capsys):
+    """A typo in --category used to fall back silently to the default acceptance profile."""
+    out = tmp_path / "out"
+    rc = main(["--trace", str(ROOT / "traces/adaspec/code.csv"), "--limit", "5",
+               "--policy", "nospec", "--category", "mathh", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "unknown acceptance category 'mathh'" in err[0]
+    assert not out.exists()
+    assert main(["--trace", str(ROOT / "traces/adaspec/code.csv"), "--limit", "5",
+                 "--policy", "nospec", "--category", "Math", "--quiet"]) == 0
+    assert main(["--trace", str(ROOT / "traces/adaspec/code.csv"), "--limit", "5",
+                 "--policy", "nospec", "--category", "anything", "--acceptance", "fixed:0.5",
+                 "--quiet"]) == 0

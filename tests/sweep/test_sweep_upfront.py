@@ -117,3 +117,16 @@ limit = 12
                                       "--limit", "12", "--arrivals", "gamma:3.5,1.5"])
     assert workload_spec_from_args(args) == point.workload
     assert point.workload.build(0) == point.workload.build(0)
+
+
+def test_unknown_category_is_found_up_front(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(f"""[sweep]
+traces = ["{REPO / 'traces/adaspec/code.csv'}"]
+policies = ["nospec"]
+rate_scales = [1.0]
+limit = 5
+category = "mathh"
+""")
+    with pytest.raises(ConfigError, match="unknown acceptance category 'mathh'"):
+        load_sweep(path)
