@@ -168,14 +168,99 @@ def test_verifier_rejects_trim_that_lowers_goodput():
     assert pol.last_trim == "rejected"
 
 
-def test_artifact_trims_whole_requests_by_final_cumulative_confidence():
-    """Final cumulative confidences 0.1458, 0.729, 0.729, 0.125: request 3 (0.125) goes whole.
-    E = 12.3378 - 0.875 = 11.4628, T = 4.5 + verify(pad(14) = 16) = 22.5 ms, G = 509.46 > 404.52."""
+def test_artifact_trims_exactly_the_overflow_from_the_lowest_final_confidence():
+    """Final cumulative confidences 0.1458, 0.729, 0.729, 0.125: request 3 (0.125) is the
+    lowest; the artifact removes exactly delta = 17 - 16 = 1 token, from its end (not the whole
+    request): E = 12.3378 - 0.125 = 12.2128, T = 4.5 + verify(16) = 22.5 ms, G = 542.79."""
     pol = _verifier("adaspec:8,artifact")
-    assert pol.name == "adaspec:8,slo=off,trim=request"
+    assert pol.name == "adaspec:8,artifact"
     verify = pol.verify_lengths(_TRIM_CONF, _TRIM_DRAFTED)
-    assert verify.tolist() == [4, 3, 3, 0]
+    assert verify.tolist() == [4, 3, 3, 2]
     assert pol.last_trim == "kept"
+
+
+# B = 5, every request drafted 6 steps: 5 + 30 = 35 tokens pad to 64; the next smaller size is
+# 32: drop 3 tokens. Cumulative confidences per request:
+#   r0 (0.5 each):  0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625   <- lowest final value
+#   r1 (0.6 each):  0.6, 0.36, 0.216, 0.1296, 0.07776, 0.046656
+#   r2-r4 (0.9):    0.9, 0.81, 0.729, 0.6561, 0.59049, 0.531441
+_WIDE_CONF = np.array([[0.5] * 6, [0.6] * 6, [0.9] * 6, [0.9] * 6, [0.9] * 6])
+
+
+def test_token_and_request_trimming_differ_when_several_tokens_go():
+    """token: the 3 lowest values overall: r0's 0.015625 and 0.03125, r1's 0.046656 -> [4, 5, 6, 6, 6].
+    request: 3 tokens off the end of r0 (lowest final value) -> [3, 6, 6, 6, 6].
+    Drafting 0.5 + 6 = 6.5 ms; full T = 6.5 + verify(64) = 48.5 ms, trimmed T = 6.5 + 26 = 32.5 ms,
+    so both trimmed plans win (E drops by < 0.15 tokens of ~17.7)."""
+    drafted = np.full(5, 6)
+    for spec, expected in (("adaspec:8", [4, 5, 6, 6, 6]), ("adaspec:8,trim=request", [3, 6, 6, 6, 6])):
+        pol = make_policy(spec)
+        assert pol.begin(make_view(5, padding=DEFAULT_PADDING)) == 8
+        assert pol.verify_lengths(_WIDE_CONF, drafted).tolist() == expected
+        assert pol.last_trim == "kept"
+
+
+def test_request_trimming_moves_on_to_the_next_request_for_the_rest():
+    """delta = 8: r0 (final 0.015625) loses all 6 tokens, the next-lowest final value
+    (r1, 0.046656) its last 2. The order is by the final value at each request's own drafted
+    length: with r0 drafting only 3 (final 0.125), r1 (0.046656) goes first and loses 5.
+    Ties (r2..r4 below) go to the lower index first."""
+    from sim.policies.adaspec import _trim_requests
+    cum = np.cumprod(_WIDE_CONF, axis=1)
+    new, kept = _trim_requests(cum, np.full(5, 6), 8)
+    assert new.tolist() == [0, 4, 6, 6, 6]
+    assert kept[0] == 0.0 and kept[1] == pytest.approx(0.6 + 0.36 + 0.216 + 0.1296)
+    assert kept[2] == pytest.approx(cum[2].sum())
+    short = cum.copy()
+    short[0, 3:] = 0.0
+    assert _trim_requests(short, np.array([3, 6, 6, 6, 6]), 5)[0].tolist() == [3, 1, 6, 6, 6]
+    new, _ = _trim_requests(np.cumprod(np.full((3, 2), 0.9), axis=1), np.array([2, 2, 2]), 3)
+    assert new.tolist() == [0, 1, 2]
+
+
+def test_cumulative_cbar_excludes_the_step_that_stopped_drafting():
+    """cbar=cumulative, steps with confidence 0.9, 0.9, 0.5 (as in the stop-after test):
+    after step 0: G(1) = 7.6 / 15.5 ms = 490.32 >= 333.33 -> fold step 0: cbar = 3.6 / 4 = 0.9,
+       used at once: predict step 1 with E = 7.6 + 4 * 0.9 * 0.9 = 10.84, G = 585.95 -> draft
+    after step 1: G(2) = 10.84 / 18.5 ms = 585.95 -> fold: cbar = 7.2 / 8 = 0.9;
+       predict step 2: E = 10.84 + 4 * 0.81 * 0.9 = 13.756, G = 13.756 / 21.5 ms = 639.81
+    after step 2: E = 12.46, G(3) = 579.53 < 585.95 -> stop; step 2 (confidence 0.5) is left out."""
+    pol = make_policy("adaspec:8,cbar=cumulative")
+    out = run_decode_iteration(pol, make_view(4), ScriptedExecutor(_conf(0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9)))
+    assert out.draft_steps == 3
+    assert pol.predicted == pytest.approx(13.756 / (21.5 * MS))
+    assert pol.cbar == pytest.approx(0.9)
+
+
+def test_cumulative_cbar_checks_the_last_step_when_all_k_ran():
+    """K = 2. Iteration 1, confidences 0.8, 0.7: step 0 passes (G(1) = 7.2 / 15.5 ms = 464.5),
+    cbar = 0.8; step 1 is the last: checked in verify_lengths, G(2) = (7.2 + 4 * 0.56) / 18.5 ms
+    = 510.3 >= 464.5 -> folded: cbar = (3.2 + 2.8) / 8 = 0.75.
+    Iteration 2, confidences 0.8, 0.1: G(2) = (7.2 + 4 * 0.08) / 18.5 ms = 406.5 < 464.5 ->
+    step 1 left out: cbar = (6.0 + 3.2) / 12 = 0.76667."""
+    pol = make_policy("adaspec:2,cbar=cumulative")
+    run_decode_iteration(pol, make_view(4), ScriptedExecutor(_conf(0.8, 0.7)))
+    assert pol.cbar == pytest.approx(0.75)
+    run_decode_iteration(pol, make_view(4), ScriptedExecutor(_conf(0.8, 0.1)))
+    assert pol.cbar == pytest.approx(9.2 / 12)
+
+
+def test_decay_recovery_lifts_cbar_back_to_drafting():
+    """cbar = 0.1 (learnt from a poor request), draft step 5 ms: G(0) = 4 / 12 ms and
+    G(1) = (4 + 4c) / 19.5 ms, so drafting pays only for c > 0.625.
+    Prior cbar0 = 0.72, recover_after = 4: after s plain iterations the policy decides with
+    0.72 - 0.62 * 2^(-s/4): s = 10 -> 0.6104 (plain), s = 11 -> 0.62784 (drafts).
+    The stored cbar stays 0.1 (it learns only from drafting); recover=none never drafts."""
+    view = make_view(4, estimator=FakeEstimator(draft_step_ms=5.0))
+    decayed = make_policy("adaspec:8,cbar0=0.72,recover_after=4")
+    stuck = make_policy("adaspec:8,cbar0=0.72,recover=none")
+    decayed.cbar = stuck.cbar = 0.1
+    ks = [decayed.begin(view) for _ in range(12)]
+    assert ks[:11] == [0] * 11 and ks[11] == 8
+    assert decayed.cbar_used == pytest.approx(0.72 - 0.62 * 2 ** (-11 / 4))
+    assert decayed.cbar == 0.1
+    assert decayed.begin(view) == 0  # drafting reset the streak: back to the stored 0.1
+    assert all(stuck.begin(view) == 0 for _ in range(100))
 
 
 def test_no_verifier_ablation_never_trims():
@@ -209,8 +294,13 @@ def test_adaspec_parameters_and_names():
     assert make_policy(pol.name).name == pol.name
     assert make_policy("adaspec").name == "adaspec:8"
     assert make_policy("adaspec:K=8,slo=off,trim=request").name == "adaspec:8,slo=off,trim=request"
-    # explicit keywords override the flag's defaults
-    assert make_policy("adaspec:8,artifact,slo=strict").name == "adaspec:8,trim=request"
+    # the exact artifact configuration is named by its flag; keywords override the flag's values
+    assert make_policy("adaspec:8,slo=off,trim=request,cbar=cumulative,recover=none").name \
+        == "adaspec:8,artifact"
+    assert make_policy("adaspec:8,artifact,slo=strict").name == \
+        "adaspec:8,trim=request,cbar=cumulative,recover=none"
+    assert make_policy("adaspec:8,recover=probe,recover_after=16").name == \
+        "adaspec:8,recover=probe,recover_after=16"
 
 
 def test_prediction_leaves_out_requests_that_reached_their_draft_limit():
