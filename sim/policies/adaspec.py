@@ -1,5 +1,10 @@
 """``adaspec:K``: AdaSpec (SoCC 2025) — adaptive drafter, confidence-prior verifier and
-SLO-aware goodput estimator, exactly as DESIGN.md §3 "AdaSpec, precisely".
+SLO-aware goodput estimator, as DESIGN.md §3 "AdaSpec, precisely", with the forms of the
+released artifact as options (and as the default, chosen by measurement: README "Policies").
+
+Default ``adaspec:K`` = ``slo=off, trim=request, cbar=cumulative`` (the release's forms) with
+``recover=decay`` (invented here); the paper's SLO-constrained form is ``slo=strict``, its
+token trimming ``trim=token``.
 
 Per iteration, with G = E[N] / T from ``sim.policies.goodput``:
 
@@ -17,13 +22,13 @@ Per iteration, with G = E[N] / T from ``sim.policies.goodput``:
    (``GraphPadding.next_smaller``: above the largest graph size the targets continue in steps
    of 32, as the artifact's do; never below B: bonus positions stay); keep the trimmed plan
    only if its predicted G is not lower (an infeasible plan scores -inf). Nothing is trimmed
-   without padding (eager mode). ``trim=request`` (the released artifact,
+   without padding (eager mode). ``trim=request`` (default; the released artifact,
    ``_eliminate_spec_lens_cuda_graph``): remove exactly the same number of tokens, taking
    whole suffixes from the requests in ascending order of their final cumulative confidence
    (ties: lower batch index first; the last one is cut partly); ``trim=off`` never trims
    (that is ``adaspec-nv``).
 4. cbar, the mean single-token draft confidence, starts at ``cbar0`` = 0.6:
-   ``cbar=cumulative`` (the artifact's ``default_confidence``): the mean since the start over
+   ``cbar=cumulative`` (default; the artifact's ``default_confidence``): the mean since the start over
    every request of every draft step whose after-step check passed (the step that triggered
    a stop is left out), updated right after each step, so later predictions of the same
    iteration already use it; ``cbar=ema`` (invented here): an exponential running mean
@@ -34,8 +39,9 @@ Per iteration, with G = E[N] / T from ``sim.policies.goodput``:
    half-life of ``recover_after`` plain iterations), so AdaSpec cannot stay in plain decoding
    for good because cbar only learns while drafting.
 
-SLO modes (``slo=``): ``strict`` T <= tpot_slo (default, the paper/artifact's 40 ms budget form),
-``tokens`` T / E[N_i] <= tpot_slo for every request, ``off`` (the released artifact).
+SLO modes (``slo=``): ``off`` (default; the release, whose check is commented out),
+``strict`` T <= tpot_slo (the paper's form with the artifact's 40 ms budget), ``tokens``
+T / E[N_i] <= tpot_slo for every request (invented here).
 ``adaspec:K,artifact`` is the release (cerebellumking/AdaSpec @ f3f2f48, read in its copy
 Waloid24/AdaSpec @ 80d6c4f ``vllm/spec_decode/draft_model_runner.py``):
 ``slo=off,trim=request,cbar=cumulative,recover=none``.
@@ -43,9 +49,10 @@ Waloid24/AdaSpec @ 80d6c4f ``vllm/spec_decode/draft_model_runner.py``):
 When the SLO is already lost for the iteration (T(0) > tpot_slo: plain decoding alone misses
 the budget, as under overload), DESIGN.md's literal rule leaves only k = 0 feasible, which
 turns AdaSpec into plain decoding exactly when the server is most loaded (measured: 18 %
-higher mean TPOT than static:1 on the AdaSpec conv trace at 8x rate). ``lost=goodput`` (the
-default) drops the constraint for such an iteration and maximises goodput; ``lost=plain``
-keeps the literal rule.
+higher mean TPOT than static:1 on the AdaSpec conv trace at 8x rate). ``lost=goodput``
+(default with an SLO form; invented here) drops the constraint for such an iteration and
+maximises goodput; ``lost=plain`` keeps the literal rule. ``lost=`` needs ``slo=strict`` or
+``slo=tokens``.
 
 Drafting is iteration-level: every request that may draft (``max_draft_tokens > s``) drafts
 step s; per-request lengths differ only through the verifier.
@@ -106,19 +113,21 @@ class AdaSpecPolicy(Policy):
     """The AdaSpec policy; see the module docstring for the exact rules."""
 
     base_name = "adaspec"
-    default_trim = TrimMode.TOKEN
+    default_trim = TrimMode.REQUEST
     #: What the ``artifact`` flag sets (the registry's flag and the canonical name agree).
     artifact_options = {"slo": "off", "trim": "request", "cbar": "cumulative", "recover": "none"}
 
-    def __init__(self, k: int = 8, slo: str | SloMode = SloMode.STRICT,
-                 trim: str | TrimMode = TrimMode.TOKEN, cbar0: float = 0.6,
-                 cbar_weight: float | None = None, lost: str | LostMode = "goodput",
-                 cbar: str | CbarMode = CbarMode.EMA,
+    def __init__(self, k: int = 8, slo: str | SloMode = SloMode.OFF,
+                 trim: str | TrimMode = TrimMode.REQUEST, cbar0: float = 0.6,
+                 cbar_weight: float | None = None, lost: str | LostMode | None = None,
+                 cbar: str | CbarMode = CbarMode.CUMULATIVE,
                  recover: str | RecoverMode = RecoverMode.DECAY,
                  recover_after: int | None = None) -> None:
         self.k_max = check_k(k)
         self.slo = check_enum(SloMode, slo, "slo")
-        self.lost = check_enum(LostMode, lost, "lost")
+        if lost is not None and self.slo is SloMode.OFF:
+            raise ConfigError("lost applies to slo=strict or slo=tokens, not slo=off")
+        self.lost = check_enum(LostMode, LostMode.GOODPUT if lost is None else lost, "lost")
         self.trim = check_enum(TrimMode, trim, "trim")
         self.cbar_mode = check_enum(CbarMode, cbar, "cbar")
         if cbar_weight is not None and self.cbar_mode is CbarMode.CUMULATIVE:
@@ -143,12 +152,15 @@ class AdaSpecPolicy(Policy):
     def _canonical_name(self) -> str:
         """The spec string with non-default options only (``make_policy`` rebuilds it); the
         exact artifact configuration is written as its flag."""
+        options = {"slo": self.slo.value, "trim": self.trim.value, "cbar": self.cbar_mode.value,
+                   "recover": self.recovery.mode.value}
+        main = {key: options[key] for key in self.artifact_options}
         parts = [str(self.k_max)]
-        if self.slo is not SloMode.STRICT:
+        if self.slo is not SloMode.OFF:
             parts.append(f"slo={self.slo.value}")
         if self.trim is not self.default_trim:
             parts.append(f"trim={self.trim.value}")
-        if self.cbar_mode is not CbarMode.EMA:
+        if self.cbar_mode is not CbarMode.CUMULATIVE:
             parts.append(f"cbar={self.cbar_mode.value}")
         if self.cbar0 != 0.6:
             parts.append(f"cbar0={self.cbar0:g}")
@@ -157,8 +169,7 @@ class AdaSpecPolicy(Policy):
         if self.lost is not LostMode.GOODPUT and self.slo is not SloMode.OFF:
             parts.append(f"lost={self.lost.value}")
         parts += self.recovery.spec_parts(RecoverMode.DECAY)
-        artifact = [f"{key}={value}" for key, value in self.artifact_options.items()]
-        if all(part in parts for part in artifact) and len(parts) == len(artifact) + 1:
+        if main == self.artifact_options and parts == [str(self.k_max), "recover=none"]:
             return f"{self.base_name}:{self.k_max},artifact"
         return f"{self.base_name}:" + ",".join(parts)
 

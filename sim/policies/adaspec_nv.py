@@ -15,9 +15,9 @@ class AdaSpecNoVerifierPolicy(AdaSpecPolicy):
     default_trim = TrimMode.OFF
     artifact_options = {"slo": "off", "cbar": "cumulative", "recover": "none"}
 
-    def __init__(self, k: int = 8, slo: str | SloMode = SloMode.STRICT, cbar0: float = 0.6,
-                 cbar_weight: float | None = None, lost: str = "goodput",
-                 cbar: str | CbarMode = CbarMode.EMA,
+    def __init__(self, k: int = 8, slo: str | SloMode = SloMode.OFF, cbar0: float = 0.6,
+                 cbar_weight: float | None = None, lost: str | None = None,
+                 cbar: str | CbarMode = CbarMode.CUMULATIVE,
                  recover: str | RecoverMode = RecoverMode.DECAY,
                  recover_after: int | None = None) -> None:
         super().__init__(k=k, slo=slo, trim=TrimMode.OFF, cbar0=cbar0, cbar_weight=cbar_weight,

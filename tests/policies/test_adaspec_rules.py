@@ -1,7 +1,9 @@
 """AdaSpec's rules, each checked against hand-computed goodput numbers.
 
 Estimator (policy_fakes.FakeEstimator): verify = 10 + 0.5 * tokens ms, draft step = 1 ms,
-draft overhead = 0.5 ms. Batch B = 4, K = 8, cbar = 0.6 unless stated.
+draft overhead = 0.5 ms. Batch B = 4, K = 8, cbar = 0.6 unless stated. Tests of the paper's
+forms (SLO check, token trimming, EMA cbar) name them; ``adaspec:8`` is the release's
+(slo=off, trim=request, cbar=cumulative) with decay recovery.
 
     T(0)        = 10 + 0.5 * 4                 = 12.0 ms   G(0) = 4 / 12.0 ms   = 333.33 tok/s
     T(1 step)   = 0.5 + 1 + 10 + 0.5 * 8       = 15.5 ms
@@ -20,6 +22,8 @@ from sim.core.speculation import run_decode_iteration
 from sim.policies.adaspec import AdaSpecPolicy
 from sim.policies.adaspec_nv import AdaSpecNoVerifierPolicy
 from sim.policies.registry import make_policy
+
+PAPER = "adaspec:8,slo=strict,trim=token,cbar=ema"  # the paper's SLO check and token trimming
 
 
 def _conf(*columns: float, batch: int = 4) -> np.ndarray:
@@ -66,9 +70,9 @@ def test_drafter_stops_before_a_step_whose_prediction_is_below_best():
     """Steps with confidence 0.9, 0.6:
     after step 1: c = 0.54, E = 7.6 + 2.16 = 9.76, G(2) = 9.76/18.5 = 527.57 > 490.32 -> best;
        predict step 2: E = 9.76 + 4*0.54*0.6 = 11.056, G = 11.056/21.5 = 514.23 < 527.57 -> stop.
-    cbar afterwards (weight 0.1 per productive step): 0.9*0.6 + 0.1*0.9 = 0.63, then
+    cbar afterwards (cbar=ema, weight 0.1 per productive step): 0.9*0.6 + 0.1*0.9 = 0.63, then
     0.9*0.63 + 0.1*0.6 = 0.627."""
-    pol = make_policy("adaspec:8")
+    pol = make_policy(PAPER)
     ex = ScriptedExecutor(_conf(0.9, 0.6, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9))
     out = run_decode_iteration(pol, make_view(4), ex)
     assert out.draft_steps == 2
@@ -91,14 +95,14 @@ def test_strict_slo_excludes_a_k():
     """TPOT SLO 20 ms, strict form: same confidences as the stop-after test, but the predicted
     T(3 steps) = 21.5 ms > 20 ms makes step 2 infeasible (although its goodput 594.60 is higher),
     so drafting stops before it: 2 steps."""
-    pol = make_policy("adaspec:8")
+    pol = make_policy(PAPER)
     ex = ScriptedExecutor(_conf(0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9))
     out = run_decode_iteration(pol, make_view(4, tpot_slo_s=20 * MS), ex)
     assert out.draft_steps == 2
     assert out.verify.tolist() == [2, 2, 2, 2]
     # tokens form: per-request T / E[N_i] = 21.5 / (1 + 0.9 + 0.81 + 0.486) = 6.7 ms <= 20 ms:
     # feasible, so it drafts the third step like the unconstrained run
-    pol = make_policy("adaspec:8,slo=tokens")
+    pol = make_policy("adaspec:8,slo=tokens,cbar=ema")
     out = run_decode_iteration(pol, make_view(4, tpot_slo_s=20 * MS),
                                ScriptedExecutor(_conf(0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9)))
     assert out.draft_steps == 3
@@ -110,21 +114,21 @@ def test_lost_slo_maximises_goodput_unless_lost_plain():
     the pre-check then compares G(1) = (4 + 0.6 * 4) / (0.5 + 1 + verify(8) = 15.5 ms) = 412.9
     with G(0) = 4 / 12 ms = 333.3 and drafts. lost=plain keeps DESIGN's literal rule: only
     k = 0 is feasible."""
-    pol = make_policy("adaspec:8")
+    pol = make_policy("adaspec:8,slo=strict")
     assert pol.begin(make_view(4, tpot_slo_s=11 * MS)) == 8
     assert pol.stats["slo_lost"] == 1
-    plain = make_policy("adaspec:8,lost=plain")
-    assert plain.name == "adaspec:8,lost=plain"
+    plain = make_policy("adaspec:8,slo=strict,lost=plain")
+    assert plain.name == "adaspec:8,slo=strict,lost=plain"
     assert plain.begin(make_view(4, tpot_slo_s=11 * MS)) == 0
     # the SLO is not lost at 13 ms (T(0) = 12 ms fits) but T(1) = 15.5 ms does not: plain
-    assert make_policy("adaspec:8").begin(make_view(4, tpot_slo_s=13 * MS)) == 0
+    assert make_policy("adaspec:8,slo=strict").begin(make_view(4, tpot_slo_s=13 * MS)) == 0
 
 
 def test_slo_makes_even_one_step_infeasible_and_off_ignores_it():
     # SLO 15 ms < T(1 step) = 15.5 ms: plain decoding (k = 0 is always feasible)
-    assert make_policy("adaspec:8").begin(make_view(4, tpot_slo_s=15 * MS)) == 0
-    # the artifact's setting ignores the SLO
-    assert make_policy("adaspec:8,slo=off").begin(make_view(4, tpot_slo_s=15 * MS)) == 8
+    assert make_policy("adaspec:8,slo=strict").begin(make_view(4, tpot_slo_s=15 * MS)) == 0
+    # the release (and the default) ignores the SLO
+    assert make_policy("adaspec:8").begin(make_view(4, tpot_slo_s=15 * MS)) == 8
 
 
 # Verifier: B = 4 with max_draft = [4, 3, 3, 3] and default graph sizes (..., 8, 16, 32, ...).
@@ -193,7 +197,7 @@ def test_token_and_request_trimming_differ_when_several_tokens_go():
     Drafting 0.5 + 6 = 6.5 ms; full T = 6.5 + verify(64) = 48.5 ms, trimmed T = 6.5 + 26 = 32.5 ms,
     so both trimmed plans win (E drops by < 0.15 tokens of ~17.7)."""
     drafted = np.full(5, 6)
-    for spec, expected in (("adaspec:8", [4, 5, 6, 6, 6]), ("adaspec:8,trim=request", [3, 6, 6, 6, 6])):
+    for spec, expected in (("adaspec:8,trim=token", [4, 5, 6, 6, 6]), ("adaspec:8", [3, 6, 6, 6, 6])):
         pol = make_policy(spec)
         assert pol.begin(make_view(5, padding=DEFAULT_PADDING)) == 8
         assert pol.verify_lengths(_WIDE_CONF, drafted).tolist() == expected
@@ -289,16 +293,16 @@ def test_verifier_may_trim_down_to_the_bonus_tokens_but_never_below():
 
 
 def test_adaspec_parameters_and_names():
-    pol = AdaSpecPolicy(k=6, slo="tokens", trim="request", cbar0=0.5)
-    assert pol.name == "adaspec:6,slo=tokens,trim=request,cbar0=0.5"
+    pol = AdaSpecPolicy(k=6, slo="tokens", trim="token", cbar0=0.5)
+    assert pol.name == "adaspec:6,slo=tokens,trim=token,cbar0=0.5"
     assert make_policy(pol.name).name == pol.name
     assert make_policy("adaspec").name == "adaspec:8"
-    assert make_policy("adaspec:K=8,slo=off,trim=request").name == "adaspec:8,slo=off,trim=request"
-    # the exact artifact configuration is named by its flag; keywords override the flag's values
-    assert make_policy("adaspec:8,slo=off,trim=request,cbar=cumulative,recover=none").name \
-        == "adaspec:8,artifact"
-    assert make_policy("adaspec:8,artifact,slo=strict").name == \
-        "adaspec:8,trim=request,cbar=cumulative,recover=none"
+    assert make_policy("adaspec:K=8,slo=off,trim=request,cbar=cumulative").name == "adaspec:8"
+    assert make_policy(PAPER).name == PAPER
+    # the exact artifact configuration (the default without recovery) is named by its flag;
+    # keywords override the flag's values
+    assert make_policy("adaspec:8,recover=none").name == "adaspec:8,artifact"
+    assert make_policy("adaspec:8,artifact,slo=strict").name == "adaspec:8,slo=strict,recover=none"
     assert make_policy("adaspec:8,recover=probe,recover_after=16").name == \
         "adaspec:8,recover=probe,recover_after=16"
 
@@ -308,7 +312,7 @@ def test_prediction_leaves_out_requests_that_reached_their_draft_limit():
     after step 0: c = 0.9 each, E = 4 + 3.6 = 7.6; T(1 step, 4 tokens) = 15.5 ms, G = 490.32.
     predict step 1: only requests 0-2 draft it: E = 7.6 + 3 * 0.9 * 0.6 = 9.22 (not 9.76),
     T = 0.5 + 2 + 10 + 0.5 * (4 + 4 + 3) = 18.0 ms, G = 9.22 / 18.0 ms = 512.22."""
-    pol = make_policy("adaspec:8")
+    pol = make_policy(PAPER)
     view = make_view(4, max_draft=[8, 8, 8, 1])
     assert pol.begin(view) == 8
     conf = _conf(0.9)

@@ -41,12 +41,13 @@ def test_names_and_default_set():
     ("smartspec:8,recover=probe,recover_after=32", "smartspec:8,recover=probe,recover_after=32"),
     ("smartspec:8,recover=decay,recover_after=64", "smartspec:8"),
     ("adaspec:8,artifact", "adaspec:8,artifact"),
-    ("adaspec:8,cbar=cumulative,recover=probe", "adaspec:8,cbar=cumulative,recover=probe"),
-    ("adaspec:k=8,slo=off,trim=request", "adaspec:8,slo=off,trim=request"),
+    ("adaspec:8,cbar=ema,recover=probe", "adaspec:8,cbar=ema,recover=probe"),
+    ("adaspec:8,slo=strict,lost=plain", "adaspec:8,slo=strict,lost=plain"),
+    ("adaspec:k=8,slo=strict,trim=token", "adaspec:8,slo=strict,trim=token"),
     ("adaspec:4,slo=tokens,trim=off", "adaspec:4,slo=tokens,trim=off"),
     ("adaspec-nv", "adaspec-nv:8"),
     ("adaspec-nv:8,artifact", "adaspec-nv:8,artifact"),
-    ("adaspec-nv:8,artifact,recover=decay", "adaspec-nv:8,slo=off,cbar=cumulative"),
+    ("adaspec-nv:8,artifact,recover=decay", "adaspec-nv:8"),
     ("oracle", "oracle:8"),
 ])
 def test_spec_parsing(spec, name):
@@ -73,7 +74,7 @@ def test_k_max_and_flags():
     "smartspec:8,weight=0.2", "smartspec:8,rate=sometimes", "smartspec:8,plain_bias=3",
     "smartspec:8,recover=later", "smartspec:8,recover=none,recover_after=8",
     "smartspec:8,recover_after=0", "adaspec:8,cbar=median", "adaspec:8,cbar=cumulative,cbar_weight=0.2",
-    "adaspec:8,recover=reset,recover_after=4", "adaspec:8,recover_after=x",
+    "adaspec:8,recover=reset,recover_after=4", "adaspec:8,recover_after=x", "adaspec:8,lost=plain",
 ])
 def test_bad_specs_are_one_line_config_errors(spec):
     with pytest.raises(ConfigError) as err:

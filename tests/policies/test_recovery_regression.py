@@ -52,7 +52,7 @@ def test_adaptive_policies_keep_drafting_to_the_end(spaced, best_static, policy)
     assert late >= 0.9 * best_static[2]
 
 
-@pytest.mark.parametrize("policy", ["smartspec:8,rate=ema,recover=none", "adaspec:8,recover=none"])
+@pytest.mark.parametrize("policy", ["smartspec:8,rate=ema,recover=none", "adaspec:8,cbar=ema,recover=none"])
 def test_without_recovery_the_workload_reproduces_the_bug(spaced, best_static, policy):
     _, steps, late = _run(spaced, policy)
     assert late == pytest.approx(1.0)
