@@ -403,6 +403,28 @@ class AdaSpecPolicy(Policy):
             self.stats["trim_kept"] += 1
             self.last_trim = "kept"
             return drafted - np.bincount(rows[dropped], minlength=batch)
+        if uniform and not tokens_mode:  # trim=request, everyone drafted `steps` tokens:
+            # the `whole` lowest-final requests lose everything, the next one `part` tokens
+            order = cum[steps - 1].argsort(kind="stable")
+            whole, part = divmod(drop, steps)
+            gone = order[:whole]
+            removed = float(cum[:, gone].sum())
+            if part:
+                removed += float(cum[steps - part:, order[whole]].sum())
+            expected = self._expected
+            full = self._score(expected, draft_time + cost.verify_s(total), 1.0)
+            trimmed = self._score(expected - removed, draft_time + cost.verify_s(target), 1.0)
+            if trimmed < full:
+                self.stats["trim_rejected"] += 1
+                self.last_trim = "rejected"
+                return drafted
+            new = drafted.copy()
+            new[gone] = 0
+            if part:
+                new[order[whole]] -= part
+            self.stats["trim_kept"] += 1
+            self.last_trim = "kept"
+            return new
         cum = cum.T  # (B, steps)
         valid = np.arange(steps)[None, :] < drafted[:, None]
         row_sums = cum.sum(axis=1)

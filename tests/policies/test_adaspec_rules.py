@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from policy_fakes import DEFAULT_PADDING, MS, FakeEstimator, ScriptedExecutor, make_view
 
 from sim.core.speculation import run_decode_iteration
@@ -320,3 +322,25 @@ def test_prediction_leaves_out_requests_that_reached_their_draft_limit():
     assert pol.continue_drafting(1, conf, np.ones(4, dtype=np.int64)) is True
     assert pol.best == pytest.approx(7.6 / (15.5 * MS))
     assert pol.predicted == pytest.approx(9.22 / (18.0 * MS))
+
+
+@settings(max_examples=40, deadline=None)
+@given(batch=st.integers(1, 40), steps=st.integers(1, 8), seed=st.integers(0, 2**31 - 1))
+def test_uniform_request_trimming_fast_path_matches_the_general_rule(batch, steps, seed):
+    """When everyone drafted the same number of steps, verify_lengths takes a shortcut; it must
+    remove exactly the overflow and agree with the general rule (_trim_requests)."""
+    from sim.policies.adaspec import _trim_requests
+    conf = np.random.default_rng(seed).beta(2.0, 1.0, size=(batch, steps))
+    pol = make_policy(f"adaspec:{steps}")
+    view = make_view(batch, padding=DEFAULT_PADDING,
+                     estimator=FakeEstimator(verify_per_token_ms=0.5, draft_step_ms=0.01))
+    if pol.begin(view) == 0:
+        return
+    drafted = np.full(batch, steps)
+    verify = pol.verify_lengths(conf, drafted)
+    if pol.last_trim != "kept":
+        return
+    total = batch * (steps + 1)
+    drop = total - DEFAULT_PADDING.next_smaller(total)
+    assert int(verify.sum()) == batch * steps - drop
+    assert verify.tolist() == _trim_requests(np.cumprod(conf, axis=1), drafted, drop)[0].tolist()
