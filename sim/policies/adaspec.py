@@ -2,9 +2,9 @@
 SLO-aware goodput estimator, as DESIGN.md §3 "AdaSpec, precisely", with the forms of the
 released artifact as options (and as the default, chosen by measurement: README "Policies").
 
-Default ``adaspec:K`` = ``slo=off, trim=request, cbar=cumulative`` (the release's forms) with
-``recover=decay`` (invented here); the paper's SLO-constrained form is ``slo=strict``, its
-token trimming ``trim=token``.
+Default ``adaspec:K`` = ``slo=off, cbar=cumulative`` (the release's forms), ``trim=token``
+(the paper's verifier) and ``recover=decay`` (invented here); the paper's SLO-constrained form
+is ``slo=strict``, the release's verifier ``trim=request``.
 
 Per iteration, with G = E[N] / T from ``sim.policies.goodput``:
 
@@ -16,13 +16,13 @@ Per iteration, with G = E[N] / T from ``sim.policies.goodput``:
    b. before step s, predict G(s+1) by extrapolating each drafting request one position
       (c_{i,s+1} = c_{i,s} * cbar); stop if the prediction is below the best so far or infeasible.
    "Below" is strict: an equal goodput keeps drafting.
-3. Verifier (``verify_lengths``), ``trim=token``: the pass of B + sum k_i tokens runs at its
-   padded graph size; drop the lowest cumulative-confidence draft tokens (ties: the later
+3. Verifier (``verify_lengths``), ``trim=token`` (default): the pass of B + sum k_i tokens
+   runs at its padded graph size; drop the lowest cumulative-confidence draft tokens (ties: the later
    position first, so each request loses a suffix) until it fits the next smaller graph size
    (``GraphPadding.next_smaller``: above the largest graph size the targets continue in steps
    of 32, as the artifact's do; never below B: bonus positions stay); keep the trimmed plan
    only if its predicted G is not lower (an infeasible plan scores -inf). Nothing is trimmed
-   without padding (eager mode). ``trim=request`` (default; the released artifact,
+   without padding (eager mode). ``trim=request`` (the released artifact,
    ``_eliminate_spec_lens_cuda_graph``): remove exactly the same number of tokens, taking
    whole suffixes from the requests in ascending order of their final cumulative confidence
    (ties: lower batch index first; the last one is cut partly); ``trim=off`` never trims
@@ -113,12 +113,12 @@ class AdaSpecPolicy(Policy):
     """The AdaSpec policy; see the module docstring for the exact rules."""
 
     base_name = "adaspec"
-    default_trim = TrimMode.REQUEST
+    default_trim = TrimMode.TOKEN
     #: What the ``artifact`` flag sets (the registry's flag and the canonical name agree).
     artifact_options = {"slo": "off", "trim": "request", "cbar": "cumulative", "recover": "none"}
 
     def __init__(self, k: int = 8, slo: str | SloMode = SloMode.OFF,
-                 trim: str | TrimMode = TrimMode.REQUEST, cbar0: float = 0.6,
+                 trim: str | TrimMode = TrimMode.TOKEN, cbar0: float = 0.6,
                  cbar_weight: float | None = None, lost: str | LostMode | None = None,
                  cbar: str | CbarMode = CbarMode.CUMULATIVE,
                  recover: str | RecoverMode = RecoverMode.DECAY,
@@ -154,7 +154,7 @@ class AdaSpecPolicy(Policy):
         exact artifact configuration is written as its flag."""
         options = {"slo": self.slo.value, "trim": self.trim.value, "cbar": self.cbar_mode.value,
                    "recover": self.recovery.mode.value}
-        main = {key: options[key] for key in self.artifact_options}
+        artifact = {key: options[key] for key in self.artifact_options} == self.artifact_options
         parts = [str(self.k_max)]
         if self.slo is not SloMode.OFF:
             parts.append(f"slo={self.slo.value}")
@@ -169,7 +169,8 @@ class AdaSpecPolicy(Policy):
         if self.lost is not LostMode.GOODPUT and self.slo is not SloMode.OFF:
             parts.append(f"lost={self.lost.value}")
         parts += self.recovery.spec_parts(RecoverMode.DECAY)
-        if main == self.artifact_options and parts == [str(self.k_max), "recover=none"]:
+        flagged = {f"{key}={value}" for key, value in self.artifact_options.items()}
+        if artifact and set(parts[1:]) <= flagged:  # nothing set beyond what the flag sets
             return f"{self.base_name}:{self.k_max},artifact"
         return f"{self.base_name}:" + ",".join(parts)
 

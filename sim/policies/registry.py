@@ -21,8 +21,8 @@ and ``make_policy(policy.name)`` rebuilds the same configuration.
 |                      | (0.1, rate=ema only), plain_bias= (1.0), recover=, recover_after=   |
 |                      | flag ``artifact`` = rate=cumulative,alpha0=0.7,recover=reset,        |
 |                      | plain_bias=1.1 (SmartSpec as the AdaSpec artifact runs it)          |
-| adaspec:K            | k (8); slo=off|strict|tokens (off), trim=request|token|off          |
-|                      | (request), cbar=cumulative|ema (cumulative), cbar0= (0.6),          |
+| adaspec:K            | k (8); slo=off|strict|tokens (off), trim=token|request|off          |
+|                      | (token), cbar=cumulative|ema (cumulative), cbar0= (0.6),            |
 |                      | cbar_weight= (0.1, cbar=ema only), lost=goodput|plain (goodput;     |
 |                      | slo=strict|tokens only), recover=, recover_after=; flag ``artifact``|
 |                      | = slo=off,trim=request,cbar=cumulative,recover=none (the release)   |
@@ -104,7 +104,7 @@ _KINDS: dict[str, PolicyKind] = {k.name: k for k in (
                summary="uniform k in 0..K maximising i.i.d.-alpha goodput"),
     PolicyKind("adaspec", AdaSpecPolicy,
                (Param("k", int, "k", 8), Param("slo", str, "slo", "off", False),
-                Param("trim", str, "trim", "request", False),
+                Param("trim", str, "trim", "token", False),
                 Param("cbar", str, "cbar", "cumulative", False),
                 Param("cbar0", float, "cbar0", 0.6, False),
                 Param("cbar_weight", float, "cbar_weight", 0.1, False),

@@ -2,8 +2,8 @@
 
 Estimator (policy_fakes.FakeEstimator): verify = 10 + 0.5 * tokens ms, draft step = 1 ms,
 draft overhead = 0.5 ms. Batch B = 4, K = 8, cbar = 0.6 unless stated. Tests of the paper's
-forms (SLO check, token trimming, EMA cbar) name them; ``adaspec:8`` is the release's
-(slo=off, trim=request, cbar=cumulative) with decay recovery.
+forms (SLO check, EMA cbar) name them; ``adaspec:8`` is slo=off, trim=token, cbar=cumulative
+with decay recovery.
 
     T(0)        = 10 + 0.5 * 4                 = 12.0 ms   G(0) = 4 / 12.0 ms   = 333.33 tok/s
     T(1 step)   = 0.5 + 1 + 10 + 0.5 * 8       = 15.5 ms
@@ -199,7 +199,8 @@ def test_token_and_request_trimming_differ_when_several_tokens_go():
     Drafting 0.5 + 6 = 6.5 ms; full T = 6.5 + verify(64) = 48.5 ms, trimmed T = 6.5 + 26 = 32.5 ms,
     so both trimmed plans win (E drops by < 0.15 tokens of ~17.7)."""
     drafted = np.full(5, 6)
-    for spec, expected in (("adaspec:8,trim=token", [4, 5, 6, 6, 6]), ("adaspec:8", [3, 6, 6, 6, 6])):
+    for spec, expected in (("adaspec:8", [4, 5, 6, 6, 6]),
+                           ("adaspec:8,trim=request", [3, 6, 6, 6, 6])):
         pol = make_policy(spec)
         assert pol.begin(make_view(5, padding=DEFAULT_PADDING)) == 8
         assert pol.verify_lengths(_WIDE_CONF, drafted).tolist() == expected
@@ -295,16 +296,16 @@ def test_verifier_may_trim_down_to_the_bonus_tokens_but_never_below():
 
 
 def test_adaspec_parameters_and_names():
-    pol = AdaSpecPolicy(k=6, slo="tokens", trim="token", cbar0=0.5)
-    assert pol.name == "adaspec:6,slo=tokens,trim=token,cbar0=0.5"
+    pol = AdaSpecPolicy(k=6, slo="tokens", trim="request", cbar0=0.5)
+    assert pol.name == "adaspec:6,slo=tokens,trim=request,cbar0=0.5"
     assert make_policy(pol.name).name == pol.name
     assert make_policy("adaspec").name == "adaspec:8"
-    assert make_policy("adaspec:K=8,slo=off,trim=request,cbar=cumulative").name == "adaspec:8"
-    assert make_policy(PAPER).name == PAPER
-    # the exact artifact configuration (the default without recovery) is named by its flag;
-    # keywords override the flag's values
-    assert make_policy("adaspec:8,recover=none").name == "adaspec:8,artifact"
-    assert make_policy("adaspec:8,artifact,slo=strict").name == "adaspec:8,slo=strict,recover=none"
+    assert make_policy("adaspec:K=8,slo=off,trim=token,cbar=cumulative").name == "adaspec:8"
+    assert make_policy(PAPER).name == "adaspec:8,slo=strict,cbar=ema"
+    # the exact artifact configuration is named by its flag; keywords override the flag's values
+    assert make_policy("adaspec:8,trim=request,recover=none").name == "adaspec:8,artifact"
+    assert make_policy("adaspec:8,artifact,slo=strict").name == \
+        "adaspec:8,slo=strict,trim=request,recover=none"
     assert make_policy("adaspec:8,recover=probe,recover_after=16").name == \
         "adaspec:8,recover=probe,recover_after=16"
 
@@ -331,7 +332,7 @@ def test_uniform_request_trimming_fast_path_matches_the_general_rule(batch, step
     remove exactly the overflow and agree with the general rule (_trim_requests)."""
     from sim.policies.adaspec import _trim_requests
     conf = np.random.default_rng(seed).beta(2.0, 1.0, size=(batch, steps))
-    pol = make_policy(f"adaspec:{steps}")
+    pol = make_policy(f"adaspec:{steps},trim=request")
     view = make_view(batch, padding=DEFAULT_PADDING,
                      estimator=FakeEstimator(verify_per_token_ms=0.5, draft_step_ms=0.01))
     if pol.begin(view) == 0:

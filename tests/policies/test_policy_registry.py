@@ -43,7 +43,7 @@ def test_names_and_default_set():
     ("adaspec:8,artifact", "adaspec:8,artifact"),
     ("adaspec:8,cbar=ema,recover=probe", "adaspec:8,cbar=ema,recover=probe"),
     ("adaspec:8,slo=strict,lost=plain", "adaspec:8,slo=strict,lost=plain"),
-    ("adaspec:k=8,slo=strict,trim=token", "adaspec:8,slo=strict,trim=token"),
+    ("adaspec:k=8,slo=strict,trim=request", "adaspec:8,slo=strict,trim=request"),
     ("adaspec:4,slo=tokens,trim=off", "adaspec:4,slo=tokens,trim=off"),
     ("adaspec-nv", "adaspec-nv:8"),
     ("adaspec-nv:8,artifact", "adaspec-nv:8,artifact"),
