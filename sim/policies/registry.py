@@ -111,7 +111,8 @@ _KINDS: dict[str, PolicyKind] = {k.name: k for k in (
                 Param("lost", str, "lost", "goodput", False),
                 *_RECOVER_PARAMS),
                flags={"artifact": AdaSpecPolicy.artifact_options},
-               summary="AdaSpec: adaptive drafter + confidence-prior verifier + SLO-aware"),
+               summary="AdaSpec: adaptive drafter + confidence-prior verifier (+ SLO check with "
+                       "slo=strict)"),
     PolicyKind("adaspec-nv", AdaSpecNoVerifierPolicy,
                (Param("k", int, "k", 8), Param("slo", str, "slo", "off", False),
                 Param("cbar", str, "cbar", "cumulative", False),
