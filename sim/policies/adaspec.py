@@ -346,6 +346,18 @@ class AdaSpecPolicy(Policy):
             cbar = (1.0 - w) * cbar + w * (total / max(counts[t], 1))
         self.cbar = cbar
 
+    def _trim_pays(self, removed: float, total: int, target: int, draft_time: float) -> bool:
+        """Whether giving up ``removed`` expected tokens to verify ``target`` instead of
+        ``total`` positions keeps the predicted goodput (forms without a per-request SLO);
+        records the decision in ``stats`` and ``last_trim``."""
+        cost, expected = self._cost, self._expected
+        full = self._score(expected, draft_time + cost.verify_s(total), 1.0)
+        trimmed = self._score(expected - removed, draft_time + cost.verify_s(target), 1.0)
+        kept = trimmed >= full
+        self.stats["trim_kept" if kept else "trim_rejected"] += 1
+        self.last_trim = "kept" if kept else "rejected"
+        return kept
+
     def verify_lengths(self, conf: np.ndarray, drafted: np.ndarray) -> np.ndarray:
         drafted = np.asarray(drafted, dtype=np.int64)
         self.last_trim = "none"
@@ -381,18 +393,13 @@ class AdaSpecPolicy(Policy):
             else:
                 valid = self._positions[:steps] < drafted  # (steps, B): t < drafted_i
                 vals = cum[valid]
-            expected = self._expected
             if drop < vals.size:
                 part = vals.copy()  # np.partition without its wrapper's overhead
                 part.partition(drop - 1)
                 lowest = float(np.add.reduce(part[:drop]))
             else:
-                lowest = expected - batch
-            full = self._score(expected, draft_time + cost.verify_s(total), 1.0)
-            trimmed = self._score(expected - lowest, draft_time + cost.verify_s(target), 1.0)
-            if trimmed < full:
-                self.stats["trim_rejected"] += 1
-                self.last_trim = "rejected"
+                lowest = self._expected - batch
+            if not self._trim_pays(lowest, total, target, draft_time):
                 return drafted
             if valid is None:
                 neg_cols, rows = _step_major_index(steps, batch)
@@ -401,8 +408,6 @@ class AdaSpecPolicy(Policy):
                 neg_cols = -cols
             # lowest value first; ties: the later position, then the lower batch index
             dropped = np.lexsort((neg_cols, vals))[:drop]
-            self.stats["trim_kept"] += 1
-            self.last_trim = "kept"
             return drafted - np.bincount(rows[dropped], minlength=batch)
         if uniform and not tokens_mode:  # trim=request, everyone drafted `steps` tokens:
             # the `whole` lowest-final requests lose everything, the next one `part` tokens
@@ -412,19 +417,12 @@ class AdaSpecPolicy(Policy):
             removed = float(cum[:, gone].sum())
             if part:
                 removed += float(cum[steps - part:, order[whole]].sum())
-            expected = self._expected
-            full = self._score(expected, draft_time + cost.verify_s(total), 1.0)
-            trimmed = self._score(expected - removed, draft_time + cost.verify_s(target), 1.0)
-            if trimmed < full:
-                self.stats["trim_rejected"] += 1
-                self.last_trim = "rejected"
+            if not self._trim_pays(removed, total, target, draft_time):
                 return drafted
             new = drafted.copy()
             new[gone] = 0
             if part:
                 new[order[whole]] -= part
-            self.stats["trim_kept"] += 1
-            self.last_trim = "kept"
             return new
         cum = cum.T  # (B, steps)
         valid = np.arange(steps)[None, :] < drafted[:, None]
