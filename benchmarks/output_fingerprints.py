@@ -32,7 +32,7 @@ SCENARIOS: dict[str, list[str]] = {
                          "--policy", "all", "--chunked-prefill"],
     "adaspec-variants": ["--trace", str(TRACES / "azure2023/AzureLLMInferenceTrace_conv.csv"),
                          "--limit", "2000", "--policy", "adaspec:8,slo=tokens",
-                         "--policy", "adaspec:8,artifact", "--policy", "adaspec:8,lost=plain",
+                         "--policy", "adaspec:8,artifact", "--policy", "adaspec:8,slo=strict,lost=plain",
                          "--policy", "adaspec:4,slo=off", "--policy", "smartspec:4",
                          "--acceptance", "fixed:0.58"],
     "eager-exact": ["--trace", str(TRACES / "azure2023/AzureLLMInferenceTrace_code.csv"),

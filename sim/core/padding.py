@@ -62,8 +62,23 @@ class GraphPadding:
             return self._table[n]
         return n
 
+    @property
+    def top_step(self) -> int:
+        """Spacing of the largest captured sizes (32 for the defaults; the largest size itself
+        when there is only one)."""
+        sizes = self.sizes
+        return sizes[-1] - sizes[-2] if len(sizes) > 1 else sizes[-1]
+
     def next_smaller(self, n: int) -> int:
-        """The largest captured size strictly below ``pad(n)`` (0 if none)."""
+        """The largest captured size strictly below ``pad(n)`` (0 if none).
+
+        Above the largest size (eager passes) the sizes continue in steps of ``top_step``:
+        the answer is the largest ``max_size + j * top_step`` below ``n``, so a pass of 1100
+        tokens trims to 1088, not 1024 (the AdaSpec artifact's ``n - ((n - 1) // 32) * 32``)."""
+        top = self.sizes[-1]
+        if self.enabled and n > top:
+            step = self.top_step
+            return top + (n - 1 - top) // step * step
         padded = self.pad(n)
         i = bisect.bisect_left(self.sizes, padded)
         return self.sizes[i - 1] if i > 0 else 0

@@ -3,8 +3,9 @@ no verifier trimming (every drafted token is verified)."""
 
 from __future__ import annotations
 
-from sim.policies.adaspec import AdaSpecPolicy, TrimMode
+from sim.policies.adaspec import AdaSpecPolicy, CbarMode, TrimMode
 from sim.policies.goodput import SloMode
+from sim.policies.recovery import RecoverMode
 
 
 class AdaSpecNoVerifierPolicy(AdaSpecPolicy):
@@ -12,8 +13,12 @@ class AdaSpecNoVerifierPolicy(AdaSpecPolicy):
 
     base_name = "adaspec-nv"
     default_trim = TrimMode.OFF
+    artifact_options = {"slo": "off", "cbar": "cumulative", "recover": "none"}
 
-    def __init__(self, k: int = 8, slo: str | SloMode = SloMode.STRICT, cbar0: float = 0.6,
-                 cbar_weight: float = 0.1, lost: str = "goodput") -> None:
+    def __init__(self, k: int = 8, slo: str | SloMode = SloMode.OFF, cbar0: float = 0.6,
+                 cbar_weight: float | None = None, lost: str | None = None,
+                 cbar: str | CbarMode = CbarMode.CUMULATIVE,
+                 recover: str | RecoverMode = RecoverMode.DECAY,
+                 recover_after: int | None = None) -> None:
         super().__init__(k=k, slo=slo, trim=TrimMode.OFF, cbar0=cbar0, cbar_weight=cbar_weight,
-                         lost=lost)
+                         lost=lost, cbar=cbar, recover=recover, recover_after=recover_after)

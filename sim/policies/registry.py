@@ -17,16 +17,25 @@ and ``make_policy(policy.name)`` rebuilds the same configuration.
 | static:K             | k (required)                                                        |
 | threshold:T,K        | t (0.6), k (8)                                                      |
 | disable-by-batch:K,B | k (required), b (required): static K while batch < B, else 0        |
-| smartspec:K          | k (8); alpha0= (0.6), weight= (0.1)                                 |
-| adaspec:K            | k (8); slo=strict|tokens|off (strict), trim=token|request|off       |
-|                      | (token), cbar0= (0.6), cbar_weight= (0.1), lost=goodput|plain      |
-|                      | (goodput); flag ``artifact`` = slo=off,trim=request (the released  |
-|                      | artifact)                                                           |
-| adaspec-nv:K         | k (8); slo=, cbar0=, cbar_weight=, lost=; flag ``artifact`` = slo=off|
+| smartspec:K          | k (8); alpha0= (0.6), rate=cumulative|ema (cumulative), weight=     |
+|                      | (0.1, rate=ema only), plain_bias= (1.0), recover=, recover_after=   |
+|                      | flag ``artifact`` = rate=cumulative,alpha0=0.7,recover=reset,        |
+|                      | plain_bias=1.1 (SmartSpec as the AdaSpec artifact runs it)          |
+| adaspec:K            | k (8); slo=off|strict|tokens (off), trim=token|request|off          |
+|                      | (token), cbar=cumulative|ema (cumulative), cbar0= (0.6),            |
+|                      | cbar_weight= (0.1, cbar=ema only), lost=goodput|plain (goodput;     |
+|                      | slo=strict|tokens only), recover=, recover_after=; flag ``artifact``|
+|                      | = slo=off,trim=request,cbar=cumulative,recover=none (the release)   |
+| adaspec-nv:K         | as adaspec without trim=; flag ``artifact`` = slo=off,              |
+|                      | cbar=cumulative,recover=none                                        |
 | oracle:K             | k (8); sim-only                                                     |
 
+``recover=none|reset|probe|decay`` (default decay) and ``recover_after=N`` (default 64): how
+an adaptive policy's estimate returns from plain decoding (``sim.policies.recovery``).
+
 Examples: ``static:5``, ``threshold:0.6,8``, ``disable-by-batch:5,32``, ``adaspec``,
-``adaspec:8,artifact``, ``adaspec:K=8,slo=off,trim=request``, ``adaspec:6,slo=tokens``.
+``adaspec:8,artifact``, ``adaspec:K=8,slo=off,trim=request``, ``adaspec:6,slo=tokens``,
+``smartspec:8,artifact``, ``smartspec:8,recover=probe,recover_after=32``.
 A malformed spec, unknown name, key or flag, or out-of-range value is one ``ConfigError``.
 """
 
@@ -42,6 +51,7 @@ from sim.policies.base import Policy
 from sim.policies.disable_by_batch import DisableByBatchPolicy
 from sim.policies.nospec import NoSpecPolicy
 from sim.policies.oracle import OraclePolicy
+from sim.policies.smartspec import ARTIFACT as SMARTSPEC_ARTIFACT
 from sim.policies.smartspec import SmartSpecPolicy
 from sim.policies.static import StaticPolicy
 from sim.policies.threshold import ThresholdPolicy
@@ -71,6 +81,9 @@ class PolicyKind:
     summary: str = ""
 
 
+_RECOVER_PARAMS = (Param("recover", str, "recover", "decay", False),
+                   Param("recover_after", int, "recover_after", 64, False))
+
 _KINDS: dict[str, PolicyKind] = {k.name: k for k in (
     PolicyKind("nospec", NoSpecPolicy, (), summary="no speculation"),
     PolicyKind("static", StaticPolicy, (Param("k", int, "k"),),
@@ -83,22 +96,31 @@ _KINDS: dict[str, PolicyKind] = {k.name: k for k in (
                summary="static K while the decode batch is smaller than B, else no speculation"),
     PolicyKind("smartspec", SmartSpecPolicy,
                (Param("k", int, "k", 8), Param("alpha0", float, "alpha0", 0.6, False),
-                Param("weight", float, "weight", 0.1, False)),
+                Param("weight", float, "weight", 0.1, False),
+                Param("rate", str, "rate", "cumulative", False),
+                Param("plain_bias", float, "plain_bias", 1.0, False),
+                *_RECOVER_PARAMS),
+               flags={"artifact": SMARTSPEC_ARTIFACT},
                summary="uniform k in 0..K maximising i.i.d.-alpha goodput"),
     PolicyKind("adaspec", AdaSpecPolicy,
-               (Param("k", int, "k", 8), Param("slo", str, "slo", "strict", False),
+               (Param("k", int, "k", 8), Param("slo", str, "slo", "off", False),
                 Param("trim", str, "trim", "token", False),
+                Param("cbar", str, "cbar", "cumulative", False),
                 Param("cbar0", float, "cbar0", 0.6, False),
                 Param("cbar_weight", float, "cbar_weight", 0.1, False),
-                Param("lost", str, "lost", "goodput", False)),
-               flags={"artifact": {"slo": "off", "trim": "request"}},
-               summary="AdaSpec: adaptive drafter + confidence-prior verifier + SLO-aware"),
+                Param("lost", str, "lost", "goodput", False),
+                *_RECOVER_PARAMS),
+               flags={"artifact": AdaSpecPolicy.artifact_options},
+               summary="AdaSpec: adaptive drafter + confidence-prior verifier (+ SLO check with "
+                       "slo=strict)"),
     PolicyKind("adaspec-nv", AdaSpecNoVerifierPolicy,
-               (Param("k", int, "k", 8), Param("slo", str, "slo", "strict", False),
+               (Param("k", int, "k", 8), Param("slo", str, "slo", "off", False),
+                Param("cbar", str, "cbar", "cumulative", False),
                 Param("cbar0", float, "cbar0", 0.6, False),
                 Param("cbar_weight", float, "cbar_weight", 0.1, False),
-                Param("lost", str, "lost", "goodput", False)),
-               flags={"artifact": {"slo": "off"}},
+                Param("lost", str, "lost", "goodput", False),
+                *_RECOVER_PARAMS),
+               flags={"artifact": AdaSpecNoVerifierPolicy.artifact_options},
                summary="AdaSpec without verifier trimming (ablation)"),
     PolicyKind("oracle", OraclePolicy, (Param("k", int, "k", 8),),
                summary="sim-only upper bound using the true acceptance outcomes"),

@@ -29,6 +29,11 @@ def test_hand_picked_sizes_and_next_smaller():
     assert [padding.pad(n) for n in (1, 3, 5, 33, 65, 1024, 1025)] == [1, 4, 8, 64, 96, 1024, 1025]
     assert padding.next_smaller(65) == 64 and padding.next_smaller(64) == 32
     assert padding.next_smaller(1) == 0
+    # above the largest size (1024) trim targets continue in steps of 32, as the AdaSpec
+    # artifact's delta = n - ((n - 1) // 32) * 32 does: delta <= 32, never back to 1024
+    assert [padding.next_smaller(n) for n in (1024, 1025, 1056, 1057, 1100, 2049)] == \
+        [992, 1024, 1024, 1056, 1088, 2048]
+    assert GraphPadding((1, 2, 4, 8)).next_smaller(13) == 12  # steps of 4 above 8
     assert GraphPadding() == GraphPadding()  # the lookup table is not part of equality
 
 

@@ -1,7 +1,9 @@
 """AdaSpec's rules, each checked against hand-computed goodput numbers.
 
 Estimator (policy_fakes.FakeEstimator): verify = 10 + 0.5 * tokens ms, draft step = 1 ms,
-draft overhead = 0.5 ms. Batch B = 4, K = 8, cbar = 0.6 unless stated.
+draft overhead = 0.5 ms. Batch B = 4, K = 8, cbar = 0.6 unless stated. Tests of the paper's
+forms (SLO check, EMA cbar) name them; ``adaspec:8`` is slo=off, trim=token, cbar=cumulative
+with decay recovery.
 
     T(0)        = 10 + 0.5 * 4                 = 12.0 ms   G(0) = 4 / 12.0 ms   = 333.33 tok/s
     T(1 step)   = 0.5 + 1 + 10 + 0.5 * 8       = 15.5 ms
@@ -14,12 +16,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from policy_fakes import DEFAULT_PADDING, MS, FakeEstimator, ScriptedExecutor, make_view
 
 from sim.core.speculation import run_decode_iteration
 from sim.policies.adaspec import AdaSpecPolicy
 from sim.policies.adaspec_nv import AdaSpecNoVerifierPolicy
 from sim.policies.registry import make_policy
+
+PAPER = "adaspec:8,slo=strict,trim=token,cbar=ema"  # the paper's SLO check and token trimming
 
 
 def _conf(*columns: float, batch: int = 4) -> np.ndarray:
@@ -66,9 +72,9 @@ def test_drafter_stops_before_a_step_whose_prediction_is_below_best():
     """Steps with confidence 0.9, 0.6:
     after step 1: c = 0.54, E = 7.6 + 2.16 = 9.76, G(2) = 9.76/18.5 = 527.57 > 490.32 -> best;
        predict step 2: E = 9.76 + 4*0.54*0.6 = 11.056, G = 11.056/21.5 = 514.23 < 527.57 -> stop.
-    cbar afterwards (weight 0.1 per productive step): 0.9*0.6 + 0.1*0.9 = 0.63, then
+    cbar afterwards (cbar=ema, weight 0.1 per productive step): 0.9*0.6 + 0.1*0.9 = 0.63, then
     0.9*0.63 + 0.1*0.6 = 0.627."""
-    pol = make_policy("adaspec:8")
+    pol = make_policy(PAPER)
     ex = ScriptedExecutor(_conf(0.9, 0.6, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9))
     out = run_decode_iteration(pol, make_view(4), ex)
     assert out.draft_steps == 2
@@ -91,14 +97,14 @@ def test_strict_slo_excludes_a_k():
     """TPOT SLO 20 ms, strict form: same confidences as the stop-after test, but the predicted
     T(3 steps) = 21.5 ms > 20 ms makes step 2 infeasible (although its goodput 594.60 is higher),
     so drafting stops before it: 2 steps."""
-    pol = make_policy("adaspec:8")
+    pol = make_policy(PAPER)
     ex = ScriptedExecutor(_conf(0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9))
     out = run_decode_iteration(pol, make_view(4, tpot_slo_s=20 * MS), ex)
     assert out.draft_steps == 2
     assert out.verify.tolist() == [2, 2, 2, 2]
     # tokens form: per-request T / E[N_i] = 21.5 / (1 + 0.9 + 0.81 + 0.486) = 6.7 ms <= 20 ms:
     # feasible, so it drafts the third step like the unconstrained run
-    pol = make_policy("adaspec:8,slo=tokens")
+    pol = make_policy("adaspec:8,slo=tokens,cbar=ema")
     out = run_decode_iteration(pol, make_view(4, tpot_slo_s=20 * MS),
                                ScriptedExecutor(_conf(0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9)))
     assert out.draft_steps == 3
@@ -110,21 +116,21 @@ def test_lost_slo_maximises_goodput_unless_lost_plain():
     the pre-check then compares G(1) = (4 + 0.6 * 4) / (0.5 + 1 + verify(8) = 15.5 ms) = 412.9
     with G(0) = 4 / 12 ms = 333.3 and drafts. lost=plain keeps DESIGN's literal rule: only
     k = 0 is feasible."""
-    pol = make_policy("adaspec:8")
+    pol = make_policy("adaspec:8,slo=strict")
     assert pol.begin(make_view(4, tpot_slo_s=11 * MS)) == 8
     assert pol.stats["slo_lost"] == 1
-    plain = make_policy("adaspec:8,lost=plain")
-    assert plain.name == "adaspec:8,lost=plain"
+    plain = make_policy("adaspec:8,slo=strict,lost=plain")
+    assert plain.name == "adaspec:8,slo=strict,lost=plain"
     assert plain.begin(make_view(4, tpot_slo_s=11 * MS)) == 0
     # the SLO is not lost at 13 ms (T(0) = 12 ms fits) but T(1) = 15.5 ms does not: plain
-    assert make_policy("adaspec:8").begin(make_view(4, tpot_slo_s=13 * MS)) == 0
+    assert make_policy("adaspec:8,slo=strict").begin(make_view(4, tpot_slo_s=13 * MS)) == 0
 
 
 def test_slo_makes_even_one_step_infeasible_and_off_ignores_it():
     # SLO 15 ms < T(1 step) = 15.5 ms: plain decoding (k = 0 is always feasible)
-    assert make_policy("adaspec:8").begin(make_view(4, tpot_slo_s=15 * MS)) == 0
-    # the artifact's setting ignores the SLO
-    assert make_policy("adaspec:8,slo=off").begin(make_view(4, tpot_slo_s=15 * MS)) == 8
+    assert make_policy("adaspec:8,slo=strict").begin(make_view(4, tpot_slo_s=15 * MS)) == 0
+    # the release (and the default) ignores the SLO
+    assert make_policy("adaspec:8").begin(make_view(4, tpot_slo_s=15 * MS)) == 8
 
 
 # Verifier: B = 4 with max_draft = [4, 3, 3, 3] and default graph sizes (..., 8, 16, 32, ...).
@@ -168,14 +174,101 @@ def test_verifier_rejects_trim_that_lowers_goodput():
     assert pol.last_trim == "rejected"
 
 
-def test_artifact_trims_whole_requests_by_final_cumulative_confidence():
-    """Final cumulative confidences 0.1458, 0.729, 0.729, 0.125: request 3 (0.125) goes whole.
-    E = 12.3378 - 0.875 = 11.4628, T = 4.5 + verify(pad(14) = 16) = 22.5 ms, G = 509.46 > 404.52."""
+def test_artifact_trims_exactly_the_overflow_from_the_lowest_final_confidence():
+    """Final cumulative confidences 0.1458, 0.729, 0.729, 0.125: request 3 (0.125) is the
+    lowest; the artifact removes exactly delta = 17 - 16 = 1 token, from its end (not the whole
+    request): E = 12.3378 - 0.125 = 12.2128, T = 4.5 + verify(16) = 22.5 ms, G = 542.79."""
     pol = _verifier("adaspec:8,artifact")
-    assert pol.name == "adaspec:8,slo=off,trim=request"
+    assert pol.name == "adaspec:8,artifact"
     verify = pol.verify_lengths(_TRIM_CONF, _TRIM_DRAFTED)
-    assert verify.tolist() == [4, 3, 3, 0]
+    assert verify.tolist() == [4, 3, 3, 2]
     assert pol.last_trim == "kept"
+
+
+# B = 5, every request drafted 6 steps: 5 + 30 = 35 tokens pad to 64; the next smaller size is
+# 32: drop 3 tokens. Cumulative confidences per request:
+#   r0 (0.5 each):  0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625   <- lowest final value
+#   r1 (0.6 each):  0.6, 0.36, 0.216, 0.1296, 0.07776, 0.046656
+#   r2-r4 (0.9):    0.9, 0.81, 0.729, 0.6561, 0.59049, 0.531441
+_WIDE_CONF = np.array([[0.5] * 6, [0.6] * 6, [0.9] * 6, [0.9] * 6, [0.9] * 6])
+
+
+def test_token_and_request_trimming_differ_when_several_tokens_go():
+    """token: the 3 lowest values overall: r0's 0.015625 and 0.03125, r1's 0.046656 -> [4, 5, 6, 6, 6].
+    request: 3 tokens off the end of r0 (lowest final value) -> [3, 6, 6, 6, 6].
+    Drafting 0.5 + 6 = 6.5 ms; full T = 6.5 + verify(64) = 48.5 ms, trimmed T = 6.5 + 26 = 32.5 ms,
+    so both trimmed plans win (E drops by < 0.15 tokens of ~17.7)."""
+    drafted = np.full(5, 6)
+    for spec, expected in (("adaspec:8", [4, 5, 6, 6, 6]),
+                           ("adaspec:8,trim=request", [3, 6, 6, 6, 6])):
+        pol = make_policy(spec)
+        assert pol.begin(make_view(5, padding=DEFAULT_PADDING)) == 8
+        assert pol.verify_lengths(_WIDE_CONF, drafted).tolist() == expected
+        assert pol.last_trim == "kept"
+
+
+def test_request_trimming_moves_on_to_the_next_request_for_the_rest():
+    """delta = 8: r0 (final 0.015625) loses all 6 tokens, the next-lowest final value
+    (r1, 0.046656) its last 2. The order is by the final value at each request's own drafted
+    length: with r0 drafting only 3 (final 0.125), r1 (0.046656) goes first and loses 5.
+    Ties (r2..r4 below) go to the lower index first."""
+    from sim.policies.adaspec import _trim_requests
+    cum = np.cumprod(_WIDE_CONF, axis=1)
+    new, kept = _trim_requests(cum, np.full(5, 6), 8)
+    assert new.tolist() == [0, 4, 6, 6, 6]
+    assert kept[0] == 0.0 and kept[1] == pytest.approx(0.6 + 0.36 + 0.216 + 0.1296)
+    assert kept[2] == pytest.approx(cum[2].sum())
+    short = cum.copy()
+    short[0, 3:] = 0.0
+    assert _trim_requests(short, np.array([3, 6, 6, 6, 6]), 5)[0].tolist() == [3, 1, 6, 6, 6]
+    new, _ = _trim_requests(np.cumprod(np.full((3, 2), 0.9), axis=1), np.array([2, 2, 2]), 3)
+    assert new.tolist() == [0, 1, 2]
+
+
+def test_cumulative_cbar_excludes_the_step_that_stopped_drafting():
+    """cbar=cumulative, steps with confidence 0.9, 0.9, 0.5 (as in the stop-after test):
+    after step 0: G(1) = 7.6 / 15.5 ms = 490.32 >= 333.33 -> fold step 0: cbar = 3.6 / 4 = 0.9,
+       used at once: predict step 1 with E = 7.6 + 4 * 0.9 * 0.9 = 10.84, G = 585.95 -> draft
+    after step 1: G(2) = 10.84 / 18.5 ms = 585.95 -> fold: cbar = 7.2 / 8 = 0.9;
+       predict step 2: E = 10.84 + 4 * 0.81 * 0.9 = 13.756, G = 13.756 / 21.5 ms = 639.81
+    after step 2: E = 12.46, G(3) = 579.53 < 585.95 -> stop; step 2 (confidence 0.5) is left out."""
+    pol = make_policy("adaspec:8,cbar=cumulative")
+    out = run_decode_iteration(pol, make_view(4),
+                               ScriptedExecutor(_conf(0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9)))
+    assert out.draft_steps == 3
+    assert pol.predicted == pytest.approx(13.756 / (21.5 * MS))
+    assert pol.cbar == pytest.approx(0.9)
+
+
+def test_cumulative_cbar_checks_the_last_step_when_all_k_ran():
+    """K = 2. Iteration 1, confidences 0.8, 0.7: step 0 passes (G(1) = 7.2 / 15.5 ms = 464.5),
+    cbar = 0.8; step 1 is the last: checked in verify_lengths, G(2) = (7.2 + 4 * 0.56) / 18.5 ms
+    = 510.3 >= 464.5 -> folded: cbar = (3.2 + 2.8) / 8 = 0.75.
+    Iteration 2, confidences 0.8, 0.1: G(2) = (7.2 + 4 * 0.08) / 18.5 ms = 406.5 < 464.5 ->
+    step 1 left out: cbar = (6.0 + 3.2) / 12 = 0.76667."""
+    pol = make_policy("adaspec:2,cbar=cumulative")
+    run_decode_iteration(pol, make_view(4), ScriptedExecutor(_conf(0.8, 0.7)))
+    assert pol.cbar == pytest.approx(0.75)
+    run_decode_iteration(pol, make_view(4), ScriptedExecutor(_conf(0.8, 0.1)))
+    assert pol.cbar == pytest.approx(9.2 / 12)
+
+
+def test_decay_recovery_lifts_cbar_back_to_drafting():
+    """cbar = 0.1 (learnt from a poor request), draft step 5 ms: G(0) = 4 / 12 ms and
+    G(1) = (4 + 4c) / 19.5 ms, so drafting pays only for c > 0.625.
+    Prior cbar0 = 0.72, recover_after = 4: after s plain iterations the policy decides with
+    0.72 - 0.62 * 2^(-s/4): s = 10 -> 0.6104 (plain), s = 11 -> 0.62784 (drafts).
+    The stored cbar stays 0.1 (it learns only from drafting); recover=none never drafts."""
+    view = make_view(4, estimator=FakeEstimator(draft_step_ms=5.0))
+    decayed = make_policy("adaspec:8,cbar0=0.72,recover_after=4")
+    stuck = make_policy("adaspec:8,cbar0=0.72,recover=none")
+    decayed.cbar = stuck.cbar = 0.1
+    ks = [decayed.begin(view) for _ in range(12)]
+    assert ks[:11] == [0] * 11 and ks[11] == 8
+    assert decayed.cbar_used == pytest.approx(0.72 - 0.62 * 2 ** (-11 / 4))
+    assert decayed.cbar == 0.1
+    assert decayed.begin(view) == 0  # drafting reset the streak: back to the stored 0.1
+    assert all(stuck.begin(view) == 0 for _ in range(100))
 
 
 def test_no_verifier_ablation_never_trims():
@@ -208,9 +301,14 @@ def test_adaspec_parameters_and_names():
     assert pol.name == "adaspec:6,slo=tokens,trim=request,cbar0=0.5"
     assert make_policy(pol.name).name == pol.name
     assert make_policy("adaspec").name == "adaspec:8"
-    assert make_policy("adaspec:K=8,slo=off,trim=request").name == "adaspec:8,slo=off,trim=request"
-    # explicit keywords override the flag's defaults
-    assert make_policy("adaspec:8,artifact,slo=strict").name == "adaspec:8,trim=request"
+    assert make_policy("adaspec:K=8,slo=off,trim=token,cbar=cumulative").name == "adaspec:8"
+    assert make_policy(PAPER).name == "adaspec:8,slo=strict,cbar=ema"
+    # the exact artifact configuration is named by its flag; keywords override the flag's values
+    assert make_policy("adaspec:8,trim=request,recover=none").name == "adaspec:8,artifact"
+    assert make_policy("adaspec:8,artifact,slo=strict").name == \
+        "adaspec:8,slo=strict,trim=request,recover=none"
+    assert make_policy("adaspec:8,recover=probe,recover_after=16").name == \
+        "adaspec:8,recover=probe,recover_after=16"
 
 
 def test_prediction_leaves_out_requests_that_reached_their_draft_limit():
@@ -218,7 +316,7 @@ def test_prediction_leaves_out_requests_that_reached_their_draft_limit():
     after step 0: c = 0.9 each, E = 4 + 3.6 = 7.6; T(1 step, 4 tokens) = 15.5 ms, G = 490.32.
     predict step 1: only requests 0-2 draft it: E = 7.6 + 3 * 0.9 * 0.6 = 9.22 (not 9.76),
     T = 0.5 + 2 + 10 + 0.5 * (4 + 4 + 3) = 18.0 ms, G = 9.22 / 18.0 ms = 512.22."""
-    pol = make_policy("adaspec:8")
+    pol = make_policy(PAPER)
     view = make_view(4, max_draft=[8, 8, 8, 1])
     assert pol.begin(view) == 8
     conf = _conf(0.9)
@@ -226,3 +324,25 @@ def test_prediction_leaves_out_requests_that_reached_their_draft_limit():
     assert pol.continue_drafting(1, conf, np.ones(4, dtype=np.int64)) is True
     assert pol.best == pytest.approx(7.6 / (15.5 * MS))
     assert pol.predicted == pytest.approx(9.22 / (18.0 * MS))
+
+
+@settings(max_examples=40, deadline=None)
+@given(batch=st.integers(1, 40), steps=st.integers(1, 8), seed=st.integers(0, 2**31 - 1))
+def test_uniform_request_trimming_fast_path_matches_the_general_rule(batch, steps, seed):
+    """When everyone drafted the same number of steps, verify_lengths takes a shortcut; it must
+    remove exactly the overflow and agree with the general rule (_trim_requests)."""
+    from sim.policies.adaspec import _trim_requests
+    conf = np.random.default_rng(seed).beta(2.0, 1.0, size=(batch, steps))
+    pol = make_policy(f"adaspec:{steps},trim=request")
+    view = make_view(batch, padding=DEFAULT_PADDING,
+                     estimator=FakeEstimator(verify_per_token_ms=0.5, draft_step_ms=0.01))
+    if pol.begin(view) == 0:
+        return
+    drafted = np.full(batch, steps)
+    verify = pol.verify_lengths(conf, drafted)
+    if pol.last_trim != "kept":
+        return
+    total = batch * (steps + 1)
+    drop = total - DEFAULT_PADDING.next_smaller(total)
+    assert int(verify.sum()) == batch * steps - drop
+    assert verify.tolist() == _trim_requests(np.cumprod(conf, axis=1), drafted, drop)[0].tolist()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from policy_fakes import MS, ScriptedExecutor, make_view
+from policy_fakes import MS, FakeEstimator, ScriptedExecutor, make_view
 
 from sim.core.speculation import run_decode_iteration
 from sim.policies.registry import make_policy
@@ -81,15 +81,71 @@ def test_smartspec_argmax_with_high_alpha():
     assert pol.last_goodputs[6] == pytest.approx(4 * 5.217031 / (30.5 * MS))
 
 
-def test_smartspec_alpha_update():
+def test_smartspec_ema_alpha_update():
     """verify [2, 2, 2, 2], accepted [2, 0, 1, 2]: accepted tokens 5, rejections 2
     (requests 1 and 2 stopped short) -> alpha_hat = 5/7 = 0.7142857;
     alpha = 0.9 * 0.6 + 0.1 * 0.7142857 = 0.6114286. Nothing verified: unchanged."""
-    pol = make_policy("smartspec:8")
+    pol = make_policy("smartspec:8,rate=ema")
     pol.observe(np.array([2, 2, 2, 2]), np.array([2, 0, 1, 2]))
     assert pol.alpha == pytest.approx(0.9 * 0.6 + 0.1 * 5 / 7)
     pol.observe(np.zeros(4, dtype=np.int64), np.zeros(4, dtype=np.int64))
     assert pol.alpha == pytest.approx(0.9 * 0.6 + 0.1 * 5 / 7)
+
+
+def test_smartspec_cumulative_rate_is_the_default():
+    """All accepted / all trials since the start: 5 of 7 (as above), then verify [3, 0, 0, 0],
+    accepted [1, 0, 0, 0] (1 accepted, 1 rejection) -> (5 + 1) / (7 + 2) = 0.6667.
+    alpha0 holds until the first verified token."""
+    pol = make_policy("smartspec:8")
+    pol.observe(np.zeros(4, dtype=np.int64), np.zeros(4, dtype=np.int64))
+    assert pol.alpha == 0.6
+    pol.observe(np.array([2, 2, 2, 2]), np.array([2, 0, 1, 2]))
+    assert pol.alpha == pytest.approx(5 / 7)
+    pol.observe(np.array([3, 0, 0, 0]), np.array([1, 0, 0, 0]))
+    assert pol.alpha == pytest.approx(6 / 9)
+
+
+def test_smartspec_plain_bias_favours_plain_decoding():
+    """Draft step 4 ms, alpha 0.6: T(k) = 0.5 + 4k + 10 + 0.5 * (4 + 4k) = 12.5 + 6k ms.
+    k=0: 333.33 (x 1.1 = 366.67); k=1: 6.4 / 18.5 = 345.95; k=2: 7.84 / 24.5 = 320.0.
+    Unbiased: k = 1; with the artifact's 1.1 on G(0): k = 0."""
+    view = make_view(4, estimator=FakeEstimator(draft_step_ms=4.0))
+    assert make_policy("smartspec:8").begin(view) == 1
+    biased = make_policy("smartspec:8,plain_bias=1.1")
+    assert biased.begin(view) == 0
+    assert biased.last_goodputs[0] == pytest.approx(1.1 * 4 / (12 * MS))
+
+
+def test_smartspec_artifact_form():
+    """artifact: alpha0 0.7, x1.1 on G(0), cumulative rate, reset below 0.3 to 0.65.
+    alpha 0.7: k=0: 366.67; k=1: 4 * 1.7 / 15.5 = 438.71; k=2: 4 * 2.19 / 18.5 = 473.51;
+    k=3: 4 * 2.533 / 21.5 = 471.26 -> k = 2.
+    After verify [2, 2, 2, 2] with nothing accepted the rate is 0 / 4 = 0 < 0.3: the decision
+    uses 0.65: k=2: 4 * 2.0725 / 18.5 = 448.11 beats k=1 (425.81) and k=3 (4 * 2.347125 / 21.5
+    = 436.67) -> k = 2 again, where a stuck estimate of 0 would decode plainly."""
+    pol = make_policy("smartspec:8,artifact")
+    assert pol.name == "smartspec:8,artifact"
+    assert pol.begin(make_view(4)) == 2
+    assert pol.last_goodputs[:4] == pytest.approx(
+        [1.1 * 4 / (12 * MS), 6.8 / (15.5 * MS), 8.76 / (18.5 * MS), 10.132 / (21.5 * MS)])
+    pol.observe(np.array([2, 2, 2, 2]), np.zeros(4, dtype=np.int64))
+    assert pol.alpha == 0.0
+    assert pol.begin(make_view(4)) == 2
+    assert pol.last_goodputs[2] == pytest.approx(4 * 2.0725 / (18.5 * MS))
+    assert make_policy("smartspec:8,recover=none").name == "smartspec:8,recover=none"
+
+
+def test_smartspec_decay_recovers_from_a_low_estimate():
+    """Cumulative alpha 0 after a fully rejected start; prior 0.6, half-life 2 plain
+    iterations: decided value 0.6 * (1 - 2^(-s/2)). k = 1 pays when G(1) = 4(1 + a) / 15.5 ms
+    > 333.33, i.e. a > 0.29167: s = 0: 0, s = 1: 0.1757, s = 2: 0.3 -> the third iteration drafts."""
+    pol = make_policy("smartspec:8,recover_after=2")
+    pol.observe(np.array([2, 2, 2, 2]), np.zeros(4, dtype=np.int64))
+    assert [pol.begin(make_view(4)) for _ in range(3)] == [0, 0, 1]
+    assert pol.last_goodputs[1] == pytest.approx(4 * 1.3 / (15.5 * MS))
+    stuck = make_policy("smartspec:8,recover=none")
+    stuck.observe(np.array([2, 2, 2, 2]), np.zeros(4, dtype=np.int64))
+    assert all(stuck.begin(make_view(4)) == 0 for _ in range(50))
 
 
 def test_smartspec_respects_request_limits():

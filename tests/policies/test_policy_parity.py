@@ -21,7 +21,7 @@ def test_scripted_executor_yields_documented_adaspec_decisions():
     conf = np.tile([0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9], (4, 1))
     accept = np.tile([True, True, False, True, True, True, True, True], (4, 1))
     ex = ScriptedExecutor(conf, accept)
-    pol = make_policy("adaspec:8")
+    pol = make_policy("adaspec:8,cbar=ema")
     out = run_decode_iteration(pol, make_view(4), ex)
     assert [m.tolist() for m in ex.masks] == [[True] * 4] * 3
     assert ex.verified.tolist() == [3, 3, 3, 3]

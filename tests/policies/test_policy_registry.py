@@ -34,12 +34,20 @@ def test_names_and_default_set():
     ("threshold:k=4", "threshold:0.6,4"),
     ("disable-by-batch:k=3,b=16", "disable-by-batch:3,16"),
     ("smartspec", "smartspec:8"),
-    ("smartspec:6,weight=0.2", "smartspec:6,weight=0.2"),
-    ("adaspec:8,artifact", "adaspec:8,slo=off,trim=request"),
-    ("adaspec:k=8,slo=off,trim=request", "adaspec:8,slo=off,trim=request"),
+    ("smartspec:6,rate=ema,weight=0.2", "smartspec:6,rate=ema,weight=0.2"),
+    ("smartspec:8,artifact", "smartspec:8,artifact"),
+    ("smartspec:8,rate=cumulative,alpha0=0.7,recover=reset,plain_bias=1.1", "smartspec:8,artifact"),
+    ("smartspec:8,artifact,plain_bias=1", "smartspec:8,alpha0=0.7,recover=reset"),
+    ("smartspec:8,recover=probe,recover_after=32", "smartspec:8,recover=probe,recover_after=32"),
+    ("smartspec:8,recover=decay,recover_after=64", "smartspec:8"),
+    ("adaspec:8,artifact", "adaspec:8,artifact"),
+    ("adaspec:8,cbar=ema,recover=probe", "adaspec:8,cbar=ema,recover=probe"),
+    ("adaspec:8,slo=strict,lost=plain", "adaspec:8,slo=strict,lost=plain"),
+    ("adaspec:k=8,slo=strict,trim=request", "adaspec:8,slo=strict,trim=request"),
     ("adaspec:4,slo=tokens,trim=off", "adaspec:4,slo=tokens,trim=off"),
     ("adaspec-nv", "adaspec-nv:8"),
-    ("adaspec-nv:8,artifact", "adaspec-nv:8,slo=off"),
+    ("adaspec-nv:8,artifact", "adaspec-nv:8,artifact"),
+    ("adaspec-nv:8,artifact,recover=decay", "adaspec-nv:8"),
     ("oracle", "oracle:8"),
 ])
 def test_spec_parsing(spec, name):
@@ -53,7 +61,8 @@ def test_k_max_and_flags():
     assert make_policy("oracle:4").needs_oracle is True
     assert not make_policy("adaspec:8").needs_oracle
     kind, kwargs = parse_policy_spec("adaspec:6,artifact")
-    assert kind.name == "adaspec" and kwargs == {"k": 6, "slo": "off", "trim": "request"}
+    assert kind.name == "adaspec" and kwargs == {"k": 6, "slo": "off", "trim": "request",
+                                                 "cbar": "cumulative", "recover": "none"}
 
 
 @pytest.mark.parametrize("spec", [
@@ -62,6 +71,10 @@ def test_k_max_and_flags():
     "disable-by-batch:5", "disable-by-batch:5,0", "smartspec:8,alpha0=2", "smartspec:8,weight=0",
     "adaspec:8,slo=maybe", "adaspec:8,trim=x", "adaspec:8,foo=1", "adaspec:k=8,8", "adaspec:8,k=8",
     "adaspec:8,cbar0=", "adaspec-nv:8,trim=token", "oracle:100", "nospec:1", "adaspec:8,verifier",
+    "smartspec:8,weight=0.2", "smartspec:8,rate=sometimes", "smartspec:8,plain_bias=3",
+    "smartspec:8,recover=later", "smartspec:8,recover=none,recover_after=8",
+    "smartspec:8,recover_after=0", "adaspec:8,cbar=median", "adaspec:8,cbar=cumulative,cbar_weight=0.2",
+    "adaspec:8,recover=reset,recover_after=4", "adaspec:8,recover_after=x", "adaspec:8,lost=plain",
 ])
 def test_bad_specs_are_one_line_config_errors(spec):
     with pytest.raises(ConfigError) as err:
