@@ -1,4 +1,4 @@
-"""Progress of a long simulation, reported in simulated seconds of the trace.
+"""Progress of a long run: a simulation in simulated seconds of the trace, a sweep in points.
 
 On a terminal a tqdm bar (redrawn in place); anywhere else (a log file, a pipe, CI) one line on
 stderr at most every ``LINE_INTERVAL_S`` wall seconds, so redirected output holds readable
@@ -21,13 +21,14 @@ class LineProgress:
     31 s elapsed``."""
 
     def __init__(self, label: str, total_s: float, stream: TextIO,
-                 interval_s: float = LINE_INTERVAL_S, prog: str = "adaspec-sim",
-                 clock=time.monotonic) -> None:
+                 interval_s: float | None = None, prog: str = "adaspec-sim",
+                 clock=time.monotonic, unit: str = "s of the trace") -> None:
         self.label = label
         self.total_s = max(float(total_s), 0.0)
         self.stream = stream
-        self.interval_s = interval_s
+        self.interval_s = LINE_INTERVAL_S if interval_s is None else interval_s
         self.prog = prog
+        self.unit = unit
         self._clock = clock
         self._began = clock()
         self._last = self._began
@@ -39,7 +40,7 @@ class LineProgress:
         self._last = wall
         done = min(now_s, self.total_s)
         share = f" ({100 * done / self.total_s:.0f} %)" if self.total_s > 0 else ""
-        print(f"{self.prog}: {self.label}: {done:.0f}/{self.total_s:.0f} s of the trace"
+        print(f"{self.prog}: {self.label}: {done:.0f}/{self.total_s:.0f} {self.unit}"
               f"{share}, {wall - self._began:.0f} s elapsed", file=self.stream, flush=True)
 
     def close(self) -> None:
@@ -47,13 +48,13 @@ class LineProgress:
 
 
 class BarProgress:
-    """A tqdm bar in simulated seconds (terminals only), shown after 2 s."""
+    """A tqdm bar (terminals only), shown after 2 s; in simulated seconds unless ``unit``."""
 
-    def __init__(self, label: str, total_s: float, stream: TextIO) -> None:
+    def __init__(self, label: str, total_s: float, stream: TextIO, unit: str = "sim-s") -> None:
         from tqdm import tqdm
-        self._bar = tqdm(total=round(total_s, 1), unit="sim-s", delay=2.0, leave=False,
+        self._bar = tqdm(total=round(total_s, 1), unit=unit, delay=2.0, leave=False,
                          desc=label, file=stream, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
-                         "{n:.0f}/{total:.0f} sim-s [{elapsed}<{remaining}]")
+                         "{n:.0f}/{total:.0f} " + unit + " [{elapsed}<{remaining}]")
         self._shown = 0.0
 
     def update(self, now_s: float) -> None:
@@ -67,10 +68,12 @@ class BarProgress:
 
 
 def make_progress(label: str, total_s: float, stream: TextIO | None = None,
-                  prog: str = "adaspec-sim"):
-    """A bar when ``stream`` (default stderr) is a terminal, periodic lines otherwise."""
+                  prog: str = "adaspec-sim", units: tuple[str, str] | None = None):
+    """A bar when ``stream`` (default stderr) is a terminal, periodic lines otherwise.
+    ``units``: (bar unit, line unit), default simulated seconds of the trace."""
     stream = stream if stream is not None else sys.stderr
+    bar_unit, line_unit = units if units is not None else ("sim-s", "s of the trace")
     isatty = getattr(stream, "isatty", None)
     if isatty is not None and isatty():
-        return BarProgress(label, total_s, stream)
-    return LineProgress(label, total_s, stream, prog=prog)
+        return BarProgress(label, total_s, stream, unit=bar_unit)
+    return LineProgress(label, total_s, stream, prog=prog, unit=line_unit)

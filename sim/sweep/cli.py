@@ -104,8 +104,7 @@ def _print_goodput(goodput, threshold: float) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from sim.progress import make_progress
     from sim.sweep.runner import run_points
     from sim.sweep.spec import load_sweep
     from sim.sweep.store import ResultStore, make_record
@@ -124,23 +123,28 @@ def _run(args: argparse.Namespace) -> int:
     print(f"sweep {spec.name}: {len(spec.points)} points, {done_before} already done, "
           f"{len(pending)} to run on {where}; output {out}")
     failures = []
-    bar = tqdm(total=len(pending), unit="point", disable=args.quiet or not pending,
-               file=sys.stderr, dynamic_ncols=True)
+    # a bar on a terminal, one line every 30 s in a log, nothing with --quiet
+    bar = (None if args.quiet or not pending else
+           make_progress(spec.name, len(pending), prog=PROG, units=("point", "points")))
+    done = [0]
 
     def on_done(point, outcome) -> None:
         store.put(make_record(point, outcome))
         if outcome["status"] != "ok":
             failures.append(point)
-            bar.write(f"{PROG}: point {point.key} ({point.trace}, {point.policy}, rate "
-                      f"{point.rate:g}, slo x{point.slo_scale:g}, seed {point.seed}) failed: "
-                      f"{outcome['error']}", file=sys.stderr)
-        bar.update(1)
+            print(f"{PROG}: point {point.key} ({point.trace}, {point.policy}, rate "
+                  f"{point.rate:g}, slo x{point.slo_scale:g}, seed {point.seed}) failed: "
+                  f"{outcome['error']}", file=sys.stderr)
+        done[0] += 1
+        if bar is not None:
+            bar.update(done[0])
 
     began = time.perf_counter()
     try:
         run_points(pending, on_done, workers=args.workers, ray_address=args.ray)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     elapsed = time.perf_counter() - began
     table, goodput = write_outputs(out, spec, store, plots=not args.no_plots)
     ok = int((table["status"] == "ok").sum())

@@ -122,3 +122,14 @@ def test_ray_local_gives_the_same_results_as_the_process_pool(tmp_path):
     assert "on Ray (local)" in result.stdout
     pd.testing.assert_frame_equal(comparable(read_table(ray_dir / "results.csv")),
                                   comparable(read_table(local / "results.csv")))
+
+
+def test_progress_in_a_log_is_lines_not_a_redrawn_bar(tmp_path, capsys, monkeypatch):
+    """Off a terminal the sweep reports progress as plain lines (no carriage-return redraws)."""
+    import sim.progress
+    monkeypatch.setattr(sim.progress, "LINE_INTERVAL_S", 0.0)
+    path = small_sweep(tmp_path)
+    assert main([str(path), "--workers", "1", "--out", str(tmp_path / "out"), "--no-plots"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert "points" in err and "tiny: 4/4 points" in err
