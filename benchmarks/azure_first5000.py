@@ -3,11 +3,13 @@ under both serving engines, printed as the README's Markdown table.
 
     PYTHONPATH=. python benchmarks/azure_first5000.py [--limit 5000] [--jobs 4]
 
-vicuna-7b + vicuna-68m on the A100-80G roofline, SLOs TTFT 2 s / TPOT 40 ms, Spec-Bench
+vicuna-7b + vicuna-68m on the A100-80G preset, SLOs TTFT 2 s / TPOT 40 ms, Spec-Bench
 acceptance, seed 0 (the adaspec-sim defaults): the same numbers as
 ``adaspec-sim --trace traces/azure2023/AzureLLMInferenceTrace_conv.csv --limit 5000
---policy P --engine E``. Policies: every registered spec plus AdaSpec's released form with the
-SLO check off (``adaspec:8,slo=off``). One process per (policy, engine) with ``--jobs``.
+--policy P --engine E``. Policies: every registered spec plus AdaSpec with the paper's
+per-iteration SLO check (``adaspec:8,slo=strict``) and the released artifacts' forms
+(``adaspec:8,artifact``, ``smartspec:8,artifact``). One process per (policy, engine) with
+``--jobs``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 TRACE = Path(__file__).resolve().parents[1] / "traces/azure2023/AzureLLMInferenceTrace_conv.csv"
-EXTRA_POLICIES = ("adaspec:8,slo=off",)
+EXTRA_POLICIES = ("adaspec:8,slo=strict", "adaspec:8,artifact", "smartspec:8,artifact")
 
 
 def _attainment(job: tuple[str, str, int]) -> tuple[str, str, float, float]:
