@@ -76,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of random weights, synthetic prompts, sampling, acceptance")
     parser.add_argument("--out", required=True, metavar="DIR",
-                        help="results directory (summary.json, <policy>/requests.csv, iterations.csv)")
+                        help="results directory (summary.json, <policy>/requests.csv, "
+                             "iterations.csv); must be new or empty, see --overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing run directory (whole, at the end)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -135,7 +138,7 @@ def _run(args: argparse.Namespace) -> int:
     from realrun.models import load_model
     from realrun.prompts import build_prompts
     from realrun.results import build_estimator, model_spec, run_config, to_run_result
-    from sim.output import prepare_out_dir, write_results
+    from sim.output import check_out_dir, run_directory, write_results
     from sim.report import format_table
 
     policies = _check_args(args)
@@ -152,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
         from sim.latency.profile import load_profile
         load_profile(args.profile)  # a bad profile fails before the models load
     workload_spec = workload_spec_from_args(args)
-    prepare_out_dir(args.out)
+    check_out_dir(args.out, args.overwrite)  # one run per directory, as adaspec-sim
     workload = workload_spec.build(args.seed)
     if args.time_scale != 1.0:
         workload = time_scaled(workload, args.time_scale)
@@ -198,8 +201,9 @@ def _run(args: argparse.Namespace) -> int:
                         controlled_acceptance=args.controlled_acceptance, threads=args.threads,
                         prompts=served.prompt_source, max_prompt_tokens=args.max_prompt_tokens,
                         max_output_tokens=args.max_output_tokens)
-    path = write_results(args.out, results, config, _inputs(workload, served, args), args.seed)
-    print(f"wrote {path}")
+    with run_directory(args.out, args.overwrite) as staging:
+        write_results(staging, results, config, _inputs(workload, served, args), args.seed)
+    print(f"wrote {Path(args.out) / 'summary.json'}")
     return 0
 
 

@@ -103,6 +103,22 @@ def test_time_scale_multiplies_arrivals(tmp_path):
     assert req["admitted_s"].iloc[1] >= 0.1
 
 
+def test_an_out_dir_holds_one_run(tmp_path, capsys):
+    """As adaspec-sim: a used --out is refused (nothing written), --overwrite replaces it whole."""
+    trace = _native_trace(tmp_path, [(0.0, 4, 3)])
+    out = tmp_path / "out"
+    argv = ["--trace", trace, *TINY, "--max-len", "64", "--quiet", "--out", str(out)]
+    assert main([*argv, "--policy", "static:2"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--policy", "nospec"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--overwrite" in err, err
+    assert (out / "static_2").is_dir() and not (out / "nospec").exists()
+    assert main([*argv, "--policy", "nospec", "--overwrite"]) == 0
+    assert (out / "nospec").is_dir() and not (out / "static_2").exists()
+    assert not list(tmp_path.glob(".out.tmp-*"))
+
+
 def test_a_request_that_never_fits_is_rejected_and_the_run_goes_on(tmp_path, capsys):
     trace = _native_trace(tmp_path, [(0.0, 4, 3), (0.0, 90, 20), (0.01, 5, 4)])
     out = tmp_path / "out"
