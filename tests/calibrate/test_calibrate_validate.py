@@ -44,7 +44,7 @@ def test_self_consistency_reports_zero_error(sim_run, capsys):
     printed = capsys.readouterr().out
     assert "static:3" in printed and "per-iteration latency MAPE" in printed
     report = json.loads(report_path.read_text())
-    assert report["schema_version"] == 1 and report["kind"] == "validation-report"
+    assert report["schema_version"] == 2 and report["kind"] == "validation-report"
     assert report["seed"] == 5 and report["config"]["acceptance"] == "fixed:0.7"
     assert set(report["inputs"]) >= {"summary", "profile", "static:3/requests.csv"}
     for name in ("static:3", "nospec"):

@@ -48,7 +48,7 @@ def test_out_dir_has_schema_provenance_and_tables(tmp_path, capsys):
     assert main(["--trace", CODE_TRACE, "--limit", "30", "--policy", "nospec", "--policy",
                  "static:2", "--seed", "7", "--quiet", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["schema_version"] == 1 and summary["seed"] == 7
+    assert summary["schema_version"] == 2 and summary["seed"] == 7
     assert len(summary["inputs"]["trace"]["sha256"]) == 64
     assert summary["config"]["target"] == "vicuna-7b"
     assert set(summary["policies"]) == {"nospec", "static:2"}
@@ -62,7 +62,7 @@ def test_out_dir_has_schema_provenance_and_tables(tmp_path, capsys):
     assert len(requests) == 30 and requests["id"].is_unique
     assert {"start_s", "duration_s", "verify_lengths"} <= set(iterations.columns)
     first_line = (out / "static_2" / "requests.csv").read_text().splitlines()[0]
-    assert first_line.startswith("# adaspec-sim ") and '"schema_version": 1' in first_line
+    assert first_line.startswith("# adaspec-sim ") and '"schema_version": 2' in first_line
 
 
 @pytest.mark.parametrize("extra, needle", [

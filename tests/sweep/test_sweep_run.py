@@ -34,7 +34,7 @@ def test_small_sweep_end_to_end(tmp_path, capsys):
     parquet = pd.read_parquet(out / "results.parquet")
     pd.testing.assert_frame_equal(comparable(parquet), comparable(table), check_dtype=False)
     header = read_header(out / "results.csv")
-    assert header["schema_version"] == 1 and header["seed"] == [0]
+    assert header["schema_version"] == 2 and header["seed"] == [0]
     assert set(header["inputs"]) == {"trace:a.csv", "trace:b.csv"}
     assert read_header(out / "results.parquet") == header
     for name in ("attainment_vs_rate", "attainment_vs_slo_scale", "goodput", "speedup"):
