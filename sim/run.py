@@ -11,18 +11,19 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from sim.core.padding import GraphPadding, default_graph_sizes
 from sim.core.scheduler import SchedulerConfig
 from sim.errors import ConfigError
 from sim.latency.iteration import DEFAULT_ENGINE, check_engine
-from sim.metrics.requests import requests_frame
-from sim.metrics.summary import summarize
 from sim.policies.base import Policy
-from sim.server import ServerSimulation, Slo
 from sim.workload.request import Workload
+
+if TYPE_CHECKING:  # pandas and the SimPy server load only when a run starts (fast --help)
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,9 @@ def simulate(workload: Workload, policy: str | Policy, config: SimConfig | None 
     if progress is True:
         from sim.progress import make_progress
         progress = make_progress(policy.name, workload.requests[-1].arrival_s)
+    from sim.metrics.requests import requests_frame
+    from sim.metrics.summary import summarize
+    from sim.server import ServerSimulation, Slo
     server = ServerSimulation(workload, policy, latency, estimator, acceptance,
                               build_scheduler_config(config, policy.uses_draft), padding,
                               Slo(config.ttft_slo_s, config.tpot_slo_s), rng,
