@@ -33,7 +33,8 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from sim.latency.models import ModelSpec
-from sim.latency.ops import AllReduceFit, AttentionFit, ElementwiseFit, GemmFit, GpuFit
+from sim.latency.ops import (AllReduceFit, AttentionFit, ElementwiseFit, GemmFit, GpuFit,
+                             elementwise_s, gemm_s)
 from sim.latency.pass_costs import elementwise_bytes_per_token, layer_gemm_shapes
 from sim.latency.vidur_csv import (ELEMENTWISE_OPS, GEMM_OPS, MlpRow, read_all_reduce_csv,
                                    read_mlp_csv)
@@ -89,11 +90,7 @@ def split_tokens(values: Sequence[int]) -> tuple[set[int], set[int]]:
 def gemm_np(m: np.ndarray, k: np.ndarray, n: np.ndarray, dtype_bytes: int, peak: float,
             bandwidth: float, x: Sequence[float]) -> np.ndarray:
     """``sim.latency.ops.gemm_s`` over arrays, x = (memory eff, compute eff, sharpness, launch)."""
-    em, ec, p, launch = x
-    mem = (k * n + m * (k + n)) * dtype_bytes / (bandwidth * em)
-    comp = 2.0 * m * k * n / (peak * ec)
-    big = np.maximum(mem, comp)
-    return launch + big * ((mem / big) ** p + (comp / big) ** p) ** (1.0 / p)
+    return gemm_s(m, k, n, dtype_bytes, peak, bandwidth, GemmFit(*(float(v) for v in x)))
 
 
 def fit_gemm(samples: Sequence[OpSample], gpu: str) -> GemmFit:
@@ -115,12 +112,13 @@ def fit_elementwise(samples: Sequence[OpSample], gpu: str, op: str) -> Elementwi
     _, bandwidth = PEAKS[gpu]
     rows = [s for s in samples if s.op == op and s.seconds > 0]
     t = np.array([s.seconds for s in rows])
-    nbytes = np.array([s.tokens * elementwise_bytes_per_token(s.shape, s.tp)[op] for s in rows],
-                      float)
+    tokens = np.array([s.tokens for s in rows], float)
+    nbytes_per_token = np.array([elementwise_bytes_per_token(s.shape, s.tp)[op] for s in rows],
+                                float)
 
-    def predict(x: np.ndarray) -> np.ndarray:  # sim.latency.ops.elementwise_s over arrays
-        fixed, moved, p = x[0] * 1e-6, nbytes / (x[1] * bandwidth), x[2]
-        return (fixed**p + moved**p) ** (1.0 / p)
+    def predict(x: np.ndarray) -> np.ndarray:  # x = (fixed us, bandwidth fraction, sharpness)
+        return elementwise_s(tokens, nbytes_per_token, bandwidth,
+                             ElementwiseFit(x[0] * 1e-6, x[1], x[2]))
 
     result = least_squares(lambda x: np.log(predict(x) / t), [3.0, 0.5, 2.0],
                            bounds=([0.0, 0.01, 1.0], [100.0, 3.0, 20.0]))

@@ -33,6 +33,8 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
+import numpy as np
+
 from sim.errors import ConfigError
 
 
@@ -134,30 +136,35 @@ class GpuFit:
     all_reduce: Mapping[int, AllReduceFit]
 
 
-def gemm_s(tokens: float, k: int, n: int, dtype_bytes: int, peak_flops: float,
-           bytes_per_s: float, fit: GemmFit) -> float:
-    """Seconds of one ``tokens x k`` by ``k x n`` GEMM (see the module docstring)."""
-    if tokens <= 0:
+def gemm_s(tokens, k, n, dtype_bytes: int, peak_flops: float, bytes_per_s: float,
+           fit: GemmFit):
+    """Seconds of one ``tokens x k`` by ``k x n`` GEMM (see the module docstring). Numbers, or
+    numpy arrays of positive token counts and shapes (the fitter, ``calibrate.vidur_fit``)."""
+    if not isinstance(tokens, np.ndarray) and tokens <= 0:
         return 0.0
     mem = (k * n + tokens * (k + n)) * dtype_bytes / (bytes_per_s * fit.memory_efficiency)
     comp = 2.0 * tokens * k * n / (peak_flops * fit.compute_efficiency)
     return fit.launch_s + _soft_max(mem, comp, fit.knee_sharpness)
 
 
-def elementwise_s(tokens: float, bytes_per_token: float, bytes_per_s: float,
-                  fit: ElementwiseFit) -> float:
-    """Seconds of one elementwise kernel over ``tokens`` rows."""
-    if tokens <= 0:
+def elementwise_s(tokens, bytes_per_token, bytes_per_s: float, fit: ElementwiseFit):
+    """Seconds of one elementwise kernel over ``tokens`` rows (numbers, or numpy arrays of
+    positive counts as for ``gemm_s``)."""
+    if not isinstance(tokens, np.ndarray) and tokens <= 0:
         return 0.0
     moved = tokens * bytes_per_token / (bytes_per_s * fit.bandwidth_fraction)
     return _soft_max(fit.fixed_s, moved, fit.knee_sharpness)
 
 
-def _soft_max(a: float, b: float, p: float) -> float:
-    """``(a**p + b**p) ** (1/p)`` for a, b >= 0, written to stay finite for large p."""
-    big = a if a > b else b
-    if big <= 0.0:
-        return 0.0
+def _soft_max(a, b, p: float):
+    """``(a**p + b**p) ** (1/p)`` for a, b >= 0 (not both 0), written to stay finite for
+    large p; numbers or numpy arrays."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        big = np.maximum(a, b)
+    else:
+        big = a if a > b else b
+        if big <= 0.0:
+            return 0.0
     return big * ((a / big) ** p + (b / big) ** p) ** (1.0 / p)
 
 
