@@ -1,7 +1,9 @@
-"""Fit the latency model's per-op constants to Vidur's real GPU profiles and write them out.
+"""Fit the latency model's per-op constants to Vidur's real GPU profiles and write them out;
+tabulate the measured layer rows the simulator's profiled presets use.
 
     python -m calibrate.vidur_fit --profiles ../shared/profiles/vidur \\
-        --write sim/latency/fitted_constants.py
+        --write sim/latency/fitted_constants.py \\
+        --write-measured sim/latency/measured_layers.py
 
 Reads every ``compute/<gpu>/<org>/<model>/mlp.csv`` and ``network/<gpu>_dgx/all_reduce.csv``
 (microsoft/vidur @ 7d47513, MIT) and fits, per GPU:
@@ -19,6 +21,12 @@ at even positions train, the odd ones are held out (``split_tokens``); held-out 
 printed by ``benchmarks/latency_vs_vidur.py``. The attention constants come from the fits of
 the profiles' README (attention.csv was not obtainable) and are converted here, in
 ``attention_fit``. The fitter's numpy GEMM formula is checked against ``gemm_s`` in the tests.
+
+``--write-measured`` writes ``sim.latency.measured_layers``: for every GPU a preset names as
+its own (``GpuSpec.measured``: A100, H100), every profiled model and TP degree, the median
+per-layer time of the nine per-layer ops at every profiled num_tokens (``sim.latency.measured``
+interpolates them). All rows, not only the training half: the held-out check of that path is
+the benchmark's, which interpolates the even rows itself.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import least_squares
 
+from sim.latency.measured import layer_points
 from sim.latency.models import ModelSpec
 from sim.latency.ops import (AllReduceFit, AttentionFit, ElementwiseFit, GemmFit, GpuFit,
                              elementwise_s, gemm_s)
@@ -247,12 +256,98 @@ def _wrap(line: str, width: int = 99) -> str:
     return "\n".join(out)
 
 
+def measured_tables(profiles: Path, gpus: Sequence[str]) -> dict:
+    """gpu -> profiled model -> ((hidden, heads, kv heads, ffn), vocab, num_tokens,
+    {tp: per-layer microseconds}) from every ``compute/<gpu>/*/*/mlp.csv``."""
+    out: dict = {}
+    for gpu in gpus:
+        paths = sorted((profiles / "compute" / gpu).glob("*/*/mlp.csv"))
+        if not paths:
+            raise SystemExit(f"no mlp.csv under {profiles / 'compute' / gpu}")
+        for path in paths:
+            rows = read_mlp_csv(path)
+            first = rows[0]
+            by_tp = {tp: layer_points(rows, tp) for tp in sorted({r.tp for r in rows})}
+            tokens = sorted(next(iter(by_tp.values())))
+            if any(sorted(points) != tokens for points in by_tp.values()):
+                raise SystemExit(f"{path}: the TP degrees were profiled at different num_tokens")
+            out.setdefault(gpu, {})[path.parts[-2]] = (
+                (first.hidden, first.heads, first.kv_heads, first.ffn), first.vocab, tokens,
+                {tp: [round(points[t] * 1e6, 4) for t in tokens] for tp, points in by_tp.items()})
+    return out
+
+
+def render_measured(tables: dict) -> str:
+    """The text of ``sim/latency/measured_layers.py``."""
+    lines = [
+        '"""Measured per-layer non-attention kernel times (generated: do not edit by hand).',
+        "",
+        "Written by ``python -m calibrate.vidur_fit --profiles ../shared/profiles/vidur",
+        "--write-measured sim/latency/measured_layers.py`` from the kernel profiles of",
+        "microsoft/vidur @ 7d47513 (data/profiling/compute/<gpu>/*/*/mlp.csv, MIT licence,",
+        "Copyright (c) Microsoft Corporation; ../shared/profiles/vidur/LICENSE).",
+        "",
+        "LAYERS[gpu][profiled model] = ((hidden, heads, KV heads, MLP width), vocabulary as",
+        "profiled, num_tokens, {TP degree: microseconds per layer at each num_tokens}): the",
+        "median (over Vidur's repeated rows) of the sum of the nine per-layer ops' medians",
+        "(input_layernorm, attn_pre_proj, attn_rope, attn_post_proj, post_attention_layernorm,",
+        "mlp_up_proj, mlp_act, mlp_down_proj, add). Read by sim.latency.measured.",
+        '"""',
+        "",
+        "SOURCE = (",
+        f"    {SOURCE[:SOURCE.index(', data') + 2]!r}",
+        f"    {SOURCE[SOURCE.index(', data') + 2:]!r})",
+        "",
+        "LAYERS: dict = {",
+    ]
+    for gpu, models in tables.items():
+        lines.append(f"    {gpu!r}: {{")
+        for name, (dims, vocab, tokens, by_tp) in models.items():
+            lines.append(f"        {name!r}: (")
+            lines.append(f"            {tuple(dims)!r}, {vocab},")
+            lines += _number_lines("            (", tokens, "),", int)
+            lines.append("            {")
+            for tp, micros in by_tp.items():
+                lines += _number_lines(f"                {tp}: (", micros, "),", float)
+            lines.append("            },")
+            lines.append("        ),")
+        lines.append("    },")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _number_lines(head: str, values: Sequence, tail: str, kind: type, width: int = 99
+                  ) -> list[str]:
+    """``head`` + the comma-separated ``values`` + ``tail`` over lines of at most ``width``."""
+    indent = " " * len(head)
+    texts = [repr(kind(v)) for v in values]
+    lines, current = [], head
+    for i, text in enumerate(texts):
+        piece = text + ("," if i < len(texts) - 1 else "")
+        if len(current) + len(piece) + 1 > width and current.strip() not in ("", head.strip()):
+            lines.append(current.rstrip())
+            current = indent
+        current += piece + " "
+    lines.append(current.rstrip() + tail)
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m calibrate.vidur_fit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", required=True, type=Path, help="Vidur data/profiling dir")
     parser.add_argument("--write", type=Path, help="write the constants module here")
+    parser.add_argument("--write-measured", type=Path, metavar="PATH",
+                        help="write the measured layer rows (sim/latency/measured_layers.py) "
+                             "and skip the fit unless --write is given too")
     args = parser.parse_args(argv)
+    if args.write_measured:
+        from sim.latency.hardware import GPUS
+        gpus = sorted({g.measured for g in GPUS.values() if g.measured is not None})
+        args.write_measured.write_text(render_measured(measured_tables(args.profiles, gpus)),
+                                       encoding="utf-8")
+        if not args.write:
+            return 0
     samples = load_samples(args.profiles)
     gpus = sorted({s.gpu for s in samples})
     text = render([fit_gpu(samples, args.profiles, g) for g in gpus], attention_fit())

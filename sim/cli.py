@@ -24,7 +24,7 @@ PROG = "adaspec-sim"
 DEFAULT_POLICIES = ("nospec", "static:5", "adaspec:8")
 #: Options only the roofline (and a Vidur profile) uses; with a calibrated --profile they are
 #: an error.
-ROOFLINE_ONLY = ("gpu", "tp")
+ROOFLINE_ONLY = ("gpu", "tp", "dense_ops")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -189,10 +189,10 @@ def _profile_models(args: argparse.Namespace, explicit: set[str]) -> tuple[str, 
     from sim.latency.profile import load_profile
     from sim.run import profile_model_pair
 
-    given = [f"--{name}" for name in ROOFLINE_ONLY if name in explicit]
+    given = [f"--{name.replace('_', '-')}" for name in ROOFLINE_ONLY if name in explicit]
     if given:
-        raise ConfigError(f"{'/'.join(given)} set the roofline's hardware, which a calibrated "
-                          "--profile replaces (its latencies were measured on one machine); drop "
+        raise ConfigError(f"{'/'.join(given)} set the roofline's hardware or kernels, which a "
+                          "calibrated --profile replaces (its latencies were measured on one machine); drop "
                           f"{'/'.join(given)}, or size the KV pool with --kv-blocks")
     return profile_model_pair(load_profile(args.profile).meta,
                               args.target if "target" in explicit else None,
@@ -214,7 +214,8 @@ def config_from_args(args: argparse.Namespace, explicit: set[str] | None = None)
                      chunked_prefill=args.chunked_prefill, kv_blocks=args.kv_blocks,
                      cuda_graphs=not args.no_cuda_graphs, acceptance=args.acceptance,
                      profile=args.profile, estimator=args.estimator, engine=args.engine,
-                     pass_overheads_s=_pass_overheads(args.pass_overhead_ms))
+                     pass_overheads_s=_pass_overheads(args.pass_overhead_ms),
+                     dense_ops=args.dense_ops)
 
 
 def _pass_overheads(text: str | None):

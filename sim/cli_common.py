@@ -97,6 +97,11 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--profile", metavar="PATH",
                        help="calibrated latency profile (adaspec-calibrate latency, JSON) or a Vidur "
                             "profile folder (mlp.csv) instead of the roofline")
+    group.add_argument("--dense-ops", choices=("measured", "fitted"), default="measured",
+                       help="per-layer non-attention kernels: real GPU rows where the preset's "
+                            "GPU profiled the layer shape at this TP (A100-80G, H100; Llama-2-7B "
+                            "shape incl. vicuna-7b, Llama-2/3-70B, Llama-3-8B, CodeLlama-34B), "
+                            "the fitted closed form elsewhere; or the closed form everywhere")
     group.add_argument("--pass-overhead-ms", metavar="T[,D[,I]]",
                        help="per-pass overhead in ms: target pass, draft step, drafting "
                             "iteration (default 4,1,1.5; see docs/latency_model.md)")

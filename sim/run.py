@@ -58,6 +58,10 @@ class SimConfig:
     pass_overheads_s: tuple[float, float, float] | None = None
     estimator: str = "table"  # the policies' latency view: "table" (coarse) or "exact"
     engine: str = DEFAULT_ENGINE  # serving engine: "single-pass" or "vllm-0.6" (batch expansion)
+    # per-layer non-attention kernels of the presets: "measured" (real GPU rows where the
+    # preset's GPU profiled the layer shape at this TP, the closed form elsewhere) or
+    # "fitted" (the closed form everywhere); sim.latency.measured
+    dense_ops: str = "measured"
 
     def __post_init__(self) -> None:
         if not (self.ttft_slo_s > 0 and np.isfinite(self.ttft_slo_s)):
@@ -77,6 +81,8 @@ class SimConfig:
         if self.estimator not in ("table", "exact"):
             raise ConfigError(f"estimator must be 'table' or 'exact', got {self.estimator!r}")
         check_engine(self.engine)
+        from sim.latency.measured import check_dense_ops
+        check_dense_ops(self.dense_ops)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,6 +118,9 @@ def build_latency(config: SimConfig):
         if overheads:
             raise ConfigError("a calibrated profile carries its measured per-pass overheads; "
                               "pass_overheads_s applies to the presets and Vidur profiles")
+        if config.dense_ops != "measured":
+            raise ConfigError("a calibrated profile measured whole passes; dense_ops applies to "
+                              "the presets and Vidur profiles")
         from sim.latency.profile import load_profile
         latency = load_profile(config.profile)
     else:
@@ -122,9 +131,10 @@ def build_latency(config: SimConfig):
         if config.profile:
             from sim.latency.vidur_profile import load_vidur_latency
             latency = load_vidur_latency(config.profile, target, draft, gpu, tp=config.tp,
-                                         **overheads)
+                                         dense_ops=config.dense_ops, **overheads)
         else:
-            latency = RooflineLatency(target, draft, gpu, tp=config.tp, **overheads)
+            latency = RooflineLatency(target, draft, gpu, tp=config.tp,
+                                      dense_ops=config.dense_ops, **overheads)
     check_latency_positive(latency, config.profile or "the roofline")
     return latency
 

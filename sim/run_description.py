@@ -19,7 +19,8 @@ from typing import Any
 _DESCRIBED = frozenset({
     "gpu", "target", "draft", "tp", "profile", "ttft_slo_s", "tpot_slo_s", "max_num_seqs",
     "block_size", "max_num_batched_tokens", "chunked_prefill", "gpu_memory_utilization",
-    "kv_blocks", "cuda_graphs", "graph_max_size", "acceptance", "estimator", "pass_overheads_s"})
+    "kv_blocks", "cuda_graphs", "graph_max_size", "acceptance", "estimator", "pass_overheads_s",
+    "dense_ops"})
 #: Per-pass overheads a latency model states (``sim.latency.overhead``), as it applies them.
 _OVERHEADS = (("target pass", "target_overhead_s"), ("draft step", "draft_step_overhead_s"),
               ("drafting iteration", "draft_overhead_s"))
@@ -50,6 +51,9 @@ def describe_run(config, latency, profile_sha256: str | None = None) -> dict[str
                   **presets}
     else:
         source = {"source": "roofline", **presets}
+    if source["source"] != "profile":
+        sources = latency.dense_sources() if hasattr(latency, "dense_sources") else {}
+        source["dense_ops"] = {"setting": config.dense_ops, **sources}
     overheads = {label: getattr(latency, attr) for label, attr in _OVERHEADS
                  if isinstance(getattr(latency, attr, None), (int, float))}
     if overheads:
@@ -95,6 +99,10 @@ def header_lines(described: dict) -> list[str]:
                    f"{lat['tp']}x {lat['gpu']}")
     else:
         latency = f"latency: roofline, {pair} on {lat['tp']}x {lat['gpu']}"
+    dense = lat.get("dense_ops")
+    if dense:
+        latency += f"; dense ops {dense['setting']}: " + ", ".join(
+            f"{role} {dense[role]}" for role in ("target", "draft") if role in dense)
     if lat.get("pass_overheads_s"):
         latency += "; overhead per " + ", ".join(
             f"{label} {value * 1e3:g} ms" for label, value in lat["pass_overheads_s"].items())

@@ -7,9 +7,13 @@ efficiencies are not set here: each preset names the GPU whose real kernel profi
 fitted constants are fractions of the datasheet peaks, so a preset without profiles applies
 another GPU's fractions to its own peaks:
 
-* A100-80G uses the A100 fit, H100 the H100 fit (both profiled);
+* A100-80G uses the A100 fit, H100 the H100 fit (both profiled); both also use their own
+  measured layer rows for the profiled model shapes (``measured``, ``sim.latency.measured``);
 * H200 borrows the H100 fit: the same Hopper SM, tensor cores and NVLink4; only the memory
-  (HBM3e, 4.8 TB/s, 141 GB) differs, and it enters through the datasheet bandwidth;
+  (HBM3e, 4.8 TB/s, 141 GB) differs, and it enters through the datasheet bandwidth. It does
+  not use the H100's measured rows: its 43 % higher bandwidth makes every weight-streaming
+  GEMM faster than the H100 rows say, so it stays on the closed form (H100 fractions of the
+  H200's own peaks);
 * L40 borrows the A40 fit: the A40 is the profiled GPU closest to it (a PCIe card with GDDR6
   memory and no NVLink, like the L40); the L40's Ada SMs differ from the A40's Ampere ones,
   an assumption stated here and in docs/latency_model.md.
@@ -44,6 +48,10 @@ class GpuSpec:
     allreduce_latency_s: float  # fixed cost of one all-reduce call
     fit: str = "a100"  # key of sim.latency.fitted_constants.FITS whose constants it uses
     source: str = ""
+    #: Key of sim.latency.measured_layers.LAYERS holding this GPU's own measured layer rows
+    #: (sim.latency.measured), None where nobody profiled this GPU: a preset that borrows
+    #: another GPU's fit never borrows its measured times.
+    measured: str | None = None
 
     def __post_init__(self) -> None:
         for field_name in ("peak_flops", "mem_bandwidth_bytes_per_s", "memory_bytes",
@@ -82,6 +90,7 @@ A100_80G = GpuSpec(
     interconnect_bytes_per_s=300e9,
     allreduce_latency_s=6e-6,
     fit="a100",
+    measured="a100",
     source="NVIDIA A100 datasheet (SXM 80GB): 312 TFLOPS bf16 dense, 2039 GB/s, NVLink 600 GB/s",
 )
 
@@ -109,6 +118,7 @@ H100 = GpuSpec(
     interconnect_bytes_per_s=450e9,
     allreduce_latency_s=5e-6,
     fit="h100",
+    measured="h100",
     source="NVIDIA H100 datasheet (SXM): 989 TFLOPS bf16 dense, 3.35 TB/s HBM3, NVLink 900 GB/s",
 )
 

@@ -11,12 +11,18 @@ with the operation formulas of ``sim.latency.ops`` and the shapes of one tensor-
 when fewer than ``tp``). This is the op list of Vidur's profiles (one ``add`` per layer as
 profiled). Everything but attention depends on ``T`` alone (``dense_s``); it is memoised per
 ``T`` so the simulator's decode calls cost a dict lookup plus the attention arithmetic.
+
+With measured rows (``layer_rows``, ``sim.latency.measured``: the preset's own GPU profiled
+this layer shape at this TP degree, or a user's Vidur folder) the nine per-layer ops in the
+brackets, norms to residual add, are the rows interpolated instead of their closed forms;
+attention, the all-reduces, the embedding, the final norm and the lm_head stay closed forms.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
+from sim.latency.measured import LayerRows, MeasuredLayer
 from sim.latency.models import ModelSpec
 from sim.latency.ops import (AllReduceFit, AttentionFit, GemmFit, GpuFit, all_reduce_s,
                              elementwise_s, gemm_s)
@@ -53,15 +59,15 @@ LAYER_ELEMENTWISE = ("input_layernorm", "attn_rope", "post_attention_layernorm",
 class PassCosts:
     """Kernel seconds of ``model``'s passes on one GPU at tensor-parallel degree ``tp``.
 
-    ``layer_dense_s`` (optional) replaces the fitted per-layer non-attention time by a
-    measured one (a Vidur profile); the attention, lm_head, embedding and all-reduce terms
-    stay the fitted formulas unless given too.
+    ``layer_rows`` (optional) replaces the fitted per-layer non-attention time by measured
+    rows (``sim.latency.measured``: linear between them, the closed form scaled to the last
+    row beyond it); the attention, lm_head, embedding and all-reduce terms stay the fitted
+    formulas. ``dense_source`` says which: "fitted" or the rows' source.
     """
 
     def __init__(self, model: ModelSpec, peak_flops: float, bytes_per_s: float, fit: GpuFit,
                  attention: AttentionFit, all_reduce: AllReduceFit | None, tp: int = 1,
-                 gemm: GemmFit | None = None,
-                 layer_dense_s: Callable[[int], float] | None = None) -> None:
+                 gemm: GemmFit | None = None, layer_rows: LayerRows | None = None) -> None:
         model.check_tp(tp)
         self.model = model
         self.tp = tp
@@ -71,9 +77,13 @@ class PassCosts:
         self.gemm = gemm if gemm is not None else fit.gemm
         self.attention = attention
         self.all_reduce = all_reduce if tp > 1 else None
-        self.measured_layer_s = layer_dense_s
         self._shapes = layer_gemm_shapes(model, tp)
         self._bytes = elementwise_bytes_per_token(model, tp)
+        self.measured_layer_s = (
+            None if layer_rows is None
+            else MeasuredLayer(dict(zip(layer_rows.tokens, layer_rows.seconds)),
+                               extend=self.fitted_layer_dense_s))
+        self.dense_source = "fitted" if layer_rows is None else layer_rows.source
         self._dense: dict[int, float] = {}
         self._logits: dict[int, float] = {}
         d = model.dtype_bytes

@@ -1,4 +1,5 @@
-"""The simulator's default ground truth: per-op kernel times fitted to real GPU profiles.
+"""The simulator's default ground truth: per-op kernel times fitted to (for the profiled
+presets' layers: read from) real GPU profiles.
 
 Each forward pass costs the sum of its kernels (``sim.latency.pass_costs``: GEMMs with a
 fitted bandwidth-to-compute knee, elementwise ops, attention, tensor-parallel all-reduce,
@@ -16,9 +17,14 @@ with the constants of the GPU preset's fit) plus a fixed per-pass overhead
   prefill_attention(causal among the new tokens + over the cached prefix) + prefill
   overhead`` (defaults to the decode one).
 
-``compute_efficiency`` / ``memory_efficiency`` override the fitted GEMM efficiencies;
-``interconnect_bytes_per_s`` / ``allreduce_latency_s`` replace the fitted all-reduce by a
-ring over that bus. ``target_costs`` supplies measured target costs (a Vidur profile,
+``dense_ops`` (``sim.latency.measured``) chooses where the per-layer non-attention kernels
+come from: ``"measured"`` (default) takes the real rows for a model whose layer shape was
+profiled on the preset's own GPU at that TP degree (target and draft each; the closed form
+for the others), ``"fitted"`` the closed form everywhere. ``compute_efficiency`` /
+``memory_efficiency`` override the fitted GEMM efficiencies (so they need the closed form:
+with measured rows they are an error); ``interconnect_bytes_per_s`` /
+``allreduce_latency_s`` replace the fitted all-reduce by a ring over that bus.
+``target_costs`` supplies the target's costs (a Vidur profile folder,
 ``sim.latency.vidur_profile``). The decode calls are on the simulator's hot path: the
 token-only part of a pass is memoised per token count, the rest is a few float operations.
 """
@@ -31,6 +37,8 @@ from typing import Sequence
 from sim.errors import ConfigError
 from sim.latency.fitted_constants import ATTENTION
 from sim.latency.hardware import GpuSpec
+from sim.latency.measured import (DEFAULT_DENSE_OPS, LayerRows, check_dense_ops,
+                                  profiled_layer_rows)
 from sim.latency.models import ModelSpec
 from sim.latency.ops import AllReduceFit, AttentionFit
 from sim.latency.overhead import (DEFAULT_DRAFT_OVERHEAD_S, DEFAULT_DRAFT_STEP_OVERHEAD_S,
@@ -45,16 +53,26 @@ def pass_costs_for(model: ModelSpec, gpu: GpuSpec, tp: int, *,
                    compute_efficiency: float | None = None,
                    memory_efficiency: float | None = None,
                    interconnect_bytes_per_s: float | None = None,
-                   allreduce_latency_s: float | None = None, layer_dense_s=None,
-                   attention: AttentionFit = ATTENTION) -> PassCosts:
-    """``PassCosts`` of ``model`` on ``gpu``'s fitted constants (with the overrides above;
-    ``layer_dense_s``/``attention`` as ``PassCosts`` takes them)."""
+                   allreduce_latency_s: float | None = None,
+                   layer_rows: LayerRows | None = None, attention: AttentionFit = ATTENTION,
+                   dense_ops: str = DEFAULT_DENSE_OPS) -> PassCosts:
+    """``PassCosts`` of ``model`` on ``gpu``'s fitted constants (with the overrides above).
+    ``layer_rows`` given: those measured rows; else with ``dense_ops="measured"`` the
+    generated rows for this layer shape, GPU and TP where they exist (module doc)."""
+    check_dense_ops(dense_ops)
+    if layer_rows is None and dense_ops == "measured":
+        layer_rows = profiled_layer_rows(model, gpu, tp)
     fit = gpu.op_fit
     gemm = fit.gemm
     for label, value in (("compute_efficiency", compute_efficiency),
                          ("memory_efficiency", memory_efficiency)):
         if value is not None and not 0 < value <= 1.5:
             raise ConfigError(f"{label} must be in (0, 1.5], got {value}")
+    if layer_rows is not None and (compute_efficiency, memory_efficiency) != (None, None):
+        raise ConfigError(f"compute_efficiency/memory_efficiency change the closed-form GEMMs, "
+                          f"but {model.name}'s layers come from measured rows "
+                          f"({layer_rows.source}); use dense_ops='fitted' (--dense-ops fitted) "
+                          "with them")
     if compute_efficiency is not None:
         gemm = replace(gemm, compute_efficiency=compute_efficiency)
     if memory_efficiency is not None:
@@ -68,7 +86,7 @@ def pass_costs_for(model: ModelSpec, gpu: GpuSpec, tp: int, *,
             raise ConfigError("interconnect_bytes_per_s must be > 0 and allreduce_latency_s >= 0")
         all_reduce = AllReduceFit(latency, bus / (2.0 * (tp - 1) / tp))
     return PassCosts(model, gpu.peak_flops, gpu.mem_bandwidth_bytes_per_s, fit, attention,
-                     all_reduce, tp, gemm=gemm, layer_dense_s=layer_dense_s)
+                     all_reduce, tp, gemm=gemm, layer_rows=layer_rows)
 
 
 def prefill_chunks(prompt_tokens: Sequence[int], cached_tokens: Sequence[int] | None
@@ -106,7 +124,8 @@ class RooflineLatency:
                  draft_overhead_s: float = DEFAULT_DRAFT_OVERHEAD_S,
                  target_prefill_overhead_s: float | None = None,
                  draft_prefill_overhead_s: float | None = None,
-                 target_costs: PassCosts | None = None) -> None:
+                 target_costs: PassCosts | None = None,
+                 dense_ops: str = DEFAULT_DENSE_OPS) -> None:
         if draft is None and draft_tp != 1:
             raise ConfigError("draft_tp given without a draft model")
         self.target = target
@@ -114,6 +133,7 @@ class RooflineLatency:
         self.gpu = gpu
         self.tp = tp
         self.draft_tp = draft_tp
+        self.dense_ops = check_dense_ops(dense_ops)
         self.target_overhead_s = target_overhead_s
         self.draft_step_overhead_s = draft_step_overhead_s
         self._draft_overhead_s = draft_overhead_s
@@ -131,7 +151,7 @@ class RooflineLatency:
         overrides = dict(compute_efficiency=compute_efficiency,
                          memory_efficiency=memory_efficiency,
                          interconnect_bytes_per_s=interconnect_bytes_per_s,
-                         allreduce_latency_s=allreduce_latency_s)
+                         allreduce_latency_s=allreduce_latency_s, dense_ops=dense_ops)
         self.target_costs = (target_costs if target_costs is not None
                              else pass_costs_for(target, gpu, tp, **overrides))
         self.draft_costs = (pass_costs_for(draft, gpu, draft_tp, **overrides)
@@ -185,7 +205,16 @@ class RooflineLatency:
     def __repr__(self) -> str:
         draft = self.draft.name if self.draft is not None else None
         return (f"RooflineLatency(target={self.target.name!r}, draft={draft!r}, "
-                f"gpu={self.gpu.name!r}, tp={self.tp}, draft_tp={self.draft_tp})")
+                f"gpu={self.gpu.name!r}, tp={self.tp}, draft_tp={self.draft_tp}, "
+                f"dense_ops={self.dense_ops!r})")
+
+    def dense_sources(self) -> dict[str, str]:
+        """Where each model's per-layer non-attention kernels come from ("fitted" or the
+        measured rows' source), for the run header and summary.json."""
+        out = {"target": self.target_costs.dense_source}
+        if self.draft_costs is not None:
+            out["draft"] = self.draft_costs.dense_source
+        return out
 
 
 def _prefill_s(costs: PassCosts, chunks: list[tuple[int, int]], overhead_s: float) -> float:

@@ -31,6 +31,8 @@ MLP_OPS: tuple[str, ...] = ("emb", "input_layernorm", "attn_pre_proj", "attn_rop
 GEMM_OPS: tuple[str, ...] = ("attn_pre_proj", "attn_post_proj", "mlp_up_proj", "mlp_down_proj")
 ELEMENTWISE_OPS: tuple[str, ...] = ("emb", "input_layernorm", "attn_rope",
                                     "post_attention_layernorm", "mlp_act", "add")
+#: The nine ops each layer runs (every op of mlp.csv but ``emb``, which runs once per pass).
+LAYER_OPS: tuple[str, ...] = tuple(op for op in MLP_OPS if op != "emb")
 
 
 @dataclass(frozen=True)

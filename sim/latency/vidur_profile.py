@@ -5,15 +5,16 @@ profiled by Vidur's ``vidur.profiling.mlp`` on one GPU type) and optionally an
 ``attention.csv``. What comes from where:
 
 * the target's per-layer non-attention kernels (norms, q/k/v, rotary, output projection,
-  gate+up, SiLU-mul, down projection, residual add) at ``tp``: the measured medians,
-  linearly interpolated between the profiled ``num_tokens`` and scaled in proportion to the
-  tokens above the largest one (compute-bound there);
+  gate+up, SiLU-mul, down projection, residual add) at ``tp``: the measured medians, as the
+  profiled presets use their generated rows (``sim.latency.measured``: linear between the
+  profiled ``num_tokens``, the closed form scaled to the largest one above it);
 * attention: with ``attention.csv``, the closed forms of ``sim.latency.ops`` with constants
   fitted to its rows at ``tp`` (decode: floor + per-sequence + KV read; prefill: constant
   causal and prefix efficiencies); without it, the fitted closed forms every preset uses;
 * the embedding, the final norm, the lm_head, the all-reduces: the fitted formulas for the
   ``gpu`` preset (Vidur's mlp.csv has no lm_head, and its emb is the same fit's data);
-* the draft model (not in the folder) and the per-pass overheads: the preset model.
+* the draft model (not in the folder) and the per-pass overheads: the preset model (the
+  draft's layers measured or fitted as ``dense_ops`` chooses, ``sim.latency.measured``).
 
 The target preset must have the profiled shape (hidden size, heads, KV heads, MLP width;
 Vidur pads the vocabulary, so that is not compared); ``tp`` must be a profiled degree.
@@ -21,8 +22,6 @@ Vidur pads the vocabulary, so that is not compared); ``tp`` must be a profiled d
 
 from __future__ import annotations
 
-import bisect
-import statistics
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,39 +31,19 @@ import numpy as np
 from sim.errors import ConfigError, InputError
 from sim.latency.fitted_constants import ATTENTION
 from sim.latency.hardware import GpuSpec
+from sim.latency.measured import LayerRows, layer_points, layer_shape
 from sim.latency.models import ModelSpec
 from sim.latency.ops import AttentionFit
-from sim.latency.pass_costs import LAYER_ELEMENTWISE
 from sim.latency.roofline import RooflineLatency, pass_costs_for
-from sim.latency.vidur_csv import GEMM_OPS, AttentionRow, read_attention_csv, read_mlp_csv
-
-LAYER_OPS = GEMM_OPS + LAYER_ELEMENTWISE
+from sim.latency.vidur_csv import AttentionRow, read_attention_csv, read_mlp_csv
 
 
-class MeasuredLayer:
-    """Per-layer seconds at any token count from (num_tokens, seconds) points."""
-
-    def __init__(self, points: dict[int, float]) -> None:
-        self.tokens = sorted(points)
-        self.seconds = [points[t] for t in self.tokens]
-
-    def __call__(self, tokens: int) -> float:
-        xs, ys = self.tokens, self.seconds
-        if tokens >= xs[-1]:
-            return ys[-1] * tokens / xs[-1]
-        if tokens <= xs[0]:
-            return ys[0]
-        i = bisect.bisect_right(xs, tokens)
-        x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
-        return y0 + (y1 - y0) * (tokens - x0) / (x1 - x0)
-
-
-def measured_layer(mlp_csv: Path, target: ModelSpec, tp: int) -> MeasuredLayer:
+def measured_layer(mlp_csv: Path, target: ModelSpec, tp: int) -> LayerRows:
     """The target's measured per-layer non-attention seconds at ``tp`` from ``mlp_csv``."""
     rows = read_mlp_csv(mlp_csv)
     first = rows[0]
     profiled = (first.hidden, first.heads, first.kv_heads, first.ffn)
-    wanted = (target.hidden, target.heads, target.kv_heads, target.ffn)
+    wanted = layer_shape(target)
     if profiled != wanted:
         raise ConfigError(f"{mlp_csv}: profiled shape (hidden, heads, kv heads, ffn) "
                           f"{profiled} is not {target.name}'s {wanted}; pick the matching "
@@ -72,11 +51,8 @@ def measured_layer(mlp_csv: Path, target: ModelSpec, tp: int) -> MeasuredLayer:
     degrees = sorted({r.tp for r in rows})
     if tp not in degrees:
         raise ConfigError(f"{mlp_csv}: no rows at tp={tp} (profiled: {degrees})")
-    by_tokens: dict[int, list[float]] = {}
-    for r in rows:
-        if r.tp == tp:
-            by_tokens.setdefault(r.num_tokens, []).append(sum(r.seconds(op) for op in LAYER_OPS))
-    return MeasuredLayer({t: statistics.median(v) for t, v in by_tokens.items()})
+    points = layer_points(rows, tp)
+    return LayerRows(tuple(points), tuple(points.values()), f"Vidur profile {mlp_csv} tp{tp}")
 
 
 def attention_from_rows(rows: list[AttentionRow], target: ModelSpec, gpu: GpuSpec, tp: int,
@@ -121,7 +97,8 @@ def attention_from_rows(rows: list[AttentionRow], target: ModelSpec, gpu: GpuSpe
 def load_vidur_latency(directory: str | Path, target: ModelSpec, draft: ModelSpec | None,
                        gpu: GpuSpec, tp: int = 1, **kwargs: Any) -> RooflineLatency:
     """``RooflineLatency`` whose target kernels come from the Vidur profile in ``directory``
-    (see the module docstring); ``kwargs`` go to ``RooflineLatency`` (overheads, draft_tp)."""
+    (see the module docstring); ``kwargs`` go to ``RooflineLatency`` (overheads, draft_tp,
+    dense_ops for the draft)."""
     folder = Path(directory)
     mlp_csv = folder / "mlp.csv"
     if not mlp_csv.is_file():
@@ -132,5 +109,5 @@ def load_vidur_latency(directory: str | Path, target: ModelSpec, draft: ModelSpe
     attention_csv = folder / "attention.csv"
     if attention_csv.is_file():
         attention = attention_from_rows(read_attention_csv(attention_csv), target, gpu, tp)
-    costs = pass_costs_for(target, gpu, tp, layer_dense_s=layer, attention=attention)
+    costs = pass_costs_for(target, gpu, tp, layer_rows=layer, attention=attention)
     return RooflineLatency(target, draft, gpu, tp, target_costs=costs, **kwargs)

@@ -107,7 +107,10 @@ def test_roofline_header_and_summary_say_what_was_simulated(capsys, tmp_path):
     latency = dict(simulated["latency"])
     overheads = latency.pop("pass_overheads_s")
     assert latency == {"source": "roofline", "target": "vicuna-7b", "draft": "vicuna-68m",
-                       "gpu": "H100", "tp": 1}
+                       "gpu": "H100", "tp": 1,
+                       "dense_ops": {"setting": "measured", "draft": "fitted",
+                                     "target": "Vidur h100 Llama-2-7b-hf tp1 (same layer shape)"}}
+    assert "dense ops measured: target Vidur h100 Llama-2-7b-hf tp1" in printed
     assert set(overheads) == {"target pass", "draft step", "drafting iteration"}
     assert "overhead per target pass" in printed
     assert simulated["limits"]["max_num_seqs"] == 7 and simulated["limits"]["kv_blocks"] == 900

@@ -20,8 +20,12 @@ from sim.latency.presets import roofline_for
 
 PAD = GraphPadding()
 NO_PAD = GraphPadding(enabled=False)
-ROOF = roofline_for("vicuna-7b", gpu="A100-80G")
-ROOF_70B = roofline_for("llama-3.3-70b", gpu="H100", tp=4)
+# The closed-form truth (smooth, monotone in the tokens); the measured truth, whose layer
+# time dips where cuBLAS picks a faster kernel for more tokens, is checked on its own below.
+ROOF = roofline_for("vicuna-7b", gpu="A100-80G", dense_ops="fitted")
+ROOF_70B = roofline_for("llama-3.3-70b", gpu="H100", tp=4, dense_ops="fitted")
+MEASURED = {"measured 7b": roofline_for("vicuna-7b", gpu="A100-80G"),
+            "measured 70b tp4": roofline_for("llama-3.3-70b", gpu="H100", tp=4)}
 PROFILE = Path(__file__).parents[2] / "calibrate/profiles/cpu-2core-qwen2.5-coder-1.5b-0.5b.json"
 
 
@@ -131,6 +135,18 @@ def test_iteration_time_is_monotone(name, engine, batch, context, k):
     assert t >= uniform_iteration_s(model, engine, batch, context, 0) * (1 - REL)
 
 
+@pytest.mark.parametrize("name", list(MEASURED))
+@settings(max_examples=150, deadline=None)
+@given(engine=st.sampled_from(ENGINES), batch=st.integers(1, 300), context=st.integers(1, 4000),
+       k=st.integers(0, 8))
+def test_measured_truth_monotone_in_context(name, engine, batch, context, k):
+    """Over the measured truth: non-decreasing in the context (attention is a closed form);
+    in k and the batch only up to the measured dips (not asserted)."""
+    model = MEASURED[name]
+    t = uniform_iteration_s(model, engine, batch, context, k)
+    assert uniform_iteration_s(model, engine, batch, context + 1, k) >= t * (1 - REL)
+
+
 @settings(max_examples=150, deadline=None)
 @given(batch=st.integers(1, 300), context=st.integers(1, 4000), k=st.integers(0, 8))
 def test_batch_expansion_never_cheaper_than_single_pass(batch, context, k):
@@ -142,7 +158,7 @@ def test_batch_expansion_never_cheaper_than_single_pass(batch, context, k):
 
 
 def test_estimator_estimate_close_to_truth_on_the_issue_example():
-    """B = 64, L = 1300 (single pass, A100-80G vicuna-7b): the truth rises 39.33 -> 68.96 ms
+    """B = 64, L = 1300 (single pass, A100-80G vicuna-7b, closed form): the truth rises 39.33 -> 68.96 ms
     over k = 0..8; the estimator is within 1 % (the token row's one-sequence pass carries its
     own causal attention, a little more than 64 x (k + 1) tokens need) and never falls. The
     estimator that compared rows at equal total KV gave 45.11 .. 87.51 ms (+15 % .. +27 %)."""

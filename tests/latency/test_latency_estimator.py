@@ -1,5 +1,9 @@
 """Table estimator: exact on table points, token part plus sequence part between them (hand-
-computed), close to the truth (stated bounds), monotone on any table (hypothesis)."""
+computed), close to the truth (stated bounds), monotone on any table (hypothesis).
+
+The mechanics are checked over the closed-form truth (``dense_ops="fitted"``: smooth and
+monotone, so the table reproduces it); the bound over the measured truth, whose dips the
+monotone table does not follow, is stated separately."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from sim.latency.estimator import DEFAULT_CONTEXT_BUCKETS, TableEstimator
 from sim.latency.presets import roofline_for
 
 PAD = GraphPadding()
-TRUTH = roofline_for("vicuna-7b", gpu="a100")
+TRUTH = roofline_for("vicuna-7b", gpu="a100", dense_ops="fitted")
 EST = TableEstimator.from_model(TRUTH, PAD)
 BUCKETS = DEFAULT_CONTEXT_BUCKETS
 
@@ -87,8 +91,11 @@ def test_issue_example_is_monotone_in_k() -> None:
     assert times[0] == pytest.approx(TRUTH.target_verify_s(64, 64, 64 * 1300), rel=0.02)
 
 
-ROOF_70B = roofline_for("llama-3.3-70b", gpu="H100", tp=4)
+ROOF_70B = roofline_for("llama-3.3-70b", gpu="H100", tp=4, dense_ops="fitted")
 EST_70B = TableEstimator.from_model(ROOF_70B, PAD)
+MEASURED = {False: roofline_for("vicuna-7b", gpu="a100"),
+            True: roofline_for("llama-3.3-70b", gpu="H100", tp=4)}
+EST_MEASURED = {big: TableEstimator.from_model(m, PAD) for big, m in MEASURED.items()}
 
 
 @settings(max_examples=300, deadline=None)
@@ -104,6 +111,21 @@ def test_error_bounded_for_decode_batches(n: int, per_seq: int, big: bool) -> No
     verify = est.target_verify_s(n, padded, kv) / truth_model.target_verify_s(n, padded, kv)
     draft = est.draft_step_s(padded, kv) / truth_model.draft_step_s(padded, kv)
     assert 0.99 <= verify <= 1.01
+    assert 0.99 <= draft <= 1.03
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(1, 2048), per_seq=st.integers(0, 8000), big=st.booleans())
+def test_error_bounded_over_the_measured_truth(n: int, per_seq: int, big: bool) -> None:
+    """The same over the default (measured) truth of the same presets: the target pass within
+    -5 % .. +6 % (measured -4.5 % .. +5.9 %: the table is monotone by construction and rides
+    over the measured layer's dips); the draft (fitted: no profile) as above."""
+    truth_model, est = MEASURED[big], EST_MEASURED[big]
+    assert truth_model.target_costs.dense_source != "fitted"
+    padded, kv = PAD.pad(n), n * per_seq
+    verify = est.target_verify_s(n, padded, kv) / truth_model.target_verify_s(n, padded, kv)
+    draft = est.draft_step_s(padded, kv) / truth_model.draft_step_s(padded, kv)
+    assert 0.95 <= verify <= 1.06
     assert 0.99 <= draft <= 1.03
 
 
@@ -174,7 +196,8 @@ def test_context_beyond_largest_bucket() -> None:
 
 
 def test_no_draft_model() -> None:
-    est = TableEstimator.from_model(roofline_for("vicuna-7b", draft=None), PAD)
+    est = TableEstimator.from_model(roofline_for("vicuna-7b", draft=None, dense_ops="fitted"),
+                                    PAD)
     assert est.draft_table is None
     assert est.target_verify_s(4, 4, 400) > 0
     with pytest.raises(ConfigError):

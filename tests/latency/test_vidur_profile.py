@@ -12,7 +12,8 @@ from sim.latency.hardware import get_gpu
 from sim.latency.models import get_model
 from sim.latency.presets import roofline_for
 from sim.latency.vidur_csv import read_attention_csv, read_mlp_csv
-from sim.latency.vidur_profile import MeasuredLayer, attention_from_rows, load_vidur_latency
+from sim.latency.measured import MeasuredLayer
+from sim.latency.vidur_profile import attention_from_rows, load_vidur_latency
 from sim.run import SimConfig, build_latency
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "vidur"
@@ -26,11 +27,13 @@ def test_mlp_reader_converts_to_seconds() -> None:
     assert first.seconds("mlp_up_proj") == pytest.approx(0.116e-3)
 
 
-def test_measured_layer_interpolates_and_scales() -> None:
+def test_measured_layer_steps_up_and_scales() -> None:
     layer = MeasuredLayer({1: 1.0, 3: 3.0, 10: 5.0})
-    assert layer(2) == 2.0
-    assert layer(1) == 1.0 and layer(10) == 5.0
-    assert layer(20) == 10.0  # proportional above the largest
+    assert layer(2) == 3.0 and layer(4) == 5.0  # the next point up
+    assert layer(1) == 1.0 and layer(3) == 3.0 and layer(10) == 5.0
+    assert layer(20) == 10.0  # proportional above the largest without a closed form
+    scaled = MeasuredLayer({1: 1.0, 10: 5.0}, extend=lambda t: 2.0 + t)
+    assert scaled(20) == pytest.approx(5.0 * 22.0 / 12.0)  # the closed form, scaled
 
 
 def test_profile_folder_gives_the_measured_layers() -> None:
@@ -40,16 +43,20 @@ def test_profile_folder_gives_the_measured_layers() -> None:
     measured = sum(s for op, s in rows[0].op_s if op != "emb")
     costs = m.target_costs
     assert costs.measured_layer_s(512) == pytest.approx(measured)
-    # Close to the fitted presets (the fit came from these profiles); only the layers differ.
-    fitted = roofline_for("vicuna-7b", gpu="a100", target_overhead_s=0.0)
+    # The preset's own measured rows are the same profile's: same layer at a profiled count.
+    preset = roofline_for("vicuna-7b", gpu="a100", target_overhead_s=0.0)
+    assert preset.target_costs.dense_s(512) == pytest.approx(costs.dense_s(512), rel=1e-9)
+    # Close to the closed form (the fit came from these profiles); only the layers differ.
+    fitted = roofline_for("vicuna-7b", gpu="a100", target_overhead_s=0.0, dense_ops="fitted")
     fitted_layer = fitted.target_costs.fitted_layer_dense_s(512)
     assert costs.dense_s(512) - fitted.target_costs.dense_s(512) == pytest.approx(
         32 * (measured - fitted_layer), rel=1e-9)
     for batch in (1, 64, 512):
         assert m.target_verify_s(batch, batch, 512 * batch) == pytest.approx(
             fitted.target_verify_s(batch, batch, 512 * batch), rel=0.12)
-    # The draft is the preset's.
+    # The draft is the preset's (no profile: the closed form either way).
     assert m.draft_step_s(4, 400) == fitted.draft_step_s(4, 400)
+    assert costs.dense_source.startswith("Vidur profile ") and costs.dense_source.endswith("tp1")
 
 
 def test_sim_config_reads_a_folder(tmp_path: Path) -> None:
