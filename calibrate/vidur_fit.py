@@ -298,14 +298,23 @@ def render_measured(tables: dict) -> str:
         f"    {SOURCE[:SOURCE.index(', data') + 2]!r}",
         f"    {SOURCE[SOURCE.index(', data') + 2:]!r})",
         "",
-        "LAYERS: dict = {",
     ]
+    grids: dict[tuple[int, ...], str] = {}  # each distinct num_tokens grid written once
+    for models in tables.values():
+        for _, _, tokens, _ in models.values():
+            if tuple(tokens) not in grids:
+                name = f"TOKENS_{len(tokens)}_TO_{tokens[-1]}"
+                prefix = max((g for g in grids if tuple(tokens[:len(g)]) == g), key=len,
+                             default=())
+                head = f"{name} = {grids[prefix]} + (" if prefix else f"{name} = ("
+                lines += _number_lines(head, tokens[len(prefix):], ")", int) + [""]
+                grids[tuple(tokens)] = name
+    lines.append("LAYERS: dict = {")
     for gpu, models in tables.items():
         lines.append(f"    {gpu!r}: {{")
         for name, (dims, vocab, tokens, by_tp) in models.items():
             lines.append(f"        {name!r}: (")
-            lines.append(f"            {tuple(dims)!r}, {vocab},")
-            lines += _number_lines("            (", tokens, "),", int)
+            lines.append(f"            {tuple(dims)!r}, {vocab}, {grids[tuple(tokens)]},")
             lines.append("            {")
             for tp, micros in by_tp.items():
                 lines += _number_lines(f"                {tp}: (", micros, "),", float)
