@@ -21,7 +21,9 @@ from the training rows only:
 Prints, per GPU:
 
 1. per op (the four GEMMs and the elementwise ops): the median signed error (bias) and the
-   median absolute error of each path over the held-out rows;
+   median absolute error of each path over the held-out rows (the simulator's measured path
+   reads the nine per-layer ops as one sum; the per-op rows show how each op reads alone;
+   ``emb`` stays a closed form in the simulator);
 2. per (model, TP): the whole layer without attention (the nine per-layer ops of mlp.csv)
    at every held-out ``num_tokens``: median absolute error, the share within 10 %, the worst
    error and where, per path; and the floor (the worst error of the best non-decreasing
@@ -40,6 +42,7 @@ About three seconds.
 from __future__ import annotations
 
 import argparse
+import bisect
 import statistics
 import sys
 from pathlib import Path
@@ -54,7 +57,6 @@ from sim.latency.measured import MeasuredLayer  # noqa: E402
 from sim.latency.ops import all_reduce_s  # noqa: E402
 from sim.latency.pass_costs import PassCosts  # noqa: E402
 from sim.latency.vidur_csv import ELEMENTWISE_OPS, GEMM_OPS, LAYER_OPS  # noqa: E402
-import bisect  # noqa: E402
 
 MAX_TOKENS = 4096
 BAR_GPUS = ("a100", "h100")
@@ -100,10 +102,6 @@ def _median_rows(samples) -> dict[tuple, dict[int, dict[str, float]]]:
         ops.setdefault(s.op, []).append(s.seconds)
     return {key: {t: {op: statistics.median(v) for op, v in ops.items()}
                   for t, ops in by_tokens.items()} for key, by_tokens in lists.items()}
-
-
-def _interpolated(train: dict[int, float]) -> MeasuredLayer:
-    return MeasuredLayer(train)
 
 
 def _linear(train: dict[int, float], tokens: int) -> float:
@@ -153,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             train = {t: ops for t, ops in by_tokens.items() if t in train_tokens or t > 8192}
             tests = {t: ops for t, ops in by_tokens.items() if t in held and t <= MAX_TOKENS}
             layer_points = {t: sum(ops[op] for op in LAYER_OPS) for t, ops in train.items()}
-            layer_train = _interpolated(layer_points)
-            per_op = {op: _interpolated({t: ops[op] for t, ops in train.items()})
+            layer_train = MeasuredLayer(layer_points)
+            per_op = {op: MeasuredLayer({t: ops[op] for t, ops in train.items()})
                       for op in GEMM_OPS + ELEMENTWISE_OPS}
             layer = layers.setdefault((model, tp), {"measured": {}, "closed form": {},
                                                     "truth": {}})

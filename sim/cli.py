@@ -192,8 +192,8 @@ def _profile_models(args: argparse.Namespace, explicit: set[str]) -> tuple[str, 
     given = [f"--{name.replace('_', '-')}" for name in ROOFLINE_ONLY if name in explicit]
     if given:
         raise ConfigError(f"{'/'.join(given)} set the roofline's hardware or kernels, which a "
-                          "calibrated --profile replaces (its latencies were measured on one machine); drop "
-                          f"{'/'.join(given)}, or size the KV pool with --kv-blocks")
+                          "calibrated --profile replaces (its latencies were measured on one "
+                          f"machine); drop {'/'.join(given)}, or size the KV pool with --kv-blocks")
     return profile_model_pair(load_profile(args.profile).meta,
                               args.target if "target" in explicit else None,
                               args.draft if "draft" in explicit else None,

@@ -9,6 +9,7 @@ import sys
 from typing import Callable
 
 from sim.errors import AdaSpecError, ConfigError
+from sim.latency.measured import DEFAULT_DENSE_OPS, DENSE_OPS
 
 
 def add_workload_args(parser: argparse.ArgumentParser, trace_required: bool = True) -> None:
@@ -97,7 +98,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--profile", metavar="PATH",
                        help="calibrated latency profile (adaspec-calibrate latency, JSON) or a Vidur "
                             "profile folder (mlp.csv) instead of the roofline")
-    group.add_argument("--dense-ops", choices=("measured", "fitted"), default="measured",
+    group.add_argument("--dense-ops", choices=DENSE_OPS, default=DEFAULT_DENSE_OPS,
                        help="per-layer non-attention kernels: real GPU rows where the preset's "
                             "GPU profiled the layer shape at this TP (A100-80G, H100; Llama-2-7B "
                             "shape incl. vicuna-7b, Llama-2/3-70B, Llama-3-8B, CodeLlama-34B), "

@@ -19,6 +19,7 @@ from sim.core.padding import GraphPadding, default_graph_sizes
 from sim.core.scheduler import SchedulerConfig
 from sim.errors import ConfigError
 from sim.latency.iteration import DEFAULT_ENGINE, check_engine
+from sim.latency.measured import DEFAULT_DENSE_OPS, check_dense_ops
 from sim.policies.base import Policy
 from sim.workload.request import Workload
 
@@ -61,7 +62,7 @@ class SimConfig:
     # per-layer non-attention kernels of the presets: "measured" (real GPU rows where the
     # preset's GPU profiled the layer shape at this TP, the closed form elsewhere) or
     # "fitted" (the closed form everywhere); sim.latency.measured
-    dense_ops: str = "measured"
+    dense_ops: str = DEFAULT_DENSE_OPS
 
     def __post_init__(self) -> None:
         if not (self.ttft_slo_s > 0 and np.isfinite(self.ttft_slo_s)):
@@ -81,7 +82,6 @@ class SimConfig:
         if self.estimator not in ("table", "exact"):
             raise ConfigError(f"estimator must be 'table' or 'exact', got {self.estimator!r}")
         check_engine(self.engine)
-        from sim.latency.measured import check_dense_ops
         check_dense_ops(self.dense_ops)
 
     def to_dict(self) -> dict:
@@ -118,7 +118,7 @@ def build_latency(config: SimConfig):
         if overheads:
             raise ConfigError("a calibrated profile carries its measured per-pass overheads; "
                               "pass_overheads_s applies to the presets and Vidur profiles")
-        if config.dense_ops != "measured":
+        if config.dense_ops != DEFAULT_DENSE_OPS:
             raise ConfigError("a calibrated profile measured whole passes; dense_ops applies to "
                               "the presets and Vidur profiles")
         from sim.latency.profile import load_profile

@@ -60,8 +60,8 @@ class PassCosts:
     """Kernel seconds of ``model``'s passes on one GPU at tensor-parallel degree ``tp``.
 
     ``layer_rows`` (optional) replaces the fitted per-layer non-attention time by measured
-    rows (``sim.latency.measured``: linear between them, the closed form scaled to the last
-    row beyond it); the attention, lm_head, embedding and all-reduce terms stay the fitted
+    rows (``sim.latency.measured``: the next row up between them, the closed form scaled to
+    the last row beyond it); the attention, lm_head, embedding and all-reduce terms stay the fitted
     formulas. ``dense_source`` says which: "fitted" or the rows' source.
     """
 
