@@ -22,7 +22,7 @@ AZURE = ROOT / "traces/azure2023/AzureLLMInferenceTrace_conv.csv"
 ADASPEC = ROOT / "traces/adaspec/code.csv"
 POLICIES = (
     "vllm-v1", "vllm-v1:3,zero=free", "vllm-v1:3,tax=0.19",
-    "trtllm", "trtllm:4,zero=sync", "trtllm:4,window=8,threshold=0.5",
+    "trtllm", "trtllm:4,zero=free", "trtllm:4,zero=sync", "trtllm:4,window=8,threshold=0.5",
     "sglang", "sglang:3,zero=free",
     "adaspec:8", "smartspec:8", "static:3", "nospec",
 )

@@ -46,13 +46,14 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 
 from sim.errors import ConfigError
 from sim.policies.base import BatchView
 from sim.policies.engine_rules import EngineRulePolicy, ZeroMode, fmt
-from sim.policies.params import MAX_DRAFT_TOKENS, check_positive_int, check_unit
+from sim.policies.params import MAX_DRAFT_TOKENS, check_enum, check_positive_int, check_unit
 
 DEFAULT_K = 3
 #: DEFAULT_ADAPTIVE_CONFIG @ 015c872: key -> (candidate steps, up, down hysteresis).
@@ -64,7 +65,13 @@ DEFAULT_SLOTS: dict[int, tuple[tuple[int, ...], float, float]] = {
 }
 DEFAULT_UP, DEFAULT_DOWN = 0.0, -0.25  # AdaptiveStepSlot defaults for slots given by the user
 DEFAULT_EMA, DEFAULT_INTERVAL, DEFAULT_WARMUP = 0.2, 5, 10
-PAD_CHOICES = ("graph", "none")
+
+
+class PadMode(str, Enum):
+    """Whether the batch is padded to a captured graph size before routing."""
+
+    GRAPH = "graph"
+    NONE = "none"
 
 
 def parse_slots(text: str) -> dict[int, tuple[int, ...]]:
@@ -172,7 +179,8 @@ class SglangAdaptivePolicy(EngineRulePolicy):
 
     def __init__(self, k: int = DEFAULT_K, slots: str | None = None,
                  ema: float = DEFAULT_EMA, interval: int = DEFAULT_INTERVAL,
-                 warmup: int = DEFAULT_WARMUP, pad: str = "graph", zero: str | None = None,
+                 warmup: int = DEFAULT_WARMUP, pad: str | PadMode = PadMode.GRAPH,
+                 zero: str | None = None,
                  tax: float = 0.0) -> None:
         if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_DRAFT_TOKENS:
             raise ConfigError(f"K (speculative_num_steps at launch) must be an integer in "
@@ -188,7 +196,7 @@ class SglangAdaptivePolicy(EngineRulePolicy):
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
             raise ConfigError(f"warmup (warmup_batches) must be an integer >= 0, got {warmup!r}")
         self.warmup = warmup
-        self.pad = str(check_enum_str(pad, PAD_CHOICES, "pad"))
+        self.pad = check_enum(PadMode, pad, "pad")
         self.keys = list(table)
         self.slots = {bs: StepSlot.start(steps, k, up, down, self.alpha, self.interval, warmup)
                       for bs, (steps, up, down) in table.items()}
@@ -212,13 +220,13 @@ class SglangAdaptivePolicy(EngineRulePolicy):
             parts.append(f"interval={self.interval}")
         if self.warmup != DEFAULT_WARMUP:
             parts.append(f"warmup={self.warmup}")
-        if self.pad != "graph":
-            parts.append(f"pad={self.pad}")
+        if self.pad is not PadMode.GRAPH:
+            parts.append(f"pad={self.pad.value}")
         return ",".join(parts + self._upkeep_suffix())
 
     def route(self, batch_size: int, padding=None) -> StepSlot:
         """``batch_size_key_for_batch``: pad to a graph size, then the largest key <= it."""
-        if padding is not None and self.pad == "graph" and padding.enabled:
+        if padding is not None and self.pad is PadMode.GRAPH and padding.enabled:
             sizes = padding.sizes
             i = bisect_left(sizes, batch_size)
             if i < len(sizes):
@@ -235,9 +243,3 @@ class SglangAdaptivePolicy(EngineRulePolicy):
         if self._routed is not None:
             self._routed.update(accepted.tolist())
 
-
-def check_enum_str(value: object, choices: tuple[str, ...], what: str) -> str:
-    text = str(value).strip().lower()
-    if text not in choices:
-        raise ConfigError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
-    return text
