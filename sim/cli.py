@@ -82,7 +82,7 @@ def _presets_epilog() -> str:
     from sim.acceptance.presets import preset_names
     from sim.latency.hardware import gpu_names
     from sim.latency.models import MODELS
-    from sim.policies.registry import all_policy_specs
+    from sim.policies.registry import ENGINE_RULE_SPECS, all_policy_specs
     from sim.run import SimConfig
 
     models = [f"{m.name} ({m.max_position_embeddings // 1024}k)"
@@ -90,12 +90,13 @@ def _presets_epilog() -> str:
     engine = next((f for f in fields(SimConfig) if f.name == "engine"), None)
     engines = (f"engine: SimConfig.engine, default {engine.default}" if engine is not None
                else "engine: one (vLLM 0.6-style iteration-level scheduling)")
-    policies = _policy_lines(all_policy_specs())
+    policies = _policy_lines([*all_policy_specs(), *ENGINE_RULE_SPECS])
     return "\n".join([
         "presets:",
         f"  GPUs: {', '.join(gpu_names())}",
         *_wrap_items("models (context):", models),
-        f"  acceptance: {', '.join(preset_names())}, fixed:ALPHA, or a JSON file",
+        f"  acceptance: {', '.join(preset_names())}, fixed:ALPHA, a JSON file, or",
+        "    positions:S1/S2/...[,KAPPA] (per-position acceptance rates, e.g. positions:0.66/0.36/0.17)",
         f"  {engines}",
         "",
         "policy grammar: NAME[:ARG[,ARG...]], ARG = VALUE (positional) | KEY=VALUE | FLAG;",

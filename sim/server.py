@@ -22,7 +22,7 @@ from sim.core.scheduler import FinishedRequest, Scheduler, SchedulerConfig
 from sim.core.speculation import build_batch_view, decode_shape, run_decode_iteration
 from sim.latency.base import LatencyModel
 from sim.latency.iteration import (DEFAULT_ENGINE, VLLM_06, DecodeShape, check_engine,
-                                   decode_iteration_s, prefill_iteration_s)
+                                   decode_iteration_s, drafter_upkeep_s, prefill_iteration_s)
 from sim.metrics.recorder import IterationLog
 from sim.policies.base import Policy
 from sim.sim_executor import SimDecodeExecutor
@@ -50,6 +50,8 @@ class ServerSimulation:
         self.engine = check_engine(engine)
         self._expanded = engine == VLLM_06
         self.policy = policy
+        # engine adaptive rules only (sim.policies.engine_rules): draft work besides drafting
+        self._upkeep = getattr(policy, "drafter_upkeep", None)
         self.latency = latency
         self.estimator = estimator
         self.padding = padding
@@ -167,6 +169,10 @@ class ServerSimulation:
         outcome = run_decode_iteration(policy, view, self.executor)
         shape = decode_shape(view, outcome)
         duration = decode_iteration_s(self.latency, self.padding, shape)
+        if self._upkeep is not None:  # issue 14 hook: engine rules' k = 0 and catch-up costs
+            upkeep = self._upkeep()
+            if upkeep is not None:
+                duration += drafter_upkeep_s(self.latency, self.padding, upkeep, duration)
         verify = outcome.verify
         # accepted <= verify <= drafted <= remaining - 1 (the driver caps drafting at
         # max_draft_tokens), so a request never emits more than it still needs

@@ -163,6 +163,93 @@ def spec_bench_vicuna_68m() -> AcceptanceParams:
     )
 
 
+#: Level concentration of a ``positions:`` model unless given (the Spec-Bench preset's).
+POSITIONS_LEVEL_CONCENTRATION = SPEC_BENCH_LEVEL_CONCENTRATION
+POSITIONS_SOURCE = (
+    "per-position acceptance rates S_j = P(accepted length >= j), as engines log them (vLLM "
+    "'Per-position acceptance rate', vllm-project/vllm PR #24127: mean acceptance length = "
+    "1 + sum S_j; llama.cpp PR #24536 'acceptance rate per position'); mean level S_1, "
+    "position decay solved so that E[lam^j] * prod_{m<j} decay_m = S_j")
+
+
+def per_position_params(survival, concentration: float | None = POSITIONS_LEVEL_CONCENTRATION
+                        ) -> AcceptanceParams:
+    """An acceptance model whose per-position acceptance rates are ``survival``.
+
+    ``survival[j-1]`` = S_j, the fraction of drafts whose token j is accepted (so the tokens
+    before it are too): what vLLM logs as "Per-position acceptance rate" and llama.cpp as
+    "acceptance rate per position" (the issue's example: 0.66 / 0.36 / 0.17). In the
+    parametric model (``sim.acceptance.model``) a request's token j is accepted with
+    probability lam * decay[j-1] given its level lam, independently of the earlier tokens, so
+    S_j = E[lam^j] * prod_{m<j} decay[m]: the level mean is S_1 and the decays follow from the
+    Beta moments (``concentration`` None: every request has level S_1 exactly). Positions past
+    the last given one keep the last decay factor. The calibration curve is the identity and the
+    confidence concentration the Spec-Bench preset's 2 (assumptions, as there). Refused: rates
+    outside (0, 1), increasing rates, and rates that fall more slowly than the level spread
+    allows (a decay above 1; a smaller spread or ``none`` may fit).
+    """
+    from sim.acceptance.model import _beta_moments
+
+    rates = [float(v) for v in survival]
+    if not 1 <= len(rates) <= 64:
+        raise ConfigError(f"per-position acceptance needs 1..64 rates, got {len(rates)}")
+    if any(not 0.0 < v < 1.0 for v in rates):
+        raise ConfigError(f"per-position acceptance rates must be in (0, 1), got {rates}")
+    if any(b > a for a, b in zip(rates, rates[1:])):
+        raise ConfigError(f"per-position acceptance rates cannot increase with the position "
+                          f"(a token is accepted only after the ones before it), got {rates}")
+    moments = _beta_moments(rates[0], concentration, len(rates))
+    cumulative = [s / moments[j + 1] for j, s in enumerate(rates)]  # prod_{m<=j} decay_m
+    decay = [1.0] + [b / a for a, b in zip(cumulative, cumulative[1:])]
+    if any(d > 1.0 + 1e-12 for d in decay):
+        raise ConfigError(f"per-position acceptance rates {rates} fall more slowly than a level "
+                          f"spread of concentration {concentration} allows; use a larger "
+                          f"concentration or none")
+    decay = [min(1.0, d) for d in decay]
+    return AcceptanceParams(
+        name=positions_name(rates, concentration),
+        source=POSITIONS_SOURCE,
+        categories={"": CategoryProfile(rates[0], concentration)},
+        calibration=CalibrationCurve(),
+        confidence_concentration=SPEC_BENCH_CONFIDENCE_CONCENTRATION,
+        position_decay=tuple(decay),
+        meta={"per_position_acceptance": rates},
+    )
+
+
+def positions_name(rates, concentration: float | None) -> str:
+    name = "positions:" + "/".join(f"{v:g}" for v in rates)
+    if concentration != POSITIONS_LEVEL_CONCENTRATION:
+        name += ",none" if concentration is None else f",{concentration:g}"
+    return name
+
+
+def parse_positions(spec: str) -> AcceptanceParams:
+    """``positions:S1/S2/...[,KAPPA|none]`` -> ``per_position_params``."""
+    body = spec.partition(":")[2].strip()
+    rates_text, comma, kappa_text = body.partition(",")
+    try:
+        rates = [float(v) for v in rates_text.split("/")]
+    except ValueError:
+        raise ConfigError(f"acceptance 'positions:S1/S2/...' needs numbers, e.g. "
+                          f"positions:0.66/0.36/0.17, got {spec!r}") from None
+    concentration: float | None = POSITIONS_LEVEL_CONCENTRATION
+    if comma:
+        kappa = kappa_text.strip().lower()
+        if kappa == "none":
+            concentration = None
+        else:
+            try:
+                concentration = float(kappa)
+            except ValueError:
+                raise ConfigError(f"acceptance 'positions:...,KAPPA': KAPPA must be a positive "
+                                  f"number or none, got {kappa_text!r}") from None
+            if not (concentration > 0 and concentration < float("inf")):
+                raise ConfigError(f"acceptance 'positions:...,KAPPA': KAPPA must be a positive "
+                                  f"number or none, got {kappa_text!r}")
+    return per_position_params(rates, concentration)
+
+
 #: Preset name -> builder of its parameters (built on demand, never at import).
 PRESETS: dict[str, Callable[[], AcceptanceParams]] = {
     "spec-bench-vicuna-68m": spec_bench_vicuna_68m,
@@ -180,7 +267,9 @@ def preset_names() -> tuple[str, ...]:
 
 
 def make_acceptance(name_or_path: str | Path) -> AcceptanceModel:
-    """Acceptance model from a preset name, ``fixed:ALPHA`` (0 <= ALPHA <= 1), or a JSON file.
+    """Acceptance model from a preset name, ``fixed:ALPHA`` (0 <= ALPHA <= 1),
+    ``positions:S1/S2/...[,KAPPA]`` (per-position acceptance rates, ``per_position_params``),
+    or a JSON file.
 
     Raises ``ConfigError`` for an unknown name or a bad ``fixed`` value and ``InputError`` for
     a bad file.
@@ -198,12 +287,15 @@ def make_acceptance(name_or_path: str | Path) -> AcceptanceModel:
         except ValueError:
             raise ConfigError(f"acceptance 'fixed:ALPHA' needs a number in [0, 1], got {spec!r}") from None
         return FixedAcceptance(alpha=alpha, name=f"fixed:{alpha:g}")
+    if key.startswith("positions:"):
+        return ParametricAcceptance(parse_positions(key))
     path = Path(spec)
     if path.suffix.lower() == ".json" or path.is_file():
         from sim.acceptance.io import load_acceptance
         return load_acceptance(path)
     raise ConfigError(f"unknown acceptance model {spec!r}; use one of "
-                      f"{', '.join(preset_names())}, fixed:ALPHA, or a .json file")
+                      f"{', '.join(preset_names())}, fixed:ALPHA, positions:S1/S2/..., "
+                      "or a .json file")
 
 
 def check_category(model: AcceptanceModel, category: str) -> None:

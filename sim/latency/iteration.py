@@ -151,3 +151,41 @@ def draft_shape(drafting: Sequence[int], drafting_context: Sequence[int],
     steps = [draft_step_rows(s, n, c, b, bc) for s, (n, c, b, bc)
              in enumerate(zip(drafting, drafting_context, bonus_rows, bonus_context))]
     return tuple(r for r, _ in steps), tuple(kv for _, kv in steps)
+
+
+# ---- drafter upkeep: draft-model work outside the drafting steps (engine adaptive rules) -------
+# A separate, optional addition (issue 14): the production engines' adaptive rules
+# (``sim.policies.engine_rules``) keep a draft model configured while they choose k = 0, and
+# users report what that costs. The server adds ``drafter_upkeep_s`` of the policy's
+# ``drafter_upkeep()`` to a decode iteration's duration; policies without that method (every
+# other policy) are unaffected, and the recorded shape (iterations.csv) does not include it.
+@dataclass(frozen=True, slots=True)
+class DrafterUpkeep:
+    """Draft-model work an iteration runs besides its drafting steps.
+
+    ``setup``: the proposer is called although nothing is drafted (``latency.draft_overhead_s``
+    once). ``sync_rows`` / ``sync_kv_tokens``: one draft pass over these one-token rows reading
+    this many draft KV positions (the drafter's KV kept in sync at k = 0). ``catchup_tokens[i]``
+    / ``catchup_cached[i]``: request i's draft prefill over the tokens generated while
+    speculation was off, after that many positions already in the draft KV. ``tax``: a fraction
+    of the iteration's time (passes and upkeep) added on top (graph-mode and per-step costs of
+    a speculative engine configuration that users report; 0 = none).
+    """
+
+    setup: bool = False
+    sync_rows: int = 0
+    sync_kv_tokens: int = 0
+    catchup_tokens: tuple[int, ...] = ()
+    catchup_cached: tuple[int, ...] = ()
+    tax: float = 0.0
+
+
+def drafter_upkeep_s(latency, padding, upkeep: DrafterUpkeep, iteration_s: float = 0.0) -> float:
+    """Seconds ``upkeep`` adds to a decode iteration whose passes take ``iteration_s``."""
+    extra = latency.draft_overhead_s if upkeep.setup else 0.0
+    if upkeep.sync_rows:
+        extra += draft_pass_s(latency, padding, upkeep.sync_rows, upkeep.sync_kv_tokens)
+    if upkeep.catchup_tokens:
+        extra += latency.draft_prefill_s(list(upkeep.catchup_tokens),
+                                         list(upkeep.catchup_cached))
+    return extra + upkeep.tax * (iteration_s + extra)

@@ -29,13 +29,28 @@ and ``make_policy(policy.name)`` rebuilds the same configuration.
 | adaspec-nv:K         | as adaspec without trim=; flag ``artifact`` = slo=off,              |
 |                      | cbar=cumulative,recover=none                                        |
 | oracle:K             | k (8); sim-only                                                     |
+| vllm-v1:K            | k (3: num_speculative_tokens); sched=LO-HI:K/... (1-64:3/65-128:1/  |
+|                      | 129-512:0), zero=sync|catchup|free (sync), tax= (0)                 |
+| trtllm:K             | k (4: max_draft_len); sched=BS:LEN/...|none (4:4/8:2/32:1), cap=    |
+|                      | (max_concurrency; excludes sched), window=, threshold= (together:   |
+|                      | the acceptance-rate gate), floor= (0), zero= (catchup), tax= (0)    |
+| sglang:K             | k (3: launch steps); slots=BS:S+S/... (1:1+3+5+7/8:0+1+3/32:0+1/    |
+|                      | 64:0), ema= (0.2), interval= (5), warmup= (10), pad=graph|none,     |
+|                      | zero= (sync), tax= (0)                                              |
+
+The last three are the production engines' own adaptive rules (``sim.policies.vllm_dynamic``,
+``sim.policies.trtllm``, ``sim.policies.sglang_adaptive``; sources in their docstrings);
+``zero=`` (what the drafter does at k = 0) and ``tax=`` are ``sim.policies.engine_rules``.
+They are not in ``--policy all``.
 
 ``recover=none|reset|probe|decay`` (default decay) and ``recover_after=N`` (default 64): how
 an adaptive policy's estimate returns from plain decoding (``sim.policies.recovery``).
 
 Examples: ``static:5``, ``threshold:0.6,8``, ``disable-by-batch:5,32``, ``adaspec``,
 ``adaspec:8,artifact``, ``adaspec:K=8,slo=off,trim=request``, ``adaspec:6,slo=tokens``,
-``smartspec:8,artifact``, ``smartspec:8,recover=probe,recover_after=32``.
+``smartspec:8,artifact``, ``smartspec:8,recover=probe,recover_after=32``, ``vllm-v1``,
+``vllm-v1:3,sched=1-16:3/17-64:2/65-512:0,tax=0.19``, ``trtllm:4,window=8,threshold=0.5``,
+``trtllm:4,cap=32``, ``sglang:3,zero=catchup``.
 A malformed spec, unknown name, key or flag, or out-of-range value is one ``ConfigError``.
 """
 
@@ -53,8 +68,11 @@ from sim.policies.nospec import NoSpecPolicy
 from sim.policies.oracle import OraclePolicy
 from sim.policies.smartspec import ARTIFACT as SMARTSPEC_ARTIFACT
 from sim.policies.smartspec import SmartSpecPolicy
+from sim.policies.sglang_adaptive import SglangAdaptivePolicy
 from sim.policies.static import StaticPolicy
 from sim.policies.threshold import ThresholdPolicy
+from sim.policies.trtllm import TrtllmPolicy
+from sim.policies.vllm_dynamic import VllmDynamicPolicy
 
 _REQUIRED = object()
 
@@ -83,6 +101,10 @@ class PolicyKind:
 
 _RECOVER_PARAMS = (Param("recover", str, "recover", "decay", False),
                    Param("recover_after", int, "recover_after", 64, False))
+
+# the engine rules' k = 0 drafter behaviour and reported per-step tax (sim.policies.engine_rules)
+def _engine_params(zero: str) -> tuple[Param, ...]:
+    return (Param("zero", str, "zero", zero, False), Param("tax", float, "tax", 0.0, False))
 
 _KINDS: dict[str, PolicyKind] = {k.name: k for k in (
     PolicyKind("nospec", NoSpecPolicy, (), summary="no speculation"),
@@ -124,6 +146,26 @@ _KINDS: dict[str, PolicyKind] = {k.name: k for k in (
                summary="AdaSpec without verifier trimming (ablation)"),
     PolicyKind("oracle", OraclePolicy, (Param("k", int, "k", 8),),
                summary="sim-only upper bound using the true acceptance outcomes"),
+    PolicyKind("vllm-v1", VllmDynamicPolicy,
+               (Param("k", int, "k", 3), Param("sched", str, "sched", "1-64:3/65-128:1/129-512:0",
+                                                False),
+                *_engine_params("sync")),
+               summary="vLLM V1 dynamic speculative decoding: K from a batch-size schedule"),
+    PolicyKind("trtllm", TrtllmPolicy,
+               (Param("k", int, "k", 4), Param("sched", str, "sched", "4:4/8:2/32:1", False),
+                Param("cap", int, "cap", None, False), Param("window", int, "window", None, False),
+                Param("threshold", float, "threshold", None, False),
+                Param("floor", int, "floor", 0, False), *_engine_params("catchup")),
+               summary="TensorRT-LLM: draft-length schedule or concurrency cap; an "
+                       "acceptance-rate gate that turns speculation off for good"),
+    PolicyKind("sglang", SglangAdaptivePolicy,
+               (Param("k", int, "k", 3),
+                Param("slots", str, "slots", "1:1+3+5+7/8:0+1+3/32:0+1/64:0", False),
+                Param("ema", float, "ema", 0.2, False), Param("interval", int, "interval", 5, False),
+                Param("warmup", int, "warmup", 10, False), Param("pad", str, "pad", "graph", False),
+                *_engine_params("sync")),
+               summary="SGLang adaptive steps: per-batch-size slots, each an EMA of accepted "
+                       "tokens with hysteresis"),
 )}
 
 #: Registered policy names.
@@ -134,6 +176,10 @@ DEFAULT_POLICY_SPECS: tuple[str, ...] = (
     "nospec", "static:1", "static:3", "static:5", "threshold:0.6,8", "disable-by-batch:5,32",
     "smartspec:8", "adaspec:8", "adaspec-nv:8", "oracle:8",
 )
+
+
+#: The production engines' adaptive rules at their defaults (not in ``--policy all``).
+ENGINE_RULE_SPECS: tuple[str, ...] = ("vllm-v1", "trtllm", "sglang")
 
 
 def all_policy_specs() -> tuple[str, ...]:

@@ -18,7 +18,8 @@ from sim.policies.registry import (
 
 def test_names_and_default_set():
     assert set(POLICY_NAMES) == {"nospec", "static", "threshold", "disable-by-batch", "smartspec",
-                                 "adaspec", "adaspec-nv", "oracle"}
+                                 "adaspec", "adaspec-nv", "oracle", "vllm-v1", "trtllm", "sglang"}
+    assert not {"vllm-v1", "trtllm", "sglang"} & {s.partition(":")[0] for s in all_policy_specs()}
     assert all_policy_specs() == DEFAULT_POLICY_SPECS
     for spec in all_policy_specs():
         pol = make_policy(spec)
@@ -49,6 +50,9 @@ def test_names_and_default_set():
     ("adaspec-nv:8,artifact", "adaspec-nv:8,artifact"),
     ("adaspec-nv:8,artifact,recover=decay", "adaspec-nv:8"),
     ("oracle", "oracle:8"),
+    ("VLLM-V1:3, SCHED=1-64:3/65-128:1/129-512:0", "vllm-v1:3"),
+    ("trtllm:k=4,cap=16", "trtllm:4,cap=16"),
+    ("sglang:3,tax=0.1", "sglang:3,tax=0.1"),
 ])
 def test_spec_parsing(spec, name):
     assert make_policy(spec).name == name
@@ -75,6 +79,8 @@ def test_k_max_and_flags():
     "smartspec:8,recover=later", "smartspec:8,recover=none,recover_after=8",
     "smartspec:8,recover_after=0", "adaspec:8,cbar=median", "adaspec:8,cbar=cumulative,cbar_weight=0.2",
     "adaspec:8,recover=reset,recover_after=4", "adaspec:8,recover_after=x", "adaspec:8,lost=plain",
+    "vllm-v1:0", "vllm-v1:3,sched=2-8:3", "vllm-v1:3,foo=1", "vllm-v1:3,4", "trtllm:4,cap=x",
+    "trtllm:4,threshold=abc,window=2", "sglang:3,slots=", "sglang:3,ema=x", "vllm-v1:3,tax=20",
 ])
 def test_bad_specs_are_one_line_config_errors(spec):
     with pytest.raises(ConfigError) as err:
