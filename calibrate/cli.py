@@ -11,7 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from realrun.cli_args import add_real_model_args, check_out_file, check_real_model_args
+from realrun.cli_args import (add_ngram_args, add_real_model_args, check_out_file,
+                              check_real_model_args)
 from sim.cli_common import run_command
 from sim.errors import ConfigError
 
@@ -62,10 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="prompts per category, the first N of each (default 2)")
     ngr.add_argument("--k", type=int, default=5,
                      help="most tokens a proposal holds (default 5)")
-    ngr.add_argument("--ngram-min", type=int, default=1, metavar="N",
-                     help="shortest n-gram matched (default 1)")
-    ngr.add_argument("--ngram-max", type=int, default=3, metavar="N",
-                     help="longest n-gram matched (default 3)")
+    add_ngram_args(ngr)
     ngr.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
     ngr.add_argument("--max-prompt-tokens", type=int, default=512, metavar="N",
                      help="keep the last N tokens of each prompt (default 512)")
@@ -77,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_pair(args: argparse.Namespace) -> tuple[Any, Any]:
+def _load_pair(args: argparse.Namespace, with_draft: bool = True) -> tuple[Any, Any]:
+    """(target, draft) as the options name them; draft None without ``with_draft``."""
     try:
         import torch
     except ImportError:
@@ -88,8 +87,16 @@ def _load_pair(args: argparse.Namespace) -> tuple[Any, Any]:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     target = load_model(args.target, device=args.device, dtype=args.dtype, seed=args.seed)
-    draft = load_model(args.draft, device=args.device, dtype=args.dtype, seed=args.seed + 1)
+    draft = (load_model(args.draft, device=args.device, dtype=args.dtype, seed=args.seed + 1)
+             if with_draft else None)
     return target, draft
+
+
+def _eos_ids(target: Any) -> list[int]:
+    """The tokenizer's EOS id (decoding stops there), none for a model without a tokenizer."""
+    if target.tokenizer is not None and target.tokenizer.eos_token_id is not None:
+        return [int(target.tokenizer.eos_token_id)]
+    return []
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -163,9 +170,7 @@ def _acceptance(args: argparse.Namespace) -> int:
     target, draft = _load_pair(args)
     prompts = load_prompts(prompts_path, tokenizer=target.tokenizer, limit=args.limit,
                            max_prompt_tokens=args.max_prompt_tokens)
-    eos = []
-    if target.tokenizer is not None and target.tokenizer.eos_token_id is not None:
-        eos = [int(target.tokenizer.eos_token_id)]
+    eos = _eos_ids(target)
     began = time.perf_counter()
     run = run_acceptance(target.model, draft.model, prompts, k=args.k,
                          max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
@@ -221,22 +226,11 @@ def _ngram(args: argparse.Namespace) -> int:
     for option, path in (("--log-out", args.log_out), ("--acceptance-out", args.acceptance_out)):
         if path:
             check_out_file(path, option)
-    try:
-        import torch
-    except ImportError:
-        raise ConfigError("adaspec-calibrate needs torch and transformers "
-                          "(pip install 'adaspec-sim[real]')") from None
-    from realrun.models import load_model
-
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    target = load_model(args.target, device=args.device, dtype=args.dtype, seed=args.seed)
+    target, _ = _load_pair(args, with_draft=False)
     prompts = per_category(load_prompts(prompts_path, tokenizer=target.tokenizer,
                                         max_prompt_tokens=args.max_prompt_tokens),
                            args.per_category)
-    eos = []
-    if target.tokenizer is not None and target.tokenizer.eos_token_id is not None:
-        eos = [int(target.tokenizer.eos_token_id)]
+    eos = _eos_ids(target)
     categories = len({p.category for p in prompts})
     print(f"prompt lookup on {target.label}: {len(prompts)} prompts ({categories} categories), "
           f"k={args.k}, n-grams {lookup.max_n}..{lookup.min_n}, "
@@ -246,17 +240,18 @@ def _ngram(args: argparse.Namespace) -> int:
                                max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                                config=lookup, eos_token_ids=eos, progress=_progress(args))
     wall = time.perf_counter() - began
+    hardware = hardware_info(target.device)
     config = {"target": args.target, "device": args.device, "dtype": args.dtype, "k": args.k,
               "ngram": lookup.to_dict(), "per_category": args.per_category,
               "max_new_tokens": args.max_new_tokens,
               "max_prompt_tokens": args.max_prompt_tokens, "batch_size": args.batch_size,
-              "threads": torch.get_num_threads(), "prompts_used": len(prompts),
+              "threads": hardware["torch_threads"], "prompts_used": len(prompts),
               "eos_token_ids": eos}
     inputs = {"prompts": {"path": str(prompts_path), "sha256": file_sha256(prompts_path)}}
     warning = ("random weights: the acceptance of a random model is not a real model's"
                if target.random_weights else None)
     doc = build_document(run=run, k=args.k, config=config, inputs=inputs, seed=args.seed,
-                         hardware=hardware_info(target.device), software=software_info(),
+                         hardware=hardware, software=software_info(),
                          model=model_info(target), wall_s=wall, warning=warning)
     write_profile(out, doc)
     if args.log_out:

@@ -6,6 +6,8 @@ Times in the results are engine seconds on the wall clock: arrivals are the trac
 times (after --window/--rate-scale/--limit) multiplied by --time-scale; every iteration's
 duration is measured. With a tokenizer (real models) prompts are Spec-Bench text of the
 request's category, and the request's prompt length becomes the tokenised length.
+``--method ngram`` drafts by prompt lookup (``realrun.ngram``) with the target alone: no
+``--draft``, no draft model loaded; the method and its options are recorded in the config.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from realrun.cli_args import add_real_model_args, check_real_model_args
+from realrun.cli_args import add_ngram_args, add_real_model_args, check_real_model_args
 from realrun.lookup import METHOD_DRAFT_MODEL, METHOD_NGRAM, METHODS, NgramConfig
 from sim.cli_common import (
     DEFAULT_GPU,
@@ -45,10 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="drafter: draft-model (--draft, default) or ngram (prompt lookup "
                              "in the prompt and the output so far, on the CPU; no draft model "
                              "is loaded)")
-    models.add_argument("--ngram-min", type=int, default=NgramConfig.min_n, metavar="N",
-                        help=f"ngram: shortest n-gram matched (default {NgramConfig.min_n})")
-    models.add_argument("--ngram-max", type=int, default=NgramConfig.max_n, metavar="N",
-                        help=f"ngram: longest n-gram matched (default {NgramConfig.max_n})")
+    add_ngram_args(models)
     models.add_argument("--gpu", default=DEFAULT_GPU,
                         help="hardware preset of the policies' roofline estimator "
                              f"(default {DEFAULT_GPU}, as adaspec-sim)")

@@ -30,6 +30,17 @@ def add_real_model_args(parser: argparse.ArgumentParser | argparse._ArgumentGrou
     parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
 
 
+def add_ngram_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--ngram-min, --ngram-max: the n-gram lengths prompt lookup matches (defaults:
+    ``realrun.lookup.NgramConfig``'s)."""
+    from realrun.lookup import NgramConfig
+
+    parser.add_argument("--ngram-min", type=int, default=NgramConfig.min_n, metavar="N",
+                        help=f"prompt lookup: shortest n-gram matched (default {NgramConfig.min_n})")
+    parser.add_argument("--ngram-max", type=int, default=NgramConfig.max_n, metavar="N",
+                        help=f"prompt lookup: longest n-gram matched (default {NgramConfig.max_n})")
+
+
 def check_real_model_args(args: argparse.Namespace) -> None:
     """The one check of the shared options, before any model loads: ``--device`` is cpu,
     cuda or cuda:N (whether CUDA is there is checked when the model loads), ``--threads`` >= 1."""

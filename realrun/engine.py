@@ -25,6 +25,14 @@ One replica, one policy. The loop mirrors the simulated engine exactly:
   the ``single-pass`` engine of ``sim.latency.iteration``. Batch expansion (``vllm-0.6``) is
   simulation-only; asking for it is a ConfigError.
 
+Drafting methods (``method``): ``draft-model`` (a draft model with its own slot KV cache) or
+``ngram`` (``realrun.ngram``: prompt lookup in each request's prompt and output so far on the
+CPU; no draft model or cache). Under ngram every request looks up its proposal before the
+policy decides, the view's ``max_draft_tokens`` is capped at the proposal's length (no match:
+the request drafts nothing), the iteration's shape records no draft pass, and
+``EngineRun.lookup_steps`` / ``draft_cpu_s`` keep the loop's draft steps and the measured lookup
+time per iteration (``realrun.results`` writes them to the iteration table).
+
 Outputs ignore EOS and run to ``output_tokens``. A request that can never fit its slot
 (prompt + output > ``max_len``) or the KV pool is rejected with a per-request reason and the
 run continues. Controlled acceptance: the passes run, but draft confidences and verdicts come

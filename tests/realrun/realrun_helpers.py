@@ -153,3 +153,14 @@ def lookup_friendly_model(attention_scale: float = 0.02, seed: int = 3) -> torch
         for layer in model.model.layers:
             layer.self_attn.o_proj.weight.mul_(attention_scale)
     return model
+
+
+def served_workload(shapes, seed: int = 0):
+    """A ``ServedWorkload`` of synthetic prompts: request i has ``shapes[i] = (prompt tokens,
+    output tokens, arrival_s)``."""
+    from realrun.prompts import ServedWorkload, synthetic_ids
+    from sim.workload.request import Request, Workload
+
+    reqs = tuple(Request(i, a, p, o) for i, (p, o, a) in enumerate(shapes))
+    ids = {r.id: synthetic_ids(r.id, r.prompt_tokens, VOCAB, seed) for r in reqs}
+    return ServedWorkload(Workload(reqs, "test", "native"), ids, "synthetic")

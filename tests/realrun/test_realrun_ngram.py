@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -15,14 +17,13 @@ from realrun.engine import EngineLimits, RealEngine  # noqa: E402
 from realrun.kvcache import SlotKVCache  # noqa: E402
 from realrun.lookup import LookupDraftLatency, NgramConfidence, NgramConfig, propose  # noqa: E402
 from realrun.ngram import NgramDecodeExecutor  # noqa: E402
-from realrun.prompts import ServedWorkload, synthetic_ids  # noqa: E402
 from realrun.results import build_estimator, to_run_result  # noqa: E402
-from realrun_helpers import VOCAB, greedy_reference, lookup_friendly_model, tiny_model, view_for, Req  # noqa: E402
+from realrun_helpers import (VOCAB, Req, greedy_reference, lookup_friendly_model,  # noqa: E402
+                             served_workload, tiny_model, view_for)
 from sim.core.speculation import run_decode_iteration  # noqa: E402
 from sim.errors import ConfigError  # noqa: E402
 from sim.latency.models import get_model  # noqa: E402
 from sim.policies.registry import make_policy  # noqa: E402
-from sim.workload.request import Request, Workload  # noqa: E402
 
 # (prompt, output, arrival_s): four at once, then joiners while the first ones decode.
 SHAPES = [(5, 34, 0.0), (9, 40, 0.0), (3, 29, 0.0), (7, 36, 0.0), (12, 32, 0.003),
@@ -64,14 +65,20 @@ def test_lookup_follows_vllm():
     assert propose([1, 2, 1, 2], 0)[0].size == 0 and propose([5], 3)[1] == 0
 
 
-def test_lookup_matches_the_rule_on_random_sequences():
-    rng = np.random.default_rng(0)
-    for trial in range(400):
-        tokens = rng.integers(0, 4 + trial % 6, size=int(rng.integers(1, 40))).tolist()
-        k, lo = int(rng.integers(1, 6)), int(rng.integers(1, 3))
-        hi = lo + int(rng.integers(0, 3))
-        proposal, n = propose(tokens, k, lo, hi)
-        assert (proposal.tolist(), n) == _brute_force(tokens, k, lo, hi), tokens
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=0, max_size=40), st.integers(0, 6),
+       st.integers(1, 3), st.integers(0, 2))
+def test_lookup_matches_the_rule(tokens, k, lo, extra):
+    hi = lo + extra
+    proposal, n = propose(tokens, k, lo, hi)
+    if k == 0:
+        assert proposal.size == 0 and n == 0
+        return
+    assert (proposal.tolist(), n) == _brute_force(tokens, k, lo, hi)
+    # invariants: at most k tokens, a real continuation of an earlier occurrence
+    assert proposal.size <= k and (n == 0) == (proposal.size == 0)
+    if n:
+        assert lo <= n <= hi and tokens[-n:] in [tokens[i:i + n] for i in range(len(tokens) - n)]
 
 
 def test_ngram_config_is_checked():
@@ -167,10 +174,8 @@ def test_sampling_with_lookup_keeps_the_caches_consistent():
 
 
 # ---- the engine ----------------------------------------------------------------------------
-def _served(shapes=SHAPES, seed: int = 0) -> ServedWorkload:
-    reqs = tuple(Request(i, a, p, o) for i, (p, o, a) in enumerate(shapes))
-    ids = {r.id: synthetic_ids(r.id, r.prompt_tokens, VOCAB, seed) for r in reqs}
-    return ServedWorkload(Workload(reqs, "test", "native"), ids, "synthetic")
+def _served(shapes=SHAPES, seed: int = 0):
+    return served_workload(shapes, seed)
 
 
 @pytest.fixture(scope="module")

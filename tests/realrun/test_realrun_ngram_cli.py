@@ -135,3 +135,14 @@ def test_method_errors_are_one_line(tmp_path, capsys, extra, message):
     assert code == 2, err
     assert err.startswith("adaspec-realrun: error: ") and len(err.splitlines()) == 1, err
     assert message in err, err
+
+
+def test_model_mismatch_compares_the_target_alone_for_lookup_runs():
+    from calibrate.validate_cli import model_mismatch
+
+    run = {"method": "ngram", "target": "random:tiny-llama", "draft": None,
+           "models": {"target": {"name": "tiny-llama"}, "draft": None}}
+    same = {"models": {"target": {"name": "tiny-llama"}, "draft": {"name": "tiny-llama-draft"}}}
+    other = {"models": {"target": {"name": "qwen2.5-coder-1.5b"}, "draft": {"name": "x"}}}
+    assert model_mismatch(same, run) is None
+    assert "target qwen2.5-coder-1.5b, the run used tiny-llama" in model_mismatch(other, run)
