@@ -92,6 +92,23 @@ def _load_pair(args: argparse.Namespace, with_draft: bool = True) -> tuple[Any, 
     return target, draft
 
 
+def _weights_origin(loaded: Any) -> dict[str, Any]:
+    """Where the model's weights came from: its spec and, for a fetched model, the sha256 and
+    size of the GGUF it was converted from (the fetch marker)."""
+    import json
+
+    from realrun.fetch import MARKER_FILE
+
+    origin: dict[str, Any] = {"spec": loaded.source, "random_weights": bool(loaded.random_weights)}
+    if loaded.source.startswith("cache:"):
+        try:
+            marker = json.loads((Path(loaded.source[6:]) / MARKER_FILE).read_text(encoding="utf-8"))
+            origin.update({k: marker[k] for k in ("gguf_sha256", "gguf_bytes") if k in marker})
+        except (OSError, ValueError):
+            pass
+    return origin
+
+
 def _eos_ids(target: Any) -> list[int]:
     """The tokenizer's EOS id (decoding stops there), none for a model without a tokenizer."""
     if target.tokenizer is not None and target.tokenizer.eos_token_id is not None:
@@ -247,7 +264,8 @@ def _ngram(args: argparse.Namespace) -> int:
               "max_prompt_tokens": args.max_prompt_tokens, "batch_size": args.batch_size,
               "threads": hardware["torch_threads"], "prompts_used": len(prompts),
               "eos_token_ids": eos}
-    inputs = {"prompts": {"path": str(prompts_path), "sha256": file_sha256(prompts_path)}}
+    inputs = {"prompts": {"path": str(prompts_path), "sha256": file_sha256(prompts_path)},
+              "target": _weights_origin(target)}
     warning = ("random weights: the acceptance of a random model is not a real model's"
                if target.random_weights else None)
     doc = build_document(run=run, k=args.k, config=config, inputs=inputs, seed=args.seed,

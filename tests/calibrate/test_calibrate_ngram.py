@@ -120,6 +120,7 @@ def test_cli_writes_the_document(tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert doc["kind"] == NGRAM_KIND and doc["schema_version"] >= 2 and doc["seed"] == 7
     assert doc["inputs"]["prompts"]["sha256"] and doc["config"]["k"] == 3
+    assert doc["inputs"]["target"] == {"spec": "random:tiny-llama", "random_weights": True}
     assert doc["config"]["ngram"]["max_n"] == 3 and doc["config"]["per_category"] == 1
     assert doc["models"]["target"]["random_weights"] and "random weights" in doc["warning"]
     assert doc["hardware"]["cpu"] and doc["software"]["torch"]
