@@ -52,7 +52,8 @@ from tqdm import tqdm
 
 from realrun.executor import RealDecodeExecutor
 from realrun.kvcache import SlotKVCache
-from realrun.ngram import METHOD_DRAFT_MODEL, METHOD_NGRAM, METHODS, NgramConfig, NgramDecodeExecutor
+from realrun.lookup import METHOD_DRAFT_MODEL, METHOD_NGRAM, METHODS, NgramConfig
+from realrun.ngram import NgramDecodeExecutor
 from realrun.prompts import ServedWorkload
 from sim.acceptance.base import AcceptanceModel
 from sim.core.padding import GraphPadding

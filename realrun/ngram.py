@@ -50,8 +50,7 @@ import torch
 
 from realrun.executor import RealDecodeExecutor
 from realrun.kvcache import SlotKVCache
-from realrun.lookup import (MAX_NGRAM, METHOD_DRAFT_MODEL, METHOD_NGRAM, METHODS,  # noqa: F401
-                            NgramConfidence, NgramConfig, propose)
+from realrun.lookup import NgramConfidence, NgramConfig, propose
 
 
 class NgramDecodeExecutor(RealDecodeExecutor):
