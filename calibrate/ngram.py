@@ -22,7 +22,7 @@ categories, the leaderboard's "conversation" column):
   ``acceptance_at_position[j]`` = P(token j accepted) over steps with a proposal (what serving
   engines report as per-position acceptance, e.g. vLLM's accepted-per-position / drafts);
 - ``by_ngram``: steps, proposed and accepted tokens per matched n-gram length;
-- ``lookup_ms_per_step``: the measured CPU time of the lookups per step.
+- ``lookup_ms_per_step``: the measured CPU time of the lookups per request and step.
 
 The output is a JSON document (``schema_version``, ``kind = ngram-acceptance``, ``config``,
 ``inputs`` with sha256, ``seed``, hardware, software, the model's shape and origin) and,
@@ -52,6 +52,8 @@ MT_BENCH = ("writing", "roleplay", "reasoning", "math", "coding", "extraction", 
             "humanities")
 STEP_COLUMNS = ("request", "category", "step", "proposed", "ngram", "verified", "accepted",
                 "emitted", "lookup_s")
+# calibrate.acceptance_fit's log columns plus the matched n; ``match`` is known only where
+# ``reached`` (verification stops at the first rejection) and False elsewhere.
 TOKEN_COLUMNS = ("request", "category", "step", "position", "conf", "match", "reached",
                  "ngram")
 
