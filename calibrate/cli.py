@@ -1,5 +1,6 @@
-"""``adaspec-calibrate``: profile realrun's forward passes (``latency``) or measure draft/target
-agreement (``acceptance``) and write the files ``adaspec-sim --profile/--acceptance`` read."""
+"""``adaspec-calibrate``: profile realrun's forward passes (``latency``), measure draft/target
+agreement (``acceptance``) and write the files ``adaspec-sim --profile/--acceptance`` read, or
+measure prompt-lookup acceptance per category with the target alone (``ngram``)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from realrun.cli_args import add_real_model_args, check_out_file, check_real_model_args
+from realrun.cli_args import (add_ngram_args, add_real_model_args, check_out_file,
+                              check_real_model_args)
 from sim.cli_common import run_command
 from sim.errors import ConfigError
 
 
-def _model_args(parser: argparse.ArgumentParser) -> None:
-    add_real_model_args(parser)
+def _model_args(parser: argparse.ArgumentParser, draft: str = "required") -> None:
+    add_real_model_args(parser, draft=draft)
     parser.add_argument("--seed", type=int, default=0, help="seed of random weights and inputs")
     parser.add_argument("--out", required=True, metavar="PATH", help="JSON file to write")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -51,10 +53,30 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--batch-size", type=int, default=8, metavar="N")
     acc.add_argument("--name", help="model name stored in the file (default: the file stem)")
     acc.add_argument("--log-out", metavar="CSV", help="also write the drafted-token log")
+    ngr = sub.add_parser("ngram", help="measure prompt-lookup (n-gram) acceptance per "
+                                       "category with the target alone (no draft model)")
+    _model_args(ngr, draft="none")
+    ngr.add_argument("--prompts", metavar="FILE",
+                     help="JSONL prompts: Spec-Bench (default: the Spec-Bench questions "
+                          "shipped with the package) or prompt_token_ids per line")
+    ngr.add_argument("--per-category", type=int, default=2, metavar="N",
+                     help="prompts per category, the first N of each (default 2)")
+    ngr.add_argument("--k", type=int, default=5,
+                     help="most tokens a proposal holds (default 5)")
+    add_ngram_args(ngr)
+    ngr.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
+    ngr.add_argument("--max-prompt-tokens", type=int, default=512, metavar="N",
+                     help="keep the last N tokens of each prompt (default 512)")
+    ngr.add_argument("--batch-size", type=int, default=4, metavar="N")
+    ngr.add_argument("--log-out", metavar="CSV", help="also write the per-step log")
+    ngr.add_argument("--acceptance-out", metavar="PATH",
+                     help="also fit an acceptance model for adaspec-sim/adaspec-validate "
+                          "from the rounds that proposed (see calibrate.ngram)")
     return parser
 
 
-def _load_pair(args: argparse.Namespace) -> tuple[Any, Any]:
+def _load_pair(args: argparse.Namespace, with_draft: bool = True) -> tuple[Any, Any]:
+    """(target, draft) as the options name them; draft None without ``with_draft``."""
     try:
         import torch
     except ImportError:
@@ -65,8 +87,33 @@ def _load_pair(args: argparse.Namespace) -> tuple[Any, Any]:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     target = load_model(args.target, device=args.device, dtype=args.dtype, seed=args.seed)
-    draft = load_model(args.draft, device=args.device, dtype=args.dtype, seed=args.seed + 1)
+    draft = (load_model(args.draft, device=args.device, dtype=args.dtype, seed=args.seed + 1)
+             if with_draft else None)
     return target, draft
+
+
+def _weights_origin(loaded: Any) -> dict[str, Any]:
+    """Where the model's weights came from: its spec and, for a fetched model, the sha256 and
+    size of the GGUF it was converted from (the fetch marker)."""
+    import json
+
+    from realrun.fetch import MARKER_FILE
+
+    origin: dict[str, Any] = {"spec": loaded.source, "random_weights": bool(loaded.random_weights)}
+    if loaded.source.startswith("cache:"):
+        try:
+            marker = json.loads((Path(loaded.source[6:]) / MARKER_FILE).read_text(encoding="utf-8"))
+            origin.update({k: marker[k] for k in ("gguf_sha256", "gguf_bytes") if k in marker})
+        except (OSError, ValueError):
+            pass
+    return origin
+
+
+def _eos_ids(target: Any) -> list[int]:
+    """The tokenizer's EOS id (decoding stops there), none for a model without a tokenizer."""
+    if target.tokenizer is not None and target.tokenizer.eos_token_id is not None:
+        return [int(target.tokenizer.eos_token_id)]
+    return []
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -140,9 +187,7 @@ def _acceptance(args: argparse.Namespace) -> int:
     target, draft = _load_pair(args)
     prompts = load_prompts(prompts_path, tokenizer=target.tokenizer, limit=args.limit,
                            max_prompt_tokens=args.max_prompt_tokens)
-    eos = []
-    if target.tokenizer is not None and target.tokenizer.eos_token_id is not None:
-        eos = [int(target.tokenizer.eos_token_id)]
+    eos = _eos_ids(target)
     began = time.perf_counter()
     run = run_acceptance(target.model, draft.model, prompts, k=args.k,
                          max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
@@ -175,9 +220,84 @@ def _acceptance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ngram(args: argparse.Namespace) -> int:
+    from calibrate.acceptance import default_prompts_path, load_prompts
+    from calibrate.ngram import (build_document, format_summary, per_category,
+                                 run_ngram_acceptance)
+    from calibrate.profile_io import hardware_info, model_info, software_info, write_profile
+    from realrun.lookup import NgramConfig
+    from sim.output import file_sha256
+
+    check_real_model_args(args)
+    for label, value in (("--k", args.k), ("--per-category", args.per_category),
+                         ("--max-new-tokens", args.max_new_tokens),
+                         ("--max-prompt-tokens", args.max_prompt_tokens),
+                         ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise ConfigError(f"{label} must be >= 1")
+    lookup = NgramConfig(args.ngram_min, args.ngram_max)
+    prompts_path = Path(args.prompts) if args.prompts else default_prompts_path()
+    if not prompts_path.is_file():
+        raise ConfigError(f"--prompts {prompts_path}: no such file")
+    out = check_out_file(args.out)
+    for option, path in (("--log-out", args.log_out), ("--acceptance-out", args.acceptance_out)):
+        if path:
+            check_out_file(path, option)
+    target, _ = _load_pair(args, with_draft=False)
+    prompts = per_category(load_prompts(prompts_path, tokenizer=target.tokenizer,
+                                        max_prompt_tokens=args.max_prompt_tokens),
+                           args.per_category)
+    eos = _eos_ids(target)
+    categories = len({p.category for p in prompts})
+    print(f"prompt lookup on {target.label}: {len(prompts)} prompts ({categories} categories), "
+          f"k={args.k}, n-grams {lookup.max_n}..{lookup.min_n}, "
+          f"{args.max_new_tokens} new tokens", file=sys.stderr)
+    began = time.perf_counter()
+    run = run_ngram_acceptance(target.model, prompts, k=args.k,
+                               max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                               config=lookup, eos_token_ids=eos, progress=_progress(args))
+    wall = time.perf_counter() - began
+    hardware = hardware_info(target.device)
+    config = {"target": args.target, "device": args.device, "dtype": args.dtype, "k": args.k,
+              "ngram": lookup.to_dict(), "per_category": args.per_category,
+              "max_new_tokens": args.max_new_tokens,
+              "max_prompt_tokens": args.max_prompt_tokens, "batch_size": args.batch_size,
+              "threads": hardware["torch_threads"], "prompts_used": len(prompts),
+              "eos_token_ids": eos}
+    inputs = {"prompts": {"path": str(prompts_path), "sha256": file_sha256(prompts_path)},
+              "target": _weights_origin(target)}
+    warning = ("random weights: the acceptance of a random model is not a real model's"
+               if target.random_weights else None)
+    doc = build_document(run=run, k=args.k, config=config, inputs=inputs, seed=args.seed,
+                         hardware=hardware, software=software_info(),
+                         model=model_info(target), wall_s=wall, warning=warning)
+    write_profile(out, doc)
+    if args.log_out:
+        run.steps.to_csv(args.log_out, index=False)
+    if args.acceptance_out:
+        from calibrate.acceptance_fit import fit_acceptance
+        from sim.acceptance.io import save_acceptance
+
+        if run.tokens.empty:
+            raise ConfigError("no round found a proposal: nothing to fit an acceptance model on")
+        fit = fit_acceptance(run.tokens, name=Path(args.acceptance_out).stem,
+                             source=(f"adaspec-calibrate ngram: {target.name}, prompt lookup "
+                                     f"(n-grams {lookup.max_n}..{lookup.min_n}), greedy, "
+                                     f"k={args.k}, {len(prompts)} prompts from "
+                                     f"{prompts_path.name}; rounds with a proposal only"),
+                             meta={"tool": "adaspec-calibrate ngram", "config": config,
+                                   "inputs": inputs, "seed": args.seed})
+        save_acceptance(replace(fit.params, meta={**fit.params.meta, "fit": fit.diagnostics}),
+                        args.acceptance_out)
+    print(format_summary(doc))
+    print(f"wrote {out}" + (f", {args.log_out}" if args.log_out else "")
+          + (f", {args.acceptance_out}" if args.acceptance_out else ""))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    body = _latency if args.command == "latency" else _acceptance
+    body = {"latency": _latency, "acceptance": _acceptance, "ngram": _ngram}[args.command]
     return run_command("adaspec-calibrate", lambda: body(args))
 
 

@@ -20,6 +20,16 @@ the same acceptance model), and reports per policy:
 * distance between the real and simulated distributions of tokens emitted per request per
   speculative decode iteration (1-Wasserstein, and total variation over 0.25-token bins) and
   of per-request acceptance rates (1-Wasserstein).
+
+Runs of ``adaspec-realrun --method ngram`` (config ``method = ngram``: prompt lookup on the CPU,
+no draft model) are priced with no draft accelerator time: their recorded shapes have no draft
+passes, prefills are the target's alone, and -- while ``sim.run.SimConfig`` has no ``method``
+of its own -- the re-simulation runs the policy with a drafter whose draft prefill, steps and
+overhead cost 0 s (``realrun.lookup.LookupDraftLatency`` over the profile) and whose verdicts
+come from ``--acceptance`` (``adaspec-calibrate ngram --acceptance-out`` fits one). What that
+simulation lacks is stated in the report's ``method_note``: it has no lookup misses. The CPU
+time of the lookups is inside the real durations (``draft_cpu_s`` in the iteration table).
+An unknown ``method`` is refused in one line.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from realrun.lookup import LookupDraftLatency
 from sim.errors import ConfigError, InputError
 from sim.latency.iteration import (SINGLE_PASS, DecodeShape, decode_iteration_s, draft_shape,
                                    prefill_iteration_s)
@@ -53,6 +64,7 @@ METRICS = (
     ("acceptance_rate", ("acceptance_rate",)),
 )
 REQUEST_COLUMNS = ("id", "arrival_s", "prompt_tokens", "output_tokens")
+DRAFT_MODEL, NGRAM = "draft-model", "ngram"  # realrun.lookup's method names (no torch here)
 
 
 # ---- reading the real run ---------------------------------------------------------------------
@@ -124,9 +136,16 @@ def sim_config(config: dict[str, Any], profile: str, acceptance: str | None, wor
             block = int(kwargs.get("block_size", 16))
             total = sum(r.prompt_tokens + r.output_tokens for r in workload.requests)
             kwargs["kv_blocks"] = 2 * (total // block + len(workload) + 1)
+    if kwargs.get("draft", "") is None:  # an n-gram run loads no draft model
+        del kwargs["draft"]
     if acceptance is not None:
         kwargs["acceptance"] = acceptance
     elif real and not config.get("acceptance"):
+        if run_method(config) == NGRAM:
+            raise ConfigError("this real run drafted by prompt lookup and verified with the "
+                              "real target (no controlled acceptance): pass --acceptance with "
+                              "a model fitted to its lookups (adaspec-calibrate ngram "
+                              "--acceptance-out)")
         raise ConfigError("this real run verified with the real models (no controlled "
                           "acceptance): pass --acceptance with the pair's calibrated model "
                           "(adaspec-calibrate acceptance)")
@@ -135,6 +154,25 @@ def sim_config(config: dict[str, Any], profile: str, acceptance: str | None, wor
         return SimConfig(**kwargs)
     except TypeError as exc:
         raise InputError(f"bad config in summary.json ({exc})") from None
+
+
+def run_method(config: dict[str, Any]) -> str:
+    """The run's drafter: ``draft-model`` (also every run recorded before methods existed) or
+    ``ngram`` (prompt lookup, ``adaspec-realrun --method ngram``)."""
+    method = config.get("method") or DRAFT_MODEL
+    if method not in (DRAFT_MODEL, NGRAM):
+        raise ConfigError(f"summary.json: unknown drafting method {method!r} "
+                          f"(adaspec-validate knows {DRAFT_MODEL} and {NGRAM})")
+    return method
+
+
+def simulator_models_method(method: str) -> bool:
+    """Whether ``sim.run.SimConfig`` takes the run's ``method`` (then the simulator prices
+    that drafter itself); else an n-gram run is re-simulated as a drafter whose draft passes
+    cost nothing (``realrun.lookup.LookupDraftLatency``)."""
+    from sim.run import SimConfig
+
+    return method != DRAFT_MODEL and "method" in {f.name for f in dataclasses.fields(SimConfig)}
 
 
 def is_real_run(config: dict[str, Any]) -> bool:
@@ -295,6 +333,10 @@ def validate_run(real_dir: str | Path, profile: str | Path, acceptance: str | No
 
     real_dir = Path(real_dir)
     summary = read_summary(real_dir)
+    method = run_method(summary["config"])
+    # An n-gram run ran no draft pass: unless the simulator models the method itself, its
+    # draft passes are priced at 0 s, in the re-simulation and in the per-iteration check.
+    free_drafting = method == NGRAM and not simulator_models_method(method)
     latency = load_profile(profile)  # fails early on a bad profile; predicts real iterations
     seed = int(summary.get("seed") or 0)
     names = policies or list(summary["policies"])
@@ -309,7 +351,13 @@ def validate_run(real_dir: str | Path, profile: str | Path, acceptance: str | No
         inputs["acceptance"] = {"path": str(acceptance), "sha256": file_sha256(acceptance)}
     report: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "kind": "validation-report",
                               "tool": f"adaspec-validate {__version__}", "inputs": inputs,
-                              "seed": seed, "config": None, "policies": {}}
+                              "seed": seed, "config": None, "method": method, "policies": {}}
+    if method == NGRAM:
+        report["method_note"] = (
+            "prompt lookup re-simulated as a drafter whose draft passes cost 0 s (no draft "
+            "prefill, steps or overhead) with the acceptance model's verdicts; the simulator "
+            "has no lookup misses, so every request may draft every step there"
+            if free_drafting else "prompt lookup priced by the simulator's own method model")
     for name in names:
         sub = real_dir / policy_dirname(name)
         req_path, it_path = sub / "requests.csv", sub / "iterations.csv"
@@ -324,19 +372,21 @@ def validate_run(real_dir: str | Path, profile: str | Path, acceptance: str | No
         report["config"] = config.to_dict()
         policy = resolve_policy(name)
         sim_latency = load_profile(profile)  # its own instance: its own out-of-domain record
+        sim_model = LookupDraftLatency(sim_latency) if free_drafting else sim_latency
+        real_model = LookupDraftLatency(latency) if free_drafting else latency
         with warnings.catch_warnings():
             # The policies' table estimator probes every graph size and context bucket, far
             # outside a CPU profile's domain; what matters is recorded in the report instead.
             warnings.simplefilter("ignore", RuntimeWarning)
-            result = simulate(workload, policy, config, seed=seed, latency=sim_latency,
+            result = simulate(workload, policy, config, seed=seed, latency=sim_model,
                               acceptance=make_acceptance(config.acceptance))
         real_summary = summary["policies"][name]
         if not isinstance(real_summary, dict) or "ttft_s" not in real_summary:
             real_summary = summarize(real_req, real_it)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # recorded in the report
-            predicted = predict_iterations(real_it, real_req, latency, build_padding(config),
-                                           policy.uses_draft)
+            predicted = predict_iterations(real_it, real_req, real_model, build_padding(config),
+                                           policy.uses_draft and method == DRAFT_MODEL)
         report["policies"][name] = {
             "requests": len(workload),
             "metrics": compare_summaries(real_summary, result.summary),

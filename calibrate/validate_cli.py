@@ -76,23 +76,30 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _model_names(doc: Any) -> tuple[str, str] | None:
-    """(target, draft) names of a profile or of a run's config: the measured models'
-    ``models.{target,draft}.name`` when recorded, else the ``config`` target/draft."""
+def _model_names(doc: Any, roles: tuple[str, ...] = ("target", "draft")) -> tuple[str, ...] | None:
+    """The ``roles``' model names of a profile or of a run's config: the measured models'
+    ``models.<role>.name`` when recorded, else the ``config`` entry."""
     if not isinstance(doc, dict):
         return None
     models = doc.get("models")
     config = doc.get("config") if isinstance(doc.get("config"), dict) else doc
     names = []
-    for role in ("target", "draft"):
+    for role in roles:
         model = models.get(role) if isinstance(models, dict) else None
         name = model.get("name") if isinstance(model, dict) else None
         names.append(name or (config.get(role) if isinstance(config, dict) else None))
-    return (str(names[0]), str(names[1])) if all(names) else None
+    return tuple(str(n) for n in names) if all(names) else None
 
 
 def model_mismatch(profile_doc: Any, run_config: Any) -> str | None:
-    """A warning when the profile was measured for other models than the run used."""
+    """A warning when the profile was measured for other models than the run used (the
+    target alone for a prompt-lookup run, which loads no draft model)."""
+    if isinstance(run_config, dict) and run_config.get("method") == "ngram":
+        measured, used = _model_names(profile_doc, ("target",)), _model_names(run_config, ("target",))
+        if measured is None or used is None or measured == used:
+            return None
+        return (f"the profile was measured for target {measured[0]}, the run used "
+                f"{used[0]}: simulated latencies are for another model")
     measured, used = _model_names(profile_doc), _model_names(run_config)
     if measured is None or used is None or measured == used:
         return None

@@ -6,6 +6,8 @@ Times in the results are engine seconds on the wall clock: arrivals are the trac
 times (after --window/--rate-scale/--limit) multiplied by --time-scale; every iteration's
 duration is measured. With a tokenizer (real models) prompts are Spec-Bench text of the
 request's category, and the request's prompt length becomes the tokenised length.
+``--method ngram`` drafts by prompt lookup (``realrun.ngram``) with the target alone: no
+``--draft``, no draft model loaded; the method and its options are recorded in the config.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from realrun.cli_args import add_real_model_args, check_real_model_args
+from realrun.cli_args import add_ngram_args, add_real_model_args, check_real_model_args
+from realrun.lookup import METHOD_DRAFT_MODEL, METHOD_NGRAM, METHODS, NgramConfig
 from sim.cli_common import (
     DEFAULT_GPU,
     add_slo_args,
@@ -39,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--policy", action="append", required=True, metavar="NAME",
                         help="policy spec (repeatable; run one after another on the same models)")
     models = parser.add_argument_group("models and device")
-    add_real_model_args(models)
+    add_real_model_args(models, draft="optional")
+    models.add_argument("--method", choices=METHODS, default=METHOD_DRAFT_MODEL,
+                        help="drafter: draft-model (--draft, default) or ngram (prompt lookup "
+                             "in the prompt and the output so far, on the CPU; no draft model "
+                             "is loaded)")
+    add_ngram_args(models)
     models.add_argument("--gpu", default=DEFAULT_GPU,
                         help="hardware preset of the policies' roofline estimator "
                              f"(default {DEFAULT_GPU}, as adaspec-sim)")
@@ -95,6 +103,16 @@ def _check_args(args: argparse.Namespace) -> list:
     if args.slo_ttft_ms <= 0 or args.slo_tpot_ms <= 0:
         raise ConfigError("SLOs must be positive numbers of milliseconds")
     check_real_model_args(args)
+    if args.method == METHOD_NGRAM:
+        if args.draft is not None:
+            raise ConfigError("--method ngram drafts by prompt lookup and loads no draft "
+                              "model: drop --draft")
+        NgramConfig(args.ngram_min, args.ngram_max)  # validates
+    else:
+        if args.draft is None:
+            raise ConfigError("--method draft-model needs --draft MODEL (or use --method ngram)")
+        if (args.ngram_min, args.ngram_max) != (NgramConfig.min_n, NgramConfig.max_n):
+            raise ConfigError("--ngram-min/--ngram-max apply to --method ngram")
     if args.prompts not in ("auto", "synthetic", "spec-bench") and not Path(args.prompts).is_file():
         raise ConfigError(f"--prompts {args.prompts}: no such file (give auto, synthetic, "
                           f"spec-bench or a JSONL file of prompts)")
@@ -161,9 +179,11 @@ def _run(args: argparse.Namespace) -> int:
         workload = time_scaled(workload, args.time_scale)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    ngram = NgramConfig(args.ngram_min, args.ngram_max) if args.method == METHOD_NGRAM else None
     target = load_model(args.target, device=args.device, dtype=args.dtype, seed=args.seed)
-    draft = load_model(args.draft, device=args.device, dtype=args.dtype, seed=args.seed + 1)
-    if draft.config.vocab_size != target.config.vocab_size:
+    draft = (load_model(args.draft, device=args.device, dtype=args.dtype, seed=args.seed + 1)
+             if ngram is None else None)
+    if draft is not None and draft.config.vocab_size != target.config.vocab_size:
         raise ConfigError(f"target and draft vocabularies differ ({target.config.vocab_size} vs "
                           f"{draft.config.vocab_size}): speculation needs a shared tokenizer")
     served = build_prompts(workload, source=args.prompts, tokenizer=target.tokenizer,
@@ -174,18 +194,21 @@ def _run(args: argparse.Namespace) -> int:
     reasons = [limits.never_fits(r, k_max) for r in served.workload.requests]
     if all(reasons):
         raise ConfigError(f"no request fits the engine (raise --max-len or --kv-blocks): {reasons[0]}")
-    estimator = build_estimator(model_spec(target), model_spec(draft),
-                                gpu=args.gpu, profile=args.profile)
+    estimator = build_estimator(model_spec(target), model_spec(draft) if draft else None,
+                                gpu=args.gpu, profile=args.profile, method=args.method)
+    drafter = (draft.label if draft is not None
+               else f"prompt lookup (n-grams {ngram.max_n}..{ngram.min_n}, CPU)")
     print(f"trace {workload.source} ({workload.format}): {len(workload)} requests over "
           f"{served.workload.span_s:.1f} s (time scale {args.time_scale:g}); "
-          f"{target.label} + {draft.label}; prompts {served.prompt_source}"
+          f"{target.label} + {drafter}; prompts {served.prompt_source}"
           + ("; prompt lengths are the tokenised lengths" if served.prompt_source != "synthetic" else "")
           + (f"; controlled acceptance {acceptance.name}" if acceptance else ""), flush=True)
     results = []
     for policy in policies:
-        engine = RealEngine(target.model, draft.model, policy, estimator, limits,
-                            seed=args.seed, acceptance=acceptance,
-                            progress=not args.quiet and sys.stderr.isatty())
+        engine = RealEngine(target.model, draft.model if draft is not None else None, policy,
+                            estimator, limits, seed=args.seed, acceptance=acceptance,
+                            progress=not args.quiet and sys.stderr.isatty(),
+                            method=args.method, ngram=ngram)
         run = engine.run(served)
         for rid, reason in sorted(run.rejections.items()):
             print(f"{PROG}: warning: {policy.name}: rejected {reason}", file=sys.stderr)
@@ -200,7 +223,8 @@ def _run(args: argparse.Namespace) -> int:
                         device=target.device, dtype=args.dtype, time_scale=args.time_scale,
                         controlled_acceptance=args.controlled_acceptance, threads=args.threads,
                         prompts=served.prompt_source, max_prompt_tokens=args.max_prompt_tokens,
-                        max_output_tokens=args.max_output_tokens)
+                        max_output_tokens=args.max_output_tokens, method=args.method,
+                        ngram=ngram)
     with run_directory(args.out, args.overwrite) as staging:
         write_results(staging, results, config, _inputs(workload, served, args), args.seed)
     print(f"wrote {Path(args.out) / 'summary.json'}")

@@ -12,15 +12,33 @@ from sim.errors import ConfigError
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
-def add_real_model_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """--target, --draft, --device, --dtype, --threads."""
+def add_real_model_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *,
+                        draft: str = "required") -> None:
+    """--target, --draft, --device, --dtype, --threads. ``draft``: ``required``, ``optional``
+    (the command checks when it needs one) or ``none`` (no --draft option)."""
     parser.add_argument("--target", required=True, metavar="MODEL",
                         help="random:<preset>, a cached name (qwen2.5-coder-1.5b), a model "
                              "directory or a .gguf file")
-    parser.add_argument("--draft", required=True, metavar="MODEL", help="draft model, same forms")
+    if draft == "required":
+        parser.add_argument("--draft", required=True, metavar="MODEL",
+                            help="draft model, same forms")
+    elif draft == "optional":
+        parser.add_argument("--draft", metavar="MODEL",
+                            help="draft model, same forms (needed by --method draft-model)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
+
+
+def add_ngram_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--ngram-min, --ngram-max: the n-gram lengths prompt lookup matches (defaults:
+    ``realrun.lookup.NgramConfig``'s)."""
+    from realrun.lookup import NgramConfig
+
+    parser.add_argument("--ngram-min", type=int, default=NgramConfig.min_n, metavar="N",
+                        help=f"prompt lookup: shortest n-gram matched (default {NgramConfig.min_n})")
+    parser.add_argument("--ngram-max", type=int, default=NgramConfig.max_n, metavar="N",
+                        help=f"prompt lookup: longest n-gram matched (default {NgramConfig.max_n})")
 
 
 def check_real_model_args(args: argparse.Namespace) -> None:

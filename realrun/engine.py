@@ -25,6 +25,14 @@ One replica, one policy. The loop mirrors the simulated engine exactly:
   the ``single-pass`` engine of ``sim.latency.iteration``. Batch expansion (``vllm-0.6``) is
   simulation-only; asking for it is a ConfigError.
 
+Drafting methods (``method``): ``draft-model`` (a draft model with its own slot KV cache) or
+``ngram`` (``realrun.ngram``: prompt lookup in each request's prompt and output so far on the
+CPU; no draft model or cache). Under ngram every request looks up its proposal before the
+policy decides, the view's ``max_draft_tokens`` is capped at the proposal's length (no match:
+the request drafts nothing), the iteration's shape records no draft pass, and
+``EngineRun.lookup_steps`` / ``draft_cpu_s`` keep the loop's draft steps and the measured lookup
+time per iteration (``realrun.results`` writes them to the iteration table).
+
 Outputs ignore EOS and run to ``output_tokens``. A request that can never fit its slot
 (prompt + output > ``max_len``) or the KV pool is rejected with a per-request reason and the
 run continues. Controlled acceptance: the passes run, but draft confidences and verdicts come
@@ -35,7 +43,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -44,6 +52,8 @@ from tqdm import tqdm
 
 from realrun.executor import RealDecodeExecutor
 from realrun.kvcache import SlotKVCache
+from realrun.lookup import METHOD_DRAFT_MODEL, METHOD_NGRAM, METHODS, NgramConfig
+from realrun.ngram import NgramDecodeExecutor
 from realrun.prompts import ServedWorkload
 from sim.acceptance.base import AcceptanceModel
 from sim.core.padding import GraphPadding
@@ -126,6 +136,10 @@ class EngineRun:
     rejections: dict[int, str]
     outcomes: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     wall_s: float = 0.0
+    # method ngram, per iteration (prefills included, 0 there): proposal positions drafted
+    # (the policy loop's draft steps; no draft pass runs) and CPU seconds spent looking up
+    lookup_steps: list[int] = field(default_factory=list)
+    draft_cpu_s: list[float] = field(default_factory=list)
 
 
 class RealEngine:
@@ -134,14 +148,21 @@ class RealEngine:
     def __init__(self, target: torch.nn.Module, draft: torch.nn.Module | None, policy: Policy,
                  estimator: LatencyModel, limits: EngineLimits, *, seed: int = 0,
                  acceptance: AcceptanceModel | None = None, progress: bool = False,
-                 keep_outcomes: bool = False, engine: str = SINGLE_PASS) -> None:
+                 keep_outcomes: bool = False, engine: str = SINGLE_PASS,
+                 method: str = METHOD_DRAFT_MODEL, ngram: NgramConfig | None = None) -> None:
+        if method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        if ngram is not None and method != METHOD_NGRAM:
+            raise ConfigError("ngram options apply to method ngram only")
+        if method == METHOD_NGRAM and draft is not None:
+            raise ConfigError("method ngram drafts by prompt lookup: pass no draft model")
         if check_engine(engine) != SINGLE_PASS:
             raise ConfigError(f"the real engine verifies in a single pass ({SINGLE_PASS}); "
                               f"engine {engine!r} (batch expansion) is simulation-only")
         if getattr(policy, "sim_only", False) or policy.needs_oracle:
             raise ConfigError(f"policy {policy.name} is simulation-only (it needs the future "
                               "acceptance outcomes); the real engine cannot run it")
-        if policy.uses_draft and draft is None:
+        if policy.uses_draft and draft is None and method == METHOD_DRAFT_MODEL:
             raise ConfigError(f"policy {policy.name} needs a draft model")
         for model in (target, draft):
             positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
@@ -161,8 +182,14 @@ class RealEngine:
         self.target_cache = SlotKVCache.for_model(target, max_slots=n, max_len=length)
         self.draft_cache = (SlotKVCache.for_model(draft, max_slots=n, max_len=length)
                             if draft is not None else None)
-        self.executor = RealDecodeExecutor(target, self.target_cache, draft, self.draft_cache,
-                                           temperature=limits.temperature, seed=seed)
+        self.method = method
+        self.ngram = (ngram or NgramConfig()) if method == METHOD_NGRAM else None
+        if method == METHOD_NGRAM:
+            self.executor: RealDecodeExecutor = NgramDecodeExecutor(
+                target, self.target_cache, self.ngram, temperature=limits.temperature, seed=seed)
+        else:
+            self.executor = RealDecodeExecutor(target, self.target_cache, draft, self.draft_cache,
+                                               temperature=limits.temperature, seed=seed)
         self._cuda = self.target_cache.device.type == "cuda"
 
     # ------------------------------------------------------------------ clock
@@ -285,6 +312,9 @@ class RealEngine:
         self._sync_slots()
         self.result.iterations.add_prefill(start, end - start, len(chunks),
                                            sum(c.tokens for c in chunks), len(chunks), queue)
+        if self.method == METHOD_NGRAM:
+            self.result.lookup_steps.append(0)
+            self.result.draft_cpu_s.append(0.0)
         self._finish(done)
 
     def _controlled(self, slots: np.ndarray, k: int):
@@ -314,11 +344,18 @@ class RealEngine:
             ex.begin(slot_list, self._controlled(slots, policy.k_max))
             view = build_batch_view(sched, slots, start, policy.k_max, self.limits.ttft_slo_s,
                                     self.limits.tpot_slo_s, self.estimator, self.padding)
+            if self.method == METHOD_NGRAM:
+                # The lookup runs first; a request may draft only what its proposal holds
+                # (none: it drafts nothing, by the driver's prefix rule).
+                lengths = ex.propose(np.maximum(view.max_draft_tokens, 0))
+                view = replace(view, max_draft_tokens=np.minimum(view.max_draft_tokens, lengths))
             outcome = run_decode_iteration(policy, view, ex)
             steps, drafted, verify, accepted = (outcome.draft_steps, outcome.drafted,
                                                 outcome.verify, outcome.accepted)
             drafting = outcome.drafting
             shape = decode_shape(view, outcome)
+            if self.method == METHOD_NGRAM:  # no draft pass ran: the shape has none
+                shape = replace(shape, draft_rows=(), draft_kv_tokens=())
         self._sync()
         end = self._now()
         emitted = np.minimum(accepted + 1, remaining)
@@ -334,4 +371,8 @@ class RealEngine:
                                           pad(shape.verify_tokens), sum(drafting),
                                           int(emitted.sum()), int(accepted.sum()),
                                           sched.queue_len, verify if steps else None)
+        if self.method == METHOD_NGRAM:
+            self.result.lookup_steps.append(int(steps))
+            self.result.draft_cpu_s.append(float(getattr(ex, "draft_cpu_s", 0.0))
+                                           if policy.k_max else 0.0)
         self._finish(done)

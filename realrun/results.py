@@ -10,7 +10,13 @@ mode, to the model the acceptance was drawn from; ``engine`` the verification en
 executes, ``single-pass``), plus ``runner`` (``realrun``), ``device``, ``dtype``,
 ``hardware``, ``max_len``, ``time_scale``, ``controlled_acceptance``, ``temperature``,
 ``threads``, ``prompts``, ``max_prompt_tokens``, ``max_output_tokens``, ``models`` (shape and
-origin of target and draft) and ``software``.
+origin of target and draft) and ``software``; ``method`` (``draft-model``, or ``ngram``: prompt
+lookup, ``draft`` null, no draft model loaded) and, for ngram, ``ngram`` (its options).
+
+Iteration table of an ngram run: ``draft_steps`` counts the proposal positions the policy
+loop drafted (the loop's steps; no draft pass ran), ``draft_rows`` / ``draft_kv_tokens`` stay
+empty (no draft forward pass, so nothing to price on the accelerator), and an extra column
+``draft_cpu_s`` holds the measured CPU seconds of the lookups, part of ``duration_s``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 import torch
 
 from realrun.engine import EngineLimits, EngineRun
+from realrun.lookup import METHOD_DRAFT_MODEL, METHOD_NGRAM, LookupDraftLatency, NgramConfig
 from sim.core.padding import GraphPadding
 from sim.errors import ConfigError
 from sim.latency.base import LatencyModel
@@ -51,9 +58,10 @@ def model_spec(loaded: Any) -> ModelSpec:
 
 
 def build_estimator(target: ModelSpec, draft: ModelSpec | None, *, gpu: str = "H100",
-                    profile: str | None = None) -> LatencyModel:
+                    profile: str | None = None, method: str = METHOD_DRAFT_MODEL) -> LatencyModel:
     """The policies' coarse view: a ``TableEstimator`` over a calibrated profile (``profile``)
-    or over the roofline of these model shapes on the ``gpu`` preset."""
+    or over the roofline of these model shapes on the ``gpu`` preset. ``method`` ngram: the
+    same target passes with drafting free (``realrun.lookup.LookupDraftLatency``)."""
     from sim.latency.estimator import TableEstimator
 
     if profile:
@@ -62,7 +70,10 @@ def build_estimator(target: ModelSpec, draft: ModelSpec | None, *, gpu: str = "H
     else:
         from sim.latency.hardware import get_gpu
         from sim.latency.roofline import RooflineLatency
-        base = RooflineLatency(target, draft, get_gpu(gpu))
+        base = RooflineLatency(target, draft if method == METHOD_DRAFT_MODEL else None,
+                               get_gpu(gpu))
+    if method == METHOD_NGRAM:
+        base = LookupDraftLatency(base)
     return TableEstimator.from_model(base, GraphPadding(enabled=False))
 
 
@@ -95,7 +106,8 @@ def run_config(*, limits: EngineLimits, target_spec: str, draft_spec: str, targe
                draft: Any | None, gpu: str, profile: str | None, device: torch.device, dtype: str,
                time_scale: float, controlled_acceptance: str | None, threads: int | None,
                prompts: str, max_prompt_tokens: int | None,
-               max_output_tokens: int | None) -> dict[str, Any]:
+               max_output_tokens: int | None, method: str = METHOD_DRAFT_MODEL,
+               ngram: NgramConfig | None = None) -> dict[str, Any]:
     """The ``config`` block of a real run (module doc)."""
     import transformers
 
@@ -107,8 +119,10 @@ def run_config(*, limits: EngineLimits, target_spec: str, draft_spec: str, targe
         "max_num_seqs": sched.max_num_seqs, "block_size": sched.block_size,
         "max_num_batched_tokens": sched.max_num_batched_tokens, "chunked_prefill": False,
         "kv_blocks": sched.kv_blocks, "cuda_graphs": False, "profile": profile,
-        "estimator": "table",
+        "estimator": "table", "method": method,
     }
+    if method == METHOD_NGRAM:
+        config["ngram"] = (ngram or NgramConfig()).to_dict()
     if controlled_acceptance is not None:
         config["acceptance"] = controlled_acceptance
     config.update({
@@ -129,4 +143,9 @@ def to_run_result(policy: str, run: EngineRun, limits: EngineLimits) -> RunResul
     """The run's tables and summary, with measured times, through ``sim.metrics``."""
     requests = requests_frame(run.finished, limits.ttft_slo_s, limits.tpot_slo_s)
     iterations = run.iterations.to_frame()
+    if run.lookup_steps:  # method ngram (module doc)
+        if len(run.lookup_steps) != len(iterations):
+            raise RuntimeError("lookup log and iteration log differ in length")
+        iterations["draft_steps"] = run.lookup_steps
+        iterations["draft_cpu_s"] = run.draft_cpu_s
     return RunResult(policy, requests, iterations, summarize(requests, iterations), run.wall_s)

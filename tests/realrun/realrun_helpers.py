@@ -141,3 +141,26 @@ def run_engine(target, draft, reqs: list[Req], policy: Policy, *, max_slots: int
             running.remove(r)
         it += 1
     return ex, outcomes
+
+
+def lookup_friendly_model(attention_scale: float = 0.02, seed: int = 3) -> torch.nn.Module:
+    """A tiny target for prompt lookup: ``tiny_model`` with its attention output scaled down,
+    so its greedy text mostly follows the current token and falls into repeats the lookup can
+    predict (about half the proposed tokens are accepted), while still depending on the
+    context (``attention_scale=0`` gives a different text)."""
+    model = tiny_model("llama", seed=seed, dtype=torch.float32)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.mul_(attention_scale)
+    return model
+
+
+def served_workload(shapes, seed: int = 0):
+    """A ``ServedWorkload`` of synthetic prompts: request i has ``shapes[i] = (prompt tokens,
+    output tokens, arrival_s)``."""
+    from realrun.prompts import ServedWorkload, synthetic_ids
+    from sim.workload.request import Request, Workload
+
+    reqs = tuple(Request(i, a, p, o) for i, (p, o, a) in enumerate(shapes))
+    ids = {r.id: synthetic_ids(r.id, r.prompt_tokens, VOCAB, seed) for r in reqs}
+    return ServedWorkload(Workload(reqs, "test", "native"), ids, "synthetic")

@@ -10,9 +10,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from realrun.engine import EngineLimits, RealEngine  # noqa: E402
-from realrun.prompts import ServedWorkload, build_prompts, synthetic_ids  # noqa: E402
+from realrun.prompts import ServedWorkload, build_prompts  # noqa: E402
 from realrun.results import build_estimator, to_run_result  # noqa: E402
-from realrun_helpers import VOCAB, greedy_reference, perturbed_copy, tiny_model  # noqa: E402
+from realrun_helpers import (greedy_reference, perturbed_copy, served_workload,  # noqa: E402
+                             tiny_model)
 from sim.acceptance.presets import make_acceptance  # noqa: E402
 from sim.errors import ConfigError  # noqa: E402
 from sim.latency.models import get_model  # noqa: E402
@@ -29,9 +30,7 @@ SMALL_POOL = EngineLimits(max_num_seqs=4, max_len=64, block_size=4, kv_blocks=16
 
 
 def _served(shapes=SHAPES, seed: int = 0) -> ServedWorkload:
-    reqs = tuple(Request(i, a, p, o) for i, (p, o, a) in enumerate(shapes))
-    ids = {r.id: synthetic_ids(r.id, r.prompt_tokens, VOCAB, seed) for r in reqs}
-    return ServedWorkload(Workload(reqs, "test", "native"), ids, "synthetic")
+    return served_workload(shapes, seed)
 
 
 @pytest.fixture(scope="module")
