@@ -67,6 +67,9 @@ class DecodeShape:
     verify_kv_tokens: int
     draft_rows: tuple[int, ...] = ()
     draft_kv_tokens: tuple[int, ...] = ()
+    # query tokens per draft step when a drafter feeds several tokens of each row through a
+    # step (a token tree's frontier, ``sim.drafters``); () = one token per row (draft models)
+    draft_tokens: tuple[int, ...] = ()
 
 
 # ---- pricing: the passes of a shape ------------------------------------------------------------
@@ -80,10 +83,24 @@ def draft_pass_s(latency, padding, rows: int, kv_tokens: int) -> float:
     return latency.draft_step_s(padding.pad(rows), kv_tokens) if rows > 0 else 0.0
 
 
+def draft_tree_pass_s(latency, padding, rows: int, tokens: int, kv_tokens: float,
+                      step: int) -> float:
+    """Drafting step ``step`` of a method's drafter (``sim.drafters``) feeding ``tokens``
+    query tokens of ``rows`` sequences, padded to a graph size; 0 for an empty step."""
+    if rows <= 0 or tokens <= 0:
+        return 0.0
+    return latency.draft_tree_step_s(rows, padding.pad(tokens), kv_tokens, step)
+
+
 def decode_iteration_s(latency, padding, shape: DecodeShape) -> float:
     """Seconds of a decode iteration of this shape under ``latency`` (truth or estimator)."""
     duration = 0.0
-    if shape.draft_rows:
+    if shape.draft_rows and shape.draft_tokens:  # a method's drafter (sim.drafters)
+        duration = latency.draft_overhead_s
+        for step, (rows, tokens, kv) in enumerate(zip(shape.draft_rows, shape.draft_tokens,
+                                                      shape.draft_kv_tokens)):
+            duration += draft_tree_pass_s(latency, padding, rows, tokens, kv, step)
+    elif shape.draft_rows:
         duration = latency.draft_overhead_s
         for rows, kv in zip(shape.draft_rows, shape.draft_kv_tokens):
             duration += draft_pass_s(latency, padding, rows, kv)
