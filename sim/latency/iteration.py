@@ -26,7 +26,12 @@ Serving engines (a named choice, ``SimConfig.engine``; see docs/engines.md):
 
 A decode iteration's duration is ``[s > 0] o_draft + sum_s draft_step_s(pad(rows_s), kv_s)
 + target_verify_s(seqs, pad(tokens), kv)``; a prefill iteration's is the target prefill plus,
-for policies with a draft model, the draft prefill.
+for policies with a draft model, the draft prefill. Methods other than a draft model
+(``sim.drafters``: feature heads, Medusa/Hydra heads, prompt lookup, lookahead) record the
+query tokens of each drafting step (``DecodeShape.draft_tokens``: a token tree's frontier);
+their step s costs ``draft_tree_step_s(rows_s, pad(tokens_s), kv_s, s)`` of the method's
+latency model, and their verification pass is the same target pass over the tree's
+positions (``sim.drafters.plan`` builds the shapes for both engines).
 """
 
 from __future__ import annotations
