@@ -133,7 +133,7 @@ def figure(rows: list[dict], out_dir: Path) -> list[Path]:
                 if not r["policy"].startswith(("static:", "nospec"))}
     traces = [t for t in TRACES if any(r["trace"] == t for r in rows)]
     colors = policy_colors(METHODS)
-    fig = new_figure(3.2 * len(traces), 5.6)
+    fig = new_figure(3.2 * len(traces) + 1.2, 5.6)
     axes = fig.subplots(2, len(traces), squeeze=False)
     for col, trace in enumerate(traces):
         scales = TRACES[trace][1]
@@ -163,7 +163,8 @@ def figure(rows: list[dict], out_dir: Path) -> list[Path]:
         axes[0][col].set_ylabel("SLO attainment %")
         axes[1][col].set_ylabel("mean TPOT ms")
         axes[1][col].set_yscale("log")
-    axes[0][0].legend(fontsize=7, title="solid: adaptive, dashed: best static", title_fontsize=7)
+    fig.legend(loc="outside right center", fontsize=7, title="solid: adaptive\ndashed: best static",
+               title_fontsize=7)
     return save_figure(fig, out_dir, "methods_under_load",
                        header={"source": "benchmarks/methods_under_load.py"})
 
