@@ -2,8 +2,8 @@
 for each method under its best static depth and under an adaptive policy, on the AdaSpec
 traces and the first requests of the Azure conversation trace (README "Speculative methods").
 
-    PYTHONPATH=. python benchmarks/methods_under_load.py [--jobs 2] [--limit 400]
-        [--azure-limit 5000] [--out results/methods_under_load] [--figure docs/figures]
+    python benchmarks/methods_under_load.py [--jobs 2] [--limit 300]
+        [--azure-limit 3000] [--out results/methods_under_load] [--figure docs/figures]
 
 Setting: the adaspec-sim defaults (vicuna-7b on the A100-80G preset, single-pass engine,
 SLOs TTFT 2 s / TPOT 40 ms, seed 0) with ``--method`` set; each method's own Spec-Bench
@@ -144,7 +144,7 @@ def figure(rows: list[dict], out_dir: Path) -> list[Path]:
                 if not pts:
                     continue
                 xs = [s for s, _ in pts]
-                label = method if style == "-" else None
+                label = method if style == "-" and col == 0 else None
                 axes[0][col].plot(xs, [r["slo_attainment"] * 100 for _, r in pts], style,
                                   color=colors[method], marker="o", ms=3, label=label)
                 axes[1][col].plot(xs, [r["tpot_ms"] for _, r in pts], style,
@@ -172,8 +172,8 @@ def figure(rows: list[dict], out_dir: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--limit", type=int, default=400)
-    parser.add_argument("--azure-limit", type=int, default=5000)
+    parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--azure-limit", type=int, default=3000)
     parser.add_argument("--out", default="results/methods_under_load")
     parser.add_argument("--figure", default="docs/figures")
     parser.add_argument("--report-only", action="store_true")
