@@ -154,6 +154,17 @@ class MethodLatency:
     def draft_step_overhead_s(self):
         return self.drafter.step_overhead_s if self.method.gpu_drafter else None
 
+    @property
+    def target_costs(self):
+        """The target's per-op costs (the base model's), which also price the drafter."""
+        return self.drafter.costs
+
+    def dense_sources(self) -> dict:
+        """Where the target's dense kernels come from (the base model's statement, when it
+        makes one); the drafter is priced from the target's."""
+        sources = getattr(self.base, "dense_sources", None)
+        return {k: v for k, v in sources().items() if k == "target"} if sources else {}
+
     def target_prefill_s(self, prompt_tokens: Sequence[int],
                          cached_tokens: Sequence[int] | None = None) -> float:
         return self.base.target_prefill_s(prompt_tokens, cached_tokens)
