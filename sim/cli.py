@@ -18,6 +18,7 @@ from typing import Sequence
 from sim.cli_common import (add_model_args, add_slo_args, add_workload_args, run_command,
                             workload_from_args)
 from sim.errors import ConfigError
+from sim.drafters.presets import DEFAULT_METHOD
 from sim.latency.iteration import DEFAULT_ENGINE, ENGINES
 
 PROG = "adaspec-sim"
@@ -80,6 +81,7 @@ def _presets_epilog() -> str:
     from dataclasses import fields
 
     from sim.acceptance.presets import preset_names
+    from sim.drafters.presets import method_names
     from sim.latency.hardware import gpu_names
     from sim.latency.models import MODELS
     from sim.policies.registry import ENGINE_RULE_SPECS, all_policy_specs
@@ -97,6 +99,7 @@ def _presets_epilog() -> str:
         *_wrap_items("models (context):", models),
         f"  acceptance: {', '.join(preset_names())}, fixed:ALPHA, a JSON file, or",
         "    positions:S1/S2/...[,KAPPA] (per-position acceptance rates, e.g. positions:0.66/0.36/0.17)",
+        *_wrap_items("methods:", method_names()),
         f"  {engines}",
         "",
         "policy grammar: NAME[:ARG[,ARG...]], ARG = VALUE (positional) | KEY=VALUE | FLAG;",
@@ -139,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
                         help="verification engine: single-pass (vLLM V1/SGLang) or vllm-0.6 "
                              "batch expansion (the AdaSpec artifact's); docs/engines.md")
+    engine.add_argument("--method", default=DEFAULT_METHOD, metavar="NAME",
+                        help="speculative method: draft-model (--draft drafts a chain), eagle, "
+                             "eagle-2, eagle-3 (feature heads), medusa, hydra (heads), pld "
+                             "(prompt lookup), lookahead; trees are verified with a tree mask "
+                             "(README 'Speculative methods')")
     parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="seed of every random draw (>= 0)")
     parser.add_argument("--out", metavar="DIR",
@@ -168,19 +176,29 @@ def explicit_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> se
     return set(vars(known))
 
 
-def expand_policies(specs: Sequence[str] | None) -> list[str]:
+def expand_policies(specs: Sequence[str] | None, method: str = DEFAULT_METHOD) -> list[str]:
     """Policy specs in order (several per option split on spaces), 'all' expanded,
-    duplicates removed."""
+    duplicates removed. With a ``method`` other than the draft model, 'all' keeps the
+    policies that make sense with it and any other spec it refuses is an error
+    (``sim.drafters.checks``)."""
     from sim.policies.registry import all_policy_specs, make_policy
     names: list[str] = []
     items = [item for spec in (specs or DEFAULT_POLICIES) for item in spec.split()]
     if not items:
         raise ConfigError("--policy needs a policy spec, e.g. --policy static:5")
+    fits = None
+    if method != DEFAULT_METHOD:
+        from sim.drafters.checks import check_policy_method, policy_fits_method
+        fits = policy_fits_method
     for spec in items:
         for item in ([*all_policy_specs()] if spec == "all" else [spec]):
-            canonical = make_policy(item).name  # validates the spec early
-            if canonical not in names:
-                names.append(canonical)
+            policy = make_policy(item)  # validates the spec early
+            if fits is not None and fits(policy, method) is not None:
+                if spec == "all":
+                    continue
+                check_policy_method(policy, method)
+            if policy.name not in names:
+                names.append(policy.name)
     return names
 
 
@@ -216,12 +234,30 @@ def config_from_args(args: argparse.Namespace, explicit: set[str] | None = None)
                      cuda_graphs=not args.no_cuda_graphs, acceptance=args.acceptance,
                      profile=args.profile, estimator=args.estimator, engine=args.engine,
                      pass_overheads_s=_pass_overheads(args.pass_overhead_ms),
-                     dense_ops=args.dense_ops)
+                     dense_ops=args.dense_ops,
+                     method=getattr(args, "method", DEFAULT_METHOD))
 
 
 def _pass_overheads(text: str | None):
     from sim.latency.overhead import parse_pass_overheads_ms
     return parse_pass_overheads_ms(text) if text else None
+
+
+def _check_method_options(args: argparse.Namespace, explicit: set[str]) -> None:
+    """--method's name, and the draft-model options it makes meaningless."""
+    from sim.drafters.checks import DRAFT_MODEL_ACCEPTANCE
+    from sim.drafters.presets import get_method
+    method = get_method(args.method)
+    args.method = method.name
+    if method.is_draft_model:
+        return
+    if "draft" in explicit:
+        raise ConfigError(f"--draft names the draft model of --method draft-model; --method "
+                          f"{method.name} drafts with its own {method.kind} (drop --draft)")
+    if "acceptance" in explicit and args.acceptance.strip().lower() == DRAFT_MODEL_ACCEPTANCE:
+        raise ConfigError(f"acceptance {DRAFT_MODEL_ACCEPTANCE} describes vicuna-68m drafting, "
+                          f"not --method {method.name}; drop --acceptance (the method's own "
+                          f"preset is spec-bench-{method.name})")
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -262,7 +298,8 @@ def _run(args: argparse.Namespace, explicit: set[str]) -> int:
     from sim.run_description import describe_run, header_lines
 
     _check_options(args)
-    policies = expand_policies(args.policy)
+    _check_method_options(args, explicit)
+    policies = expand_policies(args.policy, args.method)
     config = config_from_args(args, explicit)
     latency = build_latency(config)  # unknown names, bad pairs and bad profiles fail here
     from sim.acceptance.presets import check_category, make_acceptance

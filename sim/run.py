@@ -63,6 +63,10 @@ class SimConfig:
     # preset's GPU profiled the layer shape at this TP, the closed form elsewhere) or
     # "fitted" (the closed form everywhere); sim.latency.measured
     dense_ops: str = DEFAULT_DENSE_OPS
+    # speculative method (sim.drafters): "draft-model" (the draft above), "eagle", "eagle-2",
+    # "eagle-3", "medusa", "hydra", "pld", "lookahead"; with another method than the draft
+    # model, the default acceptance preset becomes that method's (spec-bench-<method>)
+    method: str = "draft-model"
 
     def __post_init__(self) -> None:
         if not (self.ttft_slo_s > 0 and np.isfinite(self.ttft_slo_s)):
@@ -83,6 +87,10 @@ class SimConfig:
             raise ConfigError(f"estimator must be 'table' or 'exact', got {self.estimator!r}")
         check_engine(self.engine)
         check_dense_ops(self.dense_ops)
+        if self.method != "draft-model" or (self.acceptance.startswith("spec-bench-")
+                                            and self.acceptance != "spec-bench-vicuna-68m"):
+            from sim.drafters.checks import resolve_method_config
+            resolve_method_config(self)  # validates; may set the method's acceptance preset
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,6 +136,8 @@ def build_latency(config: SimConfig):
         from sim.latency.roofline import RooflineLatency
         target, draft = model_pair(config)
         gpu = get_gpu(config.gpu)
+        if config.method != "draft-model":  # the method's drafter replaces the draft model
+            draft = None
         if config.profile:
             from sim.latency.vidur_profile import load_vidur_latency
             latency = load_vidur_latency(config.profile, target, draft, gpu, tp=config.tp,
@@ -135,6 +145,10 @@ def build_latency(config: SimConfig):
         else:
             latency = RooflineLatency(target, draft, gpu, tp=config.tp,
                                       dense_ops=config.dense_ops, **overheads)
+    if config.method != "draft-model":
+        from sim.drafters.costs import method_latency
+        from sim.drafters.presets import get_method
+        latency = method_latency(latency, get_method(config.method))
     check_latency_positive(latency, config.profile or "the roofline")
     return latency
 
@@ -227,12 +241,18 @@ def build_estimator(config: SimConfig, latency, padding: GraphPadding):
     if config.estimator == "exact":
         return latency
     from sim.latency.estimator import TableEstimator
+    if config.method != "draft-model":  # the target's passes tabulated, the drafter exact
+        from sim.drafters.costs import MethodLatency
+        return MethodLatency(TableEstimator.from_model(latency.base, padding), latency.drafter)
     return TableEstimator.from_model(latency, padding)
 
 
 def build_scheduler_config(config: SimConfig, uses_draft: bool) -> SchedulerConfig:
     if config.kv_blocks is not None:
         blocks = config.kv_blocks
+    elif config.method != "draft-model":
+        from sim.drafters.checks import method_kv_blocks
+        blocks = method_kv_blocks(config, uses_draft)
     else:
         from sim.latency.hardware import get_gpu
         from sim.latency.kv import kv_capacity_blocks
@@ -279,10 +299,17 @@ def simulate(workload: Workload, policy: str | Policy, config: SimConfig | None 
     from sim.metrics.requests import requests_frame
     from sim.metrics.summary import summarize
     from sim.server import ServerSimulation, Slo
+    plan = None
+    if config.method != "draft-model":
+        from sim.drafters.checks import check_policy_method
+        from sim.drafters.plan import MethodPlan
+        from sim.drafters.presets import get_method
+        check_policy_method(policy, config.method)
+        plan = MethodPlan(get_method(config.method))
     server = ServerSimulation(workload, policy, latency, estimator, acceptance,
                               build_scheduler_config(config, policy.uses_draft), padding,
                               Slo(config.ttft_slo_s, config.tpot_slo_s), rng,
-                              progress=progress or None, engine=config.engine)
+                              progress=progress or None, engine=config.engine, plan=plan)
     began = time.perf_counter()
     server.run()
     wall = time.perf_counter() - began

@@ -20,7 +20,7 @@ _DESCRIBED = frozenset({
     "gpu", "target", "draft", "tp", "profile", "ttft_slo_s", "tpot_slo_s", "max_num_seqs",
     "block_size", "max_num_batched_tokens", "chunked_prefill", "gpu_memory_utilization",
     "kv_blocks", "cuda_graphs", "graph_max_size", "acceptance", "estimator", "pass_overheads_s",
-    "dense_ops"})
+    "dense_ops", "method"})
 #: Per-pass overheads a latency model states (``sim.latency.overhead``), as it applies them.
 _OVERHEADS = (("target pass", "target_overhead_s"), ("draft step", "draft_step_overhead_s"),
               ("drafting iteration", "draft_overhead_s"))
@@ -41,7 +41,9 @@ def describe_run(config, latency, profile_sha256: str | None = None) -> dict[str
     """The ``simulated`` block (JSON-ready) for ``config`` and its built latency model."""
     from sim.run import build_scheduler_config, is_calibrated_profile
 
-    presets = {"target": config.target, "draft": config.draft, "gpu": config.gpu,
+    method = getattr(config, "method", "draft-model")
+    drafter = config.draft if method == "draft-model" else f"{method} drafter"
+    presets = {"target": config.target, "draft": drafter, "gpu": config.gpu,
                "tp": config.tp}
     if is_calibrated_profile(config.profile):
         source = {"source": "profile", "path": config.profile, "sha256": profile_sha256,
@@ -63,7 +65,7 @@ def describe_run(config, latency, profile_sha256: str | None = None) -> dict[str
     if config.kv_blocks is not None:
         sized = "--kv-blocks"
     else:
-        sized = (f"{config.target} + {config.draft} weights and KV in {config.tp}x {config.gpu} "
+        sized = (f"{config.target} + {drafter} weights and KV in {config.tp}x {config.gpu} "
                  f"memory at {config.gpu_memory_utilization:g} utilisation")
     limits = {
         "max_num_seqs": config.max_num_seqs,
@@ -79,7 +81,9 @@ def describe_run(config, latency, profile_sha256: str | None = None) -> dict[str
     }
     other = {f.name: getattr(config, f.name) for f in fields(config)
              if f.name not in _DESCRIBED}
+    from sim.drafters.presets import get_method
     return {"latency": source, "engine": other.pop("engine", None), "limits": limits,
+            "method": {"name": method, "description": get_method(method).describe()},
             "acceptance": config.acceptance,
             "slo": {"ttft_s": config.ttft_slo_s, "tpot_s": config.tpot_slo_s},
             "estimator": config.estimator, "other": other}
@@ -121,6 +125,10 @@ def header_lines(described: dict) -> list[str]:
     rest = (f"acceptance {described['acceptance']}; SLO TTFT {slo['ttft_s'] * 1e3:g} ms, "
             f"TPOT {slo['tpot_s'] * 1e3:g} ms; policies' latency view: {described['estimator']}")
     lines = [latency, limits, kv, rest]
+    method = described.get("method") or {}
+    if method.get("name", "draft-model") != "draft-model":  # the default adds no line
+        lines.insert(1, f"method: {method['description']}; a policy's K is a tree depth, "
+                        "capped at the method's")
     if described["other"]:
         lines.append("other settings: " + ", ".join(f"{k}={v}" for k, v in
                                                     described["other"].items()))

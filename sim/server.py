@@ -45,7 +45,7 @@ class ServerSimulation:
                  estimator: LatencyModel, acceptance: AcceptanceModel,
                  scheduler_config: SchedulerConfig, padding: GraphPadding, slo: Slo,
                  rng: np.random.Generator, progress=None,
-                 engine: str = DEFAULT_ENGINE) -> None:
+                 engine: str = DEFAULT_ENGINE, plan=None) -> None:
         self.workload = workload
         self.engine = check_engine(engine)
         self._expanded = engine == VLLM_06
@@ -58,7 +58,13 @@ class ServerSimulation:
         self.slo = slo
         self.rng = rng
         self.progress = progress
-        self.scheduler = Scheduler(scheduler_config, lookahead_tokens=policy.k_max)
+        # a method other than the draft model (sim.drafters.plan.MethodPlan): verify lengths
+        # are depths of its tree, capped at its depth; each request reserves KV for the nodes
+        self.plan = plan
+        self._k_view = policy.k_max if plan is None else min(policy.k_max, plan.max_depth)
+        self._lookahead = (policy.k_max if plan is None
+                           else plan.method.kv_slots(self._k_view))
+        self.scheduler = Scheduler(scheduler_config, lookahead_tokens=self._lookahead)
         self.executor = SimDecodeExecutor(acceptance, rng)
         categories = [r.category for r in workload.requests]
         levels = np.asarray(acceptance.request_levels(categories, rng), dtype=float)
@@ -112,7 +118,7 @@ class ServerSimulation:
                 yield from self._prefill(chunks)
             else:
                 preemptions = sched.preemption_count
-                slots = sched.prepare_decode(self.policy.k_max, env.now)
+                slots = sched.prepare_decode(self._lookahead, env.now)
                 if slots.size:
                     yield from self._decode(slots)
                 elif sched.preemption_count == preemptions:
@@ -160,14 +166,16 @@ class ServerSimulation:
                                        0, sched.queue_len, None)
             return
         padded_batch = pad(batch)
-        oracle = self.executor.start(self._key_by_slot[slots], policy.k_max,
+        k_view = self._k_view
+        oracle = self.executor.start(self._key_by_slot[slots], k_view,
                                      draw_now=policy.needs_oracle)
         bonus = self._bonus_by_slot[slots] if self._expanded else None
-        view = build_batch_view(sched, slots, start, policy.k_max, self.slo.ttft_s,
+        view = build_batch_view(sched, slots, start, k_view, self.slo.ttft_s,
                                 self.slo.tpot_s, self.estimator, self.padding, oracle,
-                                self.engine, bonus)
+                                self.engine, bonus, self.plan)
         outcome = run_decode_iteration(policy, view, self.executor)
-        shape = decode_shape(view, outcome)
+        shape = (decode_shape(view, outcome) if self.plan is None
+                 else self.plan.decode_shape(view, outcome))
         duration = decode_iteration_s(self.latency, self.padding, shape)
         if self._upkeep is not None:  # issue 14 hook: engine rules' k = 0 and catch-up costs
             upkeep = self._upkeep()

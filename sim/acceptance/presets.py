@@ -256,6 +256,25 @@ PRESETS: dict[str, Callable[[], AcceptanceParams]] = {
 }
 
 
+def _method_preset(method: str) -> Callable[[], AcceptanceParams]:
+    def build() -> AcceptanceParams:
+        from sim.drafters.acceptance import method_acceptance_params
+        return method_acceptance_params(method)
+    return build
+
+
+def _register_method_presets() -> None:
+    """``spec-bench-<method>`` for every speculative method besides the draft model
+    (``sim.drafters.acceptance``: what is fitted to what)."""
+    from sim.drafters.presets import METHODS
+    for name, method in METHODS.items():
+        if not method.is_draft_model:
+            PRESETS[f"spec-bench-{name}"] = _method_preset(name)
+
+
+_register_method_presets()
+
+
 @lru_cache(maxsize=None)
 def _preset_params(name: str) -> AcceptanceParams:
     return PRESETS[name]()

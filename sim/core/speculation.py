@@ -48,12 +48,14 @@ class DecodeOutcome:
 
 def build_batch_view(sched, slots: np.ndarray, now_s: float, k_max: int, ttft_slo_s: float,
                      tpot_slo_s: float, estimator, padding, oracle=None,
-                     engine: str = DEFAULT_ENGINE, bonus: np.ndarray | None = None) -> BatchView:
+                     engine: str = DEFAULT_ENGINE, bonus: np.ndarray | None = None,
+                     drafter=None) -> BatchView:
     """What an engine knows about decode batch ``slots`` of scheduler ``sched`` at ``now_s``.
 
     Each request may draft at most ``min(k_max, remaining output tokens - 1)`` tokens, so full
     acceptance emits exactly what it still needs. ``bonus``: per request of the batch, whether
-    its previous iteration ended with a bonus token (batch expansion only). Shared by the
+    its previous iteration ended with a bonus token (batch expansion only). ``drafter``: a
+    method's plan (``sim.drafters.plan.MethodPlan``; None for the draft model). Shared by the
     simulated and the real engine.
     """
     generated = sched.generated[slots]
@@ -61,7 +63,7 @@ def build_batch_view(sched, slots: np.ndarray, now_s: float, k_max: int, ttft_sl
     return BatchView(now_s, prompt + generated, prompt, generated,
                      now_s - sched.arrival[slots], ttft_slo_s, tpot_slo_s, sched.queue_len,
                      np.minimum(sched.output[slots] - generated - 1, k_max), estimator,
-                     padding, oracle, engine, bonus)
+                     padding, oracle, engine, bonus, drafter)
 
 
 def _zeros(batch: int) -> np.ndarray:

@@ -26,7 +26,12 @@ Serving engines (a named choice, ``SimConfig.engine``; see docs/engines.md):
 
 A decode iteration's duration is ``[s > 0] o_draft + sum_s draft_step_s(pad(rows_s), kv_s)
 + target_verify_s(seqs, pad(tokens), kv)``; a prefill iteration's is the target prefill plus,
-for policies with a draft model, the draft prefill.
+for policies with a draft model, the draft prefill. Methods other than a draft model
+(``sim.drafters``: feature heads, Medusa/Hydra heads, prompt lookup, lookahead) record the
+query tokens of each drafting step (``DecodeShape.draft_tokens``: a token tree's frontier);
+their step s costs ``draft_tree_step_s(rows_s, pad(tokens_s), kv_s, s)`` of the method's
+latency model, and their verification pass is the same target pass over the tree's
+positions (``sim.drafters.plan`` builds the shapes for both engines).
 """
 
 from __future__ import annotations
@@ -67,6 +72,9 @@ class DecodeShape:
     verify_kv_tokens: int
     draft_rows: tuple[int, ...] = ()
     draft_kv_tokens: tuple[int, ...] = ()
+    # query tokens per draft step when a drafter feeds several tokens of each row through a
+    # step (a token tree's frontier, ``sim.drafters``); () = one token per row (draft models)
+    draft_tokens: tuple[int, ...] = ()
 
 
 # ---- pricing: the passes of a shape ------------------------------------------------------------
@@ -80,10 +88,24 @@ def draft_pass_s(latency, padding, rows: int, kv_tokens: int) -> float:
     return latency.draft_step_s(padding.pad(rows), kv_tokens) if rows > 0 else 0.0
 
 
+def draft_tree_pass_s(latency, padding, rows: int, tokens: int, kv_tokens: float,
+                      step: int) -> float:
+    """Drafting step ``step`` of a method's drafter (``sim.drafters``) feeding ``tokens``
+    query tokens of ``rows`` sequences, padded to a graph size; 0 for an empty step."""
+    if rows <= 0 or tokens <= 0:
+        return 0.0
+    return latency.draft_tree_step_s(rows, padding.pad(tokens), kv_tokens, step)
+
+
 def decode_iteration_s(latency, padding, shape: DecodeShape) -> float:
     """Seconds of a decode iteration of this shape under ``latency`` (truth or estimator)."""
     duration = 0.0
-    if shape.draft_rows:
+    if shape.draft_rows and shape.draft_tokens:  # a method's drafter (sim.drafters)
+        duration = latency.draft_overhead_s
+        for step, (rows, tokens, kv) in enumerate(zip(shape.draft_rows, shape.draft_tokens,
+                                                      shape.draft_kv_tokens)):
+            duration += draft_tree_pass_s(latency, padding, rows, tokens, kv, step)
+    elif shape.draft_rows:
         duration = latency.draft_overhead_s
         for rows, kv in zip(shape.draft_rows, shape.draft_kv_tokens):
             duration += draft_pass_s(latency, padding, rows, kv)

@@ -124,6 +124,24 @@ class PassCosts:
         return 2.0 * all_reduce_s(tokens * self.model.hidden * self.model.dtype_bytes,
                                   self.all_reduce)
 
+    def layer_dense_s(self, tokens: int) -> float:
+        """One layer's non-attention kernels (measured when a profile gives them, else
+        fitted) plus its all-reduces: what a one-layer drafter of this model's width costs
+        besides attention (``sim.drafters``)."""
+        if tokens <= 0:
+            return 0.0
+        layer = (self.measured_layer_s(tokens) if self.measured_layer_s is not None
+                 else self.fitted_layer_dense_s(tokens))
+        return layer + self.all_reduce_layer_s(tokens)
+
+    def gemm_shape_s(self, tokens: int, k: int, n: int) -> float:
+        """A GEMM of ``tokens`` rows by a (k, n) weight on this GPU's fitted constants (the
+        formula every projection of the pass uses; for drafter heads' FCs and ResBlocks)."""
+        if tokens <= 0:
+            return 0.0
+        return gemm_s(tokens, k, n, self.model.dtype_bytes, self.peak_flops, self.bytes_per_s,
+                      self.gemm)
+
     def dense_s(self, tokens: int) -> float:
         """Every non-attention kernel of a ``tokens``-token pass except the lm_head."""
         cached = self._dense.get(tokens)

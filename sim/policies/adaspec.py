@@ -373,6 +373,9 @@ class AdaSpecPolicy(Policy):
         padding = cost._pad
         if self.trim is TrimMode.OFF or not padding.enabled:
             return drafted
+        if cost.tree is not None:  # a method's token tree: trim whole depths
+            from sim.drafters.trim import trim_tree
+            return trim_tree(self, cost, drafted, steps)
         batch = self._batch
         uniform = self._uniform  # every request drafted every step
         tokens = batch * steps if uniform else sum(drafted.tolist())

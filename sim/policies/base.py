@@ -81,6 +81,10 @@ class BatchView:
     oracle: OracleView | None = None
     engine: str = DEFAULT_ENGINE
     bonus: np.ndarray | None = None  # (B,) bool, batch expansion only
+    # a method's tree/chain tables (``sim.drafters.plan.MethodPlan``): the verify length k_i
+    # is then a depth and request i verifies ``drafter.nodes[k_i]`` positions; None: the
+    # draft-model method (k_i tokens)
+    drafter: object | None = None
 
     @property
     def batch_size(self) -> int:

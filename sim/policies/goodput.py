@@ -58,7 +58,7 @@ class IterationCost:
 
     __slots__ = ("batch", "context_tokens", "draft_overhead_s", "_est", "_pad", "_verify_cache",
                  "_step_cache", "draft_counts", "limit_counts", "uniform", "_draft_cum",
-                 "_expanded", "_bonus_rows", "_bonus_context", "_contexts")
+                 "_expanded", "_bonus_rows", "_bonus_context", "_contexts", "tree")
 
     def __init__(self, view: BatchView, k_max: int, limits: np.ndarray | None = None) -> None:
         """``limits``: optional precomputed ``min(max_draft_tokens, k_max)`` (non-negative)."""
@@ -70,6 +70,8 @@ class IterationCost:
         self._bonus_rows = view.bonus_rows if self._expanded else 0
         self._bonus_context = view.bonus_context_tokens if self._bonus_rows else 0
         self._contexts = view.context_tokens
+        # a method's plan (sim.drafters.plan): verify lengths are depths of its tree
+        self.tree = view.drafter
         self.draft_overhead_s = float(view.estimator.draft_overhead_s)
         self._verify_cache: dict[int, float] = {}
         self._step_cache: dict[tuple[int, int], float] = {}
@@ -101,7 +103,9 @@ class IterationCost:
         batch expansion the sum k_i is spread as evenly as possible over the batch."""
         t = self._verify_cache.get(tokens)  # keyed by raw (and single-pass: padded) counts
         if t is None:
-            if self._expanded:
+            if self.tree is not None:  # tokens = B + sum of depths (sim.drafters.plan)
+                t = self.tree.verify_s(self, int(tokens))
+            elif self._expanded:
                 t = float(verify_pass_s(self._est, self._pad, tokens, tokens,
                                         self._spread_kv_tokens(int(tokens))))
             else:
@@ -126,6 +130,8 @@ class IterationCost:
 
     def verify_plan_s(self, verify: np.ndarray) -> float:
         """Verification pass of an explicit plan (k_i per request), priced exactly."""
+        if self.tree is not None:
+            return self.tree.verify_plan_s(self, verify)
         total = int(verify.sum())
         if not self._expanded:
             return self.verify_s(self.batch + total)
@@ -138,6 +144,8 @@ class IterationCost:
         batch's context and, under batch expansion, of its bonus rows)."""
         key = (drafting, step)
         t = self._step_cache.get(key)
+        if t is None and self.tree is not None:  # a method's drafter (sim.drafters.plan)
+            t = self._step_cache[key] = self.tree.draft_step_s(self, drafting, step)
         if t is None:
             batch = self.batch
             if drafting >= batch:

@@ -361,6 +361,7 @@ def parse_sweep(document: dict, base_dir: Path, source: str = "SWEEP.toml") -> S
                              uses_draft=any(make_policy(p).uses_draft for p in policies),
                              category=category)
     _check_windows(list(workloads.values()), source)
+    _check_methods(configs, policies, source)
 
     points = []
     for (trace, path, sha), (config, config_extra), (scale, process, rate, _), slo, policy, \
@@ -384,6 +385,22 @@ def parse_sweep(document: dict, base_dir: Path, source: str = "SWEEP.toml") -> S
         raise _err(source, "[sweep] goodput_attainment", f"must be in (0, 1], got {threshold!r}")
     return SweepSpec(name=name, source=source, points=tuple(points), baselines=tuple(baselines),
                      goodput_attainment=float(threshold), document=document)
+
+
+def _check_methods(configs, policies, source: str) -> None:
+    """A [config] method axis (``sim.drafters``) must fit every swept policy: a policy that
+    decides on draft confidences cannot run a method without them (one line naming both)."""
+    from sim.drafters.checks import policy_fits_method
+    from sim.policies.registry import make_policy
+    for overrides, _ in configs:
+        method = dict(overrides).get("method")
+        if method is None or method == "draft-model":
+            continue
+        for spec in policies:
+            reason = policy_fits_method(make_policy(spec), method)
+            if reason is not None:
+                raise _err(source, "[config] method", f"{reason} (sweep the method in a file "
+                                                      "without that policy)")
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
