@@ -23,12 +23,14 @@ the same acceptance model), and reports per policy:
 
 Runs of ``adaspec-realrun --method ngram`` (config ``method = ngram``: prompt lookup on the CPU,
 no draft model) are priced with no draft accelerator time: their recorded shapes have no draft
-passes, prefills are the target's alone, and -- while ``sim.run.SimConfig`` has no ``method``
-of its own -- the re-simulation runs the policy with a drafter whose draft prefill, steps and
-overhead cost 0 s (``realrun.lookup.LookupDraftLatency`` over the profile) and whose verdicts
-come from ``--acceptance`` (``adaspec-calibrate ngram --acceptance-out`` fits one). What that
-simulation lacks is stated in the report's ``method_note``: it has no lookup misses. The CPU
-time of the lookups is inside the real durations (``draft_cpu_s`` in the iteration table).
+passes, prefills are the target's alone, and the re-simulation runs the policy with a drafter
+whose draft prefill, steps and overhead cost 0 s (``realrun.lookup.LookupDraftLatency`` over
+the profile) and whose verdicts come from ``--acceptance`` (``adaspec-calibrate ngram
+--acceptance-out`` fits one). What that simulation lacks is stated in the report's
+``method_note``: it has no lookup misses. The CPU time of the lookups is inside the real
+durations (``draft_cpu_s`` in the iteration table). The simulator's own ``--method pld`` is not
+used here: it prices lookup with an assumed CPU cost per step for GPU presets and refuses a
+calibrated profile.
 An unknown ``method`` is refused in one line.
 """
 
@@ -138,6 +140,11 @@ def sim_config(config: dict[str, Any], profile: str, acceptance: str | None, wor
             kwargs["kv_blocks"] = 2 * (total // block + len(workload) + 1)
     if kwargs.get("draft", "") is None:  # an n-gram run loads no draft model
         del kwargs["draft"]
+    if kwargs.get("method") == NGRAM:
+        # re-simulated as the draft-model method with free draft passes (LookupDraftLatency):
+        # the simulator's own ``pld`` method prices lookup with GPU-preset CPU costs and
+        # refuses a calibrated profile, while the real run measured its lookup time
+        del kwargs["method"]
     if acceptance is not None:
         kwargs["acceptance"] = acceptance
     elif real and not config.get("acceptance"):
@@ -164,15 +171,6 @@ def run_method(config: dict[str, Any]) -> str:
         raise ConfigError(f"summary.json: unknown drafting method {method!r} "
                           f"(adaspec-validate knows {DRAFT_MODEL} and {NGRAM})")
     return method
-
-
-def simulator_models_method(method: str) -> bool:
-    """Whether ``sim.run.SimConfig`` takes the run's ``method`` (then the simulator prices
-    that drafter itself); else an n-gram run is re-simulated as a drafter whose draft passes
-    cost nothing (``realrun.lookup.LookupDraftLatency``)."""
-    from sim.run import SimConfig
-
-    return method != DRAFT_MODEL and "method" in {f.name for f in dataclasses.fields(SimConfig)}
 
 
 def is_real_run(config: dict[str, Any]) -> bool:
@@ -336,7 +334,7 @@ def validate_run(real_dir: str | Path, profile: str | Path, acceptance: str | No
     method = run_method(summary["config"])
     # An n-gram run ran no draft pass: unless the simulator models the method itself, its
     # draft passes are priced at 0 s, in the re-simulation and in the per-iteration check.
-    free_drafting = method == NGRAM and not simulator_models_method(method)
+    free_drafting = method == NGRAM
     latency = load_profile(profile)  # fails early on a bad profile; predicts real iterations
     seed = int(summary.get("seed") or 0)
     names = policies or list(summary["policies"])
@@ -356,8 +354,7 @@ def validate_run(real_dir: str | Path, profile: str | Path, acceptance: str | No
         report["method_note"] = (
             "prompt lookup re-simulated as a drafter whose draft passes cost 0 s (no draft "
             "prefill, steps or overhead) with the acceptance model's verdicts; the simulator "
-            "has no lookup misses, so every request may draft every step there"
-            if free_drafting else "prompt lookup priced by the simulator's own method model")
+            "has no lookup misses, so every request may draft every step there")
     for name in names:
         sub = real_dir / policy_dirname(name)
         req_path, it_path = sub / "requests.csv", sub / "iterations.csv"
