@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
                         help="verification engine: single-pass (vLLM V1/SGLang) or vllm-0.6 "
                              "batch expansion (the AdaSpec artifact's); docs/engines.md")
+    engine.add_argument("--engine-path", choices=("auto", "protocol"), default="auto",
+                        help="auto: the compiled iteration path where the run has a compiled "
+                             "form, else the protocol path; protocol: always the protocol "
+                             "path (same results, slower; for checking). docs/compiled_engine.md")
     parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="seed of every random draw (>= 0)")
     parser.add_argument("--out", metavar="DIR",
@@ -214,6 +218,7 @@ def config_from_args(args: argparse.Namespace, explicit: set[str] | None = None)
                      chunked_prefill=args.chunked_prefill, kv_blocks=args.kv_blocks,
                      cuda_graphs=not args.no_cuda_graphs, acceptance=args.acceptance,
                      profile=args.profile, estimator=args.estimator, engine=args.engine,
+                     engine_path=args.engine_path,
                      pass_overheads_s=_pass_overheads(args.pass_overhead_ms))
 
 
@@ -279,7 +284,8 @@ def _run(args: argparse.Namespace, explicit: set[str]) -> int:
         result = simulate(workload, name, config, seed=args.seed, progress=not args.quiet)
         results.append(result)
         if not args.quiet:
-            print(f"  {name}: simulated in {time.perf_counter() - began:.1f} s", file=sys.stderr)
+            print(f"  {name}: simulated in {time.perf_counter() - began:.1f} s "
+                  f"({result.summary.get('iteration_path', '?')} path)", file=sys.stderr)
     print(format_table({r.policy: r.summary for r in results}), flush=True)
     warnings = [rejection_warning(results)]
     warnings += [overload_warning(r.policy, r.summary.get("load") or {}) for r in results]

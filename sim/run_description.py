@@ -19,7 +19,8 @@ from typing import Any
 _DESCRIBED = frozenset({
     "gpu", "target", "draft", "tp", "profile", "ttft_slo_s", "tpot_slo_s", "max_num_seqs",
     "block_size", "max_num_batched_tokens", "chunked_prefill", "gpu_memory_utilization",
-    "kv_blocks", "cuda_graphs", "graph_max_size", "acceptance", "estimator", "pass_overheads_s"})
+    "kv_blocks", "cuda_graphs", "graph_max_size", "acceptance", "estimator", "pass_overheads_s",
+    "engine_path"})
 #: Per-pass overheads a latency model states (``sim.latency.overhead``), as it applies them.
 _OVERHEADS = (("target pass", "target_overhead_s"), ("draft step", "draft_step_overhead_s"),
               ("drafting iteration", "draft_overhead_s"))
@@ -78,7 +79,8 @@ def describe_run(config, latency, profile_sha256: str | None = None) -> dict[str
     return {"latency": source, "engine": other.pop("engine", None), "limits": limits,
             "acceptance": config.acceptance,
             "slo": {"ttft_s": config.ttft_slo_s, "tpot_s": config.tpot_slo_s},
-            "estimator": config.estimator, "other": other}
+            "estimator": config.estimator,
+            "engine_path": getattr(config, "engine_path", "auto"), "other": other}
 
 
 def header_lines(described: dict) -> list[str]:
@@ -112,6 +114,8 @@ def header_lines(described: dict) -> list[str]:
     slo = described["slo"]
     rest = (f"acceptance {described['acceptance']}; SLO TTFT {slo['ttft_s'] * 1e3:g} ms, "
             f"TPOT {slo['tpot_s'] * 1e3:g} ms; policies' latency view: {described['estimator']}")
+    if described.get("engine_path") == "protocol":
+        rest += "; iteration path: protocol (forced)"
     lines = [latency, limits, kv, rest]
     if described["other"]:
         lines.append("other settings: " + ", ".join(f"{k}={v}" for k, v in

@@ -449,7 +449,8 @@ class Scheduler:
             _kernels()
 
     # ----------------------------------------------------------------- arrival
-    def arrive(self, request: Request, now_s: float) -> FinishedRequest | None:
+    def arrive(self, request: Request, now_s: float, key: float = 0.0
+               ) -> FinishedRequest | None:
         """Queue a request, or return its rejection record when it can never be served, as
         vLLM 0.6 does:
 
@@ -460,12 +461,14 @@ class Scheduler:
           ``min(max_model_len, max_num_batched_tokens)``, FINISHED_IGNORED, with a warning);
         * ``kv-pool``: prompt + output + the policy's lookahead need more blocks than the pool
           minus the watermark (vLLM's block manager answers AllocStatus.NEVER).
+
+        ``key``: the request's acceptance draw key (kept for the simulator's compiled loop).
         """
         rejected = self.rejection(request)
         if rejected is not None:
             return rejected
         self._requests.append(request)
-        self.state.enqueue(request.prompt_tokens, request.output_tokens, request.arrival_s)
+        self.state.enqueue(request.prompt_tokens, request.output_tokens, request.arrival_s, key)
         return None
 
     def rejection(self, request: Request) -> FinishedRequest | None:

@@ -1,0 +1,277 @@
+"""The Python side of the compiled path: decides whether a run can take it, builds the
+arrays ``sim.compiled.engine.run_chunk`` works on, answers its requests (table entries,
+uniforms, buffer space) and hands its records to the ``IterationLog`` and the finished list.
+
+``plan_run`` returns None (with the reason in ``why_protocol``) when some part of the run
+has no compiled form; the server then runs the protocol path, and the summary says which
+path ran (``engine_path``).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+from sim.compiled import layout as L
+
+#: ``add_decode`` reads these attributes of a ``DecodeShape``; a namedtuple is cheaper.
+_Shape = namedtuple("_Shape", ("batch", "context_tokens", "verify_rows", "verify_tokens",
+                               "verify_kv_tokens", "draft_rows", "draft_kv_tokens"))
+
+RECORDS = 4096  # iterations buffered between two hand-overs to the IterationLog
+POOL = 1 << 16  # uniforms drawn from the run's generator at a time
+
+
+def policy_plan(policy):
+    """(kind, int state, float state, asks each step) of a built-in policy the loop runs,
+    or a string saying why not."""
+    from sim.policies.disable_by_batch import DisableByBatchPolicy
+    from sim.policies.nospec import NoSpecPolicy
+    from sim.policies.static import StaticPolicy
+
+    kind = type(policy)
+    empty_i, empty_f = np.zeros(1, dtype=np.int64), np.zeros(1)
+    if kind is NoSpecPolicy:
+        return L.P_NOSPEC, empty_i, empty_f, False
+    if kind is StaticPolicy:
+        return L.P_STATIC, empty_i, empty_f, False
+    if kind is DisableByBatchPolicy:
+        return (L.P_DISABLE_BY_BATCH, np.array([policy.batch_threshold], dtype=np.int64),
+                empty_f, False)
+    compiled_state = getattr(policy, "compiled_state", None)
+    if compiled_state is not None:
+        return compiled_state()
+    return f"policy {policy.name} ({kind.__name__}) has no compiled form"
+
+
+def why_protocol(policy, latency, estimator, acceptance, engine: str) -> str | None:
+    """Why this run cannot take the compiled path (None: it can)."""
+    from sim.acceptance.base import FixedAcceptance
+    from sim.acceptance.model import ParametricAcceptance
+    from sim.compiled.tables import supports_truth
+    from sim.latency.estimator import TableEstimator
+    from sim.latency.iteration import SINGLE_PASS
+
+    plan = policy_plan(policy)
+    if isinstance(plan, str):
+        return plan
+    if not supports_truth(latency):
+        return f"ground truth {type(latency).__name__} has no compiled form"
+    if estimator is not latency and not (type(estimator) is TableEstimator
+                                         and estimator.base is latency):
+        return f"estimator {type(estimator).__name__} has no compiled form"
+    if type(acceptance) not in (ParametricAcceptance, FixedAcceptance):
+        return f"acceptance model {type(acceptance).__name__} has no compiled form"
+    if engine != SINGLE_PASS:
+        return f"engine {engine} has no compiled form yet"
+    return None
+
+
+def _arena(float_entries: list, int_entries: list) -> tuple[np.ndarray, np.ndarray]:
+    """Pack arrays into one float and one int array; the int array starts with a header of
+    (offset, rows, cols) per entry (floats first; cols 0 for 1-D)."""
+    header = 3 * (len(float_entries) + len(int_entries))
+    meta = []
+    floats = []
+    at = 0
+    for a in float_entries:
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        meta.append((at, a.shape[0], a.shape[1] if a.ndim == 2 else 0))
+        floats.append(a.ravel())
+        at += a.size
+    ints = []
+    at = header
+    for a in int_entries:
+        a = np.ascontiguousarray(a, dtype=np.int64)
+        meta.append((at, a.shape[0], a.shape[1] if a.ndim == 2 else 0))
+        ints.append(a.ravel())
+        at += a.size
+    cf = np.concatenate(floats) if floats else np.zeros(0)
+    ci = np.concatenate([np.asarray(meta, dtype=np.int64).ravel()] + ints)
+    return cf, ci
+
+
+class CompiledRun:
+    """The compiled loop's arrays for one run, and its hand-overs."""
+
+    def __init__(self, scheduler, policy, latency, estimator, acceptance, padding, engine: str,
+                 rng: np.random.Generator, slo) -> None:
+        from sim.acceptance.base import FixedAcceptance
+        from sim.compiled.engine import run_chunk
+        from sim.compiled.jit import compiled
+        from sim.compiled.tables import TruthTables, estimator_arrays, padding_table
+        from sim.latency.iteration import VLLM_06
+
+        self._run_chunk = compiled(run_chunk)
+        self.scheduler = scheduler
+        self.rng = rng
+        kind, self.pi, self.pf, asks = policy_plan(policy)
+        k_max = int(policy.k_max)
+        n = scheduler.config.max_num_seqs
+        size = max(padding.max_size + 1, n * (k_max + 1) + 1, 2 * n + 1)
+        self.truth = TruthTables(latency, padding, size)
+        if not policy.uses_draft:
+            self.truth.rows = (0, 1)  # the padded decode sizes need no draft terms
+        pad = padding_table(padding, size)
+        if estimator is latency:
+            est_kind = 1
+            ev, ed = estimator_arrays_dummy()
+        else:
+            est_kind = 0
+            ev, ed = estimator_arrays(estimator)
+        if type(acceptance) is FixedAcceptance:
+            acc_kind, cells, decay, decays = L.A_FIXED, np.zeros((1, 2)), np.ones(1), False
+        else:
+            acc_kind = L.A_PARAMETRIC
+            cells = acceptance._cells
+            decay = np.array(acceptance.decay(max(k_max, 1)), dtype=np.float64)
+            decays = acceptance._decay.size > 0
+        self.cf, self.ci = _arena(
+            [self.truth.att, self.truth.params, self.truth.overheads, ev[0], ev[3], ev[4],
+             ev[5], ev[7], ed[0], ed[1], ed[2], ed[5], ed[6], cells, decay,
+             np.array([ev[1]])],
+            [pad, ev[2], ev[6], ed[3], ed[4], np.array([ev[8], ed[7]])])
+        ei = np.zeros(L.ENGINE_INTS, dtype=np.int64)
+        ei[L.E_KMAX] = k_max
+        ei[L.E_POLICY] = kind
+        ei[L.E_EXPANDED] = int(engine == VLLM_06)
+        ei[L.E_USES_DRAFT] = int(policy.uses_draft)
+        ei[L.E_NEEDS_ORACLE] = int(policy.needs_oracle)
+        ei[L.E_ACCEPTANCE] = acc_kind
+        ei[L.E_DECAYS] = int(decays)
+        ei[L.E_ESTIMATOR] = est_kind
+        ei[L.E_PAD_SIZE] = size
+        ei[L.E_ASKS_EACH_STEP] = int(asks)
+        self.ei = ei
+        ef = np.zeros(L.ENGINE_FLOATS)
+        ef[L.F_TTFT_SLO] = slo.ttft_s
+        ef[L.F_TPOT_SLO] = slo.tpot_s
+        self.ef = ef
+        self.pool = np.zeros(0)
+        self._pool_size = max(POOL, 4 * n * max(k_max, 1))
+        self.rec_i = np.zeros((L.RECORD_INTS, RECORDS), dtype=np.int64)
+        self.rec_f = np.zeros((2, RECORDS))
+        self.rec_len = np.zeros(max(RECORDS * 16, 4 * n), dtype=np.int64)
+        self.rec_steps = np.zeros((2, RECORDS * 4 + 2 * (k_max + 1)), dtype=np.int64)
+        self.fin = np.zeros(8 * n, dtype=np.int64)
+        width = max(n, 2 * (k_max + 1), 8)
+        self.wi = np.zeros((L.WORK_INTS, width), dtype=np.int64)
+        self.wf = np.zeros((2, n, max(k_max, 1)))
+        self.wb = np.zeros((2, n, max(k_max, 1)), dtype=np.bool_)
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, now_s: float, horizon: tuple[float, float] | None) -> int:
+        """Run iterations from ``now_s`` (None: continue from where the loop stopped) until
+        the loop needs Python; answer table, pool and buffer requests here, and return
+        ``ST_IDLE``, ``ST_ARRIVAL`` or ``ST_FLUSH`` (the records must be drained)."""
+        ei, ef = self.ei, self.ef
+        if now_s is not None:
+            ef[L.F_NOW] = now_s
+        if horizon is None:
+            ei[L.E_HAS_HORIZON] = 0
+        else:
+            ei[L.E_HAS_HORIZON] = 1
+            ef[L.F_HORIZON], ef[L.F_HORIZON_CREATED] = horizon
+        st = self.scheduler.state
+        while True:
+            status = self._run_chunk(
+                st.cfg, st.sc, st.si, st.sf, st.ri, st.rf, st.running, st.free_slots, st.queue,
+                ei, ef, self.cf, self.ci, self.truth.table, self.pi, self.pf, self.pool,
+                self.rec_i, self.rec_f, self.rec_len, self.rec_steps, self.fin, self.wi,
+                self.wf, self.wb)
+            if status == L.ST_NEED_ENTRY:
+                self.truth.fill(int(ei[L.E_NEED_ROW]), int(ei[L.E_NEED_AT]))
+            elif status == L.ST_NEED_PADDED:
+                self.truth.fill_padded(int(ei[L.E_NEED_AT]))
+                ei[L.E_HIGH_WATER] = self.truth.high_water
+            elif status == L.ST_NEED_POOL:
+                pos = int(ei[L.E_POOL_POS])
+                self.pool = np.concatenate([self.pool[pos:], self.rng.random(self._pool_size)])
+                ei[L.E_POOL_POS] = 0
+            elif status == L.ST_STALLED:
+                raise RuntimeError("scheduler made no progress: nothing to prefill or decode")
+            elif status == L.ST_BAD_POLICY:
+                raise ValueError("the policy returned a negative k_max")
+            else:
+                return status
+
+    @property
+    def now(self) -> float:
+        return float(self.ef[L.F_NOW])
+
+    @property
+    def iterations(self) -> int:
+        return int(self.ei[L.E_COUNT])
+
+    # ------------------------------------------------------------------ hand-overs
+    def take_finished(self, last_too: bool) -> list:
+        """Finish records of the requests the loop finished (``last_too``: including those
+        of its last iteration, which otherwise wait for ``take_finished(True)``)."""
+        ei = self.ei
+        end = int(ei[L.E_FIN_N]) if last_too else int(ei[L.E_FIN_LAST])
+        if end == 0:
+            return []
+        record = self.scheduler.finished_record
+        done = [record(r) for r in self.fin[:end].tolist()]
+        rest = int(ei[L.E_FIN_N]) - end
+        if rest:
+            self.fin[:rest] = self.fin[end:end + rest]
+        ei[L.E_FIN_N] = rest
+        ei[L.E_FIN_LAST] = 0
+        return done
+
+    def fix_last_queue(self) -> None:
+        """The queue length a decode iteration records is the one when the engine resumes
+        after it (arrivals during the iteration included), as on the protocol path."""
+        r = int(self.ei[L.E_REC_N]) - 1
+        if r >= 0 and self.rec_i[L.RI_KIND, r] == L.K_DECODE:
+            self.rec_i[L.RI_QUEUE, r] = self.scheduler.queue_len
+
+    def drain(self, log) -> None:
+        """Hand the buffered iteration records to ``log`` (an ``IterationLog``)."""
+        ei = self.ei
+        count = int(ei[L.E_REC_N])
+        if not count:
+            return
+        cols = self.rec_i[:, :count].tolist()
+        starts = self.rec_f[0, :count].tolist()
+        durations = self.rec_f[1, :count].tolist()
+        lengths = self.rec_len
+        steps = self.rec_steps
+        add_prefill, add_decode = log.add_prefill, log.add_decode
+        for r in range(count):
+            if cols[L.RI_KIND][r] == L.K_PREFILL:
+                add_prefill(starts[r], durations[r], cols[L.RI_BATCH][r],
+                            cols[L.RI_VERIFY_TOKENS][r], cols[L.RI_EMITTED][r],
+                            cols[L.RI_QUEUE][r])
+                continue
+            n_steps = cols[L.RI_STEPS][r]
+            batch = cols[L.RI_BATCH][r]
+            if n_steps:
+                at = cols[L.RI_STEP_AT][r]
+                rows = tuple(steps[0, at:at + n_steps].tolist())
+                kv = tuple(steps[1, at:at + n_steps].tolist())
+                at = cols[L.RI_LEN_AT][r]
+                verify = lengths[at:at + batch]
+            else:
+                rows = kv = ()
+                verify = None
+            shape = _Shape(batch, cols[L.RI_CONTEXT][r], cols[L.RI_VERIFY_ROWS][r],
+                           cols[L.RI_VERIFY_TOKENS][r], cols[L.RI_KV][r], rows, kv)
+            add_decode(starts[r], durations[r], shape, cols[L.RI_PADDED_BATCH][r],
+                       cols[L.RI_PADDED_TOKENS][r], cols[L.RI_DRAFTED][r],
+                       cols[L.RI_EMITTED][r], cols[L.RI_ACCEPTED][r], cols[L.RI_QUEUE][r],
+                       verify)
+        ei[L.E_REC_N] = 0
+        ei[L.E_LEN_N] = 0
+        ei[L.E_STEP_N] = 0
+
+
+def estimator_arrays_dummy():
+    """Placeholder surfaces for a run whose policies price with the truth itself."""
+    f, i = np.zeros(1), np.zeros(2, dtype=np.int64)
+    ev = (f, 0.0, i, f, np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((3, 1), dtype=np.int64),
+          np.zeros((4, 1)), 0)
+    ed = (f, f, f, i, i, f, np.zeros((2, 1)), 0)
+    return ev, ed
