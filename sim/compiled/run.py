@@ -39,10 +39,15 @@ def policy_plan(policy):
     if kind is DisableByBatchPolicy:
         return (L.P_DISABLE_BY_BATCH, np.array([policy.batch_threshold], dtype=np.int64),
                 empty_f, False)
-    compiled_state = getattr(policy, "compiled_state", None)
-    if compiled_state is not None:
-        return compiled_state()
+    if kind in _compiled_classes():
+        return policy.compiled_state()
     return f"policy {policy.name} ({kind.__name__}) has no compiled form"
+
+
+def _compiled_classes() -> tuple:
+    """Built-in policy classes whose rules the compiled loop runs (exactly these classes: a
+    subclass may override a method, so it takes the protocol path)."""
+    return ()
 
 
 def why_protocol(policy, latency, estimator, acceptance, engine: str) -> str | None:
