@@ -27,20 +27,25 @@ from sim.compiled.layout import (
     E_ESTIMATOR, E_EXPANDED, E_FIN_LAST, E_FIN_N, E_HAS_HORIZON, E_HIGH_WATER, E_KMAX,
     E_LAST_KIND, E_LEN_N, E_NEED_AT, E_NEED_ROW, E_NEEDS_ORACLE, E_PAD_SIZE, E_PENDING,
     E_POLICY, E_POOL_POS, E_REC_N, E_STEP_N, E_USES_DRAFT, F_HORIZON, F_HORIZON_CREATED,
-    F_NOW, FLOAT_ENTRIES, K_DECODE, K_PREFILL, P_DISABLE_BY_BATCH, P_STATIC, RI_ACCEPTED,
+    F_NOW, F_TPOT_SLO, FLOAT_ENTRIES, K_DECODE, K_PREFILL, P_ADASPEC, P_DISABLE_BY_BATCH,
+    P_SMARTSPEC, P_STATIC, RI_ACCEPTED, E_PADDING,
     RI_BATCH, RI_CONTEXT, RI_DRAFTED, RI_EMITTED, RI_KIND, RI_KV, RI_LEN_AT, RI_PADDED_BATCH,
     RI_PADDED_TOKENS, RI_QUEUE, RI_STEP_AT, RI_STEPS, RI_VERIFY_ROWS, RI_VERIFY_TOKENS,
     ST_ARRIVAL, ST_BAD_POLICY, ST_FLUSH, ST_IDLE, ST_NEED_ENTRY, ST_NEED_PADDED, ST_NEED_POOL,
     ST_STALLED, W_ACCEPTED, W_CAP, W_CONTEXT, W_DRAFTED, W_DRAFTING, W_EMITTED, W_KV, W_NEED,
     W_PLAN, W_ROWS, W_SLOTS, W_VERIFY, W_WANTED)
-from sim.compiled.tables import (D_DENSE, D_LOGITS, T_DENSE, T_LOGITS, truth_draft,
-                                 truth_prefill, truth_verify)
+from sim.compiled.tables import (D_DENSE, D_LOGITS, O_DRAFTING, T_DENSE, T_LOGITS,
+                                 estimate_draft, estimate_verify, truth_draft, truth_prefill,
+                                 truth_verify)
 from sim.core.scheduler import (C_NPREFILLING, C_NRUN, C_PREEMPTIONS, C_QLEN, P_CACHED,
                                 P_COMPLETES, P_SLOT, P_TOKENS, RF_KEY, S_BONUS, S_OUT,
                                 S_GEN, S_PROMPT, S_REQ, SF_KEY, finish_decode, finish_prefill,
                                 next_prefill, prepare_decode)
 from sim.core.speculation import decode_shape_into
+from sim.policies.adaspec import AI_UNIFORM, adaspec_begin, adaspec_continue, adaspec_verify
 from sim.policies.disable_by_batch import disable_by_batch_k
+from sim.policies.goodput import draft_counts_into, draft_share, next_draft_total, spread_kv_tokens
+from sim.policies.smartspec import smartspec_begin, smartspec_observe
 
 
 # ---- arenas ---------------------------------------------------------------------------------
@@ -108,6 +113,12 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, ei, ef, cf, c
     now = ef[F_NOW]
     plan = wi[W_PLAN:W_PLAN + 4]
     rec_cap = rec_i.shape[1]
+    kk = k_max if k_max > 0 else 1
+    work = (np.zeros((kk, n_slots)), np.zeros(n_slots), np.zeros(n_slots), np.zeros(kk + 1),
+            np.zeros(kk + 1), np.zeros(2 * (kk + 1) * n_slots + 8), np.zeros(kk + 1),
+            np.zeros(kk, dtype=np.int64), np.zeros(kk + 1, dtype=np.int64),
+            np.zeros(kk + 1, dtype=np.int64), np.zeros(n_slots, dtype=np.int64),
+            np.zeros(3 * (kk + 1) * n_slots + n_slots + 8, dtype=np.int64))
     status = ST_IDLE
     while True:
         if ei[E_PENDING] == 0:
@@ -204,9 +215,9 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, ei, ef, cf, c
                 continue  # only preemptions: decide again at the same time
             start = now
             duration = decode_iteration(
-                cfg, sc, si, sf, ri, rf, running, free_slots, ei, pi, pf, pool, att, params,
+                cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att, params,
                 overheads, table, pad, ev, ed, cells, decay, b, start, rec_i, rec_f,
-                rec_len, rec_steps, fin, wi, wf, wb)
+                rec_len, rec_steps, fin, wi, wf, wb, work)
             if duration < 0.0:
                 status = ST_BAD_POLICY
                 break
@@ -222,9 +233,9 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, ei, ef, cf, c
 
 
 @jitable
-def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, pi, pf, pool, att,
+def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att,
                      params, overheads, table, pad, ev, ed, cells, decay, b, start, rec_i,
-                     rec_f, rec_len, rec_steps, fin, wi, wf, wb):
+                     rec_f, rec_len, rec_steps, fin, wi, wf, wb, work):
     """One decode iteration of batch ``wi[W_SLOTS, :b]`` starting at ``start``; returns its
     duration (negative: the policy broke the protocol)."""
     k_max = ei[E_KMAX]
@@ -275,7 +286,27 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, pi, pf, p
         if ei[E_NEEDS_ORACLE]:
             draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept)
             drawn = True
-        k = policy_begin(ei[E_POLICY], pi, pf, b, k_max)
+        kind = ei[E_POLICY]
+        (cum, sum_c, gain, prices_v, prices_d, fscratch, goodputs, counts, hist, tokens_cum,
+         new, iscratch) = work
+        uniform = True
+        if kind == P_ADASPEC or kind == P_SMARTSPEC:
+            # the cost model (IterationCost): who may draft each step, and the estimator's
+            # price of every number of steps (drafting and verification)
+            uniform = draft_counts_into(cap, b, k_max, counts, hist)
+            tokens_cum[0] = 0
+            for t in range(k_max):
+                tokens_cum[t + 1] = tokens_cum[t] + counts[t]
+            price_steps(ei, ef, ev, ed, table, att, params, overheads, pad, b, context_sum,
+                        k_max, counts, tokens_cum, prices_v, prices_d)
+        if kind == P_ADASPEC:
+            k = adaspec_begin(pi, pf, b, ef[F_TPOT_SLO], counts, uniform, prices_v, prices_d,
+                              cap_max)
+        elif kind == P_SMARTSPEC:
+            k = smartspec_begin(pi, pf, b, cap, uniform, prices_v, prices_d, goodputs,
+                                fscratch)
+        else:
+            k = policy_begin(kind, pi, pf, b, k_max)
         if k < 0:
             return -1.0
         if k and b and cap_min < k:
@@ -286,7 +317,12 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, pi, pf, p
                 drafted[i] = 0
             for step in range(k):
                 if ei[E_ASKS_EACH_STEP]:
-                    decision = policy_continue(ei[E_POLICY], pi, pf, step, conf, drafted, b)
+                    if kind == P_ADASPEC:
+                        decision = adaspec_continue(pi, pf, step, conf, k == 1, b, cum, sum_c,
+                                                    gain, counts, hist, tokens_cum, prices_v,
+                                                    prices_d, cap)
+                    else:
+                        decision = policy_continue(kind, pi, pf, step, conf, drafted, b)
                     if decision == 0:
                         break
                 if step >= cap_min:  # some requests have no room for this step
@@ -329,11 +365,37 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, pi, pf, p
                 drafted[i] = 0
         for i in range(b):
             verify[i] = drafted[i]
+        if kind == P_ADASPEC and k > 0:
+            total = b
+            if pi[AI_UNIFORM]:
+                total += b * steps
+            else:
+                for i in range(b):
+                    total += drafted[i]
+            target = total
+            if ei[E_PADDING]:
+                target = pad[1, total]
+            v_target = 0.0
+            if b <= target < total:
+                v_target = price_verify(ei, ev, table, att, params, overheads, pad, b,
+                                        context_sum, target)
+            if adaspec_verify(pi, pf, conf, steps, k == 1, drafted, b, cum, sum_c, counts,
+                              prices_v, prices_d, ei[E_PADDING] != 0, total, target, v_target,
+                              new, fscratch, iscratch):
+                for i in range(b):  # the driver's clamp: 0 <= k_i <= drafted_i
+                    v = new[i]
+                    if v < 0:
+                        v = 0
+                    if v > drafted[i]:
+                        v = drafted[i]
+                    verify[i] = v
         if steps:
             accepted_prefix_into(accept, verify, b, accepted)
         else:
             for i in range(b):
                 accepted[i] = 0
+        if kind == P_SMARTSPEC:
+            smartspec_observe(pi, pf, verify, accepted, b)
         for i in range(b):
             emitted[i] = accepted[i] + 1
             accepted_total += accepted[i]
@@ -426,3 +488,38 @@ def policy_continue(kind, pi, pf, step, conf, drafted, b):
     """The policy's ``continue_drafting``: 0 = nobody drafts step ``step``, 1 = everyone
     still drafting continues."""
     return 1
+
+
+@jitable
+def price_verify(ei, ev, table, att, params, overheads, pad, batch, context_sum, tokens):
+    """``IterationCost.verify_s(tokens)``: the estimator's verification of B + sum k_i =
+    ``tokens`` positions (under batch expansion, spread evenly over the batch)."""
+    if ei[E_EXPANDED]:
+        return estimate_verify(ei[E_ESTIMATOR], ev, table, att, params, overheads, tokens,
+                               padded(pad, tokens),
+                               spread_kv_tokens(batch, context_sum, tokens))
+    return estimate_verify(ei[E_ESTIMATOR], ev, table, att, params, overheads, batch,
+                           padded(pad, tokens), context_sum)
+
+
+@jitable
+def price_steps(ei, ef, ev, ed, table, att, params, overheads, pad, batch, context_sum, k_max,
+                counts, tokens_cum, prices_v, prices_d):
+    """``IterationCost``'s prices of s = 0..K draft steps where every request that may,
+    drafts: ``prices_v[s]`` = ``verify_s(B + tokens_cum[s])``, ``prices_d[s]`` =
+    ``draft_s(s)`` (overhead included)."""
+    bonus_rows = 0
+    bonus_context = 0
+    for s in range(k_max + 1):
+        prices_v[s] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
+                                   context_sum, batch + tokens_cum[s])
+    prices_d[0] = 0.0
+    for t in range(k_max):
+        n = counts[t]
+        extra = 0.0
+        if n > 0:
+            rows, kv = draft_share(batch, context_sum, bonus_rows, bonus_context, n, t)
+            if rows > 0:
+                extra = estimate_draft(ei[E_ESTIMATOR], ed, table, att, params, overheads,
+                                       padded(pad, rows), kv)
+        prices_d[t + 1] = next_draft_total(prices_d[t], extra, overheads[O_DRAFTING], t)

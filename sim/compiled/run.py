@@ -47,7 +47,10 @@ def policy_plan(policy):
 def _compiled_classes() -> tuple:
     """Built-in policy classes whose rules the compiled loop runs (exactly these classes: a
     subclass may override a method, so it takes the protocol path)."""
-    return ()
+    from sim.policies.adaspec import AdaSpecPolicy
+    from sim.policies.adaspec_nv import AdaSpecNoVerifierPolicy
+    from sim.policies.smartspec import SmartSpecPolicy
+    return (AdaSpecPolicy, AdaSpecNoVerifierPolicy, SmartSpecPolicy)
 
 
 def why_protocol(policy, latency, estimator, acceptance, engine: str) -> str | None:
@@ -148,6 +151,7 @@ class CompiledRun:
         ei[L.E_ESTIMATOR] = est_kind
         ei[L.E_PAD_SIZE] = size
         ei[L.E_ASKS_EACH_STEP] = int(asks)
+        ei[L.E_PADDING] = int(padding.enabled)
         self.ei = ei
         ef = np.zeros(L.ENGINE_FLOATS)
         ef[L.F_TTFT_SLO] = slo.ttft_s
