@@ -87,10 +87,51 @@ def padded(pad, n):
     return pad[0, n]
 
 
+def policy_work_sizes(n_slots: int, k_max: int) -> tuple[int, int]:
+    """Float and int scratch the adaptive policies' rules need (``policy_work``)."""
+    kk = max(k_max, 1)
+    floats = kk * n_slots + 2 * n_slots + 3 * (kk + 1) + 2 * (kk + 1) * n_slots + 8
+    ints = kk + 2 * (kk + 1) + n_slots + 3 * (kk + 1) * n_slots + n_slots + 8
+    return floats, ints
+
+
+@jitable
+def policy_work(pwf, pwi, n_slots, k_max):
+    """Views of the scratch arrays: (cum, sum_c, gain, prices_v, prices_d, float scratch,
+    goodputs, counts, hist, tokens_cum, new verify lengths, int scratch)."""
+    kk = k_max if k_max > 0 else 1
+    at = 0
+    cum = pwf[at:at + kk * n_slots].reshape((kk, n_slots))
+    at += kk * n_slots
+    sum_c = pwf[at:at + n_slots]
+    at += n_slots
+    gain = pwf[at:at + n_slots]
+    at += n_slots
+    prices_v = pwf[at:at + kk + 1]
+    at += kk + 1
+    prices_d = pwf[at:at + kk + 1]
+    at += kk + 1
+    goodputs = pwf[at:at + kk + 1]
+    at += kk + 1
+    fscratch = pwf[at:]
+    at = 0
+    counts = pwi[at:at + kk]
+    at += kk
+    hist = pwi[at:at + kk + 1]
+    at += kk + 1
+    tokens_cum = pwi[at:at + kk + 1]
+    at += kk + 1
+    new = pwi[at:at + n_slots]
+    at += n_slots
+    iscratch = pwi[at:]
+    return (cum, sum_c, gain, prices_v, prices_d, fscratch, goodputs, counts, hist, tokens_cum,
+            new, iscratch)
+
+
 # ---- the loop -------------------------------------------------------------------------------
 @jitable
 def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, ei, ef, cf, ci, table, pi,
-              pf, pool, rec_i, rec_f, rec_len, rec_steps, fin, wi, wf, wb):
+              pf, pool, rec_i, rec_f, rec_len, rec_steps, fin, wi, wf, wb, pwf, pwi):
     """Run iterations from ``ef[F_NOW]`` until a status (``sim.compiled.layout``) says why
     Python must act; returns it (also in ``ei[E_STATUS]``)."""
     att = f2(cf, ci, CF_ATT)
@@ -113,12 +154,7 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, ei, ef, cf, c
     now = ef[F_NOW]
     plan = wi[W_PLAN:W_PLAN + 4]
     rec_cap = rec_i.shape[1]
-    kk = k_max if k_max > 0 else 1
-    work = (np.zeros((kk, n_slots)), np.zeros(n_slots), np.zeros(n_slots), np.zeros(kk + 1),
-            np.zeros(kk + 1), np.zeros(2 * (kk + 1) * n_slots + 8), np.zeros(kk + 1),
-            np.zeros(kk, dtype=np.int64), np.zeros(kk + 1, dtype=np.int64),
-            np.zeros(kk + 1, dtype=np.int64), np.zeros(n_slots, dtype=np.int64),
-            np.zeros(3 * (kk + 1) * n_slots + n_slots + 8, dtype=np.int64))
+    work = policy_work(pwf, pwi, n_slots, k_max)
     status = ST_IDLE
     while True:
         if ei[E_PENDING] == 0:
@@ -282,6 +318,18 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
         conf = wf[1, :b, :k_max]
         accept = wb[0, :b, :k_max]
         alive = wb[1, 0, :b]
+        bonus = wb[2, 0, :b]
+        expanded = ei[E_EXPANDED] != 0
+        bonus_rows = 0
+        bonus_context = 0
+        if expanded:  # batch expansion: who received a bonus token last iteration
+            for i in range(b):
+                bonus[i] = si[S_BONUS, slots[i]] != 0
+                if bonus[i]:
+                    bonus_rows += 1
+                    bonus_context += context[i]
+            if bonus_rows:
+                bonus_context -= bonus_rows
         drawn = False
         if ei[E_NEEDS_ORACLE]:
             draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept)
@@ -298,7 +346,8 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
             for t in range(k_max):
                 tokens_cum[t + 1] = tokens_cum[t] + counts[t]
             price_steps(ei, ef, ev, ed, table, att, params, overheads, pad, b, context_sum,
-                        k_max, counts, tokens_cum, prices_v, prices_d)
+                        bonus_rows, bonus_context, k_max, counts, tokens_cum, prices_v,
+                        prices_d)
         if kind == P_ADASPEC:
             k = adaspec_begin(pi, pf, b, ef[F_TPOT_SLO], counts, uniform, prices_v, prices_d,
                               cap_max)
@@ -402,8 +451,10 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
         for s in range(steps):
             drafted_total += drafting[s]
         context_sum, verify_rows, tokens, verify_kv = decode_shape_into(
-            context, drafted, verify, b, drafting, steps, ei[E_EXPANDED] != 0, wb[1, 1, :b],
-            False, rows, kv)
+            context, drafted, verify, b, drafting, steps, expanded, bonus, expanded, rows, kv)
+        if expanded:
+            for i in range(b):
+                si[S_BONUS, slots[i]] = 1 if accepted[i] == verify[i] and verify[i] > 0 else 0
         duration = 0.0
         if steps:
             duration = overheads[2]
@@ -503,13 +554,12 @@ def price_verify(ei, ev, table, att, params, overheads, pad, batch, context_sum,
 
 
 @jitable
-def price_steps(ei, ef, ev, ed, table, att, params, overheads, pad, batch, context_sum, k_max,
-                counts, tokens_cum, prices_v, prices_d):
+def price_steps(ei, ef, ev, ed, table, att, params, overheads, pad, batch, context_sum,
+                bonus_rows, bonus_context, k_max, counts, tokens_cum, prices_v, prices_d):
     """``IterationCost``'s prices of s = 0..K draft steps where every request that may,
     drafts: ``prices_v[s]`` = ``verify_s(B + tokens_cum[s])``, ``prices_d[s]`` =
-    ``draft_s(s)`` (overhead included)."""
-    bonus_rows = 0
-    bonus_context = 0
+    ``draft_s(s)`` (overhead included); under batch expansion the draft steps carry their
+    share of the batch's ``bonus_rows`` copy rows (``bonus_context``: their KV)."""
     for s in range(k_max + 1):
         prices_v[s] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
                                    context_sum, batch + tokens_cum[s])

@@ -59,7 +59,7 @@ def why_protocol(policy, latency, estimator, acceptance, engine: str) -> str | N
     from sim.acceptance.model import ParametricAcceptance
     from sim.compiled.tables import supports_truth
     from sim.latency.estimator import TableEstimator
-    from sim.latency.iteration import SINGLE_PASS
+    from sim.latency.iteration import SINGLE_PASS, VLLM_06
 
     plan = policy_plan(policy)
     if isinstance(plan, str):
@@ -71,8 +71,8 @@ def why_protocol(policy, latency, estimator, acceptance, engine: str) -> str | N
         return f"estimator {type(estimator).__name__} has no compiled form"
     if type(acceptance) not in (ParametricAcceptance, FixedAcceptance):
         return f"acceptance model {type(acceptance).__name__} has no compiled form"
-    if engine != SINGLE_PASS:
-        return f"engine {engine} has no compiled form yet"
+    if engine not in (SINGLE_PASS, VLLM_06):
+        return f"engine {engine} has no compiled form"
     return None
 
 
@@ -167,7 +167,12 @@ class CompiledRun:
         width = max(n, 2 * (k_max + 1), 8)
         self.wi = np.zeros((L.WORK_INTS, width), dtype=np.int64)
         self.wf = np.zeros((2, n, max(k_max, 1)))
-        self.wb = np.zeros((2, n, max(k_max, 1)), dtype=np.bool_)
+        # [0]: acceptance outcomes (B, k); [1, 0] and [2, 0]: the alive and bonus masks (B)
+        self.wb = np.zeros((3, n, max(k_max, n)), dtype=np.bool_)
+        from sim.compiled.engine import policy_work_sizes
+        floats, ints = policy_work_sizes(n, k_max)
+        self.pwf = np.zeros(floats)
+        self.pwi = np.zeros(ints, dtype=np.int64)
 
     # ------------------------------------------------------------------ the loop
     def run(self, now_s: float, horizon: tuple[float, float] | None) -> int:
@@ -188,7 +193,7 @@ class CompiledRun:
                 st.cfg, st.sc, st.si, st.sf, st.ri, st.rf, st.running, st.free_slots, st.queue,
                 ei, ef, self.cf, self.ci, self.truth.table, self.pi, self.pf, self.pool,
                 self.rec_i, self.rec_f, self.rec_len, self.rec_steps, self.fin, self.wi,
-                self.wf, self.wb)
+                self.wf, self.wb, self.pwf, self.pwi)
             if status == L.ST_NEED_ENTRY:
                 self.truth.fill(int(ei[L.E_NEED_ROW]), int(ei[L.E_NEED_AT]))
             elif status == L.ST_NEED_PADDED:
