@@ -69,13 +69,11 @@ class ServerSimulation:
         self.slo = slo
         self.rng = rng
         self.progress = progress
-        self.scheduler = Scheduler(scheduler_config, lookahead_tokens=policy.k_max,
-                                   expected_requests=len(workload.requests))
+        self.scheduler = Scheduler(scheduler_config, lookahead_tokens=policy.k_max)
         self.executor = SimDecodeExecutor(acceptance, rng)
         categories = [r.category for r in workload.requests]
         levels = np.asarray(acceptance.request_levels(categories, rng), dtype=float)
         self._keys_by_id = acceptance.draw_keys(levels)  # per-request draw work, done once
-        self._keys = self._keys_by_id.tolist()
         if engine_path not in ENGINE_PATHS:
             raise ConfigError(f"engine_path must be one of {', '.join(ENGINE_PATHS)}, "
                               f"got {engine_path!r}")
@@ -109,13 +107,13 @@ class ServerSimulation:
 
     def _arrivals(self):
         env = self.env
-        keys = self._keys
+        keys = self._keys_by_id
         for request in self.workload.requests:
             delay = request.arrival_s - env.now
             if delay > 0:
                 self._next_arrival = (env.now + delay, env.now)  # SimPy's own sum
                 yield env.timeout(delay)
-            rejected = self.scheduler.arrive(request, env.now, keys[request.id])
+            rejected = self.scheduler.arrive(request, env.now, float(keys[request.id]))
             if rejected is not None:
                 self.finished.append(rejected)
             elif self._wake is not None and not self._wake.triggered:

@@ -28,7 +28,7 @@ from sim.compiled.layout import (
     E_LAST_KIND, E_LEN_N, E_NEED_AT, E_NEED_ROW, E_NEEDS_ORACLE, E_PAD_SIZE, E_PENDING,
     E_POLICY, E_POOL_POS, E_REC_N, E_STEP_N, E_USES_DRAFT, F_HORIZON, F_HORIZON_CREATED,
     F_NOW, F_TPOT_SLO, FLOAT_ENTRIES, K_DECODE, K_PREFILL, P_ADASPEC, P_DISABLE_BY_BATCH,
-    P_SMARTSPEC, P_STATIC, RI_ACCEPTED, E_PADDING,
+    P_SMARTSPEC, P_STATIC, P_THRESHOLD, RI_ACCEPTED, E_PADDING,
     RI_BATCH, RI_CONTEXT, RI_DRAFTED, RI_EMITTED, RI_KIND, RI_KV, RI_LEN_AT, RI_PADDED_BATCH,
     RI_PADDED_TOKENS, RI_QUEUE, RI_STEP_AT, RI_STEPS, RI_VERIFY_ROWS, RI_VERIFY_TOKENS,
     ST_ARRIVAL, ST_BAD_POLICY, ST_FLUSH, ST_IDLE, ST_NEED_ENTRY, ST_NEED_PADDED, ST_NEED_POOL,
@@ -46,6 +46,7 @@ from sim.policies.adaspec import AI_UNIFORM, adaspec_begin, adaspec_continue, ad
 from sim.policies.disable_by_batch import disable_by_batch_k
 from sim.policies.goodput import draft_counts_into, draft_share, next_draft_total, spread_kv_tokens
 from sim.policies.smartspec import smartspec_begin, smartspec_observe
+from sim.policies.threshold import threshold_continue
 
 
 # ---- arenas ---------------------------------------------------------------------------------
@@ -370,6 +371,8 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                         decision = adaspec_continue(pi, pf, step, conf, k == 1, b, cum, sum_c,
                                                     gain, counts, hist, tokens_cum, prices_v,
                                                     prices_d, cap)
+                    elif kind == P_THRESHOLD:
+                        decision = threshold_continue(pf[0], step, conf, drafted, b, fscratch)
                     else:
                         decision = policy_continue(kind, pi, pf, step, conf, drafted, b)
                     if decision == 0:
@@ -527,7 +530,7 @@ def draw(ei, pool, sf, slots, b, k, cells, decay, conf, accept):
 @jitable
 def policy_begin(kind, pi, pf, b, k_max):
     """The policy's ``begin``: draft steps this iteration may run at most."""
-    if kind == P_STATIC:
+    if kind == P_STATIC or kind == P_THRESHOLD:
         return k_max
     if kind == P_DISABLE_BY_BATCH:
         return disable_by_batch_k(b, pi[0], k_max)

@@ -50,7 +50,8 @@ def _compiled_classes() -> tuple:
     from sim.policies.adaspec import AdaSpecPolicy
     from sim.policies.adaspec_nv import AdaSpecNoVerifierPolicy
     from sim.policies.smartspec import SmartSpecPolicy
-    return (AdaSpecPolicy, AdaSpecNoVerifierPolicy, SmartSpecPolicy)
+    from sim.policies.threshold import ThresholdPolicy
+    return (AdaSpecPolicy, AdaSpecNoVerifierPolicy, SmartSpecPolicy, ThresholdPolicy)
 
 
 def why_protocol(policy, latency, estimator, acceptance, engine: str) -> str | None:

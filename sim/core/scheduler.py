@@ -354,7 +354,9 @@ def finish_decode(sc, si, ri, rf, running, free_slots, slots, b, emitted, drafte
 
 class SchedulerState:
     """The arrays of one scheduler (see the layout above); shared by ``Scheduler`` and the
-    compiled loop. Per-request rows grow as requests arrive (``reserve``)."""
+    compiled loop. A request index names a request from its arrival until its finish record
+    is taken (``release``); indices are then reused, so the per-request rows hold the
+    requests in the engine and in the queue, not every request of a run."""
 
     def __init__(self, config: SchedulerConfig, requests: int = 64) -> None:
         n = config.max_num_seqs
@@ -372,11 +374,12 @@ class SchedulerState:
         self.ri = np.zeros((REQ_INT_ROWS, 0), dtype=np.int64)
         self.rf = np.zeros((REQ_FLOAT_ROWS, 0), dtype=np.float64)
         self.queue = np.zeros(0, dtype=np.int64)
-        self.count = 0  # requests queued so far (the next request index)
+        self._free: list[int] = []  # request indices whose requests have left
+        self._next = 0  # indices below this have been handed out
         self.reserve(requests)
 
     def reserve(self, requests: int) -> None:
-        """Room for ``requests`` requests in all: the per-request rows and a waiting ring
+        """Room for ``requests`` requests at once: the per-request rows and a waiting ring
         that also holds every running request (preemptions push them back)."""
         have = self.ri.shape[1]
         if requests > have:
@@ -398,10 +401,17 @@ class SchedulerState:
 
     def enqueue(self, prompt: int, output: int, arrival_s: float, key: float = 0.0) -> int:
         """Queue a new request at the tail of the waiting queue; returns its index."""
-        req = self.count
-        if req >= self.ri.shape[1]:
-            self.reserve(req + 1)
-        self.count = req + 1
+        if self._free:
+            req = self._free.pop()
+        else:
+            req = self._next
+            self._next = req + 1
+            if req >= self.ri.shape[1]:
+                self.reserve(req + 1)
+        if self.queue.shape[0] < int(self.sc[C_QLEN]) + self.si.shape[1] + 2:
+            self.reserve(self._next)
+        self.ri[:, req] = 0
+        self.rf[:, req] = np.nan
         self.ri[R_PROMPT, req] = prompt
         self.ri[R_OUT, req] = output
         self.rf[RF_ARRIVAL, req] = arrival_s
@@ -411,6 +421,10 @@ class SchedulerState:
         self.queue[(sc[C_QHEAD] + sc[C_QLEN]) % cap] = req
         sc[C_QLEN] += 1
         return req
+
+    def release(self, req: int) -> None:
+        """Request index ``req`` is free again (its finish record was taken)."""
+        self._free.append(req)
 
 
 def _kernels():
@@ -440,7 +454,7 @@ class Scheduler:
         self.verified = st.si[S_VERIFIED]
         self.accepted = st.si[S_ACCEPTED]
         self.arrival = st.sf[SF_ARRIVAL]
-        self._requests: list[Request] = []
+        self._requests: dict[int, Request] = {}  # requests in the queue or the engine
         n = config.max_num_seqs
         self._plan = np.zeros((4, n), dtype=np.int64)
         self._finished = np.zeros(n, dtype=np.int64)
@@ -467,8 +481,9 @@ class Scheduler:
         rejected = self.rejection(request)
         if rejected is not None:
             return rejected
-        self._requests.append(request)
-        self.state.enqueue(request.prompt_tokens, request.output_tokens, request.arrival_s, key)
+        req = self.state.enqueue(request.prompt_tokens, request.output_tokens,
+                                 request.arrival_s, key)
+        self._requests[req] = request
         return None
 
     def rejection(self, request: Request) -> FinishedRequest | None:
@@ -521,14 +536,17 @@ class Scheduler:
         return self._requests[req]
 
     def finished_record(self, req: int) -> FinishedRequest:
-        """The finish record of request index ``req`` (after a rule reported it done)."""
+        """The finish record of request index ``req`` (after a rule reported it done); the
+        index is free again afterwards."""
         st = self.state
         ri, rf = st.ri, st.rf
-        return FinishedRequest(
-            self._requests[req], "finished", float(rf[RF_ADMITTED, req]),
+        record = FinishedRequest(
+            self._requests.pop(req), "finished", float(rf[RF_ADMITTED, req]),
             float(rf[RF_FIRST, req]), float(rf[RF_FINISH, req]), int(ri[R_GEN, req]),
             int(ri[R_DRAFTED, req]), int(ri[R_VERIFIED, req]), int(ri[R_ACCEPTED, req]),
             int(ri[R_PREEMPT, req]))
+        st.release(req)
+        return record
 
     # ----------------------------------------------------------------- prefill
     def next_prefill(self, now_s: float) -> list[PrefillChunk]:
