@@ -174,6 +174,7 @@ class CompiledRun:
         floats, ints = policy_work_sizes(n, k_max)
         self.pwf = np.zeros(floats)
         self.pwi = np.zeros(ints, dtype=np.int64)
+        self._args: tuple | None = None
 
     # ------------------------------------------------------------------ the loop
     def run(self, now_s: float, horizon: tuple[float, float] | None) -> int:
@@ -189,12 +190,18 @@ class CompiledRun:
             ei[L.E_HAS_HORIZON] = 1
             ef[L.F_HORIZON], ef[L.F_HORIZON_CREATED] = horizon
         st = self.scheduler.state
+        run_chunk = self._run_chunk
         while True:
-            status = self._run_chunk(
-                st.cfg, st.sc, st.si, st.sf, st.ri, st.rf, st.running, st.free_slots, st.queue,
-                ei, ef, self.cf, self.ci, self.truth.table, self.pi, self.pf, self.pool,
-                self.rec_i, self.rec_f, self.rec_len, self.rec_steps, self.fin, self.wi,
-                self.wf, self.wb, self.pwf, self.pwi)
+            args = self._args
+            if (args is None or args[4] is not st.ri or args[5] is not st.rf
+                    or args[8] is not st.queue or args[13] is not self.truth.table
+                    or args[16] is not self.pool):  # an array was reallocated
+                args = self._args = (
+                    st.cfg, st.sc, st.si, st.sf, st.ri, st.rf, st.running, st.free_slots,
+                    st.queue, ei, ef, self.cf, self.ci, self.truth.table, self.pi, self.pf,
+                    self.pool, self.rec_i, self.rec_f, self.rec_len, self.rec_steps, self.fin,
+                    self.wi, self.wf, self.wb, self.pwf, self.pwi)
+            status = run_chunk(*args)
             if status == L.ST_NEED_ENTRY:
                 self.truth.fill(int(ei[L.E_NEED_ROW]), int(ei[L.E_NEED_AT]))
             elif status == L.ST_NEED_PADDED:
@@ -249,35 +256,37 @@ class CompiledRun:
         count = int(ei[L.E_REC_N])
         if not count:
             return
-        cols = self.rec_i[:, :count].tolist()
+        (kinds, batches, padded_batches, steps, drafted, verify_tokens, padded_tokens, emitted,
+         accepted, queues, contexts, verify_rows, kvs, len_at, step_at) = \
+            self.rec_i[:, :count].tolist()
         starts = self.rec_f[0, :count].tolist()
         durations = self.rec_f[1, :count].tolist()
-        lengths = self.rec_len
-        steps = self.rec_steps
+        used = int(ei[L.E_STEP_N])
+        step_rows = self.rec_steps[0, :used].tolist()
+        step_kv = self.rec_steps[1, :used].tolist()
+        lengths = self.rec_len[:int(ei[L.E_LEN_N])].astype(np.uint8)
         add_prefill, add_decode = log.add_prefill, log.add_decode
+        prefill = L.K_PREFILL
         for r in range(count):
-            if cols[L.RI_KIND][r] == L.K_PREFILL:
-                add_prefill(starts[r], durations[r], cols[L.RI_BATCH][r],
-                            cols[L.RI_VERIFY_TOKENS][r], cols[L.RI_EMITTED][r],
-                            cols[L.RI_QUEUE][r])
+            if kinds[r] == prefill:
+                add_prefill(starts[r], durations[r], batches[r], verify_tokens[r], emitted[r],
+                            queues[r])
                 continue
-            n_steps = cols[L.RI_STEPS][r]
-            batch = cols[L.RI_BATCH][r]
-            if n_steps:
-                at = cols[L.RI_STEP_AT][r]
-                rows = tuple(steps[0, at:at + n_steps].tolist())
-                kv = tuple(steps[1, at:at + n_steps].tolist())
-                at = cols[L.RI_LEN_AT][r]
-                verify = lengths[at:at + batch]
+            n = steps[r]
+            if n:
+                at = step_at[r]
+                rows = tuple(step_rows[at:at + n])
+                kv = tuple(step_kv[at:at + n])
+                at = len_at[r]
+                verify = lengths[at:at + batches[r]]
             else:
                 rows = kv = ()
                 verify = None
-            shape = _Shape(batch, cols[L.RI_CONTEXT][r], cols[L.RI_VERIFY_ROWS][r],
-                           cols[L.RI_VERIFY_TOKENS][r], cols[L.RI_KV][r], rows, kv)
-            add_decode(starts[r], durations[r], shape, cols[L.RI_PADDED_BATCH][r],
-                       cols[L.RI_PADDED_TOKENS][r], cols[L.RI_DRAFTED][r],
-                       cols[L.RI_EMITTED][r], cols[L.RI_ACCEPTED][r], cols[L.RI_QUEUE][r],
-                       verify)
+            add_decode(starts[r], durations[r],
+                       _Shape(batches[r], contexts[r], verify_rows[r], verify_tokens[r], kvs[r],
+                              rows, kv),
+                       padded_batches[r], padded_tokens[r], drafted[r], emitted[r],
+                       accepted[r], queues[r], verify)
         ei[L.E_REC_N] = 0
         ei[L.E_LEN_N] = 0
         ei[L.E_STEP_N] = 0

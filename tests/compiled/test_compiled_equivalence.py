@@ -26,7 +26,7 @@ COMPILED_POLICIES = (
     "adaspec:8,trim=request", "adaspec:6,slo=tokens,trim=request", "adaspec:8,trim=off",
     "adaspec:8,recover=probe,recover_after=8", "adaspec:8,recover=reset", "adaspec-nv:8",
     "smartspec:8", "smartspec:4", "smartspec:8,artifact", "smartspec:8,rate=ema",
-    "smartspec:8,recover=none",
+    "smartspec:8,recover=none", "threshold:0.6,8", "threshold:0.8,3",
 )
 
 
