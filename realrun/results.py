@@ -129,4 +129,6 @@ def to_run_result(policy: str, run: EngineRun, limits: EngineLimits) -> RunResul
     """The run's tables and summary, with measured times, through ``sim.metrics``."""
     requests = requests_frame(run.finished, limits.ttft_slo_s, limits.tpot_slo_s)
     iterations = run.iterations.to_frame()
-    return RunResult(policy, requests, iterations, summarize(requests, iterations), run.wall_s)
+    summary = summarize(requests, iterations)
+    summary["iteration_path"] = "protocol"  # the real engine runs the policy protocol
+    return RunResult(policy, requests, iterations, summary, run.wall_s)
