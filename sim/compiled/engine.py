@@ -14,7 +14,6 @@ and the ``finished`` list.
 
 from __future__ import annotations
 
-import numpy as np
 
 from sim.acceptance.base import accepted_prefix_into, draw_fixed
 from sim.acceptance.model import draw_cells
@@ -91,7 +90,7 @@ def padded(pad, n):
 def policy_work_sizes(n_slots: int, k_max: int) -> tuple[int, int]:
     """Float and int scratch the adaptive policies' rules need (``policy_work``)."""
     kk = max(k_max, 1)
-    floats = kk * n_slots + 2 * n_slots + 3 * (kk + 1) + 2 * (kk + 1) * n_slots + 8
+    floats = kk * n_slots + 3 * n_slots + 3 * (kk + 1) + 2 * (kk + 1) * n_slots + 8
     ints = kk + 2 * (kk + 1) + n_slots + 3 * (kk + 1) * n_slots + n_slots + 8
     return floats, ints
 
@@ -114,6 +113,8 @@ def policy_work(pwf, pwi, n_slots, k_max):
     at += kk + 1
     goodputs = pwf[at:at + kk + 1]
     at += kk + 1
+    keys = pwf[at:at + n_slots]
+    at += n_slots
     fscratch = pwf[at:]
     at = 0
     counts = pwi[at:at + kk]
@@ -126,7 +127,7 @@ def policy_work(pwf, pwi, n_slots, k_max):
     at += n_slots
     iscratch = pwi[at:]
     return (cum, sum_c, gain, prices_v, prices_d, fscratch, goodputs, counts, hist, tokens_cum,
-            new, iscratch)
+            new, iscratch, keys)
 
 
 # ---- the loop -------------------------------------------------------------------------------
@@ -331,13 +332,13 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                     bonus_context += context[i]
             if bonus_rows:
                 bonus_context -= bonus_rows
+        (cum, sum_c, gain, prices_v, prices_d, fscratch, goodputs, counts, hist, tokens_cum,
+         new, iscratch, keys) = work
         drawn = False
         if ei[E_NEEDS_ORACLE]:
-            draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept)
+            draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys)
             drawn = True
         kind = ei[E_POLICY]
-        (cum, sum_c, gain, prices_v, prices_d, fscratch, goodputs, counts, hist, tokens_cum,
-         new, iscratch) = work
         uniform = True
         if kind == P_ADASPEC or kind == P_SMARTSPEC:
             # the cost model (IterationCost): who may draft each step, and the estimator's
@@ -387,7 +388,8 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                             alive[i] = alive[i] and cap[i] > step
                 if everyone:
                     if not drawn:
-                        draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept)
+                        draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept,
+                             keys)
                         drawn = True
                     for i in range(b):
                         conf[i, step] = conf_drawn[i, step]
@@ -402,7 +404,7 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                 if n == 0:
                     break
                 if not drawn:
-                    draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept)
+                    draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys)
                     drawn = True
                 for i in range(b):
                     if alive[i]:
@@ -510,11 +512,10 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
 
 
 @jitable
-def draw(ei, pool, sf, slots, b, k, cells, decay, conf, accept):
+def draw(ei, pool, sf, slots, b, k, cells, decay, conf, accept, keys):
     """One iteration's (B, k) confidences and outcomes from the pool of uniforms (the
     executor's ``draw_with_keys``; the pool holds the generator's numbers in order)."""
     at = ei[E_POOL_POS]
-    keys = np.empty(b)
     for i in range(b):
         keys[i] = sf[SF_KEY, slots[i]]
     size = b * k

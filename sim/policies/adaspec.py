@@ -584,19 +584,48 @@ def _trim_pays(pi, pf, removed, draft_time, v_total, v_target):
 
 
 @jitable
-def _lowest_tokens(cum, drafted, steps, batch, drop, vals, order, rows):
+def _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, ends):
     """The ``drop`` draft tokens with the lowest cumulative confidence (ties: the later
     position first, then the lower batch index): their request indices into ``rows[:drop]``
-    (lowest first) and their values into ``vals[:drop]``; returns how many tokens there are."""
+    (lowest first) and their values into ``vals[:drop]``; returns how many tokens there are.
+
+    c_{i,t} never grows along t (confidences are at most 1), so the lowest tokens are
+    suffixes: the rows' last tokens are merged (``ends``: scratch); a row that does grow
+    falls back to sorting every token."""
     m = 0
+    monotone = True
+    for i in range(batch):
+        d = drafted[i] if drafted[i] < steps else steps
+        ends[i] = d - 1
+        m += d
+        for t in range(1, d):
+            if cum[t, i] > cum[t - 1, i]:
+                monotone = False
+    take = drop if drop < m else m
+    if monotone:
+        for j in range(take):
+            best = -1
+            best_v = 0.0
+            best_t = 0
+            for i in range(batch):
+                t = ends[i]
+                if t < 0:
+                    continue
+                v = cum[t, i]
+                if best < 0 or v < best_v or (v == best_v and t > best_t):
+                    best, best_v, best_t = i, v, t
+            vals[j] = best_v
+            rows[j] = best
+            ends[best] -= 1
+        return m
+    n = 0
     for t in range(steps - 1, -1, -1):  # stable sort by value of (t desc, i asc) order
         for i in range(batch):
             if t < drafted[i]:
-                vals[m] = cum[t, i]
-                rows[m] = i
-                m += 1
-    idx = np.argsort(vals[:m], kind="mergesort")
-    take = drop if drop < m else m
+                vals[n] = cum[t, i]
+                rows[n] = i
+                n += 1
+    idx = np.argsort(vals[:n], kind="mergesort")
     picked_vals = np.empty(take)
     picked_rows = np.empty(take, dtype=np.int64)
     for j in range(take):
@@ -703,7 +732,7 @@ def adaspec_verify(pi, pf, conf, steps, contiguous, drafted, batch, cum, sum_c, 
     if pi[AI_TRIM] == TRIM_TOKEN and not tokens_mode:
         # Fast decision: the d lowest cumulative confidences sum to the same value whatever
         # the tie-breaking, so G(trimmed) is known before choosing which tokens go.
-        m = _lowest_tokens(cum, drafted, steps, batch, drop, vals, iscratch[batch:], rows)
+        m = _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, iscratch[-batch:])
         if drop < m:
             lowest = 0.0 + pairwise_sum(vals, 0, drop)
         else:
@@ -756,7 +785,7 @@ def adaspec_verify(pi, pf, conf, steps, contiguous, drafted, batch, cum, sum_c, 
                   1.0 + low if tokens_mode else 1.0)
     kept = np.empty(batch)
     if pi[AI_TRIM] == TRIM_TOKEN:
-        m = _lowest_tokens(cum, drafted, steps, batch, drop, vals, iscratch[batch:], rows)
+        m = _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, iscratch[-batch:])
         for i in range(batch):
             new[i] = drafted[i]
             kept[i] = 0.0
