@@ -553,6 +553,8 @@ class Scheduler:
         """Admit waiting requests FCFS (and continue chunked prefills) into one prefill
         iteration; empty when nothing can be admitted now."""
         st = self.state
+        if not st.sc[C_QLEN] and not st.sc[C_NPREFILLING]:
+            return []  # nothing waiting, no chunked prefill to continue
         plan = self._plan
         n = self._next_prefill(st.cfg, st.sc, st.si, st.sf, st.ri, st.rf, st.running,
                                st.free_slots, st.queue, float(now_s), plan)
