@@ -17,17 +17,19 @@ from __future__ import annotations
 
 from sim.acceptance.base import accepted_prefix_into, draw_fixed
 from sim.acceptance.model import draw_cells
+import numpy as np
+
 from sim.compiled.jit import jitable
 from sim.compiled.layout import (
     A_PARAMETRIC, CF_ATT, CF_CELLS, CF_DECAY, CF_ED_BUCKETS, CF_ED_EAGER, CF_ED_KNOTS,
     CF_ED_SLOPES, CF_ED_VALUES, CF_EV_BUCKETS, CF_EV_EAGER, CF_EV_SLOPES, CF_EV_TOKEN,
     CF_EV_VALUES, CF_OVERHEADS, CF_PARAMS, CF_SCALARS, CI_ED_INDEX, CI_ED_OFFSETS, CI_EV_BELOW,
-    CI_EV_INDEX, CI_PAD, CI_SCALARS, E_ACCEPTANCE, E_ASKS_EACH_STEP, E_COUNT, E_DECAYS,
+    CI_EV_INDEX, CI_PAD, CI_SCALARS, CI_SIZES, E_ACCEPTANCE, E_ASKS_EACH_STEP, E_COUNT, E_DECAYS,
     E_ESTIMATOR, E_EXPANDED, E_FIN_LAST, E_FIN_N, E_HAS_HORIZON, E_HIGH_WATER, E_KMAX,
     E_LAST_KIND, E_LEN_N, E_NEED_AT, E_NEED_ROW, E_NEEDS_ORACLE, E_PAD_SIZE, E_PENDING,
     E_POLICY, E_POOL_POS, E_REC_N, E_STEP_N, E_USES_DRAFT, F_HORIZON, F_HORIZON_CREATED,
     F_NOW, F_TPOT_SLO, FLOAT_ENTRIES, K_DECODE, K_PREFILL, P_ADASPEC, P_DISABLE_BY_BATCH,
-    P_SMARTSPEC, P_STATIC, P_THRESHOLD, RI_ACCEPTED, E_PADDING,
+    P_ORACLE, P_SMARTSPEC, P_STATIC, P_THRESHOLD, RI_ACCEPTED, E_PADDING,
     RI_BATCH, RI_CONTEXT, RI_DRAFTED, RI_EMITTED, RI_KIND, RI_KV, RI_LEN_AT, RI_PADDED_BATCH,
     RI_PADDED_TOKENS, RI_QUEUE, RI_STEP_AT, RI_STEPS, RI_VERIFY_ROWS, RI_VERIFY_TOKENS,
     ST_ARRIVAL, ST_BAD_POLICY, ST_FLUSH, ST_IDLE, ST_NEED_ENTRY, ST_NEED_PADDED, ST_NEED_POOL,
@@ -44,6 +46,7 @@ from sim.core.speculation import decode_shape_into
 from sim.policies.adaspec import AI_UNIFORM, adaspec_begin, adaspec_continue, adaspec_verify
 from sim.policies.disable_by_batch import disable_by_batch_k
 from sim.policies.goodput import draft_counts_into, draft_share, next_draft_total, spread_kv_tokens
+from sim.policies.oracle import oracle_choose, oracle_queries, water_fill_into
 from sim.policies.smartspec import smartspec_begin, smartspec_observe
 from sim.policies.threshold import threshold_continue
 
@@ -150,6 +153,7 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, ei, ef, cf, c
           f2(cf, ci, CF_ED_EAGER), scal_i[1])
     cells = f2(cf, ci, CF_CELLS)
     decay = f1(cf, ci, CF_DECAY)
+    sizes = i1(ci, CI_SIZES)
     n_slots = si.shape[1]
     k_max = ei[E_KMAX]
     uses_draft = ei[E_USES_DRAFT] != 0
@@ -254,7 +258,7 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, ei, ef, cf, c
             start = now
             duration = decode_iteration(
                 cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att, params,
-                overheads, table, pad, ev, ed, cells, decay, b, start, rec_i, rec_f,
+                overheads, table, pad, ev, ed, cells, decay, sizes, b, start, rec_i, rec_f,
                 rec_len, rec_steps, fin, wi, wf, wb, work)
             if duration < 0.0:
                 status = ST_BAD_POLICY
@@ -272,8 +276,8 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, ei, ef, cf, c
 
 @jitable
 def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att,
-                     params, overheads, table, pad, ev, ed, cells, decay, b, start, rec_i,
-                     rec_f, rec_len, rec_steps, fin, wi, wf, wb, work):
+                     params, overheads, table, pad, ev, ed, cells, decay, sizes, b, start,
+                     rec_i, rec_f, rec_len, rec_steps, fin, wi, wf, wb, work):
     """One decode iteration of batch ``wi[W_SLOTS, :b]`` starting at ``start``; returns its
     duration (negative: the policy broke the protocol)."""
     k_max = ei[E_KMAX]
@@ -356,6 +360,10 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
         elif kind == P_SMARTSPEC:
             k = smartspec_begin(pi, pf, b, cap, uniform, prices_v, prices_d, goodputs,
                                 fscratch)
+        elif kind == P_ORACLE:
+            k = oracle_begin(ei, ev, ed, table, att, params, overheads, pad, sizes, pi, b,
+                             context_sum, bonus_rows, bonus_context, accept, cap, iscratch,
+                             new, fscratch)
         else:
             k = policy_begin(kind, pi, pf, b, k_max)
         if k < 0:
@@ -374,10 +382,17 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                                                     prices_d, cap)
                     elif kind == P_THRESHOLD:
                         decision = threshold_continue(pf[0], step, conf, drafted, b, fscratch)
+                    elif kind == P_ORACLE:
+                        decision = 2  # a mask: the requests whose plan reaches this step
                     else:
                         decision = policy_continue(kind, pi, pf, step, conf, drafted, b)
                     if decision == 0:
                         break
+                    if decision == 2:
+                        for i in range(b):
+                            keep = new[i] > step
+                            alive[i] = keep if everyone else alive[i] and keep
+                        everyone = False
                 if step >= cap_min:  # some requests have no room for this step
                     if everyone:
                         for i in range(b):
@@ -419,6 +434,10 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                 drafted[i] = 0
         for i in range(b):
             verify[i] = drafted[i]
+        if kind == P_ORACLE and k > 0:
+            for i in range(b):
+                v = new[i] if new[i] < drafted[i] else drafted[i]
+                verify[i] = v if v > 0 else 0
         if kind == P_ADASPEC and k > 0:
             total = b
             if pi[AI_UNIFORM]:
@@ -577,3 +596,55 @@ def price_steps(ei, ef, ev, ed, table, att, params, overheads, pad, batch, conte
                 extra = estimate_draft(ei[E_ESTIMATOR], ed, table, att, params, overheads,
                                        padded(pad, rows), kv)
         prices_d[t + 1] = next_draft_total(prices_d[t], extra, overheads[O_DRAFTING], t)
+
+
+@jitable
+def oracle_begin(ei, ev, ed, table, att, params, overheads, pad, sizes, pi, batch, context_sum,
+                 bonus_rows, bonus_context, accept, max_draft, iscratch, plan, fscratch):
+    """``OraclePolicy.begin``: the plan (per-request verify lengths) into ``plan``; returns
+    the most steps any request drafts."""
+    k_cap = pi[0] if pi[0] < accept.shape[1] else accept.shape[1]
+    for i in range(batch):
+        plan[i] = 0
+    if batch == 0 or k_cap == 0:
+        return 0
+    prefix = iscratch[:batch]
+    useful = iscratch[batch:batch + k_cap + 1]
+    avail = iscratch[batch + k_cap + 1:batch + 2 * (k_cap + 1)]
+    top = oracle_queries(accept, k_cap, max_draft, batch, prefix, useful, avail)
+    n_sizes = sizes.shape[0] if sizes[0] >= 0 else 0
+    size_prices = np.zeros(max(n_sizes, 1))
+    for j in range(n_sizes):
+        if batch < sizes[j] < batch + avail[top]:
+            size_prices[j] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
+                                          context_sum, sizes[j])
+    avail_prices = fscratch[:top + 1]
+    draft_prices = fscratch[top + 1:2 * (top + 1)]
+    draft_prices[0] = 0.0
+    for s in range(top + 1):
+        avail_prices[s] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
+                                       context_sum, batch + avail[s])
+    for s in range(1, top + 1):
+        rows, kv = draft_share(batch, context_sum, bonus_rows, bonus_context, useful[s - 1],
+                               s - 1)
+        draft_prices[s] = 0.0
+        if rows > 0:
+            draft_prices[s] = estimate_draft(ei[E_ESTIMATOR], ed, table, att, params,
+                                             overheads, padded(pad, rows), kv)
+    best = np.zeros(3)
+    oracle_choose(batch, top, avail, sizes, n_sizes,
+                  price_verify(ei, ev, table, att, params, overheads, pad, batch, context_sum,
+                               batch),
+                  size_prices, avail_prices, overheads[O_DRAFTING], draft_prices, best)
+    steps = int(best[1])
+    if steps == 0:
+        return 0
+    capped = iscratch[batch + 2 * (k_cap + 1):2 * batch + 2 * (k_cap + 1)]
+    for i in range(batch):
+        capped[i] = prefix[i] if prefix[i] < steps else steps
+    water_fill_into(capped, batch, int(best[2]), plan)
+    k = 0
+    for i in range(batch):
+        if plan[i] > k:
+            k = plan[i]
+    return k

@@ -48,6 +48,7 @@ WORK_INTS = 17
  CF_DECAY, CF_SCALARS) = range(16)
 FLOAT_ENTRIES = 16
 # int arena entries
-CI_PAD, CI_EV_INDEX, CI_EV_BELOW, CI_ED_OFFSETS, CI_ED_INDEX, CI_SCALARS = range(6)
-INT_ENTRIES = 6
-# CF_SCALARS: verify surface token tail; CI_SCALARS: surfaces' max sizes
+CI_PAD, CI_EV_INDEX, CI_EV_BELOW, CI_ED_OFFSETS, CI_ED_INDEX, CI_SCALARS, CI_SIZES = range(7)
+INT_ENTRIES = 7
+# CF_SCALARS: verify surface token tail; CI_SCALARS: surfaces' max sizes; CI_SIZES: the
+# captured graph sizes (one entry -1 when padding is off)

@@ -50,8 +50,10 @@ def _compiled_classes() -> tuple:
     from sim.policies.adaspec import AdaSpecPolicy
     from sim.policies.adaspec_nv import AdaSpecNoVerifierPolicy
     from sim.policies.smartspec import SmartSpecPolicy
+    from sim.policies.oracle import OraclePolicy
     from sim.policies.threshold import ThresholdPolicy
-    return (AdaSpecPolicy, AdaSpecNoVerifierPolicy, SmartSpecPolicy, ThresholdPolicy)
+    return (AdaSpecPolicy, AdaSpecNoVerifierPolicy, SmartSpecPolicy, ThresholdPolicy,
+            OraclePolicy)
 
 
 def why_protocol(policy, latency, estimator, acceptance, engine: str) -> str | None:
@@ -140,7 +142,8 @@ class CompiledRun:
             [self.truth.att, self.truth.params, self.truth.overheads, ev[0], ev[3], ev[4],
              ev[5], ev[7], ed[0], ed[1], ed[2], ed[5], ed[6], cells, decay,
              np.array([ev[1]])],
-            [pad, ev[2], ev[6], ed[3], ed[4], np.array([ev[8], ed[7]])])
+            [pad, ev[2], ev[6], ed[3], ed[4], np.array([ev[8], ed[7]]),
+             np.array(padding.sizes if padding.enabled else (-1,), dtype=np.int64)])
         ei = np.zeros(L.ENGINE_INTS, dtype=np.int64)
         ei[L.E_KMAX] = k_max
         ei[L.E_POLICY] = kind

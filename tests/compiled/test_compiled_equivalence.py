@@ -26,7 +26,7 @@ COMPILED_POLICIES = (
     "adaspec:8,trim=request", "adaspec:6,slo=tokens,trim=request", "adaspec:8,trim=off",
     "adaspec:8,recover=probe,recover_after=8", "adaspec:8,recover=reset", "adaspec-nv:8",
     "smartspec:8", "smartspec:4", "smartspec:8,artifact", "smartspec:8,rate=ema",
-    "smartspec:8,recover=none", "threshold:0.6,8", "threshold:0.8,3",
+    "smartspec:8,recover=none", "threshold:0.6,8", "threshold:0.8,3", "oracle:8", "oracle:3",
 )
 
 
@@ -85,7 +85,7 @@ def test_chunked_prefill_and_long_prompts(policy):
     _assert_same(*_both(workload, policy, config))
 
 
-@pytest.mark.parametrize("policy", ["static:5", "adaspec:8", "smartspec:8"])
+@pytest.mark.parametrize("policy", ["static:5", "adaspec:8", "smartspec:8", "oracle:8"])
 def test_eager_mode_and_the_exact_estimator(conv, policy):
     config = SimConfig(cuda_graphs=False, estimator="exact")
     _assert_same(*_both(conv, policy, config))
@@ -102,3 +102,28 @@ def test_a_users_policy_takes_the_protocol_path_and_says_why(conv):
     result = simulate(conv, FixedK(3), SimConfig(), seed=1)
     assert result.summary["iteration_path"] == "protocol"
     assert "FixedK" in result.summary["iteration_path_reason"]
+
+
+def test_a_subclass_of_a_built_in_policy_takes_the_protocol_path(conv):
+    """A subclass may override a rule, so only the built-in classes themselves compile."""
+    from sim.policies.static import StaticPolicy
+
+    class Mine(StaticPolicy):
+        def begin(self, view):
+            return 1 if view.batch_size > 4 else self.k_max
+
+    result = simulate(conv, Mine(3), SimConfig(), seed=1)
+    assert result.summary["iteration_path"] == "protocol"
+    assert "Mine" in result.summary["iteration_path_reason"]
+
+
+def test_the_cli_records_the_path(tmp_path):
+    import json
+
+    from sim.cli import main
+    out = tmp_path / "run"
+    assert main(["--trace", str(CONV), "--limit", "30", "--policy", "adaspec:8", "--quiet",
+                 "--out", str(out), "--engine-path", "protocol"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["simulated"]["engine_path"] == "protocol"
+    assert summary["policies"]["adaspec:8"]["iteration_path"] == "protocol"
