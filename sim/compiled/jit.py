@@ -100,7 +100,6 @@ def setup() -> None:
     global _READY
     if _READY:
         return
-    import numba
     from numba.extending import register_jitable
 
     for name in RULE_MODULES:
@@ -110,16 +109,15 @@ def setup() -> None:
     if folder is not None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            numba.config.CACHE_DIR = str(folder)
         except OSError:  # an unwritable cache only costs compiling again
             folder = None
-    _CACHE[0] = folder is not None
+    _CACHE[0] = str(folder) if folder is not None else None
     for fn in _JITABLE:
         register_jitable(fn)
     _READY = True
 
 
-_CACHE = [False]
+_CACHE: list[str | None] = [None]
 
 
 def compiled(fn):
@@ -129,7 +127,16 @@ def compiled(fn):
     if dispatcher is None:
         setup()
         import numba
-        dispatcher = numba.njit(cache=_CACHE[0])(fn)
+        folder = _CACHE[0]
+        if folder is None:
+            dispatcher = numba.njit(fn)
+        else:  # numba reads the folder when the dispatcher is made: ours, then the user's
+            previous = numba.config.CACHE_DIR
+            numba.config.CACHE_DIR = folder
+            try:
+                dispatcher = numba.njit(cache=True)(fn)
+            finally:
+                numba.config.CACHE_DIR = previous
         _DISPATCHERS[fn] = dispatcher
     return dispatcher
 
