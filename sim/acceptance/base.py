@@ -79,7 +79,7 @@ class FixedAcceptance:
         conf = np.empty((batch, k))
         accept = np.empty((batch, k), dtype=bool)
         compiled(draw_fixed)(rng.random(batch * k), np.asarray(keys, dtype=np.float64), batch,
-                             k, conf, accept)
+                             k, conf, accept, 0, k)
         return conf, accept
 
 
@@ -107,11 +107,12 @@ def accepted_prefix_into(accept, verify, batch, out):
 
 
 @jitable
-def draw_fixed(v, keys, batch, k, conf, accept):
+def draw_fixed(v, keys, batch, k, conf, accept, first, stop):
     """``FixedAcceptance``'s draw from uniforms ``v`` (B*k, row-major): every token is
-    accepted with its request's probability, which is also its confidence."""
+    accepted with its request's probability, which is also its confidence (positions
+    ``first..stop-1`` only)."""
     for i in range(batch):
         p = keys[i]
-        for j in range(k):
+        for j in range(first, stop):
             conf[i, j] = p
             accept[i, j] = v[i * k + j] < p

@@ -346,19 +346,21 @@ class ParametricAcceptance:
         conf = np.empty((batch, k))
         accept = np.empty((batch, k), dtype=bool)
         compiled(draw_cells)(u, v, np.asarray(keys, dtype=np.float64), batch, k, self._cells,
-                             self.decay(k), self._decay.size > 0, conf, accept)
+                             self.decay(k), self._decay.size > 0, conf, accept, 0, k)
         return conf, accept
 
 
 @jitable
-def draw_cells(u, v, keys, batch, k, cells, decay, decays, conf, accept):
+def draw_cells(u, v, keys, batch, k, cells, decay, decays, conf, accept, first, stop):
     """``ParametricAcceptance.draw_with_keys`` from two blocks of B*k uniforms (row-major,
     ``u`` first, as the generator gives them): the quantile cell ``u * 512 + key``
     (truncated; the key carries the row offset and the 0.5 that rounds), its confidence
-    and P(accept) (times the position decay when ``decays``), accepted when ``v`` is below."""
+    and P(accept) (times the position decay when ``decays``), accepted when ``v`` is below.
+    Only draft positions ``first..stop-1`` are computed (the compiled loop computes a
+    position when a step drafts it; the uniforms are the same either way)."""
     for i in range(batch):
         key = keys[i]
-        for j in range(k):
+        for j in range(first, stop):
             cell = int(u[i * k + j] * (QUANTILE_POINTS - 1) + key)
             conf[i, j] = cells[cell, 0]
             p = cells[cell, 1]

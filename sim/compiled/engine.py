@@ -20,7 +20,7 @@ from sim.acceptance.model import draw_cells
 import numpy as np
 
 from sim.compiled.jit import jitable
-from sim.compiled.layout import (
+from sim.compiled.layout import (E_DRAW_AT,
     A_PARAMETRIC, CF_ATT, CF_CELLS, CF_DECAY, CF_ED_BUCKETS, CF_ED_EAGER, CF_ED_KNOTS,
     CF_ED_SLOPES, CF_ED_VALUES, CF_EV_BUCKETS, CF_EV_EAGER, CF_EV_SLOPES, CF_EV_TOKEN,
     CF_EV_VALUES, CF_OVERHEADS, CF_PARAMS, CF_SCALARS, CI_ED_INDEX, CI_ED_OFFSETS, CI_EV_BELOW,
@@ -340,7 +340,7 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
          new, iscratch, keys) = work
         drawn = False
         if ei[E_NEEDS_ORACLE]:
-            draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys)
+            draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys, True)
             drawn = True
         kind = ei[E_POLICY]
         uniform = True
@@ -404,8 +404,11 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                 if everyone:
                     if not drawn:
                         draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept,
-                             keys)
+                             keys, False)
                         drawn = True
+                    if not ei[E_NEEDS_ORACLE]:
+                        draw_positions(ei, pool, b, k_max, cells, decay, conf_drawn, accept,
+                                       keys, step, step + 1)
                     for i in range(b):
                         conf[i, step] = conf_drawn[i, step]
                         drafted[i] += 1
@@ -419,8 +422,12 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                 if n == 0:
                     break
                 if not drawn:
-                    draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys)
+                    draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys,
+                         False)
                     drawn = True
+                if not ei[E_NEEDS_ORACLE]:
+                    draw_positions(ei, pool, b, k_max, cells, decay, conf_drawn, accept, keys,
+                                   step, step + 1)
                 for i in range(b):
                     if alive[i]:
                         conf[i, step] = conf_drawn[i, step]
@@ -531,20 +538,31 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
 
 
 @jitable
-def draw(ei, pool, sf, slots, b, k, cells, decay, conf, accept, keys):
-    """One iteration's (B, k) confidences and outcomes from the pool of uniforms (the
-    executor's ``draw_with_keys``; the pool holds the generator's numbers in order)."""
+def draw(ei, pool, sf, slots, b, k, cells, decay, conf, accept, keys, every):
+    """Take one iteration's (B, k) block of uniforms from the pool (the executor's
+    ``draw_with_keys``; the pool holds the generator's numbers in order); with ``every``
+    compute every position now (the oracle reads them all), else ``draw_positions``
+    computes a position when a step drafts it."""
     at = ei[E_POOL_POS]
     for i in range(b):
         keys[i] = sf[SF_KEY, slots[i]]
+    ei[E_DRAW_AT] = at
+    size = b * k
+    ei[E_POOL_POS] = at + (2 * size if ei[E_ACCEPTANCE] == A_PARAMETRIC else size)
+    if every:
+        draw_positions(ei, pool, b, k, cells, decay, conf, accept, keys, 0, k)
+
+
+@jitable
+def draw_positions(ei, pool, b, k, cells, decay, conf, accept, keys, first, stop):
+    """Positions ``first..stop-1`` of the block ``draw`` took."""
+    at = ei[E_DRAW_AT]
     size = b * k
     if ei[E_ACCEPTANCE] == A_PARAMETRIC:
         draw_cells(pool[at:at + size], pool[at + size:at + 2 * size], keys, b, k, cells, decay,
-                   ei[E_DECAYS] != 0, conf, accept)
-        ei[E_POOL_POS] = at + 2 * size
+                   ei[E_DECAYS] != 0, conf, accept, first, stop)
     else:
-        draw_fixed(pool[at:at + size], keys, b, k, conf, accept)
-        ei[E_POOL_POS] = at + size
+        draw_fixed(pool[at:at + size], keys, b, k, conf, accept, first, stop)
 
 
 @jitable
