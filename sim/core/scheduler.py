@@ -459,6 +459,7 @@ class Scheduler:
         self._plan = np.zeros((4, n), dtype=np.int64)
         self._finished = np.zeros(n, dtype=np.int64)
         self._wanted = np.zeros((2, n), dtype=np.int64)
+        self._slots = np.zeros(n, dtype=np.int64)
         self._next_prefill, self._finish_prefill, self._prepare_decode, self._finish_decode = \
             _kernels()
 
@@ -584,10 +585,10 @@ class Scheduler:
         """Reserve KV for every decode-ready request's known tokens plus the lookahead,
         preempting the most recently admitted requests on shortage; return the batch slots."""
         st = self.state
-        slots = np.empty(self.config.max_num_seqs, dtype=np.int64)
+        slots = self._slots
         b = self._prepare_decode(st.cfg, st.sc, st.si, st.ri, st.running, st.free_slots,
                                  st.queue, int(lookahead_tokens), slots, self._wanted)
-        return slots[:b]
+        return slots[:b].copy()
 
     def finish_decode(self, slots: np.ndarray, emitted: np.ndarray | int,
                       drafted: np.ndarray | None, verified: np.ndarray | None,
@@ -598,13 +599,18 @@ class Scheduler:
         st = self.state
         slots = np.asarray(slots, dtype=np.int64)
         b = slots.shape[0]
-        emitted = np.broadcast_to(np.asarray(emitted, dtype=np.int64), (b,))
+        if isinstance(emitted, np.ndarray):
+            emitted = emitted.astype(np.int64, copy=False)
+        else:  # a scalar for every request
+            emitted = np.full(b, emitted, dtype=np.int64)
         speculated = drafted is not None
         if not speculated:
             drafted = verified = accepted = emitted
+        else:
+            drafted = np.asarray(drafted, dtype=np.int64)
+            verified = np.asarray(verified, dtype=np.int64)
+            accepted = np.asarray(accepted, dtype=np.int64)
         count = self._finish_decode(
-            st.sc, st.si, st.ri, st.rf, st.running, st.free_slots, slots, b,
-            np.ascontiguousarray(emitted), np.asarray(drafted, dtype=np.int64),
-            np.asarray(verified, dtype=np.int64), np.asarray(accepted, dtype=np.int64),
-            speculated, float(now_s), self._finished)
+            st.sc, st.si, st.ri, st.rf, st.running, st.free_slots, slots, b, emitted, drafted,
+            verified, accepted, speculated, float(now_s), self._finished)
         return [self.finished_record(r) for r in self._finished[:count].tolist()]
