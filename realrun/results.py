@@ -148,4 +148,6 @@ def to_run_result(policy: str, run: EngineRun, limits: EngineLimits) -> RunResul
             raise RuntimeError("lookup log and iteration log differ in length")
         iterations["draft_steps"] = run.lookup_steps
         iterations["draft_cpu_s"] = run.draft_cpu_s
-    return RunResult(policy, requests, iterations, summarize(requests, iterations), run.wall_s)
+    summary = summarize(requests, iterations)
+    summary["iteration_path"] = "protocol"  # the real engine runs the policy protocol
+    return RunResult(policy, requests, iterations, summary, run.wall_s)

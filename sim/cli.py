@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "eagle-2, eagle-3 (feature heads), medusa, hydra (heads), pld "
                              "(prompt lookup), lookahead; trees are verified with a tree mask "
                              "(README 'Speculative methods')")
+    engine.add_argument("--engine-path", choices=("auto", "protocol"), default="auto",
+                        help="auto: the compiled iteration path where the run has a compiled "
+                             "form, else the protocol path; protocol: always the protocol "
+                             "path (same results, slower; for checking). docs/compiled_engine.md")
     parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="seed of every random draw (>= 0)")
     parser.add_argument("--out", metavar="DIR",
@@ -235,7 +239,8 @@ def config_from_args(args: argparse.Namespace, explicit: set[str] | None = None)
                      profile=args.profile, estimator=args.estimator, engine=args.engine,
                      pass_overheads_s=_pass_overheads(args.pass_overhead_ms),
                      dense_ops=args.dense_ops,
-                     method=getattr(args, "method", DEFAULT_METHOD))
+                     method=getattr(args, "method", DEFAULT_METHOD),
+                     engine_path=args.engine_path)
 
 
 def _pass_overheads(text: str | None):
@@ -318,7 +323,8 @@ def _run(args: argparse.Namespace, explicit: set[str]) -> int:
         result = simulate(workload, name, config, seed=args.seed, progress=not args.quiet)
         results.append(result)
         if not args.quiet:
-            print(f"  {name}: simulated in {time.perf_counter() - began:.1f} s", file=sys.stderr)
+            print(f"  {name}: simulated in {time.perf_counter() - began:.1f} s "
+                  f"({result.summary.get('iteration_path', '?')} path)", file=sys.stderr)
     print(format_table({r.policy: r.summary for r in results}), flush=True)
     warnings = [rejection_warning(results)]
     warnings += [overload_warning(r.policy, r.summary.get("load") or {}) for r in results]

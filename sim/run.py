@@ -67,6 +67,9 @@ class SimConfig:
     # "eagle-3", "medusa", "hydra", "pld", "lookahead"; with another method than the draft
     # model, the default acceptance preset becomes that method's (spec-bench-<method>)
     method: str = "draft-model"
+    # "auto": the compiled iteration path wherever the run has a compiled form (sim.compiled),
+    # else the protocol path; "protocol": always the protocol path (for checking)
+    engine_path: str = "auto"
 
     def __post_init__(self) -> None:
         if not (self.ttft_slo_s > 0 and np.isfinite(self.ttft_slo_s)):
@@ -91,6 +94,8 @@ class SimConfig:
                                             and self.acceptance != "spec-bench-vicuna-68m"):
             from sim.drafters.checks import resolve_method_config
             resolve_method_config(self)  # validates; may set the method's acceptance preset
+        if self.engine_path not in ("auto", "protocol"):
+            raise ConfigError(f"engine_path must be 'auto' or 'protocol', got {self.engine_path!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -309,10 +314,16 @@ def simulate(workload: Workload, policy: str | Policy, config: SimConfig | None 
     server = ServerSimulation(workload, policy, latency, estimator, acceptance,
                               build_scheduler_config(config, policy.uses_draft), padding,
                               Slo(config.ttft_slo_s, config.tpot_slo_s), rng,
-                              progress=progress or None, engine=config.engine, plan=plan)
+                              progress=progress or None, engine=config.engine, plan=plan,
+                              engine_path=config.engine_path)
     began = time.perf_counter()
     server.run()
     wall = time.perf_counter() - began
     requests = requests_frame(server.finished, config.ttft_slo_s, config.tpot_slo_s)
     iterations = server.iterations.to_frame()
-    return RunResult(policy.name, requests, iterations, summarize(requests, iterations), wall)
+    summary = summarize(requests, iterations)
+    # which iteration path ran (never hidden): "compiled" or "protocol", and why protocol
+    summary["iteration_path"] = server.engine_path
+    if server.engine_path == "protocol":
+        summary["iteration_path_reason"] = server.protocol_reason
+    return RunResult(policy.name, requests, iterations, summary, wall)

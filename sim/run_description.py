@@ -20,7 +20,7 @@ _DESCRIBED = frozenset({
     "gpu", "target", "draft", "tp", "profile", "ttft_slo_s", "tpot_slo_s", "max_num_seqs",
     "block_size", "max_num_batched_tokens", "chunked_prefill", "gpu_memory_utilization",
     "kv_blocks", "cuda_graphs", "graph_max_size", "acceptance", "estimator", "pass_overheads_s",
-    "dense_ops", "method"})
+    "dense_ops", "method", "engine_path"})
 #: Per-pass overheads a latency model states (``sim.latency.overhead``), as it applies them.
 _OVERHEADS = (("target pass", "target_overhead_s"), ("draft step", "draft_step_overhead_s"),
               ("drafting iteration", "draft_overhead_s"))
@@ -86,7 +86,8 @@ def describe_run(config, latency, profile_sha256: str | None = None) -> dict[str
             "method": {"name": method, "description": get_method(method).describe()},
             "acceptance": config.acceptance,
             "slo": {"ttft_s": config.ttft_slo_s, "tpot_s": config.tpot_slo_s},
-            "estimator": config.estimator, "other": other}
+            "estimator": config.estimator,
+            "engine_path": getattr(config, "engine_path", "auto"), "other": other}
 
 
 def header_lines(described: dict) -> list[str]:
@@ -124,6 +125,8 @@ def header_lines(described: dict) -> list[str]:
     slo = described["slo"]
     rest = (f"acceptance {described['acceptance']}; SLO TTFT {slo['ttft_s'] * 1e3:g} ms, "
             f"TPOT {slo['tpot_s'] * 1e3:g} ms; policies' latency view: {described['estimator']}")
+    if described.get("engine_path") == "protocol":
+        rest += "; iteration path: protocol (forced)"
     lines = [latency, limits, kv, rest]
     method = described.get("method") or {}
     if method.get("name", "draft-model") != "draft-model":  # the default adds no line

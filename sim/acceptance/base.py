@@ -18,6 +18,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from sim.compiled.jit import jitable
 from sim.errors import ConfigError
 
 
@@ -72,18 +73,46 @@ class FixedAcceptance:
 
     def draw_with_keys(self, keys: np.ndarray, k: int, rng: np.random.Generator
                        ) -> tuple[np.ndarray, np.ndarray]:
+        from sim.compiled.jit import compiled
+
         batch = keys.shape[0]
-        conf = np.broadcast_to(keys[:, None], (batch, k))
-        accept = rng.random((batch, k)) < conf
-        return np.array(conf), accept
+        conf = np.empty((batch, k))
+        accept = np.empty((batch, k), dtype=bool)
+        compiled(draw_fixed)(rng.random(batch * k), np.asarray(keys, dtype=np.float64), batch,
+                             k, conf, accept, 0, k)
+        return conf, accept
 
 
 def accepted_prefix(accept: np.ndarray, verify: np.ndarray) -> np.ndarray:
     """Length of the leading run of True in each row of ``accept``, capped at ``verify[i]``."""
-    batch, k = accept.shape
-    if k == 0:
-        return np.zeros(batch, dtype=np.int64)
-    padded = np.zeros((batch, k + 1), dtype=bool)  # a False sentinel ends every run
-    padded[:, :k] = accept
-    # the first False of each row (argmin returns the first minimum), capped at verify[i]
-    return np.minimum(padded.argmin(axis=1), verify).astype(np.int64, copy=False)
+    from sim.compiled.jit import compiled
+
+    batch = accept.shape[0]
+    out = np.zeros(batch, dtype=np.int64)
+    if accept.shape[1]:
+        compiled(accepted_prefix_into)(accept, np.asarray(verify, dtype=np.int64), batch, out)
+    return out
+
+
+@jitable
+def accepted_prefix_into(accept, verify, batch, out):
+    """``accepted_prefix`` of the first ``batch`` rows into ``out``."""
+    k = accept.shape[1]
+    for i in range(batch):
+        cap = verify[i] if verify[i] < k else k
+        j = 0
+        while j < cap and accept[i, j]:
+            j += 1
+        out[i] = j
+
+
+@jitable
+def draw_fixed(v, keys, batch, k, conf, accept, first, stop):
+    """``FixedAcceptance``'s draw from uniforms ``v`` (B*k, row-major): every token is
+    accepted with its request's probability, which is also its confidence (positions
+    ``first..stop-1`` only)."""
+    for i in range(batch):
+        p = keys[i]
+        for j in range(first, stop):
+            conf[i, j] = p
+            accept[i, j] = v[i * k + j] < p

@@ -13,16 +13,19 @@ admitted request is preempted by recompute: its blocks are freed and it returns 
 the waiting queue; on readmission its prompt plus the tokens it already emitted are prefilled
 again, and that prefill emits its next token.
 
-Per-slot state lives in numpy arrays so a decode iteration is a handful of vector operations.
+All state lives in integer and float arrays (``SchedulerState``) and every rule is a
+``@jitable`` function over them (``next_prefill``, ``finish_prefill``, ``prepare_decode``,
+``finish_decode``): the ``Scheduler`` class calls them compiled, and so does the compiled
+iteration loop (``sim.compiled.engine``), so each rule is written once.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
+from sim.compiled.jit import jitable
 from sim.errors import ConfigError
 from sim.workload.request import Request
 
@@ -102,55 +105,367 @@ class PrefillChunk:
     completes: bool
 
 
-class _Seq:
-    """Mutable per-request bookkeeping outside the hot arrays."""
-
-    __slots__ = ("request", "admitted_s", "first_token_s", "preemptions", "prefilled",
-                 "generated", "drafted", "verified", "accepted")
-
-    def __init__(self, request: Request) -> None:
-        self.request = request
-        self.admitted_s = float("nan")
-        self.first_token_s = float("nan")
-        self.preemptions = 0
-        self.prefilled = 0  # tokens of the current (re)prefill already in KV
-        # counters carried across a preemption (the slot arrays hold them while running)
-        self.generated = 0
-        self.drafted = 0
-        self.verified = 0
-        self.accepted = 0
-
-
 def _ceil_div(a, b):
     return -(-a // b)
 
 
-class Scheduler:
-    """Admission, KV accounting, preemption and completion for one engine replica."""
+# ---- state layout ---------------------------------------------------------------------------
+# Every piece of scheduler state is an integer or float array, so that the same rules run
+# from the Python class below and from the compiled loop (``sim.compiled.engine``).
+#: rows of the per-slot integer array ``si`` (slot = row of the real engine's KV cache)
+S_PROMPT, S_GEN, S_OUT, S_BLOCKS, S_DRAFTED, S_VERIFIED, S_ACCEPTED, S_REQ, S_PREFILLING, \
+    S_BONUS = range(10)
+SLOT_INT_ROWS = 10
+#: rows of the per-slot float array ``sf``
+SF_ARRIVAL, SF_KEY = range(2)
+SLOT_FLOAT_ROWS = 2
+#: rows of the per-request integer array ``ri`` (request index = order of arrival)
+R_PROMPT, R_OUT, R_PREEMPT, R_PREFILLED, R_GEN, R_DRAFTED, R_VERIFIED, R_ACCEPTED = range(8)
+REQ_INT_ROWS = 8
+#: rows of the per-request float array ``rf``
+RF_ARRIVAL, RF_ADMITTED, RF_FIRST, RF_FINISH, RF_KEY = range(5)
+REQ_FLOAT_ROWS = 5
+#: the scalars ``sc``: free blocks, preemptions so far, running / free-slot / waiting counts,
+#: head of the waiting ring, prefilling count
+C_FREE, C_PREEMPTIONS, C_NRUN, C_NFREE, C_QHEAD, C_QLEN, C_NPREFILLING = range(7)
+SCALARS = 7
+#: the configuration ``cfg``
+G_KV, G_MAXSEQS, G_BLOCK, G_BUDGET, G_WATERMARK, G_CHUNKED = range(6)
+#: rows of a prefill plan (``next_prefill``'s output): slot, new tokens, cached, completes
+P_SLOT, P_TOKENS, P_CACHED, P_COMPLETES = range(4)
 
-    def __init__(self, config: SchedulerConfig, lookahead_tokens: int = 0) -> None:
+
+@jitable
+def release_slot(sc, si, running, free_slots, slot):
+    """Free ``slot``: its blocks return to the pool, it leaves the running list."""
+    sc[C_FREE] += si[S_BLOCKS, slot]
+    si[S_BLOCKS, slot] = 0
+    n = sc[C_NRUN]
+    p = 0
+    while running[p] != slot:
+        p += 1
+    for q in range(p, n - 1):
+        running[q] = running[q + 1]
+    sc[C_NRUN] = n - 1
+    si[S_REQ, slot] = -1
+    free_slots[sc[C_NFREE]] = slot
+    sc[C_NFREE] += 1
+
+
+@jitable
+def finish_slot(sc, si, ri, rf, running, free_slots, slot, now_s):
+    """The request in ``slot`` has all its tokens: its counters go to its request row, the
+    slot is released; returns the request index."""
+    req = si[S_REQ, slot]
+    ri[R_GEN, req] = si[S_GEN, slot]
+    ri[R_DRAFTED, req] = si[S_DRAFTED, slot]
+    ri[R_VERIFIED, req] = si[S_VERIFIED, slot]
+    ri[R_ACCEPTED, req] = si[S_ACCEPTED, slot]
+    rf[RF_FINISH, req] = now_s
+    release_slot(sc, si, running, free_slots, slot)
+    return req
+
+
+@jitable
+def preempt_slot(sc, si, ri, running, free_slots, queue, slot):
+    """Preempt by recompute: keep emitted tokens and counters, drop the KV; the request goes
+    back to the head of the waiting queue."""
+    req = si[S_REQ, slot]
+    ri[R_PREEMPT, req] += 1
+    ri[R_GEN, req] = si[S_GEN, slot]
+    ri[R_DRAFTED, req] = si[S_DRAFTED, slot]
+    ri[R_VERIFIED, req] = si[S_VERIFIED, slot]
+    ri[R_ACCEPTED, req] = si[S_ACCEPTED, slot]
+    sc[C_PREEMPTIONS] += 1
+    if si[S_PREFILLING, slot]:
+        si[S_PREFILLING, slot] = 0
+        sc[C_NPREFILLING] -= 1
+    release_slot(sc, si, running, free_slots, slot)
+    cap = queue.shape[0]
+    head = sc[C_QHEAD] - 1
+    if head < 0:
+        head += cap
+    sc[C_QHEAD] = head
+    queue[head] = req
+    sc[C_QLEN] += 1
+
+
+@jitable
+def next_prefill(cfg, sc, si, sf, ri, rf, running, free_slots, queue, now_s, plan):
+    """Admit waiting requests FCFS (and continue chunked prefills) into one prefill
+    iteration, written to ``plan`` (rows P_*); returns the number of chunks (0: nothing
+    can be admitted now)."""
+    budget = cfg[G_BUDGET]
+    chunked = cfg[G_CHUNKED] != 0
+    block = cfg[G_BLOCK]
+    n = 0
+    if sc[C_NPREFILLING] > 0:  # unfinished chunked prefills, in admission order
+        for p in range(sc[C_NRUN]):
+            slot = running[p]
+            if not si[S_PREFILLING, slot]:
+                continue
+            done = ri[R_PREFILLED, si[S_REQ, slot]]
+            total = si[S_PROMPT, slot] + si[S_GEN, slot]
+            take = min(total - done, budget)
+            if take <= 0:
+                break
+            plan[P_SLOT, n] = slot
+            plan[P_TOKENS, n] = take
+            plan[P_CACHED, n] = done
+            plan[P_COMPLETES, n] = 1 if done + take == total else 0
+            n += 1
+            budget -= take
+    cap = queue.shape[0]
+    while sc[C_QLEN] > 0 and budget > 0 and sc[C_NRUN] < cfg[G_MAXSEQS]:
+        req = queue[sc[C_QHEAD]]
+        generated = ri[R_GEN, req]
+        total = ri[R_PROMPT, req] + generated
+        if total > budget and not chunked and n > 0:
+            break
+        take = min(total, budget) if chunked else total
+        need = -(-total // block)
+        if need > sc[C_FREE] - cfg[G_WATERMARK]:
+            break
+        head = sc[C_QHEAD] + 1
+        sc[C_QHEAD] = head if head < cap else 0
+        sc[C_QLEN] -= 1
+        sc[C_NFREE] -= 1
+        slot = free_slots[sc[C_NFREE]]
+        si[S_REQ, slot] = req
+        if rf[RF_ADMITTED, req] != rf[RF_ADMITTED, req]:  # NaN: first admission
+            rf[RF_ADMITTED, req] = now_s
+        si[S_PROMPT, slot] = ri[R_PROMPT, req]
+        si[S_GEN, slot] = generated
+        si[S_DRAFTED, slot] = ri[R_DRAFTED, req]
+        si[S_VERIFIED, slot] = ri[R_VERIFIED, req]
+        si[S_ACCEPTED, slot] = ri[R_ACCEPTED, req]
+        si[S_OUT, slot] = ri[R_OUT, req]
+        sf[SF_ARRIVAL, slot] = rf[RF_ARRIVAL, req]
+        si[S_BLOCKS, slot] = need
+        sc[C_FREE] -= need
+        running[sc[C_NRUN]] = slot
+        sc[C_NRUN] += 1
+        ri[R_PREFILLED, req] = 0
+        si[S_PREFILLING, slot] = 1
+        sc[C_NPREFILLING] += 1
+        plan[P_SLOT, n] = slot
+        plan[P_TOKENS, n] = take
+        plan[P_CACHED, n] = 0
+        plan[P_COMPLETES, n] = 1 if take == total else 0
+        n += 1
+        budget -= take
+    return n
+
+
+@jitable
+def finish_prefill(sc, si, ri, rf, running, free_slots, plan, n, now_s, finished):
+    """Account a completed prefill iteration of ``n`` chunks: completed prefills emit one
+    token each. Requests that are done go to ``finished`` (request indices, in chunk order);
+    returns how many."""
+    count = 0
+    for c in range(n):
+        slot = plan[P_SLOT, c]
+        req = si[S_REQ, slot]
+        ri[R_PREFILLED, req] += plan[P_TOKENS, c]
+        if not plan[P_COMPLETES, c]:
+            continue
+        si[S_PREFILLING, slot] = 0
+        sc[C_NPREFILLING] -= 1
+        si[S_GEN, slot] += 1
+        if rf[RF_FIRST, req] != rf[RF_FIRST, req]:
+            rf[RF_FIRST, req] = now_s
+        if si[S_GEN, slot] >= si[S_OUT, slot]:
+            finished[count] = finish_slot(sc, si, ri, rf, running, free_slots, slot, now_s)
+            count += 1
+    return count
+
+
+@jitable
+def decode_slots(sc, si, running, slots):
+    """The decode-ready running requests' slots, in admission order, into ``slots``;
+    returns how many."""
+    b = 0
+    for p in range(sc[C_NRUN]):
+        slot = running[p]
+        if not si[S_PREFILLING, slot]:
+            slots[b] = slot
+            b += 1
+    return b
+
+
+@jitable
+def prepare_decode(cfg, sc, si, ri, running, free_slots, queue, lookahead, slots, wanted):
+    """Reserve KV for every decode-ready request's known tokens plus ``lookahead``,
+    preempting the most recently admitted requests on shortage. The batch's slots go to
+    ``slots``; returns its size (``wanted``: (2, n) scratch)."""
+    b = decode_slots(sc, si, running, slots)
+    if b == 0:
+        return 0
+    block = cfg[G_BLOCK]
+    total = 0
+    for i in range(b):
+        slot = slots[i]
+        held = si[S_BLOCKS, slot]
+        want = (si[S_PROMPT, slot] + si[S_GEN, slot] + lookahead + block - 1) // block
+        if want < held:  # a reservation never shrinks
+            want = held
+        wanted[0, i] = want
+        wanted[1, i] = want - held
+        total += want - held
+    while total > sc[C_FREE]:
+        victim = running[sc[C_NRUN] - 1]
+        prefilling = si[S_PREFILLING, victim]
+        preempt_slot(sc, si, ri, running, free_slots, queue, victim)
+        if prefilling:
+            continue
+        b -= 1
+        total -= wanted[1, b]
+        if b == 0:
+            break
+    if b:
+        for i in range(b):
+            si[S_BLOCKS, slots[i]] = wanted[0, i]
+        sc[C_FREE] -= total
+    return b
+
+
+@jitable
+def finish_decode(sc, si, ri, rf, running, free_slots, slots, b, emitted, drafted, verified,
+                  accepted, speculated, now_s, finished):
+    """Account a decode iteration: request ``slots[i]`` emitted ``emitted[i]`` tokens
+    (already capped at what it still needs) and, when ``speculated``, drafted / verified /
+    accepted that many. Finished requests go to ``finished``; returns how many."""
+    for i in range(b):
+        si[S_GEN, slots[i]] += emitted[i]
+    if speculated:
+        for i in range(b):
+            slot = slots[i]
+            si[S_DRAFTED, slot] += drafted[i]
+            si[S_VERIFIED, slot] += verified[i]
+            si[S_ACCEPTED, slot] += accepted[i]
+    count = 0
+    for i in range(b):
+        slot = slots[i]
+        if si[S_GEN, slot] >= si[S_OUT, slot]:
+            finished[count] = finish_slot(sc, si, ri, rf, running, free_slots, slot, now_s)
+            count += 1
+    return count
+
+
+class SchedulerState:
+    """The arrays of one scheduler (see the layout above); shared by ``Scheduler`` and the
+    compiled loop. A request index names a request from its arrival until its finish record
+    is taken (``release``); indices are then reused, so the per-request rows hold the
+    requests in the engine and in the queue, not every request of a run."""
+
+    def __init__(self, config: SchedulerConfig, requests: int = 64) -> None:
+        n = config.max_num_seqs
+        self.cfg = np.array([config.kv_blocks, n, config.block_size,
+                             config.max_num_batched_tokens, config.watermark_blocks,
+                             int(config.chunked_prefill)], dtype=np.int64)
+        self.sc = np.zeros(SCALARS, dtype=np.int64)
+        self.sc[C_FREE] = config.kv_blocks
+        self.sc[C_NFREE] = n
+        self.si = np.zeros((SLOT_INT_ROWS, n), dtype=np.int64)
+        self.si[S_REQ] = -1
+        self.sf = np.zeros((SLOT_FLOAT_ROWS, n), dtype=np.float64)
+        self.running = np.zeros(n, dtype=np.int64)
+        self.free_slots = np.arange(n - 1, -1, -1, dtype=np.int64)  # pops slot 0 first
+        self.ri = np.zeros((REQ_INT_ROWS, 0), dtype=np.int64)
+        self.rf = np.zeros((REQ_FLOAT_ROWS, 0), dtype=np.float64)
+        self.queue = np.zeros(0, dtype=np.int64)
+        self._free: list[int] = []  # request indices whose requests have left
+        self._next = 0  # indices below this have been handed out
+        self.reserve(requests)
+
+    def reserve(self, requests: int) -> None:
+        """Room for ``requests`` requests at once: the per-request rows and a waiting ring
+        that also holds every running request (preemptions push them back)."""
+        have = self.ri.shape[1]
+        if requests > have:
+            size = max(requests, 2 * have)
+            ri = np.zeros((REQ_INT_ROWS, size), dtype=np.int64)
+            rf = np.full((REQ_FLOAT_ROWS, size), np.nan)
+            ri[:, :have] = self.ri
+            rf[:, :have] = self.rf
+            self.ri, self.rf = ri, rf
+        need = requests + self.si.shape[1] + 1
+        cap = self.queue.shape[0]
+        if need > cap:
+            size = max(need, 2 * cap)
+            head, length = int(self.sc[C_QHEAD]), int(self.sc[C_QLEN])
+            queue = np.zeros(size, dtype=np.int64)
+            queue[:length] = self.queue[(head + np.arange(length)) % cap] if cap else []
+            self.queue = queue
+            self.sc[C_QHEAD] = 0
+
+    def enqueue(self, prompt: int, output: int, arrival_s: float, key: float = 0.0) -> int:
+        """Queue a new request at the tail of the waiting queue; returns its index."""
+        if self._free:
+            req = self._free.pop()
+        else:
+            req = self._next
+            self._next = req + 1
+            if req >= self.ri.shape[1]:
+                self.reserve(req + 1)
+        if self.queue.shape[0] < int(self.sc[C_QLEN]) + self.si.shape[1] + 2:
+            self.reserve(self._next)
+        self.ri[:, req] = 0
+        self.rf[:, req] = np.nan
+        self.ri[R_PROMPT, req] = prompt
+        self.ri[R_OUT, req] = output
+        self.rf[RF_ARRIVAL, req] = arrival_s
+        self.rf[RF_KEY, req] = key
+        cap = self.queue.shape[0]
+        sc = self.sc
+        self.queue[(sc[C_QHEAD] + sc[C_QLEN]) % cap] = req
+        sc[C_QLEN] += 1
+        return req
+
+    def release(self, req: int) -> None:
+        """Request index ``req`` is free again (its finish record was taken)."""
+        self._free.append(req)
+
+
+def _kernels():
+    from sim.compiled.jit import compiled
+    return (compiled(next_prefill), compiled(finish_prefill), compiled(prepare_decode),
+            compiled(finish_decode))
+
+
+class Scheduler:
+    """Admission, KV accounting, preemption and completion for one engine replica.
+
+    A thin Python face over ``SchedulerState`` and the rules above (compiled): the real
+    engine and the protocol path use it; the compiled loop calls the same rules directly.
+    """
+
+    def __init__(self, config: SchedulerConfig, lookahead_tokens: int = 0,
+                 expected_requests: int = 64) -> None:
         self.config = config
         self.lookahead_tokens = int(lookahead_tokens)
+        self.state = SchedulerState(config, expected_requests)
+        st = self.state
+        self.prompt = st.si[S_PROMPT]
+        self.generated = st.si[S_GEN]
+        self.output = st.si[S_OUT]
+        self.blocks = st.si[S_BLOCKS]
+        self.drafted = st.si[S_DRAFTED]
+        self.verified = st.si[S_VERIFIED]
+        self.accepted = st.si[S_ACCEPTED]
+        self.arrival = st.sf[SF_ARRIVAL]
+        self._requests: dict[int, Request] = {}  # requests in the queue or the engine
         n = config.max_num_seqs
-        self.free_blocks = config.kv_blocks
-        self.waiting: deque[_Seq] = deque()
-        self.running: list[int] = []  # slots in admission order (decode-ready and prefilling)
-        self._free_slots = list(range(n - 1, -1, -1))
-        self._seqs: list[_Seq | None] = [None] * n
-        self.prompt = np.zeros(n, dtype=np.int64)
-        self.generated = np.zeros(n, dtype=np.int64)
-        self.output = np.zeros(n, dtype=np.int64)
-        self.blocks = np.zeros(n, dtype=np.int64)
-        self.arrival = np.zeros(n, dtype=np.float64)
-        self.drafted = np.zeros(n, dtype=np.int64)
-        self.verified = np.zeros(n, dtype=np.int64)
-        self.accepted = np.zeros(n, dtype=np.int64)
-        self._decode_cache: np.ndarray | None = None
-        self._prefilling: set[int] = set()
-        self.preemption_count = 0
+        self._plan = np.zeros((4, n), dtype=np.int64)
+        self._finished = np.zeros(n, dtype=np.int64)
+        self._wanted = np.zeros((2, n), dtype=np.int64)
+        self._slots = np.zeros(n, dtype=np.int64)
+        self._next_prefill, self._finish_prefill, self._prepare_decode, self._finish_decode = \
+            _kernels()
 
     # ----------------------------------------------------------------- arrival
-    def arrive(self, request: Request, now_s: float) -> FinishedRequest | None:
+    def arrive(self, request: Request, now_s: float, key: float = 0.0
+               ) -> FinishedRequest | None:
         """Queue a request, or return its rejection record when it can never be served, as
         vLLM 0.6 does:
 
@@ -161,7 +476,19 @@ class Scheduler:
           ``min(max_model_len, max_num_batched_tokens)``, FINISHED_IGNORED, with a warning);
         * ``kv-pool``: prompt + output + the policy's lookahead need more blocks than the pool
           minus the watermark (vLLM's block manager answers AllocStatus.NEVER).
+
+        ``key``: the request's acceptance draw key (kept for the simulator's compiled loop).
         """
+        rejected = self.rejection(request)
+        if rejected is not None:
+            return rejected
+        req = self.state.enqueue(request.prompt_tokens, request.output_tokens,
+                                 request.arrival_s, key)
+        self._requests[req] = request
+        return None
+
+    def rejection(self, request: Request) -> FinishedRequest | None:
+        """The rejection record ``arrive`` would return for ``request`` (None: it queues)."""
         cfg = self.config
         total = request.prompt_tokens + request.output_tokens
         if cfg.max_model_len is not None and total > cfg.max_model_len:
@@ -175,7 +502,6 @@ class Scheduler:
         if need > cfg.kv_blocks - cfg.watermark_blocks:
             return self._reject(request, f"kv-pool: needs {need} KV blocks, the pool has "
                                          f"{cfg.kv_blocks - cfg.watermark_blocks} usable")
-        self.waiting.append(_Seq(request))
         return None
 
     @staticmethod
@@ -185,124 +511,84 @@ class Scheduler:
 
     @property
     def idle(self) -> bool:
-        return not self.waiting and not self.running
+        sc = self.state.sc
+        return not sc[C_QLEN] and not sc[C_NRUN]
 
     @property
     def queue_len(self) -> int:
-        return len(self.waiting)
+        return int(self.state.sc[C_QLEN])
+
+    @property
+    def free_blocks(self) -> int:
+        return int(self.state.sc[C_FREE])
+
+    @property
+    def preemption_count(self) -> int:
+        return int(self.state.sc[C_PREEMPTIONS])
+
+    @property
+    def running(self) -> list[int]:
+        """Slots in admission order (decode-ready and prefilling)."""
+        return self.state.running[:self.state.sc[C_NRUN]].tolist()
 
     def request_at(self, slot: int) -> Request:
-        seq = self._seqs[slot]
-        assert seq is not None
-        return seq.request
+        req = int(self.state.si[S_REQ, slot])
+        assert req >= 0
+        return self._requests[req]
+
+    def finished_record(self, req: int) -> FinishedRequest:
+        """The finish record of request index ``req`` (after a rule reported it done); the
+        index is free again afterwards."""
+        st = self.state
+        ri, rf = st.ri, st.rf
+        record = FinishedRequest(
+            self._requests.pop(req), "finished", float(rf[RF_ADMITTED, req]),
+            float(rf[RF_FIRST, req]), float(rf[RF_FINISH, req]), int(ri[R_GEN, req]),
+            int(ri[R_DRAFTED, req]), int(ri[R_VERIFIED, req]), int(ri[R_ACCEPTED, req]),
+            int(ri[R_PREEMPT, req]))
+        st.release(req)
+        return record
 
     # ----------------------------------------------------------------- prefill
     def next_prefill(self, now_s: float) -> list[PrefillChunk]:
         """Admit waiting requests FCFS (and continue chunked prefills) into one prefill
         iteration; empty when nothing can be admitted now."""
-        cfg = self.config
-        budget = cfg.max_num_batched_tokens
-        chunks: list[PrefillChunk] = []
-        for slot in sorted(self._prefilling, key=self.running.index):  # unfinished chunked prefills
-            seq = self._seqs[slot]
-            total = int(self.prompt[slot] + self.generated[slot])
-            take = min(total - seq.prefilled, budget)
-            if take <= 0:
-                break
-            chunks.append(PrefillChunk(slot, take, seq.prefilled, seq.prefilled + take == total))
-            budget -= take
-        while self.waiting and budget > 0 and len(self.running) < cfg.max_num_seqs:
-            seq = self.waiting[0]
-            req = seq.request
-            generated = seq.generated
-            total = req.prompt_tokens + generated
-            if total > budget and not cfg.chunked_prefill and chunks:
-                break
-            take = min(total, budget) if cfg.chunked_prefill else total
-            need = _ceil_div(total, cfg.block_size)
-            if need > self.free_blocks - cfg.watermark_blocks:
-                break
-            self.waiting.popleft()
-            slot = self._free_slots.pop()
-            self._seqs[slot] = seq
-            if seq.admitted_s != seq.admitted_s:  # NaN: first admission
-                seq.admitted_s = now_s
-            self.prompt[slot] = req.prompt_tokens
-            self.generated[slot] = generated
-            self.drafted[slot] = seq.drafted
-            self.verified[slot] = seq.verified
-            self.accepted[slot] = seq.accepted
-            self.output[slot] = req.output_tokens
-            self.arrival[slot] = req.arrival_s
-            self.blocks[slot] = need
-            self.free_blocks -= need
-            self.running.append(slot)
-            seq.prefilled = 0
-            self._prefilling.add(slot)
-            self._decode_cache = None
-            chunks.append(PrefillChunk(slot, take, 0, take == total))
-            budget -= take
-        return chunks
+        st = self.state
+        if not st.sc[C_QLEN] and not st.sc[C_NPREFILLING]:
+            return []  # nothing waiting, no chunked prefill to continue
+        plan = self._plan
+        n = self._next_prefill(st.cfg, st.sc, st.si, st.sf, st.ri, st.rf, st.running,
+                               st.free_slots, st.queue, float(now_s), plan)
+        if not n:
+            return []
+        rows = plan[:, :n].T.tolist()
+        return [PrefillChunk(slot, tokens, cached, bool(done)) for slot, tokens, cached, done
+                in rows]
 
     def finish_prefill(self, chunks: list[PrefillChunk], now_s: float) -> list[FinishedRequest]:
         """Account a completed prefill iteration: completed prefills emit one token each."""
-        done: list[FinishedRequest] = []
-        for chunk in chunks:
-            seq = self._seqs[chunk.slot]
-            seq.prefilled += chunk.tokens
-            if not chunk.completes:
-                continue
-            self._prefilling.discard(chunk.slot)
-            self._decode_cache = None
-            self.generated[chunk.slot] += 1
-            if seq.first_token_s != seq.first_token_s:
-                seq.first_token_s = now_s
-            if self.generated[chunk.slot] >= self.output[chunk.slot]:
-                done.append(self._finish(chunk.slot, now_s))
-        return done
+        st = self.state
+        plan = np.array([[c.slot, c.tokens, c.cached, int(c.completes)] for c in chunks],
+                        dtype=np.int64).reshape(-1, 4).T.copy()
+        count = self._finish_prefill(st.sc, st.si, st.ri, st.rf, st.running, st.free_slots,
+                                     plan, len(chunks), float(now_s), self._finished)
+        return [self.finished_record(r) for r in self._finished[:count].tolist()]
 
     # ----------------------------------------------------------------- decode
     def decode_slots(self) -> np.ndarray:
         """Slots of the decode-ready running requests, in admission order."""
-        if self._decode_cache is None:
-            if self._prefilling:
-                self._decode_cache = np.fromiter(
-                    (s for s in self.running if s not in self._prefilling), dtype=np.int64)
-            else:
-                self._decode_cache = np.array(self.running, dtype=np.int64)
-        return self._decode_cache
+        st = self.state
+        running = st.running[:st.sc[C_NRUN]]
+        return running[st.si[S_PREFILLING, running] == 0]
 
     def prepare_decode(self, lookahead_tokens: int, now_s: float) -> np.ndarray:
         """Reserve KV for every decode-ready request's known tokens plus the lookahead,
         preempting the most recently admitted requests on shortage; return the batch slots."""
-        slots = self.decode_slots()
-        if slots.size == 0:
-            return slots
-        bs = self.config.block_size
-        held = self.blocks[slots]
-        wanted = self.prompt[slots] + self.generated[slots]
-        wanted += lookahead_tokens + bs - 1
-        wanted //= bs  # blocks for the known tokens plus the lookahead
-        np.maximum(wanted, held, out=wanted)  # a reservation never shrinks
-        need = wanted - held
-        total = sum(need.tolist())
-        while total > self.free_blocks:
-            victim = self.running[-1]
-            self._preempt(victim)
-            if victim in self._prefilling:
-                self._prefilling.discard(victim)
-                continue
-            total -= int(need[-1])
-            need = need[:-1]
-            wanted = wanted[:-1]
-            slots = slots[:-1]
-            if slots.size == 0:
-                break
-        self._decode_cache = slots
-        if slots.size:
-            self.blocks[slots] = wanted
-            self.free_blocks -= total
-        return slots
+        st = self.state
+        slots = self._slots
+        b = self._prepare_decode(st.cfg, st.sc, st.si, st.ri, st.running, st.free_slots,
+                                 st.queue, int(lookahead_tokens), slots, self._wanted)
+        return slots[:b].copy()
 
     def finish_decode(self, slots: np.ndarray, emitted: np.ndarray | int,
                       drafted: np.ndarray | None, verified: np.ndarray | None,
@@ -310,43 +596,21 @@ class Scheduler:
         """Account a decode iteration: request ``slots[i]`` emitted ``emitted[i]`` tokens
         (already capped at what it still needs; a scalar applies to every request) and
         drafted / verified / accepted that many (all None for a plain-decoding iteration)."""
-        generated = self.generated[slots]
-        generated += emitted
-        self.generated[slots] = generated
-        if drafted is not None:  # None: a plain-decoding iteration, nothing drafted
-            add = np.add.at  # slots are distinct: the cheapest scatter-add
-            add(self.drafted, slots, drafted)
-            add(self.verified, slots, verified)
-            add(self.accepted, slots, accepted)
-        finished = slots[generated >= self.output[slots]]
-        return [self._finish(s, now_s) for s in finished.tolist()] if finished.size else []
-
-    # ----------------------------------------------------------------- internals
-    def _finish(self, slot: int, now_s: float) -> FinishedRequest:
-        seq = self._seqs[slot]
-        record = FinishedRequest(
-            seq.request, "finished", seq.admitted_s, seq.first_token_s, now_s,
-            int(self.generated[slot]), int(self.drafted[slot]), int(self.verified[slot]),
-            int(self.accepted[slot]), seq.preemptions)
-        self._release(slot)
-        return record
-
-    def _release(self, slot: int) -> None:
-        self.free_blocks += int(self.blocks[slot])
-        self.blocks[slot] = 0
-        self.running.remove(slot)
-        self._seqs[slot] = None
-        self._free_slots.append(slot)
-        self._decode_cache = None
-
-    def _preempt(self, slot: int) -> None:
-        """Preempt by recompute: keep emitted tokens and counters, drop the KV."""
-        seq = self._seqs[slot]
-        seq.preemptions += 1
-        seq.generated = int(self.generated[slot])
-        seq.drafted = int(self.drafted[slot])
-        seq.verified = int(self.verified[slot])
-        seq.accepted = int(self.accepted[slot])
-        self.preemption_count += 1
-        self._release(slot)
-        self.waiting.appendleft(seq)
+        st = self.state
+        slots = np.asarray(slots, dtype=np.int64)
+        b = slots.shape[0]
+        if isinstance(emitted, np.ndarray):
+            emitted = emitted.astype(np.int64, copy=False)
+        else:  # a scalar for every request
+            emitted = np.full(b, emitted, dtype=np.int64)
+        speculated = drafted is not None
+        if not speculated:
+            drafted = verified = accepted = emitted
+        else:
+            drafted = np.asarray(drafted, dtype=np.int64)
+            verified = np.asarray(verified, dtype=np.int64)
+            accepted = np.asarray(accepted, dtype=np.int64)
+        count = self._finish_decode(
+            st.sc, st.si, st.ri, st.rf, st.running, st.free_slots, slots, b, emitted, drafted,
+            verified, accepted, speculated, float(now_s), self._finished)
+        return [self.finished_record(r) for r in self._finished[:count].tolist()]

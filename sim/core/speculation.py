@@ -12,8 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
-from sim.latency.iteration import (DEFAULT_ENGINE, VLLM_06, DecodeShape, draft_shape,
-                                   expanded_kv_tokens, uniform_expanded_kv_tokens)
+from sim.compiled.jit import jitable
+from sim.latency.iteration import DEFAULT_ENGINE, VLLM_06, DecodeShape
 from sim.policies.base import BatchView, Policy
 
 
@@ -148,55 +148,74 @@ def run_decode_iteration(policy: Policy, view: BatchView, executor: DecodeExecut
 def decode_shape(view: BatchView, outcome: DecodeOutcome) -> DecodeShape:
     """The passes ``view.engine`` runs for the iteration's plan (``sim.latency.iteration``):
     draft step s over the requests with drafted > s (their contexts so far; plus the bonus
-    rows under batch expansion), then verification. Shared by the simulated and the real engine."""
+    rows under batch expansion), then verification. Shared by the simulated and the real
+    engine (``decode_shape_into`` is the rule; the compiled loop calls it too)."""
+    from sim.compiled.jit import compiled
+
     batch = view.batch_size
-    context = view.context_tokens
-    context_sum = view.total_context_tokens
     steps = outcome.draft_steps
-    drafted = outcome.drafted
-    drafting = outcome.drafting  # requests in each draft step
-    everyone = bool(steps) and drafting[-1] == batch  # everyone drafted every step
-    if not steps:
-        step_context: list[int] = []
-    elif everyone:  # the common case
-        step_context = [context_sum] * steps
-    else:
-        # step s runs for the requests with drafted > s, over their contexts so far
-        stopped = np.bincount(drafted, weights=context, minlength=steps + 1).tolist()
-        stopped_context = 0.0  # context of the requests that drafted <= s tokens
-        step_context = []
-        for s in range(steps):
-            stopped_context += stopped[s]
-            step_context.append(int(context_sum - stopped_context))
-    verify = outcome.verify
-    verify_total = sum(drafting) if verify is drafted else sum(verify.tolist())
+    rows = np.zeros(steps, dtype=np.int64)
+    kv = np.zeros(steps, dtype=np.int64)
+    expanded = view.engine == VLLM_06
+    bonus = view.bonus if expanded and view.bonus is not None else _NO_BONUS
+    context_sum, verify_rows, tokens, verify_kv = compiled(decode_shape_into)(
+        np.asarray(view.context_tokens, dtype=np.int64), np.asarray(outcome.drafted,
+                                                                    dtype=np.int64),
+        np.asarray(outcome.verify, dtype=np.int64), batch,
+        np.asarray(outcome.drafting, dtype=np.int64), steps, expanded,
+        np.asarray(bonus, dtype=np.bool_), bonus.shape[0] > 0, rows, kv)
+    return DecodeShape(batch, context_sum, verify_rows, tokens, verify_kv,
+                       tuple(rows.tolist()), tuple(kv.tolist()))
+
+
+_NO_BONUS = np.zeros(0, dtype=bool)
+
+
+@jitable
+def decode_shape_into(context, drafted, verify, batch, drafting, steps, expanded, bonus,
+                      has_bonus, rows, kv):
+    """The rule of ``decode_shape`` on arrays: per draft step s, ``rows[s]`` and ``kv[s]``
+    (``drafting[s]`` requests, those with drafted > s, reading their contexts plus s tokens
+    each; under batch expansion plus one copy row per bonus request still drafting, reading
+    L_i - 1 + s); returns (sum L_i, verification rows, query tokens, KV tokens read)."""
+    context_sum = 0
+    verify_total = 0
+    for i in range(batch):
+        context_sum += context[i]
+        verify_total += verify[i]
+    if steps:
+        # requests (and their contexts) that drafted exactly t tokens, t = 0..steps
+        stopped = np.zeros(steps + 1, dtype=np.int64)
+        stopped_bonus = np.zeros(steps + 1, dtype=np.int64)
+        stopped_bonus_context = np.zeros(steps + 1, dtype=np.int64)
+        bonus_rows = 0
+        bonus_context = 0
+        for i in range(batch):
+            d = drafted[i]
+            stopped[d] += context[i]
+            if expanded and has_bonus and bonus[i]:
+                bonus_rows += 1
+                bonus_context += context[i] - 1
+                stopped_bonus[d] += 1
+                stopped_bonus_context[d] += context[i] - 1
+        step_context = context_sum
+        for t in range(steps):
+            step_context -= stopped[t]
+            bonus_rows -= stopped_bonus[t]
+            bonus_context -= stopped_bonus_context[t]
+            r = drafting[t] + bonus_rows
+            rows[t] = r
+            kv[t] = step_context + bonus_context + t * r
     tokens = batch + verify_total
-    if view.engine != VLLM_06:
-        rows, kv = draft_shape(drafting, step_context)
-        return DecodeShape(batch, context_sum, batch, tokens, context_sum, rows, kv)
-    bonus_rows: list[int] = []
-    bonus_context: list[int] = []
-    if steps and view.bonus_rows:
-        if everyone:
-            bonus_rows = [view.bonus_rows] * steps
-            bonus_context = [view.bonus_context_tokens] * steps
-        else:  # bonus requests still drafting at each step
-            mask = view.bonus
-            left = np.bincount(drafted[mask], minlength=steps + 1)
-            left_ctx = np.bincount(drafted[mask], weights=context[mask] - 1,
-                                   minlength=steps + 1)
-            rows_left = view.bonus_rows - np.cumsum(left)[:steps]
-            ctx_left = view.bonus_context_tokens - np.cumsum(left_ctx)[:steps]
-            bonus_rows = rows_left.tolist()
-            bonus_context = [int(round(c)) for c in ctx_left.tolist()]
-    rows, kv = draft_shape(drafting, step_context, bonus_rows, bonus_context)
+    if not expanded:
+        return context_sum, batch, tokens, context_sum
     if verify_total == 0:
-        verify_kv = context_sum
-    elif everyone and verify is drafted:
-        verify_kv = uniform_expanded_kv_tokens(batch, context_sum, steps)
-    else:
-        verify_kv = expanded_kv_tokens(context.tolist(), verify.tolist())
-    return DecodeShape(batch, context_sum, tokens, tokens, verify_kv, rows, kv)
+        return context_sum, tokens, tokens, context_sum
+    verify_kv = 0
+    for i in range(batch):
+        k = verify[i]
+        verify_kv += (k + 1) * context[i] + k * (k + 1) // 2
+    return context_sum, tokens, tokens, verify_kv
 
 
 _ALL_TRUE: dict[int, np.ndarray] = {}

@@ -27,7 +27,7 @@ def trim_tree(policy, cost, drafted: np.ndarray, steps: int) -> np.ndarray:
     if target < batch or target >= total:
         return drafted
     drop = total - target
-    cum = policy._cum[:steps].T  # (B, steps); 0 past drafted
+    cum = policy.cumulative_confidences(steps)  # (B, steps); 0 past drafted
     widths = np.asarray(plan.tree.widths + (0,) * max(0, steps - plan.max_depth),
                         dtype=np.int64)[:steps]
     valid = np.arange(steps)[None, :] < drafted[:, None]
@@ -50,16 +50,12 @@ def trim_tree(policy, cost, drafted: np.ndarray, steps: int) -> np.ndarray:
     kept_sums = row_sums - removed_conf
     tokens_mode = policy.slo.value == "tokens"
     draft_time = cost.draft_s(steps)
-    expected = policy._expected
-    full = policy._score(expected, draft_time + cost.verify_plan_s(drafted),
+    expected = policy.expected_tokens
+    full = policy.score(expected, draft_time + cost.verify_plan_s(drafted),
                          1.0 + float(row_sums.min()) if tokens_mode else 1.0)
-    trimmed = policy._score(expected - float(removed_conf.sum()),
+    trimmed = policy.score(expected - float(removed_conf.sum()),
                             draft_time + cost.verify_plan_s(new),
                             1.0 + float(kept_sums.min()) if tokens_mode else 1.0)
-    if trimmed >= full:
-        policy.stats["trim_kept"] += 1
-        policy.last_trim = "kept"
-        return new
-    policy.stats["trim_rejected"] += 1
-    policy.last_trim = "rejected"
-    return drafted
+    kept = trimmed >= full
+    policy.record_trim(kept)
+    return new if kept else drafted

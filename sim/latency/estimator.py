@@ -61,11 +61,11 @@ Queries cost a couple of list lookups, a bisect over the 5 buckets (verify) or a
 
 from __future__ import annotations
 
-import bisect
 from typing import Sequence
 
 import numpy as np
 
+from sim.compiled.jit import jitable
 from sim.core.padding import GraphPadding, size_positions
 from sim.errors import ConfigError
 from sim.latency.base import LatencyModel
@@ -117,10 +117,29 @@ class _PiecewiseLinear:
         self.tail = tail
 
     def __call__(self, x: float) -> float:
-        g = bisect.bisect_right(self.knots, x) - 1
-        if g < 0:
-            return self.values[0]
-        return self.values[g] + self.slopes[g] * (x - self.knots[g])
+        return pwl_eval(self.knots, self.values, self.slopes, 0, len(self.knots), x)
+
+
+@jitable
+def bisect_right(a, x, lo, hi):
+    """``bisect.bisect_right(a, x, lo, hi)`` (a rule the compiled loop runs too)."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if x < a[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@jitable
+def pwl_eval(knots, values, slopes, lo, hi, x):
+    """A ``_PiecewiseLinear`` whose knots, values and slopes (tail last) are
+    ``knots[lo:hi]``, ``values[lo:hi]``, ``slopes[lo:hi]``, at ``x``."""
+    g = bisect_right(knots, x, lo, hi) - 1
+    if g < lo:
+        return values[lo]
+    return values[g] + slopes[g] * (x - knots[g])
 
 
 def _rows_in_context(buckets: Sequence[int], grid: list[list[float]], extrapolate: bool
@@ -158,7 +177,10 @@ class _EagerLines:
 
 
 class _VerifySurface:
-    """t(B, T, K) = H(pad T) + Q(B, K / B) of the target (see the module doc)."""
+    """t(B, T, K) = H(pad T) + Q(B, K / B) of the target (see the module doc).
+
+    Kept as flat lists read by ``verify_surface`` (``arrays`` gives the compiled loop the
+    same numbers as numpy arrays)."""
 
     __slots__ = ("token", "token_tail", "buckets", "values", "slopes", "below", "index",
                  "eager", "max_size")
@@ -175,40 +197,70 @@ class _VerifySurface:
         self.buckets = [float(c) for c in buckets]
         self.values = [row.values for row in rows]
         self.slopes = [row.slopes for row in rows]
-        # below[n] = (i, lower size, its width): row i of the size >= n and where n lies
+        # below[:][n] = (i, lower size, its width): row i of the size >= n and where n lies
         # between size i - 1 and size i (width 0: n is a size, or below the smallest).
         positions = size_positions(tuple(sizes))
-        self.below = [(i, sizes[i - 1] if i and sizes[i] != n else sizes[i],
-                       (sizes[i] - sizes[i - 1]) if i and sizes[i] != n else 0)
-                      for n, i in enumerate(positions)]
+        below = [(i, sizes[i - 1] if i and sizes[i] != n else sizes[i],
+                  (sizes[i] - sizes[i - 1]) if i and sizes[i] != n else 0)
+                 for n, i in enumerate(positions)]
+        self.below = [list(column) for column in zip(*below)]
         self.index = positions
         self.max_size = sizes[-1]
-        self.eager = _EagerLines(sizes, buckets, grid, rows[-1], fit_points, extrapolate)
+        eager = _EagerLines(sizes, buckets, grid, rows[-1], fit_points, extrapolate)
+        # above the largest size: rows[-1] (values, slopes) + eager slope (values, slopes)
+        self.eager = [rows[-1].values, rows[-1].slopes, eager.slope.values, eager.slope.slopes]
 
     def __call__(self, batch: int, tokens: int, kv_tokens: float) -> float:
-        batch = batch if batch > 0 else 1
-        if tokens > self.max_size:  # H: the token part
-            t = self.token[-1] + self.token_tail * (tokens - self.max_size)
-        else:
-            t = self.token[self.index[tokens]]
-        c = kv_tokens / batch  # Q: the sequence part, at the unpadded batch
-        if batch >= self.max_size:
-            return t + self.eager(batch, c)
-        j = bisect.bisect_right(self.buckets, c) - 1
-        dc = c - self.buckets[j] if j >= 0 else 0.0
-        j = j if j >= 0 else 0
-        i, s0, width = self.below[batch]
-        hi = self.values[i][j] + self.slopes[i][j] * dc
-        if not width:
-            return t + hi
-        lo = self.values[i - 1][j] + self.slopes[i - 1][j] * dc
-        return t + lo + (hi - lo) * (batch - s0) / width
+        return verify_surface(self.token, self.token_tail, self.index, self.buckets,
+                              self.values, self.slopes, self.below, self.eager, self.max_size,
+                              batch, tokens, kv_tokens)
+
+    def arrays(self) -> tuple:
+        """The surface as numpy arrays, in ``verify_surface``'s argument order."""
+        return (np.asarray(self.token, dtype=np.float64), float(self.token_tail),
+                np.asarray(self.index, dtype=np.int64),
+                np.asarray(self.buckets, dtype=np.float64),
+                np.asarray(self.values, dtype=np.float64),
+                np.asarray(self.slopes, dtype=np.float64),
+                np.asarray(self.below, dtype=np.int64),
+                np.asarray(self.eager, dtype=np.float64), int(self.max_size))
+
+
+@jitable
+def verify_surface(token, token_tail, index, buckets, values, slopes, below, eager, max_size,
+                   batch, tokens, kv_tokens):
+    """``_VerifySurface`` at (B, T, K): H(pad T) + Q(B, K / B) (see the module doc)."""
+    batch = batch if batch > 0 else 1
+    if tokens > max_size:  # H: the token part
+        t = token[len(token) - 1] + token_tail * (tokens - max_size)
+    else:
+        t = token[index[tokens]]
+    c = kv_tokens / batch  # Q: the sequence part, at the unpadded batch
+    nb = len(buckets)
+    if batch >= max_size:
+        return t + (pwl_eval(buckets, eager[0], eager[1], 0, nb, c)
+                    + pwl_eval(buckets, eager[2], eager[3], 0, nb, c) * (batch - max_size))
+    j = bisect_right(buckets, c, 0, nb) - 1
+    dc = c - buckets[j] if j >= 0 else 0.0
+    j = j if j >= 0 else 0
+    i = below[0][batch]
+    s0 = below[1][batch]
+    width = below[2][batch]
+    hi = values[i][j] + slopes[i][j] * dc
+    if not width:
+        return t + hi
+    lo = values[i - 1][j] + slopes[i - 1][j] * dc
+    return t + lo + (hi - lo) * (batch - s0) / width
 
 
 class _DraftSurface:
-    """t(n, K) of the draft: rows raised along the padding ray (see the module doc)."""
+    """t(n, K) of the draft: rows raised along the padding ray (see the module doc).
 
-    __slots__ = ("rows", "index", "eager", "max_size")
+    The rows' knots, values and slopes are kept end to end (row r is
+    ``offsets[r]:offsets[r + 1]``) for ``draft_surface``."""
+
+    __slots__ = ("knots", "values", "slopes", "offsets", "index", "buckets", "eager",
+                 "max_size")
 
     def __init__(self, sizes: Sequence[int], buckets: Sequence[int],
                  table: Sequence[Sequence[float]], fit_points: int, extrapolate: bool) -> None:
@@ -227,17 +279,46 @@ class _DraftSurface:
             if i:
                 values = [max(v, prev(k / r)) for v, k in zip(values, ks)]
             rows.append(_PiecewiseLinear(ks, values, tail))
-        self.rows = rows
+        self.knots = [k for row in rows for k in row.knots]
+        self.values = [v for row in rows for v in row.values]
+        self.slopes = [g for row in rows for g in row.slopes]
+        self.offsets = [0]
+        for row in rows:
+            self.offsets.append(self.offsets[-1] + len(row.knots))
         self.index = size_positions(tuple(sizes))
         self.max_size = sizes[-1]
         last, n_max = rows[-1], sizes[-1]
-        self.eager = _EagerLines(sizes, buckets, grid, lambda c: last(c * n_max), fit_points,
-                                  extrapolate)
+        eager = _EagerLines(sizes, buckets, grid, lambda c: last(c * n_max), fit_points,
+                            extrapolate)
+        self.buckets = [float(c) for c in buckets]
+        self.eager = [eager.slope.values, eager.slope.slopes]
 
     def __call__(self, rows: int, kv_tokens: float) -> float:
-        if rows > self.max_size:
-            return self.eager(rows, kv_tokens / rows)
-        return self.rows[self.index[rows]](kv_tokens)
+        return draft_surface(self.knots, self.values, self.slopes, self.offsets, self.index,
+                             self.buckets, self.eager, self.max_size, rows, kv_tokens)
+
+    def arrays(self) -> tuple:
+        """The surface as numpy arrays, in ``draft_surface``'s argument order."""
+        return (np.asarray(self.knots, dtype=np.float64),
+                np.asarray(self.values, dtype=np.float64),
+                np.asarray(self.slopes, dtype=np.float64),
+                np.asarray(self.offsets, dtype=np.int64), np.asarray(self.index, dtype=np.int64),
+                np.asarray(self.buckets, dtype=np.float64),
+                np.asarray(self.eager, dtype=np.float64), int(self.max_size))
+
+
+@jitable
+def draft_surface(knots, values, slopes, offsets, index, buckets, eager, max_size, rows,
+                  kv_tokens):
+    """``_DraftSurface`` at (n rows, K KV tokens); above the largest size a line in n."""
+    if rows > max_size:
+        c = kv_tokens / rows
+        last = len(offsets) - 2
+        at_max = pwl_eval(knots, values, slopes, offsets[last], offsets[last + 1], c * max_size)
+        return at_max + pwl_eval(buckets, eager[0], eager[1], 0, len(buckets), c) * (
+            rows - max_size)
+    r = index[rows]
+    return pwl_eval(knots, values, slopes, offsets[r], offsets[r + 1], kv_tokens)
 
 
 class TableEstimator:

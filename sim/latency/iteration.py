@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from sim.compiled.jit import jitable
 from sim.errors import ConfigError
 
 SINGLE_PASS = "single-pass"
@@ -124,14 +125,15 @@ def prefill_iteration_s(latency, prompt_tokens: Sequence[int], uses_draft: bool,
 
 
 # ---- shapes: what an engine runs for a plan ----------------------------------------------------
-def expanded_kv_tokens(contexts: Sequence[int], verify: Sequence[int]) -> int:
-    """KV positions batch expansion reads: sum_i (k_i + 1) L_i + k_i (k_i + 1) / 2."""
-    return sum((k + 1) * c + k * (k + 1) // 2 for c, k in zip(contexts, verify))
-
-
+@jitable
 def uniform_expanded_kv_tokens(batch: int, context_tokens: int, k: int) -> int:
     """``expanded_kv_tokens`` when every request verifies k tokens: (k+1) sum L + B k(k+1)/2."""
     return (k + 1) * context_tokens + batch * k * (k + 1) // 2
+
+
+def expanded_kv_tokens(contexts: Sequence[int], verify: Sequence[int]) -> int:
+    """KV positions batch expansion reads: sum_i (k_i + 1) L_i + k_i (k_i + 1) / 2."""
+    return sum((k + 1) * c + k * (k + 1) // 2 for c, k in zip(contexts, verify))
 
 
 def verify_shape(engine: str, batch: int, context_tokens: int, verify_total: int,
@@ -152,6 +154,7 @@ def verify_shape(engine: str, batch: int, context_tokens: int, verify_total: int
     return tokens, tokens, expanded_kv_tokens(contexts, verify)
 
 
+@jitable
 def draft_step_rows(step: int, drafting: int, drafting_context: int, bonus_rows: int = 0,
                     bonus_context: int = 0) -> tuple[int, int]:
     """(rows, KV tokens) of draft step ``step``: the ``drafting`` requests (summed context

@@ -35,6 +35,7 @@ from typing import Mapping
 
 import numpy as np
 
+from sim.compiled.jit import jitable
 from sim.errors import ConfigError
 
 
@@ -100,29 +101,51 @@ class AttentionFit:
     def kv_fraction(self, batch: float) -> float:
         """Fraction of the bandwidth the decode kernel reads KV at: log-linear in the batch
         between 1 and 128, constant outside."""
-        if batch <= 1:
-            return self.decode_kv_fraction_batch1
-        if batch >= 128:
-            return self.decode_kv_fraction_batch128
-        w = math.log2(batch) / 7.0
-        return (self.decode_kv_fraction_batch1
-                + w * (self.decode_kv_fraction_batch128 - self.decode_kv_fraction_batch1))
+        return kv_fraction(self.decode_kv_fraction_batch1, self.decode_kv_fraction_batch128,
+                           batch)
 
     def causal_fraction(self, chunk_tokens: float) -> float:
         """Fraction of peak FLOP/s of the causal part of a prefill chunk of this size."""
-        f = self.causal_ref_fraction * (chunk_tokens / self.causal_ref_tokens) ** self.causal_exponent
-        return f if f < self.causal_cap else self.causal_cap
+        return causal_fraction(self.causal_ref_fraction, self.causal_ref_tokens,
+                               self.causal_exponent, self.causal_cap, chunk_tokens)
 
     def prefix_fraction(self, chunk_tokens: float) -> float:
         """Fraction of peak FLOP/s of a chunk's attention over its cached prefix."""
-        lo, hi = self.prefix_small_tokens, self.prefix_large_tokens
-        if chunk_tokens <= lo:
-            return self.prefix_small_fraction
-        if chunk_tokens >= hi:
-            return self.prefix_large_fraction
-        w = math.log(chunk_tokens / lo) / math.log(hi / lo)
-        return self.prefix_small_fraction + w * (self.prefix_large_fraction
-                                                 - self.prefix_small_fraction)
+        return prefix_fraction(self.prefix_small_tokens, self.prefix_large_tokens,
+                               self.prefix_small_fraction, self.prefix_large_fraction,
+                               chunk_tokens)
+
+
+# The attention efficiencies as plain functions of numbers (rules the compiled loop calls too).
+@jitable
+def kv_fraction(batch1: float, batch128: float, batch: float) -> float:
+    """``AttentionFit.kv_fraction``."""
+    if batch <= 1:
+        return batch1
+    if batch >= 128:
+        return batch128
+    w = math.log2(batch) / 7.0
+    return batch1 + w * (batch128 - batch1)
+
+
+@jitable
+def causal_fraction(ref_fraction: float, ref_tokens: float, exponent: float, cap: float,
+                    chunk_tokens: float) -> float:
+    """``AttentionFit.causal_fraction``."""
+    f = ref_fraction * (chunk_tokens / ref_tokens) ** exponent
+    return f if f < cap else cap
+
+
+@jitable
+def prefix_fraction(lo: float, hi: float, small: float, large: float,
+                    chunk_tokens: float) -> float:
+    """``AttentionFit.prefix_fraction``."""
+    if chunk_tokens <= lo:
+        return small
+    if chunk_tokens >= hi:
+        return large
+    w = math.log(chunk_tokens / lo) / math.log(hi / lo)
+    return small + w * (large - small)
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from sim.compiled.jit import jitable
 from sim.latency.measured import LayerRows, MeasuredLayer
 from sim.latency.models import ModelSpec
 from sim.latency.ops import (AllReduceFit, AttentionFit, GemmFit, GpuFit, all_reduce_s,
-                             elementwise_s, gemm_s)
+                             causal_fraction, elementwise_s, gemm_s, kv_fraction,
+                             prefix_fraction)
 
 
 def layer_gemm_shapes(model: ModelSpec, tp: int) -> dict[str, tuple[int, int]]:
@@ -102,6 +104,13 @@ class PassCosts:
                            for b in range(DECODE_TABLE_SIZE)]
         self._dec_kv = [model.layers * kv_layer_rank / (bytes_per_s * a.kv_fraction(max(b, 1)))
                         for b in range(DECODE_TABLE_SIZE)]
+        self.attention_params = (
+            model.layers, a.decode_fixed_s, a.decode_per_seq_s, kv_layer_rank, bytes_per_s,
+            a.decode_kv_fraction_batch1, a.decode_kv_fraction_batch128, self._dec_pair_small_s,
+            self._dec_pair_s, a.prefix_small_tokens, a.prefix_small_fraction,
+            a.prefix_large_tokens, a.prefix_large_fraction, self.flops_per_pair,
+            a.prefill_fixed_s, peak_flops, a.causal_ref_tokens, a.causal_ref_fraction,
+            a.causal_exponent, a.causal_cap, DECODE_TABLE_SIZE)
 
     # ---- token-only terms -----------------------------------------------------------------
     def layer_op_s(self, op: str, tokens: int) -> float:
@@ -174,31 +183,63 @@ class PassCosts:
     def decode_attention_s(self, batch: int, tokens: int, context_tokens: float) -> float:
         """All layers' attention of a decode/verification pass: ``batch`` sequences, ``tokens``
         query positions, ``context_tokens`` cached positions in total."""
-        if batch < DECODE_TABLE_SIZE:
-            floor = self._dec_floor[batch]
-            kv_read = self._dec_kv[batch] * (context_tokens + tokens)
-        else:
-            a = self.attention
-            floor = self.layers * (a.decode_fixed_s + a.decode_per_seq_s * batch)
-            kv_read = (self.layers * self.kv_bytes_per_token_layer * (context_tokens + tokens)
-                       / (self.bytes_per_s * a.kv_fraction(batch)))
-        per_seq = tokens / batch
-        pairs = tokens * (context_tokens / batch + (per_seq + 1.0) * 0.5)
-        compute = pairs * (self._dec_pair_small_s if per_seq <= self._prefix_small_tokens
-                           else self._dec_pair_s / self.attention.prefix_fraction(per_seq))
-        return floor + (kv_read if kv_read > compute else compute)
+        return decode_attention(self.attention_params, self._dec_floor, self._dec_kv, batch,
+                                tokens, context_tokens)
 
     def prefill_attention_s(self, chunks: Sequence[tuple[int, int]]) -> float:
         """All layers' attention of one prefill pass over ``(new tokens, cached tokens)``
         chunks: causal attention among the new tokens plus attention over the cached prefix."""
-        a = self.attention
-        flops_s = 0.0
-        for c, kv in chunks:
-            if c <= 0:
-                continue
-            flops_s += self.flops_per_pair * c * (c + 1) / 2.0 / a.causal_fraction(c)
-            if kv > 0:
-                flops_s += self.flops_per_pair * c * kv / a.prefix_fraction(c)
-        if flops_s == 0.0:
-            return 0.0
-        return self.layers * (a.prefill_fixed_s + flops_s / self.peak_flops)
+        news = [c for c, _ in chunks]
+        return prefill_attention(self.attention_params, news, [kv for _, kv in chunks],
+                                 len(news))
+
+
+# Attention parameters as one tuple (an array in compiled code): positions of each constant.
+(A_LAYERS, A_DEC_FIXED, A_DEC_PER_SEQ, A_KV_BYTES, A_BYTES_PER_S, A_KV_BATCH1, A_KV_BATCH128,
+ A_PAIR_SMALL, A_PAIR, A_PREFIX_SMALL_TOKENS, A_PREFIX_SMALL, A_PREFIX_LARGE_TOKENS,
+ A_PREFIX_LARGE, A_FLOPS_PER_PAIR, A_PREFILL_FIXED, A_PEAK_FLOPS, A_CAUSAL_TOKENS,
+ A_CAUSAL_FRACTION, A_CAUSAL_EXPONENT, A_CAUSAL_CAP, A_TABLE_SIZE) = range(21)
+
+
+@jitable
+def decode_attention(a, floor_table, kv_table, batch, tokens, context_tokens):
+    """``PassCosts.decode_attention_s`` with the constants ``a`` (``attention_params``) and
+    the per-batch tables."""
+    if batch < a[A_TABLE_SIZE]:
+        floor = floor_table[batch]
+        kv_read = kv_table[batch] * (context_tokens + tokens)
+    else:
+        floor = a[A_LAYERS] * (a[A_DEC_FIXED] + a[A_DEC_PER_SEQ] * batch)
+        kv_read = (a[A_LAYERS] * a[A_KV_BYTES] * (context_tokens + tokens)
+                   / (a[A_BYTES_PER_S] * kv_fraction(a[A_KV_BATCH1], a[A_KV_BATCH128], batch)))
+    per_seq = tokens / batch
+    pairs = tokens * (context_tokens / batch + (per_seq + 1.0) * 0.5)
+    if per_seq <= a[A_PREFIX_SMALL_TOKENS]:
+        compute = pairs * a[A_PAIR_SMALL]
+    else:
+        compute = pairs * (a[A_PAIR] / prefix_fraction(
+            a[A_PREFIX_SMALL_TOKENS], a[A_PREFIX_LARGE_TOKENS], a[A_PREFIX_SMALL],
+            a[A_PREFIX_LARGE], per_seq))
+    return floor + (kv_read if kv_read > compute else compute)
+
+
+@jitable
+def prefill_attention(a, news, cached, n):
+    """``PassCosts.prefill_attention_s`` over ``n`` chunks of ``news[i]`` new tokens after
+    ``cached[i]`` cached ones, with the constants ``a``."""
+    flops_s = 0.0
+    pair = a[A_FLOPS_PER_PAIR]
+    for i in range(n):
+        c = news[i]
+        kv = cached[i]
+        if c <= 0:
+            continue
+        flops_s += pair * c * (c + 1) / 2.0 / causal_fraction(
+            a[A_CAUSAL_FRACTION], a[A_CAUSAL_TOKENS], a[A_CAUSAL_EXPONENT], a[A_CAUSAL_CAP], c)
+        if kv > 0:
+            flops_s += pair * c * kv / prefix_fraction(
+                a[A_PREFIX_SMALL_TOKENS], a[A_PREFIX_LARGE_TOKENS], a[A_PREFIX_SMALL],
+                a[A_PREFIX_LARGE], c)
+    if flops_s == 0.0:
+        return 0.0
+    return a[A_LAYERS] * (a[A_PREFILL_FIXED] + flops_s / a[A_PEAK_FLOPS])

@@ -67,21 +67,17 @@ from __future__ import annotations
 
 import math
 from enum import Enum
-from functools import lru_cache
-from itertools import accumulate
 
 import numpy as np
 
+from sim.compiled.jit import compiled, jitable
 from sim.errors import ConfigError
 from sim.policies.base import BatchView, Policy
-from sim.policies.goodput import (
-    IterationCost,
-    SloMode,
-    feasible,
-    slo_limit_s,
-)
+from sim.policies.goodput import (IterationCost, SloMode, array_sum, feasible_time,
+                                  pairwise_sum, slo_limit)
 from sim.policies.params import check_enum, check_k, check_unit
-from sim.policies.recovery import Recovery, RecoverMode
+from sim.policies.recovery import (STATE_FLOATS, STATE_INTS, Recovery, RecoverMode,
+                                   recovery_drafted, recovery_value)
 
 _NEG_INF = -math.inf
 DEFAULT_CBAR_WEIGHT = 0.1
@@ -110,7 +106,12 @@ class LostMode(str, Enum):
 
 
 class AdaSpecPolicy(Policy):
-    """The AdaSpec policy; see the module docstring for the exact rules."""
+    """The AdaSpec policy; see the module docstring for the exact rules.
+
+    The rules are the ``@jitable`` functions below (``adaspec_begin``, ``adaspec_continue``,
+    ``adaspec_verify``), over the state arrays ``_pi`` / ``_pf`` (layout ``AI_*`` / ``AF_*``):
+    this class calls them compiled for the protocol path, with prices from the view's
+    estimator, and the compiled loop calls them directly (``compiled_state``)."""
 
     base_name = "adaspec"
     default_trim = TrimMode.TOKEN
@@ -135,19 +136,21 @@ class AdaSpecPolicy(Policy):
         self.cbar0 = check_unit(cbar0, "cbar0")
         self.cbar_weight = check_unit(DEFAULT_CBAR_WEIGHT if cbar_weight is None else cbar_weight,
                                       "cbar_weight", open_low=True)
-        self.cbar = self.cbar0
-        self.cbar_used = self.cbar0
-        self._conf_total = 0.0  # cbar=cumulative: sum and count of the confidences folded in
-        self._conf_count = 0
-        self.recovery = Recovery(recover, self.cbar0, recover_after)
+        pi = self._pi = np.zeros(AI_SIZE, dtype=np.int64)
+        pf = self._pf = np.zeros(AF_SIZE)
+        pi[AI_K] = self.k_max
+        pi[AI_SLO] = _SLO_CODES[self.slo]
+        pi[AI_LOST] = 1 if self.lost is LostMode.PLAIN else 0
+        pi[AI_TRIM] = _TRIM_CODES[self.trim]
+        pi[AI_CBAR_MODE] = 1 if self.cbar_mode is CbarMode.EMA else 0
+        pf[AF_CBAR] = pf[AF_CBAR_USED] = self.cbar0
+        pf[AF_CBAR_WEIGHT] = self.cbar_weight
+        self.recovery = Recovery(recover, self.cbar0, recover_after,
+                                 pi[AI_REC:AI_REC + STATE_INTS], pf[AF_REC:AF_REC + STATE_FLOATS])
         self.name = self._canonical_name()
-        self.stats = {"iterations": 0, "slo_lost": 0, "precheck_plain": 0, "stop_after_step": 0,
-                      "stop_before_step": 0, "trim_kept": 0, "trim_rejected": 0, "recovering": 0}
         self._cost: IterationCost | None = None
-        # c_{i,t} (cumulative draft confidence) at [t, i], filled step by step by _absorb
-        self._cum = np.empty((0, 0))
-        self._ones = np.ones(0)
-        self._positions = np.arange(self.k_max)[:, None]  # draft positions as a column
+        self._batch = -1
+        self._work: tuple = ()
 
     def _canonical_name(self) -> str:
         """The spec string with non-default options only (``make_policy`` rebuilds it); the
@@ -174,308 +177,672 @@ class AdaSpecPolicy(Policy):
             return f"{self.base_name}:{self.k_max},artifact"
         return f"{self.base_name}:" + ",".join(parts)
 
-    # -- per-iteration helpers -------------------------------------------------------------
+    # -- telemetry (read-only views of the state) ----------------------------------------------
+    @property
+    def cbar(self) -> float:
+        """The stored mean draft confidence."""
+        return float(self._pf[AF_CBAR])
 
-    def _score(self, expected: float, time_s: float, min_tokens: float) -> float:
-        """G = E / T, or -inf for an infeasible configuration (``goodput.feasible``; the
-        strict form is the per-iteration budget ``self._budget_s``, inf when unconstrained)."""
-        if time_s > self._budget_s or (
-                self._per_token and not feasible(time_s, min_tokens, self._slo_s, self.slo)):
-            return _NEG_INF
-        return expected / time_s if time_s > 0.0 else 0.0
+    @cbar.setter
+    def cbar(self, value: float) -> None:
+        self._pf[AF_CBAR] = value
+
+    @property
+    def cbar_used(self) -> float:
+        """The value the last iteration decided with (after recovery)."""
+        return float(self._pf[AF_CBAR_USED])
+
+    @property
+    def g0(self) -> float:
+        return float(self._pf[AF_G0])
+
+    @property
+    def best(self) -> float:
+        return float(self._pf[AF_BEST])
+
+    @property
+    def predicted(self) -> float:
+        return float(self._pf[AF_PREDICTED])
+
+    @property
+    def last_trim(self) -> str:
+        return _TRIM_OUTCOMES[int(self._pi[AI_LAST_TRIM])]
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {name: int(self._pi[AI_STATS + i]) for i, name in enumerate(STAT_NAMES)}
+
+    def compiled_state(self):
+        """(policy kind, int state, float state, asks every step) for the compiled loop;
+        a string when this configuration has no compiled form."""
+        from sim.compiled.layout import P_ADASPEC
+        return P_ADASPEC, self._pi, self._pf, True
 
     # -- protocol --------------------------------------------------------------------------
 
+    def _arrays(self, batch: int) -> tuple:
+        if self._batch != batch:
+            k = self.k_max
+            self._batch = batch
+            self._work = (np.zeros((k, batch)), np.zeros(batch), np.zeros(batch),
+                          np.zeros(k + 1), np.zeros(k + 1), np.zeros(2 * (k + 1) * batch),
+                          np.zeros(3 * (k + 1) * batch + batch, dtype=np.int64))
+        return self._work
+
     def begin(self, view: BatchView) -> int:
-        k = self._begin(view)
-        self.recovery.drafted(k > 0)
+        batch = view.batch_size
+        cum, sum_c, gain, prices_v, prices_d, fscratch, iscratch = self._arrays(max(batch, 1))
+        k_cap = self.k_max
+        self._cost = None
+        cost = None
+        counts = np.zeros(k_cap, dtype=np.int64)
+        uniform = True
+        cap_max = 0
+        if batch:
+            cost = IterationCost(view, k_cap)
+            counts[:] = cost.draft_counts
+            uniform = cost.uniform
+            prices_v[:] = np.nan
+            prices_d[:] = np.nan
+            prices_v[0] = cost.verify_s(batch)
+            if counts[0] > 0:
+                prices_v[1] = cost.verify_s(batch + int(counts[0]))
+                prices_d[1] = cost.draft_s(1)
+            if not uniform:
+                cap_max = int(max(view.max_draft_tokens.tolist()))
+        tpot = float(view.tpot_slo_s) if view.tpot_slo_s is not None else math.inf
+        k = int(compiled(adaspec_begin)(self._pi, self._pf, batch, tpot, counts, uniform,
+                                        prices_v, prices_d, cap_max))
+        if self._pi[AI_ACTIVE]:
+            self._cost = cost
+            self._counts = counts
+            self._tokens_cum = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            self._max_draft = np.asarray(view.max_draft_tokens, dtype=np.int64)
+            self._hist = (np.asarray(cost.limit_counts, dtype=np.int64)
+                          if cost.limit_counts is not None
+                          else np.zeros(k_cap + 1, dtype=np.int64))
         return k
 
-    def _begin(self, view: BatchView) -> int:
-        self.stats["iterations"] += 1
-        self._cost = None
-        batch = view.batch_size
-        if batch == 0:
-            return 0
-        cbar = self.cbar_used = self.recovery.value(self.cbar)
-        if self.recovery.recovering:
-            self.stats["recovering"] += 1
-        k_cap = self.k_max
-        cost = IterationCost(view, k_cap)
-        self._cost = cost
-        self._batch = batch
-        self._slo_s = slo_limit_s(view, self.slo)
-        t0 = cost.verify_s(batch)
-        if self.lost is LostMode.GOODPUT and t0 > self._slo_s:
-            # even plain decoding misses the TPOT budget: no configuration can meet it this
-            # iteration, so maximise goodput unconstrained (fewer seconds per token for all)
-            self._slo_s = math.inf
-            self.stats["slo_lost"] += 1
-        constrained = self._slo_s != math.inf
-        self._per_token = constrained and self.slo is SloMode.TOKENS
-        self._budget_s = self._slo_s if constrained and self.slo is SloMode.STRICT else math.inf
-        g0 = batch / t0
-        self.g0 = g0
-        self.best = g0
-        counts = cost.draft_counts
-        n1 = counts[0]
-        if n1 == 0:
-            self.stats["precheck_plain"] += 1
-            return 0
-        min_tokens = 1.0 + cbar if n1 == batch else 1.0
-        time1 = cost.time_s(1, n1)
-        self._predicted_time = (1, time1)  # T(1 step): reused after step 0 ran
-        g1 = self._score(batch + cbar * n1, time1, min_tokens)
-        self.predicted = g1
-        if not g1 > g0:
-            self.stats["precheck_plain"] += 1
-            return 0
-        # Every request that may draft step t does (max_draft_tokens > t; the driver enforces
-        # that), so the drafter only ever answers True or False. In the common uniform case
-        # (everyone may draft all K steps) no per-request masks are needed at all.
-        self._uniform = cost.uniform
-        self._max_draft = view.max_draft_tokens
-        self._tokens_cum = list(accumulate(counts, initial=0))
-        if self._cum.shape != (k_cap, batch):
-            self._cum = np.empty((k_cap, batch))
-            self._ones = np.ones(batch)
-        self._c_last = self._cum[0]
-        self._last_sum = float(batch)
-        self._sum_c = np.zeros(batch) if self.slo is SloMode.TOKENS else None
-        self._absorbed = 0
-        self._checked = 0  # draft steps whose after-step check has run
-        self._expected = float(batch)
-        if self._uniform:
-            return k_cap
-        return min(k_cap, max(view.max_draft_tokens.tolist()))  # the longest any request may draft
-
-    def _absorb(self, conf: np.ndarray, upto: int) -> None:
-        """Fold draft steps ``self._absorbed .. upto-1`` into the cumulative confidences
-        (row t of ``self._cum``), their batch sum and the expected emitted tokens.
-
-        Relies on the driver's contract that ``conf`` is 0 where a request did not draft, so
-        c drops to 0 for requests that stopped (they never draft again this iteration)."""
-        cum = self._cum
-        for t in range(self._absorbed, upto):
-            row = cum[t]
-            if t == 0:
-                row[...] = conf[:, 0]
-            else:
-                np.multiply(cum[t - 1], conf[:, t], out=row)
-            self._c_last = row
-            self._last_sum = float(row @ self._ones)  # a BLAS dot: the cheapest sum
-            self._expected += self._last_sum
-            if self._sum_c is not None:
-                self._sum_c += row
-        self._absorbed = max(self._absorbed, upto)
+    def _price(self, steps: int) -> None:
+        """Fill the prices of ``steps`` draft steps (and their verification) if missing."""
+        prices_v, prices_d = self._work[3], self._work[4]
+        if steps <= self.k_max and prices_v[steps] != prices_v[steps]:
+            prices_v[steps] = self._cost.verify_s(self._batch + int(self._tokens_cum[steps]))
+            prices_d[steps] = self._cost.draft_s(steps)
 
     def continue_drafting(self, step: int, conf: np.ndarray, drafted: np.ndarray) -> bool:
         if step == 0:
             return True
-        cost, batch = self._cost, self._batch
-        # (a) after step `step - 1`: G(step) from the real cumulative confidences
-        self._absorb(conf, step)
-        tokens = self._tokens_cum[step]
-        at, time_s = self._predicted_time  # T(step) was computed for the prediction before it
-        if at != step:
-            time_s = cost.draft_s(step) + cost.verify_s(batch + tokens)
-        tokens_mode = self._sum_c is not None
-        g = self._score(self._expected, time_s,
-                        1.0 + float(self._sum_c.min()) if tokens_mode else 1.0)
-        self._checked = step
-        if g < self.best:
-            self.stats["stop_after_step"] += 1
+        if self._cost is None:
             return False
-        self.best = g
-        if self.cbar_mode is CbarMode.CUMULATIVE:
-            self._fold_step(conf, step - 1)
-        # (b) before step `step`: predict G(step + 1), extrapolating c_{i,step+1} = c_{i,step} * cbar
-        if step >= self.k_max:
-            return False
-        n = cost.draft_counts[step]
-        if n == 0:
-            return False
-        if not tokens_mode and (self._uniform or cost.limit_counts[step] == 0):
-            # every request that drafted step - 1 may draft step `step` (requests that stopped
-            # earlier have c = 0), so the extrapolated gain is cbar times the last step's sum
-            gain_sum = self.cbar_used * self._last_sum
-            min_tokens = 1.0
-        else:
-            gain = self._c_last * self.cbar_used
-            if not self._uniform:
-                gain *= self._max_draft > step  # only requests with room draft step `step`
-            gain_sum = float(gain.sum())
-            min_tokens = 1.0 + float((self._sum_c + gain).min()) if tokens_mode else 1.0
-        time_next = cost.draft_s(step + 1) + cost.verify_s(batch + tokens + n)
-        self._predicted_time = (step + 1, time_next)
-        g_next = self._score(self._expected + gain_sum, time_next, min_tokens)
-        self.predicted = g_next
-        if g_next < self.best:
-            self.stats["stop_before_step"] += 1
-            return False
-        return True
-
-    def _fold_step(self, conf: np.ndarray, t: int) -> None:
-        """``cbar=cumulative``: fold draft step t's confidences into the mean since the start
-        (each request that drafted the step counts once; ``conf`` is 0 where nobody drafted)."""
-        self._conf_total += float(self._ones @ conf[:, t])
-        self._conf_count += self._cost.draft_counts[t]
-        self.cbar = self._conf_total / self._conf_count
-        if not self.recovery.recovering:
-            self.cbar_used = self.cbar
-
-    def _check_last_step(self, conf: np.ndarray, steps: int) -> None:
-        """``cbar=cumulative``: the after-step check of the last step when the driver, not the
-        drafter, ended the loop (all K steps ran): fold it in unless its goodput fell."""
-        if self._checked >= steps:
-            return
-        self._checked = steps
-        cost = self._cost
-        time_s = cost.draft_s(steps) + cost.verify_s(self._batch + self._tokens_cum[steps])
-        min_tokens = 1.0 + float(self._sum_c.min()) if self._sum_c is not None else 1.0
-        if self._score(self._expected, time_s, min_tokens) >= self.best:
-            self._fold_step(conf, steps - 1)
-
-    def _update_cbar(self, conf: np.ndarray) -> None:
-        """``cbar=ema``: EMA over the draft steps that ran of their mean single-token confidence."""
-        sums = (self._ones @ conf).tolist()  # column sums (conf is 0 where nobody drafted)
-        counts = self._cost.draft_counts
-        w = self.cbar_weight
-        cbar = self.cbar
-        for t, total in enumerate(sums):
-            cbar = (1.0 - w) * cbar + w * (total / max(counts[t], 1))
-        self.cbar = cbar
-
-    def _trim_pays(self, removed: float, total: int, target: int, draft_time: float) -> bool:
-        """Whether giving up ``removed`` expected tokens to verify ``target`` instead of
-        ``total`` positions keeps the predicted goodput (forms without a per-request SLO);
-        records the decision in ``stats`` and ``last_trim``."""
-        cost, expected = self._cost, self._expected
-        full = self._score(expected, draft_time + cost.verify_s(total), 1.0)
-        trimmed = self._score(expected - removed, draft_time + cost.verify_s(target), 1.0)
-        kept = trimmed >= full
-        self.stats["trim_kept" if kept else "trim_rejected"] += 1
-        self.last_trim = "kept" if kept else "rejected"
-        return kept
+        self._price(step)
+        self._price(step + 1)
+        cum, sum_c, gain, prices_v, prices_d, _, _ = self._work
+        conf = np.asarray(conf, dtype=np.float64)
+        return bool(compiled(adaspec_continue)(
+            self._pi, self._pf, step, conf, _column_contiguous(conf), self._batch, cum, sum_c,
+            gain, self._counts, self._hist, self._tokens_cum, prices_v, prices_d,
+            self._max_draft))
 
     def verify_lengths(self, conf: np.ndarray, drafted: np.ndarray) -> np.ndarray:
         drafted = np.asarray(drafted, dtype=np.int64)
-        self.last_trim = "none"
         steps = conf.shape[1]
+        self._pi[AI_LAST_TRIM] = TRIM_NONE
         if steps == 0 or self._cost is None:
             return drafted
-        self._absorb(conf, steps)  # self._cum[:steps] now holds every c_{i,t}, 0 where not drafted
-        if self.cbar_mode is CbarMode.CUMULATIVE:
-            self._check_last_step(conf, steps)
-        else:
-            self._update_cbar(conf)
+        self._price(steps)
         cost = self._cost
+        batch = self._batch
         padding = cost._pad
-        if self.trim is TrimMode.OFF or not padding.enabled:
-            return drafted
-        if cost.tree is not None:  # a method's token tree: trim whole depths
+        tree = cost.tree is not None  # a method's token tree: whole depths are trimmed below
+        trims = padding.enabled and not tree
+        total = batch + (batch * steps if self._pi[AI_UNIFORM] else int(drafted.sum()))
+        target = padding.next_smaller(total) if trims else total
+        v_target = cost.verify_s(target) if batch <= target < total else 0.0
+        cum, sum_c, gain, prices_v, prices_d, fscratch, iscratch = self._work
+        conf = np.ascontiguousarray(conf, dtype=np.float64) if conf.dtype != np.float64 \
+            else conf
+        new = np.empty(batch, dtype=np.int64)
+        changed = compiled(adaspec_verify)(
+            self._pi, self._pf, conf, steps, _column_contiguous(conf), drafted, batch, cum,
+            sum_c, self._counts, prices_v, prices_d, trims, total, target, v_target,
+            new, fscratch, iscratch)
+        if tree and self.trim is not TrimMode.OFF and padding.enabled:
             from sim.drafters.trim import trim_tree
             return trim_tree(self, cost, drafted, steps)
-        batch = self._batch
-        uniform = self._uniform  # every request drafted every step
-        tokens = batch * steps if uniform else sum(drafted.tolist())
-        total = batch + tokens
-        target = padding.next_smaller(total)
-        if target < batch or target >= total:
-            return drafted
-        drop = total - target
-        cum = self._cum[:steps]  # (steps, B)
-        draft_time = cost.draft_s(steps)
-        tokens_mode = self.slo is SloMode.TOKENS
-        if self.trim is TrimMode.TOKEN and not tokens_mode:
-            # Fast decision: the d lowest cumulative confidences sum to the same value whatever
-            # the tie-breaking, so G(trimmed) is known before choosing which tokens go.
-            if uniform:
-                vals = cum.ravel()  # step-major: index t * B + i
-                valid = None
-            else:
-                valid = self._positions[:steps] < drafted  # (steps, B): t < drafted_i
-                vals = cum[valid]
-            if drop < vals.size:
-                part = vals.copy()  # np.partition without its wrapper's overhead
-                part.partition(drop - 1)
-                lowest = float(np.add.reduce(part[:drop]))
-            else:
-                lowest = self._expected - batch
-            if not self._trim_pays(lowest, total, target, draft_time):
-                return drafted
-            if valid is None:
-                neg_cols, rows = _step_major_index(steps, batch)
-            else:
-                cols, rows = valid.nonzero()
-                neg_cols = -cols
-            # lowest value first; ties: the later position, then the lower batch index
-            dropped = np.lexsort((neg_cols, vals))[:drop]
-            return drafted - np.bincount(rows[dropped], minlength=batch)
-        if uniform and not tokens_mode:  # trim=request, everyone drafted `steps` tokens:
-            # the `whole` lowest-final requests lose everything, the next one `part` tokens
-            order = cum[steps - 1].argsort(kind="stable")
-            whole, part = divmod(drop, steps)
-            gone = order[:whole]
-            removed = float(cum[:, gone].sum())
-            if part:
-                removed += float(cum[steps - part:, order[whole]].sum())
-            if not self._trim_pays(removed, total, target, draft_time):
-                return drafted
-            new = drafted.copy()
-            new[gone] = 0
-            if part:
-                new[order[whole]] -= part
-            return new
-        cum = cum.T  # (B, steps)
-        valid = np.arange(steps)[None, :] < drafted[:, None]
-        row_sums = cum.sum(axis=1)
-        full = self._score(batch + float(row_sums.sum()), draft_time + cost.verify_s(total),
-                           1.0 + float(row_sums.min()) if tokens_mode else 1.0)
-        if self.trim is TrimMode.TOKEN:
-            rows, cols = np.nonzero(valid)
-            vals = cum[rows, cols]
-            dropped = np.lexsort((-cols, vals))[:drop]
-            new = drafted - np.bincount(rows[dropped], minlength=batch)
-            kept_sums = row_sums - np.bincount(rows[dropped], weights=vals[dropped],
-                                               minlength=batch)
+        return new if changed else drafted
+
+    # -- the state a tree method's verifier (sim.drafters.trim) reads and records ------------
+    def cumulative_confidences(self, steps: int) -> np.ndarray:
+        """c_{i,t} of this iteration as (B, steps), 0 past what request i drafted."""
+        return self._work[0][:steps, :self._batch].T
+
+    @property
+    def expected_tokens(self) -> float:
+        """E[N] of the plan drafted so far (every drafted token verified)."""
+        return float(self._pf[AF_EXPECTED])
+
+    def score(self, expected: float, time_s: float, min_tokens: float) -> float:
+        """G = E / T, or -inf for an infeasible configuration (the rule ``_score``)."""
+        return float(_score(self._pi, self._pf, expected, time_s, min_tokens))
+
+    def record_trim(self, kept: bool) -> None:
+        """Count a trim decision in ``stats`` and ``last_trim``."""
+        self._pi[ST_TRIM_KEPT if kept else ST_TRIM_REJECTED] += 1
+        self._pi[AI_LAST_TRIM] = TRIM_KEPT if kept else TRIM_REJECTED
+
+
+def _column_contiguous(conf: np.ndarray) -> bool:
+    """Whether a column of ``conf`` is contiguous (BLAS then sums it another way)."""
+    return conf.shape[0] <= 1 or conf.strides[0] == conf.itemsize
+
+
+# ---- state layout ------------------------------------------------------------------------------
+_SLO_CODES = {SloMode.OFF: 0, SloMode.STRICT: 1, SloMode.TOKENS: 2}
+_TRIM_CODES = {TrimMode.TOKEN: 0, TrimMode.REQUEST: 1, TrimMode.OFF: 2}
+SLO_OFF, SLO_STRICT, SLO_TOKENS = 0, 1, 2
+TRIM_TOKEN, TRIM_REQUEST, TRIM_OFF = 0, 1, 2
+TRIM_NONE, TRIM_KEPT, TRIM_REJECTED = 0, 1, 2
+_TRIM_OUTCOMES = ("none", "kept", "rejected")
+STAT_NAMES = ("iterations", "slo_lost", "precheck_plain", "stop_after_step", "stop_before_step",
+              "trim_kept", "trim_rejected", "recovering")
+(AI_K, AI_SLO, AI_LOST, AI_TRIM, AI_CBAR_MODE, AI_CONF_COUNT, AI_ACTIVE, AI_BATCH, AI_UNIFORM,
+ AI_ABSORBED, AI_CHECKED, AI_PRED_AT, AI_PER_TOKEN, AI_LAST_TRIM, AI_TOKENS_MODE) = range(15)
+AI_STATS = 15  # the STAT_NAMES counters
+(ST_ITERATIONS, ST_SLO_LOST, ST_PRECHECK_PLAIN, ST_STOP_AFTER, ST_STOP_BEFORE, ST_TRIM_KEPT,
+ ST_TRIM_REJECTED, ST_RECOVERING) = range(AI_STATS, AI_STATS + 8)
+AI_REC = AI_STATS + 8  # the recovery rule's ints
+AI_SIZE = AI_REC + STATE_INTS
+(AF_CBAR, AF_CBAR_USED, AF_CONF_TOTAL, AF_CBAR_WEIGHT, AF_G0, AF_BEST, AF_PREDICTED, AF_SLO_S,
+ AF_BUDGET_S, AF_EXPECTED, AF_LAST_SUM, AF_PRED_TIME) = range(12)
+AF_REC = 12  # the recovery rule's floats
+AF_SIZE = AF_REC + STATE_FLOATS
+
+
+# ---- the rules ---------------------------------------------------------------------------------
+@jitable
+def ddot_ones(a, lo, n, stride, contiguous):
+    """``float(x @ ones)`` of the n values ``a[lo::stride]`` as numpy gets it from OpenBLAS's
+    ddot on x86-64 (AVX-512 kernel: 4 x 8 accumulators, then 4 x 4, then a tail; the strided
+    kernel: two accumulators over groups of 4), so the compiled rule reproduces the previous
+    release's sums bit for bit."""
+    if contiguous:
+        n1 = n & -16
+        dot = 0.0
+        if n1:
+            acc = np.zeros((4, 8))
+            n32 = n1 & -32
+            i = 0
+            while i < n32:
+                for q in range(4):
+                    for lane in range(8):
+                        acc[q, lane] = a[lo + (i + 8 * q + lane) * stride] + acc[q, lane]
+                i += 32
+            acc4 = np.zeros((4, 4))
+            for q in range(4):
+                for lane in range(4):
+                    acc4[q, lane] = acc[q, lane] + acc[q, lane + 4]
+            while i < n1:
+                for q in range(4):
+                    for lane in range(4):
+                        acc4[q, lane] = a[lo + (i + 4 * q + lane) * stride] + acc4[q, lane]
+                i += 16
+            v0 = ((acc4[0, 0] + acc4[1, 0]) + acc4[2, 0]) + acc4[3, 0]
+            v1 = ((acc4[0, 1] + acc4[1, 1]) + acc4[2, 1]) + acc4[3, 1]
+            v2 = ((acc4[0, 2] + acc4[1, 2]) + acc4[2, 2]) + acc4[3, 2]
+            v3 = ((acc4[0, 3] + acc4[1, 3]) + acc4[2, 3]) + acc4[3, 3]
+            dot = (v0 + v2) + (v1 + v3)
+        for i in range(n1, n):
+            dot = dot + a[lo + i * stride]
+        return 0.0 + dot
+    t1 = 0.0
+    t2 = 0.0
+    n1 = n & -4
+    i = 0
+    while i < n1:
+        t1 += a[lo + i * stride] + a[lo + (i + 2) * stride]
+        t2 += a[lo + (i + 1) * stride] + a[lo + (i + 3) * stride]
+        i += 4
+    while i < n:
+        t1 += a[lo + i * stride]
+        i += 1
+    return 0.0 + (t1 + t2)
+
+
+@jitable
+def _score(pi, pf, expected, time_s, min_tokens):
+    """G = E / T, or -inf for an infeasible configuration (the strict form is the budget
+    ``AF_BUDGET_S``, inf when unconstrained)."""
+    if time_s > pf[AF_BUDGET_S] or (
+            pi[AI_PER_TOKEN] and not feasible_time(time_s, min_tokens, pf[AF_SLO_S], True)):
+        return -math.inf
+    return expected / time_s if time_s > 0.0 else 0.0
+
+
+@jitable
+def adaspec_begin(pi, pf, batch, tpot_slo_s, counts, uniform, prices_v, prices_d, cap_max):
+    """The pre-check (module doc, rule 1); returns the most draft steps this iteration may
+    run. ``prices_v[s]`` / ``prices_d[s]``: verification / drafting seconds of s steps
+    (needed here: s = 0, and s = 1 when anyone may draft)."""
+    k = _begin(pi, pf, batch, tpot_slo_s, counts, uniform, prices_v, prices_d, cap_max)
+    recovery_drafted(pi[AI_REC:AI_REC + STATE_INTS], pf[AF_REC:AF_REC + STATE_FLOATS], k > 0)
+    return k
+
+
+@jitable
+def _begin(pi, pf, batch, tpot_slo_s, counts, uniform, prices_v, prices_d, cap_max):
+    pi[ST_ITERATIONS] += 1
+    pi[AI_ACTIVE] = 0
+    if batch == 0:
+        return 0
+    cbar = recovery_value(pi[AI_REC:AI_REC + STATE_INTS], pf[AF_REC:AF_REC + STATE_FLOATS],
+                          pf[AF_CBAR])
+    pf[AF_CBAR_USED] = cbar
+    if pi[AI_REC + 3]:  # recovering
+        pi[ST_RECOVERING] += 1
+    pi[AI_ACTIVE] = 1
+    pi[AI_BATCH] = batch
+    slo_s = slo_limit(tpot_slo_s, pi[AI_SLO] == SLO_OFF)
+    t0 = prices_v[0]
+    if pi[AI_LOST] == 0 and t0 > slo_s:
+        # even plain decoding misses the TPOT budget: no configuration can meet it this
+        # iteration, so maximise goodput unconstrained (fewer seconds per token for all)
+        slo_s = math.inf
+        pi[ST_SLO_LOST] += 1
+    constrained = slo_s != math.inf
+    pi[AI_PER_TOKEN] = 1 if constrained and pi[AI_SLO] == SLO_TOKENS else 0
+    pf[AF_BUDGET_S] = slo_s if constrained and pi[AI_SLO] == SLO_STRICT else math.inf
+    pf[AF_SLO_S] = slo_s
+    g0 = batch / t0
+    pf[AF_G0] = g0
+    pf[AF_BEST] = g0
+    n1 = counts[0] if counts.shape[0] else 0
+    if n1 == 0:
+        pi[ST_PRECHECK_PLAIN] += 1
+        return 0
+    min_tokens = 1.0 + cbar if n1 == batch else 1.0
+    time1 = prices_d[1] + prices_v[1]
+    pi[AI_PRED_AT] = 1  # T(1 step): reused after step 0 ran
+    pf[AF_PRED_TIME] = time1
+    g1 = _score(pi, pf, batch + cbar * n1, time1, min_tokens)
+    pf[AF_PREDICTED] = g1
+    if not g1 > g0:
+        pi[ST_PRECHECK_PLAIN] += 1
+        return 0
+    # Every request that may draft step t does (max_draft_tokens > t; the driver enforces
+    # that), so the drafter only ever answers True or False.
+    pi[AI_UNIFORM] = 1 if uniform else 0
+    pf[AF_LAST_SUM] = float(batch)
+    pi[AI_TOKENS_MODE] = 1 if pi[AI_SLO] == SLO_TOKENS else 0
+    pi[AI_ABSORBED] = 0
+    pi[AI_CHECKED] = 0  # draft steps whose after-step check has run
+    pf[AF_EXPECTED] = float(batch)
+    if uniform:
+        return pi[AI_K]
+    return min(pi[AI_K], cap_max)  # the longest any request may draft
+
+
+@jitable
+def _absorb(pi, pf, conf, upto, batch, cum, sum_c):
+    """Fold draft steps absorbed..upto-1 into the cumulative confidences (row t of ``cum``),
+    their batch sum and the expected emitted tokens (``conf`` is 0 where a request did not
+    draft, so c drops to 0 for requests that stopped)."""
+    for t in range(pi[AI_ABSORBED], upto):
+        if t == 0:
+            for i in range(batch):
+                cum[0, i] = conf[i, 0]
         else:
-            new, kept_sums = _trim_requests(cum, drafted, drop)
-        trimmed = self._score(batch + float(kept_sums.sum()),
-                              draft_time + cost.verify_s(batch + int(new.sum())),
-                              1.0 + float(kept_sums.min()) if tokens_mode else 1.0)
-        if trimmed >= full:
-            self.stats["trim_kept"] += 1
-            self.last_trim = "kept"
-            return new
-        self.stats["trim_rejected"] += 1
-        self.last_trim = "rejected"
-        return drafted
+            for i in range(batch):
+                cum[t, i] = cum[t - 1, i] * conf[i, t]
+        last = ddot_ones(cum[t], 0, batch, 1, True)
+        pf[AF_LAST_SUM] = last
+        pf[AF_EXPECTED] += last
+        if pi[AI_TOKENS_MODE]:
+            for i in range(batch):
+                sum_c[i] += cum[t, i]
+    if upto > pi[AI_ABSORBED]:
+        pi[AI_ABSORBED] = upto
 
 
-@lru_cache(maxsize=256)
-def _step_major_index(steps: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """(-t, i) of each entry t * batch + i of a flattened (steps, batch) array; cached
-    (read-only): the verifier's trimming asks for the same few shapes over and over."""
-    cols, rows = np.divmod(np.arange(steps * batch), batch)
-    neg_cols = -cols
-    neg_cols.flags.writeable = False
-    rows.flags.writeable = False
-    return neg_cols, rows
+@jitable
+def _fold_step(pi, pf, conf, t, contiguous, batch, counts):
+    """``cbar=cumulative``: fold draft step t's confidences into the mean since the start
+    (each request that drafted the step counts once; ``conf`` is 0 where nobody drafted)."""
+    pf[AF_CONF_TOTAL] += ddot_ones(conf[:, t], 0, batch, 1, contiguous)
+    pi[AI_CONF_COUNT] += counts[t]
+    pf[AF_CBAR] = pf[AF_CONF_TOTAL] / pi[AI_CONF_COUNT]
+    if not pi[AI_REC + 3]:
+        pf[AF_CBAR_USED] = pf[AF_CBAR]
+
+
+@jitable
+def _min_tokens(pi, sum_c, batch):
+    """1 + min_i sum_t c_{i,t} in the tokens form, else 1."""
+    if not pi[AI_TOKENS_MODE]:
+        return 1.0
+    low = sum_c[0]
+    for i in range(1, batch):
+        if sum_c[i] < low:
+            low = sum_c[i]
+    return 1.0 + low
+
+
+@jitable
+def adaspec_continue(pi, pf, step, conf, contiguous, batch, cum, sum_c, gain, counts, hist,
+                     tokens_cum, prices_v, prices_d, max_draft):
+    """The drafter (module doc, rule 2): whether everyone still drafting drafts step
+    ``step`` (1) or nobody does (0). Needs the prices of ``step`` and ``step + 1`` steps."""
+    if step == 0:
+        return 1
+    if not pi[AI_ACTIVE]:
+        return 0
+    # (a) after step `step - 1`: G(step) from the real cumulative confidences
+    if pi[AI_ABSORBED] == 0 and pi[AI_TOKENS_MODE]:
+        for i in range(batch):
+            sum_c[i] = 0.0
+    _absorb(pi, pf, conf, step, batch, cum, sum_c)
+    if pi[AI_PRED_AT] == step:  # T(step) was computed for the prediction before it
+        time_s = pf[AF_PRED_TIME]
+    else:
+        time_s = prices_d[step] + prices_v[step]
+    g = _score(pi, pf, pf[AF_EXPECTED], time_s, _min_tokens(pi, sum_c, batch))
+    pi[AI_CHECKED] = step
+    if g < pf[AF_BEST]:
+        pi[ST_STOP_AFTER] += 1
+        return 0
+    pf[AF_BEST] = g
+    if pi[AI_CBAR_MODE] == 0:
+        _fold_step(pi, pf, conf, step - 1, contiguous, batch, counts)
+    # (b) before step `step`: predict G(step + 1), extrapolating c_{i,step+1} = c_{i,step} cbar
+    if step >= pi[AI_K]:
+        return 0
+    n = counts[step]
+    if n == 0:
+        return 0
+    cbar = pf[AF_CBAR_USED]
+    last = pi[AI_ABSORBED] - 1  # the row of c_{i,step}
+    if not pi[AI_TOKENS_MODE] and (pi[AI_UNIFORM] or hist[step] == 0):
+        # every request that drafted step - 1 may draft step `step` (requests that stopped
+        # earlier have c = 0), so the extrapolated gain is cbar times the last step's sum
+        gain_sum = cbar * pf[AF_LAST_SUM]
+        min_tokens = 1.0
+    else:
+        for i in range(batch):
+            gain[i] = cum[last, i] * cbar
+            if not pi[AI_UNIFORM] and not max_draft[i] > step:
+                gain[i] = 0.0  # only requests with room draft step `step`
+        gain_sum = array_sum(gain, batch)
+        min_tokens = 1.0
+        if pi[AI_TOKENS_MODE]:
+            low = sum_c[0] + gain[0]
+            for i in range(1, batch):
+                if sum_c[i] + gain[i] < low:
+                    low = sum_c[i] + gain[i]
+            min_tokens = 1.0 + low
+    time_next = prices_d[step + 1] + prices_v[step + 1]
+    pi[AI_PRED_AT] = step + 1
+    pf[AF_PRED_TIME] = time_next
+    g_next = _score(pi, pf, pf[AF_EXPECTED] + gain_sum, time_next, min_tokens)
+    pf[AF_PREDICTED] = g_next
+    if g_next < pf[AF_BEST]:
+        pi[ST_STOP_BEFORE] += 1
+        return 0
+    return 1
+
+
+@jitable
+def _trim_pays(pi, pf, removed, draft_time, v_total, v_target):
+    """Whether giving up ``removed`` expected tokens to verify the smaller pass keeps the
+    predicted goodput (forms without a per-request SLO); records the decision."""
+    expected = pf[AF_EXPECTED]
+    full = _score(pi, pf, expected, draft_time + v_total, 1.0)
+    trimmed = _score(pi, pf, expected - removed, draft_time + v_target, 1.0)
+    kept = trimmed >= full
+    if kept:
+        pi[ST_TRIM_KEPT] += 1
+        pi[AI_LAST_TRIM] = TRIM_KEPT
+    else:
+        pi[ST_TRIM_REJECTED] += 1
+        pi[AI_LAST_TRIM] = TRIM_REJECTED
+    return kept
+
+
+@jitable
+def _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, ends):
+    """The ``drop`` draft tokens with the lowest cumulative confidence (ties: the later
+    position first, then the lower batch index): their request indices into ``rows[:drop]``
+    (lowest first) and their values into ``vals[:drop]``; returns how many tokens there are.
+
+    c_{i,t} never grows along t (confidences are at most 1), so the lowest tokens are
+    suffixes: the rows' last tokens are merged (``ends``: scratch); a row that does grow
+    falls back to sorting every token."""
+    m = 0
+    monotone = True
+    for i in range(batch):
+        d = drafted[i] if drafted[i] < steps else steps
+        ends[i] = d - 1
+        m += d
+        for t in range(1, d):
+            if cum[t, i] > cum[t - 1, i]:
+                monotone = False
+    take = drop if drop < m else m
+    if monotone:
+        for j in range(take):
+            best = -1
+            best_v = 0.0
+            best_t = 0
+            for i in range(batch):
+                t = ends[i]
+                if t < 0:
+                    continue
+                v = cum[t, i]
+                if best < 0 or v < best_v or (v == best_v and t > best_t):
+                    best, best_v, best_t = i, v, t
+            vals[j] = best_v
+            rows[j] = best
+            ends[best] -= 1
+        return m
+    n = 0
+    for t in range(steps - 1, -1, -1):  # stable sort by value of (t desc, i asc) order
+        for i in range(batch):
+            if t < drafted[i]:
+                vals[n] = cum[t, i]
+                rows[n] = i
+                n += 1
+    idx = np.argsort(vals[:n], kind="mergesort")
+    picked_vals = np.empty(take)
+    picked_rows = np.empty(take, dtype=np.int64)
+    for j in range(take):
+        picked_vals[j] = vals[idx[j]]
+        picked_rows[j] = rows[idx[j]]
+    for j in range(take):
+        vals[j] = picked_vals[j]
+        rows[j] = picked_rows[j]
+    return m
+
+
+@jitable
+def trim_requests_into(cum, drafted, batch, steps, drop, new, kept, order):
+    """The artifact's request trimming: remove exactly ``drop`` tokens, whole suffixes first
+    from the request with the lowest final cumulative confidence, then the next (ties: lower
+    batch index), the last one only partly. ``cum`` is (steps, B), 0 past ``drafted``; the new
+    verify lengths go to ``new`` and each request's kept sum of cumulative confidences to
+    ``kept``."""
+    m = 0
+    finals = np.empty(batch)
+    for i in range(batch):
+        if drafted[i] > 0:
+            order[m] = i
+            finals[m] = cum[drafted[i] - 1, i]
+            m += 1
+    idx = np.argsort(finals[:m], kind="mergesort")
+    for i in range(batch):
+        new[i] = drafted[i]
+    before = 0
+    for j in range(m):
+        i = order[idx[j]]
+        length = drafted[i]
+        cut = drop - before
+        if cut < 0:
+            cut = 0
+        if cut > length:
+            cut = length
+        new[i] = length - cut
+        before += length
+    for i in range(batch):
+        if new[i] > 0:
+            total = 0.0
+            for t in range(new[i]):
+                total += cum[t, i]
+            kept[i] = total
+        else:
+            kept[i] = 0.0
+
+
+@jitable
+def _row_sum(cum, i, steps, batch):
+    """``cum.T.sum(axis=1)[i]`` as numpy computes it (a pairwise sum along the row only when
+    the batch has one request; otherwise step by step)."""
+    if batch == 1:
+        return 0.0 + pairwise_sum(cum[:, i], 0, steps)
+    total = 0.0
+    for t in range(steps):
+        total += cum[t, i]
+    return total
+
+
+@jitable
+def adaspec_verify(pi, pf, conf, steps, contiguous, drafted, batch, cum, sum_c, counts,
+                   prices_v, prices_d, padding, total, target, v_target, new, fscratch,
+                   iscratch):
+    """The verifier (module doc, rule 3) and the cbar update (rule 4). ``total`` = B + sum
+    drafted_i, ``target`` its next smaller graph size and ``v_target`` the verification
+    price there (when it lies in [B, total)); needs the prices of ``steps`` steps. Writes the
+    verify lengths to ``new`` and returns 1 when they differ from ``drafted``."""
+    pi[AI_LAST_TRIM] = TRIM_NONE
+    if steps == 0 or not pi[AI_ACTIVE]:
+        return 0
+    if pi[AI_ABSORBED] == 0 and pi[AI_TOKENS_MODE]:
+        for i in range(batch):
+            sum_c[i] = 0.0
+    _absorb(pi, pf, conf, steps, batch, cum, sum_c)  # cum[:steps] holds every c_{i,t}
+    if pi[AI_CBAR_MODE] == 0:
+        if pi[AI_CHECKED] < steps:  # the driver, not the drafter, ended the loop
+            pi[AI_CHECKED] = steps
+            time_s = prices_d[steps] + prices_v[steps]
+            if _score(pi, pf, pf[AF_EXPECTED], time_s, _min_tokens(pi, sum_c, batch)) \
+                    >= pf[AF_BEST]:
+                _fold_step(pi, pf, conf, steps - 1, contiguous, batch, counts)
+    else:  # cbar=ema over the draft steps that ran of their mean single-token confidence
+        w = pf[AF_CBAR_WEIGHT]
+        cbar = pf[AF_CBAR]
+        for t in range(steps):
+            column = 0.0
+            for i in range(batch):
+                column += conf[i, t]
+            cbar = (1.0 - w) * cbar + w * (column / max(counts[t], 1))
+        pf[AF_CBAR] = cbar
+    if pi[AI_TRIM] == TRIM_OFF or not padding:
+        return 0
+    if target < batch or target >= total:
+        return 0
+    drop = total - target
+    draft_time = prices_d[steps]
+    v_total = prices_v[steps]
+    tokens_mode = pi[AI_TOKENS_MODE] != 0
+    uniform = pi[AI_UNIFORM] != 0
+    vals = fscratch
+    rows = iscratch
+    if pi[AI_TRIM] == TRIM_TOKEN and not tokens_mode:
+        # Fast decision: the d lowest cumulative confidences sum to the same value whatever
+        # the tie-breaking, so G(trimmed) is known before choosing which tokens go.
+        m = _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, iscratch[-batch:])
+        if drop < m:
+            lowest = 0.0 + pairwise_sum(vals, 0, drop)
+        else:
+            lowest = pf[AF_EXPECTED] - batch
+        if not _trim_pays(pi, pf, lowest, draft_time, v_total, v_target):
+            return 0
+        for i in range(batch):
+            new[i] = drafted[i]
+        for j in range(min(drop, m)):
+            new[rows[j]] -= 1
+        return 1
+    if uniform and not tokens_mode:  # trim=request, everyone drafted `steps` tokens:
+        # the `whole` lowest-final requests lose everything, the next one `part` tokens
+        finals = np.empty(batch)
+        for i in range(batch):
+            finals[i] = cum[steps - 1, i]
+        order = np.argsort(finals, kind="mergesort")
+        whole = drop // steps
+        part = drop % steps
+        gone = fscratch
+        m = 0
+        for t in range(steps):  # cum[:, gone] in row-major order
+            for j in range(whole):
+                gone[m] = cum[t, order[j]]
+                m += 1
+        removed = 0.0 + pairwise_sum(gone, 0, m)
+        if part:
+            tail = np.empty(part)
+            for t in range(part):
+                tail[t] = cum[steps - part + t, order[whole]]
+            removed += 0.0 + pairwise_sum(tail, 0, part)
+        if not _trim_pays(pi, pf, removed, draft_time, v_total, v_target):
+            return 0
+        for i in range(batch):
+            new[i] = drafted[i]
+        for j in range(whole):
+            new[order[j]] = 0
+        if part:
+            new[order[whole]] -= part
+        return 1
+    # the general rule (tokens form, or non-uniform request trimming)
+    row_sums = np.empty(batch)
+    for i in range(batch):
+        row_sums[i] = _row_sum(cum, i, steps, batch)
+    low = row_sums[0]
+    for i in range(1, batch):
+        if row_sums[i] < low:
+            low = row_sums[i]
+    full = _score(pi, pf, batch + array_sum(row_sums, batch), draft_time + v_total,
+                  1.0 + low if tokens_mode else 1.0)
+    kept = np.empty(batch)
+    if pi[AI_TRIM] == TRIM_TOKEN:
+        m = _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, iscratch[-batch:])
+        for i in range(batch):
+            new[i] = drafted[i]
+            kept[i] = 0.0
+        for j in range(min(drop, m)):
+            new[rows[j]] -= 1
+            kept[rows[j]] += vals[j]  # bincount(weights): in the order dropped
+        for i in range(batch):
+            kept[i] = row_sums[i] - kept[i]
+    else:
+        trim_requests_into(cum, drafted, batch, steps, drop, new, kept, iscratch)
+    low = kept[0]
+    verified = 0
+    for i in range(batch):
+        verified += new[i]
+        if kept[i] < low:
+            low = kept[i]
+    trimmed = _score(pi, pf, batch + array_sum(kept, batch), draft_time + v_target,
+                     1.0 + low if tokens_mode else 1.0)
+    if trimmed >= full:
+        pi[ST_TRIM_KEPT] += 1
+        pi[AI_LAST_TRIM] = TRIM_KEPT
+        return 1
+    pi[ST_TRIM_REJECTED] += 1
+    pi[AI_LAST_TRIM] = TRIM_REJECTED
+    return 0
 
 
 def _trim_requests(cum: np.ndarray, drafted: np.ndarray, drop: int
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """The artifact's request trimming: remove exactly ``drop`` tokens, whole suffixes first
-    from the request with the lowest final cumulative confidence, then the next (ties: lower
-    batch index), the last one only partly. ``cum`` is (B, steps), 0 past ``drafted``.
-    Returns the new verify lengths and each request's kept sum of cumulative confidences."""
-    idx = np.nonzero(drafted > 0)[0]
-    order = idx[np.argsort(cum[idx, drafted[idx] - 1], kind="stable")]
-    lengths = drafted[order]
-    before = np.cumsum(lengths) - lengths  # tokens removed before reaching each request
-    new = drafted.copy()
-    new[order] = lengths - np.clip(drop - before, 0, lengths)
-    prefix = np.cumsum(cum, axis=1)
-    kept = np.where(new > 0, prefix[np.arange(len(new)), np.maximum(new - 1, 0)], 0.0)
+    """``trim_requests_into`` on a (B, steps) ``cum``: (new verify lengths, kept sums)."""
+    batch, steps = cum.shape
+    new = np.empty(batch, dtype=np.int64)
+    kept = np.empty(batch)
+    compiled(trim_requests_into)(np.ascontiguousarray(cum.T), np.asarray(drafted, dtype=np.int64),
+                                 batch, steps, drop, new, kept, np.empty(batch, dtype=np.int64))
     return new, kept

@@ -4,6 +4,7 @@ speculation at B or above (the rule production engines ship, e.g. vLLM's
 
 from __future__ import annotations
 
+from sim.compiled.jit import jitable
 from sim.policies.base import BatchView, Policy
 from sim.policies.params import check_k, check_positive_int
 
@@ -17,4 +18,10 @@ class DisableByBatchPolicy(Policy):
         self.name = f"disable-by-batch:{self.k_max},{self.batch_threshold}"
 
     def begin(self, view: BatchView) -> int:
-        return 0 if view.batch_size >= self.batch_threshold else self.k_max
+        return disable_by_batch_k(view.batch_size, self.batch_threshold, self.k_max)
+
+
+@jitable
+def disable_by_batch_k(batch: int, threshold: int, k: int) -> int:
+    """The rule: K while the decode batch is below the threshold, else plain decoding."""
+    return 0 if batch >= threshold else k

@@ -33,6 +33,7 @@ from enum import Enum
 
 import numpy as np
 
+from sim.compiled.jit import jitable
 from sim.latency.iteration import (VLLM_06, draft_pass_s, draft_step_rows, expanded_kv_tokens,
                                    uniform_expanded_kv_tokens, verify_pass_s)
 from sim.policies.base import BatchView
@@ -79,20 +80,16 @@ class IterationCost:
         if limits is None and (batch == 0 or view.least_max_draft_tokens >= k_max):
             self.draft_counts = [batch] * k_max  # the common case: no array arithmetic
             self.limit_counts = None
+            self.uniform = True
         else:
-            if limits is None:
-                limits = np.minimum(view.max_draft_tokens, k_max)
-                if view.least_max_draft_tokens < 0:
-                    limits = np.maximum(limits, 0)
-            hist = np.bincount(limits, minlength=k_max + 1).tolist()
-            self.limit_counts = hist
-            counts = []  # requests with limit > t, for t = 0..k_max-1
-            left = batch
-            for t in range(k_max):
-                left -= hist[t]
-                counts.append(left)
-            self.draft_counts = counts
-        self.uniform = k_max == 0 or self.draft_counts[-1] == batch
+            from sim.compiled.jit import compiled
+            counts = np.zeros(k_max, dtype=np.int64)
+            hist = np.zeros(k_max + 1, dtype=np.int64)
+            source = view.max_draft_tokens if limits is None else limits
+            self.uniform = bool(compiled(draft_counts_into)(
+                np.asarray(source, dtype=np.int64), batch, k_max, counts, hist))
+            self.limit_counts = hist.tolist()
+            self.draft_counts = counts.tolist()
         self._draft_cum: list[float] = [0.0]
 
     def padded(self, tokens: int) -> int:
@@ -121,12 +118,7 @@ class IterationCost:
     def _spread_kv_tokens(self, tokens: int) -> int:
         """Batch expansion's KV positions for sum k_i = tokens - B spread evenly: q each,
         one more for r requests of mean context (exact for uniform k)."""
-        batch = self.batch
-        if batch == 0:
-            return 0
-        q, r = divmod(tokens - batch, batch)
-        kv = uniform_expanded_kv_tokens(batch, self.context_tokens, q)
-        return kv + (r * self.context_tokens) // batch + r * (q + 1) if r else kv
+        return spread_kv_tokens(self.batch, self.context_tokens, tokens)
 
     def verify_plan_s(self, verify: np.ndarray) -> float:
         """Verification pass of an explicit plan (k_i per request), priced exactly."""
@@ -147,16 +139,8 @@ class IterationCost:
         if t is None and self.tree is not None:  # a method's drafter (sim.drafters.plan)
             t = self._step_cache[key] = self.tree.draft_step_s(self, drafting, step)
         if t is None:
-            batch = self.batch
-            if drafting >= batch:
-                context, bonus, bonus_context = (self.context_tokens, self._bonus_rows,
-                                                 self._bonus_context)
-            else:
-                context = drafting * self.context_tokens // batch
-                bonus = (self._bonus_rows * drafting + batch // 2) // batch
-                bonus_context = (self._bonus_context * bonus // self._bonus_rows
-                                 if bonus else 0)
-            rows, kv = draft_step_rows(step, drafting, context, bonus, bonus_context)
+            rows, kv = draft_share(self.batch, self.context_tokens, self._bonus_rows,
+                                   self._bonus_context, drafting, step)
             t = float(draft_pass_s(self._est, self._pad, rows, kv))
             self._step_cache[key] = t
         return t
@@ -168,7 +152,7 @@ class IterationCost:
             t = len(cum) - 1
             n = self.draft_counts[t] if t < len(self.draft_counts) else 0
             extra = self.draft_step_s(n, t) if n > 0 else 0.0
-            cum.append(cum[-1] + extra + (self.draft_overhead_s if t == 0 else 0.0))
+            cum.append(next_draft_total(cum[-1], extra, self.draft_overhead_s, t))
         return cum[steps]
 
     def draft_s_actual(self, drafted: np.ndarray) -> float:
@@ -196,9 +180,7 @@ def draft_limits(view: BatchView, k_max: int) -> np.ndarray:
 def slo_limit_s(view: BatchView, mode: SloMode) -> float:
     """The TPOT budget the feasibility check uses (inf when unconstrained)."""
     slo = float(view.tpot_slo_s) if view.tpot_slo_s is not None else math.inf
-    if mode is SloMode.OFF or not math.isfinite(slo) or slo <= 0.0:
-        return math.inf
-    return slo
+    return slo_limit(slo, mode is SloMode.OFF)
 
 
 def feasible(time_s: float, min_request_tokens: float, slo_s: float, mode: SloMode,
@@ -207,11 +189,9 @@ def feasible(time_s: float, min_request_tokens: float, slo_s: float, mode: SloMo
 
     ``min_request_tokens`` is min_i E[N_i] (only used by the ``tokens`` form).
     """
-    if not speculative or slo_s == math.inf:
+    if not speculative:
         return True
-    if mode is SloMode.TOKENS:
-        return time_s <= slo_s * min_request_tokens
-    return time_s <= slo_s
+    return feasible_time(time_s, min_request_tokens, slo_s, mode is SloMode.TOKENS)
 
 
 def cumulative_confidence(conf: np.ndarray, drafted: np.ndarray, length: int | None = None,
@@ -245,10 +225,163 @@ def expected_emitted_tokens(cum_conf: np.ndarray, verify: np.ndarray) -> float:
 
 def goodput(expected_tokens: float, time_s: float) -> float:
     """Tokens per second; 0 for a non-positive time estimate (degenerate estimator)."""
-    return expected_tokens / time_s if time_s > 0.0 else 0.0
+    return goodput_of(expected_tokens, time_s)
 
 
 def geometric_tokens(alpha: float, k: int) -> float:
     """Expected emitted tokens of one request drafting k i.i.d. tokens with acceptance alpha:
     sum_{r=0..k} alpha^r = (1 - alpha^(k+1)) / (1 - alpha)."""
     return float(np.sum(alpha ** np.arange(k + 1)))
+
+
+# ---- the cost model's rules, shared with the compiled loop ---------------------------------
+@jitable
+def draft_counts_into(limits, batch, k_max, counts, hist):
+    """``hist[t]``: requests whose draft limit ``min(max(limits_i, 0), k_max)`` is t
+    (t = 0..k_max); ``counts[t]``: requests that may draft step t (limit > t). Returns
+    whether every request may draft all ``k_max`` steps."""
+    for t in range(k_max + 1):
+        hist[t] = 0
+    for i in range(batch):
+        limit = limits[i]
+        if limit > k_max:
+            limit = k_max
+        if limit < 0:
+            limit = 0
+        hist[limit] += 1
+    left = batch
+    for t in range(k_max):
+        left -= hist[t]
+        counts[t] = left
+    return k_max == 0 or counts[k_max - 1] == batch
+
+
+@jitable
+def spread_kv_tokens(batch, context_tokens, tokens):
+    """Batch expansion's KV positions for sum k_i = tokens - B spread evenly: q each, one
+    more for r requests of mean context (exact for uniform k)."""
+    if batch == 0:
+        return 0
+    q = (tokens - batch) // batch
+    r = (tokens - batch) % batch
+    kv = uniform_expanded_kv_tokens(batch, context_tokens, q)
+    return kv + (r * context_tokens) // batch + r * (q + 1) if r else kv
+
+
+@jitable
+def draft_share(batch, context_tokens, bonus_rows, bonus_context, drafting, step):
+    """(rows, KV tokens) of draft step ``step`` over ``drafting`` of the batch's requests:
+    their share of its context and, under batch expansion, of its bonus rows."""
+    if drafting >= batch:
+        context, bonus, extra = context_tokens, bonus_rows, bonus_context
+    else:
+        context = drafting * context_tokens // batch
+        bonus = (bonus_rows * drafting + batch // 2) // batch
+        extra = bonus_context * bonus // bonus_rows if bonus else 0
+    return draft_step_rows(step, drafting, context, bonus, extra)
+
+
+@jitable
+def next_draft_total(total, step_s, overhead_s, step):
+    """Drafting time after one more step: the step, plus the overhead with the first."""
+    return total + step_s + (overhead_s if step == 0 else 0.0)
+
+
+@jitable
+def feasible_time(time_s, min_request_tokens, slo_s, per_token):
+    """``feasible`` of a speculative configuration: ``per_token`` is the ``tokens`` form."""
+    if slo_s == math.inf:
+        return True
+    if per_token:
+        return time_s <= slo_s * min_request_tokens
+    return time_s <= slo_s
+
+
+@jitable
+def goodput_of(expected_tokens, time_s):
+    """``goodput``: tokens per second, 0 for a non-positive time estimate."""
+    return expected_tokens / time_s if time_s > 0.0 else 0.0
+
+
+@jitable
+def slo_limit(tpot_slo_s, mode_off):
+    """``slo_limit_s`` from the TPOT SLO (inf when unconstrained)."""
+    if mode_off or not math.isfinite(tpot_slo_s) or tpot_slo_s <= 0.0:
+        return math.inf
+    return tpot_slo_s
+
+
+@jitable
+def _pairwise_leaf(a, lo, n):
+    """numpy's pairwise sum of at most 128 contiguous values (8 accumulators)."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    end = n - n % 8
+    while i < end:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@jitable
+def pairwise_sum(a, lo, n):
+    """numpy's float64 ``sum`` of ``a[lo:lo + n]``, in numpy's order
+    (``pairwise_sum_DOUBLE``: blocks of 8 accumulators up to 128 values, above that the sum
+    of the two halves split at a multiple of 8), evaluated without recursion."""
+    if n <= 128:
+        return _pairwise_leaf(a, lo, n)
+    starts = np.empty(128, dtype=np.int64)
+    sizes = np.empty(128, dtype=np.int64)
+    expanded = np.zeros(128, dtype=np.bool_)
+    values = np.empty(128)
+    top = 0
+    count = 0
+    starts[0] = lo
+    sizes[0] = n
+    while top >= 0:
+        first = starts[top]
+        size = sizes[top]
+        if size <= 128:
+            values[count] = _pairwise_leaf(a, first, size)
+            count += 1
+            top -= 1
+        elif not expanded[top]:
+            half = size // 2
+            half -= half % 8
+            expanded[top] = True
+            top += 1  # the right half, evaluated second
+            starts[top] = first + half
+            sizes[top] = size - half
+            expanded[top] = False
+            top += 1  # the left half, evaluated first
+            starts[top] = first
+            sizes[top] = half
+            expanded[top] = False
+        else:
+            values[count - 2] = values[count - 2] + values[count - 1]
+            count -= 1
+            top -= 1
+    return values[0]
+
+
+@jitable
+def array_sum(a, n):
+    """``float(a[:n].sum())`` as numpy computes it."""
+    return 0.0 + pairwise_sum(a, 0, n)

@@ -26,6 +26,9 @@ from __future__ import annotations
 
 from enum import Enum
 
+import numpy as np
+
+from sim.compiled.jit import jitable
 from sim.errors import ConfigError
 from sim.policies.params import check_enum, check_positive_int
 
@@ -46,17 +49,60 @@ class RecoverMode(str, Enum):
     DECAY = "decay"
 
 
+#: integer codes of the modes (the rules below take them)
+MODE_CODES = {RecoverMode.NONE: 0, RecoverMode.RESET: 1, RecoverMode.PROBE: 2,
+              RecoverMode.DECAY: 3}
+#: the state arrays: ints (mode, N, plain streak, recovering), floats (prior, factor, pull)
+RI_MODE, RI_AFTER, RI_STREAK, RI_RECOVERING = range(4)
+RF_PRIOR, RF_FACTOR, RF_PULL = range(3)
+STATE_INTS, STATE_FLOATS = 4, 3
+
+
+@jitable
+def recovery_value(ri, rf, estimate):
+    """The estimate to decide with this iteration (see the module docstring); records in
+    ``ri[RI_RECOVERING]`` whether it differs from ``estimate``."""
+    mode = ri[RI_MODE]
+    if mode == 3:  # decay
+        used = rf[RF_PRIOR] + (estimate - rf[RF_PRIOR]) * rf[RF_PULL] if ri[RI_STREAK] \
+            else estimate
+    elif mode == 2:  # probe
+        used = rf[RF_PRIOR] if ri[RI_STREAK] >= ri[RI_AFTER] else estimate
+    elif mode == 1:  # reset
+        used = ARTIFACT_RESET_TO if estimate < ARTIFACT_RESET_BELOW else estimate
+    else:
+        used = estimate
+    ri[RI_RECOVERING] = 1 if used != estimate else 0
+    return used
+
+
+@jitable
+def recovery_drafted(ri, rf, did_draft):
+    """Record whether this iteration drafted (resets the plain streak) or not."""
+    if did_draft:
+        ri[RI_STREAK] = 0
+        rf[RF_PULL] = 1.0
+    else:
+        ri[RI_STREAK] += 1
+        rf[RF_PULL] *= rf[RF_FACTOR]
+
+
 class Recovery:
     """The recovery rule of one policy instance: tracks the plain-iteration streak.
 
     ``value(estimate)`` is what the policy decides with this iteration; ``drafted(bool)``
     tells the rule whether the iteration drafted (call it once per iteration, after deciding).
     ``recovering`` says whether the last ``value`` differed from the estimate.
+
+    The state lives in two small arrays (``ints``, ``floats``; a policy may pass views of its
+    own state arrays), read and written by ``recovery_value`` / ``recovery_drafted``, the
+    rules the compiled loop calls too.
     """
 
-    __slots__ = ("mode", "prior", "after", "_factor", "_pull", "_streak", "recovering")
+    __slots__ = ("mode", "prior", "after", "_i", "_f")
 
-    def __init__(self, mode: str | RecoverMode, prior: float, after: int | None) -> None:
+    def __init__(self, mode: str | RecoverMode, prior: float, after: int | None,
+                 ints: np.ndarray | None = None, floats: np.ndarray | None = None) -> None:
         self.mode = check_enum(RecoverMode, mode, "recover")
         if after is not None and self.mode in (RecoverMode.NONE, RecoverMode.RESET):
             raise ConfigError(f"recover_after applies to recover=probe or decay, "
@@ -64,10 +110,15 @@ class Recovery:
         self.after = check_positive_int(DEFAULT_RECOVER_AFTER if after is None else after,
                                         "recover_after")
         self.prior = float(prior)
-        self._factor = 2.0 ** (-1.0 / self.after)  # per plain iteration, for decay
-        self._pull = 1.0  # factor ** streak
-        self._streak = 0
-        self.recovering = False
+        self._i = np.zeros(STATE_INTS, dtype=np.int64) if ints is None else ints
+        self._f = np.zeros(STATE_FLOATS) if floats is None else floats
+        self._i[:] = (MODE_CODES[self.mode], self.after, 0, 0)
+        # per plain iteration, for decay; pull = factor ** streak
+        self._f[:] = (self.prior, 2.0 ** (-1.0 / self.after), 1.0)
+
+    @property
+    def recovering(self) -> bool:
+        return bool(self._i[RI_RECOVERING])
 
     def spec_parts(self, default_mode: RecoverMode) -> list[str]:
         """The ``recover=`` / ``recover_after=`` parts of a canonical policy name."""
@@ -81,23 +132,8 @@ class Recovery:
 
     def value(self, estimate: float) -> float:
         """The estimate to decide with this iteration."""
-        mode = self.mode
-        if mode is RecoverMode.DECAY:
-            used = self.prior + (estimate - self.prior) * self._pull if self._streak else estimate
-        elif mode is RecoverMode.PROBE:
-            used = self.prior if self._streak >= self.after else estimate
-        elif mode is RecoverMode.RESET:
-            used = ARTIFACT_RESET_TO if estimate < ARTIFACT_RESET_BELOW else estimate
-        else:
-            used = estimate
-        self.recovering = used != estimate
-        return used
+        return float(recovery_value(self._i, self._f, float(estimate)))
 
     def drafted(self, did_draft: bool) -> None:
         """Record whether this iteration drafted (resets the plain streak) or not."""
-        if did_draft:
-            self._streak = 0
-            self._pull = 1.0
-        else:
-            self._streak += 1
-            self._pull *= self._factor
+        recovery_drafted(self._i, self._f, did_draft)

@@ -39,11 +39,13 @@ from enum import Enum
 
 import numpy as np
 
+from sim.compiled.jit import jitable
 from sim.errors import ConfigError
 from sim.policies.base import BatchView, Policy
-from sim.policies.goodput import IterationCost, draft_limits, goodput
+from sim.policies.goodput import IterationCost, goodput_of, pairwise_sum
 from sim.policies.params import check_enum, check_k, check_unit
-from sim.policies.recovery import Recovery, RecoverMode
+from sim.policies.recovery import (STATE_FLOATS, STATE_INTS, Recovery, RecoverMode,
+                                   recovery_drafted, recovery_value)
 
 DEFAULT_WEIGHT = 0.1
 #: What ``smartspec:K,artifact`` sets (the registry's flag and the canonical name agree).
@@ -58,15 +60,17 @@ class RateMode(str, Enum):
 
 
 class SmartSpecPolicy(Policy):
-    """Uniform-k goodput maximiser with a running i.i.d. acceptance estimate."""
+    """Uniform-k goodput maximiser with a running i.i.d. acceptance estimate.
+
+    The rules are ``smartspec_begin`` and ``smartspec_observe`` over the state arrays
+    ``_pi`` / ``_pf`` (layout ``SI_*`` / ``SF_*``), which the compiled loop runs too."""
 
     def __init__(self, k: int = 8, alpha0: float = 0.6, weight: float | None = None,
                  rate: str | RateMode = RateMode.CUMULATIVE, plain_bias: float = 1.0,
                  recover: str | RecoverMode = RecoverMode.DECAY,
                  recover_after: int | None = None) -> None:
         self.k_max = check_k(k)
-        self.alpha = check_unit(alpha0, "alpha0")
-        self.alpha0 = self.alpha
+        self.alpha0 = check_unit(alpha0, "alpha0")
         self.rate = check_enum(RateMode, rate, "rate")
         if weight is not None and self.rate is RateMode.CUMULATIVE:
             raise ConfigError("weight applies to rate=ema, not rate=cumulative")
@@ -76,12 +80,22 @@ class SmartSpecPolicy(Policy):
                 or not 0.5 <= plain_bias <= 2.0:
             raise ConfigError(f"plain_bias must be a number in [0.5, 2], got {plain_bias!r}")
         self.plain_bias = float(plain_bias)
-        self.recovery = Recovery(recover, self.alpha0, recover_after)
+        pi = self._pi = np.zeros(SI_SIZE, dtype=np.int64)
+        pf = self._pf = np.zeros(SF_SIZE)
+        pi[SI_K] = self.k_max
+        pi[SI_RATE] = 1 if self.rate is RateMode.EMA else 0
+        pf[SF_ALPHA] = self.alpha0
+        pf[SF_WEIGHT] = self.weight
+        pf[SF_PLAIN_BIAS] = self.plain_bias
+        self.recovery = Recovery(recover, self.alpha0, recover_after,
+                                 pi[SI_REC:SI_REC + STATE_INTS], pf[SF_REC:SF_REC + STATE_FLOATS])
         self.name = self._canonical_name()
-        self._accepted_total = 0
-        self._trials_total = 0
-        self._ks = np.arange(self.k_max + 1)
         self.last_goodputs: np.ndarray = np.zeros(0)
+
+    @property
+    def alpha(self) -> float:
+        """The running acceptance estimate."""
+        return float(self._pf[SF_ALPHA])
 
     def _canonical_name(self) -> str:
         """The spec with non-default options only (``make_policy`` rebuilds it); the exact
@@ -102,39 +116,98 @@ class SmartSpecPolicy(Policy):
         parts += self.recovery.spec_parts(RecoverMode.DECAY)
         return "smartspec:" + ",".join(parts)
 
+    def compiled_state(self):
+        """(policy kind, int state, float state, asks every step) for the compiled loop."""
+        from sim.compiled.layout import P_SMARTSPEC
+        return P_SMARTSPEC, self._pi, self._pf, False
+
     def begin(self, view: BatchView) -> int:
+        from sim.compiled.jit import compiled
+
         k_cap = self.k_max
+        batch = view.batch_size
         cost = IterationCost(view, k_cap)
-        alpha = self.recovery.value(self.alpha)
-        geo = np.cumsum(alpha ** self._ks)  # geo[j] = sum_{r<=j} alpha^r
-        if cost.uniform:  # nobody capped below K
-            tokens = view.batch_size * self._ks
-            expected = view.batch_size * geo
-        else:
-            # per-request verify length for each candidate k: (K+1, B)
-            lengths = np.minimum(self._ks[:, None], draft_limits(view, k_cap)[None, :])
-            tokens = lengths.sum(axis=1)
-            expected = geo[lengths].sum(axis=1)
-        goodputs = np.array([goodput(e, cost.time_s(k, t)) for k, (e, t)
-                             in enumerate(zip(expected.tolist(), tokens.tolist()))])
-        goodputs[0] *= self.plain_bias
+        tokens_cum = np.zeros(k_cap + 1, dtype=np.int64)
+        tokens_cum[1:] = np.cumsum(cost.draft_counts)
+        prices_v = np.array([cost.verify_s(batch + int(t)) for t in tokens_cum.tolist()])
+        prices_d = np.array([cost.draft_s(k) for k in range(k_cap + 1)])
+        goodputs = np.zeros(k_cap + 1)
+        k = int(compiled(smartspec_begin)(
+            self._pi, self._pf, batch, np.asarray(view.max_draft_tokens, dtype=np.int64),
+            cost.uniform, prices_v, prices_d, goodputs, np.zeros(max(batch, 1))))
         self.last_goodputs = goodputs
-        k = int(np.argmax(goodputs))  # first maximum: ties go to the smaller k
-        self.recovery.drafted(k > 0)
         return k
 
     def observe(self, verify: np.ndarray, accepted: np.ndarray) -> None:
-        verified = verify > 0
-        if not verified.any():
-            return
-        acc = accepted[verified]
-        hits = int(acc.sum())
-        trials = hits + int(np.count_nonzero(acc < verify[verified]))
-        if trials == 0:
-            return
-        if self.rate is RateMode.CUMULATIVE:
-            self._accepted_total += hits
-            self._trials_total += trials
-            self.alpha = self._accepted_total / self._trials_total
-        else:
-            self.alpha = (1.0 - self.weight) * self.alpha + self.weight * (hits / trials)
+        smartspec_observe(self._pi, self._pf, verify, accepted, verify.shape[0])
+
+
+# ---- state layout and rules --------------------------------------------------------------------
+SI_K, SI_RATE, SI_ACCEPTED, SI_TRIALS = range(4)
+SI_REC = 4
+SI_SIZE = SI_REC + STATE_INTS
+SF_ALPHA, SF_WEIGHT, SF_PLAIN_BIAS = range(3)
+SF_REC = 3
+SF_SIZE = SF_REC + STATE_FLOATS
+
+
+@jitable
+def smartspec_begin(pi, pf, batch, max_draft, uniform, prices_v, prices_d, goodputs, row):
+    """The goodput argmax over k = 0..K (module doc); ``prices_v[k]`` / ``prices_d[k]``:
+    verification / drafting seconds of k steps where every request that may, drafts. The
+    goodputs go to ``goodputs``; ``row`` is scratch of the batch's size."""
+    k_cap = pi[SI_K]
+    alpha = recovery_value(pi[SI_REC:SI_REC + STATE_INTS], pf[SF_REC:SF_REC + STATE_FLOATS],
+                           pf[SF_ALPHA])
+    geo = np.empty(k_cap + 1)  # geo[j] = sum_{r<=j} alpha^r
+    total = 0.0
+    for j in range(k_cap + 1):
+        total += alpha ** float(j)
+        geo[j] = total
+    for k in range(k_cap + 1):
+        if uniform:  # nobody capped below K
+            expected = batch * geo[k]
+        else:  # each request verifies min(k, its limit) tokens
+            for i in range(batch):
+                limit = max_draft[i]
+                if limit > k_cap:
+                    limit = k_cap
+                if limit < 0:
+                    limit = 0
+                row[i] = geo[k if k < limit else limit]
+            expected = 0.0 + pairwise_sum(row, 0, batch)
+        goodputs[k] = goodput_of(expected, prices_d[k] + prices_v[k])
+    goodputs[0] *= pf[SF_PLAIN_BIAS]
+    best = 0  # first maximum: ties go to the smaller k
+    for k in range(1, k_cap + 1):
+        if goodputs[k] > goodputs[best]:
+            best = k
+    recovery_drafted(pi[SI_REC:SI_REC + STATE_INTS], pf[SF_REC:SF_REC + STATE_FLOATS], best > 0)
+    return best
+
+
+@jitable
+def smartspec_observe(pi, pf, verify, accepted, batch):
+    """Learn the acceptance estimate: each verified position up to and including the first
+    rejection is one trial."""
+    hits = 0
+    misses = 0
+    verified = False
+    for i in range(batch):
+        if verify[i] > 0:
+            verified = True
+            hits += accepted[i]
+            if accepted[i] < verify[i]:
+                misses += 1
+    if not verified:
+        return
+    trials = hits + misses
+    if trials == 0:
+        return
+    if pi[SI_RATE] == 0:
+        pi[SI_ACCEPTED] += hits
+        pi[SI_TRIALS] += trials
+        pf[SF_ALPHA] = pi[SI_ACCEPTED] / pi[SI_TRIALS]
+    else:
+        w = pf[SF_WEIGHT]
+        pf[SF_ALPHA] = (1.0 - w) * pf[SF_ALPHA] + w * (hits / trials)

@@ -1,0 +1,668 @@
+"""The compiled iteration loop: ``run_chunk`` runs engine iterations back to back, as
+``sim.server.ServerSimulation``'s protocol path does one SimPy step at a time, until the
+next arrival (or a buffer to drain, a table entry to compute, an idle engine).
+
+Each iteration calls the same rules as the protocol path (``sim.compiled`` lists them):
+``next_prefill`` / ``finish_prefill`` or ``prepare_decode`` / ``finish_decode`` of the
+scheduler, the policy's rules (``sim.policies.*``: begin, continue, verify, observe, through
+the same driver steps as ``sim.core.speculation.run_decode_iteration``), the acceptance draws
+(``draw_cells`` / ``draw_fixed`` on uniforms drawn from the run's generator in the original
+order), ``decode_shape_into`` and the truth's prices (``sim.compiled.tables``). What it
+records goes to preallocated buffers that ``sim.compiled.run`` hands to the ``IterationLog``
+and the ``finished`` list.
+"""
+
+from __future__ import annotations
+
+
+from sim.acceptance.base import accepted_prefix_into, draw_fixed
+from sim.acceptance.model import draw_cells
+import numpy as np
+
+from sim.compiled.jit import jitable
+from sim.compiled.layout import (E_DRAW_AT,
+    A_PARAMETRIC, CF_ATT, CF_CELLS, CF_DECAY, CF_ED_BUCKETS, CF_ED_EAGER, CF_ED_KNOTS,
+    CF_ED_SLOPES, CF_ED_VALUES, CF_EV_BUCKETS, CF_EV_EAGER, CF_EV_SLOPES, CF_EV_TOKEN,
+    CF_EV_VALUES, CF_OVERHEADS, CF_PARAMS, CF_SCALARS, CI_ED_INDEX, CI_ED_OFFSETS, CI_EV_BELOW,
+    CI_EV_INDEX, CI_PAD, CI_SCALARS, CI_SIZES, E_ACCEPTANCE, E_ASKS_EACH_STEP, E_COUNT, E_DECAYS,
+    E_ESTIMATOR, E_EXPANDED, E_FIN_LAST, E_FIN_N, E_HAS_HORIZON, E_HIGH_WATER, E_KMAX,
+    E_LAST_KIND, E_LEN_N, E_NEED_AT, E_NEED_ROW, E_NEEDS_ORACLE, E_PAD_SIZE, E_PENDING,
+    E_POLICY, E_POOL_POS, E_REC_N, E_STEP_N, E_USES_DRAFT, F_HORIZON, F_HORIZON_CREATED,
+    F_NOW, F_TPOT_SLO, FLOAT_ENTRIES, K_DECODE, K_PREFILL, P_ADASPEC, P_DISABLE_BY_BATCH,
+    P_ORACLE, P_SMARTSPEC, P_STATIC, P_THRESHOLD, RI_ACCEPTED, E_PADDING,
+    RI_BATCH, RI_CONTEXT, RI_DRAFTED, RI_EMITTED, RI_KIND, RI_KV, RI_LEN_AT, RI_PADDED_BATCH,
+    RI_PADDED_TOKENS, RI_QUEUE, RI_STEP_AT, RI_STEPS, RI_VERIFY_ROWS, RI_VERIFY_TOKENS,
+    ST_ARRIVAL, ST_BAD_POLICY, ST_FLUSH, ST_IDLE, ST_NEED_ENTRY, ST_NEED_PADDED, ST_NEED_POOL,
+    ST_STALLED, W_ACCEPTED, W_CAP, W_CONTEXT, W_DRAFTED, W_DRAFTING, W_EMITTED, W_KV,
+    W_PLAN, W_ROWS, W_SLOTS, W_VERIFY, W_WANTED)
+from sim.compiled.tables import (D_DENSE, D_LOGITS, O_DRAFTING, T_DENSE, T_LOGITS,
+                                 estimate_draft, estimate_verify, truth_draft, truth_prefill,
+                                 truth_verify)
+from sim.core.scheduler import (C_NPREFILLING, C_NRUN, C_PREEMPTIONS, C_QLEN, P_CACHED,
+                                P_COMPLETES, P_SLOT, P_TOKENS, RF_KEY, S_BONUS, S_OUT,
+                                S_GEN, S_PROMPT, S_REQ, SF_KEY, finish_decode, finish_prefill,
+                                next_prefill, prepare_decode)
+from sim.core.speculation import decode_shape_into
+from sim.policies.adaspec import AI_UNIFORM, adaspec_begin, adaspec_continue, adaspec_verify
+from sim.policies.disable_by_batch import disable_by_batch_k
+from sim.policies.goodput import draft_counts_into, draft_share, next_draft_total, spread_kv_tokens
+from sim.policies.oracle import oracle_choose, oracle_queries, water_fill_into
+from sim.policies.smartspec import smartspec_begin, smartspec_observe
+from sim.policies.threshold import threshold_continue
+
+
+# ---- arenas ---------------------------------------------------------------------------------
+@jitable
+def f1(cf, ci, e):
+    """Entry ``e`` of the float arena, 1-D."""
+    at = ci[3 * e]
+    return cf[at:at + ci[3 * e + 1] * max(ci[3 * e + 2], 1)]
+
+
+@jitable
+def f2(cf, ci, e):
+    """Entry ``e`` of the float arena, 2-D."""
+    at = ci[3 * e]
+    rows, cols = ci[3 * e + 1], ci[3 * e + 2]
+    return cf[at:at + rows * cols].reshape((rows, cols))
+
+
+@jitable
+def i1(ci, e):
+    """Entry ``e`` of the int arena (after the header), 1-D."""
+    h = 3 * (FLOAT_ENTRIES + e)
+    at = ci[h]
+    return ci[at:at + ci[h + 1] * max(ci[h + 2], 1)]
+
+
+@jitable
+def i2(ci, e):
+    """Entry ``e`` of the int arena, 2-D."""
+    h = 3 * (FLOAT_ENTRIES + e)
+    at = ci[h]
+    rows, cols = ci[h + 1], ci[h + 2]
+    return ci[at:at + rows * cols].reshape((rows, cols))
+
+
+@jitable
+def padded(pad, n):
+    """``GraphPadding.pad(n)`` from the table (built for every reachable n)."""
+    return pad[0, n]
+
+
+def policy_work_sizes(n_slots: int, k_max: int) -> tuple[int, int]:
+    """Float and int scratch the adaptive policies' rules need (``policy_work``)."""
+    kk = max(k_max, 1)
+    floats = kk * n_slots + 3 * n_slots + 3 * (kk + 1) + 2 * (kk + 1) * n_slots + 8
+    ints = kk + 2 * (kk + 1) + n_slots + 3 * (kk + 1) * n_slots + n_slots + 8
+    return floats, ints
+
+
+@jitable
+def policy_work(pwf, pwi, n_slots, k_max):
+    """Views of the scratch arrays: (cum, sum_c, gain, prices_v, prices_d, float scratch,
+    goodputs, counts, hist, tokens_cum, new verify lengths, int scratch)."""
+    kk = k_max if k_max > 0 else 1
+    at = 0
+    cum = pwf[at:at + kk * n_slots].reshape((kk, n_slots))
+    at += kk * n_slots
+    sum_c = pwf[at:at + n_slots]
+    at += n_slots
+    gain = pwf[at:at + n_slots]
+    at += n_slots
+    prices_v = pwf[at:at + kk + 1]
+    at += kk + 1
+    prices_d = pwf[at:at + kk + 1]
+    at += kk + 1
+    goodputs = pwf[at:at + kk + 1]
+    at += kk + 1
+    keys = pwf[at:at + n_slots]
+    at += n_slots
+    fscratch = pwf[at:]
+    at = 0
+    counts = pwi[at:at + kk]
+    at += kk
+    hist = pwi[at:at + kk + 1]
+    at += kk + 1
+    tokens_cum = pwi[at:at + kk + 1]
+    at += kk + 1
+    new = pwi[at:at + n_slots]
+    at += n_slots
+    iscratch = pwi[at:]
+    return (cum, sum_c, gain, prices_v, prices_d, fscratch, goodputs, counts, hist, tokens_cum,
+            new, iscratch, keys)
+
+
+# ---- the loop -------------------------------------------------------------------------------
+@jitable
+def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, ei, ef, cf, ci, table, pi,
+              pf, pool, rec_i, rec_f, rec_len, rec_steps, fin, wi, wf, wb, pwf, pwi):
+    """Run iterations from ``ef[F_NOW]`` until a status (``sim.compiled.layout``) says why
+    Python must act; returns it (also in ``ei[E_STATUS]``)."""
+    att = f2(cf, ci, CF_ATT)
+    params = f2(cf, ci, CF_PARAMS)
+    overheads = f1(cf, ci, CF_OVERHEADS)
+    pad = i2(ci, CI_PAD)
+    scal_f = f1(cf, ci, CF_SCALARS)
+    scal_i = i1(ci, CI_SCALARS)
+    ev = (f1(cf, ci, CF_EV_TOKEN), scal_f[0], i1(ci, CI_EV_INDEX), f1(cf, ci, CF_EV_BUCKETS),
+          f2(cf, ci, CF_EV_VALUES), f2(cf, ci, CF_EV_SLOPES), i2(ci, CI_EV_BELOW),
+          f2(cf, ci, CF_EV_EAGER), scal_i[0])
+    ed = (f1(cf, ci, CF_ED_KNOTS), f1(cf, ci, CF_ED_VALUES), f1(cf, ci, CF_ED_SLOPES),
+          i1(ci, CI_ED_OFFSETS), i1(ci, CI_ED_INDEX), f1(cf, ci, CF_ED_BUCKETS),
+          f2(cf, ci, CF_ED_EAGER), scal_i[1])
+    cells = f2(cf, ci, CF_CELLS)
+    decay = f1(cf, ci, CF_DECAY)
+    sizes = i1(ci, CI_SIZES)
+    n_slots = si.shape[1]
+    k_max = ei[E_KMAX]
+    uses_draft = ei[E_USES_DRAFT] != 0
+    now = ef[F_NOW]
+    plan = wi[W_PLAN:W_PLAN + 4]
+    rec_cap = rec_i.shape[1]
+    work = policy_work(pwf, pwi, n_slots, k_max)
+    status = ST_IDLE
+    while True:
+        if ei[E_PENDING] == 0:
+            if sc[C_QLEN] == 0 and sc[C_NRUN] == 0:
+                status = ST_IDLE
+                break
+            if (ei[E_REC_N] >= rec_cap or ei[E_LEN_N] + n_slots > rec_len.shape[0]
+                    or ei[E_STEP_N] + k_max + 1 > rec_steps.shape[1]
+                    or ei[E_FIN_N] + n_slots > fin.shape[0]):
+                status = ST_FLUSH
+                break
+            n = next_prefill(cfg, sc, si, sf, ri, rf, running, free_slots, queue, now, plan)
+            ei[E_PENDING] = n
+        n = ei[E_PENDING]
+        if n > 0:
+            # ---- a prefill iteration (the plan survives a return for a missing entry)
+            total = 0
+            for c in range(n):
+                total += plan[P_TOKENS, c]
+            if total >= table.shape[1] or n >= table.shape[1]:
+                ei[E_NEED_ROW] = T_DENSE
+                ei[E_NEED_AT] = max(total, n)
+                status = ST_NEED_ENTRY
+                break
+            missing = -1
+            if table[T_DENSE, total] != table[T_DENSE, total]:
+                missing = T_DENSE
+            elif table[T_LOGITS, n] != table[T_LOGITS, n]:
+                missing = T_LOGITS
+            elif uses_draft and table[D_DENSE, total] != table[D_DENSE, total]:
+                missing = D_DENSE
+            elif uses_draft and table[D_LOGITS, n] != table[D_LOGITS, n]:
+                missing = D_LOGITS
+            if missing >= 0:
+                ei[E_NEED_ROW] = missing
+                ei[E_NEED_AT] = n if missing == T_LOGITS or missing == D_LOGITS else total
+                status = ST_NEED_ENTRY
+                break
+            news = plan[P_TOKENS]
+            cached = plan[P_CACHED]
+            duration = truth_prefill(table, params, overheads, False, news, cached, n, total)
+            if uses_draft:
+                duration += truth_prefill(table, params, overheads, True, news, cached, n,
+                                          total)
+            emitted = 0
+            for c in range(n):
+                slot = plan[P_SLOT, c]
+                if plan[P_CACHED, c] == 0:
+                    sf[SF_KEY, slot] = rf[RF_KEY, si[S_REQ, slot]]
+                    si[S_BONUS, slot] = 0
+                if plan[P_COMPLETES, c]:
+                    emitted += 1
+            queue_len = sc[C_QLEN]
+            start = now
+            now = start + duration
+            ei[E_FIN_LAST] = ei[E_FIN_N]
+            ei[E_FIN_N] += finish_prefill(sc, si, ri, rf, running, free_slots, plan, n, now,
+                                          fin[ei[E_FIN_N]:])
+            r = ei[E_REC_N]
+            rec_f[0, r] = start
+            rec_f[1, r] = duration
+            rec_i[RI_KIND, r] = K_PREFILL
+            rec_i[RI_BATCH, r] = n
+            rec_i[RI_VERIFY_TOKENS, r] = total
+            rec_i[RI_EMITTED, r] = emitted
+            rec_i[RI_QUEUE, r] = queue_len
+            ei[E_REC_N] = r + 1
+            ei[E_LAST_KIND] = K_PREFILL
+            ei[E_PENDING] = 0
+        else:
+            ei[E_PENDING] = 0
+            # ---- a decode iteration: the sizes it can price must be in the table
+            ready = sc[C_NRUN] - sc[C_NPREFILLING]
+            bound = ready * (k_max + 1)
+            if 2 * ready > bound:
+                bound = 2 * ready
+            if bound >= ei[E_PAD_SIZE]:
+                bound = ei[E_PAD_SIZE] - 1
+            if padded(pad, bound) > ei[E_HIGH_WATER]:
+                ei[E_NEED_AT] = padded(pad, bound)
+                status = ST_NEED_PADDED
+                break
+            if k_max > 0 and ei[E_POOL_POS] + 2 * ready * k_max > pool.shape[0]:
+                status = ST_NEED_POOL
+                break
+            before = sc[C_PREEMPTIONS]
+            slots = wi[W_SLOTS]
+            b = prepare_decode(cfg, sc, si, ri, running, free_slots, queue, k_max, slots,
+                               wi[W_WANTED:W_WANTED + 2])
+            if b == 0:
+                if sc[C_PREEMPTIONS] == before:
+                    status = ST_STALLED
+                    break
+                continue  # only preemptions: decide again at the same time
+            start = now
+            duration = decode_iteration(
+                cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att, params,
+                overheads, table, pad, ev, ed, cells, decay, sizes, b, start, rec_i, rec_f,
+                rec_len, rec_steps, fin, wi, wf, wb, work)
+            if duration < 0.0:
+                status = ST_BAD_POLICY
+                break
+            now = start + duration
+        ei[E_COUNT] += 1
+        if ei[E_HAS_HORIZON] and (ef[F_HORIZON] < now or (
+                ef[F_HORIZON] == now and ef[F_HORIZON_CREATED] <= start)):
+            status = ST_ARRIVAL  # an arrival comes before the next decision
+            break
+    ef[F_NOW] = now
+    ei[0] = status
+    return status
+
+
+@jitable
+def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att,
+                     params, overheads, table, pad, ev, ed, cells, decay, sizes, b, start,
+                     rec_i, rec_f, rec_len, rec_steps, fin, wi, wf, wb, work):
+    """One decode iteration of batch ``wi[W_SLOTS, :b]`` starting at ``start``; returns its
+    duration (negative: the policy broke the protocol)."""
+    k_max = ei[E_KMAX]
+    slots = wi[W_SLOTS]
+    context = wi[W_CONTEXT]
+    cap = wi[W_CAP]
+    drafted = wi[W_DRAFTED]
+    verify = wi[W_VERIFY]
+    accepted = wi[W_ACCEPTED]
+    emitted = wi[W_EMITTED]
+    drafting = wi[W_DRAFTING]
+    rows = wi[W_ROWS]
+    kv = wi[W_KV]
+    context_sum = 0
+    cap_min = 0
+    cap_max = 0
+    for i in range(b):
+        slot = slots[i]
+        generated = si[S_GEN, slot]
+        context[i] = si[S_PROMPT, slot] + generated
+        context_sum += context[i]
+        limit = si[S_OUT, slot] - generated - 1
+        cap[i] = limit if limit < k_max else k_max
+        if i == 0 or cap[i] < cap_min:
+            cap_min = cap[i]
+        if i == 0 or cap[i] > cap_max:
+            cap_max = cap[i]
+    r = ei[E_REC_N]
+    steps = 0
+    accepted_total = 0
+    drafted_total = 0
+    if k_max == 0:
+        # plain decoding (nospec): one target pass over the batch
+        duration = 0.0 + truth_verify(table, att, params, overheads, b, padded(pad, b),
+                                      context_sum)
+        for i in range(b):
+            emitted[i] = 1
+        verify_rows = b
+        tokens = b
+        verify_kv = context_sum
+        speculated = False
+    else:
+        conf_drawn = wf[0, :b, :k_max]
+        conf = wf[1, :b, :k_max]
+        accept = wb[0, :b, :k_max]
+        alive = wb[1, 0, :b]
+        bonus = wb[2, 0, :b]
+        expanded = ei[E_EXPANDED] != 0
+        bonus_rows = 0
+        bonus_context = 0
+        if expanded:  # batch expansion: who received a bonus token last iteration
+            for i in range(b):
+                bonus[i] = si[S_BONUS, slots[i]] != 0
+                if bonus[i]:
+                    bonus_rows += 1
+                    bonus_context += context[i]
+            if bonus_rows:
+                bonus_context -= bonus_rows
+        (cum, sum_c, gain, prices_v, prices_d, fscratch, goodputs, counts, hist, tokens_cum,
+         new, iscratch, keys) = work
+        drawn = False
+        if ei[E_NEEDS_ORACLE]:
+            draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys, True)
+            drawn = True
+        kind = ei[E_POLICY]
+        uniform = True
+        if kind == P_ADASPEC or kind == P_SMARTSPEC:
+            # the cost model (IterationCost): who may draft each step, and the estimator's
+            # price of every number of steps (drafting and verification)
+            uniform = draft_counts_into(cap, b, k_max, counts, hist)
+            tokens_cum[0] = 0
+            for t in range(k_max):
+                tokens_cum[t + 1] = tokens_cum[t] + counts[t]
+            price_steps(ei, ef, ev, ed, table, att, params, overheads, pad, b, context_sum,
+                        bonus_rows, bonus_context, k_max, counts, tokens_cum, prices_v,
+                        prices_d)
+        if kind == P_ADASPEC:
+            k = adaspec_begin(pi, pf, b, ef[F_TPOT_SLO], counts, uniform, prices_v, prices_d,
+                              cap_max)
+        elif kind == P_SMARTSPEC:
+            k = smartspec_begin(pi, pf, b, cap, uniform, prices_v, prices_d, goodputs,
+                                fscratch)
+        elif kind == P_ORACLE:
+            k = oracle_begin(ei, ev, ed, table, att, params, overheads, pad, sizes, pi, b,
+                             context_sum, bonus_rows, bonus_context, accept, cap, iscratch,
+                             new, fscratch)
+        else:
+            k = policy_begin(kind, pi, pf, b, k_max)
+        if k < 0:
+            return -1.0
+        if k and b and cap_min < k:
+            k = min(k, cap_max)
+        everyone = True  # no mask yet: every request drafts
+        if k > 0:
+            for i in range(b):
+                drafted[i] = 0
+            for step in range(k):
+                if ei[E_ASKS_EACH_STEP]:
+                    if kind == P_ADASPEC:
+                        decision = adaspec_continue(pi, pf, step, conf, k == 1, b, cum, sum_c,
+                                                    gain, counts, hist, tokens_cum, prices_v,
+                                                    prices_d, cap)
+                    elif kind == P_THRESHOLD:
+                        decision = threshold_continue(pf[0], step, conf, drafted, b, fscratch)
+                    elif kind == P_ORACLE:
+                        decision = 2  # a mask: the requests whose plan reaches this step
+                    else:
+                        decision = policy_continue(kind, pi, pf, step, conf, drafted, b)
+                    if decision == 0:
+                        break
+                    if decision == 2:
+                        for i in range(b):
+                            keep = new[i] > step
+                            alive[i] = keep if everyone else alive[i] and keep
+                        everyone = False
+                if step >= cap_min:  # some requests have no room for this step
+                    if everyone:
+                        for i in range(b):
+                            alive[i] = cap[i] > step
+                        everyone = False
+                    else:
+                        for i in range(b):
+                            alive[i] = alive[i] and cap[i] > step
+                if everyone:
+                    if not drawn:
+                        draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept,
+                             keys, False)
+                        drawn = True
+                    if not ei[E_NEEDS_ORACLE]:
+                        draw_positions(ei, pool, b, k_max, cells, decay, conf_drawn, accept,
+                                       keys, step, step + 1)
+                    for i in range(b):
+                        conf[i, step] = conf_drawn[i, step]
+                        drafted[i] += 1
+                    drafting[steps] = b
+                    steps += 1
+                    continue
+                n = 0
+                for i in range(b):
+                    if alive[i]:
+                        n += 1
+                if n == 0:
+                    break
+                if not drawn:
+                    draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys,
+                         False)
+                    drawn = True
+                if not ei[E_NEEDS_ORACLE]:
+                    draw_positions(ei, pool, b, k_max, cells, decay, conf_drawn, accept, keys,
+                                   step, step + 1)
+                for i in range(b):
+                    if alive[i]:
+                        conf[i, step] = conf_drawn[i, step]
+                        drafted[i] += 1
+                    else:
+                        conf[i, step] = 0.0
+                drafting[steps] = n
+                steps += 1
+        if steps == 0:
+            for i in range(b):
+                drafted[i] = 0
+        for i in range(b):
+            verify[i] = drafted[i]
+        if kind == P_ORACLE and k > 0:
+            for i in range(b):
+                v = new[i] if new[i] < drafted[i] else drafted[i]
+                verify[i] = v if v > 0 else 0
+        if kind == P_ADASPEC and k > 0:
+            total = b
+            if pi[AI_UNIFORM]:
+                total += b * steps
+            else:
+                for i in range(b):
+                    total += drafted[i]
+            target = total
+            if ei[E_PADDING]:
+                target = pad[1, total]
+            v_target = 0.0
+            if b <= target < total:
+                v_target = price_verify(ei, ev, table, att, params, overheads, pad, b,
+                                        context_sum, target)
+            if adaspec_verify(pi, pf, conf, steps, k == 1, drafted, b, cum, sum_c, counts,
+                              prices_v, prices_d, ei[E_PADDING] != 0, total, target, v_target,
+                              new, fscratch, iscratch):
+                for i in range(b):  # the driver's clamp: 0 <= k_i <= drafted_i
+                    v = new[i]
+                    if v < 0:
+                        v = 0
+                    if v > drafted[i]:
+                        v = drafted[i]
+                    verify[i] = v
+        if steps:
+            accepted_prefix_into(accept, verify, b, accepted)
+        else:
+            for i in range(b):
+                accepted[i] = 0
+        if kind == P_SMARTSPEC:
+            smartspec_observe(pi, pf, verify, accepted, b)
+        for i in range(b):
+            emitted[i] = accepted[i] + 1
+            accepted_total += accepted[i]
+        for s in range(steps):
+            drafted_total += drafting[s]
+        context_sum, verify_rows, tokens, verify_kv = decode_shape_into(
+            context, drafted, verify, b, drafting, steps, expanded, bonus, expanded, rows, kv)
+        if expanded:
+            for i in range(b):
+                si[S_BONUS, slots[i]] = 1 if accepted[i] == verify[i] and verify[i] > 0 else 0
+        duration = 0.0
+        if steps:
+            duration = overheads[2]
+            for s in range(steps):
+                if rows[s] > 0:
+                    duration += truth_draft(table, att, params, overheads,
+                                            padded(pad, rows[s]), kv[s])
+                else:
+                    duration += 0.0
+        duration = duration + truth_verify(table, att, params, overheads, verify_rows,
+                                           padded(pad, tokens), verify_kv)
+        speculated = True
+    now = start + duration
+    ei[E_FIN_LAST] = ei[E_FIN_N]
+    ei[E_FIN_N] += finish_decode(sc, si, ri, rf, running, free_slots, slots, b, emitted,
+                                 drafted, verify, accepted, speculated, now, fin[ei[E_FIN_N]:])
+    rec_f[0, r] = start
+    rec_f[1, r] = duration
+    rec_i[RI_KIND, r] = K_DECODE
+    rec_i[RI_BATCH, r] = b
+    rec_i[RI_PADDED_BATCH, r] = padded(pad, b)
+    rec_i[RI_STEPS, r] = steps
+    rec_i[RI_DRAFTED, r] = drafted_total
+    rec_i[RI_VERIFY_TOKENS, r] = tokens
+    rec_i[RI_PADDED_TOKENS, r] = padded(pad, tokens)
+    rec_i[RI_EMITTED, r] = b + accepted_total
+    rec_i[RI_ACCEPTED, r] = accepted_total
+    rec_i[RI_QUEUE, r] = sc[C_QLEN]
+    rec_i[RI_CONTEXT, r] = context_sum
+    rec_i[RI_VERIFY_ROWS, r] = verify_rows
+    rec_i[RI_KV, r] = verify_kv
+    if steps:
+        at = ei[E_LEN_N]
+        rec_i[RI_LEN_AT, r] = at
+        for i in range(b):
+            rec_len[at + i] = verify[i]
+        ei[E_LEN_N] = at + b
+        at = ei[E_STEP_N]
+        rec_i[RI_STEP_AT, r] = at
+        for s in range(steps):
+            rec_steps[0, at + s] = rows[s]
+            rec_steps[1, at + s] = kv[s]
+        ei[E_STEP_N] = at + steps
+    else:
+        rec_i[RI_LEN_AT, r] = -1
+        rec_i[RI_STEP_AT, r] = -1
+    ei[E_REC_N] = r + 1
+    ei[E_LAST_KIND] = K_DECODE
+    return duration
+
+
+@jitable
+def draw(ei, pool, sf, slots, b, k, cells, decay, conf, accept, keys, every):
+    """Take one iteration's (B, k) block of uniforms from the pool (the executor's
+    ``draw_with_keys``; the pool holds the generator's numbers in order); with ``every``
+    compute every position now (the oracle reads them all), else ``draw_positions``
+    computes a position when a step drafts it."""
+    at = ei[E_POOL_POS]
+    for i in range(b):
+        keys[i] = sf[SF_KEY, slots[i]]
+    ei[E_DRAW_AT] = at
+    size = b * k
+    ei[E_POOL_POS] = at + (2 * size if ei[E_ACCEPTANCE] == A_PARAMETRIC else size)
+    if every:
+        draw_positions(ei, pool, b, k, cells, decay, conf, accept, keys, 0, k)
+
+
+@jitable
+def draw_positions(ei, pool, b, k, cells, decay, conf, accept, keys, first, stop):
+    """Positions ``first..stop-1`` of the block ``draw`` took."""
+    at = ei[E_DRAW_AT]
+    size = b * k
+    if ei[E_ACCEPTANCE] == A_PARAMETRIC:
+        draw_cells(pool[at:at + size], pool[at + size:at + 2 * size], keys, b, k, cells, decay,
+                   ei[E_DECAYS] != 0, conf, accept, first, stop)
+    else:
+        draw_fixed(pool[at:at + size], keys, b, k, conf, accept, first, stop)
+
+
+@jitable
+def policy_begin(kind, pi, pf, b, k_max):
+    """The policy's ``begin``: draft steps this iteration may run at most."""
+    if kind == P_STATIC or kind == P_THRESHOLD:
+        return k_max
+    if kind == P_DISABLE_BY_BATCH:
+        return disable_by_batch_k(b, pi[0], k_max)
+    return 0
+
+
+@jitable
+def policy_continue(kind, pi, pf, step, conf, drafted, b):
+    """The policy's ``continue_drafting``: 0 = nobody drafts step ``step``, 1 = everyone
+    still drafting continues."""
+    return 1
+
+
+@jitable
+def price_verify(ei, ev, table, att, params, overheads, pad, batch, context_sum, tokens):
+    """``IterationCost.verify_s(tokens)``: the estimator's verification of B + sum k_i =
+    ``tokens`` positions (under batch expansion, spread evenly over the batch)."""
+    if ei[E_EXPANDED]:
+        return estimate_verify(ei[E_ESTIMATOR], ev, table, att, params, overheads, tokens,
+                               padded(pad, tokens),
+                               spread_kv_tokens(batch, context_sum, tokens))
+    return estimate_verify(ei[E_ESTIMATOR], ev, table, att, params, overheads, batch,
+                           padded(pad, tokens), context_sum)
+
+
+@jitable
+def price_steps(ei, ef, ev, ed, table, att, params, overheads, pad, batch, context_sum,
+                bonus_rows, bonus_context, k_max, counts, tokens_cum, prices_v, prices_d):
+    """``IterationCost``'s prices of s = 0..K draft steps where every request that may,
+    drafts: ``prices_v[s]`` = ``verify_s(B + tokens_cum[s])``, ``prices_d[s]`` =
+    ``draft_s(s)`` (overhead included); under batch expansion the draft steps carry their
+    share of the batch's ``bonus_rows`` copy rows (``bonus_context``: their KV)."""
+    for s in range(k_max + 1):
+        prices_v[s] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
+                                   context_sum, batch + tokens_cum[s])
+    prices_d[0] = 0.0
+    for t in range(k_max):
+        n = counts[t]
+        extra = 0.0
+        if n > 0:
+            rows, kv = draft_share(batch, context_sum, bonus_rows, bonus_context, n, t)
+            if rows > 0:
+                extra = estimate_draft(ei[E_ESTIMATOR], ed, table, att, params, overheads,
+                                       padded(pad, rows), kv)
+        prices_d[t + 1] = next_draft_total(prices_d[t], extra, overheads[O_DRAFTING], t)
+
+
+@jitable
+def oracle_begin(ei, ev, ed, table, att, params, overheads, pad, sizes, pi, batch, context_sum,
+                 bonus_rows, bonus_context, accept, max_draft, iscratch, plan, fscratch):
+    """``OraclePolicy.begin``: the plan (per-request verify lengths) into ``plan``; returns
+    the most steps any request drafts."""
+    k_cap = pi[0] if pi[0] < accept.shape[1] else accept.shape[1]
+    for i in range(batch):
+        plan[i] = 0
+    if batch == 0 or k_cap == 0:
+        return 0
+    prefix = iscratch[:batch]
+    useful = iscratch[batch:batch + k_cap + 1]
+    avail = iscratch[batch + k_cap + 1:batch + 2 * (k_cap + 1)]
+    top = oracle_queries(accept, k_cap, max_draft, batch, prefix, useful, avail)
+    n_sizes = sizes.shape[0] if sizes[0] >= 0 else 0
+    size_prices = np.zeros(max(n_sizes, 1))
+    for j in range(n_sizes):
+        if batch < sizes[j] < batch + avail[top]:
+            size_prices[j] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
+                                          context_sum, sizes[j])
+    avail_prices = fscratch[:top + 1]
+    draft_prices = fscratch[top + 1:2 * (top + 1)]
+    draft_prices[0] = 0.0
+    for s in range(top + 1):
+        avail_prices[s] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
+                                       context_sum, batch + avail[s])
+    for s in range(1, top + 1):
+        rows, kv = draft_share(batch, context_sum, bonus_rows, bonus_context, useful[s - 1],
+                               s - 1)
+        draft_prices[s] = 0.0
+        if rows > 0:
+            draft_prices[s] = estimate_draft(ei[E_ESTIMATOR], ed, table, att, params,
+                                             overheads, padded(pad, rows), kv)
+    best = np.zeros(3)
+    oracle_choose(batch, top, avail, sizes, n_sizes,
+                  price_verify(ei, ev, table, att, params, overheads, pad, batch, context_sum,
+                               batch),
+                  size_prices, avail_prices, overheads[O_DRAFTING], draft_prices, best)
+    steps = int(best[1])
+    if steps == 0:
+        return 0
+    capped = iscratch[batch + 2 * (k_cap + 1):2 * batch + 2 * (k_cap + 1)]
+    for i in range(batch):
+        capped[i] = prefix[i] if prefix[i] < steps else steps
+    water_fill_into(capped, batch, int(best[2]), plan)
+    k = 0
+    for i in range(batch):
+        if plan[i] > k:
+            k = plan[i]
+    return k

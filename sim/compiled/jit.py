@@ -1,0 +1,147 @@
+"""Rules written once, run interpreted or compiled.
+
+``@jitable`` marks a plain Python function written in the subset numba compiles (scalars,
+numpy arrays, tuples, explicit loops). Python code calls it as any function; compiled code
+(``sim.compiled.engine``) calls it as compiled code, because ``setup()`` registers every
+jitable with ``numba.extending.register_jitable`` (which leaves the function object itself
+unchanged, so the Python callers keep the plain function). ``compiled(fn)`` is the
+numba-compiled dispatcher of a jitable, for Python callers whose rule works on arrays
+(loops that are slow interpreted).
+
+Numba is imported by ``setup()`` only: importing a module that defines jitables costs
+nothing, so ``adaspec-sim --help`` and the protocol path of a user's own policy never wait
+for it.
+
+Compiled code is cached on disk (numba's ``cache=True``) under ``$ADASPEC_SIM_JIT_CACHE``
+(default ``~/.cache/adaspec-sim/jit``; ``off`` keeps it in memory only), in a folder named
+by a hash of the source of every module that defines jitables and of the numba, llvmlite,
+numpy and Python versions: numba's own cache checks only the timestamp of the file that
+holds the compiled entry point, not the files of the functions it calls, so a changed rule
+anywhere gets a fresh folder instead of a stale binary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+ENV_VAR = "ADASPEC_SIM_JIT_CACHE"
+
+#: Modules that define jitable rules or compiled entry points; ``setup`` imports them all
+#: (so every rule is registered before anything compiles) and hashes their source.
+RULE_MODULES = (
+    "sim.core.scheduler",
+    "sim.core.speculation",
+    "sim.acceptance.base",
+    "sim.acceptance.model",
+    "sim.latency.ops",
+    "sim.latency.pass_costs",
+    "sim.latency.estimator",
+    "sim.latency.iteration",
+    "sim.policies.goodput",
+    "sim.policies.recovery",
+    "sim.policies.adaspec",
+    "sim.policies.smartspec",
+    "sim.policies.threshold",
+    "sim.policies.oracle",
+    "sim.compiled.tables",
+    "sim.compiled.engine",
+)
+
+_JITABLE: list = []
+_DISPATCHERS: dict = {}
+_READY = False
+
+
+def jitable(fn):
+    """Mark ``fn`` as a rule the compiled loop may call (see the module docstring)."""
+    _JITABLE.append(fn)
+    if _READY:
+        from numba.extending import register_jitable
+        register_jitable(fn)
+    return fn
+
+
+def cache_dir() -> Path | None:
+    """Where compiled code is cached (a folder per source hash), or None when off."""
+    value = os.environ.get(ENV_VAR)
+    if value is not None and value.strip().lower() in ("", "off", "0", "none"):
+        return None
+    root = Path(value).expanduser() if value else Path.home() / ".cache" / "adaspec-sim" / "jit"
+    return root / source_key()
+
+
+def source_key() -> str:
+    """Hash of the rule modules' source and the compiler's versions (16 hex digits)."""
+    import llvmlite
+    import numba
+    import numpy
+
+    digest = hashlib.sha256()
+    for name in RULE_MODULES:
+        spec = importlib.util.find_spec(name)
+        origin = spec.origin if spec is not None else None
+        if origin:
+            digest.update(name.encode())
+            digest.update(Path(origin).read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    versions = (numba.__version__, llvmlite.__version__, numpy.__version__,
+                sys.version.split()[0])
+    digest.update(repr(versions).encode())
+    return digest.hexdigest()[:16]
+
+
+def setup() -> None:
+    """Import numba, point its cache at ``cache_dir()`` and register every jitable."""
+    global _READY
+    if _READY:
+        return
+    from numba.extending import register_jitable
+
+    for name in RULE_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+    folder = cache_dir()
+    if folder is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:  # an unwritable cache only costs compiling again
+            folder = None
+    _CACHE[0] = str(folder) if folder is not None else None
+    for fn in _JITABLE:
+        register_jitable(fn)
+    _READY = True
+
+
+_CACHE: list[str | None] = [None]
+
+
+def compiled(fn):
+    """The compiled (numba) dispatcher of jitable ``fn``, compiled on its first call and
+    cached on disk."""
+    dispatcher = _DISPATCHERS.get(fn)
+    if dispatcher is None:
+        setup()
+        import numba
+        folder = _CACHE[0]
+        if folder is None:
+            dispatcher = numba.njit(fn)
+        else:  # numba reads the folder when the dispatcher is made: ours, then the user's
+            previous = numba.config.CACHE_DIR
+            numba.config.CACHE_DIR = folder
+            try:
+                dispatcher = numba.njit(cache=True)(fn)
+            finally:
+                numba.config.CACHE_DIR = previous
+        _DISPATCHERS[fn] = dispatcher
+    return dispatcher
+
+
+def entry(fn):
+    """Decorator for a compiled entry point defined in ``sim.compiled``: like ``jitable``,
+    and ``compiled(fn)`` gives its dispatcher."""
+    return jitable(fn)

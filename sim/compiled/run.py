@@ -1,0 +1,304 @@
+"""The Python side of the compiled path: decides whether a run can take it, builds the
+arrays ``sim.compiled.engine.run_chunk`` works on, answers its requests (table entries,
+uniforms, buffer space) and hands its records to the ``IterationLog`` and the finished list.
+
+``plan_run`` returns None (with the reason in ``why_protocol``) when some part of the run
+has no compiled form; the server then runs the protocol path, and the summary says which
+path ran (``engine_path``).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+from sim.compiled import layout as L
+
+#: ``add_decode`` reads these attributes of a ``DecodeShape``; a namedtuple is cheaper.
+_Shape = namedtuple("_Shape", ("batch", "context_tokens", "verify_rows", "verify_tokens",
+                               "verify_kv_tokens", "draft_rows", "draft_kv_tokens"))
+
+RECORDS = 4096  # iterations buffered between two hand-overs to the IterationLog
+POOL = 1 << 16  # uniforms drawn from the run's generator at a time
+
+
+def policy_plan(policy):
+    """(kind, int state, float state, asks each step) of a built-in policy the loop runs,
+    or a string saying why not."""
+    from sim.policies.disable_by_batch import DisableByBatchPolicy
+    from sim.policies.nospec import NoSpecPolicy
+    from sim.policies.static import StaticPolicy
+
+    kind = type(policy)
+    empty_i, empty_f = np.zeros(1, dtype=np.int64), np.zeros(1)
+    if kind is NoSpecPolicy:
+        return L.P_NOSPEC, empty_i, empty_f, False
+    if kind is StaticPolicy:
+        return L.P_STATIC, empty_i, empty_f, False
+    if kind is DisableByBatchPolicy:
+        return (L.P_DISABLE_BY_BATCH, np.array([policy.batch_threshold], dtype=np.int64),
+                empty_f, False)
+    if kind in _compiled_classes():
+        return policy.compiled_state()
+    return f"policy {policy.name} ({kind.__name__}) has no compiled form"
+
+
+def _compiled_classes() -> tuple:
+    """Built-in policy classes whose rules the compiled loop runs (exactly these classes: a
+    subclass may override a method, so it takes the protocol path)."""
+    from sim.policies.adaspec import AdaSpecPolicy
+    from sim.policies.adaspec_nv import AdaSpecNoVerifierPolicy
+    from sim.policies.smartspec import SmartSpecPolicy
+    from sim.policies.oracle import OraclePolicy
+    from sim.policies.threshold import ThresholdPolicy
+    return (AdaSpecPolicy, AdaSpecNoVerifierPolicy, SmartSpecPolicy, ThresholdPolicy,
+            OraclePolicy)
+
+
+def why_protocol(policy, latency, estimator, acceptance, engine: str) -> str | None:
+    """Why this run cannot take the compiled path (None: it can)."""
+    from sim.acceptance.base import FixedAcceptance
+    from sim.acceptance.model import ParametricAcceptance
+    from sim.compiled.tables import supports_truth
+    from sim.latency.estimator import TableEstimator
+    from sim.latency.iteration import SINGLE_PASS, VLLM_06
+
+    plan = policy_plan(policy)
+    if isinstance(plan, str):
+        return plan
+    if not supports_truth(latency):
+        return f"ground truth {type(latency).__name__} has no compiled form"
+    if estimator is not latency and not (type(estimator) is TableEstimator
+                                         and estimator.base is latency):
+        return f"estimator {type(estimator).__name__} has no compiled form"
+    if type(acceptance) not in (ParametricAcceptance, FixedAcceptance):
+        return f"acceptance model {type(acceptance).__name__} has no compiled form"
+    if engine not in (SINGLE_PASS, VLLM_06):
+        return f"engine {engine} has no compiled form"
+    return None
+
+
+def _arena(float_entries: list, int_entries: list) -> tuple[np.ndarray, np.ndarray]:
+    """Pack arrays into one float and one int array; the int array starts with a header of
+    (offset, rows, cols) per entry (floats first; cols 0 for 1-D)."""
+    header = 3 * (len(float_entries) + len(int_entries))
+    meta = []
+    floats = []
+    at = 0
+    for a in float_entries:
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        meta.append((at, a.shape[0], a.shape[1] if a.ndim == 2 else 0))
+        floats.append(a.ravel())
+        at += a.size
+    ints = []
+    at = header
+    for a in int_entries:
+        a = np.ascontiguousarray(a, dtype=np.int64)
+        meta.append((at, a.shape[0], a.shape[1] if a.ndim == 2 else 0))
+        ints.append(a.ravel())
+        at += a.size
+    cf = np.concatenate(floats) if floats else np.zeros(0)
+    ci = np.concatenate([np.asarray(meta, dtype=np.int64).ravel()] + ints)
+    return cf, ci
+
+
+class CompiledRun:
+    """The compiled loop's arrays for one run, and its hand-overs."""
+
+    def __init__(self, scheduler, policy, latency, estimator, acceptance, padding, engine: str,
+                 rng: np.random.Generator, slo) -> None:
+        from sim.acceptance.base import FixedAcceptance
+        from sim.compiled.engine import run_chunk
+        from sim.compiled.jit import compiled
+        from sim.compiled.tables import TruthTables, estimator_arrays, padding_table
+        from sim.latency.iteration import VLLM_06
+
+        self._run_chunk = compiled(run_chunk)
+        self.scheduler = scheduler
+        self.rng = rng
+        kind, self.pi, self.pf, asks = policy_plan(policy)
+        k_max = int(policy.k_max)
+        n = scheduler.config.max_num_seqs
+        size = max(padding.max_size + 1, n * (k_max + 1) + 1, 2 * n + 1)
+        self.truth = TruthTables(latency, padding, size)
+        if not policy.uses_draft:
+            self.truth.rows = (0, 1)  # the padded decode sizes need no draft terms
+        pad = padding_table(padding, size)
+        if estimator is latency:
+            est_kind = 1
+            ev, ed = estimator_arrays_dummy()
+        else:
+            est_kind = 0
+            ev, ed = estimator_arrays(estimator)
+        if type(acceptance) is FixedAcceptance:
+            acc_kind, cells, decay, decays = L.A_FIXED, np.zeros((1, 2)), np.ones(1), False
+        else:
+            acc_kind = L.A_PARAMETRIC
+            cells = acceptance._cells
+            decay = np.array(acceptance.decay(max(k_max, 1)), dtype=np.float64)
+            decays = acceptance._decay.size > 0
+        self.cf, self.ci = _arena(
+            [self.truth.att, self.truth.params, self.truth.overheads, ev[0], ev[3], ev[4],
+             ev[5], ev[7], ed[0], ed[1], ed[2], ed[5], ed[6], cells, decay,
+             np.array([ev[1]])],
+            [pad, ev[2], ev[6], ed[3], ed[4], np.array([ev[8], ed[7]]),
+             np.array(padding.sizes if padding.enabled else (-1,), dtype=np.int64)])
+        ei = np.zeros(L.ENGINE_INTS, dtype=np.int64)
+        ei[L.E_KMAX] = k_max
+        ei[L.E_POLICY] = kind
+        ei[L.E_EXPANDED] = int(engine == VLLM_06)
+        ei[L.E_USES_DRAFT] = int(policy.uses_draft)
+        ei[L.E_NEEDS_ORACLE] = int(policy.needs_oracle)
+        ei[L.E_ACCEPTANCE] = acc_kind
+        ei[L.E_DECAYS] = int(decays)
+        ei[L.E_ESTIMATOR] = est_kind
+        ei[L.E_PAD_SIZE] = size
+        ei[L.E_ASKS_EACH_STEP] = int(asks)
+        ei[L.E_PADDING] = int(padding.enabled)
+        self.ei = ei
+        ef = np.zeros(L.ENGINE_FLOATS)
+        ef[L.F_TTFT_SLO] = slo.ttft_s
+        ef[L.F_TPOT_SLO] = slo.tpot_s
+        self.ef = ef
+        self.pool = np.zeros(0)
+        self._pool_size = max(POOL, 4 * n * max(k_max, 1))
+        self.rec_i = np.zeros((L.RECORD_INTS, RECORDS), dtype=np.int64)
+        self.rec_f = np.zeros((2, RECORDS))
+        self.rec_len = np.zeros(max(RECORDS * 16, 4 * n), dtype=np.int64)
+        self.rec_steps = np.zeros((2, RECORDS * 4 + 2 * (k_max + 1)), dtype=np.int64)
+        self.fin = np.zeros(8 * n, dtype=np.int64)
+        width = max(n, 2 * (k_max + 1), 8)
+        self.wi = np.zeros((L.WORK_INTS, width), dtype=np.int64)
+        self.wf = np.zeros((2, n, max(k_max, 1)))
+        # [0]: acceptance outcomes (B, k); [1, 0] and [2, 0]: the alive and bonus masks (B)
+        self.wb = np.zeros((3, n, max(k_max, n)), dtype=np.bool_)
+        from sim.compiled.engine import policy_work_sizes
+        floats, ints = policy_work_sizes(n, k_max)
+        self.pwf = np.zeros(floats)
+        self.pwi = np.zeros(ints, dtype=np.int64)
+        self._args: tuple | None = None
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, now_s: float, horizon: tuple[float, float] | None) -> int:
+        """Run iterations from ``now_s`` (None: continue from where the loop stopped) until
+        the loop needs Python; answer table, pool and buffer requests here, and return
+        ``ST_IDLE``, ``ST_ARRIVAL`` or ``ST_FLUSH`` (the records must be drained)."""
+        ei, ef = self.ei, self.ef
+        if now_s is not None:
+            ef[L.F_NOW] = now_s
+        if horizon is None:
+            ei[L.E_HAS_HORIZON] = 0
+        else:
+            ei[L.E_HAS_HORIZON] = 1
+            ef[L.F_HORIZON], ef[L.F_HORIZON_CREATED] = horizon
+        st = self.scheduler.state
+        run_chunk = self._run_chunk
+        while True:
+            args = self._args
+            if (args is None or args[4] is not st.ri or args[5] is not st.rf
+                    or args[8] is not st.queue or args[13] is not self.truth.table
+                    or args[16] is not self.pool):  # an array was reallocated
+                args = self._args = (
+                    st.cfg, st.sc, st.si, st.sf, st.ri, st.rf, st.running, st.free_slots,
+                    st.queue, ei, ef, self.cf, self.ci, self.truth.table, self.pi, self.pf,
+                    self.pool, self.rec_i, self.rec_f, self.rec_len, self.rec_steps, self.fin,
+                    self.wi, self.wf, self.wb, self.pwf, self.pwi)
+            status = run_chunk(*args)
+            if status == L.ST_NEED_ENTRY:
+                self.truth.fill(int(ei[L.E_NEED_ROW]), int(ei[L.E_NEED_AT]))
+            elif status == L.ST_NEED_PADDED:
+                self.truth.fill_padded(int(ei[L.E_NEED_AT]))
+                ei[L.E_HIGH_WATER] = self.truth.high_water
+            elif status == L.ST_NEED_POOL:
+                pos = int(ei[L.E_POOL_POS])
+                self.pool = np.concatenate([self.pool[pos:], self.rng.random(self._pool_size)])
+                ei[L.E_POOL_POS] = 0
+            elif status == L.ST_STALLED:
+                raise RuntimeError("scheduler made no progress: nothing to prefill or decode")
+            elif status == L.ST_BAD_POLICY:
+                raise ValueError("the policy returned a negative k_max")
+            else:
+                return status
+
+    @property
+    def now(self) -> float:
+        return float(self.ef[L.F_NOW])
+
+    @property
+    def iterations(self) -> int:
+        return int(self.ei[L.E_COUNT])
+
+    # ------------------------------------------------------------------ hand-overs
+    def take_finished(self, last_too: bool) -> list:
+        """Finish records of the requests the loop finished (``last_too``: including those
+        of its last iteration, which otherwise wait for ``take_finished(True)``)."""
+        ei = self.ei
+        end = int(ei[L.E_FIN_N]) if last_too else int(ei[L.E_FIN_LAST])
+        if end == 0:
+            return []
+        record = self.scheduler.finished_record
+        done = [record(r) for r in self.fin[:end].tolist()]
+        rest = int(ei[L.E_FIN_N]) - end
+        if rest:
+            self.fin[:rest] = self.fin[end:end + rest]
+        ei[L.E_FIN_N] = rest
+        ei[L.E_FIN_LAST] = 0
+        return done
+
+    def fix_last_queue(self) -> None:
+        """The queue length a decode iteration records is the one when the engine resumes
+        after it (arrivals during the iteration included), as on the protocol path."""
+        r = int(self.ei[L.E_REC_N]) - 1
+        if r >= 0 and self.rec_i[L.RI_KIND, r] == L.K_DECODE:
+            self.rec_i[L.RI_QUEUE, r] = self.scheduler.queue_len
+
+    def drain(self, log) -> None:
+        """Hand the buffered iteration records to ``log`` (an ``IterationLog``)."""
+        ei = self.ei
+        count = int(ei[L.E_REC_N])
+        if not count:
+            return
+        (kinds, batches, padded_batches, steps, drafted, verify_tokens, padded_tokens, emitted,
+         accepted, queues, contexts, verify_rows, kvs, len_at, step_at) = \
+            self.rec_i[:, :count].tolist()
+        starts = self.rec_f[0, :count].tolist()
+        durations = self.rec_f[1, :count].tolist()
+        used = int(ei[L.E_STEP_N])
+        step_rows = self.rec_steps[0, :used].tolist()
+        step_kv = self.rec_steps[1, :used].tolist()
+        lengths = self.rec_len[:int(ei[L.E_LEN_N])].astype(np.uint8)
+        add_prefill, add_decode = log.add_prefill, log.add_decode
+        prefill = L.K_PREFILL
+        for r in range(count):
+            if kinds[r] == prefill:
+                add_prefill(starts[r], durations[r], batches[r], verify_tokens[r], emitted[r],
+                            queues[r])
+                continue
+            n = steps[r]
+            if n:
+                at = step_at[r]
+                rows = tuple(step_rows[at:at + n])
+                kv = tuple(step_kv[at:at + n])
+                at = len_at[r]
+                verify = lengths[at:at + batches[r]]
+            else:
+                rows = kv = ()
+                verify = None
+            add_decode(starts[r], durations[r],
+                       _Shape(batches[r], contexts[r], verify_rows[r], verify_tokens[r], kvs[r],
+                              rows, kv),
+                       padded_batches[r], padded_tokens[r], drafted[r], emitted[r],
+                       accepted[r], queues[r], verify)
+        ei[L.E_REC_N] = 0
+        ei[L.E_LEN_N] = 0
+        ei[L.E_STEP_N] = 0
+
+
+def estimator_arrays_dummy():
+    """Placeholder surfaces for a run whose policies price with the truth itself."""
+    f, i = np.zeros(1), np.zeros(2, dtype=np.int64)
+    ev = (f, 0.0, i, f, np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((3, 1), dtype=np.int64),
+          np.zeros((4, 1)), 0)
+    ed = (f, f, f, i, i, f, np.zeros((2, 1)), 0)
+    return ev, ed

@@ -1,0 +1,129 @@
+"""The compiled iteration path against the protocol path: every compiled policy and option
+on small workloads, both engines, with preemption, chunked prefill, rejections, eager mode,
+the exact estimator and both acceptance models: every output table and the summary must be
+identical (issue 11), and the summary must say which path ran."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.run import SimConfig, simulate
+from sim.workload.load import load_trace
+from sim.workload.request import Workload
+
+ROOT = Path(__file__).resolve().parents[2]
+CONV = ROOT / "traces" / "azure2023" / "AzureLLMInferenceTrace_conv.csv"
+MOONCAKE = ROOT / "traces" / "adaspec" / "mooncake.csv"
+
+COMPILED_POLICIES = (
+    "nospec", "static:1", "static:5", "disable-by-batch:4,8",
+    "adaspec:8", "adaspec:4", "adaspec:8,artifact", "adaspec:8,slo=strict",
+    "adaspec:8,slo=strict,lost=plain", "adaspec:6,slo=tokens", "adaspec:8,cbar=ema",
+    "adaspec:8,trim=request", "adaspec:6,slo=tokens,trim=request", "adaspec:8,trim=off",
+    "adaspec:8,recover=probe,recover_after=8", "adaspec:8,recover=reset", "adaspec-nv:8",
+    "smartspec:8", "smartspec:4", "smartspec:8,artifact", "smartspec:8,rate=ema",
+    "smartspec:8,recover=none", "threshold:0.6,8", "threshold:0.8,3", "oracle:8", "oracle:3",
+)
+
+
+def _slice(path: Path, count: int, scale: float = 1.0) -> Workload:
+    """The first ``count`` requests, arrivals compressed ``scale`` times (more batching)."""
+    workload = load_trace(path)
+    requests = tuple(replace(r, arrival_s=r.arrival_s / scale)
+                     for r in workload.requests[:count])
+    return Workload(requests, workload.source, workload.format)
+
+
+@pytest.fixture(scope="module")
+def conv() -> Workload:
+    return _slice(CONV, 160, scale=6.0)
+
+
+def _both(workload: Workload, policy: str, config: SimConfig, acceptance=None, seed: int = 3):
+    compiled = simulate(workload, policy, config, seed=seed, acceptance=acceptance)
+    protocol = simulate(workload, policy, replace(config, engine_path="protocol"), seed=seed,
+                        acceptance=acceptance)
+    return compiled, protocol
+
+
+def _assert_same(compiled, protocol) -> None:
+    assert compiled.summary.pop("iteration_path") == "compiled", \
+        compiled.summary.get("iteration_path_reason")
+    assert protocol.summary.pop("iteration_path") == "protocol"
+    assert protocol.summary.pop("iteration_path_reason").startswith("asked for")
+    pd.testing.assert_frame_equal(compiled.requests, protocol.requests, check_exact=True)
+    pd.testing.assert_frame_equal(compiled.iterations, protocol.iterations, check_exact=True)
+    assert compiled.summary == protocol.summary
+    # the CSV bytes too (what adaspec-sim writes)
+    assert compiled.iterations.to_csv(index=False) == protocol.iterations.to_csv(index=False)
+    assert compiled.requests.to_csv(index=False) == protocol.requests.to_csv(index=False)
+
+
+@pytest.mark.parametrize("engine", ["single-pass", "vllm-0.6"])
+@pytest.mark.parametrize("policy", COMPILED_POLICIES)
+def test_compiled_path_gives_the_protocol_paths_tables(conv, policy, engine):
+    _assert_same(*_both(conv, policy, SimConfig(engine=engine)))
+
+
+@pytest.mark.parametrize("policy", ["nospec", "static:3", "adaspec:8", "smartspec:8"])
+def test_preemption_and_a_small_pool(conv, policy):
+    """A pool of 300 blocks: requests are preempted and readmitted."""
+    compiled, protocol = _both(conv, policy, SimConfig(kv_blocks=300, max_num_seqs=24))
+    assert compiled.summary["preemptions"] > 0
+    _assert_same(compiled, protocol)
+
+
+@pytest.mark.parametrize("policy", ["nospec", "static:4", "adaspec:8", "smartspec:8"])
+def test_chunked_prefill_and_long_prompts(policy):
+    """Mooncake's long prompts, chunked at 2048 tokens, a few above the context (rejected)."""
+    workload = _slice(MOONCAKE, 40, scale=4.0)
+    config = SimConfig(chunked_prefill=True, max_num_batched_tokens=2048)
+    _assert_same(*_both(workload, policy, config))
+
+
+@pytest.mark.parametrize("policy", ["static:5", "adaspec:8", "smartspec:8", "oracle:8"])
+def test_eager_mode_and_the_exact_estimator(conv, policy):
+    config = SimConfig(cuda_graphs=False, estimator="exact")
+    _assert_same(*_both(conv, policy, config))
+
+
+@pytest.mark.parametrize("policy", ["static:5", "adaspec:8", "smartspec:4"])
+def test_fixed_acceptance(conv, policy):
+    from sim.acceptance.presets import make_acceptance
+    _assert_same(*_both(conv, policy, SimConfig(), acceptance=make_acceptance("fixed:0.58")))
+
+
+def test_a_users_policy_takes_the_protocol_path_and_says_why(conv):
+    from fakes import FixedK
+    result = simulate(conv, FixedK(3), SimConfig(), seed=1)
+    assert result.summary["iteration_path"] == "protocol"
+    assert "FixedK" in result.summary["iteration_path_reason"]
+
+
+def test_a_subclass_of_a_built_in_policy_takes_the_protocol_path(conv):
+    """A subclass may override a rule, so only the built-in classes themselves compile."""
+    from sim.policies.static import StaticPolicy
+
+    class Mine(StaticPolicy):
+        def begin(self, view):
+            return 1 if view.batch_size > 4 else self.k_max
+
+    result = simulate(conv, Mine(3), SimConfig(), seed=1)
+    assert result.summary["iteration_path"] == "protocol"
+    assert "Mine" in result.summary["iteration_path_reason"]
+
+
+def test_the_cli_records_the_path(tmp_path):
+    import json
+
+    from sim.cli import main
+    out = tmp_path / "run"
+    assert main(["--trace", str(CONV), "--limit", "30", "--policy", "adaspec:8", "--quiet",
+                 "--out", str(out), "--engine-path", "protocol"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["simulated"]["engine_path"] == "protocol"
+    assert summary["policies"]["adaspec:8"]["iteration_path"] == "protocol"
