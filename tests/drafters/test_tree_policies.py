@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -42,12 +40,29 @@ def _cost(batch=3, method="eagle-2", engine="single-pass"):
     return IterationCost(view, 6)
 
 
+class _FakeAdaSpec:
+    """The state AdaSpec's verifier exposes to ``trim_tree`` (``sim.policies.adaspec``):
+    cumulative confidences, E[N], G = E / T, and the trim decision it records."""
+
+    def __init__(self, cum, trim) -> None:
+        self._cum = np.asarray(cum, dtype=float)  # (steps, B)
+        self.expected_tokens = self._cum.shape[1] + float(self._cum.sum())
+        self.trim = trim
+        self.slo = SloMode.OFF
+        self.last_trim = "none"
+
+    def cumulative_confidences(self, steps):
+        return self._cum[:steps].T
+
+    def score(self, expected, time_s, min_tokens):
+        return expected / time_s
+
+    def record_trim(self, kept):
+        self.last_trim = "kept" if kept else "rejected"
+
+
 def _policy(cum, trim):
-    cum = np.asarray(cum, dtype=float)  # (steps, B)
-    return SimpleNamespace(_cum=cum, _expected=cum.shape[1] + float(cum.sum()),
-                           _score=lambda e, t, m: e / t, stats={"trim_kept": 0,
-                                                                "trim_rejected": 0},
-                           last_trim="none", trim=trim, slo=SloMode.OFF)
+    return _FakeAdaSpec(cum, trim)
 
 
 CUM = [[0.9, 0.9, 0.3], [0.81, 0.45, 0.27], [0.729, 0.225, 0.243]]
