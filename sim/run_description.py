@@ -20,6 +20,8 @@ _DESCRIBED = frozenset({
     "gpu", "target", "draft", "tp", "profile", "ttft_slo_s", "tpot_slo_s", "max_num_seqs",
     "block_size", "max_num_batched_tokens", "chunked_prefill", "gpu_memory_utilization",
     "kv_blocks", "cuda_graphs", "graph_max_size", "acceptance", "estimator", "pass_overheads_s"})
+#: Output options (not the model): listed under ``other`` only when changed from these.
+_OUTPUT_DEFAULTS = {"iteration_log": True}
 #: Per-pass overheads a latency model states (``sim.latency.overhead``), as it applies them.
 _OVERHEADS = (("target pass", "target_overhead_s"), ("draft step", "draft_step_overhead_s"),
               ("drafting iteration", "draft_overhead_s"))
@@ -74,7 +76,8 @@ def describe_run(config, latency, profile_sha256: str | None = None) -> dict[str
                         else "off (exact sizes)"),
     }
     other = {f.name: getattr(config, f.name) for f in fields(config)
-             if f.name not in _DESCRIBED}
+             if f.name not in _DESCRIBED
+             and _OUTPUT_DEFAULTS.get(f.name, object()) != getattr(config, f.name)}
     return {"latency": source, "engine": other.pop("engine", None), "limits": limits,
             "acceptance": config.acceptance,
             "slo": {"ttft_s": config.ttft_slo_s, "tpot_s": config.tpot_slo_s},
