@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -83,23 +83,26 @@ class SimConfig:
         return asdict(self)
 
 
+@dataclass(frozen=True, eq=False)
 class RunResult:
     """One policy's run: tables, summary and the wall time the simulation took.
 
-    ``requests`` / ``iterations`` (DataFrames) are built from the run's tables when first
-    read; ``request_table`` / ``iteration_log`` are the tables themselves (a
-    ``sim.metrics.requests.RequestTable`` and ``sim.metrics.recorder.IterationLog``, or a
-    wrapped DataFrame), which the output writer streams slice by slice. ``release()`` drops
-    them (and the log's spool folder) once written."""
+    ``request_table`` / ``iteration_log`` are the run's tables (a
+    ``sim.metrics.requests.RequestTable`` and a ``sim.metrics.recorder.IterationLog``; a
+    DataFrame given here is wrapped), which the output writer streams slice by slice;
+    ``requests`` / ``iterations`` are the DataFrames, built from them when first read.
+    ``release()`` drops the tables (and the log's spool folder) once they are written."""
 
-    def __init__(self, policy: str, requests, iterations, summary: dict,
-                 wall_s: float = 0.0) -> None:
-        self.policy = policy
-        self.request_table = _as_table(requests)
-        self.iteration_log = _as_table(iterations)
-        self.summary = summary
-        self.wall_s = wall_s
-        self._frames: dict[str, pd.DataFrame] = {}
+    policy: str
+    request_table: Any
+    iteration_log: Any
+    summary: dict
+    wall_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "request_table", _as_table(self.request_table))
+        object.__setattr__(self, "iteration_log", _as_table(self.iteration_log))
+        object.__setattr__(self, "_frames", {})
 
     @property
     def requests(self) -> pd.DataFrame:
@@ -123,8 +126,9 @@ class RunResult:
         close = getattr(self.iteration_log, "close", None)
         if close is not None:
             close()
-        self.request_table = self.iteration_log = None
-        self._frames = {}
+        for name in ("request_table", "iteration_log"):
+            object.__setattr__(self, name, None)
+        self._frames.clear()
 
 
 class _FrameTable:

@@ -1,7 +1,8 @@
 """Column arrays <-> Workload conversion, the shared window/limit selection, and file hashing.
 
 Loaders and transformations work on numpy columns (fast, vectorised) and build the frozen
-``Workload`` of ``Request`` records only at the end; this module holds that conversion.
+``Workload`` only at the end; its requests stay columns (``RequestColumns``: a ``Request``
+record is made only when read); this module holds that conversion.
 """
 
 from __future__ import annotations
