@@ -34,6 +34,7 @@ _RAGGED = ("verify_lengths", "draft_rows", "draft_kv_tokens")
 CHUNK_ROWS = 16384
 """Rows buffered as tuples before they become one typed chunk (a few MB at most)."""
 _KINDS = ("prefill", "decode")
+_INT32 = np.iinfo(np.int32)
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,9 @@ class IterationChunk:
 
     def frame(self) -> pd.DataFrame:
         """The rows as the iteration table (the columns and cell values of ``to_frame``)."""
-        data = dict(self.scalars)
-        data["kind"] = np.asarray(_KINDS, dtype=object)[data["kind"]]
+        data = {k: v.astype(np.int64) if v.dtype == np.int32 else v
+                for k, v in self.scalars.items()}
+        data["kind"] = np.asarray(_KINDS, dtype=object)[self.scalars["kind"]]
         frame = pd.DataFrame(data, columns=list(_SCALAR_COLUMNS))
         for name in _RAGGED:
             flat, counts = self.ragged[name]
@@ -234,9 +236,14 @@ def _make_chunk(rows: list[tuple], lengths: list, draft_rows: list,
             scalars[name] = np.array(values, dtype=np.float64)
         elif name == "kind":
             scalars[name] = np.array(values, dtype=np.uint8)
-        else:
+        else:  # counts: int32 when they fit (half the bytes), int64 again in ``frame``
             array = np.array(values)
-            scalars[name] = array if array.dtype.kind in "if" else array.astype(np.int64)
+            if array.dtype.kind not in "if":
+                array = array.astype(np.int64)
+            if array.dtype.kind == "i" and (not array.size or (
+                    int(array.min()) >= _INT32.min and int(array.max()) <= _INT32.max)):
+                array = array.astype(np.int32)
+            scalars[name] = array
     counts = np.fromiter((-1 if a is None else a.size for a in lengths), np.int32, len(lengths))
     present = [a for a in lengths if a is not None]
     flat = np.concatenate(present) if present else np.zeros(0, dtype=np.uint8)
