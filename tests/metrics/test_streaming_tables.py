@@ -3,6 +3,8 @@ summary whether they are held whole, in slices, spooled to disk or reduced to st
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -122,3 +124,28 @@ def test_empty_and_tiny_tables_write_their_header(tmp_path, rows):
     write_table(tmp_path / "it.csv", log.frames(), HEADER)
     lines = (tmp_path / "it.csv").read_text().splitlines()
     assert lines[1].startswith("start_s,duration_s,kind") and len(lines) == 2 + rows
+
+
+def test_a_finished_run_keeps_no_request_records(tmp_path):
+    """Loaded workloads hold columns and the engine's sinks keep typed rows: once the run is
+    over no ``Request`` or ``FinishedRequest`` object is alive; the iteration log sits in its
+    spool folder until released."""
+    import gc
+
+    from sim.run import SimConfig, simulate
+    from sim.workload import load_trace
+    def records() -> int:
+        gc.collect()
+        return sum(isinstance(o, (Request, FinishedRequest)) for o in gc.get_objects())
+
+    trace = Path(__file__).resolve().parents[2] / "traces" / "adaspec" / "code.csv"
+    before = records()  # whatever other tests left alive
+    workload = load_trace(trace, limit=60, rng=0)
+    assert records() == before  # the workload is columns
+    result = simulate(workload, "adaspec:8", SimConfig(), spool_dir=tmp_path)
+    assert records() == before
+    assert len(result.request_table) == 60 and result.summary["requests"] == 60
+    assert list(tmp_path.glob(".iterations-*/*.npz"))
+    assert len(result.iterations) == result.summary["iterations"]
+    result.release()
+    assert not list(tmp_path.iterdir())
