@@ -136,7 +136,7 @@ def test_a_finished_run_keeps_no_request_records(tmp_path):
     from sim.workload import load_trace
     def records() -> int:
         gc.collect()
-        return sum(isinstance(o, (Request, FinishedRequest)) for o in gc.get_objects())
+        return sum(type(o) in (Request, FinishedRequest) for o in gc.get_objects())
 
     trace = Path(__file__).resolve().parents[2] / "traces" / "adaspec" / "code.csv"
     before = records()  # whatever other tests left alive
