@@ -5,11 +5,12 @@ Layout::
     DIR/summary.json                     schema_version, config, what was simulated, inputs
                                          (path + sha256), seed, one summary block per policy
     DIR/<policy>/requests.csv            per-request table
-    DIR/<policy>/iterations.csv          per-iteration table
+    DIR/<policy>/iterations.csv          per-iteration table (none with --no-iteration-log)
     DIR/plots/                           with --plot
 
 Each CSV starts with one ``# adaspec-sim {...}`` line holding the same provenance (read the
-tables with ``pandas.read_csv(path, comment="#")``).
+tables with ``pandas.read_csv(path, comment="#")``). Tables are written slice by slice
+(``write_table`` takes a DataFrame or consecutive slices of one; the bytes are the same).
 
 A directory is one run. ``run_directory(DIR, overwrite)`` checks up front (creating nothing)
 that DIR is absent or empty, or that replacing it was asked for and DIR holds a run (never
