@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="with --out: replace an existing run directory (whole, at the end)")
     parser.add_argument("--plot", action="store_true", help="with --out: write single-run plots")
+    parser.add_argument("--no-iteration-log", action="store_true",
+                        help="with --out: write no iterations.csv (the summary is the same; "
+                             "saves time and disk on long traces)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress (a bar on a terminal, a line every 30 s otherwise)")
     return parser
@@ -240,7 +243,8 @@ def config_from_args(args: argparse.Namespace, explicit: set[str] | None = None)
                      pass_overheads_s=_pass_overheads(args.pass_overhead_ms),
                      dense_ops=args.dense_ops,
                      method=getattr(args, "method", DEFAULT_METHOD),
-                     engine_path=args.engine_path)
+                     engine_path=args.engine_path,
+                     iteration_log=not args.no_iteration_log)
 
 
 def _pass_overheads(text: str | None):
@@ -274,6 +278,8 @@ def _check_options(args: argparse.Namespace) -> None:
         raise ConfigError("--plot needs --out DIR")
     if args.overwrite and not args.out:
         raise ConfigError("--overwrite needs --out DIR")
+    if args.no_iteration_log and args.plot:
+        raise ConfigError("--plot draws the iteration log: drop --no-iteration-log")
 
 
 def rejection_warning(results) -> str | None:
@@ -296,10 +302,9 @@ def rejection_warning(results) -> str | None:
 
 
 def _run(args: argparse.Namespace, explicit: set[str]) -> int:
-    from sim.metrics.load import overload_warning
-    from sim.output import check_out_dir, path_sha256
-    from sim.report import format_table
-    from sim.run import build_latency, simulate
+    from sim.output import (check_out_dir, path_sha256, provenance, run_directory,
+                            write_summary)
+    from sim.run import build_latency
     from sim.run_description import describe_run, header_lines
 
     _check_options(args)
@@ -317,40 +322,63 @@ def _run(args: argparse.Namespace, explicit: set[str]) -> int:
     print(f"trace {workload.source} ({workload.format}): {len(workload)} requests over "
           f"{workload.span_s:.1f} s; seed {args.seed}")
     print("\n".join(header_lines(described)), flush=True)
+    if not args.out:
+        _report(args, _simulate_all(args, workload, policies, config))
+        return 0
+    inputs = {"trace": {"path": workload.source, "sha256": workload.sha256,
+                        "format": workload.format, "transforms": list(workload.transforms)}}
+    if config.profile:
+        inputs["profile"] = {"path": config.profile, "sha256": profile_sha}
+    header = dict(provenance(config.to_dict(), inputs, args.seed), simulated=described)
+    with run_directory(args.out, args.overwrite) as staging:
+        # each policy's tables are written as soon as it is simulated; the iteration log
+        # goes to a spool folder inside the run directory meanwhile (removed before the end)
+        results = _simulate_all(args, workload, policies, config, staging, header)
+        _report(args, results)
+        try:
+            if args.plot:
+                from sim.plots.run_plots import write_run_plots
+                write_run_plots(staging, results, config, header=header)
+        finally:
+            for result in results:
+                result.release()
+        write_summary(staging, header, {r.policy: r.summary for r in results})
+    print(f"wrote {args.out}/summary.json")
+    return 0
+
+
+def _simulate_all(args, workload, policies, config, staging=None, header=None) -> list:
+    """Simulate every policy in turn; with a run directory, write each one's tables as soon as
+    it is done (and drop them unless plots need them)."""
+    from sim.output import write_policy_tables
+    from sim.run import simulate
+
     results = []
     for name in policies:
         began = time.perf_counter()
-        result = simulate(workload, name, config, seed=args.seed, progress=not args.quiet)
+        result = simulate(workload, name, config, seed=args.seed, progress=not args.quiet,
+                          spool_dir=staging)
         results.append(result)
         if not args.quiet:
             print(f"  {name}: simulated in {time.perf_counter() - began:.1f} s "
                   f"({result.summary.get('iteration_path', '?')} path)", file=sys.stderr)
+        if staging is not None:
+            write_policy_tables(staging, result, header)
+            if not args.plot:
+                result.release()
+    return results
+
+
+def _report(args, results) -> None:
+    """The summary table on stdout, then one warning line per kind of trouble."""
+    from sim.metrics.load import overload_warning
+    from sim.report import format_table
+
     print(format_table({r.policy: r.summary for r in results}), flush=True)
     warnings = [rejection_warning(results)]
     warnings += [overload_warning(r.policy, r.summary.get("load") or {}) for r in results]
     for line in filter(None, warnings):
         print(f"{PROG}: warning: {line}", file=sys.stderr)
-    if args.out:
-        inputs = {"trace": {"path": workload.source, "sha256": workload.sha256,
-                            "format": workload.format, "transforms": list(workload.transforms)}}
-        if config.profile:
-            inputs["profile"] = {"path": config.profile, "sha256": profile_sha}
-        _write_run(args, results, config, inputs, described)
-        print(f"wrote {args.out}/summary.json")
-    return 0
-
-
-def _write_run(args, results, config, inputs: dict, described: dict) -> None:
-    """Tables, then plots, then summary.json, into a fresh directory that replaces --out."""
-    from sim.output import provenance, run_directory, write_summary, write_tables
-
-    header = dict(provenance(config.to_dict(), inputs, args.seed), simulated=described)
-    with run_directory(args.out, args.overwrite) as staging:
-        policies = write_tables(staging, results, header)
-        if args.plot:
-            from sim.plots.run_plots import write_run_plots
-            write_run_plots(staging, results, config, header=header)
-        write_summary(staging, header, policies)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

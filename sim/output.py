@@ -5,11 +5,12 @@ Layout::
     DIR/summary.json                     schema_version, config, what was simulated, inputs
                                          (path + sha256), seed, one summary block per policy
     DIR/<policy>/requests.csv            per-request table
-    DIR/<policy>/iterations.csv          per-iteration table
+    DIR/<policy>/iterations.csv          per-iteration table (none with --no-iteration-log)
     DIR/plots/                           with --plot
 
 Each CSV starts with one ``# adaspec-sim {...}`` line holding the same provenance (read the
-tables with ``pandas.read_csv(path, comment="#")``).
+tables with ``pandas.read_csv(path, comment="#")``). Tables are written slice by slice
+(``write_table`` takes a DataFrame or consecutive slices of one; the bytes are the same).
 
 A directory is one run. ``run_directory(DIR, overwrite)`` checks up front (creating nothing)
 that DIR is absent or empty, or that replacing it was asked for and DIR holds a run (never
@@ -86,14 +87,24 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_table(path: Path, frame, header: dict) -> None:
-    """Write a DataFrame as CSV with a one-line JSON provenance comment, atomically.
+def write_table(path: Path, frames, header: dict) -> None:
+    """Write a table as CSV with a one-line JSON provenance comment, atomically.
 
+    ``frames``: a DataFrame, or consecutive slices of one (written one after another, so a
+    table of any length takes the memory of one slice); the bytes are the same either way.
     Floats are written with 9 significant digits (``%.9g``), NaN as an empty field."""
+    import pandas as pd
+    if isinstance(frames, pd.DataFrame):
+        frames = (frames,)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8", newline="") as handle:
         handle.write("# adaspec-sim " + json.dumps(header, sort_keys=True) + "\n")
-        _with_formatted_floats(frame).to_csv(handle, index=False, lineterminator="\n")
+        first = True
+        for frame in frames:
+            if len(frame) or first:
+                _with_formatted_floats(frame).to_csv(handle, index=False, header=first,
+                                                     lineterminator="\n")
+                first = False
     os.replace(tmp, path)
 
 
@@ -109,17 +120,21 @@ def _with_formatted_floats(frame):
     return frame
 
 
+def write_policy_tables(out_dir: Path, result, header: dict) -> dict:
+    """Write one policy's ``requests.csv`` and (when it was kept) ``iterations.csv`` under
+    ``out_dir``, streaming them slice by slice; return its summary."""
+    sub = out_dir / policy_dirname(result.policy)
+    sub.mkdir(exist_ok=True)
+    table_header = dict(header, policy=result.policy)
+    write_table(sub / "requests.csv", result.request_table.frames(), table_header)
+    if result.has_iterations:
+        write_table(sub / "iterations.csv", result.iteration_log.frames(), table_header)
+    return result.summary
+
+
 def write_tables(out_dir: Path, results: Iterable, header: dict) -> dict:
     """Write every policy's tables under ``out_dir``; return ``{policy: summary}``."""
-    policies = {}
-    for result in results:
-        sub = out_dir / policy_dirname(result.policy)
-        sub.mkdir(exist_ok=True)
-        table_header = dict(header, policy=result.policy)
-        write_table(sub / "requests.csv", result.requests, table_header)
-        write_table(sub / "iterations.csv", result.iterations, table_header)
-        policies[result.policy] = result.summary
-    return policies
+    return {result.policy: write_policy_tables(out_dir, result, header) for result in results}
 
 
 def write_summary(out_dir: Path, header: dict, policies: dict) -> Path:

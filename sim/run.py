@@ -9,9 +9,9 @@ per-iteration tables with their summary. Same inputs and seed give identical res
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -70,6 +70,7 @@ class SimConfig:
     # "auto": the compiled iteration path wherever the run has a compiled form (sim.compiled),
     # else the protocol path; "protocol": always the protocol path (for checking)
     engine_path: str = "auto"
+    iteration_log: bool = True  # keep (and write) the per-iteration table; False: summary only
 
     def __post_init__(self) -> None:
         if not (self.ttft_slo_s > 0 and np.isfinite(self.ttft_slo_s)):
@@ -101,15 +102,72 @@ class SimConfig:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RunResult:
-    """One policy's run: tables, summary and the wall time the simulation took."""
+    """One policy's run: tables, summary and the wall time the simulation took.
+
+    ``request_table`` / ``iteration_log`` are the run's tables (a
+    ``sim.metrics.requests.RequestTable`` and a ``sim.metrics.recorder.IterationLog``; a
+    DataFrame given here is wrapped), which the output writer streams slice by slice;
+    ``requests`` / ``iterations`` are the DataFrames, built from them when first read.
+    ``release()`` drops the tables (and the log's spool folder) once they are written."""
 
     policy: str
-    requests: pd.DataFrame
-    iterations: pd.DataFrame
+    request_table: Any
+    iteration_log: Any
     summary: dict
-    wall_s: float = field(compare=False, default=0.0)
+    wall_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "request_table", _as_table(self.request_table))
+        object.__setattr__(self, "iteration_log", _as_table(self.iteration_log))
+        object.__setattr__(self, "_frames", {})
+
+    @property
+    def requests(self) -> pd.DataFrame:
+        if "requests" not in self._frames:
+            self._frames["requests"] = self.request_table.frame()
+        return self._frames["requests"]
+
+    @property
+    def iterations(self) -> pd.DataFrame:
+        if "iterations" not in self._frames:
+            self._frames["iterations"] = self.iteration_log.to_frame()
+        return self._frames["iterations"]
+
+    @property
+    def has_iterations(self) -> bool:
+        """Whether the iteration table was kept (``SimConfig.iteration_log``)."""
+        return getattr(self.iteration_log, "keep", True)
+
+    def release(self) -> None:
+        """Drop the tables (after writing them); the summary stays."""
+        close = getattr(self.iteration_log, "close", None)
+        if close is not None:
+            close()
+        for name in ("request_table", "iteration_log"):
+            object.__setattr__(self, name, None)
+        self._frames.clear()
+
+
+class _FrameTable:
+    """A DataFrame with the table interface (``frame``/``frames``/``to_frame``)."""
+
+    def __init__(self, frame) -> None:
+        self._frame = frame
+
+    def frame(self):
+        return self._frame
+
+    to_frame = frame
+
+    def frames(self):
+        yield self._frame
+
+
+def _as_table(table):
+    import pandas as pd
+    return _FrameTable(table) if isinstance(table, pd.DataFrame) else table
 
 
 def build_padding(config: SimConfig) -> GraphPadding:
@@ -283,10 +341,14 @@ def resolve_policy(policy: str | Policy) -> Policy:
 
 
 def simulate(workload: Workload, policy: str | Policy, config: SimConfig | None = None,
-             seed: int = 0, progress=False, latency=None, acceptance=None) -> RunResult:
+             seed: int = 0, progress=False, latency=None, acceptance=None,
+             spool_dir=None) -> RunResult:
     """Replay ``workload`` under ``policy``; ``latency``/``acceptance`` override the models
     the config names (tests and calibration use this). ``progress``: False (none), True (a
-    bar on a terminal, periodic lines on stderr otherwise) or a ``sim.progress`` reporter."""
+    bar on a terminal, periodic lines on stderr otherwise) or a ``sim.progress`` reporter.
+    ``spool_dir``: a folder where the iteration table goes in chunks while the run goes
+    (bounded memory; the CLI uses its run directory); None keeps it in memory as compact
+    arrays. With ``config.iteration_log`` False only its statistics are kept."""
     config = config or SimConfig()
     if len(workload) == 0:
         raise ConfigError("the workload has no requests")
@@ -301,7 +363,8 @@ def simulate(workload: Workload, policy: str | Policy, config: SimConfig | None 
     if progress is True:
         from sim.progress import make_progress
         progress = make_progress(policy.name, workload.requests[-1].arrival_s)
-    from sim.metrics.requests import requests_frame
+    from sim.metrics.recorder import IterationLog
+    from sim.metrics.requests import RequestTable
     from sim.metrics.summary import summarize
     from sim.server import ServerSimulation, Slo
     plan = None
@@ -316,14 +379,26 @@ def simulate(workload: Workload, policy: str | Policy, config: SimConfig | None 
                               Slo(config.ttft_slo_s, config.tpot_slo_s), rng,
                               progress=progress or None, engine=config.engine, plan=plan,
                               engine_path=config.engine_path)
+    # the server's sinks: rows leave as typed columns / chunks, no per-request objects stay
+    server.finished = RequestTable(config.ttft_slo_s, config.tpot_slo_s)
+    server.iterations = IterationLog(keep=config.iteration_log, spool_dir=spool_dir,
+                                     arrival_span_s=arrival_span_s(workload))
     began = time.perf_counter()
     server.run()
     wall = time.perf_counter() - began
-    requests = requests_frame(server.finished, config.ttft_slo_s, config.tpot_slo_s)
-    iterations = server.iterations.to_frame()
-    summary = summarize(requests, iterations)
+    server.iterations.flush()
+    summary = summarize(server.finished, server.iterations)
     # which iteration path ran (never hidden): "compiled" or "protocol", and why protocol
     summary["iteration_path"] = server.engine_path
     if server.engine_path == "protocol":
         summary["iteration_path_reason"] = server.protocol_reason
-    return RunResult(policy.name, requests, iterations, summary, wall)
+    return RunResult(policy.name, server.finished, server.iterations, summary, wall)
+
+
+def arrival_span_s(workload: Workload) -> tuple[float, float]:
+    """(first, last) arrival time of the workload's requests."""
+    arrivals = getattr(workload.requests, "arrival_s", None)
+    if arrivals is None:
+        arrivals = np.fromiter((r.arrival_s for r in workload.requests), np.float64,
+                               len(workload))
+    return float(arrivals.min()), float(arrivals.max())

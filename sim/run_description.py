@@ -21,6 +21,8 @@ _DESCRIBED = frozenset({
     "block_size", "max_num_batched_tokens", "chunked_prefill", "gpu_memory_utilization",
     "kv_blocks", "cuda_graphs", "graph_max_size", "acceptance", "estimator", "pass_overheads_s",
     "dense_ops", "method", "engine_path"})
+#: Output options (not the model): listed under ``other`` only when changed from these.
+_OUTPUT_DEFAULTS = {"iteration_log": True}
 #: Per-pass overheads a latency model states (``sim.latency.overhead``), as it applies them.
 _OVERHEADS = (("target pass", "target_overhead_s"), ("draft step", "draft_step_overhead_s"),
               ("drafting iteration", "draft_overhead_s"))
@@ -80,7 +82,8 @@ def describe_run(config, latency, profile_sha256: str | None = None) -> dict[str
                         else "off (exact sizes)"),
     }
     other = {f.name: getattr(config, f.name) for f in fields(config)
-             if f.name not in _DESCRIBED}
+             if f.name not in _DESCRIBED
+             and _OUTPUT_DEFAULTS.get(f.name, object()) != getattr(config, f.name)}
     from sim.drafters.presets import get_method
     return {"latency": source, "engine": other.pop("engine", None), "limits": limits,
             "method": {"name": method, "description": get_method(method).describe()},

@@ -1,10 +1,27 @@
-"""Per-iteration log of a run (simulated or real: one schema), kept as column lists (cheap to
-append) and turned into a DataFrame once at the end."""
+"""Per-iteration log of a run (simulated or real: one schema), kept in bounded memory.
+
+Rows are appended as tuples (the cheapest thing to do once per iteration) and every
+:data:`CHUNK_ROWS` rows turned into one :class:`IterationChunk` of typed column arrays. A chunk
+then feeds the run's running statistics (:class:`IterationStats`: everything the summary needs
+from the iterations, exact) and is either kept in memory (compact arrays), written to a spool
+folder as ``.npz`` (``spool_dir``: memory no longer grows with the number of iterations) or
+dropped (``keep=False``: no iteration table, e.g. for sweeps). ``frames()`` yields the table
+chunk by chunk (what the CSV writer streams), ``to_frame()`` the whole table.
+"""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
 import numpy as np
 import pandas as pd
+
+from sim.metrics.load import QueueLoad
 
 ITERATION_COLUMNS = (
     "start_s", "duration_s", "kind", "batch_size", "padded_batch", "draft_steps",
@@ -13,6 +30,85 @@ ITERATION_COLUMNS = (
     "draft_rows", "draft_kv_tokens",
 )
 _SCALAR_COLUMNS = ITERATION_COLUMNS[:-3]
+_RAGGED = ("verify_lengths", "draft_rows", "draft_kv_tokens")
+CHUNK_ROWS = 16384
+"""Rows buffered as tuples before they become one typed chunk (a few MB at most)."""
+_KINDS = ("prefill", "decode")
+_INT32 = np.iinfo(np.int32)
+
+
+@dataclass(frozen=True)
+class IterationChunk:
+    """Consecutive rows as typed arrays: ``scalars`` (``kind`` as 0 prefill / 1 decode) and,
+    per ragged column, the values of every row back to back with each row's count (-1: none,
+    written as an empty field like a row with no values)."""
+
+    scalars: dict[str, np.ndarray]
+    ragged: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    def __len__(self) -> int:
+        return int(self.scalars["start_s"].shape[0])
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as the iteration table (the columns and cell values of ``to_frame``)."""
+        data = {k: v.astype(np.int64) if v.dtype == np.int32 else v
+                for k, v in self.scalars.items()}
+        data["kind"] = np.asarray(_KINDS, dtype=object)[self.scalars["kind"]]
+        frame = pd.DataFrame(data, columns=list(_SCALAR_COLUMNS))
+        for name in _RAGGED:
+            flat, counts = self.ragged[name]
+            frame[name] = pd.Series(_join_ragged(flat, counts), dtype=object)
+        return frame
+
+    def save(self, path: Path) -> None:
+        arrays = {f"s_{k}": v for k, v in self.scalars.items()}
+        for name, (flat, counts) in self.ragged.items():
+            arrays[f"f_{name}"], arrays[f"c_{name}"] = flat, counts
+        np.savez(path, **arrays)
+
+    @staticmethod
+    def load(path: Path) -> IterationChunk:
+        with np.load(path) as data:
+            scalars = {k: data[f"s_{k}"] for k in _SCALAR_COLUMNS}
+            ragged = {k: (data[f"f_{k}"], data[f"c_{k}"]) for k in _RAGGED}
+        return IterationChunk(scalars, ragged)
+
+
+class IterationStats:
+    """What the run summary needs from the iterations, accumulated chunk by chunk (integer
+    sums, so the means equal those of the whole table): counts and sums of the decode
+    iterations and, given the arrival span, the waiting-queue report (``QueueLoad``)."""
+
+    def __init__(self, arrival_span_s: tuple[float, float] | None = None) -> None:
+        self.iterations = 0
+        self.decode = 0
+        self.decode_batch = 0
+        self.decode_emitted = 0
+        self.decode_draft_steps = 0
+        self.load = QueueLoad(*arrival_span_s) if arrival_span_s is not None else None
+
+    def add(self, start_s: np.ndarray, kind_decode: np.ndarray, batch: np.ndarray,
+            emitted: np.ndarray, draft_steps: np.ndarray, queue: np.ndarray) -> None:
+        self.iterations += int(start_s.shape[0])
+        decode = np.asarray(kind_decode, dtype=bool)
+        self.decode += int(decode.sum())
+        self.decode_batch += int(batch[decode].sum())
+        self.decode_emitted += int(emitted[decode].sum())
+        self.decode_draft_steps += int(draft_steps[decode].sum())
+        if self.load is not None:
+            self.load.add(start_s, queue)
+
+    @staticmethod
+    def of_frame(iterations: pd.DataFrame,
+                 arrival_span_s: tuple[float, float] | None) -> IterationStats:
+        """The statistics of a whole iteration table (e.g. read back from CSV)."""
+        stats = IterationStats(arrival_span_s)
+        if len(iterations):
+            stats.add(iterations["start_s"].to_numpy(dtype=float),
+                      (iterations["kind"] == "decode").to_numpy(),
+                      iterations["batch_size"].to_numpy(), iterations["emitted_tokens"].to_numpy(),
+                      iterations["draft_steps"].to_numpy(), iterations["queue_len"].to_numpy())
+        return stats
 
 
 class IterationLog:
@@ -22,7 +118,7 @@ class IterationLog:
     iteration, prompt tokens in a prefill), ``padded_tokens`` the CUDA-graph size it ran at,
     ``verify_lengths`` the per-request k_i in batch order joined by ';' (empty when the
     iteration did not speculate) so "k over time" can be plotted. The lengths are kept as
-    small arrays while the run goes and turned into text once, in ``to_frame``.
+    small arrays while the run goes and turned into text only when the table is written.
 
     The shape of each decode iteration's passes (``sim.latency.iteration.DecodeShape``) is
     recorded so that an iteration's duration can be recomputed from its row alone:
@@ -30,30 +126,50 @@ class IterationLog:
     ``verify_rows`` (sequences in the target pass: B single-pass, B + sum k_i under batch
     expansion; a prefill's prompts), ``kv_tokens_read`` (KV positions the target pass reads),
     ``draft_rows`` / ``draft_kv_tokens`` (per draft step, joined by ';').
+
+    ``keep=False`` keeps only the statistics (``stats``); ``spool_dir`` writes full chunks to
+    a temporary folder made inside it (removed by :meth:`close` or when the log is collected);
+    ``arrival_span_s`` (first, last arrival) lets ``stats`` include the waiting-queue report.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep: bool = True, spool_dir: str | Path | None = None,
+                 arrival_span_s: tuple[float, float] | None = None,
+                 chunk_rows: int = CHUNK_ROWS) -> None:
+        self.keep = keep
+        self.stats = IterationStats(arrival_span_s)
+        self._chunk_rows = chunk_rows
+        self._chunks: list[IterationChunk | Path] = []
+        self._spool: Path | None = None
+        if keep and spool_dir is not None:
+            self._spool = Path(tempfile.mkdtemp(prefix=".iterations-", dir=spool_dir))
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self._spool, True)
+        self._count = 0
+        self._reset_buffer()
+
+    def _reset_buffer(self) -> None:
         self._rows: list[tuple] = []
         self._lengths: list[np.ndarray | None] = []
         self._draft_rows: list[tuple[int, ...]] = []
         self._draft_kv: list[tuple[int, ...]] = []
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._count + len(self._rows)
 
     def add_prefill(self, start_s: float, duration_s: float, batch: int, tokens: int,
                     emitted: int, queue_len: int) -> None:
-        self._rows.append((start_s, duration_s, "prefill", batch, batch, 0, 0, tokens, tokens,
+        self._rows.append((start_s, duration_s, 0, batch, batch, 0, 0, tokens, tokens,
                            emitted, 0, queue_len, 0, batch, 0))
         self._lengths.append(None)
         self._draft_rows.append(())
         self._draft_kv.append(())
+        if len(self._rows) >= self._chunk_rows:
+            self.flush()
 
     def add_decode(self, start_s: float, duration_s: float, shape, padded_batch: int,
                    padded_tokens: int, drafted: int, emitted: int, accepted: int,
                    queue_len: int, verify_lengths: np.ndarray | None) -> None:
         """One decode iteration of ``shape`` (a ``DecodeShape``); ``drafted``: draft tokens."""
-        self._rows.append((start_s, duration_s, "decode", shape.batch, padded_batch,
+        self._rows.append((start_s, duration_s, 1, shape.batch, padded_batch,
                            len(shape.draft_rows), drafted, shape.verify_tokens, padded_tokens,
                            emitted, accepted, queue_len, shape.context_tokens,
                            shape.verify_rows, shape.verify_kv_tokens))
@@ -62,17 +178,106 @@ class IterationLog:
                              else np.asarray(verify_lengths).astype(np.uint8))
         self._draft_rows.append(shape.draft_rows)
         self._draft_kv.append(shape.draft_kv_tokens)
+        if len(self._rows) >= self._chunk_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Turn the buffered rows into one chunk (statistics, then keep / spool / drop)."""
+        if not self._rows:
+            return
+        chunk = _make_chunk(self._rows, self._lengths, self._draft_rows, self._draft_kv)
+        self._count += len(chunk)
+        self._reset_buffer()
+        s = chunk.scalars
+        self.stats.add(s["start_s"], s["kind"], s["batch_size"], s["emitted_tokens"],
+                       s["draft_steps"], s["queue_len"])
+        if not self.keep:
+            return
+        if self._spool is not None:
+            path = self._spool / f"{len(self._chunks):06d}.npz"
+            chunk.save(path)
+            self._chunks.append(path)
+        else:
+            self._chunks.append(chunk)
+
+    def chunks(self) -> Iterator[IterationChunk]:
+        """Every row so far as chunks, in order (buffered rows flushed first)."""
+        self.flush()
+        for item in self._chunks:
+            yield IterationChunk.load(item) if isinstance(item, Path) else item
+
+    def frames(self) -> Iterator[pd.DataFrame]:
+        """The table chunk by chunk (one empty frame when it has no rows or was not kept)."""
+        empty = True
+        for chunk in self.chunks():
+            empty = False
+            yield chunk.frame()
+        if empty:
+            frame = _make_chunk([], [], [], []).frame()
+            yield frame.astype({"start_s": float, "duration_s": float, "kind": str})
 
     def to_frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame.from_records(self._rows, columns=list(_SCALAR_COLUMNS))
-        frame["verify_lengths"] = pd.Series(join_lengths(self._lengths), dtype=object)
-        frame["draft_rows"] = pd.Series([";".join(map(str, r)) for r in self._draft_rows],
-                                        dtype=object)
-        frame["draft_kv_tokens"] = pd.Series([";".join(map(str, r)) for r in self._draft_kv],
-                                             dtype=object)
-        if frame.empty:
-            return frame.astype({"start_s": float, "duration_s": float, "kind": str})
-        return frame
+        frames = list(self.frames())
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    def close(self) -> None:
+        """Remove the spool folder (the kept chunks are gone after this)."""
+        if self._spool is not None:
+            self._cleanup()
+            self._chunks = []
+
+
+def _make_chunk(rows: list[tuple], lengths: list, draft_rows: list,
+                draft_kv: list) -> IterationChunk:
+    columns = list(zip(*rows)) if rows else [()] * len(_SCALAR_COLUMNS)
+    scalars = {}
+    for name, values in zip(_SCALAR_COLUMNS, columns):
+        if name in ("start_s", "duration_s"):
+            scalars[name] = np.array(values, dtype=np.float64)
+        elif name == "kind":
+            scalars[name] = np.array(values, dtype=np.uint8)
+        else:  # counts: int32 when they fit (half the bytes), int64 again in ``frame``
+            array = np.array(values)
+            if array.dtype.kind not in "if":
+                array = array.astype(np.int64)
+            if array.dtype.kind == "i" and (not array.size or (
+                    int(array.min()) >= _INT32.min and int(array.max()) <= _INT32.max)):
+                array = array.astype(np.int32)
+            scalars[name] = array
+    counts = np.fromiter((-1 if a is None else a.size for a in lengths), np.int32, len(lengths))
+    present = [a for a in lengths if a is not None]
+    flat = np.concatenate(present) if present else np.zeros(0, dtype=np.uint8)
+    ragged = {"verify_lengths": (flat.astype(np.uint8), counts)}
+    for name, tuples in (("draft_rows", draft_rows), ("draft_kv_tokens", draft_kv)):
+        sizes = np.fromiter(map(len, tuples), np.int32, len(tuples))
+        values = np.fromiter((v for t in tuples for v in t), np.int64, int(sizes.sum()))
+        ragged[name] = (values, sizes)
+    return IterationChunk(scalars, ragged)
+
+
+def _join_ragged(flat: np.ndarray, counts: np.ndarray) -> list[str]:
+    """Each row's values joined by ';' ("" for a row with none or count -1).
+
+    Vectorised for single-digit values (every k_i < 10): one byte buffer "3;0;2;..." for the
+    chunk, decoded once and sliced per row; otherwise row by row."""
+    sizes = np.maximum(counts, 0).tolist()
+    out: list[str] = []
+    pos = 0
+    if flat.size == 0 or int(flat.max()) <= 9 and int(flat.min()) >= 0:
+        buf = np.full(2 * flat.size, ord(";"), dtype=np.uint8)
+        buf[0::2] = flat.astype(np.uint8) + ord("0")
+        text = buf.tobytes().decode("ascii")
+        for size in sizes:
+            end = pos + 2 * size
+            out.append(text[pos:end - 1] if size else "")
+            pos = end
+        return out
+    values = flat.tolist()
+    for size in sizes:
+        end = pos + size
+        out.append(";".join(map(str, values[pos:end])))
+        pos = end
+    return out
 
 
 def split_steps(text) -> tuple[int, ...]:
@@ -83,25 +288,8 @@ def split_steps(text) -> tuple[int, ...]:
 
 
 def join_lengths(lengths: list[np.ndarray | None]) -> list[str]:
-    """Each array as its values joined by ';' ("" for None), e.g. [3, 0, 2] -> "3;0;2".
-
-    Vectorised for single-digit values (every k_i < 10): one byte buffer "3;0;2;..." for the
-    whole run, decoded once and sliced per row; otherwise row by row.
-    """
-    present = [a for a in lengths if a is not None]
+    """Each array as its values joined by ';' ("" for None), e.g. [3, 0, 2] -> "3;0;2"."""
+    counts = np.fromiter((-1 if a is None else a.size for a in lengths), np.int32, len(lengths))
+    present = [np.asarray(a).ravel() for a in lengths if a is not None]
     flat = np.concatenate(present) if present else np.zeros(0, dtype=np.uint8)
-    if flat.size and int(flat.max()) > 9:
-        return ["" if a is None else ";".join(map(str, a.tolist())) for a in lengths]
-    buf = np.full(2 * flat.size, ord(";"), dtype=np.uint8)
-    buf[0::2] = flat + ord("0")
-    text = buf.tobytes().decode("ascii")
-    out: list[str] = []
-    pos = 0
-    for a in lengths:
-        if a is None:
-            out.append("")
-        else:
-            end = pos + 2 * a.size
-            out.append(text[pos:end - 1])
-            pos = end
-    return out
+    return _join_ragged(flat, counts)

@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from sim.metrics.load import load_report
+from sim.metrics.recorder import IterationStats
 
 PERCENTILES = (50, 90, 99)
 
@@ -36,44 +36,99 @@ def _ratio(num: float, den: float) -> float | None:
     return float(num / den) if den > 0 else None
 
 
-def summarize(requests: pd.DataFrame, iterations: pd.DataFrame) -> dict:
-    """The summary block of one policy's run (JSON-ready: no NaN, only None)."""
-    done = requests[requests["status"] == "finished"]
-    decode = iterations[iterations["kind"] == "decode"] if len(iterations) else iterations
-    span = float(done["finish_s"].max() - requests["arrival_s"].min()) if len(done) else 0.0
-    generated = float(done["generated_tokens"].sum())
+def summarize(requests, iterations) -> dict:
+    """The summary block of one policy's run (JSON-ready: no NaN, only None).
+
+    ``requests``: the per-request table (a DataFrame or a ``RequestTable``); ``iterations``:
+    the iteration table (a DataFrame) or the run's ``IterationLog`` (its running statistics:
+    exact, and available when the table itself was not kept)."""
+    req = _request_columns(requests)
+    arrival = req["arrival_s"]
+    span_s = (float(arrival.min()), float(arrival.max())) if arrival.size else (0.0, 0.0)
+    stats = _iteration_stats(iterations, span_s)
+    done = req["finished"]
+    finish = req["finish_s"][done]
+    span = float(finish.max() - arrival.min()) if finish.size else 0.0
+    generated = float(req["generated_tokens"][done].sum())
+    n = int(arrival.size)
+    decode = stats.decode
     summary = {
-        "requests": int(len(requests)),
-        "finished": int(len(done)),
-        "rejected": int((requests["status"] == "rejected").sum()),
-        "rejected_by_reason": _rejected_by_reason(requests),
-        "ttft_s": latency_stats(done["ttft_s"].to_numpy(dtype=float)),
-        "tpot_s": latency_stats(done["tpot_s"].to_numpy(dtype=float)),
-        "e2e_s": latency_stats(done["e2e_s"].to_numpy(dtype=float)),
-        "slo_attainment": _ratio(float(requests["slo_met"].sum()), len(requests)),
+        "requests": n,
+        "finished": int(done.sum()),
+        "rejected": int(req["rejected"].sum()),
+        "rejected_by_reason": _rejected_by_reason(req["rejected_reason"]),
+        "ttft_s": latency_stats(req["ttft_s"][done]),
+        "tpot_s": latency_stats(req["tpot_s"][done]),
+        "e2e_s": latency_stats(req["e2e_s"][done]),
+        "slo_attainment": _ratio(float(req["slo_met"].sum()), n),
         "throughput_tokens_per_s": _ratio(generated, span),
-        "throughput_requests_per_s": _ratio(float(len(done)), span),
+        "throughput_requests_per_s": _ratio(float(done.sum()), span),
         "makespan_s": span,
-        "mean_tokens_per_step": _ratio(float(decode["emitted_tokens"].sum()),
-                                       float(decode["batch_size"].sum())) if len(decode) else None,
-        "acceptance_rate": _ratio(float(done["accepted_tokens"].sum()),
-                                  float(done["verified_tokens"].sum())),
-        "mean_decode_batch": float(decode["batch_size"].mean()) if len(decode) else None,
-        "mean_draft_steps": float(decode["draft_steps"].mean()) if len(decode) else None,
-        "iterations": int(len(iterations)),
-        "preemptions": int(requests["preemptions"].sum()),
-        "preempted_requests": int((requests["preemptions"] > 0).sum()),
-        "load": load_report(requests, iterations),
+        "mean_tokens_per_step": _ratio(float(stats.decode_emitted),
+                                       float(stats.decode_batch)) if decode else None,
+        "acceptance_rate": _ratio(float(req["accepted_tokens"][done].sum()),
+                                  float(req["verified_tokens"][done].sum())),
+        "mean_decode_batch": stats.decode_batch / decode if decode else None,
+        "mean_draft_steps": stats.decode_draft_steps / decode if decode else None,
+        "iterations": int(stats.iterations),
+        "preemptions": int(req["preemptions"].sum()),
+        "preempted_requests": int((req["preemptions"] > 0).sum()),
+        "load": stats.load.report(n),
     }
     return _clean(summary)
 
 
-def _rejected_by_reason(requests: pd.DataFrame) -> dict:
-    rejected = requests[requests["status"] == "rejected"]
-    if "rejected_reason" not in rejected.columns:  # a table written before the column existed
-        return {"unknown": int(len(rejected))} if len(rejected) else {}
-    reasons = rejected["rejected_reason"].fillna("").replace("", "unknown")
-    return {str(k): int(v) for k, v in sorted(reasons.value_counts().items())}
+def _request_columns(requests) -> dict[str, np.ndarray]:
+    """The per-request columns the summary reads, sorted by id, from a table or a frame;
+    ``rejected_reason`` holds the reasons of the rejected rows only ("" = unknown)."""
+    if isinstance(requests, pd.DataFrame):
+        status = requests["status"].to_numpy()
+        rejected = status == "rejected"
+        out = {name: requests[name].to_numpy(dtype=float)
+               for name in ("arrival_s", "finish_s", "ttft_s", "tpot_s", "e2e_s")}
+        for name in ("generated_tokens", "accepted_tokens", "verified_tokens", "preemptions",
+                     "slo_met"):
+            out[name] = requests[name].to_numpy()
+        if "rejected_reason" in requests.columns:
+            reasons = requests["rejected_reason"][rejected].fillna("").to_numpy()
+        else:  # a table written before the column existed
+            reasons = np.full(int(rejected.sum()), "", dtype=object)
+        out.update(finished=status == "finished", rejected=rejected, rejected_reason=reasons)
+        return out
+    cols = requests.columns()
+    metrics = requests.metrics()
+    status = requests.names("status")[cols["status"]] if len(cols["id"]) else np.zeros(0, object)
+    rejected = status == "rejected"
+    out = {name: cols[name] for name in ("arrival_s", "finish_s", "generated_tokens",
+                                         "accepted_tokens", "verified_tokens", "preemptions")}
+    out.update(metrics, finished=status == "finished", rejected=rejected,
+               rejected_reason=requests.names("rejected_reason")[cols["rejected_reason"][rejected]])
+    return out
+
+
+def _iteration_stats(iterations, span_s: tuple[float, float]) -> IterationStats:
+    if isinstance(iterations, pd.DataFrame):
+        return IterationStats.of_frame(iterations, span_s)
+    iterations.flush()
+    stats = iterations.stats
+    load = stats.load
+    if load is None or (load.first_s, load.last_s) != span_s:  # a second pass over the table
+        if not iterations.keep:
+            raise ValueError("the iteration log kept neither its rows nor the arrival span")
+        stats = IterationStats(span_s)
+        for chunk in iterations.chunks():
+            s = chunk.scalars
+            stats.add(s["start_s"], s["kind"], s["batch_size"], s["emitted_tokens"],
+                      s["draft_steps"], s["queue_len"])
+    return stats
+
+
+def _rejected_by_reason(reasons: np.ndarray) -> dict:
+    counts: dict[str, int] = {}
+    for reason in reasons.tolist():
+        key = reason if isinstance(reason, str) and reason else "unknown"
+        counts[key] = counts.get(key, 0) + 1
+    return {k: counts[k] for k in sorted(counts)}
 
 
 def _clean(value):

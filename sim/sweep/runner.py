@@ -23,6 +23,7 @@ import os
 import time
 from collections import OrderedDict
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import replace
 from typing import Callable, Iterable
 
 from sim.errors import ConfigError
@@ -72,7 +73,9 @@ def run_point(point: SweepPoint, workload=None) -> dict:
             workload = build_workload(point)
         elif isinstance(workload, BaseException):
             raise workload
-        result = simulate(workload, point.policy, point.sim_config(), seed=point.seed)
+        # a sweep reads only the summary: no iteration table (the summary is the same)
+        config = replace(point.sim_config(), iteration_log=False)
+        result = simulate(workload, point.policy, config, seed=point.seed)
         outcome = {"status": "ok", "summary": result.summary, "workload": workload_stats(workload),
                    "sim_wall_s": result.wall_s}
     except Exception as exc:  # noqa: BLE001 - recorded in the store; the sweep goes on

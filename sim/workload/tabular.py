@@ -26,8 +26,10 @@ import pandas as pd
 from sim.errors import InputError
 from sim.workload.arrays import Columns
 
-CHUNK_ROWS = 1_000_000
-"""Rows per pandas chunk at most: ~100 MB of parsed strings for the 2024 Azure files."""
+CHUNK_ROWS = 65_536
+"""Rows per pandas chunk at most: ~6 MB of parsed strings for the 2024 Azure files, so a
+window deep into a file reads at most this many rows past its end, and no read of any length
+holds more than one such chunk of raw rows."""
 FIRST_CHUNK_ROWS = 4096
 """Rows of the first chunk; each later chunk doubles, up to CHUNK_ROWS (a short window of a
 huge file parses a few thousand rows, not a million)."""

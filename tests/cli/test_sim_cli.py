@@ -65,6 +65,30 @@ def test_out_dir_has_schema_provenance_and_tables(tmp_path, capsys):
     assert first_line.startswith("# adaspec-sim ") and '"schema_version": 2' in first_line
 
 
+def test_no_iteration_log_writes_no_iterations_file_and_says_so(tmp_path, capsys):
+    args = ["--trace", CODE_TRACE, "--limit", "40", "--policy", "nospec", "--policy",
+            "adaspec:8", "--quiet", "--out"]
+    assert main(args + [str(tmp_path / "full")]) == 0
+    full_out = capsys.readouterr().out
+    assert main(args + [str(tmp_path / "lean"), "--no-iteration-log"]) == 0
+    lean_out = capsys.readouterr().out
+    assert "other settings: iteration_log=False" in lean_out
+    assert "other settings" not in full_out
+    files = sorted(p.relative_to(tmp_path / "lean").as_posix()
+                   for p in (tmp_path / "lean").rglob("*"))
+    assert files == ["adaspec_8", "adaspec_8/requests.csv", "nospec", "nospec/requests.csv",
+                     "summary.json"]
+    full = json.loads((tmp_path / "full" / "summary.json").read_text())
+    lean = json.loads((tmp_path / "lean" / "summary.json").read_text())
+    assert full["config"]["iteration_log"] is True and lean["config"]["iteration_log"] is False
+    assert lean["simulated"]["other"] == {"iteration_log": False}
+    assert lean["policies"] == full["policies"]  # the same summary, iterations counted
+    assert lean["policies"]["nospec"]["iterations"] > 0
+    for policy in ("nospec", "adaspec_8"):
+        assert ((tmp_path / "lean" / policy / "requests.csv").read_bytes().split(b"\n", 1)[1]
+                == (tmp_path / "full" / policy / "requests.csv").read_bytes().split(b"\n", 1)[1])
+
+
 @pytest.mark.parametrize("extra, needle", [
     (["--policy", "bogus:3"], "bogus"),
     (["--policy", "static:-1"], "static"),

@@ -133,3 +133,21 @@ def test_progress_in_a_log_is_lines_not_a_redrawn_bar(tmp_path, capsys, monkeypa
     err = capsys.readouterr().err
     assert "\r" not in err
     assert "points" in err and "tiny: 4/4 points" in err
+
+
+def test_a_point_keeps_no_iteration_table_and_has_the_same_summary(tmp_path, monkeypatch):
+    import sim.run
+    from sim.sweep.runner import build_workload, run_point
+    point = load_sweep(small_sweep(tmp_path, policies=("adaspec:8",))).points[0]
+    real, seen = sim.run.simulate, []
+
+    def spy(*args, **kwargs):
+        seen.append(real(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(sim.run, "simulate", spy)
+    outcome = run_point(point)
+    assert outcome["status"] == "ok" and not seen[0].has_iterations
+    full = real(build_workload(point), point.policy, point.sim_config(), seed=point.seed)
+    assert full.has_iterations and len(full.iterations) == outcome["summary"]["iterations"]
+    assert outcome["summary"] == full.summary

@@ -117,3 +117,40 @@ def test_chunks_grow_and_never_exceed_what_a_limit_needs():
     remaining = iter([7, 3, 1])
     capped = chunk_sizes(rows_wanted=lambda: next(remaining))
     assert [next(capped) for _ in range(3)] == [7, 3, 1]
+
+
+def test_a_window_deep_into_a_large_azure_2024_file_reads_one_small_chunk_past_its_end(tmp_path):
+    """A window ending at row 300,000 parses at most CHUNK_ROWS rows past its end: the rows
+    from 300,000 + CHUNK_ROWS on are garbage that any read of them refuses (with the former
+    million-row chunks the read reached them)."""
+    from sim.workload.tabular import CHUNK_ROWS
+    good = 300_000 + CHUNK_ROWS
+    stamps = np.datetime_as_string(np.datetime64("2024-05-10T00:00:00", "us")
+                                   + np.arange(good).astype("timedelta64[s]"), unit="us")
+    path = tmp_path / "az2024.csv"
+    with open(path, "w") as f:
+        f.write("TIMESTAMP,ContextTokens,GeneratedTokens\n")
+        f.write("".join(f"{t[:10]} {t[11:]}+00:00,{100 + i % 50},20\n"
+                        for i, t in enumerate(stamps.tolist())))
+        f.write("not a timestamp,-1,oops\n" * 1000)
+    w = load_trace(path, start_s=299_990.0, end_s=300_000.0)
+    assert len(w) == 10 and w.requests[0].arrival_s == 0.0
+    assert [r.prompt_tokens for r in w.requests] == [100 + i % 50 for i in range(299_990, 300_000)]
+    limited = load_trace(path, limit=3)
+    assert [r.id for r in limited.requests] == [0, 1, 2]
+    with pytest.raises(Exception, match="cannot parse timestamp"):
+        load_trace(path, start_s=299_990.0, end_s=300_000.0 + CHUNK_ROWS + 1)
+
+
+def test_loaded_workloads_hold_columns_that_read_like_request_records(tmp_path):
+    from sim.workload.request import Request, RequestColumns
+    w = load_trace(_azure_with_garbage(tmp_path / "a.csv", good_rows=5000, garbage_rows=0),
+                   default_category="code")
+    assert isinstance(w.requests, RequestColumns) and len(w.requests) == 5000
+    records = tuple(w.requests)
+    assert records[4096] == Request(4096, 4096.0, 4196, 4106, "code") == w.requests[4096]
+    assert w.requests[-1] == records[-1] and w.requests[1:3] == records[1:3]
+    assert w.requests == records and records == tuple(w.requests)
+    assert w == load_trace(tmp_path / "a.csv", default_category="code")
+    with pytest.raises(IndexError):
+        w.requests[5000]
