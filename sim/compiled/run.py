@@ -9,15 +9,9 @@ path ran (``engine_path``).
 
 from __future__ import annotations
 
-from collections import namedtuple
-
 import numpy as np
 
 from sim.compiled import layout as L
-
-#: ``add_decode`` reads these attributes of a ``DecodeShape``; a namedtuple is cheaper.
-_Shape = namedtuple("_Shape", ("batch", "context_tokens", "verify_rows", "verify_tokens",
-                               "verify_kv_tokens", "draft_rows", "draft_kv_tokens"))
 
 RECORDS = 4096  # iterations buffered between two hand-overs to the IterationLog
 POOL = 1 << 16  # uniforms drawn from the run's generator at a time
@@ -254,45 +248,48 @@ class CompiledRun:
             self.rec_i[L.RI_QUEUE, r] = self.scheduler.queue_len
 
     def drain(self, log) -> None:
-        """Hand the buffered iteration records to ``log`` (an ``IterationLog``)."""
+        """Hand the buffered iteration records to ``log`` (an ``IterationLog``) as typed
+        columns, the values ``add_prefill``/``add_decode`` would record row by row."""
         ei = self.ei
         count = int(ei[L.E_REC_N])
         if not count:
             return
         (kinds, batches, padded_batches, steps, drafted, verify_tokens, padded_tokens, emitted,
-         accepted, queues, contexts, verify_rows, kvs, len_at, step_at) = \
-            self.rec_i[:, :count].tolist()
-        starts = self.rec_f[0, :count].tolist()
-        durations = self.rec_f[1, :count].tolist()
-        used = int(ei[L.E_STEP_N])
-        step_rows = self.rec_steps[0, :used].tolist()
-        step_kv = self.rec_steps[1, :used].tolist()
-        lengths = self.rec_len[:int(ei[L.E_LEN_N])].astype(np.uint8)
-        add_prefill, add_decode = log.add_prefill, log.add_decode
-        prefill = L.K_PREFILL
-        for r in range(count):
-            if kinds[r] == prefill:
-                add_prefill(starts[r], durations[r], batches[r], verify_tokens[r], emitted[r],
-                            queues[r])
-                continue
-            n = steps[r]
-            if n:
-                at = step_at[r]
-                rows = tuple(step_rows[at:at + n])
-                kv = tuple(step_kv[at:at + n])
-                at = len_at[r]
-                verify = lengths[at:at + batches[r]]
-            else:
-                rows = kv = ()
-                verify = None
-            add_decode(starts[r], durations[r],
-                       _Shape(batches[r], contexts[r], verify_rows[r], verify_tokens[r], kvs[r],
-                              rows, kv),
-                       padded_batches[r], padded_tokens[r], drafted[r], emitted[r],
-                       accepted[r], queues[r], verify)
+         accepted, queues, contexts, verify_rows, kvs, len_at, step_at) = self.rec_i[:, :count]
+        prefill = kinds == L.K_PREFILL
+        decode = ~prefill
+        zero = np.zeros(count, dtype=np.int64)
+        scalars = {
+            "start_s": self.rec_f[0, :count], "duration_s": self.rec_f[1, :count],
+            "kind": decode.astype(np.uint8), "batch_size": batches,
+            "padded_batch": np.where(prefill, batches, padded_batches),
+            "draft_steps": np.where(prefill, zero, steps),
+            "drafted_tokens": np.where(prefill, zero, drafted),
+            "verify_tokens": verify_tokens,
+            "padded_tokens": np.where(prefill, verify_tokens, padded_tokens),
+            "emitted_tokens": emitted, "accepted_tokens": np.where(prefill, zero, accepted),
+            "queue_len": queues, "context_tokens": np.where(prefill, zero, contexts),
+            "verify_rows": np.where(prefill, batches, verify_rows),
+            "kv_tokens_read": np.where(prefill, zero, kvs)}
+        drafting = decode & (steps > 0)  # rows that verified per-request lengths
+        length_counts = np.where(drafting, batches, -1)
+        lengths = self.rec_len[_gather(len_at[drafting], batches[drafting])].astype(np.uint8)
+        step_counts = np.where(drafting, steps, 0)
+        at = _gather(step_at[drafting], steps[drafting])
+        log.add_columns(scalars, {
+            "verify_lengths": (lengths, length_counts),
+            "draft_rows": (self.rec_steps[0, at], step_counts),
+            "draft_kv_tokens": (self.rec_steps[1, at], step_counts)})
         ei[L.E_REC_N] = 0
         ei[L.E_LEN_N] = 0
         ei[L.E_STEP_N] = 0
+
+
+def _gather(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Indices of the slices [starts[j], starts[j] + sizes[j]) back to back."""
+    total = int(sizes.sum())
+    offsets = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
+    return offsets + np.arange(total, dtype=np.int64)
 
 
 def estimator_arrays_dummy():

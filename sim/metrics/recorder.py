@@ -144,6 +144,8 @@ class IterationLog:
             self._spool = Path(tempfile.mkdtemp(prefix=".iterations-", dir=spool_dir))
             self._cleanup = weakref.finalize(self, shutil.rmtree, self._spool, True)
         self._count = 0
+        self._parts: list[IterationChunk] = []  # typed rows (add_columns) waiting for flush
+        self._parts_rows = 0
         self._reset_buffer()
 
     def _reset_buffer(self) -> None:
@@ -153,7 +155,31 @@ class IterationLog:
         self._draft_kv: list[tuple[int, ...]] = []
 
     def __len__(self) -> int:
-        return self._count + len(self._rows)
+        return self._count + self._parts_rows + len(self._rows)
+
+    def add_columns(self, scalars: dict[str, np.ndarray],
+                    ragged: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Append rows given as columns: every scalar column (``kind`` 0 prefill / 1 decode)
+        and, per ragged column, its values back to back with each row's count (-1: none), the
+        form of :class:`IterationChunk`. The compiled loop hands its records over this way, with
+        no Python object per row; rows added before by ``add_prefill``/``add_decode`` stay
+        first."""
+        if self._rows:
+            self._park_rows()
+        part = IterationChunk({k: _typed_column(k, scalars[k]) for k in _SCALAR_COLUMNS},
+                              {k: (np.asarray(ragged[k][0]), np.asarray(ragged[k][1], np.int32))
+                               for k in _RAGGED})
+        self._parts.append(part)
+        self._parts_rows += len(part)
+        if self._parts_rows >= self._chunk_rows:
+            self.flush()
+
+    def _park_rows(self) -> None:
+        """Move the buffered tuple rows into the typed parts (order kept)."""
+        part = _make_chunk(self._rows, self._lengths, self._draft_rows, self._draft_kv)
+        self._reset_buffer()
+        self._parts.append(part)
+        self._parts_rows += len(part)
 
     def add_prefill(self, start_s: float, duration_s: float, batch: int, tokens: int,
                     emitted: int, queue_len: int) -> None:
@@ -183,11 +209,17 @@ class IterationLog:
 
     def flush(self) -> None:
         """Turn the buffered rows into one chunk (statistics, then keep / spool / drop)."""
-        if not self._rows:
+        if self._rows and self._parts:
+            self._park_rows()
+        if self._parts:
+            chunk = _concat_chunks(self._parts)
+            self._parts, self._parts_rows = [], 0
+        elif self._rows:
+            chunk = _make_chunk(self._rows, self._lengths, self._draft_rows, self._draft_kv)
+            self._reset_buffer()
+        else:
             return
-        chunk = _make_chunk(self._rows, self._lengths, self._draft_rows, self._draft_kv)
         self._count += len(chunk)
-        self._reset_buffer()
         s = chunk.scalars
         self.stats.add(s["start_s"], s["kind"], s["batch_size"], s["emitted_tokens"],
                        s["draft_steps"], s["queue_len"])
@@ -227,23 +259,38 @@ class IterationLog:
             self._chunks = []
 
 
+def _typed_column(name: str, values) -> np.ndarray:
+    """A scalar column as stored in a chunk: times float64, ``kind`` uint8, counts int32
+    when they fit (half the bytes; int64 again in ``frame``)."""
+    if name in ("start_s", "duration_s"):
+        return np.array(values, dtype=np.float64)
+    if name == "kind":
+        return np.array(values, dtype=np.uint8)
+    array = np.array(values)
+    if array.dtype.kind not in "if":
+        array = array.astype(np.int64)
+    if array.dtype.kind == "i" and (not array.size or (
+            int(array.min()) >= _INT32.min and int(array.max()) <= _INT32.max)):
+        array = array.astype(np.int32)
+    return array
+
+
+def _concat_chunks(parts: list[IterationChunk]) -> IterationChunk:
+    """Consecutive chunks as one."""
+    if len(parts) == 1:
+        return parts[0]
+    scalars = {k: _typed_column(k, np.concatenate([p.scalars[k] for p in parts]))
+               for k in _SCALAR_COLUMNS}
+    ragged = {k: (np.concatenate([p.ragged[k][0] for p in parts]),
+                  np.concatenate([p.ragged[k][1] for p in parts])) for k in _RAGGED}
+    return IterationChunk(scalars, ragged)
+
+
 def _make_chunk(rows: list[tuple], lengths: list, draft_rows: list,
                 draft_kv: list) -> IterationChunk:
     columns = list(zip(*rows)) if rows else [()] * len(_SCALAR_COLUMNS)
-    scalars = {}
-    for name, values in zip(_SCALAR_COLUMNS, columns):
-        if name in ("start_s", "duration_s"):
-            scalars[name] = np.array(values, dtype=np.float64)
-        elif name == "kind":
-            scalars[name] = np.array(values, dtype=np.uint8)
-        else:  # counts: int32 when they fit (half the bytes), int64 again in ``frame``
-            array = np.array(values)
-            if array.dtype.kind not in "if":
-                array = array.astype(np.int64)
-            if array.dtype.kind == "i" and (not array.size or (
-                    int(array.min()) >= _INT32.min and int(array.max()) <= _INT32.max)):
-                array = array.astype(np.int32)
-            scalars[name] = array
+    scalars = {name: _typed_column(name, values)
+               for name, values in zip(_SCALAR_COLUMNS, columns)}
     counts = np.fromiter((-1 if a is None else a.size for a in lengths), np.int32, len(lengths))
     present = [a for a in lengths if a is not None]
     flat = np.concatenate(present) if present else np.zeros(0, dtype=np.uint8)
