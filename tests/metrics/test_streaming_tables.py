@@ -94,6 +94,39 @@ def test_iteration_log_chunked_and_spooled_equal_in_memory(tmp_path):
     assert not list(tmp_path.glob(".iterations-*"))
 
 
+def _as_columns(frame: pd.DataFrame) -> tuple[dict, dict]:
+    """Rows of an iteration table as ``IterationLog.add_columns`` takes them."""
+    scalars = {k: frame[k].to_numpy() for k in frame.columns if k not in
+               ("kind", "verify_lengths", "draft_rows", "draft_kv_tokens")}
+    scalars["kind"] = (frame["kind"] == "decode").to_numpy().astype(np.uint8)
+    ragged = {}
+    for name in ("verify_lengths", "draft_rows", "draft_kv_tokens"):
+        cells = [[int(v) for v in text.split(";")] if text else None for text in frame[name]]
+        counts = np.array([-1 if c is None else len(c) for c in cells], dtype=np.int32)
+        if name != "verify_lengths":
+            counts = np.maximum(counts, 0)
+        values = [v for c in cells if c for v in c]
+        dtype = np.uint8 if name == "verify_lengths" else np.int64
+        ragged[name] = (np.array(values, dtype=dtype), counts)
+    return scalars, ragged
+
+
+def test_rows_handed_over_as_columns_equal_rows_added_one_by_one(tmp_path):
+    whole = _fill_log(IterationLog(chunk_rows=10**6), 700).to_frame()
+    log = IterationLog(chunk_rows=128, spool_dir=tmp_path)
+    _fill_log(log, 5, seed=1)  # a few tuple rows first: they stay first
+    head = whole.iloc[:5]
+    pd.testing.assert_frame_equal(_fill_log(IterationLog(), 5).to_frame(), head)
+    for start in range(5, 700, 97):  # slices of the compiled loop's hand-overs
+        log.add_columns(*_as_columns(whole.iloc[start:start + 97].reset_index(drop=True)))
+    assert len(log) == 700
+    pd.testing.assert_frame_equal(log.to_frame(), whole)
+    write_table(tmp_path / "a.csv", whole, HEADER)
+    write_table(tmp_path / "b.csv", log.frames(), HEADER)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    log.close()
+
+
 def test_summary_from_streamed_tables_equals_summary_from_frames():
     records = _finished(400, seed=3)
     span = (0.0, 399 * 0.37)
