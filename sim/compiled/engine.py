@@ -43,7 +43,8 @@ from sim.core.scheduler import (C_NPREFILLING, C_NRUN, C_PREEMPTIONS, C_QLEN, P_
                                 S_GEN, S_PROMPT, S_REQ, SF_KEY, finish_decode, finish_prefill,
                                 next_prefill, prepare_decode)
 from sim.core.speculation import decode_shape_into
-from sim.policies.adaspec import AI_UNIFORM, adaspec_begin, adaspec_continue, adaspec_verify
+from sim.policies.adaspec_rules import (AI_UNIFORM, adaspec_begin, adaspec_continue,
+                                        adaspec_verify)
 from sim.policies.disable_by_batch import disable_by_batch_k
 from sim.policies.goodput import draft_counts_into, draft_share, next_draft_total, spread_kv_tokens
 from sim.policies.oracle import oracle_choose, oracle_queries, water_fill_into

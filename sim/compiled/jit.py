@@ -44,6 +44,7 @@ RULE_MODULES = (
     "sim.latency.iteration",
     "sim.policies.goodput",
     "sim.policies.recovery",
+    "sim.policies.adaspec_rules",
     "sim.policies.adaspec",
     "sim.policies.smartspec",
     "sim.policies.threshold",

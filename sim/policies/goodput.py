@@ -385,3 +385,52 @@ def pairwise_sum(a, lo, n):
 def array_sum(a, n):
     """``float(a[:n].sum())`` as numpy computes it."""
     return 0.0 + pairwise_sum(a, 0, n)
+
+
+@jitable
+def ddot_ones(a, lo, n, stride, contiguous):
+    """``float(x @ ones)`` of the n values ``a[lo::stride]`` as numpy gets it from OpenBLAS's
+    ddot on x86-64 (AVX-512 kernel: 4 x 8 accumulators, then 4 x 4, then a tail; the strided
+    kernel: two accumulators over groups of 4), so the compiled rule reproduces the previous
+    release's sums bit for bit."""
+    if contiguous:
+        n1 = n & -16
+        dot = 0.0
+        if n1:
+            acc = np.zeros((4, 8))
+            n32 = n1 & -32
+            i = 0
+            while i < n32:
+                for q in range(4):
+                    for lane in range(8):
+                        acc[q, lane] = a[lo + (i + 8 * q + lane) * stride] + acc[q, lane]
+                i += 32
+            acc4 = np.zeros((4, 4))
+            for q in range(4):
+                for lane in range(4):
+                    acc4[q, lane] = acc[q, lane] + acc[q, lane + 4]
+            while i < n1:
+                for q in range(4):
+                    for lane in range(4):
+                        acc4[q, lane] = a[lo + (i + 4 * q + lane) * stride] + acc4[q, lane]
+                i += 16
+            v0 = ((acc4[0, 0] + acc4[1, 0]) + acc4[2, 0]) + acc4[3, 0]
+            v1 = ((acc4[0, 1] + acc4[1, 1]) + acc4[2, 1]) + acc4[3, 1]
+            v2 = ((acc4[0, 2] + acc4[1, 2]) + acc4[2, 2]) + acc4[3, 2]
+            v3 = ((acc4[0, 3] + acc4[1, 3]) + acc4[2, 3]) + acc4[3, 3]
+            dot = (v0 + v2) + (v1 + v3)
+        for i in range(n1, n):
+            dot = dot + a[lo + i * stride]
+        return 0.0 + dot
+    t1 = 0.0
+    t2 = 0.0
+    n1 = n & -4
+    i = 0
+    while i < n1:
+        t1 += a[lo + i * stride] + a[lo + (i + 2) * stride]
+        t2 += a[lo + (i + 1) * stride] + a[lo + (i + 3) * stride]
+        i += 4
+    while i < n:
+        t1 += a[lo + i * stride]
+        i += 1
+    return 0.0 + (t1 + t2)

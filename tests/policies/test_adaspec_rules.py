@@ -212,7 +212,7 @@ def test_request_trimming_moves_on_to_the_next_request_for_the_rest():
     (r1, 0.046656) its last 2. The order is by the final value at each request's own drafted
     length: with r0 drafting only 3 (final 0.125), r1 (0.046656) goes first and loses 5.
     Ties (r2..r4 below) go to the lower index first."""
-    from sim.policies.adaspec import _trim_requests
+    from sim.policies.adaspec_rules import _trim_requests
     cum = np.cumprod(_WIDE_CONF, axis=1)
     new, kept = _trim_requests(cum, np.full(5, 6), 8)
     assert new.tolist() == [0, 4, 6, 6, 6]
@@ -331,7 +331,7 @@ def test_prediction_leaves_out_requests_that_reached_their_draft_limit():
 def test_uniform_request_trimming_fast_path_matches_the_general_rule(batch, steps, seed):
     """When everyone drafted the same number of steps, verify_lengths takes a shortcut; it must
     remove exactly the overflow and agree with the general rule (_trim_requests)."""
-    from sim.policies.adaspec import _trim_requests
+    from sim.policies.adaspec_rules import _trim_requests
     conf = np.random.default_rng(seed).beta(2.0, 1.0, size=(batch, steps))
     pol = make_policy(f"adaspec:{steps},trim=request")
     view = make_view(batch, padding=DEFAULT_PADDING,
