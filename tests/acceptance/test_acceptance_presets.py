@@ -141,3 +141,16 @@ def test_bad_names(name):
     with pytest.raises(ConfigError) as err:
         make_acceptance(name)
     assert "\n" not in str(err.value)
+
+
+def test_spec_bench_fit_is_cached_and_equal_to_a_fresh_fit(tmp_path, monkeypatch):
+    """The preset's fit is read back from the table cache, bit for bit what fitting gives."""
+    from sim.acceptance import presets, table_cache
+
+    monkeypatch.setenv(table_cache.ENV_VAR, "off")
+    fresh = presets.spec_bench_vicuna_68m()
+    monkeypatch.setenv(table_cache.ENV_VAR, str(tmp_path))
+    assert presets.spec_bench_vicuna_68m() == fresh  # built and stored
+    assert len(list(tmp_path.glob("acceptance-*.npz"))) == 1
+    monkeypatch.setattr(presets, "_spec_bench_fit", lambda: pytest.fail("fitted again"))
+    assert presets.spec_bench_vicuna_68m() == fresh  # read back

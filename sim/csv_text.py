@@ -1,0 +1,81 @@
+"""A table's rows as CSV text: the bytes of ``frame.to_csv(index=False, float_format="%.9g",
+lineterminator="\\n")``, built column by column.
+
+pandas formats a frame cell by cell through Python's ``csv`` writer; here each column becomes
+one list of strings (integers and booleans with ``str``, floats ``%.9g`` with NaN as an empty
+field, text as is) and the rows are joined once, about three times faster on the simulator's
+tables. Text is quoted the way the ``csv`` writer's ``QUOTE_MINIMAL`` does it (a field holding
+a comma or a double quote is put in double quotes, its quotes doubled). Anything else (a field
+holding a line break, a one-column table, a column type not listed) is left to pandas:
+``csv_text`` returns None for it and the caller writes that frame with ``to_csv``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _quoted(text: str) -> str:
+    if "," in text or '"' in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _text_column(values: list) -> list[str] | None:
+    """An object column's fields ("" for None and NaN), or None when pandas must write it."""
+    try:
+        joined = "".join(values)  # the common case, only text: checked in one pass
+    except TypeError:
+        fields = []
+        for v in values:
+            if isinstance(v, str):
+                fields.append(v)
+            elif v is None or (isinstance(v, float) and v != v):
+                fields.append("")
+            else:  # another object (pandas' NA, a number in a text column): pandas writes it
+                return None
+        values, joined = fields, "".join(fields)
+    if "\n" in joined or "\r" in joined:
+        return None
+    if "," in joined or '"' in joined:
+        return [_quoted(v) for v in values]
+    return values
+
+
+def _column_fields(values: np.ndarray) -> list[str] | None:
+    """One column's fields as text, or None when its type is left to pandas."""
+    kind = values.dtype.kind
+    if kind == "f":
+        return ["" if v != v else f"{v:.9g}" for v in values.tolist()]
+    if kind in "iub":
+        return list(map(str, values.tolist()))
+    if kind == "O":
+        return _text_column(values.tolist())
+    return None
+
+
+def csv_text(frame, header: bool) -> str | None:
+    """``frame``'s rows (and its header line when ``header``) as CSV text ending in a line
+    break; None when part of it must be written by pandas (see the module docstring)."""
+    if frame.shape[1] < 2 or any(not isinstance(name, str) for name in frame.columns):
+        return None
+    columns = []
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, np.dtype):
+            fields = _column_fields(column.to_numpy())
+        elif getattr(column.dtype, "name", "") in ("str", "string"):  # pandas' text dtype
+            fields = _text_column(column.to_numpy(dtype=object).tolist())
+        else:  # another pandas extension type
+            return None
+        if fields is None:
+            return None
+        columns.append(fields)
+    lines = []
+    if header:
+        names = _text_column(list(frame.columns))
+        if names is None:
+            return None
+        lines.append(",".join(names))
+    lines.extend(map(",".join, zip(*columns)))
+    return "\n".join(lines) + "\n" if lines else ""
