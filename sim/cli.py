@@ -323,7 +323,7 @@ def _run(args: argparse.Namespace, explicit: set[str]) -> int:
           f"{workload.span_s:.1f} s; seed {args.seed}")
     print("\n".join(header_lines(described)), flush=True)
     if not args.out:
-        _report(args, _simulate_all(args, workload, policies, config))
+        _report(args, _simulate_all(args, workload, policies, config, latency))
         return 0
     inputs = {"trace": {"path": workload.source, "sha256": workload.sha256,
                         "format": workload.format, "transforms": list(workload.transforms)}}
@@ -333,7 +333,7 @@ def _run(args: argparse.Namespace, explicit: set[str]) -> int:
     with run_directory(args.out, args.overwrite) as staging:
         # each policy's tables are written as soon as it is simulated; the iteration log
         # goes to a spool folder inside the run directory meanwhile (removed before the end)
-        results = _simulate_all(args, workload, policies, config, staging, header)
+        results = _simulate_all(args, workload, policies, config, latency, staging, header)
         _report(args, results)
         try:
             if args.plot:
@@ -347,9 +347,10 @@ def _run(args: argparse.Namespace, explicit: set[str]) -> int:
     return 0
 
 
-def _simulate_all(args, workload, policies, config, staging=None, header=None) -> list:
-    """Simulate every policy in turn; with a run directory, write each one's tables as soon as
-    it is done (and drop them unless plots need them)."""
+def _simulate_all(args, workload, policies, config, latency, staging=None, header=None
+                  ) -> list:
+    """Simulate every policy in turn on the one built ``latency`` model; with a run directory,
+    write each one's tables as soon as it is done (and drop them unless plots need them)."""
     from sim.output import write_policy_tables
     from sim.run import simulate
 
@@ -357,7 +358,7 @@ def _simulate_all(args, workload, policies, config, staging=None, header=None) -
     for name in policies:
         began = time.perf_counter()
         result = simulate(workload, name, config, seed=args.seed, progress=not args.quiet,
-                          spool_dir=staging)
+                          latency=latency, spool_dir=staging)
         results.append(result)
         if not args.quiet:
             print(f"  {name}: simulated in {time.perf_counter() - began:.1f} s "

@@ -1,9 +1,11 @@
 """Runs sweep points in parallel: a local process pool (default) or a Ray cluster.
 
-``run_point(point)`` never raises: it returns an outcome with ``status`` "ok" (summary and
-workload statistics) or "error" (one line naming the exception), so one bad point is recorded
-and the sweep goes on. The driver process writes every record to the store as it arrives, so
-a sweep killed at any moment keeps every point finished before the kill.
+``run_point(point)`` never raises: it returns an outcome with ``status`` "ok" (summary,
+workload statistics and the ``simulated`` block ``adaspec-sim`` puts in its summary.json:
+latency source, engine limits, acceptance model) or "error" (one line naming the exception),
+so one bad point is recorded and the sweep goes on. The driver process writes every record
+to the store as it arrives, so a sweep killed at any moment keeps every point finished
+before the kill.
 
 A point's workload is a value (``point.workload``, a ``sim.workload.spec.WorkloadSpec``, the
 same value ``adaspec-sim`` makes from its options), built with the point's seed and cached per
@@ -66,7 +68,8 @@ def workload_stats(workload) -> dict:
 
 def run_point(point: SweepPoint, workload=None) -> dict:
     """Simulate one point; returns an outcome dict and never raises (errors are recorded)."""
-    from sim.run import simulate
+    from sim.run import build_latency, simulate
+    from sim.run_description import describe_run
     began = time.perf_counter()
     try:
         if workload is None:
@@ -75,13 +78,20 @@ def run_point(point: SweepPoint, workload=None) -> dict:
             raise workload
         # a sweep reads only the summary: no iteration table (the summary is the same)
         config = replace(point.sim_config(), iteration_log=False)
-        result = simulate(workload, point.policy, config, seed=point.seed)
+        latency = build_latency(config)
+        simulated = describe_run(config, latency, _profile_sha256(config.profile))
+        result = simulate(workload, point.policy, config, seed=point.seed, latency=latency)
         outcome = {"status": "ok", "summary": result.summary, "workload": workload_stats(workload),
-                   "sim_wall_s": result.wall_s}
+                   "simulated": simulated, "sim_wall_s": result.wall_s}
     except Exception as exc:  # noqa: BLE001 - recorded in the store; the sweep goes on
         outcome = {"status": "error", "error": _error_line(exc)}
     outcome["wall_s"] = time.perf_counter() - began
     return outcome
+
+
+def _profile_sha256(profile: str | None) -> str | None:
+    from sim.output import path_sha256
+    return path_sha256(profile) if profile else None
 
 
 def default_workers() -> int:

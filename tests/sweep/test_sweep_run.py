@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -151,3 +152,19 @@ def test_a_point_keeps_no_iteration_table_and_has_the_same_summary(tmp_path, mon
     full = real(build_workload(point), point.policy, point.sim_config(), seed=point.seed)
     assert full.has_iterations and len(full.iterations) == outcome["summary"]["iterations"]
     assert outcome["summary"] == full.summary
+
+
+def test_a_point_record_says_what_was_simulated(tmp_path):
+    """Each point's record carries the ``simulated`` block adaspec-sim writes for the same
+    config (latency source and dense ops, engine limits, acceptance, SLOs)."""
+    from sim.run import build_latency
+    from sim.run_description import describe_run
+    from sim.sweep.runner import run_point
+    point = load_sweep(small_sweep(tmp_path, policies=("static:3",))).points[0]
+    outcome = run_point(point)
+    assert outcome["status"] == "ok"
+    config = point.sim_config()
+    simulated = outcome["simulated"]
+    assert simulated == describe_run(replace(config, iteration_log=False), build_latency(config))
+    assert simulated["latency"]["source"] == "roofline"
+    assert simulated["acceptance"]
