@@ -15,8 +15,9 @@ from the training rows only:
   up). Held out this way a held-out row takes the row 8-32 tokens above it; the simulator
   has every row (it hits each profiled num_tokens exactly, and between rows the next one up
   is at most 8 tokens away below 1,024), so this is a pessimistic estimate of its error
-  between rows. A last line per GPU compares the rule with linear interpolation between
-  neighbours.
+  between rows. The last lines per GPU compare the rule with linear interpolation between
+  neighbours and with the rows made non-decreasing first (isotonic regression, the
+  pool-adjacent-violators fit, then the next row up), a rule that would remove the dips.
 
 Prints, per GPU:
 
@@ -34,6 +35,11 @@ Prints, per GPU:
 4. (A100) the measured path beyond its rows: the Llama-3 rows above 4,096 tokens predicted
    from the rows up to 4,096 (the closed form scaled to the last row, as the simulator does).
 
+With ``--per-shape``, also the GEMM medians of the closed form refitted separately for every
+GEMM shape (K, N) of the GPU on that shape's training rows (``calibrate.vidur_fit.fit_gemm``):
+what the formula could reach with unlimited constants, a bound on the shape-generic fit (about
+20 s more).
+
 Then the issue's two bars (GEMM median |error| <= 5 %; whole layer within 10 % at every
 held-out num_tokens; A100 and H100) for each path. Errors are (model - measured) / measured.
 About three seconds.
@@ -50,8 +56,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from calibrate.vidur_fit import (PEAKS, all_reduce_points, load_samples,  # noqa: E402
-                                 split_tokens)
+from calibrate.vidur_fit import (PEAKS, all_reduce_points, fit_gemm,  # noqa: E402
+                                 load_samples, split_tokens)
+from sim.latency.ops import gemm_s  # noqa: E402
+from sim.latency.pass_costs import layer_gemm_shapes  # noqa: E402
 from sim.latency.fitted_constants import ATTENTION, FITS  # noqa: E402
 from sim.latency.measured import MeasuredLayer  # noqa: E402
 from sim.latency.ops import all_reduce_s  # noqa: E402
@@ -114,6 +122,18 @@ def _linear(train: dict[int, float], tokens: int) -> float:
     return train[x0] + (train[x1] - train[x0]) * (tokens - x0) / (x1 - x0)
 
 
+def isotonic(times: list[float]) -> list[float]:
+    """The least-squares non-decreasing fit of ``times`` (pool adjacent violators)."""
+    blocks: list[list[float]] = []  # [sum, count] of each pooled run
+    for t in times:
+        blocks.append([t, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] * blocks[-1][1] > blocks[-1][0] * blocks[-2][1]:
+            total, count = blocks.pop()
+            blocks[-1][0] += total
+            blocks[-1][1] += count
+    return [total / count for total, count in blocks for _ in range(int(count))]
+
+
 def _spread(errors: list[float]) -> str:
     a = sorted(abs(e) for e in errors)
     return (f"median {100 * statistics.median(a):.2f}%, p95 {100 * a[int(0.95 * len(a))]:.1f}%,"
@@ -121,9 +141,33 @@ def _spread(errors: list[float]) -> str:
             f"{100 * a[-1]:.1f}%")
 
 
+def per_shape_medians(samples, gpu: str, train_tokens: set[int], held: set[int]
+                      ) -> dict[str, float]:
+    """GEMM op -> median |error| on the held-out rows of the closed form fitted separately to
+    each (K, N) shape's training rows (the ``--per-shape`` bound)."""
+    peak, bandwidth = PEAKS[gpu]
+    by_shape: dict[tuple[int, int], list] = {}
+    for s in samples:
+        if s.gpu == gpu and s.op in GEMM_OPS and s.seconds > 0:
+            by_shape.setdefault(layer_gemm_shapes(s.shape, s.tp)[s.op], []).append(s)
+    errors: dict[str, list[float]] = {}
+    for (k, n), rows in by_shape.items():
+        fit = fit_gemm([s for s in rows if s.tokens in train_tokens], gpu)
+        tests: dict[tuple, list[float]] = {}
+        for s in rows:
+            if s.tokens in held and s.tokens <= MAX_TOKENS:
+                tests.setdefault((s.op, s.model, s.tp, s.tokens), []).append(s.seconds)
+        for (op, _, _, tokens), seconds in tests.items():
+            predicted = gemm_s(tokens, k, n, 2, peak, bandwidth, fit)
+            errors.setdefault(op, []).append(abs(predicted / statistics.median(seconds) - 1))
+    return {op: statistics.median(errors[op]) for op in GEMM_OPS if op in errors}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", type=Path, default=ROOT.parent / "shared/profiles/vidur")
+    parser.add_argument("--per-shape", action="store_true",
+                        help="also refit the GEMM closed form per shape (module doc)")
     args = parser.parse_args(argv)
     samples = load_samples(args.profiles)
     cache: dict = {}
@@ -146,12 +190,16 @@ def main(argv: list[str] | None = None) -> int:
         errors: dict[str, dict[str, list[float]]] = {"closed form": {}, "measured": {}}
         layers: dict[tuple, dict[str, dict[int, float]]] = {}
         linear_errors: list[float] = []
+        isotonic_errors: dict[tuple, list[float]] = {}
         for (model, tp, shape), by_tokens in rows.items():
             costs = _costs(cache, gpu, shape, tp)
             train = {t: ops for t, ops in by_tokens.items() if t in train_tokens or t > 8192}
             tests = {t: ops for t, ops in by_tokens.items() if t in held and t <= MAX_TOKENS}
             layer_points = {t: sum(ops[op] for op in LAYER_OPS) for t, ops in train.items()}
             layer_train = MeasuredLayer(layer_points)
+            ordered = sorted(layer_points)
+            layer_isotonic = MeasuredLayer(dict(zip(ordered, isotonic(
+                [layer_points[t] for t in ordered]))))
             per_op = {op: MeasuredLayer({t: ops[op] for t, ops in train.items()})
                       for op in GEMM_OPS + ELEMENTWISE_OPS}
             layer = layers.setdefault((model, tp), {"measured": {}, "closed form": {},
@@ -168,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 layer["closed form"][t] = costs.fitted_layer_dense_s(t) / truth - 1
                 layer["measured"][t] = layer_train(t) / truth - 1
                 linear_errors.append(_linear(layer_points, t) / truth - 1)
+                isotonic_errors.setdefault((model, tp), []).append(layer_isotonic(t) / truth - 1)
         for op in GEMM_OPS + ELEMENTWISE_OPS:
             cells = []
             for path in ("closed form", "measured"):
@@ -177,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
                 if op in GEMM_OPS:
                     note(gemm_worst, gpu, path, typical, op)
             print(f"{op:26s} {len(errors['measured'][op]):6d}  " + "  ".join(cells))
+        if args.per_shape:
+            limits = per_shape_medians(mine, gpu, train_tokens, held)
+            print("GEMM closed form refitted per (K, N) shape, median |e|: " + ", ".join(
+                f"{op} {100 * v:.1f}%" for op, v in limits.items()))
         print(f"\n{'layer (no attention)':32s} {'points':>6s}  "
               f"{'closed form: median |e|  <=10%    worst (at)':44s}  "
               f"{'measured: median |e|  <=10%    worst (at)':41s}  {'floor':>6s}")
@@ -200,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"layer, measured path, all held-out rows: next row up (the simulator's rule) "
               f"{_spread(measured_all)}")
         print(f"{'':46s}linear between neighbours {_spread(linear_errors)}")
+        iso_all = [e for errs in isotonic_errors.values() for e in errs]
+        iso_scope = max((abs(e) for key, errs in isotonic_errors.items() if key in SCOPE
+                         for e in errs), default=0.0)
+        print(f"{'':30s}isotonic rows, then next row up {_spread(iso_all)}; "
+              f"Llama-2-7B / 70B TP4-8 worst {100 * iso_scope:.1f}%")
         points = all_reduce_points(args.profiles, gpu)
         if points:
             print(f"\n{'all-reduce (closed form)':26s} {'sizes':>6s}  {'bias':>8s} "

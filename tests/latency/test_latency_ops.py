@@ -39,6 +39,33 @@ def test_gemm_additive_knee_hand_computed() -> None:
     assert gemm_s(0, 3, 4, 2, 1e9, 1e9, fit) == 0.0
 
 
+def test_gemm_tile_padding_hand_computed() -> None:
+    # 1 GFLOP/s, 1 GB/s, p = 1, no launch; K=3, N=4, 2 bytes: bytes (12 + 7 M) * 2 ns,
+    # FLOPs 24 ns per row. One 4-row tile: M = 2 pays 4 rows (96 ns) + 52 ns of bytes.
+    four = GemmFit(1.0, 1.0, 1.0, 0.0, tile_rows=(4,), tile_relative_efficiency=(1.0,))
+    assert gemm_s(2, 3, 4, 2, 1e9, 1e9, four) == pytest.approx(148e-9, rel=1e-12)
+    # M = 5 pays 8 rows: 192 ns + (12 + 35) * 2 = 94 ns.
+    assert gemm_s(5, 3, 4, 2, 1e9, 1e9, four) == pytest.approx(286e-9, rel=1e-12)
+    # A second, 1-row tile at 0.8 of the efficiency: the faster of the two per M.
+    two = GemmFit(1.0, 1.0, 1.0, 0.0, tile_rows=(4, 1), tile_relative_efficiency=(1.0, 0.8))
+    # M = 5: 4-row tile 192 ns, 1-row tile 120 / 0.8 = 150 ns -> 150 + 94.
+    assert gemm_s(5, 3, 4, 2, 1e9, 1e9, two) == pytest.approx(244e-9, rel=1e-12)
+    # M = 8: 4-row tile 192 ns, 1-row tile 192 / 0.8 = 240 ns -> 192 + (12 + 56) * 2.
+    assert gemm_s(8, 3, 4, 2, 1e9, 1e9, two) == pytest.approx(328e-9, rel=1e-12)
+    # No tiles: the smooth knee, M = 5 -> 120 + 94 ns.
+    assert gemm_s(5, 3, 4, 2, 1e9, 1e9, GemmFit(1.0, 1.0, 1.0, 0.0)) == pytest.approx(214e-9)
+
+
+def test_gemm_tile_padding_is_a_staircase() -> None:
+    # Compute-bound (bytes free): every M in one 128-row tile costs the same; M = 129 pays
+    # a second tile.
+    fit = GemmFit(1.0, 1.0, 20.0, 0.0, tile_rows=(128,), tile_relative_efficiency=(1.0,))
+    times = [gemm_s(m, 4096, 4096, 2, 1e12, 1e30, fit) for m in (1, 64, 128, 129, 256, 257)]
+    assert times[0] == times[1] == times[2] == pytest.approx(2 * 128 * 4096 * 4096 / 1e12)
+    assert times[3] == times[4] == pytest.approx(2 * times[0])
+    assert times[5] == pytest.approx(3 * times[0])
+
+
 def test_sharp_knee_tends_to_the_plain_roofline() -> None:
     sharp = GemmFit(1.0, 1.0, 20.0, 0.0)
     assert gemm_s(2, 3, 4, 2, 1e9, 1e9, sharp) == pytest.approx(52e-9, rel=0.01)
@@ -59,6 +86,12 @@ def test_bad_gemm_constants_rejected() -> None:
         GemmFit(0.8, 0.7, 0.5, 0.0)
     with pytest.raises(ConfigError):
         GemmFit(0.8, 0.7, 2.0, -1.0)
+    with pytest.raises(ConfigError, match="same length"):
+        GemmFit(0.8, 0.7, 2.0, 0.0, tile_rows=(128, 64), tile_relative_efficiency=(1.0,))
+    with pytest.raises(ConfigError, match="tile_rows"):
+        GemmFit(0.8, 0.7, 2.0, 0.0, tile_rows=(0,), tile_relative_efficiency=(1.0,))
+    with pytest.raises(ConfigError, match="tile_relative_efficiency"):
+        GemmFit(0.8, 0.7, 2.0, 0.0, tile_rows=(64,), tile_relative_efficiency=(0.0,))
 
 
 @settings(max_examples=200, deadline=None)
@@ -66,7 +99,22 @@ def test_bad_gemm_constants_rejected() -> None:
        n=st.integers(64, 32768), gpu=st.sampled_from(sorted(FITS)))
 def test_gemm_time_grows_with_tokens(m, extra, k, n, gpu) -> None:
     fit = FITS[gpu].gemm
+    assert fit.tile_rows  # the committed fits pad to tiles: a staircase, never decreasing
     assert gemm_s(m + extra, k, n, 2, 312e12, 2e12, fit) >= gemm_s(m, k, n, 2, 312e12, 2e12, fit)
+
+
+@settings(max_examples=300, deadline=None)
+@given(m=st.integers(1, 5000), extra=st.integers(1, 300), k=st.integers(1, 20000),
+       n=st.integers(1, 60000),
+       tiles=st.lists(st.tuples(st.integers(1, 256), st.floats(0.05, 2.0)), min_size=1,
+                      max_size=4, unique_by=lambda t: t[0]),
+       sharpness=st.floats(1.0, 30.0), launch=st.floats(0.0, 1e-4))
+def test_any_tile_set_is_non_decreasing_in_tokens(m, extra, k, n, tiles, sharpness,
+                                                  launch) -> None:
+    fit = GemmFit(0.9, 0.7, sharpness, launch, tuple(h for h, _ in tiles),
+                  tuple(r for _, r in tiles))
+    before, after = (gemm_s(t, k, n, 2, 989e12, 3.35e12, fit) for t in (m, m + extra))
+    assert after >= before * (1 - 1e-12)
 
 
 # ---- the attention constants reproduce the profiles' README fits (A100 Llama-2-7B) ---------
@@ -129,12 +177,12 @@ def _outside_knee(tokens: int) -> bool:
 def test_gemms_against_real_rows(op: str, rows, gpu: str, model: str) -> None:
     e = _errors(rows, gpu, op, model)
     assert abs(statistics.median(e)) <= 0.12
-    # Weight streaming (<= 64 tokens) and compute-bound (>= 1024) rows are within ~20 % (the
-    # smooth knee starts rising at 64 tokens, where cuBLAS still streams); in the knee real
-    # kernels jump by up to ~30 % from one num_tokens to the next (tile and wave
-    # quantisation), which a smooth knee does not follow.
-    assert max(map(abs, _errors(rows, gpu, op, model, _outside_knee))) <= 0.22
-    assert max(map(abs, e)) <= 0.40
+    # Every row within 28 % (the smooth knee without tile padding: 40 %, its worst rows in the
+    # knee, 37 % on these rows). The worst now: H100 Llama-2-70B TP8 o-projection at 1 token,
+    # +27 % (an ~8 us kernel timed to 1 us; the fitted launch + weight stream of the small
+    # shapes is 2-3 us high on H100); the others within 24 %.
+    assert max(map(abs, e)) <= 0.28
+    assert max(map(abs, _errors(rows, gpu, op, model, _outside_knee))) <= 0.28
 
 
 @pytest.mark.parametrize("op", [o for o in ELEMENTWISE_OPS if o != "emb"])
