@@ -210,10 +210,15 @@ class RooflineLatency:
 
     def dense_sources(self) -> dict[str, str]:
         """Where each model's per-layer non-attention kernels come from ("fitted" or the
-        measured rows' source), for the run header and summary.json."""
+        measured rows' source), and which closed form "fitted" is (``closed_form``: the GPU's
+        fitted constants and its GEMM form), for the run header and summary.json."""
         out = {"target": self.target_costs.dense_source}
         if self.draft_costs is not None:
             out["draft"] = self.draft_costs.dense_source
+        gemm = self.gpu.op_fit.gemm
+        tiles = ("GEMM tile padding, " + "/".join(map(str, gemm.tile_rows)) + "-row tiles"
+                 if gemm.tile_rows else "GEMM smooth knee (no tile padding)")
+        out["closed_form"] = f"{self.gpu.fit} fit: {tiles}"
         return out
 
 

@@ -109,7 +109,9 @@ def test_roofline_header_and_summary_say_what_was_simulated(capsys, tmp_path):
     assert latency == {"source": "roofline", "target": "vicuna-7b", "draft": "vicuna-68m",
                        "gpu": "H100", "tp": 1,
                        "dense_ops": {"setting": "measured", "draft": "fitted",
-                                     "target": "Vidur h100 Llama-2-7b-hf tp1 (same layer shape)"}}
+                                     "target": "Vidur h100 Llama-2-7b-hf tp1 (same layer shape)",
+                                     "closed_form": "h100 fit: GEMM tile padding, "
+                                                    "128/64/16-row tiles"}}
     assert "dense ops measured: target Vidur h100 Llama-2-7b-hf tp1" in printed
     assert set(overheads) == {"target pass", "draft step", "drafting iteration"}
     assert "overhead per target pass" in printed

@@ -149,7 +149,8 @@ def test_presets_pick_their_source(model, gpu, tp, source) -> None:
 def test_draft_without_a_profile_keeps_the_closed_form() -> None:
     m = roofline_for("vicuna-7b", gpu="a100")
     assert m.dense_sources() == {"target": "Vidur a100 Llama-2-7b-hf tp1 (same layer shape)",
-                                 "draft": "fitted"}
+                                 "draft": "fitted",
+                                 "closed_form": "a100 fit: GEMM tile padding, 128/64/16-row tiles"}
     # a profiled draft shape (llama-3-8b drafting for llama-3.3-70b at TP 4) uses its rows
     big = roofline_for("llama-3.3-70b", draft="llama-3-8b", gpu="a100", tp=4)
     assert big.dense_sources()["draft"] == "Vidur a100 Meta-Llama-3-8B tp1"
@@ -169,7 +170,8 @@ def test_the_measured_layer_changes_the_default_preset_by_a_few_percent() -> Non
 # ---- the switch, end to end ----------------------------------------------------------------------
 def test_switch_fitted_everywhere() -> None:
     m = roofline_for("vicuna-7b", gpu="a100", dense_ops="fitted")
-    assert m.dense_sources() == {"target": "fitted", "draft": "fitted"}
+    assert m.dense_sources() == {"target": "fitted", "draft": "fitted",
+                                 "closed_form": "a100 fit: GEMM tile padding, 128/64/16-row tiles"}
     assert m.target_costs.measured_layer_s is None
     assert "dense_ops='fitted'" in repr(m)
     assert build_latency(SimConfig(dense_ops="fitted")).dense_sources()["target"] == "fitted"
