@@ -43,8 +43,8 @@ what the formula could reach with unlimited constants, a bound on the shape-gene
 Then the issue's two bars (GEMM median |error| <= 5 %; whole layer within 10 % at every
 held-out num_tokens; A100 and H100) for each path, the layer bar read two ways: every
 held-out point of every in-scope layer within 10 %, and, reading "median" for the layer bar
-too, the median over the in-scope layers at each held-out num_tokens within 10 %. Errors are (model - measured) / measured.
-About three seconds.
+too, the median over the in-scope layers at each held-out num_tokens within 10 %.
+Errors are (model - measured) / measured. About three seconds.
 """
 
 from __future__ import annotations

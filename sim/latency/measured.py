@@ -29,10 +29,10 @@ form elsewhere) or ``"fitted"`` (the closed form everywhere).
   the last row, ``rows[-1] * fitted(T) / fitted(last)``. On the Llama-3 A100 rows that reach
   32,768 tokens, extending from 4,096 this way has a median error of 0.6-1.7 % and a worst of
   3.4-5.6 % per TP degree from 4,160 to 32,768 tokens (benchmarks/latency_vs_vidur.py). A
-  FLOP-bound slope through the origin does as well there (0.6-2.0 %, 3.4-6.1 %), but not after a short profile: a user's folder
-  profiled up to 64 tokens is still weight-streaming at its last row, where the scaled closed
-  form follows the knee and a proportional slope would price 4,096 tokens at 64 times the
-  64-token time.
+  FLOP-bound slope through the origin does as well there (0.6-2.0 %, 3.4-6.1 %), but not
+  after a short profile: a user's folder profiled up to 64 tokens is still weight-streaming
+  at its last row, where the scaled closed form follows the knee and a proportional slope
+  would price 4,096 tokens at 64 times the 64-token time.
 * **Below the first row** (the generated rows start at 1 token; a user's folder may start
   higher): the first row, the next row up as between rows.
 
