@@ -34,6 +34,7 @@ ENV_VAR = "ADASPEC_SIM_JIT_CACHE"
 #: Modules that define jitable rules or compiled entry points; ``setup`` imports them all
 #: (so every rule is registered before anything compiles) and hashes their source.
 RULE_MODULES = (
+    "sim.core.scheduler_state",
     "sim.core.scheduler",
     "sim.core.speculation",
     "sim.acceptance.base",
@@ -51,6 +52,7 @@ RULE_MODULES = (
     "sim.policies.oracle",
     "sim.compiled.tables",
     "sim.compiled.engine",
+    "sim.compiled.loop",
 )
 
 _JITABLE: list = []

@@ -9,11 +9,18 @@ path ran (``engine_path``).
 
 from __future__ import annotations
 
+from itertools import repeat
+
 import numpy as np
 
 from sim.compiled import layout as L
+from sim.core.scheduler import FinishedRequest
+from sim.workload.request import Request, RequestColumns
 
 RECORDS = 4096  # iterations buffered between two hand-overs to the IterationLog
+FINISHED = 4096  # finish records buffered (at least 8 per slot)
+RESERVED = 4096  # request rows made up front (more when as many are queued at once)
+_STATUS = ("finished", "rejected")
 POOL = 1 << 16  # uniforms drawn from the run's generator at a time
 
 
@@ -101,10 +108,10 @@ class CompiledRun:
     """The compiled loop's arrays for one run, and its hand-overs."""
 
     def __init__(self, scheduler, policy, latency, estimator, acceptance, padding, engine: str,
-                 rng: np.random.Generator, slo) -> None:
+                 rng: np.random.Generator, slo, requests, keys_by_id: np.ndarray) -> None:
         from sim.acceptance.base import FixedAcceptance
-        from sim.compiled.engine import run_chunk
         from sim.compiled.jit import compiled
+        from sim.compiled.loop import run_chunk
         from sim.compiled.tables import TruthTables, estimator_arrays, padding_table
         from sim.latency.iteration import VLLM_06
 
@@ -150,6 +157,12 @@ class CompiledRun:
         ei[L.E_PAD_SIZE] = size
         ei[L.E_ASKS_EACH_STEP] = int(asks)
         ei[L.E_PADDING] = int(padding.enabled)
+        ei[L.E_LOOKAHEAD] = scheduler.lookahead_tokens
+        # the two processes at SimPy's start: the arrival process's first step at 0 (its
+        # Initialize event comes first), then the engine's; ids 0 and 1 are theirs
+        ei[L.E_PHASE] = L.PH_DECIDE
+        ei[L.E_A_STATE] = L.A_STEP
+        ei[L.E_EID] = 2
         self.ei = ei
         ef = np.zeros(L.ENGINE_FLOATS)
         ef[L.F_TTFT_SLO] = slo.ttft_s
@@ -161,7 +174,13 @@ class CompiledRun:
         self.rec_f = np.zeros((2, RECORDS))
         self.rec_len = np.zeros(max(RECORDS * 16, 4 * n), dtype=np.int64)
         self.rec_steps = np.zeros((2, RECORDS * 4 + 2 * (k_max + 1)), dtype=np.int64)
-        self.fin = np.zeros(8 * n, dtype=np.int64)
+        self.fin = np.zeros(n, dtype=np.int64)
+        done = max(FINISHED, 8 * n)
+        self.done_i = np.zeros((L.DONE_INTS, done), dtype=np.int64)
+        self.done_f = np.zeros((3, done))
+        self.requests = requests
+        self.arr_f, self.arr_i = arrival_arrays(requests, keys_by_id)
+        scheduler.state.reserve(min(len(requests), RESERVED))
         width = max(n, 2 * (k_max + 1), 8)
         self.wi = np.zeros((L.WORK_INTS, width), dtype=np.int64)
         self.wf = np.zeros((2, n, max(k_max, 1)))
@@ -174,30 +193,25 @@ class CompiledRun:
         self._args: tuple | None = None
 
     # ------------------------------------------------------------------ the loop
-    def run(self, now_s: float, horizon: tuple[float, float] | None) -> int:
-        """Run iterations from ``now_s`` (None: continue from where the loop stopped) until
-        the loop needs Python; answer table, pool and buffer requests here, and return
-        ``ST_IDLE``, ``ST_ARRIVAL`` or ``ST_FLUSH`` (the records must be drained)."""
-        ei, ef = self.ei, self.ef
-        if now_s is not None:
-            ef[L.F_NOW] = now_s
-        if horizon is None:
-            ei[L.E_HAS_HORIZON] = 0
-        else:
-            ei[L.E_HAS_HORIZON] = 1
-            ef[L.F_HORIZON], ef[L.F_HORIZON_CREATED] = horizon
+    def run(self) -> int:
+        """Run the loop from where it stopped until it needs Python beyond what is answered
+        here (table entries, uniforms, request room); returns ``ST_DONE``, ``ST_FLUSH``
+        (drain the records, take the finished) or ``ST_TAKE`` (take the finished)."""
+        ei = self.ei
         st = self.scheduler.state
         run_chunk = self._run_chunk
         while True:
             args = self._args
             if (args is None or args[4] is not st.ri or args[5] is not st.rf
-                    or args[8] is not st.queue or args[13] is not self.truth.table
-                    or args[16] is not self.pool):  # an array was reallocated
+                    or args[8] is not st.queue or args[9] is not st.free_reqs
+                    or args[14] is not self.truth.table
+                    or args[17] is not self.pool):  # an array was reallocated
                 args = self._args = (
                     st.cfg, st.sc, st.si, st.sf, st.ri, st.rf, st.running, st.free_slots,
-                    st.queue, ei, ef, self.cf, self.ci, self.truth.table, self.pi, self.pf,
-                    self.pool, self.rec_i, self.rec_f, self.rec_len, self.rec_steps, self.fin,
-                    self.wi, self.wf, self.wb, self.pwf, self.pwi)
+                    st.queue, st.free_reqs, ei, self.ef, self.cf, self.ci, self.truth.table,
+                    self.pi, self.pf, self.pool, self.rec_i, self.rec_f, self.rec_len,
+                    self.rec_steps, self.fin, self.done_i, self.done_f, self.arr_f,
+                    self.arr_i, self.wi, self.wf, self.wb, self.pwf, self.pwi)
             status = run_chunk(*args)
             if status == L.ST_NEED_ENTRY:
                 self.truth.fill(int(ei[L.E_NEED_ROW]), int(ei[L.E_NEED_AT]))
@@ -208,6 +222,8 @@ class CompiledRun:
                 pos = int(ei[L.E_POOL_POS])
                 self.pool = np.concatenate([self.pool[pos:], self.rng.random(self._pool_size)])
                 ei[L.E_POOL_POS] = 0
+            elif status == L.ST_NEED_REQUESTS:
+                st.reserve(st.ri.shape[1] + 1)
             elif status == L.ST_STALLED:
                 raise RuntimeError("scheduler made no progress: nothing to prefill or decode")
             elif status == L.ST_BAD_POLICY:
@@ -224,28 +240,43 @@ class CompiledRun:
         return int(self.ei[L.E_COUNT])
 
     # ------------------------------------------------------------------ hand-overs
-    def take_finished(self, last_too: bool) -> list:
-        """Finish records of the requests the loop finished (``last_too``: including those
-        of its last iteration, which otherwise wait for ``take_finished(True)``)."""
+    def take_finished(self, sink) -> None:
+        """Hand the complete finish records (not those of an iteration in flight) to
+        ``sink`` (``append``/``extend``: a list or a ``RequestTable``) in the loop's order."""
         ei = self.ei
-        end = int(ei[L.E_FIN_N]) if last_too else int(ei[L.E_FIN_LAST])
+        end = int(ei[L.E_FIN_LAST])
         if end == 0:
-            return []
-        record = self.scheduler.finished_record
-        done = [record(r) for r in self.fin[:end].tolist()]
+            return
+        tags, status, gen, drafted, verified, accepted, preempted = self.done_i[:, :end].tolist()
+        admitted, first, finish = self.done_f[:, :end].tolist()
+        requests = self._requests_at(tags)
+        if any(status):
+            rejection = self.scheduler.rejection
+            sink.extend([FinishedRequest(*row) if row[1] == "finished" else rejection(row[0])
+                         for row in zip(requests, [_STATUS[k != 0] for k in status], admitted,
+                                        first, finish, gen, drafted, verified, accepted,
+                                        preempted)])
+        else:
+            sink.extend(map(FinishedRequest, requests, repeat("finished"), admitted, first,
+                            finish, gen, drafted, verified, accepted, preempted))
         rest = int(ei[L.E_FIN_N]) - end
         if rest:
-            self.fin[:rest] = self.fin[end:end + rest]
+            self.done_i[:, :rest] = self.done_i[:, end:end + rest]
+            self.done_f[:, :rest] = self.done_f[:, end:end + rest]
         ei[L.E_FIN_N] = rest
         ei[L.E_FIN_LAST] = 0
-        return done
 
-    def fix_last_queue(self) -> None:
-        """The queue length a decode iteration records is the one when the engine resumes
-        after it (arrivals during the iteration included), as on the protocol path."""
-        r = int(self.ei[L.E_REC_N]) - 1
-        if r >= 0 and self.rec_i[L.RI_KIND, r] == L.K_DECODE:
-            self.rec_i[L.RI_QUEUE, r] = self.scheduler.queue_len
+    def _requests_at(self, positions: list[int]) -> list:
+        """The workload's requests at ``positions`` (records made in one go for columns)."""
+        requests = self.requests
+        if isinstance(requests, RequestColumns):
+            at = np.asarray(positions, dtype=np.int64)
+            names = requests.category_names
+            return list(map(Request, positions, requests.arrival_s[at].tolist(),
+                            requests.prompt_tokens[at].tolist(),
+                            requests.output_tokens[at].tolist(),
+                            [names[c] for c in requests.category_codes[at].tolist()]))
+        return [requests[j] for j in positions]
 
     def drain(self, log) -> None:
         """Hand the buffered iteration records to ``log`` (an ``IterationLog``) as typed
@@ -299,3 +330,20 @@ def estimator_arrays_dummy():
           np.zeros((4, 1)), 0)
     ed = (f, f, f, i, i, f, np.zeros((2, 1)), 0)
     return ev, ed
+
+
+def arrival_arrays(requests, keys_by_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The loop's arrival arrays (``sim.compiled.loop``): (arrival seconds, acceptance key)
+    and (prompt, output tokens) per request, in the workload's order."""
+    if isinstance(requests, RequestColumns):
+        arrival = requests.arrival_s
+        prompt, output = requests.prompt_tokens, requests.output_tokens
+        ids = np.arange(len(requests))
+    else:
+        arrival = np.array([r.arrival_s for r in requests], dtype=np.float64)
+        prompt = np.array([r.prompt_tokens for r in requests], dtype=np.int64)
+        output = np.array([r.output_tokens for r in requests], dtype=np.int64)
+        ids = np.array([r.id for r in requests], dtype=np.int64)
+    keys = keys_by_id[ids].astype(np.float64) if len(ids) else np.zeros(0)
+    return (np.ascontiguousarray(np.stack([arrival, keys]).reshape(2, -1)),
+            np.ascontiguousarray(np.stack([prompt, output]).reshape(2, -1), dtype=np.int64))
