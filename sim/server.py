@@ -30,16 +30,17 @@ import simpy
 from sim.acceptance.base import AcceptanceModel
 from sim.compiled.layout import ST_DONE, ST_FLUSH
 from sim.core.padding import GraphPadding
-from sim.core.scheduler import FinishedRequest, Scheduler, SchedulerConfig
+from sim.core.scheduler import Scheduler, SchedulerConfig
 from sim.core.speculation import build_batch_view, decode_shape, run_decode_iteration
 from sim.errors import ConfigError
 from sim.latency.base import LatencyModel
 from sim.latency.iteration import (DEFAULT_ENGINE, VLLM_06, DecodeShape, check_engine,
                                    decode_iteration_s, drafter_upkeep_s, prefill_iteration_s)
 from sim.metrics.recorder import IterationLog
+from sim.metrics.requests import RequestTable
 from sim.policies.base import Policy
 from sim.sim_executor import SimDecodeExecutor
-from sim.workload.request import Workload
+from sim.workload.request import RequestColumns, Workload
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,9 @@ class ServerSimulation:
                            else plan.method.kv_slots(self._k_view))
         self.scheduler = Scheduler(scheduler_config, lookahead_tokens=self._lookahead)
         self.executor = SimDecodeExecutor(acceptance, rng)
-        categories = [r.category for r in workload.requests]
+        requests = workload.requests
+        categories = (requests.categories() if isinstance(requests, RequestColumns)
+                      else [r.category for r in requests])
         levels = np.asarray(acceptance.request_levels(categories, rng), dtype=float)
         self._keys_by_id = acceptance.draw_keys(levels)  # per-request draw work, done once
         if engine_path not in ENGINE_PATHS:
@@ -101,7 +104,8 @@ class ServerSimulation:
         self._key_by_slot = np.zeros(scheduler_config.max_num_seqs, dtype=self._keys_by_id.dtype)
         # batch expansion: whether each slot's previous iteration ended with a bonus token
         self._bonus_by_slot = np.zeros(scheduler_config.max_num_seqs, dtype=bool)
-        self.finished: list[FinishedRequest] = []
+        #: where requests go when they leave (``sim.run`` gives its own)
+        self.finished = RequestTable(slo.ttft_s, slo.tpot_s)
         self.iterations = IterationLog()
         self.env = simpy.Environment(initial_time=0.0)
         self._wake: simpy.Event | None = None

@@ -20,7 +20,8 @@ ENGINE_FLOATS = 5
 ST_DONE = 0  # every arrival has arrived and every request left
 ST_TAKE = 1  # the finish records buffer is full: take the complete records
 ST_FLUSH = 2  # record buffers full: drain them (and take the finish records)
-ST_NEED_ENTRY = 3  # a truth table entry is missing: ``E_NEED_ROW``/``E_NEED_AT``
+ST_NEED_ENTRY = 3  # a prefill's truth entries are missing: ``E_NEED_ROW`` chunks,
+#                   ``E_NEED_AT`` tokens (``TruthTables.fill_prefill``)
 ST_NEED_PADDED = 4  # the padded decode sizes must be filled up to ``E_NEED_AT``
 ST_NEED_POOL = 5  # the uniform pool runs short: draw more from the run's generator
 ST_STALLED = 6  # nothing to prefill or decode and no preemption (a scheduler bug)
@@ -34,6 +35,11 @@ PH_DECIDE, PH_FLIGHT, PH_WAIT, PH_WOKEN, PH_DONE = range(5)
 # the arrival process: waiting for its timeout (F_A_T) or done, running its step at F_NOW
 # (the next arrival comes now if not in the future), its timeout just fired (it comes now)
 A_TIMEOUT, A_STEP, A_FIRED = range(3)
+
+# ---- the trace's arrivals: ``arr_f`` rows (request.arrival_s, acceptance key), ``arr_i``
+# rows (prompt tokens, output tokens); column = arrival number (position in the workload)
+ARR_S, ARR_KEY = range(2)
+ARR_PROMPT, ARR_OUTPUT = range(2)
 
 # ---- finish records ``done_i`` rows / ``done_f`` rows ----------------------------------------
 # D_STATUS: 0 finished, else the ``rejection_kind``; D_TAG: the arrival number

@@ -25,7 +25,7 @@ import numpy as np
 from sim.compiled.engine import decode_iteration, f1, f2, i1, i2, padded, policy_work
 from sim.compiled.jit import jitable
 from sim.compiled.layout import (
-    A_FIRED, A_STEP, A_TIMEOUT, CF_ATT, CF_CELLS, CF_DECAY, CF_ED_BUCKETS, CF_ED_EAGER,
+    A_FIRED, A_STEP, A_TIMEOUT, ARR_KEY, ARR_OUTPUT, ARR_PROMPT, ARR_S, CF_ATT, CF_CELLS, CF_DECAY, CF_ED_BUCKETS, CF_ED_EAGER,
     CF_ED_KNOTS, CF_ED_SLOPES, CF_ED_VALUES, CF_EV_BUCKETS, CF_EV_EAGER, CF_EV_SLOPES,
     CF_EV_TOKEN, CF_EV_VALUES, CF_OVERHEADS, CF_PARAMS, CF_SCALARS, CI_ED_INDEX, CI_ED_OFFSETS,
     CI_EV_BELOW, CI_EV_INDEX, CI_PAD, CI_SCALARS, CI_SIZES, D_ACCEPTED, D_DRAFTED, D_GEN,
@@ -45,10 +45,6 @@ from sim.core.scheduler import (ADMIT, C_NPREFILLING, C_NRUN, C_PREEMPTIONS, C_Q
                                 prepare_decode)
 from sim.core.scheduler_state import enqueue_request, rejection_kind, release_request
 
-#: rows of the arrival arrays: ``arr_f`` (request.arrival_s, acceptance key), ``arr_i``
-#: (prompt tokens, output tokens)
-ARR_S, ARR_KEY = range(2)
-ARR_PROMPT, ARR_OUTPUT = range(2)
 _GOING = -1  # an arrival step that needs nothing from Python
 
 
@@ -130,23 +126,13 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
             total = 0
             for c in range(n):
                 total += plan[P_TOKENS, c]
-            if total >= table.shape[1] or n >= table.shape[1]:
-                ei[E_NEED_ROW] = T_DENSE
-                ei[E_NEED_AT] = max(total, n)
-                status = ST_NEED_ENTRY
-                break
-            missing = -1
-            if table[T_DENSE, total] != table[T_DENSE, total]:
-                missing = T_DENSE
-            elif table[T_LOGITS, n] != table[T_LOGITS, n]:
-                missing = T_LOGITS
-            elif uses_draft and table[D_DENSE, total] != table[D_DENSE, total]:
-                missing = D_DENSE
-            elif uses_draft and table[D_LOGITS, n] != table[D_LOGITS, n]:
-                missing = D_LOGITS
-            if missing >= 0:
-                ei[E_NEED_ROW] = missing
-                ei[E_NEED_AT] = n if missing == T_LOGITS or missing == D_LOGITS else total
+            if (total >= table.shape[1] or n >= table.shape[1]
+                    or table[T_DENSE, total] != table[T_DENSE, total]
+                    or table[T_LOGITS, n] != table[T_LOGITS, n]
+                    or (uses_draft and (table[D_DENSE, total] != table[D_DENSE, total]
+                                        or table[D_LOGITS, n] != table[D_LOGITS, n]))):
+                ei[E_NEED_ROW] = n  # Python fills every entry this prefill prices
+                ei[E_NEED_AT] = total
                 status = ST_NEED_ENTRY
                 break
             news = plan[P_TOKENS]

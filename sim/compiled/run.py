@@ -9,13 +9,12 @@ path ran (``engine_path``).
 
 from __future__ import annotations
 
-from itertools import repeat
-
 import numpy as np
 
 from sim.compiled import layout as L
-from sim.core.scheduler import FinishedRequest
-from sim.workload.request import Request, RequestColumns
+from sim.compiled.layout import ARR_KEY, ARR_OUTPUT, ARR_PROMPT, ARR_S
+from sim.core.scheduler_state import REJECT_KINDS
+from sim.workload.request import RequestColumns
 
 RECORDS = 4096  # iterations buffered between two hand-overs to the IterationLog
 FINISHED = 4096  # finish records buffered (at least 8 per slot)
@@ -112,7 +111,8 @@ class CompiledRun:
         from sim.acceptance.base import FixedAcceptance
         from sim.compiled.jit import compiled
         from sim.compiled.loop import run_chunk
-        from sim.compiled.tables import TruthTables, estimator_arrays, padding_table
+        from sim.compiled.tables import (T_DENSE, T_LOGITS, TruthTables, estimator_arrays,
+                                         padding_table)
         from sim.latency.iteration import VLLM_06
 
         self._run_chunk = compiled(run_chunk)
@@ -124,7 +124,7 @@ class CompiledRun:
         size = max(padding.max_size + 1, n * (k_max + 1) + 1, 2 * n + 1)
         self.truth = TruthTables(latency, padding, size)
         if not policy.uses_draft:
-            self.truth.rows = (0, 1)  # the padded decode sizes need no draft terms
+            self.truth.rows = (T_DENSE, T_LOGITS)  # no draft terms to price
         pad = padding_table(padding, size)
         if estimator is latency:
             est_kind = 1
@@ -179,7 +179,7 @@ class CompiledRun:
         self.done_i = np.zeros((L.DONE_INTS, done), dtype=np.int64)
         self.done_f = np.zeros((3, done))
         self.requests = requests
-        self.arr_f, self.arr_i = arrival_arrays(requests, keys_by_id)
+        self.arr_f, self.arr_i, self.ids = arrival_arrays(requests, keys_by_id)
         scheduler.state.reserve(min(len(requests), RESERVED))
         width = max(n, 2 * (k_max + 1), 8)
         self.wi = np.zeros((L.WORK_INTS, width), dtype=np.int64)
@@ -214,7 +214,7 @@ class CompiledRun:
                     self.arr_i, self.wi, self.wf, self.wb, self.pwf, self.pwi)
             status = run_chunk(*args)
             if status == L.ST_NEED_ENTRY:
-                self.truth.fill(int(ei[L.E_NEED_ROW]), int(ei[L.E_NEED_AT]))
+                self.truth.fill_prefill(int(ei[L.E_NEED_ROW]), int(ei[L.E_NEED_AT]))
             elif status == L.ST_NEED_PADDED:
                 self.truth.fill_padded(int(ei[L.E_NEED_AT]))
                 ei[L.E_HIGH_WATER] = self.truth.high_water
@@ -240,25 +240,23 @@ class CompiledRun:
         return int(self.ei[L.E_COUNT])
 
     # ------------------------------------------------------------------ hand-overs
-    def take_finished(self, sink) -> None:
+    def take_finished(self, table) -> None:
         """Hand the complete finish records (not those of an iteration in flight) to
-        ``sink`` (``append``/``extend``: a list or a ``RequestTable``) in the loop's order."""
+        ``table`` (a ``RequestTable``) as typed columns, in the loop's order."""
         ei = self.ei
         end = int(ei[L.E_FIN_LAST])
         if end == 0:
             return
-        tags, status, gen, drafted, verified, accepted, preempted = self.done_i[:, :end].tolist()
-        admitted, first, finish = self.done_f[:, :end].tolist()
-        requests = self._requests_at(tags)
-        if any(status):
-            rejection = self.scheduler.rejection
-            sink.extend([FinishedRequest(*row) if row[1] == "finished" else rejection(row[0])
-                         for row in zip(requests, [_STATUS[k != 0] for k in status], admitted,
-                                        first, finish, gen, drafted, verified, accepted,
-                                        preempted)])
-        else:
-            sink.extend(map(FinishedRequest, requests, repeat("finished"), admitted, first,
-                            finish, gen, drafted, verified, accepted, preempted))
+        tags = self.done_i[L.D_TAG, :end]
+        kinds = self.done_i[L.D_STATUS, :end].tolist()
+        table.add_columns(
+            tags if self.ids is None else self.ids[tags],
+            (self._categories(tags), [_STATUS[k != 0] for k in kinds],
+             [REJECT_KINDS[k] for k in kinds]),
+            (self.arr_f[ARR_S, tags], self.done_f[L.DF_ADMITTED, :end],
+             self.done_f[L.DF_FIRST, :end], self.done_f[L.DF_FINISH, :end]),
+            (self.arr_i[ARR_PROMPT, tags], self.arr_i[ARR_OUTPUT, tags],
+             *self.done_i[L.D_GEN:L.D_PREEMPT + 1, :end]))
         rest = int(ei[L.E_FIN_N]) - end
         if rest:
             self.done_i[:, :rest] = self.done_i[:, end:end + rest]
@@ -266,17 +264,13 @@ class CompiledRun:
         ei[L.E_FIN_N] = rest
         ei[L.E_FIN_LAST] = 0
 
-    def _requests_at(self, positions: list[int]) -> list:
-        """The workload's requests at ``positions`` (records made in one go for columns)."""
+    def _categories(self, positions: np.ndarray) -> list[str]:
+        """The categories of the workload's requests at ``positions``."""
         requests = self.requests
         if isinstance(requests, RequestColumns):
-            at = np.asarray(positions, dtype=np.int64)
             names = requests.category_names
-            return list(map(Request, positions, requests.arrival_s[at].tolist(),
-                            requests.prompt_tokens[at].tolist(),
-                            requests.output_tokens[at].tolist(),
-                            [names[c] for c in requests.category_codes[at].tolist()]))
-        return [requests[j] for j in positions]
+            return [names[c] for c in requests.category_codes[positions].tolist()]
+        return [requests[j].category for j in positions.tolist()]
 
     def drain(self, log) -> None:
         """Hand the buffered iteration records to ``log`` (an ``IterationLog``) as typed
@@ -332,18 +326,22 @@ def estimator_arrays_dummy():
     return ev, ed
 
 
-def arrival_arrays(requests, keys_by_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def arrival_arrays(requests, keys_by_id: np.ndarray):
     """The loop's arrival arrays (``sim.compiled.loop``): (arrival seconds, acceptance key)
-    and (prompt, output tokens) per request, in the workload's order."""
+    and (prompt, output tokens) per request, in the workload's order, and the requests' ids
+    (None: their positions, as in ``RequestColumns``)."""
     if isinstance(requests, RequestColumns):
         arrival = requests.arrival_s
         prompt, output = requests.prompt_tokens, requests.output_tokens
-        ids = np.arange(len(requests))
+        ids = None
     else:
         arrival = np.array([r.arrival_s for r in requests], dtype=np.float64)
         prompt = np.array([r.prompt_tokens for r in requests], dtype=np.int64)
         output = np.array([r.output_tokens for r in requests], dtype=np.int64)
         ids = np.array([r.id for r in requests], dtype=np.int64)
-    keys = keys_by_id[ids].astype(np.float64) if len(ids) else np.zeros(0)
-    return (np.ascontiguousarray(np.stack([arrival, keys]).reshape(2, -1)),
-            np.ascontiguousarray(np.stack([prompt, output]).reshape(2, -1), dtype=np.int64))
+    keys = keys_by_id[np.arange(len(requests)) if ids is None else ids]
+    arr_f = np.empty((2, len(requests)))
+    arr_f[ARR_S], arr_f[ARR_KEY] = arrival, keys
+    arr_i = np.empty((2, len(requests)), dtype=np.int64)
+    arr_i[ARR_PROMPT], arr_i[ARR_OUTPUT] = prompt, output
+    return arr_f, arr_i, ids
