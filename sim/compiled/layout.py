@@ -36,11 +36,6 @@ PH_DECIDE, PH_FLIGHT, PH_WAIT, PH_WOKEN, PH_DONE = range(5)
 # (the next arrival comes now if not in the future), its timeout just fired (it comes now)
 A_TIMEOUT, A_STEP, A_FIRED = range(3)
 
-# ---- the trace's arrivals: ``arr_f`` rows (request.arrival_s, acceptance key), ``arr_i``
-# rows (prompt tokens, output tokens); column = arrival number (position in the workload)
-ARR_S, ARR_KEY = range(2)
-ARR_PROMPT, ARR_OUTPUT = range(2)
-
 # ---- finish records ``done_i`` rows / ``done_f`` rows ----------------------------------------
 # D_STATUS: 0 finished, else the ``rejection_kind``; D_TAG: the arrival number
 D_TAG, D_STATUS, D_GEN, D_DRAFTED, D_VERIFIED, D_ACCEPTED, D_PREEMPT = range(7)

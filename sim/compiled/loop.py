@@ -2,8 +2,9 @@
 and the engine process (``sim.server.ServerSimulation``'s protocol path), over the whole
 trace, until Python must act (a buffer to drain, a table entry to compute, more room).
 
-The trace's arrivals are handed over up front as typed arrays (``arr_f``: arrival seconds and
-acceptance key; ``arr_i``: prompt and output tokens; the arrival number is the position). The
+The trace's arrivals are handed over up front as typed arrays (``arrival_s``, acceptance
+``keys``, ``prompts`` and ``outputs`` in tokens; the arrival number is the position: for a
+``RequestColumns`` workload, its own arrays, not copies). The
 loop orders the two processes' events exactly as SimPy does: by time, then by the order in
 which they were scheduled (SimPy's event id, counted here in ``ei[E_EID]``). The arrival
 process's step at time t admits (``enqueue_request``) or rejects (``rejection_kind``, the
@@ -25,7 +26,7 @@ import numpy as np
 from sim.compiled.engine import decode_iteration, f1, f2, i1, i2, padded, policy_work
 from sim.compiled.jit import jitable
 from sim.compiled.layout import (
-    A_FIRED, A_STEP, A_TIMEOUT, ARR_KEY, ARR_OUTPUT, ARR_PROMPT, ARR_S, CF_ATT, CF_CELLS, CF_DECAY, CF_ED_BUCKETS, CF_ED_EAGER,
+    A_FIRED, A_STEP, A_TIMEOUT, CF_ATT, CF_CELLS, CF_DECAY, CF_ED_BUCKETS, CF_ED_EAGER,
     CF_ED_KNOTS, CF_ED_SLOPES, CF_ED_VALUES, CF_EV_BUCKETS, CF_EV_EAGER, CF_EV_SLOPES,
     CF_EV_TOKEN, CF_EV_VALUES, CF_OVERHEADS, CF_PARAMS, CF_SCALARS, CI_ED_INDEX, CI_ED_OFFSETS,
     CI_EV_BELOW, CI_EV_INDEX, CI_PAD, CI_SCALARS, CI_SIZES, D_ACCEPTED, D_DRAFTED, D_GEN,
@@ -51,7 +52,7 @@ _GOING = -1  # an arrival step that needs nothing from Python
 @jitable
 def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei, ef, cf, ci,
               table, pi, pf, pool, rec_i, rec_f, rec_len, rec_steps, fin, done_i, done_f,
-              arr_f, arr_i, wi, wf, wb, pwf, pwi):
+              arrival_s, keys, prompts, outputs, wi, wf, wb, pwf, pwi):
     """Play the arrival and engine processes from where the loop stopped until a status
     (``sim.compiled.layout``) says why Python must act; returns it (also ``ei[E_STATUS]``)."""
     att = f2(cf, ci, CF_ATT)
@@ -70,7 +71,7 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
     decay = f1(cf, ci, CF_DECAY)
     sizes = i1(ci, CI_SIZES)
     n_slots = si.shape[1]
-    n_arrivals = arr_i.shape[1]
+    n_arrivals = arrival_s.shape[0]
     k_max = ei[E_KMAX]
     uses_draft = ei[E_USES_DRAFT] != 0
     plan = wi[W_PLAN:W_PLAN + 4]
@@ -80,7 +81,7 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
     while True:
         if ei[E_A_STATE] != A_TIMEOUT:  # the arrival process's step runs to its end first
             status = arrival_step(cfg, sc, ri, rf, queue, free_reqs, ei, ef, done_i, done_f,
-                                  arr_f, arr_i)
+                                  arrival_s, keys, prompts, outputs)
             if status != _GOING:
                 break
             continue
@@ -208,13 +209,14 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
 
 
 @jitable
-def arrival_step(cfg, sc, ri, rf, queue, free_reqs, ei, ef, done_i, done_f, arr_f, arr_i):
+def arrival_step(cfg, sc, ri, rf, queue, free_reqs, ei, ef, done_i, done_f, arrival_s, keys,
+                 prompts, outputs):
     """The arrival process's step at ``ef[F_NOW]`` (``sim.server``'s ``_arrivals``): the
     request whose timeout fired arrives, then every next one whose delay is not positive;
     then the timeout of the next one (or the end). Returns ``_GOING``, or a status when
     Python must make room first (the step resumes where it stopped)."""
     now = ef[F_NOW]
-    n_arrivals = arr_i.shape[1]
+    n_arrivals = arrival_s.shape[0]
     while True:
         j = ei[E_NEXT_ARR]
         if j >= n_arrivals:  # every request has arrived: an idle engine wakes to finish
@@ -222,23 +224,23 @@ def arrival_step(cfg, sc, ri, rf, queue, free_reqs, ei, ef, done_i, done_f, arr_
             wake_engine(ei, ef, now)
             return _GOING
         if ei[E_A_STATE] == A_STEP:
-            delay = arr_f[ARR_S, j] - now
+            delay = arrival_s[j] - now
             if delay > 0:
                 ef[F_A_T] = now + delay  # SimPy's own sum
                 ei[E_A_EID] = ei[E_EID]
                 ei[E_EID] += 1
                 ei[E_A_STATE] = A_TIMEOUT
                 return _GOING
-        prompt = arr_i[ARR_PROMPT, j]
-        output = arr_i[ARR_OUTPUT, j]
+        prompt = prompts[j]
+        output = outputs[j]
         kind = rejection_kind(cfg, ei[E_LOOKAHEAD], prompt, output)
         if kind != ADMIT:
             if ei[E_FIN_N] >= done_i.shape[1]:
                 return ST_TAKE
             reject_record(ei, done_i, done_f, j, kind)
         else:
-            req = enqueue_request(sc, ri, rf, queue, free_reqs, prompt, output,
-                                  arr_f[ARR_S, j], arr_f[ARR_KEY, j], j)
+            req = enqueue_request(sc, ri, rf, queue, free_reqs, prompt, output, arrival_s[j],
+                                  keys[j], j)
             if req < 0:
                 return ST_NEED_REQUESTS
             wake_engine(ei, ef, now)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from sim.compiled import layout as L
-from sim.compiled.layout import ARR_KEY, ARR_OUTPUT, ARR_PROMPT, ARR_S
 from sim.core.scheduler_state import REJECT_KINDS
 from sim.workload.request import RequestColumns
 
@@ -179,7 +178,7 @@ class CompiledRun:
         self.done_i = np.zeros((L.DONE_INTS, done), dtype=np.int64)
         self.done_f = np.zeros((3, done))
         self.requests = requests
-        self.arr_f, self.arr_i, self.ids = arrival_arrays(requests, keys_by_id)
+        self.arrivals, self.ids = arrival_arrays(requests, keys_by_id)
         scheduler.state.reserve(min(len(requests), RESERVED))
         width = max(n, 2 * (k_max + 1), 8)
         self.wi = np.zeros((L.WORK_INTS, width), dtype=np.int64)
@@ -210,8 +209,8 @@ class CompiledRun:
                     st.cfg, st.sc, st.si, st.sf, st.ri, st.rf, st.running, st.free_slots,
                     st.queue, st.free_reqs, ei, self.ef, self.cf, self.ci, self.truth.table,
                     self.pi, self.pf, self.pool, self.rec_i, self.rec_f, self.rec_len,
-                    self.rec_steps, self.fin, self.done_i, self.done_f, self.arr_f,
-                    self.arr_i, self.wi, self.wf, self.wb, self.pwf, self.pwi)
+                    self.rec_steps, self.fin, self.done_i, self.done_f, *self.arrivals,
+                    self.wi, self.wf, self.wb, self.pwf, self.pwi)
             status = run_chunk(*args)
             if status == L.ST_NEED_ENTRY:
                 self.truth.fill_prefill(int(ei[L.E_NEED_ROW]), int(ei[L.E_NEED_AT]))
@@ -249,13 +248,14 @@ class CompiledRun:
             return
         tags = self.done_i[L.D_TAG, :end]
         kinds = self.done_i[L.D_STATUS, :end].tolist()
+        arrival_s, _, prompts, outputs = self.arrivals
         table.add_columns(
             tags if self.ids is None else self.ids[tags],
             (self._categories(tags), [_STATUS[k != 0] for k in kinds],
              [REJECT_KINDS[k] for k in kinds]),
-            (self.arr_f[ARR_S, tags], self.done_f[L.DF_ADMITTED, :end],
+            (arrival_s[tags], self.done_f[L.DF_ADMITTED, :end],
              self.done_f[L.DF_FIRST, :end], self.done_f[L.DF_FINISH, :end]),
-            (self.arr_i[ARR_PROMPT, tags], self.arr_i[ARR_OUTPUT, tags],
+            (prompts[tags], outputs[tags],
              *self.done_i[L.D_GEN:L.D_PREEMPT + 1, :end]))
         rest = int(ei[L.E_FIN_N]) - end
         if rest:
@@ -326,22 +326,21 @@ def estimator_arrays_dummy():
     return ev, ed
 
 
-def arrival_arrays(requests, keys_by_id: np.ndarray):
-    """The loop's arrival arrays (``sim.compiled.loop``): (arrival seconds, acceptance key)
-    and (prompt, output tokens) per request, in the workload's order, and the requests' ids
-    (None: their positions, as in ``RequestColumns``)."""
+def arrival_arrays(requests, keys_by_id: np.ndarray) -> tuple[tuple, np.ndarray | None]:
+    """The loop's arrival arrays (``sim.compiled.loop``): arrival seconds, acceptance keys,
+    prompt and output tokens per request in the workload's order (a ``RequestColumns``
+    workload's own arrays, not copies), and the requests' ids (None: their positions)."""
+    keys = _writeable(np.ascontiguousarray(keys_by_id, dtype=np.float64))
     if isinstance(requests, RequestColumns):
-        arrival = requests.arrival_s
-        prompt, output = requests.prompt_tokens, requests.output_tokens
-        ids = None
-    else:
-        arrival = np.array([r.arrival_s for r in requests], dtype=np.float64)
-        prompt = np.array([r.prompt_tokens for r in requests], dtype=np.int64)
-        output = np.array([r.output_tokens for r in requests], dtype=np.int64)
-        ids = np.array([r.id for r in requests], dtype=np.int64)
-    keys = keys_by_id[np.arange(len(requests)) if ids is None else ids]
-    arr_f = np.empty((2, len(requests)))
-    arr_f[ARR_S], arr_f[ARR_KEY] = arrival, keys
-    arr_i = np.empty((2, len(requests)), dtype=np.int64)
-    arr_i[ARR_PROMPT], arr_i[ARR_OUTPUT] = prompt, output
-    return arr_f, arr_i, ids
+        return (_writeable(requests.arrival_s), keys[:len(requests)],
+                _writeable(requests.prompt_tokens), _writeable(requests.output_tokens)), None
+    ids = np.array([r.id for r in requests], dtype=np.int64)
+    return (np.array([r.arrival_s for r in requests], dtype=np.float64), keys[ids],
+            np.array([r.prompt_tokens for r in requests], dtype=np.int64),
+            np.array([r.output_tokens for r in requests], dtype=np.int64)), ids
+
+
+def _writeable(a: np.ndarray) -> np.ndarray:
+    """``a``, or a copy when it is read-only (numba compiles read-only arrays as another
+    type: one signature for every run)."""
+    return a if a.flags.writeable else a.copy()
