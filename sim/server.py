@@ -13,10 +13,10 @@ one compiled function is handed the trace's arrivals up front and plays both pro
 SimPy's order (the one SimPy process left yields one timeout per hand-over of records,
 which brings SimPy's clock to the loop's), and the *protocol* path, one SimPy step per
 iteration through ``run_decode_iteration`` and the policy's Python methods. Both call the
-same rules and give the same bytes; a run takes the compiled path when its policy, ground truth, estimator,
-acceptance model and engine all have a compiled form ("auto", the default), and the protocol
-path otherwise (a user's own ``Policy`` subclass) or when asked (``engine_path="protocol"``).
-``ServerSimulation.engine_path`` says which one ran.
+same rules and give the same bytes; a run takes the compiled path when its policy, ground
+truth, estimator, acceptance model and engine all have a compiled form ("auto", the
+default), and the protocol path otherwise (a user's own ``Policy`` subclass) or when asked
+(``engine_path="protocol"``). ``ServerSimulation.engine_path`` says which one ran.
 """
 
 from __future__ import annotations

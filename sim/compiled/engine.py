@@ -8,35 +8,34 @@ Each iteration calls the same rules as the protocol path (``sim.compiled`` lists
 ``sim.core.speculation.run_decode_iteration``), the acceptance draws (``draw_cells`` /
 ``draw_fixed`` on uniforms drawn from the run's generator in the original order),
 ``decode_shape_into`` and the truth's prices (``sim.compiled.tables``). What it records goes
-to preallocated buffers that ``sim.compiled.run`` hands to the ``IterationLog``.
+to preallocated buffers that ``sim.compiled.run`` hands to the ``IterationLog``. The
+estimator's prices of the options (``price_steps``, the oracle's plan) are in
+``sim.compiled.pricing``.
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from sim.acceptance.base import accepted_prefix_into, draw_fixed
 from sim.acceptance.model import draw_cells
 from sim.compiled.jit import jitable
 from sim.compiled.layout import (
     A_PARAMETRIC, E_ACCEPTANCE, E_ASKS_EACH_STEP, E_DECAYS,
-    E_DRAW_AT, E_ESTIMATOR, E_EXPANDED, E_FIN_NEW, E_KMAX, E_LAST_KIND, E_LEN_N,
+    E_DRAW_AT, E_EXPANDED, E_FIN_NEW, E_KMAX, E_LAST_KIND, E_LEN_N,
     E_NEEDS_ORACLE, E_PADDING, E_POLICY, E_POOL_POS, E_REC_N, E_STEP_N, F_TPOT_SLO,
     FLOAT_ENTRIES, K_DECODE, P_ADASPEC, P_DISABLE_BY_BATCH, P_ORACLE, P_SMARTSPEC, P_STATIC,
     P_THRESHOLD, RI_ACCEPTED, RI_BATCH, RI_CONTEXT, RI_DRAFTED, RI_EMITTED, RI_KIND, RI_KV,
     RI_LEN_AT, RI_PADDED_BATCH, RI_PADDED_TOKENS, RI_QUEUE, RI_STEP_AT, RI_STEPS,
     RI_VERIFY_ROWS, RI_VERIFY_TOKENS, W_ACCEPTED, W_CAP, W_CONTEXT, W_DRAFTED, W_DRAFTING,
     W_EMITTED, W_KV, W_ROWS, W_SLOTS, W_VERIFY)
-from sim.compiled.tables import (O_DRAFTING, estimate_draft, estimate_verify, truth_draft,
-                                 truth_verify)
+from sim.compiled.pricing import oracle_begin, padded, price_steps, price_verify
+from sim.compiled.tables import truth_draft, truth_verify
 from sim.core.scheduler import (C_QLEN, S_BONUS, S_GEN, S_OUT, S_PROMPT, SF_KEY,
                                 finish_decode)
 from sim.core.speculation import decode_shape_into
 from sim.policies.adaspec_rules import (AI_UNIFORM, adaspec_begin, adaspec_continue,
                                         adaspec_verify)
 from sim.policies.disable_by_batch import disable_by_batch_k
-from sim.policies.goodput import draft_counts_into, draft_share, next_draft_total, spread_kv_tokens
-from sim.policies.oracle import oracle_choose, oracle_queries, water_fill_into
+from sim.policies.goodput import draft_counts_into
 from sim.policies.smartspec import smartspec_begin, smartspec_observe
 from sim.policies.threshold import threshold_continue
 
@@ -72,12 +71,6 @@ def i2(ci, e):
     at = ci[h]
     rows, cols = ci[h + 1], ci[h + 2]
     return ci[at:at + rows * cols].reshape((rows, cols))
-
-
-@jitable
-def padded(pad, n):
-    """``GraphPadding.pad(n)`` from the table (built for every reachable n)."""
-    return pad[0, n]
 
 
 def policy_work_sizes(n_slots: int, k_max: int) -> tuple[int, int]:
@@ -428,89 +421,3 @@ def policy_continue(kind, pi, pf, step, conf, drafted, b):
     """The policy's ``continue_drafting``: 0 = nobody drafts step ``step``, 1 = everyone
     still drafting continues."""
     return 1
-
-
-@jitable
-def price_verify(ei, ev, table, att, params, overheads, pad, batch, context_sum, tokens):
-    """``IterationCost.verify_s(tokens)``: the estimator's verification of B + sum k_i =
-    ``tokens`` positions (under batch expansion, spread evenly over the batch)."""
-    if ei[E_EXPANDED]:
-        return estimate_verify(ei[E_ESTIMATOR], ev, table, att, params, overheads, tokens,
-                               padded(pad, tokens),
-                               spread_kv_tokens(batch, context_sum, tokens))
-    return estimate_verify(ei[E_ESTIMATOR], ev, table, att, params, overheads, batch,
-                           padded(pad, tokens), context_sum)
-
-
-@jitable
-def price_steps(ei, ef, ev, ed, table, att, params, overheads, pad, batch, context_sum,
-                bonus_rows, bonus_context, k_max, counts, tokens_cum, prices_v, prices_d):
-    """``IterationCost``'s prices of s = 0..K draft steps where every request that may,
-    drafts: ``prices_v[s]`` = ``verify_s(B + tokens_cum[s])``, ``prices_d[s]`` =
-    ``draft_s(s)`` (overhead included); under batch expansion the draft steps carry their
-    share of the batch's ``bonus_rows`` copy rows (``bonus_context``: their KV)."""
-    for s in range(k_max + 1):
-        prices_v[s] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
-                                   context_sum, batch + tokens_cum[s])
-    prices_d[0] = 0.0
-    for t in range(k_max):
-        n = counts[t]
-        extra = 0.0
-        if n > 0:
-            rows, kv = draft_share(batch, context_sum, bonus_rows, bonus_context, n, t)
-            if rows > 0:
-                extra = estimate_draft(ei[E_ESTIMATOR], ed, table, att, params, overheads,
-                                       padded(pad, rows), kv)
-        prices_d[t + 1] = next_draft_total(prices_d[t], extra, overheads[O_DRAFTING], t)
-
-
-@jitable
-def oracle_begin(ei, ev, ed, table, att, params, overheads, pad, sizes, pi, batch, context_sum,
-                 bonus_rows, bonus_context, accept, max_draft, iscratch, plan, fscratch):
-    """``OraclePolicy.begin``: the plan (per-request verify lengths) into ``plan``; returns
-    the most steps any request drafts."""
-    k_cap = pi[0] if pi[0] < accept.shape[1] else accept.shape[1]
-    for i in range(batch):
-        plan[i] = 0
-    if batch == 0 or k_cap == 0:
-        return 0
-    prefix = iscratch[:batch]
-    useful = iscratch[batch:batch + k_cap + 1]
-    avail = iscratch[batch + k_cap + 1:batch + 2 * (k_cap + 1)]
-    top = oracle_queries(accept, k_cap, max_draft, batch, prefix, useful, avail)
-    n_sizes = sizes.shape[0] if sizes[0] >= 0 else 0
-    size_prices = np.zeros(max(n_sizes, 1))
-    for j in range(n_sizes):
-        if batch < sizes[j] < batch + avail[top]:
-            size_prices[j] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
-                                          context_sum, sizes[j])
-    avail_prices = fscratch[:top + 1]
-    draft_prices = fscratch[top + 1:2 * (top + 1)]
-    draft_prices[0] = 0.0
-    for s in range(top + 1):
-        avail_prices[s] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
-                                       context_sum, batch + avail[s])
-    for s in range(1, top + 1):
-        rows, kv = draft_share(batch, context_sum, bonus_rows, bonus_context, useful[s - 1],
-                               s - 1)
-        draft_prices[s] = 0.0
-        if rows > 0:
-            draft_prices[s] = estimate_draft(ei[E_ESTIMATOR], ed, table, att, params,
-                                             overheads, padded(pad, rows), kv)
-    best = np.zeros(3)
-    oracle_choose(batch, top, avail, sizes, n_sizes,
-                  price_verify(ei, ev, table, att, params, overheads, pad, batch, context_sum,
-                               batch),
-                  size_prices, avail_prices, overheads[O_DRAFTING], draft_prices, best)
-    steps = int(best[1])
-    if steps == 0:
-        return 0
-    capped = iscratch[batch + 2 * (k_cap + 1):2 * batch + 2 * (k_cap + 1)]
-    for i in range(batch):
-        capped[i] = prefix[i] if prefix[i] < steps else steps
-    water_fill_into(capped, batch, int(best[2]), plan)
-    k = 0
-    for i in range(batch):
-        if plan[i] > k:
-            k = plan[i]
-    return k

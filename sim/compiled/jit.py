@@ -51,6 +51,7 @@ RULE_MODULES = (
     "sim.policies.threshold",
     "sim.policies.oracle",
     "sim.compiled.tables",
+    "sim.compiled.pricing",
     "sim.compiled.engine",
     "sim.compiled.loop",
 )

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.compiled.engine import decode_iteration, f1, f2, i1, i2, padded, policy_work
+from sim.compiled.engine import decode_iteration, f1, f2, i1, i2, policy_work
+from sim.compiled.pricing import padded
 from sim.compiled.jit import jitable
 from sim.compiled.layout import (
     A_FIRED, A_STEP, A_TIMEOUT, CF_ATT, CF_CELLS, CF_DECAY, CF_ED_BUCKETS, CF_ED_EAGER,

@@ -32,10 +32,9 @@ from sim.core.scheduler_state import (  # noqa: F401 (the layout, re-exported)
     ADMIT, C_FREE, C_NFREE, C_NPREFILLING, C_NRUN, C_PREEMPTIONS, C_QHEAD, C_QLEN, G_BLOCK,
     G_BUDGET, G_CHUNKED, G_KV, G_MAXSEQS, G_WATERMARK, P_CACHED, P_COMPLETES, P_SLOT, P_TOKENS,
     R_ACCEPTED, R_DRAFTED, R_GEN, R_OUT, R_PREEMPT, R_PREFILLED, R_PROMPT, R_TAG, R_VERIFIED,
-    REJECT_CONTEXT, REJECT_KV_POOL, REJECT_PROMPT_BUDGET, RF_ADMITTED, RF_ARRIVAL, RF_FINISH,
-    RF_FIRST, RF_KEY, S_ACCEPTED, S_BLOCKS, S_BONUS, S_DRAFTED, S_GEN, S_OUT, S_PREFILLING,
-    S_PROMPT, S_REQ, S_VERIFIED, SF_ARRIVAL, SF_KEY, SchedulerState, rejection_kind,
-    usable_blocks_needed)
+    REJECT_REASONS, RF_ADMITTED, RF_ARRIVAL, RF_FINISH, RF_FIRST, RF_KEY, S_ACCEPTED,
+    S_BLOCKS, S_BONUS, S_DRAFTED, S_GEN, S_OUT, S_PREFILLING, S_PROMPT, S_REQ, S_VERIFIED,
+    SF_ARRIVAL, SF_KEY, SchedulerState, reject_reason_kind, rejection_kind, rejection_reason)
 from sim.errors import ConfigError
 from sim.workload.request import Request
 
@@ -65,20 +64,6 @@ class SchedulerConfig:
             raise ConfigError(f"max_model_len must be >= 1, got {self.max_model_len}")
         if not 0 <= self.watermark_blocks < self.kv_blocks:
             raise ConfigError("watermark_blocks must be in [0, kv_blocks)")
-
-
-#: Why a request is rejected on arrival (the first word of ``FinishedRequest.reason``).
-REJECT_REASONS = {
-    "context": "longer than the model's context (prompt + output)",
-    "prompt-budget": "with a prompt above max_num_batched_tokens (chunked prefill off)",
-    "kv-pool": "needing more KV blocks than the whole pool holds",
-}
-
-
-def reject_reason_kind(reason: str) -> str:
-    """The ``REJECT_REASONS`` key a rejection reason starts with ("" if none)."""
-    kind = reason.partition(":")[0]
-    return kind if kind in REJECT_REASONS else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,22 +380,10 @@ class Scheduler:
     def rejection(self, request: Request) -> FinishedRequest | None:
         """The rejection record ``arrive`` would return for ``request`` (None: it queues);
         the rule is ``rejection_kind``, which the compiled loop calls too."""
-        cfg = self.config
-        prompt, total = request.prompt_tokens, request.prompt_tokens + request.output_tokens
-        kind = rejection_kind(self.state.cfg, self.lookahead_tokens, prompt,
-                              request.output_tokens)
-        if kind == ADMIT:
-            return None
-        if kind == REJECT_CONTEXT:
-            return self._reject(request, f"context: prompt + output = {total} tokens > the "
-                                         f"model's {cfg.max_model_len}-token context")
-        if kind == REJECT_PROMPT_BUDGET:
-            return self._reject(request, f"prompt-budget: prompt of {prompt} "
-                                         f"tokens > max_num_batched_tokens "
-                                         f"{cfg.max_num_batched_tokens} (chunked prefill off)")
-        need = usable_blocks_needed(self.state.cfg, self.lookahead_tokens, total)
-        return self._reject(request, f"kv-pool: needs {need} KV blocks, the pool has "
-                                     f"{cfg.kv_blocks - cfg.watermark_blocks} usable")
+        args = (self.state.cfg, self.lookahead_tokens, request.prompt_tokens,
+                request.output_tokens)
+        kind = rejection_kind(*args)
+        return None if kind == ADMIT else self._reject(request, rejection_reason(kind, *args))
 
     @staticmethod
     def _reject(request: Request, reason: str) -> FinishedRequest:

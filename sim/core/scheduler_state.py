@@ -39,9 +39,22 @@ SCALARS = 9
 G_KV, G_MAXSEQS, G_BLOCK, G_BUDGET, G_WATERMARK, G_CHUNKED, G_MAX_LEN = range(7)
 #: rows of a prefill plan (``next_prefill``'s output): slot, new tokens, cached, completes
 P_SLOT, P_TOKENS, P_CACHED, P_COMPLETES = range(4)
+#: Why a request is rejected on arrival (the first word of ``FinishedRequest.reason``).
+REJECT_REASONS = {
+    "context": "longer than the model's context (prompt + output)",
+    "prompt-budget": "with a prompt above max_num_batched_tokens (chunked prefill off)",
+    "kv-pool": "needing more KV blocks than the whole pool holds",
+}
+
+
+def reject_reason_kind(reason: str) -> str:
+    """The ``REJECT_REASONS`` key a rejection reason starts with ("" if none)."""
+    kind = reason.partition(":")[0]
+    return kind if kind in REJECT_REASONS else ""
+
 #: ``rejection_kind``'s answers (0: the request queues); ``REJECT_KINDS[k]`` names kind k
 ADMIT, REJECT_CONTEXT, REJECT_PROMPT_BUDGET, REJECT_KV_POOL = range(4)
-REJECT_KINDS = ("", "context", "prompt-budget", "kv-pool")
+REJECT_KINDS = ("", *REJECT_REASONS)
 
 
 # ---- arrival rules --------------------------------------------------------------------------
@@ -57,6 +70,20 @@ def rejection_kind(cfg, lookahead, prompt, output):
     if usable_blocks_needed(cfg, lookahead, total) > cfg[G_KV] - cfg[G_WATERMARK]:
         return REJECT_KV_POOL
     return ADMIT
+
+
+def rejection_reason(kind, cfg, lookahead, prompt, output) -> str:
+    """The reason of a ``rejection_kind`` (``FinishedRequest.reason``: its
+    ``REJECT_REASONS`` key, a colon, the numbers)."""
+    total = prompt + output
+    if kind == REJECT_CONTEXT:
+        return (f"context: prompt + output = {total} tokens > the model's "
+                f"{int(cfg[G_MAX_LEN])}-token context")
+    if kind == REJECT_PROMPT_BUDGET:
+        return (f"prompt-budget: prompt of {prompt} tokens > max_num_batched_tokens "
+                f"{int(cfg[G_BUDGET])} (chunked prefill off)")
+    return (f"kv-pool: needs {int(usable_blocks_needed(cfg, lookahead, total))} KV blocks, "
+            f"the pool has {int(cfg[G_KV] - cfg[G_WATERMARK])} usable")
 
 
 @jitable
