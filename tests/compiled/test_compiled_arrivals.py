@@ -75,11 +75,12 @@ def test_bursts_idle_wakeups_and_arrivals_at_zero(policy):
 def test_tiny_buffers_make_the_loop_return_mid_step(monkeypatch, policy):
     """Buffers of a few records and request rows: the loop returns for room while an
     arrival step or an iteration is in flight (42 rejections arrive at once while four
-    requests decode) and resumes where it stopped."""
+    requests decode; then 70 requests more than the 64 request rows the scheduler starts
+    with) and resumes where it stopped."""
     monkeypatch.setattr(compiled_run, "RECORDS", 8)
     monkeypatch.setattr(compiled_run, "FINISHED", 1)
     monkeypatch.setattr(compiled_run, "RESERVED", 2)
-    extra = [(2.0001, *REJECTED)] * 42 + [(2.0001, 50, 300)] * 10
+    extra = [(2.0001, *REJECTED)] * 42 + [(2.0001, 50, 300)] * 10 + [(2.5, 50, 20)] * 70
     workload = _with(_slice(CONV, 30, scale=6.0), extra)
     config = SimConfig(max_num_seqs=4)
     compiled, protocol = _both(workload, policy, config)
