@@ -1,10 +1,10 @@
 """The Python side of the compiled path: decides whether a run can take it, builds the
-arrays ``sim.compiled.engine.run_chunk`` works on, answers its requests (table entries,
-uniforms, buffer space) and hands its records to the ``IterationLog`` and the finished list.
+arrays ``sim.compiled.loop.run_chunk`` works on (the trace's arrivals among them), answers
+its requests (table entries, uniforms, request rows) and hands its records to the
+``IterationLog`` and the ``RequestTable``.
 
-``plan_run`` returns None (with the reason in ``why_protocol``) when some part of the run
-has no compiled form; the server then runs the protocol path, and the summary says which
-path ran (``engine_path``).
+``why_protocol`` says why a run cannot take it (None: it can); the server then runs the
+protocol path, and the summary says which path ran (``engine_path``).
 """
 
 from __future__ import annotations
