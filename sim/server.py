@@ -8,15 +8,15 @@ engine (``single-pass`` or ``vllm-0.6`` batch expansion) turns the iteration int
 passes and ``sim.latency.iteration`` prices them with the ground-truth latency model; the
 policy only sees its own estimator.
 
-Two paths run the engine process (``engine_path``): the *compiled* path
-(``sim.compiled``), where the engine process calls one compiled function that runs
-iterations back to back until the next arrival and then yields one timeout for the
-simulated time they took, and the *protocol* path, one SimPy step per iteration through
-``run_decode_iteration`` and the policy's Python methods. Both call the same rules and give
-the same bytes; a run takes the compiled path when its policy, ground truth, estimator,
-acceptance model and engine all have a compiled form ("auto", the default), and the protocol
-path otherwise (a user's own ``Policy`` subclass) or when asked (``engine_path="protocol"``).
-``ServerSimulation.engine_path`` says which one ran.
+Two paths run the engine (``engine_path``): the *compiled* path (``sim.compiled``), where
+one compiled function is handed the trace's arrivals up front and plays both processes in
+SimPy's order (the one SimPy process left yields one timeout per hand-over of records,
+which brings SimPy's clock to the loop's), and the *protocol* path, one SimPy step per
+iteration through ``run_decode_iteration`` and the policy's Python methods. Both call the
+same rules and give the same bytes; a run takes the compiled path when its policy, ground
+truth, estimator, acceptance model and engine all have a compiled form ("auto", the
+default), and the protocol path otherwise (a user's own ``Policy`` subclass) or when asked
+(``engine_path="protocol"``). ``ServerSimulation.engine_path`` says which one ran.
 """
 
 from __future__ import annotations
@@ -28,18 +28,19 @@ import numpy as np
 import simpy
 
 from sim.acceptance.base import AcceptanceModel
-from sim.compiled.layout import ST_FLUSH
+from sim.compiled.layout import ST_DONE, ST_FLUSH
 from sim.core.padding import GraphPadding
-from sim.core.scheduler import FinishedRequest, Scheduler, SchedulerConfig
+from sim.core.scheduler import Scheduler, SchedulerConfig
 from sim.core.speculation import build_batch_view, decode_shape, run_decode_iteration
 from sim.errors import ConfigError
 from sim.latency.base import LatencyModel
 from sim.latency.iteration import (DEFAULT_ENGINE, VLLM_06, DecodeShape, check_engine,
                                    decode_iteration_s, drafter_upkeep_s, prefill_iteration_s)
 from sim.metrics.recorder import IterationLog
+from sim.metrics.requests import RequestTable
 from sim.policies.base import Policy
 from sim.sim_executor import SimDecodeExecutor
-from sim.workload.request import Workload
+from sim.workload.request import RequestColumns, Workload
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,9 @@ class ServerSimulation:
                            else plan.method.kv_slots(self._k_view))
         self.scheduler = Scheduler(scheduler_config, lookahead_tokens=self._lookahead)
         self.executor = SimDecodeExecutor(acceptance, rng)
-        categories = [r.category for r in workload.requests]
+        requests = workload.requests
+        categories = (requests.categories() if isinstance(requests, RequestColumns)
+                      else [r.category for r in requests])
         levels = np.asarray(acceptance.request_levels(categories, rng), dtype=float)
         self._keys_by_id = acceptance.draw_keys(levels)  # per-request draw work, done once
         if engine_path not in ENGINE_PATHS:
@@ -94,24 +97,28 @@ class ServerSimulation:
                 else why_protocol(policy, latency, estimator, acceptance, self.engine))
             if self.protocol_reason is None:
                 self._compiled = CompiledRun(self.scheduler, policy, latency, estimator,
-                                             acceptance, padding, self.engine, rng, slo)
+                                             acceptance, padding, self.engine, rng, slo,
+                                             workload.requests, self._keys_by_id)
         #: "compiled" or "protocol": which path runs the engine (``protocol_reason``: why)
         self.engine_path = "compiled" if self._compiled is not None else "protocol"
         self._key_by_slot = np.zeros(scheduler_config.max_num_seqs, dtype=self._keys_by_id.dtype)
         # batch expansion: whether each slot's previous iteration ended with a bonus token
         self._bonus_by_slot = np.zeros(scheduler_config.max_num_seqs, dtype=bool)
-        self.finished: list[FinishedRequest] = []
+        #: where requests go when they leave (``sim.run`` gives its own)
+        self.finished = RequestTable(slo.ttft_s, slo.tpot_s)
         self.iterations = IterationLog()
         self.env = simpy.Environment(initial_time=0.0)
         self._wake: simpy.Event | None = None
         self._arrivals_done = False
-        self._next_arrival: tuple[float, float] | None = None  # (when, scheduled at)
 
     # ------------------------------------------------------------------ processes
     def run(self) -> None:
         """Run the simulation until every request has finished or been rejected."""
-        self.env.process(self._arrivals())
-        self.env.process(self._engine() if self._compiled is None else self._compiled_engine())
+        if self._compiled is None:
+            self.env.process(self._arrivals())
+            self.env.process(self._engine())
+        else:  # the compiled loop plays both processes (sim.compiled.loop)
+            self.env.process(self._compiled_engine())
         self.env.run()
 
     def _arrivals(self):
@@ -120,7 +127,6 @@ class ServerSimulation:
         for request in self.workload.requests:
             delay = request.arrival_s - env.now
             if delay > 0:
-                self._next_arrival = (env.now + delay, env.now)  # SimPy's own sum
                 yield env.timeout(delay)
             rejected = self.scheduler.arrive(request, env.now, float(keys[request.id]))
             if rejected is not None:
@@ -128,7 +134,6 @@ class ServerSimulation:
             elif self._wake is not None and not self._wake.triggered:
                 self._wake.succeed()
         self._arrivals_done = True
-        self._next_arrival = None
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
 
@@ -162,40 +167,23 @@ class ServerSimulation:
             progress.close()
 
     def _compiled_engine(self):
-        """The engine process of the compiled path: each call of the compiled loop runs
-        iterations until the next arrival would come before the next decision, then one
-        timeout brings SimPy's clock to the end of the last one (arrivals meanwhile are the
-        arrival process's, as on the protocol path)."""
+        """The engine process of the compiled path: the compiled loop plays the arrival and
+        engine processes (in SimPy's order) over the whole trace; each time it hands records
+        over, one timeout brings SimPy's clock to the loop's."""
         env = self.env
-        sched = self.scheduler
         run = self._compiled
         progress = self.progress
-        finished = self.finished
         reported = 0
-        resumed = True  # the engine's clock must follow SimPy's (start, or after idling)
         while True:
-            if sched.idle:
-                if self._arrivals_done:
-                    break
-                self._wake = env.event()
-                yield self._wake
-                self._wake = None
-                resumed = True
-                continue
-            status = run.run(env.now if resumed else None, self._next_arrival)
-            resumed = False
+            status = run.run()
+            run.take_finished(self.finished)
             if status == ST_FLUSH:
-                finished.extend(run.take_finished(True))
                 run.drain(self.iterations)
-                continue
-            # ST_ARRIVAL or ST_IDLE: bring SimPy's clock to the loop's; the requests the last
-            # iteration finished (and its queue length) belong after the arrivals meanwhile
-            finished.extend(run.take_finished(False))
             end = run.now
             if end > env.now:
                 yield env.timeout(_delay_to(env.now, end))
-            run.fix_last_queue()
-            finished.extend(run.take_finished(True))
+            if status == ST_DONE:
+                break
             if progress is not None and run.iterations // 256 > reported:
                 reported = run.iterations // 256
                 progress.update(env.now)

@@ -1,53 +1,41 @@
-"""The compiled iteration loop: ``run_chunk`` runs engine iterations back to back, as
-``sim.server.ServerSimulation``'s protocol path does one SimPy step at a time, until the
-next arrival (or a buffer to drain, a table entry to compute, an idle engine).
+"""One engine iteration, compiled: ``decode_iteration`` (a decode iteration: the policy's
+drafting and verification, the acceptance draws, the prices) and its helpers; the loop that
+runs iterations and arrivals back to back is ``sim.compiled.loop.run_chunk``.
 
 Each iteration calls the same rules as the protocol path (``sim.compiled`` lists them):
-``next_prefill`` / ``finish_prefill`` or ``prepare_decode`` / ``finish_decode`` of the
-scheduler, the policy's rules (``sim.policies.*``: begin, continue, verify, observe, through
-the same driver steps as ``sim.core.speculation.run_decode_iteration``), the acceptance draws
-(``draw_cells`` / ``draw_fixed`` on uniforms drawn from the run's generator in the original
-order), ``decode_shape_into`` and the truth's prices (``sim.compiled.tables``). What it
-records goes to preallocated buffers that ``sim.compiled.run`` hands to the ``IterationLog``
-and the ``finished`` list.
+``prepare_decode`` / ``finish_decode`` of the scheduler, the policy's rules
+(``sim.policies.*``: begin, continue, verify, observe, through the same driver steps as
+``sim.core.speculation.run_decode_iteration``), the acceptance draws (``draw_cells`` /
+``draw_fixed`` on uniforms drawn from the run's generator in the original order),
+``decode_shape_into`` and the truth's prices (``sim.compiled.tables``). What it records goes
+to preallocated buffers that ``sim.compiled.run`` hands to the ``IterationLog``. The
+estimator's prices of the options (``price_steps``, the oracle's plan) are in
+``sim.compiled.pricing``.
 """
 
 from __future__ import annotations
 
-
 from sim.acceptance.base import accepted_prefix_into, draw_fixed
 from sim.acceptance.model import draw_cells
-import numpy as np
-
 from sim.compiled.jit import jitable
-from sim.compiled.layout import (E_DRAW_AT,
-    A_PARAMETRIC, CF_ATT, CF_CELLS, CF_DECAY, CF_ED_BUCKETS, CF_ED_EAGER, CF_ED_KNOTS,
-    CF_ED_SLOPES, CF_ED_VALUES, CF_EV_BUCKETS, CF_EV_EAGER, CF_EV_SLOPES, CF_EV_TOKEN,
-    CF_EV_VALUES, CF_OVERHEADS, CF_PARAMS, CF_SCALARS, CI_ED_INDEX, CI_ED_OFFSETS, CI_EV_BELOW,
-    CI_EV_INDEX, CI_PAD, CI_SCALARS, CI_SIZES, E_ACCEPTANCE, E_ASKS_EACH_STEP, E_COUNT, E_DECAYS,
-    E_ESTIMATOR, E_EXPANDED, E_FIN_LAST, E_FIN_N, E_HAS_HORIZON, E_HIGH_WATER, E_KMAX,
-    E_LAST_KIND, E_LEN_N, E_NEED_AT, E_NEED_ROW, E_NEEDS_ORACLE, E_PAD_SIZE, E_PENDING,
-    E_POLICY, E_POOL_POS, E_REC_N, E_STEP_N, E_USES_DRAFT, F_HORIZON, F_HORIZON_CREATED,
-    F_NOW, F_TPOT_SLO, FLOAT_ENTRIES, K_DECODE, K_PREFILL, P_ADASPEC, P_DISABLE_BY_BATCH,
-    P_ORACLE, P_SMARTSPEC, P_STATIC, P_THRESHOLD, RI_ACCEPTED, E_PADDING,
-    RI_BATCH, RI_CONTEXT, RI_DRAFTED, RI_EMITTED, RI_KIND, RI_KV, RI_LEN_AT, RI_PADDED_BATCH,
-    RI_PADDED_TOKENS, RI_QUEUE, RI_STEP_AT, RI_STEPS, RI_VERIFY_ROWS, RI_VERIFY_TOKENS,
-    ST_ARRIVAL, ST_BAD_POLICY, ST_FLUSH, ST_IDLE, ST_NEED_ENTRY, ST_NEED_PADDED, ST_NEED_POOL,
-    ST_STALLED, W_ACCEPTED, W_CAP, W_CONTEXT, W_DRAFTED, W_DRAFTING, W_EMITTED, W_KV,
-    W_PLAN, W_ROWS, W_SLOTS, W_VERIFY, W_WANTED)
-from sim.compiled.tables import (D_DENSE, D_LOGITS, O_DRAFTING, T_DENSE, T_LOGITS,
-                                 estimate_draft, estimate_verify, truth_draft, truth_prefill,
-                                 truth_verify)
-from sim.core.scheduler import (C_NPREFILLING, C_NRUN, C_PREEMPTIONS, C_QLEN, P_CACHED,
-                                P_COMPLETES, P_SLOT, P_TOKENS, RF_KEY, S_BONUS, S_OUT,
-                                S_GEN, S_PROMPT, S_REQ, SF_KEY, finish_decode, finish_prefill,
-                                next_prefill, prepare_decode)
+from sim.compiled.layout import (
+    A_PARAMETRIC, E_ACCEPTANCE, E_ASKS_EACH_STEP, E_DECAYS,
+    E_DRAW_AT, E_EXPANDED, E_FIN_NEW, E_KMAX, E_LAST_KIND, E_LEN_N,
+    E_NEEDS_ORACLE, E_PADDING, E_POLICY, E_POOL_POS, E_REC_N, E_STEP_N, F_TPOT_SLO,
+    FLOAT_ENTRIES, K_DECODE, P_ADASPEC, P_DISABLE_BY_BATCH, P_ORACLE, P_SMARTSPEC, P_STATIC,
+    P_THRESHOLD, RI_ACCEPTED, RI_BATCH, RI_CONTEXT, RI_DRAFTED, RI_EMITTED, RI_KIND, RI_KV,
+    RI_LEN_AT, RI_PADDED_BATCH, RI_PADDED_TOKENS, RI_QUEUE, RI_STEP_AT, RI_STEPS,
+    RI_VERIFY_ROWS, RI_VERIFY_TOKENS, W_ACCEPTED, W_CAP, W_CONTEXT, W_DRAFTED, W_DRAFTING,
+    W_EMITTED, W_KV, W_ROWS, W_SLOTS, W_VERIFY)
+from sim.compiled.pricing import oracle_begin, padded, price_steps, price_verify
+from sim.compiled.tables import truth_draft, truth_verify
+from sim.core.scheduler import (C_QLEN, S_BONUS, S_GEN, S_OUT, S_PROMPT, SF_KEY,
+                                finish_decode)
 from sim.core.speculation import decode_shape_into
 from sim.policies.adaspec_rules import (AI_UNIFORM, adaspec_begin, adaspec_continue,
                                         adaspec_verify)
 from sim.policies.disable_by_batch import disable_by_batch_k
-from sim.policies.goodput import draft_counts_into, draft_share, next_draft_total, spread_kv_tokens
-from sim.policies.oracle import oracle_choose, oracle_queries, water_fill_into
+from sim.policies.goodput import draft_counts_into
 from sim.policies.smartspec import smartspec_begin, smartspec_observe
 from sim.policies.threshold import threshold_continue
 
@@ -83,12 +71,6 @@ def i2(ci, e):
     at = ci[h]
     rows, cols = ci[h + 1], ci[h + 2]
     return ci[at:at + rows * cols].reshape((rows, cols))
-
-
-@jitable
-def padded(pad, n):
-    """``GraphPadding.pad(n)`` from the table (built for every reachable n)."""
-    return pad[0, n]
 
 
 def policy_work_sizes(n_slots: int, k_max: int) -> tuple[int, int]:
@@ -132,147 +114,6 @@ def policy_work(pwf, pwi, n_slots, k_max):
     iscratch = pwi[at:]
     return (cum, sum_c, gain, prices_v, prices_d, fscratch, goodputs, counts, hist, tokens_cum,
             new, iscratch, keys)
-
-
-# ---- the loop -------------------------------------------------------------------------------
-@jitable
-def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, ei, ef, cf, ci, table, pi,
-              pf, pool, rec_i, rec_f, rec_len, rec_steps, fin, wi, wf, wb, pwf, pwi):
-    """Run iterations from ``ef[F_NOW]`` until a status (``sim.compiled.layout``) says why
-    Python must act; returns it (also in ``ei[E_STATUS]``)."""
-    att = f2(cf, ci, CF_ATT)
-    params = f2(cf, ci, CF_PARAMS)
-    overheads = f1(cf, ci, CF_OVERHEADS)
-    pad = i2(ci, CI_PAD)
-    scal_f = f1(cf, ci, CF_SCALARS)
-    scal_i = i1(ci, CI_SCALARS)
-    ev = (f1(cf, ci, CF_EV_TOKEN), scal_f[0], i1(ci, CI_EV_INDEX), f1(cf, ci, CF_EV_BUCKETS),
-          f2(cf, ci, CF_EV_VALUES), f2(cf, ci, CF_EV_SLOPES), i2(ci, CI_EV_BELOW),
-          f2(cf, ci, CF_EV_EAGER), scal_i[0])
-    ed = (f1(cf, ci, CF_ED_KNOTS), f1(cf, ci, CF_ED_VALUES), f1(cf, ci, CF_ED_SLOPES),
-          i1(ci, CI_ED_OFFSETS), i1(ci, CI_ED_INDEX), f1(cf, ci, CF_ED_BUCKETS),
-          f2(cf, ci, CF_ED_EAGER), scal_i[1])
-    cells = f2(cf, ci, CF_CELLS)
-    decay = f1(cf, ci, CF_DECAY)
-    sizes = i1(ci, CI_SIZES)
-    n_slots = si.shape[1]
-    k_max = ei[E_KMAX]
-    uses_draft = ei[E_USES_DRAFT] != 0
-    now = ef[F_NOW]
-    plan = wi[W_PLAN:W_PLAN + 4]
-    rec_cap = rec_i.shape[1]
-    work = policy_work(pwf, pwi, n_slots, k_max)
-    status = ST_IDLE
-    while True:
-        if ei[E_PENDING] == 0:
-            if sc[C_QLEN] == 0 and sc[C_NRUN] == 0:
-                status = ST_IDLE
-                break
-            if (ei[E_REC_N] >= rec_cap or ei[E_LEN_N] + n_slots > rec_len.shape[0]
-                    or ei[E_STEP_N] + k_max + 1 > rec_steps.shape[1]
-                    or ei[E_FIN_N] + n_slots > fin.shape[0]):
-                status = ST_FLUSH
-                break
-            n = next_prefill(cfg, sc, si, sf, ri, rf, running, free_slots, queue, now, plan)
-            ei[E_PENDING] = n
-        n = ei[E_PENDING]
-        if n > 0:
-            # ---- a prefill iteration (the plan survives a return for a missing entry)
-            total = 0
-            for c in range(n):
-                total += plan[P_TOKENS, c]
-            if total >= table.shape[1] or n >= table.shape[1]:
-                ei[E_NEED_ROW] = T_DENSE
-                ei[E_NEED_AT] = max(total, n)
-                status = ST_NEED_ENTRY
-                break
-            missing = -1
-            if table[T_DENSE, total] != table[T_DENSE, total]:
-                missing = T_DENSE
-            elif table[T_LOGITS, n] != table[T_LOGITS, n]:
-                missing = T_LOGITS
-            elif uses_draft and table[D_DENSE, total] != table[D_DENSE, total]:
-                missing = D_DENSE
-            elif uses_draft and table[D_LOGITS, n] != table[D_LOGITS, n]:
-                missing = D_LOGITS
-            if missing >= 0:
-                ei[E_NEED_ROW] = missing
-                ei[E_NEED_AT] = n if missing == T_LOGITS or missing == D_LOGITS else total
-                status = ST_NEED_ENTRY
-                break
-            news = plan[P_TOKENS]
-            cached = plan[P_CACHED]
-            duration = truth_prefill(table, params, overheads, False, news, cached, n, total)
-            if uses_draft:
-                duration += truth_prefill(table, params, overheads, True, news, cached, n,
-                                          total)
-            emitted = 0
-            for c in range(n):
-                slot = plan[P_SLOT, c]
-                if plan[P_CACHED, c] == 0:
-                    sf[SF_KEY, slot] = rf[RF_KEY, si[S_REQ, slot]]
-                    si[S_BONUS, slot] = 0
-                if plan[P_COMPLETES, c]:
-                    emitted += 1
-            queue_len = sc[C_QLEN]
-            start = now
-            now = start + duration
-            ei[E_FIN_LAST] = ei[E_FIN_N]
-            ei[E_FIN_N] += finish_prefill(sc, si, ri, rf, running, free_slots, plan, n, now,
-                                          fin[ei[E_FIN_N]:])
-            r = ei[E_REC_N]
-            rec_f[0, r] = start
-            rec_f[1, r] = duration
-            rec_i[RI_KIND, r] = K_PREFILL
-            rec_i[RI_BATCH, r] = n
-            rec_i[RI_VERIFY_TOKENS, r] = total
-            rec_i[RI_EMITTED, r] = emitted
-            rec_i[RI_QUEUE, r] = queue_len
-            ei[E_REC_N] = r + 1
-            ei[E_LAST_KIND] = K_PREFILL
-            ei[E_PENDING] = 0
-        else:
-            ei[E_PENDING] = 0
-            # ---- a decode iteration: the sizes it can price must be in the table
-            ready = sc[C_NRUN] - sc[C_NPREFILLING]
-            bound = ready * (k_max + 1)
-            if 2 * ready > bound:
-                bound = 2 * ready
-            if bound >= ei[E_PAD_SIZE]:
-                bound = ei[E_PAD_SIZE] - 1
-            if padded(pad, bound) > ei[E_HIGH_WATER]:
-                ei[E_NEED_AT] = padded(pad, bound)
-                status = ST_NEED_PADDED
-                break
-            if k_max > 0 and ei[E_POOL_POS] + 2 * ready * k_max > pool.shape[0]:
-                status = ST_NEED_POOL
-                break
-            before = sc[C_PREEMPTIONS]
-            slots = wi[W_SLOTS]
-            b = prepare_decode(cfg, sc, si, ri, running, free_slots, queue, k_max, slots,
-                               wi[W_WANTED:W_WANTED + 2])
-            if b == 0:
-                if sc[C_PREEMPTIONS] == before:
-                    status = ST_STALLED
-                    break
-                continue  # only preemptions: decide again at the same time
-            start = now
-            duration = decode_iteration(
-                cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att, params,
-                overheads, table, pad, ev, ed, cells, decay, sizes, b, start, rec_i, rec_f,
-                rec_len, rec_steps, fin, wi, wf, wb, work)
-            if duration < 0.0:
-                status = ST_BAD_POLICY
-                break
-            now = start + duration
-        ei[E_COUNT] += 1
-        if ei[E_HAS_HORIZON] and (ef[F_HORIZON] < now or (
-                ef[F_HORIZON] == now and ef[F_HORIZON_CREATED] <= start)):
-            status = ST_ARRIVAL  # an arrival comes before the next decision
-            break
-    ef[F_NOW] = now
-    ei[0] = status
-    return status
 
 
 @jitable
@@ -500,9 +341,8 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                                            padded(pad, tokens), verify_kv)
         speculated = True
     now = start + duration
-    ei[E_FIN_LAST] = ei[E_FIN_N]
-    ei[E_FIN_N] += finish_decode(sc, si, ri, rf, running, free_slots, slots, b, emitted,
-                                 drafted, verify, accepted, speculated, now, fin[ei[E_FIN_N]:])
+    ei[E_FIN_NEW] = finish_decode(sc, si, ri, rf, running, free_slots, slots, b, emitted,
+                                  drafted, verify, accepted, speculated, now, fin)
     rec_f[0, r] = start
     rec_f[1, r] = duration
     rec_i[RI_KIND, r] = K_DECODE
@@ -581,89 +421,3 @@ def policy_continue(kind, pi, pf, step, conf, drafted, b):
     """The policy's ``continue_drafting``: 0 = nobody drafts step ``step``, 1 = everyone
     still drafting continues."""
     return 1
-
-
-@jitable
-def price_verify(ei, ev, table, att, params, overheads, pad, batch, context_sum, tokens):
-    """``IterationCost.verify_s(tokens)``: the estimator's verification of B + sum k_i =
-    ``tokens`` positions (under batch expansion, spread evenly over the batch)."""
-    if ei[E_EXPANDED]:
-        return estimate_verify(ei[E_ESTIMATOR], ev, table, att, params, overheads, tokens,
-                               padded(pad, tokens),
-                               spread_kv_tokens(batch, context_sum, tokens))
-    return estimate_verify(ei[E_ESTIMATOR], ev, table, att, params, overheads, batch,
-                           padded(pad, tokens), context_sum)
-
-
-@jitable
-def price_steps(ei, ef, ev, ed, table, att, params, overheads, pad, batch, context_sum,
-                bonus_rows, bonus_context, k_max, counts, tokens_cum, prices_v, prices_d):
-    """``IterationCost``'s prices of s = 0..K draft steps where every request that may,
-    drafts: ``prices_v[s]`` = ``verify_s(B + tokens_cum[s])``, ``prices_d[s]`` =
-    ``draft_s(s)`` (overhead included); under batch expansion the draft steps carry their
-    share of the batch's ``bonus_rows`` copy rows (``bonus_context``: their KV)."""
-    for s in range(k_max + 1):
-        prices_v[s] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
-                                   context_sum, batch + tokens_cum[s])
-    prices_d[0] = 0.0
-    for t in range(k_max):
-        n = counts[t]
-        extra = 0.0
-        if n > 0:
-            rows, kv = draft_share(batch, context_sum, bonus_rows, bonus_context, n, t)
-            if rows > 0:
-                extra = estimate_draft(ei[E_ESTIMATOR], ed, table, att, params, overheads,
-                                       padded(pad, rows), kv)
-        prices_d[t + 1] = next_draft_total(prices_d[t], extra, overheads[O_DRAFTING], t)
-
-
-@jitable
-def oracle_begin(ei, ev, ed, table, att, params, overheads, pad, sizes, pi, batch, context_sum,
-                 bonus_rows, bonus_context, accept, max_draft, iscratch, plan, fscratch):
-    """``OraclePolicy.begin``: the plan (per-request verify lengths) into ``plan``; returns
-    the most steps any request drafts."""
-    k_cap = pi[0] if pi[0] < accept.shape[1] else accept.shape[1]
-    for i in range(batch):
-        plan[i] = 0
-    if batch == 0 or k_cap == 0:
-        return 0
-    prefix = iscratch[:batch]
-    useful = iscratch[batch:batch + k_cap + 1]
-    avail = iscratch[batch + k_cap + 1:batch + 2 * (k_cap + 1)]
-    top = oracle_queries(accept, k_cap, max_draft, batch, prefix, useful, avail)
-    n_sizes = sizes.shape[0] if sizes[0] >= 0 else 0
-    size_prices = np.zeros(max(n_sizes, 1))
-    for j in range(n_sizes):
-        if batch < sizes[j] < batch + avail[top]:
-            size_prices[j] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
-                                          context_sum, sizes[j])
-    avail_prices = fscratch[:top + 1]
-    draft_prices = fscratch[top + 1:2 * (top + 1)]
-    draft_prices[0] = 0.0
-    for s in range(top + 1):
-        avail_prices[s] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
-                                       context_sum, batch + avail[s])
-    for s in range(1, top + 1):
-        rows, kv = draft_share(batch, context_sum, bonus_rows, bonus_context, useful[s - 1],
-                               s - 1)
-        draft_prices[s] = 0.0
-        if rows > 0:
-            draft_prices[s] = estimate_draft(ei[E_ESTIMATOR], ed, table, att, params,
-                                             overheads, padded(pad, rows), kv)
-    best = np.zeros(3)
-    oracle_choose(batch, top, avail, sizes, n_sizes,
-                  price_verify(ei, ev, table, att, params, overheads, pad, batch, context_sum,
-                               batch),
-                  size_prices, avail_prices, overheads[O_DRAFTING], draft_prices, best)
-    steps = int(best[1])
-    if steps == 0:
-        return 0
-    capped = iscratch[batch + 2 * (k_cap + 1):2 * batch + 2 * (k_cap + 1)]
-    for i in range(batch):
-        capped[i] = prefix[i] if prefix[i] < steps else steps
-    water_fill_into(capped, batch, int(best[2]), plan)
-    k = 0
-    for i in range(batch):
-        if plan[i] > k:
-            k = plan[i]
-    return k

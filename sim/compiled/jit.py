@@ -34,6 +34,7 @@ ENV_VAR = "ADASPEC_SIM_JIT_CACHE"
 #: Modules that define jitable rules or compiled entry points; ``setup`` imports them all
 #: (so every rule is registered before anything compiles) and hashes their source.
 RULE_MODULES = (
+    "sim.core.scheduler_state",
     "sim.core.scheduler",
     "sim.core.speculation",
     "sim.acceptance.base",
@@ -50,7 +51,9 @@ RULE_MODULES = (
     "sim.policies.threshold",
     "sim.policies.oracle",
     "sim.compiled.tables",
+    "sim.compiled.pricing",
     "sim.compiled.engine",
+    "sim.compiled.loop",
 )
 
 _JITABLE: list = []

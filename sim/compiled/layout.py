@@ -3,22 +3,44 @@
 # ---- engine integers ``ei`` ----------------------------------------------------------------
 (E_STATUS, E_KMAX, E_POLICY, E_EXPANDED, E_USES_DRAFT, E_NEEDS_ORACLE, E_ACCEPTANCE,
  E_DECAYS, E_POOL_POS, E_REC_N, E_LEN_N, E_STEP_N, E_FIN_N, E_FIN_LAST, E_LAST_KIND,
- E_PENDING, E_NEED_ROW, E_NEED_AT, E_HIGH_WATER, E_COUNT, E_HAS_HORIZON, E_ESTIMATOR,
- E_PAD_SIZE, E_ASKS_EACH_STEP, E_PADDING, E_DRAW_AT) = range(26)
-ENGINE_INTS = 26
+ E_PENDING, E_NEED_ROW, E_NEED_AT, E_HIGH_WATER, E_COUNT, E_ESTIMATOR, E_PAD_SIZE,
+ E_ASKS_EACH_STEP, E_PADDING, E_DRAW_AT, E_PHASE, E_A_STATE, E_NEXT_ARR, E_A_EID, E_E_EID,
+ E_EID, E_FIN_NEW, E_LOOKAHEAD) = range(33)
+ENGINE_INTS = 33
+# E_FIN_N: finish records in ``done_*``; the first E_FIN_LAST are complete, the rest belong
+# to the iteration in flight. E_A_EID / E_E_EID: SimPy event ids of the arrival process's and
+# the engine process's pending events (E_EID: the next id), which order simultaneous events.
 # ---- engine floats ``ef`` ------------------------------------------------------------------
-F_NOW, F_HORIZON, F_HORIZON_CREATED, F_TTFT_SLO, F_TPOT_SLO = range(5)
+# F_NOW: the clock (time of the last event); F_A_T: the arrival process's pending timeout;
+# F_E_T: the engine process's pending event (its iteration's end, or its wake-up)
+F_NOW, F_A_T, F_E_T, F_TTFT_SLO, F_TPOT_SLO = range(5)
 ENGINE_FLOATS = 5
 
 # ---- statuses (why run_chunk returned) -----------------------------------------------------
-ST_IDLE = 0  # nothing waiting or running
-ST_ARRIVAL = 1  # the next arrival happens before the next decision
-ST_FLUSH = 2  # record buffers full: drain them
-ST_NEED_ENTRY = 3  # a truth table entry is missing: ``E_NEED_ROW``/``E_NEED_AT``
+ST_DONE = 0  # every arrival has arrived and every request left
+ST_TAKE = 1  # the finish records buffer is full: take the complete records
+ST_FLUSH = 2  # record buffers full: drain them (and take the finish records)
+ST_NEED_ENTRY = 3  # a prefill's truth entries are missing: ``E_NEED_ROW`` chunks,
+#                   ``E_NEED_AT`` tokens (``TruthTables.fill_prefill``)
 ST_NEED_PADDED = 4  # the padded decode sizes must be filled up to ``E_NEED_AT``
 ST_NEED_POOL = 5  # the uniform pool runs short: draw more from the run's generator
 ST_STALLED = 6  # nothing to prefill or decode and no preemption (a scheduler bug)
 ST_BAD_POLICY = 7  # a policy rule returned a negative k
+ST_NEED_REQUESTS = 8  # every request index is taken: reserve more (``SchedulerState``)
+
+# ---- the two SimPy processes the loop plays (``sim.compiled.loop``) -------------------------
+# the engine process: deciding an iteration at F_NOW, an iteration in flight (ends at F_E_T),
+# idle waiting for an arrival, woken (resumes at F_E_T), finished
+PH_DECIDE, PH_FLIGHT, PH_WAIT, PH_WOKEN, PH_DONE = range(5)
+# the arrival process: waiting for its timeout (F_A_T) or done, running its step at F_NOW
+# (the next arrival comes now if not in the future), its timeout just fired (it comes now)
+A_TIMEOUT, A_STEP, A_FIRED = range(3)
+
+# ---- finish records ``done_i`` rows / ``done_f`` rows ----------------------------------------
+# D_STATUS: 0 finished, else the ``rejection_kind``; D_TAG: the arrival number
+D_TAG, D_STATUS, D_GEN, D_DRAFTED, D_VERIFIED, D_ACCEPTED, D_PREEMPT = range(7)
+DONE_INTS = 7
+DF_ADMITTED, DF_FIRST, DF_FINISH = range(3)
 
 # ---- policy kinds --------------------------------------------------------------------------
 P_NOSPEC, P_STATIC, P_ADASPEC, P_SMARTSPEC, P_THRESHOLD, P_DISABLE_BY_BATCH, P_ORACLE = range(7)

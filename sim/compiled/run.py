@@ -1,10 +1,10 @@
 """The Python side of the compiled path: decides whether a run can take it, builds the
-arrays ``sim.compiled.engine.run_chunk`` works on, answers its requests (table entries,
-uniforms, buffer space) and hands its records to the ``IterationLog`` and the finished list.
+arrays ``sim.compiled.loop.run_chunk`` works on (the trace's arrivals among them), answers
+its requests (table entries, uniforms, request rows) and hands its records to the
+``IterationLog`` and the ``RequestTable``.
 
-``plan_run`` returns None (with the reason in ``why_protocol``) when some part of the run
-has no compiled form; the server then runs the protocol path, and the summary says which
-path ran (``engine_path``).
+``why_protocol`` says why a run cannot take it (None: it can); the server then runs the
+protocol path, and the summary says which path ran (``engine_path``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 from sim.compiled import layout as L
+from sim.core.scheduler_state import REJECT_KINDS
+from sim.workload.request import RequestColumns
 
 RECORDS = 4096  # iterations buffered between two hand-overs to the IterationLog
+FINISHED = 4096  # finish records buffered (at least 8 per slot)
+RESERVED = 4096  # request rows made up front (more when as many are queued at once)
+_STATUS = ("finished", "rejected")
 POOL = 1 << 16  # uniforms drawn from the run's generator at a time
 
 
@@ -101,11 +106,12 @@ class CompiledRun:
     """The compiled loop's arrays for one run, and its hand-overs."""
 
     def __init__(self, scheduler, policy, latency, estimator, acceptance, padding, engine: str,
-                 rng: np.random.Generator, slo) -> None:
+                 rng: np.random.Generator, slo, requests, keys_by_id: np.ndarray) -> None:
         from sim.acceptance.base import FixedAcceptance
-        from sim.compiled.engine import run_chunk
         from sim.compiled.jit import compiled
-        from sim.compiled.tables import TruthTables, estimator_arrays, padding_table
+        from sim.compiled.loop import run_chunk
+        from sim.compiled.tables import (T_DENSE, T_LOGITS, TruthTables, estimator_arrays,
+                                         padding_table)
         from sim.latency.iteration import VLLM_06
 
         self._run_chunk = compiled(run_chunk)
@@ -117,7 +123,7 @@ class CompiledRun:
         size = max(padding.max_size + 1, n * (k_max + 1) + 1, 2 * n + 1)
         self.truth = TruthTables(latency, padding, size)
         if not policy.uses_draft:
-            self.truth.rows = (0, 1)  # the padded decode sizes need no draft terms
+            self.truth.rows = (T_DENSE, T_LOGITS)  # no draft terms to price
         pad = padding_table(padding, size)
         if estimator is latency:
             est_kind = 1
@@ -150,6 +156,12 @@ class CompiledRun:
         ei[L.E_PAD_SIZE] = size
         ei[L.E_ASKS_EACH_STEP] = int(asks)
         ei[L.E_PADDING] = int(padding.enabled)
+        ei[L.E_LOOKAHEAD] = scheduler.lookahead_tokens
+        # the two processes at SimPy's start: the arrival process's first step at 0 (its
+        # Initialize event comes first), then the engine's; ids 0 and 1 are theirs
+        ei[L.E_PHASE] = L.PH_DECIDE
+        ei[L.E_A_STATE] = L.A_STEP
+        ei[L.E_EID] = 2
         self.ei = ei
         ef = np.zeros(L.ENGINE_FLOATS)
         ef[L.F_TTFT_SLO] = slo.ttft_s
@@ -161,7 +173,13 @@ class CompiledRun:
         self.rec_f = np.zeros((2, RECORDS))
         self.rec_len = np.zeros(max(RECORDS * 16, 4 * n), dtype=np.int64)
         self.rec_steps = np.zeros((2, RECORDS * 4 + 2 * (k_max + 1)), dtype=np.int64)
-        self.fin = np.zeros(8 * n, dtype=np.int64)
+        self.fin = np.zeros(n, dtype=np.int64)
+        done = max(FINISHED, 8 * n)
+        self.done_i = np.zeros((L.DONE_INTS, done), dtype=np.int64)
+        self.done_f = np.zeros((3, done))
+        self.requests = requests
+        self.arrivals, self.ids = arrival_arrays(requests, keys_by_id)
+        scheduler.state.reserve(min(len(requests), RESERVED))
         width = max(n, 2 * (k_max + 1), 8)
         self.wi = np.zeros((L.WORK_INTS, width), dtype=np.int64)
         self.wf = np.zeros((2, n, max(k_max, 1)))
@@ -174,33 +192,28 @@ class CompiledRun:
         self._args: tuple | None = None
 
     # ------------------------------------------------------------------ the loop
-    def run(self, now_s: float, horizon: tuple[float, float] | None) -> int:
-        """Run iterations from ``now_s`` (None: continue from where the loop stopped) until
-        the loop needs Python; answer table, pool and buffer requests here, and return
-        ``ST_IDLE``, ``ST_ARRIVAL`` or ``ST_FLUSH`` (the records must be drained)."""
-        ei, ef = self.ei, self.ef
-        if now_s is not None:
-            ef[L.F_NOW] = now_s
-        if horizon is None:
-            ei[L.E_HAS_HORIZON] = 0
-        else:
-            ei[L.E_HAS_HORIZON] = 1
-            ef[L.F_HORIZON], ef[L.F_HORIZON_CREATED] = horizon
+    def run(self) -> int:
+        """Run the loop from where it stopped until it needs Python beyond what is answered
+        here (table entries, uniforms, request room); returns ``ST_DONE``, ``ST_FLUSH``
+        (drain the records, take the finished) or ``ST_TAKE`` (take the finished)."""
+        ei = self.ei
         st = self.scheduler.state
         run_chunk = self._run_chunk
         while True:
             args = self._args
             if (args is None or args[4] is not st.ri or args[5] is not st.rf
-                    or args[8] is not st.queue or args[13] is not self.truth.table
-                    or args[16] is not self.pool):  # an array was reallocated
+                    or args[8] is not st.queue or args[9] is not st.free_reqs
+                    or args[14] is not self.truth.table
+                    or args[17] is not self.pool):  # an array was reallocated
                 args = self._args = (
                     st.cfg, st.sc, st.si, st.sf, st.ri, st.rf, st.running, st.free_slots,
-                    st.queue, ei, ef, self.cf, self.ci, self.truth.table, self.pi, self.pf,
-                    self.pool, self.rec_i, self.rec_f, self.rec_len, self.rec_steps, self.fin,
+                    st.queue, st.free_reqs, ei, self.ef, self.cf, self.ci, self.truth.table,
+                    self.pi, self.pf, self.pool, self.rec_i, self.rec_f, self.rec_len,
+                    self.rec_steps, self.fin, self.done_i, self.done_f, *self.arrivals,
                     self.wi, self.wf, self.wb, self.pwf, self.pwi)
             status = run_chunk(*args)
             if status == L.ST_NEED_ENTRY:
-                self.truth.fill(int(ei[L.E_NEED_ROW]), int(ei[L.E_NEED_AT]))
+                self.truth.fill_prefill(int(ei[L.E_NEED_ROW]), int(ei[L.E_NEED_AT]))
             elif status == L.ST_NEED_PADDED:
                 self.truth.fill_padded(int(ei[L.E_NEED_AT]))
                 ei[L.E_HIGH_WATER] = self.truth.high_water
@@ -208,6 +221,8 @@ class CompiledRun:
                 pos = int(ei[L.E_POOL_POS])
                 self.pool = np.concatenate([self.pool[pos:], self.rng.random(self._pool_size)])
                 ei[L.E_POOL_POS] = 0
+            elif status == L.ST_NEED_REQUESTS:
+                st.reserve(st.ri.shape[1] + 1)
             elif status == L.ST_STALLED:
                 raise RuntimeError("scheduler made no progress: nothing to prefill or decode")
             elif status == L.ST_BAD_POLICY:
@@ -224,28 +239,38 @@ class CompiledRun:
         return int(self.ei[L.E_COUNT])
 
     # ------------------------------------------------------------------ hand-overs
-    def take_finished(self, last_too: bool) -> list:
-        """Finish records of the requests the loop finished (``last_too``: including those
-        of its last iteration, which otherwise wait for ``take_finished(True)``)."""
+    def take_finished(self, table) -> None:
+        """Hand the complete finish records (not those of an iteration in flight) to
+        ``table`` (a ``RequestTable``) as typed columns, in the loop's order."""
         ei = self.ei
-        end = int(ei[L.E_FIN_N]) if last_too else int(ei[L.E_FIN_LAST])
+        end = int(ei[L.E_FIN_LAST])
         if end == 0:
-            return []
-        record = self.scheduler.finished_record
-        done = [record(r) for r in self.fin[:end].tolist()]
+            return
+        tags = self.done_i[L.D_TAG, :end]
+        kinds = self.done_i[L.D_STATUS, :end].tolist()
+        arrival_s, _, prompts, outputs = self.arrivals
+        table.add_columns(
+            tags if self.ids is None else self.ids[tags],
+            (self._categories(tags), [_STATUS[k != 0] for k in kinds],
+             [REJECT_KINDS[k] for k in kinds]),
+            (arrival_s[tags], self.done_f[L.DF_ADMITTED, :end],
+             self.done_f[L.DF_FIRST, :end], self.done_f[L.DF_FINISH, :end]),
+            (prompts[tags], outputs[tags],
+             *self.done_i[L.D_GEN:L.D_PREEMPT + 1, :end]))
         rest = int(ei[L.E_FIN_N]) - end
         if rest:
-            self.fin[:rest] = self.fin[end:end + rest]
+            self.done_i[:, :rest] = self.done_i[:, end:end + rest]
+            self.done_f[:, :rest] = self.done_f[:, end:end + rest]
         ei[L.E_FIN_N] = rest
         ei[L.E_FIN_LAST] = 0
-        return done
 
-    def fix_last_queue(self) -> None:
-        """The queue length a decode iteration records is the one when the engine resumes
-        after it (arrivals during the iteration included), as on the protocol path."""
-        r = int(self.ei[L.E_REC_N]) - 1
-        if r >= 0 and self.rec_i[L.RI_KIND, r] == L.K_DECODE:
-            self.rec_i[L.RI_QUEUE, r] = self.scheduler.queue_len
+    def _categories(self, positions: np.ndarray) -> list[str]:
+        """The categories of the workload's requests at ``positions``."""
+        requests = self.requests
+        if isinstance(requests, RequestColumns):
+            names = requests.category_names
+            return [names[c] for c in requests.category_codes[positions].tolist()]
+        return [requests[j].category for j in positions.tolist()]
 
     def drain(self, log) -> None:
         """Hand the buffered iteration records to ``log`` (an ``IterationLog``) as typed
@@ -299,3 +324,23 @@ def estimator_arrays_dummy():
           np.zeros((4, 1)), 0)
     ed = (f, f, f, i, i, f, np.zeros((2, 1)), 0)
     return ev, ed
+
+
+def arrival_arrays(requests, keys_by_id: np.ndarray) -> tuple[tuple, np.ndarray | None]:
+    """The loop's arrival arrays (``sim.compiled.loop``): arrival seconds, acceptance keys,
+    prompt and output tokens per request in the workload's order (a ``RequestColumns``
+    workload's own arrays, not copies), and the requests' ids (None: their positions)."""
+    keys = _writeable(np.ascontiguousarray(keys_by_id, dtype=np.float64))
+    if isinstance(requests, RequestColumns):
+        return (_writeable(requests.arrival_s), keys[:len(requests)],
+                _writeable(requests.prompt_tokens), _writeable(requests.output_tokens)), None
+    ids = np.array([r.id for r in requests], dtype=np.int64)
+    return (np.array([r.arrival_s for r in requests], dtype=np.float64), keys[ids],
+            np.array([r.prompt_tokens for r in requests], dtype=np.int64),
+            np.array([r.output_tokens for r in requests], dtype=np.int64)), ids
+
+
+def _writeable(a: np.ndarray) -> np.ndarray:
+    """``a``, or a copy when it is read-only (numba compiles read-only arrays as another
+    type: one signature for every run)."""
+    return a if a.flags.writeable else a.copy()

@@ -47,7 +47,7 @@ class TruthTables:
         self.draft = latency.draft_costs
         self.table = np.full((4, max(size, 16)), np.nan)
         self.high_water = 0  # every padded size <= this is filled
-        self.rows = (T_DENSE, T_LOGITS, D_DENSE, D_LOGITS)  # filled at padded sizes
+        self.rows = (T_DENSE, T_LOGITS, D_DENSE, D_LOGITS)  # the rows the run prices
         n = len(self.target._dec_floor)
         self.att = np.zeros((4, n))
         self.params = np.zeros((2, len(self.target.attention_params)))
@@ -81,6 +81,17 @@ class TruthTables:
         else:
             value = costs.logits_s(index)
         self.table[row, index] = value
+
+    def fill_prefill(self, chunks: int, tokens: int) -> None:
+        """Every entry a prefill of ``chunks`` chunks and ``tokens`` new tokens is priced
+        with: the dense terms at ``tokens``, the logits at ``chunks`` (of the rows the run
+        prices: the draft's too when it uses a draft), in one return from the loop."""
+        self._grow(max(chunks, tokens))
+        table = self.table
+        for row, at in ((T_DENSE, tokens), (T_LOGITS, chunks), (D_DENSE, tokens),
+                        (D_LOGITS, chunks)):
+            if row in self.rows and table[row, at] != table[row, at]:
+                self.fill(row, at)
 
     def fill_padded(self, upto: int) -> None:
         """Fill every row at every size a padded decode pass can run at, up to ``upto``."""

@@ -13,10 +13,12 @@ admitted request is preempted by recompute: its blocks are freed and it returns 
 the waiting queue; on readmission its prompt plus the tokens it already emitted are prefilled
 again, and that prefill emits its next token.
 
-All state lives in integer and float arrays (``SchedulerState``) and every rule is a
-``@jitable`` function over them (``next_prefill``, ``finish_prefill``, ``prepare_decode``,
-``finish_decode``): the ``Scheduler`` class calls them compiled, and so does the compiled
-iteration loop (``sim.compiled.engine``), so each rule is written once.
+All state lives in integer and float arrays (``SchedulerState`` and its layout, in
+``sim.core.scheduler_state`` with the arrival rules) and every rule is a ``@jitable``
+function over them (``rejection_kind``, ``enqueue_request``, ``next_prefill``,
+``finish_prefill``, ``prepare_decode``, ``finish_decode``): the ``Scheduler`` class calls
+them, and so does the compiled iteration loop (``sim.compiled.loop``), so each rule is
+written once.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.compiled.jit import jitable
+from sim.core.scheduler_state import (  # noqa: F401 (the layout, re-exported)
+    ADMIT, C_FREE, C_NFREE, C_NPREFILLING, C_NRUN, C_PREEMPTIONS, C_QHEAD, C_QLEN, G_BLOCK,
+    G_BUDGET, G_CHUNKED, G_KV, G_MAXSEQS, G_WATERMARK, P_CACHED, P_COMPLETES, P_SLOT, P_TOKENS,
+    R_ACCEPTED, R_DRAFTED, R_GEN, R_OUT, R_PREEMPT, R_PREFILLED, R_PROMPT, R_TAG, R_VERIFIED,
+    REJECT_REASONS, RF_ADMITTED, RF_ARRIVAL, RF_FINISH, RF_FIRST, RF_KEY, S_ACCEPTED,
+    S_BLOCKS, S_BONUS, S_DRAFTED, S_GEN, S_OUT, S_PREFILLING, S_PROMPT, S_REQ, S_VERIFIED,
+    SF_ARRIVAL, SF_KEY, SchedulerState, reject_reason_kind, rejection_kind, rejection_reason)
 from sim.errors import ConfigError
 from sim.workload.request import Request
 
@@ -55,20 +64,6 @@ class SchedulerConfig:
             raise ConfigError(f"max_model_len must be >= 1, got {self.max_model_len}")
         if not 0 <= self.watermark_blocks < self.kv_blocks:
             raise ConfigError("watermark_blocks must be in [0, kv_blocks)")
-
-
-#: Why a request is rejected on arrival (the first word of ``FinishedRequest.reason``).
-REJECT_REASONS = {
-    "context": "longer than the model's context (prompt + output)",
-    "prompt-budget": "with a prompt above max_num_batched_tokens (chunked prefill off)",
-    "kv-pool": "needing more KV blocks than the whole pool holds",
-}
-
-
-def reject_reason_kind(reason: str) -> str:
-    """The ``REJECT_REASONS`` key a rejection reason starts with ("" if none)."""
-    kind = reason.partition(":")[0]
-    return kind if kind in REJECT_REASONS else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,36 +98,6 @@ class PrefillChunk:
     tokens: int
     cached: int
     completes: bool
-
-
-def _ceil_div(a, b):
-    return -(-a // b)
-
-
-# ---- state layout ---------------------------------------------------------------------------
-# Every piece of scheduler state is an integer or float array, so that the same rules run
-# from the Python class below and from the compiled loop (``sim.compiled.engine``).
-#: rows of the per-slot integer array ``si`` (slot = row of the real engine's KV cache)
-S_PROMPT, S_GEN, S_OUT, S_BLOCKS, S_DRAFTED, S_VERIFIED, S_ACCEPTED, S_REQ, S_PREFILLING, \
-    S_BONUS = range(10)
-SLOT_INT_ROWS = 10
-#: rows of the per-slot float array ``sf``
-SF_ARRIVAL, SF_KEY = range(2)
-SLOT_FLOAT_ROWS = 2
-#: rows of the per-request integer array ``ri`` (request index = order of arrival)
-R_PROMPT, R_OUT, R_PREEMPT, R_PREFILLED, R_GEN, R_DRAFTED, R_VERIFIED, R_ACCEPTED = range(8)
-REQ_INT_ROWS = 8
-#: rows of the per-request float array ``rf``
-RF_ARRIVAL, RF_ADMITTED, RF_FIRST, RF_FINISH, RF_KEY = range(5)
-REQ_FLOAT_ROWS = 5
-#: the scalars ``sc``: free blocks, preemptions so far, running / free-slot / waiting counts,
-#: head of the waiting ring, prefilling count
-C_FREE, C_PREEMPTIONS, C_NRUN, C_NFREE, C_QHEAD, C_QLEN, C_NPREFILLING = range(7)
-SCALARS = 7
-#: the configuration ``cfg``
-G_KV, G_MAXSEQS, G_BLOCK, G_BUDGET, G_WATERMARK, G_CHUNKED = range(6)
-#: rows of a prefill plan (``next_prefill``'s output): slot, new tokens, cached, completes
-P_SLOT, P_TOKENS, P_CACHED, P_COMPLETES = range(4)
 
 
 @jitable
@@ -352,81 +317,6 @@ def finish_decode(sc, si, ri, rf, running, free_slots, slots, b, emitted, drafte
     return count
 
 
-class SchedulerState:
-    """The arrays of one scheduler (see the layout above); shared by ``Scheduler`` and the
-    compiled loop. A request index names a request from its arrival until its finish record
-    is taken (``release``); indices are then reused, so the per-request rows hold the
-    requests in the engine and in the queue, not every request of a run."""
-
-    def __init__(self, config: SchedulerConfig, requests: int = 64) -> None:
-        n = config.max_num_seqs
-        self.cfg = np.array([config.kv_blocks, n, config.block_size,
-                             config.max_num_batched_tokens, config.watermark_blocks,
-                             int(config.chunked_prefill)], dtype=np.int64)
-        self.sc = np.zeros(SCALARS, dtype=np.int64)
-        self.sc[C_FREE] = config.kv_blocks
-        self.sc[C_NFREE] = n
-        self.si = np.zeros((SLOT_INT_ROWS, n), dtype=np.int64)
-        self.si[S_REQ] = -1
-        self.sf = np.zeros((SLOT_FLOAT_ROWS, n), dtype=np.float64)
-        self.running = np.zeros(n, dtype=np.int64)
-        self.free_slots = np.arange(n - 1, -1, -1, dtype=np.int64)  # pops slot 0 first
-        self.ri = np.zeros((REQ_INT_ROWS, 0), dtype=np.int64)
-        self.rf = np.zeros((REQ_FLOAT_ROWS, 0), dtype=np.float64)
-        self.queue = np.zeros(0, dtype=np.int64)
-        self._free: list[int] = []  # request indices whose requests have left
-        self._next = 0  # indices below this have been handed out
-        self.reserve(requests)
-
-    def reserve(self, requests: int) -> None:
-        """Room for ``requests`` requests at once: the per-request rows and a waiting ring
-        that also holds every running request (preemptions push them back)."""
-        have = self.ri.shape[1]
-        if requests > have:
-            size = max(requests, 2 * have)
-            ri = np.zeros((REQ_INT_ROWS, size), dtype=np.int64)
-            rf = np.full((REQ_FLOAT_ROWS, size), np.nan)
-            ri[:, :have] = self.ri
-            rf[:, :have] = self.rf
-            self.ri, self.rf = ri, rf
-        need = requests + self.si.shape[1] + 1
-        cap = self.queue.shape[0]
-        if need > cap:
-            size = max(need, 2 * cap)
-            head, length = int(self.sc[C_QHEAD]), int(self.sc[C_QLEN])
-            queue = np.zeros(size, dtype=np.int64)
-            queue[:length] = self.queue[(head + np.arange(length)) % cap] if cap else []
-            self.queue = queue
-            self.sc[C_QHEAD] = 0
-
-    def enqueue(self, prompt: int, output: int, arrival_s: float, key: float = 0.0) -> int:
-        """Queue a new request at the tail of the waiting queue; returns its index."""
-        if self._free:
-            req = self._free.pop()
-        else:
-            req = self._next
-            self._next = req + 1
-            if req >= self.ri.shape[1]:
-                self.reserve(req + 1)
-        if self.queue.shape[0] < int(self.sc[C_QLEN]) + self.si.shape[1] + 2:
-            self.reserve(self._next)
-        self.ri[:, req] = 0
-        self.rf[:, req] = np.nan
-        self.ri[R_PROMPT, req] = prompt
-        self.ri[R_OUT, req] = output
-        self.rf[RF_ARRIVAL, req] = arrival_s
-        self.rf[RF_KEY, req] = key
-        cap = self.queue.shape[0]
-        sc = self.sc
-        self.queue[(sc[C_QHEAD] + sc[C_QLEN]) % cap] = req
-        sc[C_QLEN] += 1
-        return req
-
-    def release(self, req: int) -> None:
-        """Request index ``req`` is free again (its finish record was taken)."""
-        self._free.append(req)
-
-
 def _kernels():
     from sim.compiled.jit import compiled
     return (compiled(next_prefill), compiled(finish_prefill), compiled(prepare_decode),
@@ -483,26 +373,17 @@ class Scheduler:
         if rejected is not None:
             return rejected
         req = self.state.enqueue(request.prompt_tokens, request.output_tokens,
-                                 request.arrival_s, key)
+                                 request.arrival_s, key, request.id)
         self._requests[req] = request
         return None
 
     def rejection(self, request: Request) -> FinishedRequest | None:
-        """The rejection record ``arrive`` would return for ``request`` (None: it queues)."""
-        cfg = self.config
-        total = request.prompt_tokens + request.output_tokens
-        if cfg.max_model_len is not None and total > cfg.max_model_len:
-            return self._reject(request, f"context: prompt + output = {total} tokens > the "
-                                         f"model's {cfg.max_model_len}-token context")
-        if not cfg.chunked_prefill and request.prompt_tokens > cfg.max_num_batched_tokens:
-            return self._reject(request, f"prompt-budget: prompt of {request.prompt_tokens} "
-                                         f"tokens > max_num_batched_tokens "
-                                         f"{cfg.max_num_batched_tokens} (chunked prefill off)")
-        need = _ceil_div(total + self.lookahead_tokens, cfg.block_size)
-        if need > cfg.kv_blocks - cfg.watermark_blocks:
-            return self._reject(request, f"kv-pool: needs {need} KV blocks, the pool has "
-                                         f"{cfg.kv_blocks - cfg.watermark_blocks} usable")
-        return None
+        """The rejection record ``arrive`` would return for ``request`` (None: it queues);
+        the rule is ``rejection_kind``, which the compiled loop calls too."""
+        args = (self.state.cfg, self.lookahead_tokens, request.prompt_tokens,
+                request.output_tokens)
+        kind = rejection_kind(*args)
+        return None if kind == ADMIT else self._reject(request, rejection_reason(kind, *args))
 
     @staticmethod
     def _reject(request: Request, reason: str) -> FinishedRequest:

@@ -7,9 +7,9 @@ TPOT <= tpot_slo; a rejected request never does. ``rejected_reason`` is the
 ``sim.core.scheduler.REJECT_REASONS`` key of a rejected request ("" otherwise).
 
 :class:`RequestTable` is where the engine puts each request when it leaves (``append`` /
-``extend``, like a list): it keeps one row of typed numbers per request (about 70 bytes; the
-``FinishedRequest`` and its ``Request`` are not kept) and gives the table sorted by id, whole
-(``frame``) or in slices (``frames``, what the CSV writer streams).
+``extend``, like a list, or ``add_columns``): it keeps one row of typed numbers per request
+(about 70 bytes; the ``FinishedRequest`` and its ``Request`` are not kept) and gives the
+table sorted by id, whole (``frame``) or in slices (``frames``, what the CSV writer streams).
 """
 
 from __future__ import annotations
@@ -69,14 +69,25 @@ class RequestTable:
             return
         columns = list(zip(*self._rows))
         self._rows = []
-        part = {"id": np.array(columns[0], dtype=np.int64)}
-        for name, values in zip(_CODED, columns[1:4]):
+        self._add_part(columns[0], columns[1:4], columns[4:8], columns[8:])
+
+    def add_columns(self, ids, coded, floats, counts) -> None:
+        """Rows given as columns (the compiled engine's hand-over), after those appended so
+        far: ``ids``; ``coded``: category, status, rejected_reason (strings); ``floats``:
+        arrival, admitted, first token, finish (s); ``counts``: prompt, output, generated,
+        drafted, verified, accepted tokens and preemptions."""
+        self._flush()
+        self._add_part(ids, coded, floats, counts)
+
+    def _add_part(self, ids, coded, floats, counts) -> None:
+        part = {"id": np.array(ids, dtype=np.int64)}  # copies: the table owns its rows
+        for name, values in zip(_CODED, coded):
             codes = self._names[name]
             part[name] = np.fromiter((codes.setdefault(v, len(codes)) for v in values),
                                      np.int32, len(values))
-        for name, values in zip(_FLOATS, columns[4:8]):
+        for name, values in zip(_FLOATS, floats):
             part[name] = np.array(values, dtype=np.float64)
-        for name, values in zip(_COUNTS, columns[8:]):
+        for name, values in zip(_COUNTS, counts):
             part[name] = np.array(values, dtype=np.int64).astype(np.int32)
         self._parts.append(part)
 

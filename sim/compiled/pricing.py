@@ -1,0 +1,108 @@
+"""The estimator's prices of a decode iteration's options, compiled: ``price_verify`` and
+``price_steps`` (``IterationCost``'s prices, for AdaSpec and SmartSpec), ``oracle_begin``
+(the oracle's plan from the prices of what ``oracle_queries`` asks for) and ``padded`` (the
+CUDA-graph size of a pass, from the run's padding table). Called by
+``sim.compiled.engine.decode_iteration``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.compiled.jit import jitable
+from sim.compiled.layout import E_ESTIMATOR, E_EXPANDED
+from sim.compiled.tables import O_DRAFTING, estimate_draft, estimate_verify
+from sim.policies.goodput import draft_share, next_draft_total, spread_kv_tokens
+from sim.policies.oracle import oracle_choose, oracle_queries, water_fill_into
+
+
+@jitable
+def padded(pad, n):
+    """``GraphPadding.pad(n)`` from the table (built for every reachable n)."""
+    return pad[0, n]
+
+
+@jitable
+def price_verify(ei, ev, table, att, params, overheads, pad, batch, context_sum, tokens):
+    """``IterationCost.verify_s(tokens)``: the estimator's verification of B + sum k_i =
+    ``tokens`` positions (under batch expansion, spread evenly over the batch)."""
+    if ei[E_EXPANDED]:
+        return estimate_verify(ei[E_ESTIMATOR], ev, table, att, params, overheads, tokens,
+                               padded(pad, tokens),
+                               spread_kv_tokens(batch, context_sum, tokens))
+    return estimate_verify(ei[E_ESTIMATOR], ev, table, att, params, overheads, batch,
+                           padded(pad, tokens), context_sum)
+
+
+@jitable
+def price_steps(ei, ef, ev, ed, table, att, params, overheads, pad, batch, context_sum,
+                bonus_rows, bonus_context, k_max, counts, tokens_cum, prices_v, prices_d):
+    """``IterationCost``'s prices of s = 0..K draft steps where every request that may,
+    drafts: ``prices_v[s]`` = ``verify_s(B + tokens_cum[s])``, ``prices_d[s]`` =
+    ``draft_s(s)`` (overhead included); under batch expansion the draft steps carry their
+    share of the batch's ``bonus_rows`` copy rows (``bonus_context``: their KV)."""
+    for s in range(k_max + 1):
+        prices_v[s] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
+                                   context_sum, batch + tokens_cum[s])
+    prices_d[0] = 0.0
+    for t in range(k_max):
+        n = counts[t]
+        extra = 0.0
+        if n > 0:
+            rows, kv = draft_share(batch, context_sum, bonus_rows, bonus_context, n, t)
+            if rows > 0:
+                extra = estimate_draft(ei[E_ESTIMATOR], ed, table, att, params, overheads,
+                                       padded(pad, rows), kv)
+        prices_d[t + 1] = next_draft_total(prices_d[t], extra, overheads[O_DRAFTING], t)
+
+
+@jitable
+def oracle_begin(ei, ev, ed, table, att, params, overheads, pad, sizes, pi, batch, context_sum,
+                 bonus_rows, bonus_context, accept, max_draft, iscratch, plan, fscratch):
+    """``OraclePolicy.begin``: the plan (per-request verify lengths) into ``plan``; returns
+    the most steps any request drafts."""
+    k_cap = pi[0] if pi[0] < accept.shape[1] else accept.shape[1]
+    for i in range(batch):
+        plan[i] = 0
+    if batch == 0 or k_cap == 0:
+        return 0
+    prefix = iscratch[:batch]
+    useful = iscratch[batch:batch + k_cap + 1]
+    avail = iscratch[batch + k_cap + 1:batch + 2 * (k_cap + 1)]
+    top = oracle_queries(accept, k_cap, max_draft, batch, prefix, useful, avail)
+    n_sizes = sizes.shape[0] if sizes[0] >= 0 else 0
+    size_prices = np.zeros(max(n_sizes, 1))
+    for j in range(n_sizes):
+        if batch < sizes[j] < batch + avail[top]:
+            size_prices[j] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
+                                          context_sum, sizes[j])
+    avail_prices = fscratch[:top + 1]
+    draft_prices = fscratch[top + 1:2 * (top + 1)]
+    draft_prices[0] = 0.0
+    for s in range(top + 1):
+        avail_prices[s] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
+                                       context_sum, batch + avail[s])
+    for s in range(1, top + 1):
+        rows, kv = draft_share(batch, context_sum, bonus_rows, bonus_context, useful[s - 1],
+                               s - 1)
+        draft_prices[s] = 0.0
+        if rows > 0:
+            draft_prices[s] = estimate_draft(ei[E_ESTIMATOR], ed, table, att, params,
+                                             overheads, padded(pad, rows), kv)
+    best = np.zeros(3)
+    oracle_choose(batch, top, avail, sizes, n_sizes,
+                  price_verify(ei, ev, table, att, params, overheads, pad, batch, context_sum,
+                               batch),
+                  size_prices, avail_prices, overheads[O_DRAFTING], draft_prices, best)
+    steps = int(best[1])
+    if steps == 0:
+        return 0
+    capped = iscratch[batch + 2 * (k_cap + 1):2 * batch + 2 * (k_cap + 1)]
+    for i in range(batch):
+        capped[i] = prefix[i] if prefix[i] < steps else steps
+    water_fill_into(capped, batch, int(best[2]), plan)
+    k = 0
+    for i in range(batch):
+        if plan[i] > k:
+            k = plan[i]
+    return k
