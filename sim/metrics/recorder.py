@@ -305,26 +305,54 @@ def _make_chunk(rows: list[tuple], lengths: list, draft_rows: list,
 def _join_ragged(flat: np.ndarray, counts: np.ndarray) -> list[str]:
     """Each row's values joined by ';' ("" for a row with none or count -1).
 
-    Vectorised for single-digit values (every k_i < 10): one byte buffer "3;0;2;..." for the
-    chunk, decoded once and sliced per row; otherwise row by row."""
-    sizes = np.maximum(counts, 0).tolist()
+    Vectorised: single-digit values (every k_i < 10) as one byte buffer "3;0;2;..." for the
+    chunk; other non-negative values written digit by digit into one buffer the same way
+    (``_digits_text``); either is decoded once and sliced per row. Negative values (never
+    recorded; kept for completeness) row by row."""
+    sizes = np.maximum(counts, 0)
+    if flat.size and int(flat.min()) >= 0 and int(flat.max()) > 9:
+        return _digits_text(flat.astype(np.int64), sizes.astype(np.int64))
     out: list[str] = []
     pos = 0
     if flat.size == 0 or int(flat.max()) <= 9 and int(flat.min()) >= 0:
         buf = np.full(2 * flat.size, ord(";"), dtype=np.uint8)
         buf[0::2] = flat.astype(np.uint8) + ord("0")
         text = buf.tobytes().decode("ascii")
-        for size in sizes:
+        for size in sizes.tolist():
             end = pos + 2 * size
             out.append(text[pos:end - 1] if size else "")
             pos = end
         return out
     values = flat.tolist()
-    for size in sizes:
+    for size in sizes.tolist():
         end = pos + size
         out.append(";".join(map(str, values[pos:end])))
         pos = end
     return out
+
+
+def _digits_text(values: np.ndarray, sizes: np.ndarray) -> list[str]:
+    """``_join_ragged`` for non-negative integers: each value's decimal digits and a ';' after
+    it, written into one byte buffer digit position by digit position; rows are slices."""
+    digits = np.ones(values.shape[0], dtype=np.int64)
+    power, top = 10, int(values.max())
+    while power <= top:
+        digits += values >= power
+        power *= 10
+    ends = np.cumsum(digits + 1)  # each value, then its ';'
+    starts = ends - digits - 1
+    buf = np.full(int(ends[-1]), ord(";"), dtype=np.uint8)
+    rest = values.copy()
+    for d in range(int(digits.max())):
+        has = digits > d
+        buf[(starts + digits - 1 - d)[has]] = (rest[has] % 10 + ord("0")).astype(np.uint8)
+        rest //= 10
+    text = buf.tobytes().decode("ascii")
+    after = np.cumsum(sizes)  # index after each row's last value
+    present = sizes > 0
+    row_start = np.where(present, starts[np.minimum(after - sizes, values.shape[0] - 1)], 0)
+    row_end = np.where(present, ends[np.maximum(after - 1, 0)] - 1, 0)
+    return [text[a:b] for a, b in zip(row_start.tolist(), row_end.tolist())]
 
 
 def split_steps(text) -> tuple[int, ...]:

@@ -64,3 +64,4 @@ def test_same_bytes_as_pandas(rows, header):
         "label": np.array(texts, dtype=object),
     })
     assert csv_text(frame, header) == _pandas(frame, header)
+

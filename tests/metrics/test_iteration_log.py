@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.latency.iteration import DecodeShape
 from sim.metrics.recorder import ITERATION_COLUMNS, IterationLog, join_lengths, split_steps
@@ -43,3 +45,21 @@ def test_log_frame_has_every_column_and_the_lengths_of_each_decode():
 def test_empty_log_frame():
     frame = IterationLog().to_frame()
     assert frame.empty and list(frame.columns) == list(ITERATION_COLUMNS)
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.lists(st.one_of(st.none(), st.lists(st.integers(0, 10**13), max_size=6)),
+                     max_size=30))
+def test_ragged_columns_are_each_rows_values_joined(rows):
+    """The iteration log's ';'-joined columns (``recorder._join_ragged``: the single-digit,
+    the digit-by-digit and the row-by-row forms) give each row's values joined by ';'."""
+    from sim.metrics.recorder import _join_ragged
+
+    counts = np.array([-1 if r is None else len(r) for r in rows], dtype=np.int32)
+    flat = np.array([v for r in rows if r for v in r], dtype=np.int64)
+    expected = ["" if r is None else ";".join(map(str, r)) for r in rows]
+    assert _join_ragged(flat, counts) == expected
+    assert _join_ragged(flat % 10, counts) == [
+        "" if r is None else ";".join(str(v % 10) for v in r) for r in rows]
+    assert _join_ragged(-flat - 1, counts) == [
+        "" if r is None else ";".join(str(-v - 1) for v in r) for r in rows]
