@@ -42,12 +42,49 @@ def _text_column(values: list) -> list[str] | None:
     return values
 
 
+def decimal_buffer(values: np.ndarray, separator: str) -> tuple[np.ndarray, np.ndarray,
+                                                                   np.ndarray]:
+    """Integers ``values`` as decimal text in one byte buffer, each followed by
+    ``separator``: (buffer, each value's start, each value's end before its separator).
+    Written digit position by digit position over the whole array (no per-value Python)."""
+    values = values.astype(np.int64)
+    negative = values < 0
+    magnitude = np.abs(values)  # int64's minimum stays negative: left to the caller's check
+    digits = np.ones(values.shape[0], dtype=np.int64)
+    power, top = 10, int(magnitude.max()) if values.size else 0
+    while power <= top:
+        digits += magnitude >= power
+        power *= 10
+    ends = np.cumsum(digits + negative + 1) - 1
+    starts = ends - digits - negative
+    buf = np.full(int(ends[-1]) + 1 if values.size else 0, ord(separator), dtype=np.uint8)
+    buf[starts[negative]] = ord("-")
+    rest = magnitude.copy()
+    for d in range(int(digits.max()) if values.size else 0):
+        has = digits > d
+        buf[(ends - 1 - d)[has]] = (rest[has] % 10 + ord("0")).astype(np.uint8)
+        rest //= 10
+    return buf, starts, ends
+
+
+def _integer_fields(values: np.ndarray) -> list[str]:
+    if not values.size:
+        return []
+    if values.dtype.kind == "u" and values.dtype.itemsize == 8 or (
+            values.dtype.kind == "i" and int(values.min()) == np.iinfo(np.int64).min):
+        return list(map(str, values.tolist()))  # beyond int64's magnitudes
+    buf, _, _ = decimal_buffer(values, "\n")
+    return buf[:-1].tobytes().decode("ascii").split("\n")
+
+
 def _column_fields(values: np.ndarray) -> list[str] | None:
     """One column's fields as text, or None when its type is left to pandas."""
     kind = values.dtype.kind
     if kind == "f":
         return ["" if v != v else f"{v:.9g}" for v in values.tolist()]
-    if kind in "iub":
+    if kind in "iu":
+        return _integer_fields(values)
+    if kind == "b":
         return list(map(str, values.tolist()))
     if kind == "O":
         return _text_column(values.tolist())

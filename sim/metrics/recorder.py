@@ -332,26 +332,16 @@ def _join_ragged(flat: np.ndarray, counts: np.ndarray) -> list[str]:
 
 
 def _digits_text(values: np.ndarray, sizes: np.ndarray) -> list[str]:
-    """``_join_ragged`` for non-negative integers: each value's decimal digits and a ';' after
-    it, written into one byte buffer digit position by digit position; rows are slices."""
-    digits = np.ones(values.shape[0], dtype=np.int64)
-    power, top = 10, int(values.max())
-    while power <= top:
-        digits += values >= power
-        power *= 10
-    ends = np.cumsum(digits + 1)  # each value, then its ';'
-    starts = ends - digits - 1
-    buf = np.full(int(ends[-1]), ord(";"), dtype=np.uint8)
-    rest = values.copy()
-    for d in range(int(digits.max())):
-        has = digits > d
-        buf[(starts + digits - 1 - d)[has]] = (rest[has] % 10 + ord("0")).astype(np.uint8)
-        rest //= 10
+    """``_join_ragged`` for non-negative integers: every value and a ';' after it in one
+    buffer (``sim.csv_text.decimal_buffer``), decoded once; rows are slices of it."""
+    from sim.csv_text import decimal_buffer
+
+    buf, starts, ends = decimal_buffer(values, ";")
     text = buf.tobytes().decode("ascii")
     after = np.cumsum(sizes)  # index after each row's last value
     present = sizes > 0
     row_start = np.where(present, starts[np.minimum(after - sizes, values.shape[0] - 1)], 0)
-    row_end = np.where(present, ends[np.maximum(after - 1, 0)] - 1, 0)
+    row_end = np.where(present, ends[np.maximum(after - 1, 0)], 0)
     return [text[a:b] for a, b in zip(row_start.tolist(), row_end.tolist())]
 
 

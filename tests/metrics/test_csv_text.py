@@ -65,3 +65,13 @@ def test_same_bytes_as_pandas(rows, header):
     })
     assert csv_text(frame, header) == _pandas(frame, header)
 
+
+
+def test_integers_at_the_edges():
+    frame = pd.DataFrame({
+        "i": np.array([0, -7, 10, 99, 100, -100, np.iinfo(np.int64).max], dtype=np.int64),
+        "u": np.array([0, 1, 9, 10, 255, 256, 2**64 - 1], dtype=np.uint64),
+        "small": np.array([0, -1, 1, -128, 127, 5, 6], dtype=np.int8)})
+    assert csv_text(frame, header=True) == _pandas(frame)
+    lowest = pd.DataFrame({"i": np.array([np.iinfo(np.int64).min, 3]), "j": [1, 2]})
+    assert csv_text(lowest, header=True) == _pandas(lowest)
