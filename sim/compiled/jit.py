@@ -99,12 +99,41 @@ def source_key() -> str:
     return digest.hexdigest()[:16]
 
 
+class _WithoutScipyLinalg:
+    """While active, ``scipy.linalg`` cannot be imported (a ``sys.meta_path`` finder).
+
+    When numba sets up its compiler (the first compile or cache load) it imports
+    ``scipy.linalg`` only to check that BLAS is there for ``np.dot`` and ``np.linalg`` in
+    compiled code (``numba.np.arraymath._check_blas``), about 0.1 s per process. The rules use
+    neither (summation orders are reproduced by explicit loops, see ``goodput.ddot_ones``), so
+    ``setup`` lets numba find no BLAS; afterwards ``scipy.linalg`` imports as usual."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "scipy.linalg" or name.startswith("scipy.linalg."):
+            raise ImportError("scipy.linalg is not needed by the compiled rules")
+        return None
+
+    def __enter__(self):
+        sys.meta_path.insert(0, self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sys.meta_path.remove(self)
+
+
 def setup() -> None:
-    """Import numba, point its cache at ``cache_dir()`` and register every jitable."""
+    """Import numba, set up its compiler (without BLAS: ``_WithoutScipyLinalg``), point its
+    cache at ``cache_dir()`` and register every jitable."""
     global _READY
     if _READY:
         return
-    from numba.extending import register_jitable
+    if "scipy.linalg" in sys.modules:  # already paid for: numba may as well have BLAS
+        from numba.extending import register_jitable
+    else:
+        with _WithoutScipyLinalg():
+            from numba.core.registry import cpu_target
+            from numba.extending import register_jitable
+            cpu_target.target_context.refresh()  # numba's BLAS check happens here
 
     for name in RULE_MODULES:
         if importlib.util.find_spec(name) is not None:
