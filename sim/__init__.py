@@ -3,5 +3,5 @@
 Nothing here performs I/O at import time; the command-line entry point is ``sim.cli:main``.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 SCHEMA_VERSION = 2
