@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.compiled.tables import (ProfileTables, truth_draft, truth_prefill, truth_verify,
                                  supports_truth)
@@ -184,3 +186,27 @@ def test_the_cli_runs_a_profile_compiled(tmp_path, gpu_profile):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["policies"]["adaspec:8"]["iteration_path"] == "compiled"
 
+
+
+@settings(max_examples=60, deadline=None)
+@given(coefficients=st.lists(st.floats(0.0, 1e-2), min_size=5, max_size=5),
+       batch=st.integers(0, 512), tokens=st.integers(0, 5000),
+       context=st.integers(0, 10**7), news=st.lists(st.integers(0, 40000), max_size=6),
+       cached_seed=st.integers(0, 10**5))
+def test_compiled_rules_give_the_interpreted_bits(coefficients, batch, tokens, context, news,
+                                                  cached_seed):
+    """The numba-compiled rules and the interpreted ones (``ProfileLatency``'s methods) agree
+    to the last bit (no fused multiply-adds, the same summation order)."""
+    from sim.compiled.jit import compiled
+    from sim.latency.profile import profile_draft_step_s, profile_prefill_s, profile_verify_s
+
+    c = np.array(coefficients)
+    assert compiled(profile_verify_s)(c, batch, tokens, context) == profile_verify_s(
+        tuple(coefficients), batch, tokens, context)
+    assert compiled(profile_draft_step_s)(c, batch, context) == profile_draft_step_s(
+        tuple(coefficients), batch, context)
+    cached = [(cached_seed * (i + 7)) % 90001 for i in range(len(news))]
+    assert compiled(profile_prefill_s)(c[:4], np.array(news + [0], dtype=np.int64),
+                                       np.array(cached + [0], dtype=np.int64),
+                                       len(news)) == profile_prefill_s(
+        tuple(coefficients[:4]), news, cached, len(news))
