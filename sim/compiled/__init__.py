@@ -6,7 +6,8 @@ function marked ``@jitable`` (``sim.compiled.jit``) next to the Python class it 
 the scheduler's arrivals, admission, reservation and accounting (``sim.core.scheduler``,
 ``sim.core.scheduler_state``), the decode
 shape of an iteration (``sim.core.speculation``), the acceptance draws
-(``sim.acceptance``), the ground truth's attention terms (``sim.latency.pass_costs``), the
+(``sim.acceptance``), the ground truth's attention terms (``sim.latency.pass_costs``) and
+a calibrated profile's pricing (``sim.latency.profile``), the
 estimator's surfaces (``sim.latency.estimator``), the cost model's shapes
 (``sim.policies.goodput``) and the policies' own rules (``sim.policies.*``). The Python
 classes call those functions (interpreted for scalar rules, compiled for array rules); the

@@ -41,6 +41,7 @@ RULE_MODULES = (
     "sim.acceptance.model",
     "sim.latency.ops",
     "sim.latency.pass_costs",
+    "sim.latency.profile",
     "sim.latency.estimator",
     "sim.latency.iteration",
     "sim.policies.goodput",

@@ -139,10 +139,10 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
                 break
             news = plan[P_TOKENS]
             cached = plan[P_CACHED]
-            duration = truth_prefill(table, params, overheads, False, news, cached, n, total)
+            duration = truth_prefill(table, att, params, overheads, False, news, cached, n, total)
             if uses_draft:
-                duration += truth_prefill(table, params, overheads, True, news, cached, n,
-                                          total)
+                duration += truth_prefill(table, att, params, overheads, True, news, cached,
+                                          n, total)
             emitted = 0
             for c in range(n):
                 slot = plan[P_SLOT, c]

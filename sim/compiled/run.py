@@ -62,12 +62,17 @@ def why_protocol(policy, latency, estimator, acceptance, engine: str) -> str | N
     from sim.compiled.tables import supports_truth
     from sim.latency.estimator import TableEstimator
     from sim.latency.iteration import SINGLE_PASS, VLLM_06
+    from sim.latency.profile import ProfileLatency
 
     plan = policy_plan(policy)
     if isinstance(plan, str):
         return plan
     if not supports_truth(latency):
         return f"ground truth {type(latency).__name__} has no compiled form"
+    if estimator is latency and type(latency) is ProfileLatency:
+        # the compiled loop prices every number of steps eagerly; on a profile those extra
+        # queries could warn (outside the measured domain) where the protocol path does not
+        return "estimator exact over a calibrated profile has no compiled form"
     if estimator is not latency and not (type(estimator) is TableEstimator
                                          and estimator.base is latency):
         return f"estimator {type(estimator).__name__} has no compiled form"
@@ -110,8 +115,8 @@ class CompiledRun:
         from sim.acceptance.base import FixedAcceptance
         from sim.compiled.jit import compiled
         from sim.compiled.loop import run_chunk
-        from sim.compiled.tables import (T_DENSE, T_LOGITS, TruthTables, estimator_arrays,
-                                         padding_table)
+        from sim.compiled.tables import (T_DENSE, T_LOGITS, ProfileTables, estimator_arrays,
+                                         padding_table, truth_tables)
         from sim.latency.iteration import VLLM_06
 
         self._run_chunk = compiled(run_chunk)
@@ -121,7 +126,7 @@ class CompiledRun:
         k_max = int(policy.k_max)
         n = scheduler.config.max_num_seqs
         size = max(padding.max_size + 1, n * (k_max + 1) + 1, 2 * n + 1)
-        self.truth = TruthTables(latency, padding, size)
+        self.truth = truth_tables(latency, padding, size)
         if not policy.uses_draft:
             self.truth.rows = (T_DENSE, T_LOGITS)  # no draft terms to price
         pad = padding_table(padding, size)
@@ -144,6 +149,9 @@ class CompiledRun:
              np.array([ev[1]])],
             [pad, ev[2], ev[6], ed[3], ed[4], np.array([ev[8], ed[7]]),
              np.array(padding.sizes if padding.enabled else (-1,), dtype=np.int64)])
+        # the loop's copy of a profile's domains, where it records queries outside them
+        self._profile_att = (_float_entry(self.cf, self.ci, L.CF_ATT)
+                             if isinstance(self.truth, ProfileTables) else None)
         ei = np.zeros(L.ENGINE_INTS, dtype=np.int64)
         ei[L.E_KMAX] = k_max
         ei[L.E_POLICY] = kind
@@ -212,6 +220,8 @@ class CompiledRun:
                     self.rec_steps, self.fin, self.done_i, self.done_f, *self.arrivals,
                     self.wi, self.wf, self.wb, self.pwf, self.pwi)
             status = run_chunk(*args)
+            if self._profile_att is not None:
+                self.truth.warn(self._profile_att)
             if status == L.ST_NEED_ENTRY:
                 self.truth.fill_prefill(int(ei[L.E_NEED_ROW]), int(ei[L.E_NEED_AT]))
             elif status == L.ST_NEED_PADDED:
@@ -308,6 +318,12 @@ class CompiledRun:
         ei[L.E_REC_N] = 0
         ei[L.E_LEN_N] = 0
         ei[L.E_STEP_N] = 0
+
+
+def _float_entry(cf: np.ndarray, ci: np.ndarray, entry: int) -> np.ndarray:
+    """A 2-D view of float arena entry ``entry`` (``_arena``'s header)."""
+    at, rows, cols = (int(v) for v in ci[3 * entry:3 * entry + 3])
+    return cf[at:at + rows * cols].reshape(rows, cols)
 
 
 def _gather(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:

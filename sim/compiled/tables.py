@@ -11,6 +11,13 @@ is the one the protocol path computes), and the truth's pass prices over them.
   the functions ``PassCosts`` itself calls, in the same order of float operations as
   ``RooflineLatency`` (``(dense + logits) + attention + overhead``), so both paths give the
   same bits.
+* Ground truth ``ProfileLatency`` (a calibrated profile): no tables; the loop prices each
+  pass with the profile's own rules (``profile_verify_s``, ``profile_draft_step_s``,
+  ``profile_prefill_s`` of ``sim.latency.profile``) on its coefficients (``params``, one row
+  per operation), and records per operation the first query outside the measured domain
+  (``att``: the domain, then the record), which Python turns into the profile's own
+  warning (``ProfileTables.warn``, ``ProfileLatency.check_domain``) after each return.
+  ``overheads[O_TRUTH]`` says which truth the arrays hold.
 * The table estimator: ``TableEstimator``'s surfaces as arrays (``arrays()``), read by the
   same ``verify_surface`` / ``draft_surface`` rules.
 """
@@ -24,17 +31,36 @@ import numpy as np
 from sim.compiled.jit import jitable
 from sim.latency.estimator import draft_surface, verify_surface
 from sim.latency.pass_costs import decode_attention, prefill_attention
+from sim.latency.profile import (OP_DOMAIN_VARS, OP_FEATURES, outside_domain,
+                                 prefill_shape, profile_draft_step_s, profile_prefill_s,
+                                 profile_verify_s)
 
 #: rows of the truth table
 T_DENSE, T_LOGITS, D_DENSE, D_LOGITS = range(4)
 #: the truth's overheads (``overheads`` array)
-O_TARGET, O_DRAFT_STEP, O_DRAFTING, O_TARGET_PREFILL, O_DRAFT_PREFILL = range(5)
+#: (``O_TRUTH``: which truth the arrays hold, ``TRUTH_ROOFLINE`` or ``TRUTH_PROFILE``)
+O_TARGET, O_DRAFT_STEP, O_DRAFTING, O_TARGET_PREFILL, O_DRAFT_PREFILL, O_TRUTH = range(6)
+TRUTH_ROOFLINE, TRUTH_PROFILE = 0.0, 1.0
+#: a profile's operations: rows of its ``params`` (coefficients) and ``att`` (domain, record)
+PR_TARGET_PREFILL, PR_DRAFT_PREFILL, PR_VERIFY, PR_DRAFT_STEP = range(4)
+#: ``att`` columns of a profile: lo, hi of up to three domain variables, then whether a query
+#: fell outside and that query's raw arguments
+PR_SEEN, PR_ARGS = 6, 7
 
 
 def supports_truth(latency) -> bool:
     """Whether the compiled loop can price passes of this ground truth."""
+    from sim.latency.profile import ProfileLatency
     from sim.latency.roofline import RooflineLatency
-    return type(latency) is RooflineLatency
+    return type(latency) in (RooflineLatency, ProfileLatency)
+
+
+def truth_tables(latency, padding, size: int):
+    """The loop's truth arrays of ``latency`` (``supports_truth``)."""
+    from sim.latency.profile import ProfileLatency
+    if type(latency) is ProfileLatency:
+        return ProfileTables(latency, size)
+    return TruthTables(latency, padding, size)
 
 
 class TruthTables:
@@ -60,7 +86,8 @@ class TruthTables:
             self.params[1] = self.draft.attention_params
         self.overheads = np.array([latency.target_overhead_s, latency.draft_step_overhead_s,
                                    latency.draft_overhead_s, latency.target_prefill_overhead_s,
-                                   latency.draft_prefill_overhead_s], dtype=np.float64)
+                                   latency.draft_prefill_overhead_s, TRUTH_ROOFLINE],
+                                  dtype=np.float64)
 
     def _grow(self, index: int) -> None:
         have = self.table.shape[1]
@@ -106,6 +133,61 @@ class TruthTables:
         self.high_water = max(self.high_water, upto)
 
 
+class ProfileTables:
+    """A ``ProfileLatency``'s arrays: coefficients, domains, the drafting overhead; its token
+    table stays zero (the profile has no token-only terms), grown to the sizes the loop asks
+    for."""
+
+    def __init__(self, latency, size: int) -> None:
+        self.latency = latency
+        self.table = np.zeros((4, max(size, 16)))
+        self.high_water = 0
+        self.rows = ()
+        ops = tuple(OP_FEATURES)
+        self.ops = ops
+        self.params = np.zeros((len(ops), max(len(f) for f in OP_FEATURES.values())))
+        self.att = np.zeros((len(ops), PR_ARGS + 3))
+        self.att[:, 0:6:2] = -np.inf
+        self.att[:, 1:6:2] = np.inf
+        for row, op in enumerate(ops):
+            fit = latency.ops[op]
+            self.params[row, :len(fit.coefficients)] = fit.coefficients
+            for j, var in enumerate(OP_DOMAIN_VARS[op]):
+                if var in fit.domain:
+                    self.att[row, 2 * j:2 * j + 2] = fit.domain[var]
+        self.overheads = np.array([0.0, 0.0, latency.draft_overhead_s, 0.0, 0.0,
+                                   TRUTH_PROFILE])
+        self._reported: set[str] = set()
+
+    def _grow(self, index: int) -> None:
+        have = self.table.shape[1]
+        if index >= have:
+            self.table = np.zeros((4, max(index + 1, 2 * have)))
+
+    def fill_prefill(self, chunks: int, tokens: int) -> None:
+        self._grow(max(chunks, tokens))
+
+    def fill_padded(self, upto: int) -> None:
+        self._grow(upto)
+        self.high_water = max(self.high_water, upto)
+
+    def warn(self, att: np.ndarray) -> None:
+        """The profile's warning for every operation the loop recorded outside its domain
+        (``att``: the loop's copy of ``self.att``)."""
+        for row, op in enumerate(self.ops):
+            if att[row, PR_SEEN] == 0.0 or op in self._reported:
+                continue
+            self._reported.add(op)
+            a, b, c = (int(v) for v in att[row, PR_ARGS:PR_ARGS + 3])
+            if row == PR_VERIFY:
+                values = {"batch": a, "tokens_per_seq": b / a, "context_per_seq": c / a}
+            elif row == PR_DRAFT_STEP:
+                values = {"batch": a, "context_per_seq": c / a}
+            else:
+                values = {"batch": a, "prompt_len": b}
+            self.latency.check_domain(op, **values)
+
+
 def padding_table(padding, size: int) -> np.ndarray:
     """``pad`` and ``next_smaller`` of n = 0..size-1 (calls ``GraphPadding``)."""
     table = np.zeros((2, size), dtype=np.int64)
@@ -130,9 +212,14 @@ def estimator_arrays(estimator) -> tuple[tuple, tuple]:
 # ---- prices on the tables (the compiled loop's ground truth) -------------------------------
 @jitable
 def truth_verify(table, att, params, overheads, batch, tokens, context_tokens):
-    """``RooflineLatency.target_verify_s`` (``tokens`` already padded)."""
+    """``target_verify_s`` of the truth (``tokens`` already padded)."""
     if tokens <= 0:
         return 0.0
+    if overheads[O_TRUTH] == TRUTH_PROFILE:
+        b = batch if batch > 0 else 1
+        note_query(att, PR_VERIFY, b, tokens / b, context_tokens / b, b, tokens,
+                   context_tokens)
+        return profile_verify_s(params[PR_VERIFY], batch, tokens, context_tokens)
     dense = table[T_DENSE, tokens] + table[T_LOGITS, tokens]
     batch = batch if batch > 0 else 1
     return (dense + decode_attention(params[0], att[0], att[1], batch, tokens, context_tokens)
@@ -141,25 +228,51 @@ def truth_verify(table, att, params, overheads, batch, tokens, context_tokens):
 
 @jitable
 def truth_draft(table, att, params, overheads, batch, context_tokens):
-    """``RooflineLatency.draft_step_s`` (``batch`` already padded)."""
+    """``draft_step_s`` of the truth (``batch`` already padded)."""
     if batch <= 0:
         return 0.0
+    if overheads[O_TRUTH] == TRUTH_PROFILE:
+        note_query(att, PR_DRAFT_STEP, batch, context_tokens / batch, 0.0, batch, 0,
+                   context_tokens)
+        return profile_draft_step_s(params[PR_DRAFT_STEP], batch, context_tokens)
     dense = table[D_DENSE, batch] + table[D_LOGITS, batch]
     return (dense + decode_attention(params[1], att[2], att[3], batch, batch, context_tokens)
             + overheads[O_DRAFT_STEP])
 
 
 @jitable
-def truth_prefill(table, params, overheads, draft, news, cached, n, total):
-    """``RooflineLatency.target_prefill_s`` (``draft``: ``draft_prefill_s``) of ``n`` chunks
+def truth_prefill(table, att, params, overheads, draft, news, cached, n, total):
+    """``target_prefill_s`` of the truth (``draft``: ``draft_prefill_s``) of ``n`` chunks
     of ``total`` new tokens (every chunk has at least one)."""
     if n == 0:
         return 0.0
+    if overheads[O_TRUTH] == TRUTH_PROFILE:
+        op = PR_DRAFT_PREFILL if draft else PR_TARGET_PREFILL
+        batch, longest = prefill_shape(news, n)
+        if batch == 0:
+            return 0.0
+        note_query(att, op, batch, longest, 0.0, batch, longest, 0)
+        return profile_prefill_s(params[op], news, cached, n)
     if draft:
         return (table[D_DENSE, total] + table[D_LOGITS, n]
                 + prefill_attention(params[1], news, cached, n) + overheads[O_DRAFT_PREFILL])
     return (table[T_DENSE, total] + table[T_LOGITS, n]
             + prefill_attention(params[0], news, cached, n) + overheads[O_TARGET_PREFILL])
+
+
+@jitable
+def note_query(att, op, v0, v1, v2, a0, a1, a2):
+    """Record operation ``op``'s first query whose checked values ``v0..v2`` (in
+    ``OP_DOMAIN_VARS`` order) fall outside the profile's domain: its raw arguments
+    ``a0..a2`` (``ProfileLatency.check_domain`` rebuilds the values from them)."""
+    if att[op, PR_SEEN] != 0.0:
+        return
+    if (outside_domain(v0, att[op, 0], att[op, 1]) or outside_domain(v1, att[op, 2], att[op, 3])
+            or outside_domain(v2, att[op, 4], att[op, 5])):
+        att[op, PR_SEEN] = 1.0
+        att[op, PR_ARGS] = a0
+        att[op, PR_ARGS + 1] = a1
+        att[op, PR_ARGS + 2] = a2
 
 
 @jitable

@@ -14,8 +14,11 @@ A chunked-prefill chunk of ``c`` new tokens over ``kv`` already cached ones (rea
 not time such passes) adds ``2 * c_sq_tokens * c * kv``: the fitted quadratic term read as
 the cost of an attended query-key pair (a prompt of n tokens attends ~n**2 / 2 pairs), so a
 prompt prefilled in chunks costs about what it costs in one pass.
-``load_profile(path)`` returns a ``ProfileLatency`` (pure numpy arithmetic; ``sim`` never
-imports torch). A query outside the measured domain (batch, tokens per sequence, context per
+``load_profile(path)`` returns a ``ProfileLatency`` (plain arithmetic; ``sim`` never
+imports torch). Its pricing is written once as ``@jitable`` rules (``profile_verify_s``,
+``profile_draft_step_s``, ``profile_prefill_s``, the domain check ``outside_domain``) that
+its methods and the compiled loop (``sim.compiled.tables``) both call. A query outside the
+measured domain (batch, tokens per sequence, context per
 sequence, prompt length) is still answered by the fitted line, with one warning per operation.
 
 Profile file (``schema_version`` 1, ``kind`` "latency-profile"), top-level keys::
@@ -42,6 +45,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from sim.compiled.jit import jitable
 from sim.errors import ConfigError, InputError
 from sim.jsonfile import read_json_file
 
@@ -68,21 +72,100 @@ OP_DOMAIN_VARS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Slack of the domain check (seconds-free: counts and tokens per sequence).
+DOMAIN_SLACK = 1e-9
+
+
+# ---- the pricing rules (jitable: ``ProfileLatency`` and the compiled loop call these) ------
+@jitable
+def attended_pairs(batch: int, tokens: int, context_tokens: int) -> float:
+    """Query-key pairs of a verification pass of ``tokens`` positions over ``batch`` rows
+    (``batch`` >= 1): each attends to its cached context and to the new positions before it."""
+    per_seq = tokens / batch
+    return tokens * (context_tokens / batch + (per_seq + 1.0) * 0.5)
+
+
+@jitable
+def profile_verify_s(c, batch_size: int, tokens: int, context_tokens: int) -> float:
+    """``target_verify_s`` of coefficients ``c`` (``VERIFY_FEATURES`` order)."""
+    if tokens <= 0:
+        return 0.0
+    batch = batch_size if batch_size > 0 else 1
+    pairs = attended_pairs(batch, tokens, context_tokens)
+    return c[0] + c[1] * tokens + c[2] * batch_size + c[3] * context_tokens + c[4] * pairs
+
+
+@jitable
+def profile_draft_step_s(c, batch_size: int, context_tokens: int) -> float:
+    """``draft_step_s`` of coefficients ``c`` (``DRAFT_STEP_FEATURES`` order)."""
+    if batch_size <= 0:
+        return 0.0
+    return c[0] + c[1] * batch_size + c[2] * context_tokens
+
+
+@jitable
+def prefill_shape(news, n: int) -> tuple:
+    """(rows, longest) of a prefill over the first ``n`` chunks (``news``: their new tokens):
+    the chunks with new tokens, each right-padded to the longest."""
+    batch = 0
+    longest = 0
+    for i in range(n):
+        if news[i] > 0:
+            batch += 1
+            if news[i] > longest:
+                longest = news[i]
+    return batch, longest
+
+
+@jitable
+def prefill_feature_values(batch: int, longest: int) -> tuple:
+    """``PREFILL_FEATURES`` of a pass of ``batch`` rows padded to ``longest`` tokens."""
+    padded = batch * longest
+    return (1.0, float(padded), float(batch), float(padded * longest))
+
+
+@jitable
+def fitted_line(c, features) -> float:
+    """``sum(c_i * f_i)`` from 0, left to right (``OpFit.predict``)."""
+    total = 0.0
+    for i in range(len(features)):
+        total += c[i] * features[i]
+    return total
+
+
+@jitable
+def profile_prefill_s(c, news, cached, n: int) -> float:
+    """A prefill's seconds (coefficients ``c``, ``PREFILL_FEATURES`` order) over ``n``
+    chunks of ``news[i]`` new tokens after ``cached[i]`` cached ones: the fitted line on the
+    padded pass, plus ``2 c_sq * sum(new * cached)``, the chunks' attention to their cached
+    prefix."""
+    prefix_pairs = 0
+    for i in range(n):
+        prefix_pairs += news[i] * cached[i]
+    batch, longest = prefill_shape(news, n)
+    if batch == 0:
+        return 0.0
+    return (fitted_line(c, prefill_feature_values(batch, longest))
+            + (2.0 * c[3]) * prefix_pairs)
+
+
+@jitable
+def outside_domain(value: float, lo: float, hi: float) -> bool:
+    """Whether ``value`` lies outside the measured ``lo..hi`` (with ``DOMAIN_SLACK``)."""
+    return value < lo - DOMAIN_SLACK or value > hi + DOMAIN_SLACK
+
+
 # ---- features (shared with calibrate.fit: one definition for fitting and prediction) -------
 def prefill_features(prompt_tokens: Sequence[int]) -> tuple[float, ...]:
     """Features of one prefill pass over these prompt lengths (rows padded to the longest)."""
-    lengths = [int(n) for n in prompt_tokens if int(n) > 0]
-    batch = len(lengths)
-    longest = max(lengths, default=0)
-    return (1.0, float(batch * longest), float(batch), float(batch * longest * longest))
+    lengths = [int(n) for n in prompt_tokens]
+    return prefill_feature_values(*prefill_shape(lengths, len(lengths)))
 
 
 def verify_features(batch_size: int, tokens: int, context_tokens: int) -> tuple[float, ...]:
     """Features of one verification pass: ``tokens`` positions over ``batch_size`` rows, each
     attending to its cached context and to the new positions before it."""
-    batch = max(int(batch_size), 1)
-    per_seq = tokens / batch
-    pairs = tokens * (context_tokens / batch + (per_seq + 1.0) * 0.5)
+    pairs = attended_pairs(max(int(batch_size), 1), tokens, context_tokens)
     return (1.0, float(tokens), float(batch_size), float(context_tokens), float(pairs))
 
 
@@ -115,7 +198,7 @@ class OpFit:
     mape_heldout: float | None = None
 
     def predict(self, features: Sequence[float]) -> float:
-        return float(sum(c * f for c, f in zip(self.coefficients, features)))
+        return float(fitted_line(self.coefficients, features))
 
 
 class ProfileLatency:
@@ -142,7 +225,8 @@ class ProfileLatency:
         """Operations that were queried outside their measured domain."""
         return frozenset(self._warned)
 
-    def _check(self, op: str, **values: float) -> None:
+    def check_domain(self, op: str, **values: float) -> None:
+        """Warn (once per operation) when a query lies outside the measured domain."""
         if op in self._warned:
             return
         domain = self.ops[op].domain
@@ -151,7 +235,7 @@ class ProfileLatency:
             if lo_hi is None:
                 continue
             lo, hi = lo_hi
-            if value < lo - 1e-9 or value > hi + 1e-9:
+            if outside_domain(value, lo, hi):
                 self._warned.add(op)
                 warnings.warn(f"latency profile {self.name}: {op} queried outside its measured "
                               f"domain ({var}={value:g}, measured {lo:g}..{hi:g}); "
@@ -172,14 +256,11 @@ class ProfileLatency:
             raise ValueError(f"cached_tokens has {len(cached)} entries for {len(lengths)} chunks")
         if any(n < 0 for n in lengths) or any(c < 0 for c in cached):
             raise ValueError("prompt and cached lengths must be >= 0")
-        prefix_pairs = sum(n * c for n, c in zip(lengths, cached))
-        lengths = [n for n in lengths if n > 0]
-        if not lengths:
+        batch, longest = prefill_shape(lengths, len(lengths))
+        if batch == 0:
             return 0.0
-        self._check(op, batch=len(lengths), prompt_len=max(lengths))
-        fit = self.ops[op]
-        pair_s = 2.0 * fit.coefficients[PREFILL_FEATURES.index("padded_sq_tokens")]
-        return fit.predict(prefill_features(lengths)) + pair_s * prefix_pairs
+        self.check_domain(op, batch=batch, prompt_len=longest)
+        return profile_prefill_s(self.ops[op].coefficients, lengths, cached, len(lengths))
 
     def target_prefill_s(self, prompt_tokens: Sequence[int],
                          cached_tokens: Sequence[int] | None = None) -> float:
@@ -194,20 +275,16 @@ class ProfileLatency:
             return 0.0
         batch = batch_size if batch_size > 0 else 1
         if "target_verify" not in self._warned:
-            self._check("target_verify", batch=batch, tokens_per_seq=tokens / batch,
+            self.check_domain("target_verify", batch=batch, tokens_per_seq=tokens / batch,
                         context_per_seq=context_tokens / batch)
-        c = self._t_verify
-        per_seq = tokens / batch
-        pairs = tokens * (context_tokens / batch + (per_seq + 1.0) * 0.5)
-        return c[0] + c[1] * tokens + c[2] * batch_size + c[3] * context_tokens + c[4] * pairs
+        return profile_verify_s(self._t_verify, batch_size, tokens, context_tokens)
 
     def draft_step_s(self, batch_size: int, context_tokens: int) -> float:
         if batch_size <= 0:
             return 0.0
         if "draft_step" not in self._warned:
-            self._check("draft_step", batch=batch_size, context_per_seq=context_tokens / batch_size)
-        c = self._d_step
-        return c[0] + c[1] * batch_size + c[2] * context_tokens
+            self.check_domain("draft_step", batch=batch_size, context_per_seq=context_tokens / batch_size)
+        return profile_draft_step_s(self._d_step, batch_size, context_tokens)
 
 
 # ---- reading ----------------------------------------------------------------------------
