@@ -236,6 +236,16 @@ def geometric_tokens(alpha: float, k: int) -> float:
 
 # ---- the cost model's rules, shared with the compiled loop ---------------------------------
 @jitable
+def clamped_limit(limit, k_max):
+    """A request's draft limit within 0..k_max: ``min(max(limit, 0), k_max)``."""
+    if limit > k_max:
+        limit = k_max
+    if limit < 0:
+        limit = 0
+    return limit
+
+
+@jitable
 def draft_counts_into(limits, batch, k_max, counts, hist):
     """``hist[t]``: requests whose draft limit ``min(max(limits_i, 0), k_max)`` is t
     (t = 0..k_max); ``counts[t]``: requests that may draft step t (limit > t). Returns
@@ -243,12 +253,7 @@ def draft_counts_into(limits, batch, k_max, counts, hist):
     for t in range(k_max + 1):
         hist[t] = 0
     for i in range(batch):
-        limit = limits[i]
-        if limit > k_max:
-            limit = k_max
-        if limit < 0:
-            limit = 0
-        hist[limit] += 1
+        hist[clamped_limit(limits[i], k_max)] += 1
     left = batch
     for t in range(k_max):
         left -= hist[t]

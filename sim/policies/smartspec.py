@@ -42,7 +42,7 @@ import numpy as np
 from sim.compiled.jit import jitable
 from sim.errors import ConfigError
 from sim.policies.base import BatchView, Policy
-from sim.policies.goodput import IterationCost, goodput_of, pairwise_sum
+from sim.policies.goodput import IterationCost, clamped_limit, goodput_of, pairwise_sum
 from sim.policies.params import check_enum, check_k, check_unit
 from sim.policies.recovery import (STATE_FLOATS, STATE_INTS, Recovery, RecoverMode,
                                    recovery_drafted, recovery_value)
@@ -169,11 +169,7 @@ def smartspec_begin(pi, pf, batch, max_draft, uniform, prices_v, prices_d, goodp
             expected = batch * geo[k]
         else:  # each request verifies min(k, its limit) tokens
             for i in range(batch):
-                limit = max_draft[i]
-                if limit > k_cap:
-                    limit = k_cap
-                if limit < 0:
-                    limit = 0
+                limit = clamped_limit(max_draft[i], k_cap)
                 row[i] = geo[k if k < limit else limit]
             expected = 0.0 + pairwise_sum(row, 0, batch)
         goodputs[k] = goodput_of(expected, prices_d[k] + prices_v[k])

@@ -178,3 +178,12 @@ def test_cost_model_matches_the_servers_shape_for_uniform_plans():
             shape = decode_shape(view, outcome)
             assert cost.time_s(k, 2 * k) == pytest.approx(
                 decode_iteration_s(view.estimator, view.padding, shape), rel=1e-12)
+
+
+def test_clamped_limit_hand_cases():
+    """A request's draft limit is clamped to 0..k_max (shared by SmartSpec's expected tokens
+    and the draft-step counts)."""
+    from sim.policies.goodput import clamped_limit
+
+    assert [clamped_limit(v, 5) for v in (-3, 0, 2, 5, 9)] == [0, 0, 2, 5, 5]
+    assert clamped_limit(4, 0) == 0
