@@ -90,6 +90,15 @@ DEFAULT_TAIL_STEP_TOKENS = 32
 DEFAULT_TAIL_MAX_TOKENS = 32768
 
 
+def describe_token_tail(step_tokens: int = DEFAULT_TAIL_STEP_TOKENS,
+                        max_tokens: int = DEFAULT_TAIL_MAX_TOKENS) -> str:
+    """How the table reads passes above the largest graph size, for a run's header."""
+    if step_tokens <= 0:
+        return "token row past the largest graph size: a line"
+    return (f"token row past the largest graph size: {step_tokens}-token steps to "
+            f"{max_tokens:,}, then a line")
+
+
 def _running_max(values: Sequence[float]) -> list[float]:
     out, top = [], -np.inf
     for v in values:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sim.core.padding import GraphPadding
 from sim.errors import ConfigError
 from sim.latency.base import LatencyModel
-from sim.latency.estimator import DEFAULT_CONTEXT_BUCKETS, TableEstimator
+from sim.latency.estimator import DEFAULT_CONTEXT_BUCKETS, TableEstimator, describe_token_tail
 from sim.latency.presets import roofline_for
 
 PAD = GraphPadding()
@@ -235,6 +235,15 @@ def test_token_knots_above_largest_size() -> None:
     ys = [H(s) for s in PAD.sizes[-6:]] + [TRUTH.target_verify_s(2, s, 2) for s in (1056, 1088)]
     slope = np.polyfit(xs, ys, 1)[0]
     assert short.target_verify_s(1, 1200, 1) == pytest.approx(ys[-1] + slope * 112, rel=1e-9)
+
+
+def test_token_tail_is_described() -> None:
+    """What a run's header and summary state (``sim.run_description``)."""
+    from sim.run_description import estimator_view
+    assert describe_token_tail() == "token row past the largest graph size: 32-token steps " \
+        "to 32,768, then a line"
+    assert describe_token_tail(0) == "token row past the largest graph size: a line"
+    assert estimator_view("table") == describe_token_tail() and estimator_view("exact") is None
 
 
 def test_token_knots_hand_computed() -> None:
