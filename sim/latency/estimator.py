@@ -284,9 +284,16 @@ def verify_surface(token, token_tail, token_step, index, buckets, values, slopes
     return t + lo + (hi - lo) * (batch - s0) / width
 
 
+@jitable
+def tail_origin(max_size, step):
+    """Where the token row's knots above ``max_size`` count from (knot j: origin + j step):
+    the largest multiple of ``step`` not above it (``step`` 0: ``max_size``)."""
+    return max_size - max_size % step if step > 0 else max_size
+
+
 def tail_knots(max_size: int, step: int, count: int) -> list[int]:
     """The token row's first ``count`` knots above ``max_size``: the multiples of ``step``."""
-    origin = max_size - max_size % step if step else max_size
+    origin = tail_origin(max_size, step)
     return [origin + step * j for j in range(1, count + 1)]
 
 
@@ -296,9 +303,8 @@ def token_above(token, token_tail, token_step, at_max, max_size, tokens):
     ``tokens`` (the entries after the sizes' are knots at the multiples of ``token_step``
     above ``max_size``), beyond the last knot a line of slope ``token_tail`` from it."""
     knots = len(token) - 1 - at_max
-    origin = max_size
+    origin = tail_origin(max_size, token_step)
     if token_step > 0:
-        origin = max_size - max_size % token_step
         j = (tokens - origin + token_step - 1) // token_step
         if j <= knots:
             return token[at_max + j]
