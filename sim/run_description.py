@@ -90,7 +90,16 @@ def describe_run(config, latency, profile_sha256: str | None = None) -> dict[str
             "acceptance": config.acceptance,
             "slo": {"ttft_s": config.ttft_slo_s, "tpot_s": config.tpot_slo_s},
             "estimator": config.estimator,
+            "estimator_view": estimator_view(config.estimator),
             "engine_path": getattr(config, "engine_path", "auto"), "other": other}
+
+
+def estimator_view(estimator: str) -> str | None:
+    """What the table estimator does where its table ends (None: the exact estimator)."""
+    if estimator != "table":
+        return None
+    from sim.latency.estimator import describe_token_tail
+    return describe_token_tail()
 
 
 def header_lines(described: dict) -> list[str]:
@@ -128,6 +137,8 @@ def header_lines(described: dict) -> list[str]:
     slo = described["slo"]
     rest = (f"acceptance {described['acceptance']}; SLO TTFT {slo['ttft_s'] * 1e3:g} ms, "
             f"TPOT {slo['tpot_s'] * 1e3:g} ms; policies' latency view: {described['estimator']}")
+    if described.get("estimator_view"):
+        rest += f" ({described['estimator_view']})"
     if described.get("engine_path") == "protocol":
         rest += "; iteration path: protocol (forced)"
     lines = [latency, limits, kv, rest]

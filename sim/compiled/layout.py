@@ -72,5 +72,6 @@ FLOAT_ENTRIES = 16
 # int arena entries
 CI_PAD, CI_EV_INDEX, CI_EV_BELOW, CI_ED_OFFSETS, CI_ED_INDEX, CI_SCALARS, CI_SIZES = range(7)
 INT_ENTRIES = 7
-# CF_SCALARS: verify surface token tail; CI_SCALARS: surfaces' max sizes; CI_SIZES: the
+# CF_SCALARS: verify surface token tail; CI_SCALARS: surfaces' max sizes (verify, draft),
+# the verify surface's token step above its largest size; CI_SIZES: the
 # captured graph sizes (one entry -1 when padding is off)

@@ -62,7 +62,8 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
     pad = i2(ci, CI_PAD)
     scal_f = f1(cf, ci, CF_SCALARS)
     scal_i = i1(ci, CI_SCALARS)
-    ev = (f1(cf, ci, CF_EV_TOKEN), scal_f[0], i1(ci, CI_EV_INDEX), f1(cf, ci, CF_EV_BUCKETS),
+    ev = (f1(cf, ci, CF_EV_TOKEN), scal_f[0], scal_i[2], i1(ci, CI_EV_INDEX),
+          f1(cf, ci, CF_EV_BUCKETS),
           f2(cf, ci, CF_EV_VALUES), f2(cf, ci, CF_EV_SLOPES), i2(ci, CI_EV_BELOW),
           f2(cf, ci, CF_EV_EAGER), scal_i[0])
     ed = (f1(cf, ci, CF_ED_KNOTS), f1(cf, ci, CF_ED_VALUES), f1(cf, ci, CF_ED_SLOPES),

@@ -144,10 +144,10 @@ class CompiledRun:
             decay = np.array(acceptance.decay(max(k_max, 1)), dtype=np.float64)
             decays = acceptance._decay.size > 0
         self.cf, self.ci = _arena(
-            [self.truth.att, self.truth.params, self.truth.overheads, ev[0], ev[3], ev[4],
-             ev[5], ev[7], ed[0], ed[1], ed[2], ed[5], ed[6], cells, decay,
+            [self.truth.att, self.truth.params, self.truth.overheads, ev[0], ev[4], ev[5],
+             ev[6], ev[8], ed[0], ed[1], ed[2], ed[5], ed[6], cells, decay,
              np.array([ev[1]])],
-            [pad, ev[2], ev[6], ed[3], ed[4], np.array([ev[8], ed[7]]),
+            [pad, ev[3], ev[7], ed[3], ed[4], np.array([ev[9], ed[7], ev[2]]),
              np.array(padding.sizes if padding.enabled else (-1,), dtype=np.int64)])
         # the loop's copy of a profile's domains, where it records queries outside them
         self._profile_att = (_float_entry(self.cf, self.ci, L.CF_ATT)
@@ -336,7 +336,7 @@ def _gather(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 def estimator_arrays_dummy():
     """Placeholder surfaces for a run whose policies price with the truth itself."""
     f, i = np.zeros(1), np.zeros(2, dtype=np.int64)
-    ev = (f, 0.0, i, f, np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((3, 1), dtype=np.int64),
+    ev = (f, 0.0, 0, i, f, np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((3, 1), dtype=np.int64),
           np.zeros((4, 1)), 0)
     ed = (f, f, f, i, i, f, np.zeros((2, 1)), 0)
     return ev, ed

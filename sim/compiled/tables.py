@@ -283,8 +283,8 @@ def estimate_verify(kind, ev, table, att, params, overheads, batch, tokens, cont
         return truth_verify(table, att, params, overheads, batch, tokens, context_tokens)
     if tokens <= 0:
         return 0.0
-    return verify_surface(ev[0], ev[1], ev[2], ev[3], ev[4], ev[5], ev[6], ev[7], ev[8], batch,
-                          tokens, context_tokens)
+    return verify_surface(ev[0], ev[1], ev[2], ev[3], ev[4], ev[5], ev[6], ev[7], ev[8], ev[9],
+                          batch, tokens, context_tokens)
 
 
 @jitable

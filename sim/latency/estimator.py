@@ -24,8 +24,20 @@ Reading a verification (or plain decode) pass of B sequences, T query tokens, K 
     t = H(pad(T)) + Q(B, K / B),   Q(n, c) = verify(n, c) - H(n)
 
 * ``H`` (token part) is the token row, made non-decreasing in S (a running max: a guard
-  against a noisy calibrated profile); above the largest size it continues as a straight line
-  (least squares over the ``fit_points`` largest sizes, slope >= 0);
+  against a noisy calibrated profile). Above the largest size an eager pass runs at its own
+  token count, and GEMMs pad their rows to whole tiles (a staircase): the row continues with
+  knots at the multiples of ``tail_step_tokens`` (32) up to ``tail_max_tokens`` (the larger
+  of 32,768, every pass of up to 2,048 sequences x 16 tokens, and the largest size), in the
+  same running max, and a pass between two knots reads the *upper* one (a pass of T tokens
+  costs at most what ceil(T / 32) x 32 costs, so the read never underprices inside a step).
+  A knot S is measured as m = ceil(S / S_max) chunks of at most the largest size's tokens
+  (``target_verify_s(m, S, m c0)``), not one sequence of S tokens: that one carries causal
+  attention among all S tokens (~S^2 / 2 pairs), which a verification of B x (k + 1) tokens
+  does not (one sequence: +40 % at 2,048 x 9 tokens; chunks: the per-token attention of the
+  row's largest entry, as below it). Beyond the last
+  knot, and everywhere above the largest size with ``tail_step_tokens=0`` (the form before
+  the knots), a straight line from the row's last entry (least squares over its
+  ``fit_points`` largest entries, slope >= 0);
 * ``Q`` (sequence part: n sequences with c cached tokens each, what the verify table holds
   beyond the tokens) is made non-decreasing along buckets and along sizes (running maxima),
   read *bilinearly*: linearly in c between buckets (flat below the smallest; above the
@@ -72,6 +84,19 @@ from sim.latency.base import LatencyModel
 
 DEFAULT_CONTEXT_BUCKETS: tuple[int, ...] = (1, 256, 512, 1024, 2048)
 DEFAULT_FIT_POINTS = 8
+#: the token row above the largest size: a knot every 32 tokens (AdaSpec's artifact continues
+#: its sizes in steps of 32, issue 10) up to 32,768 tokens (2,048 sequences x 16 tokens)
+DEFAULT_TAIL_STEP_TOKENS = 32
+DEFAULT_TAIL_MAX_TOKENS = 32768
+
+
+def describe_token_tail(step_tokens: int = DEFAULT_TAIL_STEP_TOKENS,
+                        max_tokens: int = DEFAULT_TAIL_MAX_TOKENS) -> str:
+    """How the table reads passes above the largest graph size, for a run's header."""
+    if step_tokens <= 0:
+        return "token row past the largest graph size: a line"
+    return (f"token row past the largest graph size: {step_tokens}-token steps to "
+            f"{max_tokens:,}, then a line")
 
 
 def _running_max(values: Sequence[float]) -> list[float]:
@@ -182,15 +207,20 @@ class _VerifySurface:
     Kept as flat lists read by ``verify_surface`` (``arrays`` gives the compiled loop the
     same numbers as numpy arrays)."""
 
-    __slots__ = ("token", "token_tail", "buckets", "values", "slopes", "below", "index",
-                 "eager", "max_size")
+    __slots__ = ("token", "token_tail", "token_step", "buckets", "values", "slopes", "below",
+                 "index", "eager", "max_size")
 
     def __init__(self, sizes: Sequence[int], buckets: Sequence[int],
                  table: Sequence[Sequence[float]], token_row: Sequence[float],
-                 fit_points: int, extrapolate: bool) -> None:
-        token = _running_max(token_row)
+                 fit_points: int, extrapolate: bool, tail_step: int = 0,
+                 tail_row: Sequence[float] = ()) -> None:
+        # H over the sizes, then its knots above the largest size (every tail_step tokens)
+        token_sizes = list(sizes) + tail_knots(sizes[-1], tail_step, len(tail_row))
+        token = _running_max(list(token_row) + list(tail_row))
         self.token = token
-        self.token_tail = _line_slopes(sizes, np.asarray(token), fit_points)
+        self.token_tail = _line_slopes(token_sizes, np.asarray(token), fit_points)
+        self.token_step = int(tail_step)
+        token = token[:len(sizes)]
         grid = _monotone_grid([[t - token[i] for t in row] for i, row in enumerate(table)])
         rows = _rows_in_context(buckets, grid, extrapolate)
         # Q's rows share the bucket knots: one bisect per query serves both rows read.
@@ -211,14 +241,15 @@ class _VerifySurface:
         self.eager = [rows[-1].values, rows[-1].slopes, eager.slope.values, eager.slope.slopes]
 
     def __call__(self, batch: int, tokens: int, kv_tokens: float) -> float:
-        return verify_surface(self.token, self.token_tail, self.index, self.buckets,
+        return verify_surface(self.token, self.token_tail, self.token_step, self.index,
+                              self.buckets,
                               self.values, self.slopes, self.below, self.eager, self.max_size,
                               batch, tokens, kv_tokens)
 
     def arrays(self) -> tuple:
         """The surface as numpy arrays, in ``verify_surface``'s argument order."""
         return (np.asarray(self.token, dtype=np.float64), float(self.token_tail),
-                np.asarray(self.index, dtype=np.int64),
+                int(self.token_step), np.asarray(self.index, dtype=np.int64),
                 np.asarray(self.buckets, dtype=np.float64),
                 np.asarray(self.values, dtype=np.float64),
                 np.asarray(self.slopes, dtype=np.float64),
@@ -227,12 +258,12 @@ class _VerifySurface:
 
 
 @jitable
-def verify_surface(token, token_tail, index, buckets, values, slopes, below, eager, max_size,
-                   batch, tokens, kv_tokens):
+def verify_surface(token, token_tail, token_step, index, buckets, values, slopes, below, eager,
+                   max_size, batch, tokens, kv_tokens):
     """``_VerifySurface`` at (B, T, K): H(pad T) + Q(B, K / B) (see the module doc)."""
     batch = batch if batch > 0 else 1
-    if tokens > max_size:  # H: the token part
-        t = token[len(token) - 1] + token_tail * (tokens - max_size)
+    if tokens > max_size:  # H: the token part, above the largest size
+        t = token_above(token, token_tail, token_step, index[max_size], max_size, tokens)
     else:
         t = token[index[tokens]]
     c = kv_tokens / batch  # Q: the sequence part, at the unpadded batch
@@ -251,6 +282,33 @@ def verify_surface(token, token_tail, index, buckets, values, slopes, below, eag
         return t + hi
     lo = values[i - 1][j] + slopes[i - 1][j] * dc
     return t + lo + (hi - lo) * (batch - s0) / width
+
+
+@jitable
+def tail_origin(max_size, step):
+    """Where the token row's knots above ``max_size`` count from (knot j: origin + j step):
+    the largest multiple of ``step`` not above it (``step`` 0: ``max_size``)."""
+    return max_size - max_size % step if step > 0 else max_size
+
+
+def tail_knots(max_size: int, step: int, count: int) -> list[int]:
+    """The token row's first ``count`` knots above ``max_size``: the multiples of ``step``."""
+    origin = tail_origin(max_size, step)
+    return [origin + step * j for j in range(1, count + 1)]
+
+
+@jitable
+def token_above(token, token_tail, token_step, at_max, max_size, tokens):
+    """H above the largest size ``max_size`` (row entry ``at_max``): the knot at or above
+    ``tokens`` (the entries after the sizes' are knots at the multiples of ``token_step``
+    above ``max_size``), beyond the last knot a line of slope ``token_tail`` from it."""
+    knots = len(token) - 1 - at_max
+    origin = tail_origin(max_size, token_step)
+    if token_step > 0:
+        j = (tokens - origin + token_step - 1) // token_step
+        if j <= knots:
+            return token[at_max + j]
+    return token[len(token) - 1] + token_tail * (tokens - origin - knots * token_step)
 
 
 class _DraftSurface:
@@ -325,15 +383,19 @@ class TableEstimator:
     """Table-lookup latency estimator implementing ``LatencyModel`` (see the module doc)."""
 
     __slots__ = ("base", "sizes", "context_buckets", "verify_table", "draft_table",
-                 "token_row", "extrapolate_context", "_verify", "_draft", "_draft_overhead_s")
+                 "token_row", "tail_step_tokens", "tail_row", "extrapolate_context", "_verify",
+                 "_draft", "_draft_overhead_s")
 
     def __init__(self, base: LatencyModel, sizes: Sequence[int], context_buckets: Sequence[int],
                  verify_table: Sequence[Sequence[float]],
                  draft_table: Sequence[Sequence[float]] | None,
                  fit_points: int = DEFAULT_FIT_POINTS, extrapolate_context: bool = True,
-                 token_row: Sequence[float] | None = None) -> None:
+                 token_row: Sequence[float] | None = None, tail_step_tokens: int = 0,
+                 tail_row: Sequence[float] = ()) -> None:
         """Tables are buckets x sizes; ``token_row`` one value per size (None: the smallest
-        bucket's row of ``verify_table``, AdaSpec's form)."""
+        bucket's row of ``verify_table``, AdaSpec's form); ``tail_row`` the token row's knots
+        above the largest size, at the multiples of ``tail_step_tokens`` above it
+        (``tail_knots``; empty: the line from the largest size, see the module doc)."""
         sizes = tuple(int(s) for s in sizes)
         buckets = tuple(int(c) for c in context_buckets)
         if not sizes or list(sizes) != sorted(set(sizes)) or sizes[0] < 1:
@@ -349,6 +411,11 @@ class TableEstimator:
                                   f"{len(sizes)} sizes")
         if token_row is not None and len(token_row) != len(sizes):
             raise ConfigError(f"token row must have {len(sizes)} values (one per size)")
+        if tail_step_tokens < 0 or (len(tail_row) > 0) != (tail_step_tokens > 0):
+            raise ConfigError("tail_row needs tail_step_tokens > 0 (and a step needs knots), "
+                              f"got step {tail_step_tokens} with {len(tail_row)} knots")
+        if len(tail_row) and token_row is None:
+            raise ConfigError("tail_row continues the token row: it needs token_row")
         self.base = base
         self.sizes = sizes
         self.context_buckets = buckets
@@ -358,11 +425,13 @@ class TableEstimator:
                             if draft_table else None)
         self.token_row = (tuple(float(t) for t in token_row) if token_row is not None
                           else None)
+        self.tail_step_tokens = int(tail_step_tokens)
+        self.tail_row = tuple(float(t) for t in tail_row)
         by_size = [list(col) for col in zip(*self.verify_table)]
         self._verify = _VerifySurface(
             sizes, buckets, by_size,
             self.token_row if self.token_row is not None else self.verify_table[0],
-            fit_points, extrapolate_context)
+            fit_points, extrapolate_context, self.tail_step_tokens, self.tail_row)
         self._draft = (_DraftSurface(sizes, buckets, [list(c) for c in zip(*self.draft_table)],
                                      fit_points, extrapolate_context)
                        if self.draft_table is not None else None)
@@ -372,9 +441,13 @@ class TableEstimator:
     def from_model(cls, latency_model: LatencyModel, padding: GraphPadding | None = None,
                    context_buckets: Sequence[int] = DEFAULT_CONTEXT_BUCKETS,
                    fit_points: int = DEFAULT_FIT_POINTS,
-                   extrapolate_context: bool = True, token_row: bool = True) -> TableEstimator:
+                   extrapolate_context: bool = True, token_row: bool = True,
+                   tail_step_tokens: int = DEFAULT_TAIL_STEP_TOKENS,
+                   tail_max_tokens: int = DEFAULT_TAIL_MAX_TOKENS) -> TableEstimator:
         """Tabulate ``latency_model`` at ``padding``'s graph sizes x ``context_buckets``
-        (``token_row``: also one sequence of S tokens per size, see the module doc).
+        (``token_row``: also one sequence of S tokens per size, and above the largest size
+        one every ``tail_step_tokens`` tokens up to ``tail_max_tokens``; ``tail_step_tokens=0``
+        or ``token_row=False``: no knots there, the line; see the module doc).
 
         The draft table is skipped when the model has no draft (its queries then raise
         ConfigError, as the model's do).
@@ -385,13 +458,21 @@ class TableEstimator:
                   for c in context_buckets]
         tokens = ([latency_model.target_verify_s(1, s, context_buckets[0]) for s in sizes]
                   if token_row else None)
+        if tail_step_tokens < 0:
+            raise ConfigError(f"tail_step_tokens must be >= 0, got {tail_step_tokens}")
+        step = tail_step_tokens if token_row else 0
+        count = (max(tail_max_tokens, sizes[-1]) // step - sizes[-1] // step) if step else 0
+        chunks = [-(-s // sizes[-1]) for s in tail_knots(sizes[-1], step, count)]
+        tail = [latency_model.target_verify_s(m, s, m * context_buckets[0])
+                for m, s in zip(chunks, tail_knots(sizes[-1], step, count))]
+        step = step if tail else 0
         try:
             draft: list[list[float]] | None = [
                 [latency_model.draft_step_s(s, c * s) for s in sizes] for c in context_buckets]
         except ConfigError:
             draft = None
         return cls(latency_model, sizes, context_buckets, verify, draft, fit_points,
-                   extrapolate_context, tokens)
+                   extrapolate_context, tokens, step, tail)
 
     # ---- LatencyModel ---------------------------------------------------------------------
     @property

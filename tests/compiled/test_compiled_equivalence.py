@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -89,6 +90,35 @@ def test_chunked_prefill_and_long_prompts(policy):
 def test_eager_mode_and_the_exact_estimator(conv, policy):
     config = SimConfig(cuda_graphs=False, estimator="exact")
     _assert_same(*_both(conv, policy, config))
+
+
+@pytest.mark.parametrize("engine", ["single-pass", "vllm-0.6"])
+@pytest.mark.parametrize("policy", ["adaspec:8", "smartspec:8", "oracle:8"])
+def test_estimator_above_the_largest_graph_size(conv, policy, engine):
+    """Graphs captured up to 64 only: most passes run eager and the policies read the
+    estimator's token knots above the largest size (every 32 tokens) on both paths."""
+    _assert_same(*_both(conv, policy, SimConfig(graph_max_size=64, engine=engine)))
+
+
+def test_compiled_estimator_reads_the_python_surface():
+    """``estimate_verify`` over ``estimator_arrays`` (compiled) gives the estimator's bits,
+    below, between and beyond the token knots above the largest size."""
+    from sim.compiled.jit import compiled
+    from sim.compiled.tables import estimate_verify, estimator_arrays
+    from sim.core.padding import GraphPadding
+    from sim.latency.estimator import TableEstimator
+    from sim.latency.presets import roofline_for
+    truth = roofline_for("vicuna-7b", gpu="a100")
+    for tail_max in (1100, 32768):
+        est = TableEstimator.from_model(truth, GraphPadding(), tail_max_tokens=tail_max)
+        ev, _ = estimator_arrays(est)
+        read = compiled(estimate_verify)
+        dummy = np.zeros((1, 1))
+        for batch, tokens, kv in ((5, 8, 3500), (64, 1024, 64 * 1300), (120, 1025, 120 * 128),
+                                  (120, 1080, 0), (200, 1100, 200 * 512), (300, 1200, 9000),
+                                  (2048, 18432, 2048 * 128), (1, 40000, 1)):
+            assert read(0, ev, dummy, dummy, dummy, np.zeros(6), batch, tokens, kv) == \
+                est.target_verify_s(batch, tokens, kv)
 
 
 @pytest.mark.parametrize("policy", ["static:5", "adaspec:8", "smartspec:4"])
