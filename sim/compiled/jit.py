@@ -42,6 +42,7 @@ RULE_MODULES = (
     "sim.latency.ops",
     "sim.latency.pass_costs",
     "sim.latency.profile",
+    "sim.latency.piecewise",
     "sim.latency.estimator",
     "sim.latency.iteration",
     "sim.policies.goodput",

@@ -81,6 +81,8 @@ from sim.compiled.jit import jitable
 from sim.core.padding import GraphPadding, size_positions
 from sim.errors import ConfigError
 from sim.latency.base import LatencyModel
+from sim.latency.piecewise import (PiecewiseLinear, bisect_right, line_slopes, monotone_grid,
+                                    pwl_eval, running_max)
 
 DEFAULT_CONTEXT_BUCKETS: tuple[int, ...] = (1, 256, 512, 1024, 2048)
 DEFAULT_FIT_POINTS = 8
@@ -99,83 +101,15 @@ def describe_token_tail(step_tokens: int = DEFAULT_TAIL_STEP_TOKENS,
             f"{max_tokens:,}, then a line")
 
 
-def _running_max(values: Sequence[float]) -> list[float]:
-    out, top = [], -np.inf
-    for v in values:
-        top = max(top, float(v))
-        out.append(top)
-    return out
-
-
-def _line_slopes(sizes: Sequence[int], times: np.ndarray, fit_points: int) -> list[float]:
-    """Per column of ``times`` (sizes x columns): the least-squares slope (s per unit, >= 0)
-    over the last ``fit_points`` sizes; a single size gives the line through the origin."""
-    xs = np.asarray(sizes[-fit_points:], dtype=float)
-    ys = np.asarray(times, dtype=float)[-fit_points:]
-    if len(xs) < 2:
-        return np.maximum(ys[-1] / xs[-1], 0.0).tolist()
-    return np.maximum(np.polyfit(xs, ys, 1)[0], 0.0).tolist()
-
-
-def _monotone_grid(table: Sequence[Sequence[float]]) -> list[list[float]]:
-    """``table`` (sizes x buckets) made non-decreasing along buckets, then along sizes."""
-    rows = [_running_max(row) for row in table]
-    for j in range(len(rows[0])):
-        column = _running_max([row[j] for row in rows])
-        for i, row in enumerate(rows):
-            row[j] = column[i]
-    return rows
-
-
-class _PiecewiseLinear:
-    """Non-decreasing piecewise-linear function: flat below the first knot, ``tail`` slope
-    (>= 0) above the last."""
-
-    __slots__ = ("knots", "values", "slopes", "tail")
-
-    def __init__(self, knots: Sequence[float], values: Sequence[float], tail: float) -> None:
-        self.knots = [float(x) for x in knots]
-        self.values = [float(v) for v in values]
-        self.slopes = [(v1 - v0) / (x1 - x0) for x0, x1, v0, v1
-                       in zip(self.knots, self.knots[1:], self.values, self.values[1:])]
-        self.slopes.append(tail)
-        self.tail = tail
-
-    def __call__(self, x: float) -> float:
-        return pwl_eval(self.knots, self.values, self.slopes, 0, len(self.knots), x)
-
-
-@jitable
-def bisect_right(a, x, lo, hi):
-    """``bisect.bisect_right(a, x, lo, hi)`` (a rule the compiled loop runs too)."""
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if x < a[mid]:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
-@jitable
-def pwl_eval(knots, values, slopes, lo, hi, x):
-    """A ``_PiecewiseLinear`` whose knots, values and slopes (tail last) are
-    ``knots[lo:hi]``, ``values[lo:hi]``, ``slopes[lo:hi]``, at ``x``."""
-    g = bisect_right(knots, x, lo, hi) - 1
-    if g < lo:
-        return values[lo]
-    return values[g] + slopes[g] * (x - knots[g])
-
-
 def _rows_in_context(buckets: Sequence[int], grid: list[list[float]], extrapolate: bool
-                     ) -> list[_PiecewiseLinear]:
+                     ) -> list[PiecewiseLinear]:
     """Per size, its row as a function of the per-sequence context; tail slopes (the last
     segment's, or 0) made non-decreasing across sizes."""
     tails = [0.0] * len(grid)
     if extrapolate and len(buckets) > 1:
         gap = buckets[-1] - buckets[-2]
-        tails = _running_max([max(0.0, (row[-1] - row[-2]) / gap) for row in grid])
-    return [_PiecewiseLinear(buckets, row, tail) for row, tail in zip(grid, tails)]
+        tails = running_max([max(0.0, (row[-1] - row[-2]) / gap) for row in grid])
+    return [PiecewiseLinear(buckets, row, tail) for row, tail in zip(grid, tails)]
 
 
 class _EagerLines:
@@ -188,11 +122,11 @@ class _EagerLines:
 
     def __init__(self, sizes: Sequence[int], buckets: Sequence[int], grid: list[list[float]],
                  at_max, fit_points: int, extrapolate: bool) -> None:
-        slopes = _running_max(_line_slopes(sizes, np.asarray(grid), fit_points))
+        slopes = running_max(line_slopes(sizes, np.asarray(grid), fit_points))
         tail = 0.0
         if extrapolate and len(buckets) > 1:
             tail = (slopes[-1] - slopes[-2]) / (buckets[-1] - buckets[-2])
-        self.slope = _PiecewiseLinear(buckets, slopes, tail)
+        self.slope = PiecewiseLinear(buckets, slopes, tail)
         self.at_max = at_max
         self.max_size = sizes[-1]
 
@@ -216,12 +150,12 @@ class _VerifySurface:
                  tail_row: Sequence[float] = ()) -> None:
         # H over the sizes, then its knots above the largest size (every tail_step tokens)
         token_sizes = list(sizes) + tail_knots(sizes[-1], tail_step, len(tail_row))
-        token = _running_max(list(token_row) + list(tail_row))
+        token = running_max(list(token_row) + list(tail_row))
         self.token = token
-        self.token_tail = _line_slopes(token_sizes, np.asarray(token), fit_points)
+        self.token_tail = line_slopes(token_sizes, np.asarray(token), fit_points)
         self.token_step = int(tail_step)
         token = token[:len(sizes)]
-        grid = _monotone_grid([[t - token[i] for t in row] for i, row in enumerate(table)])
+        grid = monotone_grid([[t - token[i] for t in row] for i, row in enumerate(table)])
         rows = _rows_in_context(buckets, grid, extrapolate)
         # Q's rows share the bucket knots: one bisect per query serves both rows read.
         self.buckets = [float(c) for c in buckets]
@@ -322,9 +256,9 @@ class _DraftSurface:
 
     def __init__(self, sizes: Sequence[int], buckets: Sequence[int],
                  table: Sequence[Sequence[float]], fit_points: int, extrapolate: bool) -> None:
-        grid = _monotone_grid(table)
+        grid = monotone_grid(table)
         own = _rows_in_context(buckets, grid, extrapolate)  # in c; re-knotted in K below
-        rows: list[_PiecewiseLinear] = []
+        rows: list[PiecewiseLinear] = []
         for i, s in enumerate(sizes):
             knots = {s * c for c in buckets}
             tail = own[i].tail / s
@@ -336,7 +270,7 @@ class _DraftSurface:
             values = [own[i](k / s) for k in ks]
             if i:
                 values = [max(v, prev(k / r)) for v, k in zip(values, ks)]
-            rows.append(_PiecewiseLinear(ks, values, tail))
+            rows.append(PiecewiseLinear(ks, values, tail))
         self.knots = [k for row in rows for k in row.knots]
         self.values = [v for row in rows for v in row.values]
         self.slopes = [g for row in rows for g in row.slopes]
