@@ -3,7 +3,7 @@ tabulate the measured layer rows the simulator's profiled presets use.
 
     python -m calibrate.vidur_fit --profiles ../shared/profiles/vidur \\
         --write sim/latency/fitted_constants.py \\
-        --write-measured sim/latency/measured_layers.py
+        --write-measured sim/latency/measured_layers.json
 
 Reads every ``compute/<gpu>/<org>/<model>/mlp.csv`` and ``network/<gpu>_dgx/all_reduce.csv``
 (microsoft/vidur @ 7d47513, MIT) and fits, per GPU:
@@ -26,7 +26,7 @@ printed by ``benchmarks/latency_vs_vidur.py``. The attention constants come from
 the profiles' README (attention.csv was not obtainable) and are converted here, in
 ``attention_fit``. The fitter's numpy GEMM formula is checked against ``gemm_s`` in the tests.
 
-``--write-measured`` writes ``sim.latency.measured_layers``: for every GPU a preset names as
+``--write-measured`` writes ``sim/latency/measured_layers.json``: for every GPU a preset names as
 its own (``GpuSpec.measured``: A100, H100), every profiled model and TP degree, the median
 per-layer time of the nine per-layer ops at every profiled num_tokens (``sim.latency.measured``
 interpolates them). All rows, not only the training half: the held-out check of that path is
@@ -36,6 +36,8 @@ the benchmark's, which interpolates the even rows itself.
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,67 +301,40 @@ def measured_tables(profiles: Path, gpus: Sequence[str]) -> dict:
 
 
 def render_measured(tables: dict) -> str:
-    """The text of ``sim/latency/measured_layers.py``."""
-    lines = [
-        '"""Measured per-layer non-attention kernel times (generated: do not edit by hand).',
-        "",
-        "Written by ``python -m calibrate.vidur_fit --profiles ../shared/profiles/vidur",
-        "--write-measured sim/latency/measured_layers.py`` from the kernel profiles of",
-        "microsoft/vidur @ 7d47513 (data/profiling/compute/<gpu>/*/*/mlp.csv, MIT licence,",
-        "Copyright (c) Microsoft Corporation; ../shared/profiles/vidur/LICENSE).",
-        "",
-        "LAYERS[gpu][profiled model] = ((hidden, heads, KV heads, MLP width), vocabulary as",
-        "profiled, num_tokens, {TP degree: microseconds per layer at each num_tokens}): the",
-        "median (over Vidur's repeated rows) of the sum of the nine per-layer ops' medians",
-        "(input_layernorm, attn_pre_proj, attn_rope, attn_post_proj, post_attention_layernorm,",
-        "mlp_up_proj, mlp_act, mlp_down_proj, add). Read by sim.latency.measured.",
-        '"""',
-        "",
-        "SOURCE = (",
-        f"    {SOURCE[:SOURCE.index(', data') + 2]!r}",
-        f"    {SOURCE[SOURCE.index(', data') + 2:]!r})",
-        "",
-    ]
-    grids: dict[tuple[int, ...], str] = {}  # each distinct num_tokens grid written once
-    for models in tables.values():
-        for _, _, tokens, _ in models.values():
-            if tuple(tokens) not in grids:
-                name = f"TOKENS_{len(tokens)}_TO_{tokens[-1]}"
-                prefix = max((g for g in grids if tuple(tokens[:len(g)]) == g), key=len,
-                             default=())
-                head = f"{name} = {grids[prefix]} + (" if prefix else f"{name} = ("
-                lines += _number_lines(head, tokens[len(prefix):], ")", int) + [""]
-                grids[tuple(tokens)] = name
-    lines.append("LAYERS: dict = {")
+    """The text of ``sim/latency/measured_layers.json`` (read by ``sim.latency.measured``):
+    its provenance, each distinct num_tokens grid once, and per GPU and profiled model the
+    layer shape, vocabulary, grid name and microseconds per layer by TP degree."""
+    grids: dict[tuple[int, ...], str] = {}
+    layers: dict = {}
     for gpu, models in tables.items():
-        lines.append(f"    {gpu!r}: {{")
         for name, (dims, vocab, tokens, by_tp) in models.items():
-            lines.append(f"        {name!r}: (")
-            lines.append(f"            {tuple(dims)!r}, {vocab}, {grids[tuple(tokens)]},")
-            lines.append("            {")
-            for tp, micros in by_tp.items():
-                lines += _number_lines(f"                {tp}: (", micros, "),", float)
-            lines.append("            },")
-            lines.append("        ),")
-        lines.append("    },")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+            grid = grids.setdefault(tuple(tokens), f"{len(tokens)}_to_{tokens[-1]}")
+            layers.setdefault(gpu, {})[name] = {
+                "shape": list(dims), "vocab": vocab, "num_tokens": grid,
+                "micros_per_layer_by_tp": {str(tp): [float(v) for v in micros]
+                                           for tp, micros in by_tp.items()}}
+    document = {
+        "about": MEASURED_ABOUT, "source": SOURCE,
+        "num_tokens": {name: list(tokens) for tokens, name in grids.items()},
+        "layers": layers}
+    text = json.dumps(document, indent=1)
+    # one line per list of numbers (the generated file stays readable and diffable)
+    text = re.sub(r"\[\s*([-0-9.e+,\s]+?)\s*\]", lambda m: "[" + " ".join(m.group(1).split()) + "]",
+                  text)
+    return text + "\n"
 
 
-def _number_lines(head: str, values: Sequence, tail: str, kind: type, width: int = 99
-                  ) -> list[str]:
-    """``head`` + the comma-separated ``values`` + ``tail`` over lines of at most ``width``."""
-    indent = " " * len(head)
-    texts = [repr(kind(v)) for v in values]
-    lines, current = [], head
-    for i, text in enumerate(texts):
-        piece = text + ("," if i < len(texts) - 1 else "")
-        if len(current) + len(piece) + 1 > width and current.strip() not in ("", head.strip()):
-            lines.append(current.rstrip())
-            current = indent
-        current += piece + " "
-    lines.append(current.rstrip() + tail)
-    return lines
+MEASURED_ABOUT = (
+    "Measured per-layer non-attention kernel times (generated: do not edit by hand). Written "
+    "by `python -m calibrate.vidur_fit --profiles ../shared/profiles/vidur --write-measured "
+    "sim/latency/measured_layers.json` from the kernel profiles of microsoft/vidur @ 7d47513 "
+    "(data/profiling/compute/<gpu>/*/*/mlp.csv, MIT licence, Copyright (c) Microsoft "
+    "Corporation; ../shared/profiles/vidur/LICENSE). layers[gpu][profiled model]: layer shape "
+    "(hidden, heads, KV heads, MLP width), vocabulary as profiled, its num_tokens grid, and per "
+    "TP degree the microseconds per layer at each num_tokens: the median (over Vidur's repeated "
+    "rows) of the sum of the nine per-layer ops' medians (input_layernorm, attn_pre_proj, "
+    "attn_rope, attn_post_proj, post_attention_layernorm, mlp_up_proj, mlp_act, mlp_down_proj, "
+    "add). Read by sim.latency.measured.")
 
 
 def _tile_rows(text: str) -> tuple[int, ...]:
@@ -381,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profiles", required=True, type=Path, help="Vidur data/profiling dir")
     parser.add_argument("--write", type=Path, help="write the constants module here")
     parser.add_argument("--write-measured", type=Path, metavar="PATH",
-                        help="write the measured layer rows (sim/latency/measured_layers.py) "
+                        help="write the measured layer rows (sim/latency/measured_layers.json) "
                              "and skip the fit unless --write is given too")
     parser.add_argument("--gemm-tile-rows", default=",".join(map(str, GEMM_TILE_ROWS)),
                         metavar="H[,H...]|none",

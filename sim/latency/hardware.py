@@ -48,7 +48,7 @@ class GpuSpec:
     allreduce_latency_s: float  # fixed cost of one all-reduce call
     fit: str = "a100"  # key of sim.latency.fitted_constants.FITS whose constants it uses
     source: str = ""
-    #: Key of sim.latency.measured_layers.LAYERS holding this GPU's own measured layer rows
+    #: Key of sim/latency/measured_layers.json's ``layers`` holding this GPU's own measured layer rows
     #: (sim.latency.measured), None where nobody profiled this GPU: a preset that borrows
     #: another GPU's fit never borrows its measured times.
     measured: str | None = None

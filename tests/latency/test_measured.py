@@ -16,13 +16,15 @@ from calibrate.vidur_fit import measured_tables, render_measured, split_tokens
 from sim.errors import ConfigError
 from sim.latency.hardware import get_gpu
 from sim.latency.measured import (DENSE_OPS, LayerRows, MeasuredLayer, check_dense_ops,
-                                  layer_points, profiled_layer_rows)
-from sim.latency.measured_layers import LAYERS
+                                  layer_points, layers_from_document, measured_layers,
+                                  profiled_layer_rows)
 from sim.latency.models import get_model
 from sim.latency.presets import roofline_for
 from sim.latency.roofline import RooflineLatency, pass_costs_for
 from sim.latency.vidur_csv import LAYER_OPS, read_mlp_csv
 from sim.run import SimConfig, build_latency
+
+LAYERS = measured_layers()
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "vidur"
@@ -97,10 +99,9 @@ def test_generated_rows_round_trip_and_match_the_real_rows(tmp_path: Path) -> No
         folder.mkdir(parents=True)
         shutil.copy(csv, folder / "mlp.csv")
     tables = measured_tables(profiles, ["a100", "h100"])
-    namespace: dict = {}
-    exec(compile(render_measured(tables), "measured_layers.py", "exec"), namespace)
-    small = namespace["LAYERS"]
-    assert "MIT licence" in namespace["__doc__"] and "7d47513" in namespace["SOURCE"]
+    document = json.loads(render_measured(tables))
+    small = layers_from_document(document)
+    assert "MIT licence" in document["about"] and "7d47513" in document["source"]
     for (gpu, profile), csv in REAL.items():
         dims, vocab, tokens, by_tp = small[gpu][profile]
         assert dims == LAYERS[gpu][profile][0] and vocab == LAYERS[gpu][profile][1]
@@ -117,7 +118,7 @@ def test_generated_rows_round_trip_and_match_the_real_rows(tmp_path: Path) -> No
 def test_generated_module_is_current() -> None:
     tables = measured_tables(SHARED, ["a100", "h100"])
     text = render_measured(tables)
-    assert text == (ROOT / "sim" / "latency" / "measured_layers.py").read_text()
+    assert text == (ROOT / "sim" / "latency" / "measured_layers.json").read_text()
 
 
 # ---- which presets use which source -------------------------------------------------------------
