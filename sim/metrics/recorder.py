@@ -21,6 +21,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
+from sim.csv_text import decimal_buffer
 from sim.metrics.load import QueueLoad
 
 ITERATION_COLUMNS = (
@@ -334,8 +335,6 @@ def _join_ragged(flat: np.ndarray, counts: np.ndarray) -> list[str]:
 def _digits_text(values: np.ndarray, sizes: np.ndarray) -> list[str]:
     """``_join_ragged`` for non-negative integers: every value and a ';' after it in one
     buffer (``sim.csv_text.decimal_buffer``), decoded once; rows are slices of it."""
-    from sim.csv_text import decimal_buffer
-
     buf, starts, ends = decimal_buffer(values, ";")
     text = buf.tobytes().decode("ascii")
     after = np.cumsum(sizes)  # index after each row's last value
