@@ -21,6 +21,8 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from seeds import mean_span
+
 TRACE = Path(__file__).resolve().parents[1] / "traces/azure2023/AzureLLMInferenceTrace_conv.csv"
 EXTRA_POLICIES = ("adaspec:8,slo=strict", "adaspec:8,artifact", "smartspec:8,artifact")
 
@@ -72,11 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _cell(runs: list[tuple[float, float]]) -> str:
     """'attainment % (TPOT ms)' of one run, or 'mean % (low..high) (mean TPOT ms)'."""
-    slo = [a * 100 for a, _ in runs]
     tpot_ms = sum(t for _, t in runs) / len(runs) * 1e3
-    if len(runs) == 1:
-        return f"{slo[0]:.1f} ({tpot_ms:.1f})"
-    return f"{sum(slo) / len(slo):.1f} ({min(slo):.1f}..{max(slo):.1f}) ({tpot_ms:.1f})"
+    return f"{mean_span([a * 100 for a, _ in runs])} ({tpot_ms:.1f})"
 
 
 if __name__ == "__main__":

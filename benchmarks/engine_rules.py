@@ -3,11 +3,14 @@ attainment and mean TPOT on the first 5,000 requests of the Azure conversation t
 both serving engines, and on AdaSpec's code trace (first 1,000 requests) at two rates,
 printed as the Markdown tables of docs/policies.md.
 
-    PYTHONPATH=. python benchmarks/engine_rules.py [--jobs 2]
+    PYTHONPATH=. python benchmarks/engine_rules.py [--jobs 2] [--seeds 5]
 
 Same defaults as benchmarks/azure_first5000.py (vicuna-7b + vicuna-68m on the A100-80G
 preset, SLOs TTFT 2 s / TPOT 40 ms, Spec-Bench acceptance, seed 0), i.e. the numbers of
-``adaspec-sim --trace T --limit N [--rate-scale R] --policy P --engine E``.
+``adaspec-sim --trace T --limit N [--rate-scale R] --policy P --engine E``. With
+``--seeds N`` every run is repeated with seeds 0..N-1 (the seed draws every acceptance and
+the AdaSpec code trace's lengths and categories) and each cell shows the mean attainment,
+its lowest..highest over the seeds, and the mean TPOT and tokens per step.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import argparse
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from seeds import mean_span
 
 ROOT = Path(__file__).resolve().parents[1]
 AZURE = ROOT / "traces/azure2023/AzureLLMInferenceTrace_conv.csv"
@@ -29,14 +34,14 @@ POLICIES = (
 RATES = (1.0, 4.0)
 
 
-def _run(job: tuple[str, str, str, int, float]) -> tuple[tuple, float, float, float]:
+def _run(job: tuple[str, str, str, int, float, int]) -> tuple[tuple, float, float, float]:
     """(job, SLO attainment, mean TPOT s, emitted tokens per decode step)."""
     from sim.run import SimConfig, simulate
     from sim.workload.spec import WorkloadSpec
 
-    trace, policy, engine, count, rate = job
-    workload = WorkloadSpec(trace, limit=count, rate_scale=rate).build(seed=0)
-    summary = simulate(workload, policy, SimConfig(engine=engine), seed=0).summary
+    trace, policy, engine, count, rate, seed = job
+    workload = WorkloadSpec(trace, limit=count, rate_scale=rate).build(seed=seed)
+    summary = simulate(workload, policy, SimConfig(engine=engine), seed=seed).summary
     return (job, float(summary["slo_attainment"]), float(summary["tpot_s"]["mean"]),
             float(summary["mean_tokens_per_step"]))
 
@@ -49,23 +54,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="parallel processes (1)")
     parser.add_argument("--azure-limit", type=int, default=5000)
     parser.add_argument("--adaspec-limit", type=int, default=1000)
+    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per run (1)")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error("--seeds must be >= 1")
     names = [make_policy(p).name for p in POLICIES]
-    jobs = [(str(AZURE), p, e, args.azure_limit, 1.0) for p in names for e in ENGINES]
-    jobs += [(str(ADASPEC), p, e, args.adaspec_limit, r) for p in names for e in ENGINES
-             for r in RATES]
+    seeds = range(args.seeds)
+    jobs = [(str(AZURE), p, e, args.azure_limit, 1.0, s) for p in names for e in ENGINES
+            for s in seeds]
+    jobs += [(str(ADASPEC), p, e, args.adaspec_limit, r, s) for p in names for e in ENGINES
+             for r in RATES for s in seeds]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
             results = list(pool.map(_run, jobs))
     else:
         results = [_run(job) for job in jobs]
-    table = {job: (a, t, s) for job, a, t, s in results}
+    table: dict[tuple, list[tuple[float, float, float]]] = {}
+    for job, a, t, s in results:
+        table.setdefault(job[:5], []).append((a, t, s))
 
-    def cell(job):
-        a, t, s = table[job]
-        return f"{a * 100:.1f} ({t * 1e3:.1f}; {s:.2f})"
+    def cell(key):
+        runs = table[key]
+        tpot_ms = sum(t for _, t, _ in runs) / len(runs) * 1e3
+        steps = sum(s for _, _, s in runs) / len(runs)
+        return f"{mean_span([a * 100 for a, _, _ in runs])} ({tpot_ms:.1f}; {steps:.2f})"
 
-    print(f"SLO attainment % (mean TPOT ms; tokens per decode step). Azure: first "
+    what = (f"; means over seeds 0-{args.seeds - 1}, attainment's lowest..highest in "
+            "brackets" if args.seeds > 1 else "")
+    print(f"SLO attainment % (mean TPOT ms; tokens per decode step){what}. Azure: first "
           f"{args.azure_limit} requests of {AZURE.name}; AdaSpec code: first "
           f"{args.adaspec_limit} of traces/adaspec/{ADASPEC.name} at rate x1 and x4.\n")
     heads = [f"Azure {e}" for e in ENGINES] + [f"code x{r:g} {e}" for r in RATES for e in ENGINES]

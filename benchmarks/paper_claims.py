@@ -23,6 +23,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from seeds import mean_span, span
+
 from sim.latency.iteration import DEFAULT_ENGINE, ENGINES
 from sim.sweep.derived import seed_cells
 from sim.sweep.table import read_table
@@ -84,13 +86,6 @@ def seed_check(cell) -> tuple[dict[str, int], list[float], list[float]]:
     return held, ada, margin
 
 
-def _span(values: list[float], signed: bool = False) -> str:
-    """'low..high' of ``values`` at one decimal (one number when they agree there)."""
-    form = "{:+.1f}" if signed else "{:.1f}"
-    low, high = form.format(min(values)), form.format(max(values))
-    return low if low == high else f"{low}..{high}"
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
@@ -131,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                 every[engine][claim] += k == n
                 some[engine][claim] += 0 < k < n
             robust_rows.append(
-                f"| {trace} | {rate:g} | {engine} | {_span(ada)} | "
-                f"{sum(margin) / n:+.1f} ({_span(margin, signed=True)}) | "
+                f"| {trace} | {rate:g} | {engine} | {span(ada)} | "
+                f"{mean_span(margin, signed=True)} | "
                 + " | ".join(f"{seeds_held[c]}/{n}" for c in CLAIMS) + " |")
         print(f"| {trace} | {rate:g} | " + " | ".join(parts) + " |")
     print()

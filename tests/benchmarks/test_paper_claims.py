@@ -4,12 +4,15 @@ alone (hand-built two-seed cells)."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "paper_claims.py"
+_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(_DIR))  # as `python benchmarks/paper_claims.py` has it (benchmarks/seeds.py)
+_PATH = _DIR / "paper_claims.py"
 _SPEC = importlib.util.spec_from_file_location("paper_claims", _PATH)
 bench = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(bench)
