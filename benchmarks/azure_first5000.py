@@ -18,25 +18,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from seeds import mean_span
+from seeded_runs import Job, mean_span, run_all
 
 TRACE = Path(__file__).resolve().parents[1] / "traces/azure2023/AzureLLMInferenceTrace_conv.csv"
 EXTRA_POLICIES = ("adaspec:8,slo=strict", "adaspec:8,artifact", "smartspec:8,artifact")
-
-
-def _attainment(job: tuple[str, str, int, int]) -> tuple[str, str, float, float]:
-    """(policy, engine, SLO attainment, mean TPOT in s) of one run."""
-    from sim.run import SimConfig, simulate
-    from sim.workload.load import load_trace
-    from sim.workload.transforms import limit
-
-    policy, engine, count, seed = job
-    workload = limit(load_trace(str(TRACE)), count)
-    summary = simulate(workload, policy, SimConfig(engine=engine), seed=seed).summary
-    return policy, engine, float(summary["slo_attainment"]), float(summary["tpot_s"]["mean"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,16 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1:
         parser.error("--seeds must be >= 1")
     policies = [*all_policy_specs(), *EXTRA_POLICIES]
-    jobs = [(p, e, args.limit, seed) for p in policies for e in ENGINES
+    jobs = [Job(str(TRACE), p, e, args.limit, 1.0, seed) for p in policies for e in ENGINES
             for seed in range(args.seeds)]
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(_attainment, jobs))
-    else:
-        results = [_attainment(job) for job in jobs]
     table: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for p, e, a, t in results:
-        table.setdefault((p, e), []).append((a, t))
+    for job, out in run_all(jobs, args.jobs).items():
+        table.setdefault((job.policy, job.engine), []).append(
+            (out.slo_attainment, out.tpot_mean_s))
     what = (f"mean over seeds 0-{args.seeds - 1} (lowest..highest)" if args.seeds > 1
             else "seed 0")
     print(f"First {args.limit} requests of {TRACE.name}: SLO attainment % (mean TPOT ms), "

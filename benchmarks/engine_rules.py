@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from seeds import mean_span
+from seeded_runs import Job, mean_span, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
 AZURE = ROOT / "traces/azure2023/AzureLLMInferenceTrace_conv.csv"
@@ -32,18 +31,6 @@ POLICIES = (
     "adaspec:8", "smartspec:8", "static:3", "nospec",
 )
 RATES = (1.0, 4.0)
-
-
-def _run(job: tuple[str, str, str, int, float, int]) -> tuple[tuple, float, float, float]:
-    """(job, SLO attainment, mean TPOT s, emitted tokens per decode step)."""
-    from sim.run import SimConfig, simulate
-    from sim.workload.spec import WorkloadSpec
-
-    trace, policy, engine, count, rate, seed = job
-    workload = WorkloadSpec(trace, limit=count, rate_scale=rate).build(seed=seed)
-    summary = simulate(workload, policy, SimConfig(engine=engine), seed=seed).summary
-    return (job, float(summary["slo_attainment"]), float(summary["tpot_s"]["mean"]),
-            float(summary["mean_tokens_per_step"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,18 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seeds must be >= 1")
     names = [make_policy(p).name for p in POLICIES]
     seeds = range(args.seeds)
-    jobs = [(str(AZURE), p, e, args.azure_limit, 1.0, s) for p in names for e in ENGINES
+    jobs = [Job(str(AZURE), p, e, args.azure_limit, 1.0, s) for p in names for e in ENGINES
             for s in seeds]
-    jobs += [(str(ADASPEC), p, e, args.adaspec_limit, r, s) for p in names for e in ENGINES
+    jobs += [Job(str(ADASPEC), p, e, args.adaspec_limit, r, s) for p in names for e in ENGINES
              for r in RATES for s in seeds]
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(_run, jobs))
-    else:
-        results = [_run(job) for job in jobs]
     table: dict[tuple, list[tuple[float, float, float]]] = {}
-    for job, a, t, s in results:
-        table.setdefault(job[:5], []).append((a, t, s))
+    for job, out in run_all(jobs, args.jobs).items():
+        table.setdefault(job[:5], []).append(tuple(out))
 
     def cell(key):
         runs = table[key]

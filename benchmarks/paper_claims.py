@@ -23,7 +23,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from seeds import mean_span, span
+from seeded_runs import mean_span, span
 
 from sim.latency.iteration import DEFAULT_ENGINE, ENGINES
 from sim.sweep.derived import seed_cells

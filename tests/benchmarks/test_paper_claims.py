@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 _DIR = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(_DIR))  # as `python benchmarks/paper_claims.py` has it (benchmarks/seeds.py)
+sys.path.insert(0, str(_DIR))  # as `python benchmarks/paper_claims.py` has it (benchmarks/seeded_runs.py)
 _PATH = _DIR / "paper_claims.py"
 _SPEC = importlib.util.spec_from_file_location("paper_claims", _PATH)
 bench = importlib.util.module_from_spec(_SPEC)

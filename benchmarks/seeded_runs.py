@@ -1,0 +1,63 @@
+"""Seeded runs for the result scripts beside this file (``python benchmarks/X.py`` puts this
+folder on ``sys.path``): one run's headline numbers, all runs of a list in parallel, and how
+a value measured over several seeds is printed (its mean and lowest..highest)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from typing import NamedTuple, Sequence
+
+
+class Job(NamedTuple):
+    """One ``adaspec-sim`` run: the first ``limit`` requests of ``trace`` at ``rate`` x its
+    request rate, under ``policy`` and ``engine``, with ``seed``; the other settings are the
+    defaults (vicuna-7b + vicuna-68m on the A100-80G preset, SLOs 2 s / 40 ms, Spec-Bench
+    acceptance)."""
+
+    trace: str
+    policy: str
+    engine: str
+    limit: int
+    rate: float
+    seed: int
+
+
+class Outcome(NamedTuple):
+    slo_attainment: float
+    tpot_mean_s: float
+    tokens_per_step: float
+
+
+def run(job: Job) -> Outcome:
+    """The run's SLO attainment, mean TPOT and emitted tokens per decode step."""
+    from sim.run import SimConfig, simulate
+    from sim.workload.spec import WorkloadSpec
+
+    workload = WorkloadSpec(job.trace, limit=job.limit, rate_scale=job.rate).build(seed=job.seed)
+    summary = simulate(workload, job.policy, SimConfig(engine=job.engine), seed=job.seed).summary
+    return Outcome(float(summary["slo_attainment"]), float(summary["tpot_s"]["mean"]),
+                   float(summary["mean_tokens_per_step"]))
+
+
+def run_all(jobs: Sequence[Job], processes: int = 1) -> dict[Job, Outcome]:
+    """Every job's outcome (``processes`` > 1: in that many worker processes)."""
+    if processes > 1:
+        with ProcessPoolExecutor(processes) as pool:
+            return dict(zip(jobs, pool.map(run, jobs)))
+    return {job: run(job) for job in jobs}
+
+
+def span(values: Sequence[float], signed: bool = False) -> str:
+    """'low..high' at one decimal, or one number when they agree there."""
+    form = "{:+.1f}" if signed else "{:.1f}"
+    low, high = form.format(min(values)), form.format(max(values))
+    return low if low == high else f"{low}..{high}"
+
+
+def mean_span(values: Sequence[float], signed: bool = False) -> str:
+    """'mean (low..high)' at one decimal; just the mean where every seed gives the same value
+    at one decimal (a single seed included)."""
+    form = "{:+.1f}" if signed else "{:.1f}"
+    mean = form.format(sum(values) / len(values))
+    spread = span(values, signed)
+    return mean if ".." not in spread else f"{mean} ({spread})"
