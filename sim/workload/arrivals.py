@@ -35,7 +35,7 @@ def load_arrivals(path: str | Path) -> np.ndarray:
 def _plain_parts(path: str | Path) -> list[np.ndarray]:
     parts: list[np.ndarray] = []
     for chunk in iter_plain_chunks(path, COLUMNS):
-        t = decimals(chunk["Timestamp"])
+        t = decimals(chunk, "Timestamp")
         nondecreasing(t, parts[-1][-1] if parts else None)
         parts.append(t)
     return parts

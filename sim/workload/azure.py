@@ -91,10 +91,10 @@ def _plain_rows(path: str | Path, chunk_rows: int, rows_wanted) -> Rows:
     last = None
     for chunk in iter_plain_chunks(path, COLUMNS, chunk_rows=chunk_rows,
                                    rows_wanted=rows_wanted):
-        ns = timestamps_ns(chunk["TIMESTAMP"])
+        ns = timestamps_ns(chunk, "TIMESTAMP")
         nondecreasing(ns, last)
         last = ns[-1]
-        yield ns, whole_numbers(chunk["ContextTokens"]), whole_numbers(chunk["GeneratedTokens"])
+        yield ns, whole_numbers(chunk, "ContextTokens"), whole_numbers(chunk, "GeneratedTokens")
 
 
 def _pandas_rows(path: str | Path, chunk_rows: int, rows_wanted) -> Rows:

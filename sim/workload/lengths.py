@@ -118,8 +118,8 @@ class ShareGPTLengths:
     def _read_plain(self, path: str | Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
         prompts, outputs = [], []
         for chunk in iter_plain_chunks(path, self.COLUMNS):
-            prompts.append(whole_numbers(chunk["num_prefill_tokens"]))
-            outputs.append(whole_numbers(chunk["num_decode_tokens"]))
+            prompts.append(whole_numbers(chunk, "num_prefill_tokens"))
+            outputs.append(whole_numbers(chunk, "num_decode_tokens"))
         return prompts, outputs
 
     def _read_pandas(self, path: str | Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
