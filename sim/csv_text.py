@@ -1,5 +1,6 @@
 """A table's rows as CSV text: the bytes of ``frame.to_csv(index=False, float_format="%.9g",
-lineterminator="\\n")``, built column by column.
+lineterminator="\\n")``, built column by column, from a DataFrame or from a pandas-free
+``sim.table.Table`` of numpy columns.
 
 pandas formats a frame cell by cell through Python's ``csv`` writer; here each column becomes
 one list of strings (integers and booleans with ``str``, floats ``%.9g`` with NaN as an empty
@@ -13,6 +14,8 @@ holding a line break, a one-column table, a column type not listed) is left to p
 from __future__ import annotations
 
 import numpy as np
+
+from sim.table import Table
 
 
 def _quoted(text: str) -> str:
@@ -91,11 +94,8 @@ def _column_fields(values: np.ndarray) -> list[str] | None:
     return None
 
 
-def csv_text(frame, header: bool) -> str | None:
-    """``frame``'s rows (and its header line when ``header``) as CSV text ending in a line
-    break; None when part of it must be written by pandas (see the module docstring)."""
-    if frame.shape[1] < 2 or any(not isinstance(name, str) for name in frame.columns):
-        return None
+def _frame_columns(frame) -> list[list[str]] | None:
+    """A DataFrame's columns as fields (None when part of it is left to pandas)."""
     columns = []
     for name in frame.columns:
         column = frame[name]
@@ -108,11 +108,30 @@ def csv_text(frame, header: bool) -> str | None:
         if fields is None:
             return None
         columns.append(fields)
+    return columns
+
+
+def csv_text(frame, header: bool) -> str | None:
+    """``frame``'s rows (and its header line when ``header``) as CSV text ending in a line
+    break; None when part of it must be written by pandas (see the module docstring).
+
+    ``frame``: a pandas DataFrame or a ``sim.table.Table`` (the same rows give the same text)."""
+    names = list(frame.columns)
+    if len(names) < 2 or any(not isinstance(name, str) for name in names):
+        return None
+    if isinstance(frame, Table):
+        columns = [_column_fields(np.asarray(values)) for values in frame.columns.values()]
+        if any(fields is None for fields in columns):
+            return None
+    else:
+        columns = _frame_columns(frame)
+        if columns is None:
+            return None
     lines = []
     if header:
-        names = _text_column(list(frame.columns))
-        if names is None:
+        header_fields = _text_column(names)
+        if header_fields is None:
             return None
-        lines.append(",".join(names))
+        lines.append(",".join(header_fields))
     lines.extend(map(",".join, zip(*columns)))
     return "\n".join(lines) + "\n" if lines else ""

@@ -10,7 +10,8 @@ Layout::
 
 Each CSV starts with one ``# adaspec-sim {...}`` line holding the same provenance (read the
 tables with ``pandas.read_csv(path, comment="#")``). Tables are written slice by slice
-(``write_table`` takes a DataFrame or consecutive slices of one; the bytes are the same).
+(``write_table`` takes a DataFrame or a ``sim.table.Table``, or consecutive slices of one; the
+bytes are the same). The run's own tables are written from ``Table`` slices: no pandas.
 
 A directory is one run. ``run_directory(DIR, overwrite)`` checks up front (creating nothing)
 that DIR is absent or empty, or that replacing it was asked for and DIR holds a run (never
@@ -36,6 +37,7 @@ from typing import Iterable, Iterator
 from sim import SCHEMA_VERSION, __version__
 from sim.csv_text import csv_text
 from sim.errors import ConfigError
+from sim.table import Table, is_dataframe
 
 
 def policy_dirname(policy: str) -> str:
@@ -91,12 +93,12 @@ def _write_text_atomic(path: Path, text: str) -> None:
 def write_table(path: Path, frames, header: dict) -> None:
     """Write a table as CSV with a one-line JSON provenance comment, atomically.
 
-    ``frames``: a DataFrame, or consecutive slices of one (written one after another, so a
-    table of any length takes the memory of one slice); the bytes are the same either way.
+    ``frames``: a DataFrame or a ``sim.table.Table``, or consecutive slices of one (written one
+    after another, so a table of any length takes the memory of one slice); the bytes are the
+    same either way.
     Floats are written with 9 significant digits (``%.9g``), NaN as an empty field: the bytes
     of pandas' ``to_csv(float_format="%.9g")``, formatted by ``sim.csv_text``."""
-    import pandas as pd
-    if isinstance(frames, pd.DataFrame):
+    if isinstance(frames, Table) or is_dataframe(frames):
         frames = (frames,)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8", newline="") as handle:
@@ -106,6 +108,8 @@ def write_table(path: Path, frames, header: dict) -> None:
             if len(frame) or first:
                 text = csv_text(frame, header=first)
                 if text is None:
+                    if isinstance(frame, Table):
+                        frame = frame.to_frame()
                     frame.to_csv(handle, index=False, header=first, lineterminator="\n",
                                  float_format="%.9g")
                 else:
@@ -120,9 +124,9 @@ def write_policy_tables(out_dir: Path, result, header: dict) -> dict:
     sub = out_dir / policy_dirname(result.policy)
     sub.mkdir(exist_ok=True)
     table_header = dict(header, policy=result.policy)
-    write_table(sub / "requests.csv", result.request_table.frames(), table_header)
+    write_table(sub / "requests.csv", result.request_table.tables(), table_header)
     if result.has_iterations:
-        write_table(sub / "iterations.csv", result.iteration_log.frames(), table_header)
+        write_table(sub / "iterations.csv", result.iteration_log.tables(), table_header)
     return result.summary
 
 

@@ -21,6 +21,7 @@ from sim.errors import ConfigError
 from sim.latency.iteration import DEFAULT_ENGINE, check_engine
 from sim.latency.measured import DEFAULT_DENSE_OPS, check_dense_ops
 from sim.policies.base import Policy
+from sim.table import is_dataframe
 from sim.workload.request import Workload
 
 if TYPE_CHECKING:  # pandas and the SimPy server load only when a run starts (fast --help)
@@ -151,7 +152,8 @@ class RunResult:
 
 
 class _FrameTable:
-    """A DataFrame with the table interface (``frame``/``frames``/``to_frame``)."""
+    """A DataFrame with the table interface (``frame``/``frames``/``tables``/``to_frame``;
+    the output writer takes the DataFrame itself as a slice)."""
 
     def __init__(self, frame) -> None:
         self._frame = frame
@@ -164,10 +166,11 @@ class _FrameTable:
     def frames(self):
         yield self._frame
 
+    tables = frames
+
 
 def _as_table(table):
-    import pandas as pd
-    return _FrameTable(table) if isinstance(table, pd.DataFrame) else table
+    return _FrameTable(table) if is_dataframe(table) else table
 
 
 def build_padding(config: SimConfig) -> GraphPadding:

@@ -17,8 +17,12 @@ and drains is not overloaded by this definition.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 QUARTERS = 4
 GROWTH = 2.0

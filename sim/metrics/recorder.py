@@ -5,8 +5,9 @@ Rows are appended as tuples (the cheapest thing to do once per iteration) and ev
 then feeds the run's running statistics (:class:`IterationStats`: everything the summary needs
 from the iterations, exact) and is either kept in memory (compact arrays), written to a spool
 folder as ``.npz`` (``spool_dir``: memory no longer grows with the number of iterations) or
-dropped (``keep=False``: no iteration table, e.g. for sweeps). ``frames()`` yields the table
-chunk by chunk (what the CSV writer streams), ``to_frame()`` the whole table.
+dropped (``keep=False``: no iteration table, e.g. for sweeps). ``tables()`` yields the table
+chunk by chunk as ``sim.table.Table`` columns (what the CSV writer streams, no pandas),
+``frames()`` the same chunks as pandas DataFrames and ``to_frame()`` the whole table.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ import tempfile
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import pandas as pd
 
 from sim.csv_text import decimal_buffer
 from sim.metrics.load import QueueLoad
+from sim.table import Table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ITERATION_COLUMNS = (
     "start_s", "duration_s", "kind", "batch_size", "padded_batch", "draft_steps",
@@ -50,15 +54,27 @@ class IterationChunk:
     def __len__(self) -> int:
         return int(self.scalars["start_s"].shape[0])
 
-    def frame(self) -> pd.DataFrame:
-        """The rows as the iteration table (the columns and cell values of ``to_frame``)."""
-        data = {k: v.astype(np.int64) if v.dtype == np.int32 else v
-                for k, v in self.scalars.items()}
+    def table(self) -> Table:
+        """The rows as the iteration table's columns (counts int64, ``kind`` and the ragged
+        columns as text)."""
+        data = {k: self.scalars[k].astype(np.int64) if self.scalars[k].dtype == np.int32
+                else self.scalars[k] for k in _SCALAR_COLUMNS}
         data["kind"] = np.asarray(_KINDS, dtype=object)[self.scalars["kind"]]
-        frame = pd.DataFrame(data, columns=list(_SCALAR_COLUMNS))
         for name in _RAGGED:
-            flat, counts = self.ragged[name]
-            frame[name] = pd.Series(_join_ragged(flat, counts), dtype=object)
+            text = np.empty(len(self), dtype=object)
+            text[:] = _join_ragged(*self.ragged[name])
+            data[name] = text
+        return Table(data)
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as the iteration table (the columns and cell values of ``to_frame``; the
+        ragged columns keep pandas' ``object`` type)."""
+        import pandas as pd
+        columns = self.table().columns
+        frame = pd.DataFrame({k: columns[k] for k in _SCALAR_COLUMNS},
+                             columns=list(_SCALAR_COLUMNS))
+        for name in _RAGGED:
+            frame[name] = pd.Series(columns[name], dtype=object)
         return frame
 
     def save(self, path: Path) -> None:
@@ -239,8 +255,18 @@ class IterationLog:
         for item in self._chunks:
             yield IterationChunk.load(item) if isinstance(item, Path) else item
 
+    def tables(self) -> Iterator[Table]:
+        """The table chunk by chunk (one empty table when it has no rows or was not kept)."""
+        empty = True
+        for chunk in self.chunks():
+            empty = False
+            yield chunk.table()
+        if empty:
+            yield _make_chunk([], [], [], []).table()
+
     def frames(self) -> Iterator[pd.DataFrame]:
-        """The table chunk by chunk (one empty frame when it has no rows or was not kept)."""
+        """The table chunk by chunk as DataFrames (one empty frame when it has no rows or was
+        not kept)."""
         empty = True
         for chunk in self.chunks():
             empty = False
@@ -250,6 +276,7 @@ class IterationLog:
             yield frame.astype({"start_s": float, "duration_s": float, "kind": str})
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
         frames = list(self.frames())
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 

@@ -9,17 +9,21 @@ TPOT <= tpot_slo; a rejected request never does. ``rejected_reason`` is the
 :class:`RequestTable` is where the engine puts each request when it leaves (``append`` /
 ``extend``, like a list, or ``add_columns``): it keeps one row of typed numbers per request
 (about 70 bytes; the ``FinishedRequest`` and its ``Request`` are not kept) and gives the
-table sorted by id, whole (``frame``) or in slices (``frames``, what the CSV writer streams).
+table sorted by id, whole (``frame``) or in slices: ``tables`` (``sim.table.Table`` columns,
+what the CSV writer streams, no pandas) or ``frames`` (the same slices as DataFrames).
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
-import pandas as pd
 
 from sim.core.scheduler import FinishedRequest, reject_reason_kind
+from sim.table import Table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REQUEST_COLUMNS = (
     "id", "category", "status", "rejected_reason", "arrival_s", "admitted_s", "first_token_s", "finish_s",
@@ -131,6 +135,11 @@ class RequestTable:
         return {"ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e, "slo_met": ok.astype(bool)}
 
     def frames(self, rows: int = FRAME_ROWS) -> Iterator[pd.DataFrame]:
+        """``tables`` as pandas DataFrames."""
+        for table in self.tables(rows):
+            yield table.to_frame()
+
+    def tables(self, rows: int = FRAME_ROWS) -> Iterator[Table]:
         """The table (columns ``REQUEST_COLUMNS``, sorted by id) in slices of ``rows`` rows."""
         cols = self.columns()
         n = len(cols["id"])
@@ -145,7 +154,7 @@ class RequestTable:
             for c in _COUNTS:
                 data[c] = cols[c][start:stop].astype(np.int64)
             data.update(self.metrics(start, stop))
-            yield pd.DataFrame({c: data[c] for c in REQUEST_COLUMNS})
+            yield Table({c: data[c] for c in REQUEST_COLUMNS})
 
     def frame(self) -> pd.DataFrame:
         """The whole table, sorted by id."""

@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
 from sim.metrics.recorder import IterationStats
+from sim.table import is_dataframe
 
 PERCENTILES = (50, 90, 99)
 
@@ -81,7 +81,7 @@ def summarize(requests, iterations) -> dict:
 def _request_columns(requests) -> dict[str, np.ndarray]:
     """The per-request columns the summary reads, sorted by id, from a table or a frame;
     ``rejected_reason`` holds the reasons of the rejected rows only ("" = unknown)."""
-    if isinstance(requests, pd.DataFrame):
+    if is_dataframe(requests):
         status = requests["status"].to_numpy()
         rejected = status == "rejected"
         out = {name: requests[name].to_numpy(dtype=float)
@@ -107,7 +107,7 @@ def _request_columns(requests) -> dict[str, np.ndarray]:
 
 
 def _iteration_stats(iterations, span_s: tuple[float, float]) -> IterationStats:
-    if isinstance(iterations, pd.DataFrame):
+    if is_dataframe(iterations):
         return IterationStats.of_frame(iterations, span_s)
     iterations.flush()
     stats = iterations.stats

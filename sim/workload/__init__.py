@@ -1,7 +1,8 @@
 """Workloads: request records, trace loaders for every supported format, and transformations.
 
-``Request`` and ``Workload`` are imported eagerly; the loaders and transformations (which pull
-in pandas) are imported on first use, so modules that only need the records stay light.
+``Request`` and ``Workload`` are imported eagerly; the loaders and transformations are
+imported on first use, so modules that only need the records stay light (pandas itself loads
+only for a file the plain reader leaves to it: ``sim.workload.plain_csv``).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.workload.plain_csv import NotPlain, decimals, iter_plain_chunks, nondecreasing
 from sim.workload.tabular import SortedCheck, check_nonnegative, iter_chunks, number_column
 
 NAME = "arrivals"
@@ -20,7 +21,27 @@ COLUMNS = ("Timestamp",)
 
 
 def load_arrivals(path: str | Path) -> np.ndarray:
-    """All arrival times (float64 seconds, own zero). Raises InputError on bad rows."""
+    """All arrival times (float64 seconds, own zero). Raises InputError on bad rows.
+
+    A plain file (AdaSpec's) is read without pandas (``sim.workload.plain_csv``), any other
+    with pandas: the same values."""
+    try:
+        parts = _plain_parts(path)
+    except NotPlain:
+        parts = _pandas_parts(path)
+    return np.concatenate(parts) if parts else np.empty(0, np.float64)
+
+
+def _plain_parts(path: str | Path) -> list[np.ndarray]:
+    parts: list[np.ndarray] = []
+    for chunk in iter_plain_chunks(path, COLUMNS):
+        t = decimals(chunk, "Timestamp")
+        nondecreasing(t, parts[-1][-1] if parts else None)
+        parts.append(t)
+    return parts
+
+
+def _pandas_parts(path: str | Path) -> list[np.ndarray]:
     check_sorted = SortedCheck(path, "Timestamp")
     parts = []
     for chunk in iter_chunks(path, COLUMNS):
@@ -28,4 +49,4 @@ def load_arrivals(path: str | Path) -> np.ndarray:
         check_nonnegative(t, chunk.index, path, "Timestamp", "timestamp")
         check_sorted(t, chunk.index)
         parts.append(t)
-    return np.concatenate(parts) if parts else np.empty(0, np.float64)
+    return parts

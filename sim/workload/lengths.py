@@ -47,6 +47,7 @@ import numpy as np
 
 from sim.errors import ConfigError, InputError
 from sim.workload.arrays import empty_categories, to_columns
+from sim.workload.plain_csv import NotPlain, iter_plain_chunks, whole_numbers
 from sim.workload.request import Workload
 from sim.workload.tabular import check_columns, iter_chunks, read_header, token_column
 
@@ -105,14 +106,28 @@ class ShareGPTLengths:
         if not Path(path).is_file():
             raise InputError("no such file", path=self.path)
         check_columns(path, read_header(path), self.COLUMNS, "sharegpt length")
-        prompts, outputs = [], []
-        for chunk in iter_chunks(path, self.COLUMNS):
-            prompts.append(token_column(chunk, "num_prefill_tokens", path, "prompt length"))
-            outputs.append(token_column(chunk, "num_decode_tokens", path, "output length"))
+        try:  # a plain file without pandas (sim.workload.plain_csv), else with: same values
+            prompts, outputs = self._read_plain(path)
+        except NotPlain:
+            prompts, outputs = self._read_pandas(path)
         if not prompts:
             raise InputError("no data rows", path=self.path, line=2)
         self.prompt_tokens = np.concatenate(prompts)
         self.output_tokens = np.concatenate(outputs)
+
+    def _read_plain(self, path: str | Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        prompts, outputs = [], []
+        for chunk in iter_plain_chunks(path, self.COLUMNS):
+            prompts.append(whole_numbers(chunk, "num_prefill_tokens"))
+            outputs.append(whole_numbers(chunk, "num_decode_tokens"))
+        return prompts, outputs
+
+    def _read_pandas(self, path: str | Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        prompts, outputs = [], []
+        for chunk in iter_chunks(path, self.COLUMNS):
+            prompts.append(token_column(chunk, "num_prefill_tokens", path, "prompt length"))
+            outputs.append(token_column(chunk, "num_decode_tokens", path, "output length"))
+        return prompts, outputs
 
     def __len__(self) -> int:
         return int(self.prompt_tokens.size)

@@ -1,12 +1,15 @@
-"""Shared CSV reading and validation for the trace loaders.
+"""Shared CSV reading and validation for the trace loaders: the pandas reader.
 
-Files are read with pandas in chunks (bounded memory), keeping blank lines as all-empty rows so
-that a row's position maps to its line as a text editor counts it: header = line 1, data row
-``i`` (0-based) = line ``i + 2``. Every problem becomes one :class:`InputError` naming the file,
-the line and the column. :class:`WindowCollector` applies a time window and a request limit
-while chunks stream in, so that reading stops as soon as the result is complete: chunks start
-small and grow (:data:`FIRST_CHUNK_ROWS` doubling up to :data:`CHUNK_ROWS`), and never ask for
-more rows than a request limit still needs, so rows past a limit are never parsed.
+Plain numeric files are first read without pandas (:mod:`sim.workload.plain_csv`, same
+arrays); everything else, and every error message, comes from here (pandas is imported when
+a file is first read this way, not with the module). Files are read with pandas in chunks
+(bounded memory), keeping blank lines as all-empty rows so that a row's position maps to its
+line as a text editor counts it: header = line 1, data row ``i`` (0-based) = line ``i + 2``.
+Every problem becomes one :class:`InputError` naming the file, the line and the column.
+:class:`WindowCollector` applies a time window and a request limit while chunks stream in,
+so that reading stops as soon as the result is complete: chunks start small and grow
+(:data:`FIRST_CHUNK_ROWS` doubling up to :data:`CHUNK_ROWS`), and never ask for more rows
+than a request limit still needs, so rows past a limit are never parsed.
 
 A UTF-8 byte-order mark at the start of a file (spreadsheets save CSV with one) is skipped.
 """
@@ -19,12 +22,15 @@ import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from sim.errors import InputError
 from sim.workload.arrays import Columns
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHUNK_ROWS = 65_536
 """Rows per pandas chunk at most: ~6 MB of parsed strings for the 2024 Azure files, so a
@@ -115,6 +121,7 @@ def iter_chunks(path: str | Path, usecols: Sequence[str], *, dtype: dict | None 
     dropped but keep their row number, so later lines stay correct. A row with more fields
     than the header, or bad encoding, becomes an InputError with the line.
     """
+    import pandas as pd
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
@@ -165,6 +172,7 @@ def number_column(chunk: pd.DataFrame, col: str, path: str | Path, what: str) ->
     if s.dtype.kind in "iuf":
         vals = s.to_numpy(np.float64)
     else:
+        import pandas as pd
         vals = pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
     bad = ~np.isfinite(vals)
     if bad.any():

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.csv_text import csv_text
+from sim.table import Table
 
 
 def _pandas(frame: pd.DataFrame, header: bool = True) -> str:
@@ -64,6 +65,9 @@ def test_same_bytes_as_pandas(rows, header):
         "label": np.array(texts, dtype=object),
     })
     assert csv_text(frame, header) == _pandas(frame, header)
+    columns = Table({name: frame[name].to_numpy() for name in ("n", "x", "flag")}
+                    | {"label": np.array(texts, dtype=object)})
+    assert csv_text(columns, header) == _pandas(frame, header)  # the pandas-free form
 
 
 
@@ -75,3 +79,14 @@ def test_integers_at_the_edges():
     assert csv_text(frame, header=True) == _pandas(frame)
     lowest = pd.DataFrame({"i": np.array([np.iinfo(np.int64).min, 3]), "j": [1, 2]})
     assert csv_text(lowest, header=True) == _pandas(lowest)
+
+
+def test_table_left_to_pandas_like_its_frame():
+    """A ``Table`` is formatted like the DataFrame of its columns, and left to pandas where
+    that frame would be."""
+    assert csv_text(Table({"a": np.array([1]), "b": np.array(["x\ny"], dtype=object)}),
+                    True) is None
+    assert csv_text(Table({"a": np.array([1])}), True) is None
+    assert csv_text(Table({"a": np.array([1]), "b": np.array([3], dtype=object)}), True) is None
+    assert csv_text(Table({"a": np.array([1]), "t": np.array(["2023"], dtype="datetime64[D]")}),
+                    True) is None

@@ -182,3 +182,25 @@ def test_a_finished_run_keeps_no_request_records(tmp_path):
     assert len(result.iterations) == result.summary["iterations"]
     result.release()
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("rows", [0, 1, 700])
+def test_tables_write_the_bytes_of_frames(tmp_path, rows):
+    """The writer's pandas-free slices (``tables``) are the rows of ``frames``, byte for byte
+    and frame for frame."""
+    log = _fill_log(IterationLog(chunk_rows=64), rows)
+    write_table(tmp_path / "frames.csv", log.frames(), HEADER)
+    write_table(tmp_path / "tables.csv", log.tables(), HEADER)
+    assert (tmp_path / "frames.csv").read_bytes() == (tmp_path / "tables.csv").read_bytes()
+    if rows:
+        for table, frame in zip(log.tables(), log.frames()):
+            assert list(table.columns) == list(frame.columns)
+            pd.testing.assert_frame_equal(table.to_frame(), frame, check_dtype=False)
+    records = _finished(rows)
+    requests = RequestTable(2.0, 0.04)
+    requests.extend(records)
+    write_table(tmp_path / "r_frames.csv", requests.frames(rows=97), HEADER)
+    write_table(tmp_path / "r_tables.csv", requests.tables(rows=97), HEADER)
+    assert (tmp_path / "r_frames.csv").read_bytes() == (tmp_path / "r_tables.csv").read_bytes()
+    pd.testing.assert_frame_equal(next(requests.tables(rows=max(rows, 1))).to_frame(),
+                                  requests.frame())
