@@ -8,11 +8,16 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import NamedTuple, Sequence
 
 
+#: The ``trace`` of a batch-1 job: every Spec-Bench question once (480 requests), 60 s apart,
+#: lengths drawn with the job's seed (``specbench_batch1.spec_bench_workload``).
+BATCH1 = "spec-bench x1, 60 s apart"
+
+
 class Job(NamedTuple):
-    """One ``adaspec-sim`` run: the first ``limit`` requests of ``trace`` at ``rate`` x its
-    request rate, under ``policy`` and ``engine``, with ``seed``; the other settings are the
-    defaults (vicuna-7b + vicuna-68m on the A100-80G preset, SLOs 2 s / 40 ms, Spec-Bench
-    acceptance)."""
+    """One ``adaspec-sim`` run: the first ``limit`` requests of ``trace`` (or ``BATCH1``) at
+    ``rate`` x its request rate, under ``policy`` and ``engine``, with ``seed``; the other
+    settings are the defaults (vicuna-7b + vicuna-68m on the A100-80G preset, SLOs 2 s /
+    40 ms, Spec-Bench acceptance)."""
 
     trace: str
     policy: str
@@ -33,7 +38,12 @@ def run(job: Job) -> Outcome:
     from sim.run import SimConfig, simulate
     from sim.workload.spec import WorkloadSpec
 
-    workload = WorkloadSpec(job.trace, limit=job.limit, rate_scale=job.rate).build(seed=job.seed)
+    if job.trace == BATCH1:
+        from specbench_batch1 import spec_bench_workload
+        workload = spec_bench_workload(1, 60.0, job.seed)
+    else:
+        workload = WorkloadSpec(job.trace, limit=job.limit,
+                                rate_scale=job.rate).build(seed=job.seed)
     summary = simulate(workload, job.policy, SimConfig(engine=job.engine), seed=job.seed).summary
     return Outcome(float(summary["slo_attainment"]), float(summary["tpot_s"]["mean"]),
                    float(summary["mean_tokens_per_step"]))
@@ -47,17 +57,17 @@ def run_all(jobs: Sequence[Job], processes: int = 1) -> dict[Job, Outcome]:
     return {job: run(job) for job in jobs}
 
 
-def span(values: Sequence[float], signed: bool = False) -> str:
-    """'low..high' at one decimal, or one number when they agree there."""
-    form = "{:+.1f}" if signed else "{:.1f}"
+def span(values: Sequence[float], signed: bool = False, digits: int = 1) -> str:
+    """'low..high' at ``digits`` decimals, or one number when they agree there."""
+    form = f"{{:{'+' if signed else ''}.{digits}f}}"
     low, high = form.format(min(values)), form.format(max(values))
     return low if low == high else f"{low}..{high}"
 
 
-def mean_span(values: Sequence[float], signed: bool = False) -> str:
-    """'mean (low..high)' at one decimal; just the mean where every seed gives the same value
-    at one decimal (a single seed included)."""
-    form = "{:+.1f}" if signed else "{:.1f}"
+def mean_span(values: Sequence[float], signed: bool = False, digits: int = 1) -> str:
+    """'mean (low..high)' at ``digits`` decimals; just the mean where every seed gives the
+    same value there (a single seed included)."""
+    form = f"{{:{'+' if signed else ''}.{digits}f}}"
     mean = form.format(sum(values) / len(values))
-    spread = span(values, signed)
+    spread = span(values, signed, digits)
     return mean if ".." not in spread else f"{mean} ({spread})"
