@@ -54,6 +54,10 @@ def _line_panels(frame: pd.DataFrame, x: str, panel_keys: list[str], policies: l
             if len(curve):
                 ax.plot(curve[x], 100 * curve["slo_attainment"], marker="o", markersize=3,
                         color=colors[policy], label=policy)
+                if (curve["seeds"] > 1).any():  # the seeds' lowest..highest, shaded
+                    ax.fill_between(curve[x], 100 * curve["slo_attainment_seed_min"],
+                                    100 * curve["slo_attainment_seed_max"],
+                                    color=colors[policy], alpha=0.12, linewidth=0)
         if threshold is not None:
             ax.axhline(100 * threshold, color="grey", linestyle="--", linewidth=1)
         ax.set_title(_title(panel_keys, values), fontsize="medium")
@@ -63,7 +67,9 @@ def _line_panels(frame: pd.DataFrame, x: str, panel_keys: list[str], policies: l
     axes[0].set_ylabel("SLO attainment (%)")
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside right upper", fontsize="small")
-    figure.suptitle(title)
+    seeds = int(frame["seeds"].max()) if len(frame) else 1
+    figure.suptitle(title + (f" (mean of {seeds} seeds; shaded: lowest..highest)"
+                             if seeds > 1 else ""))
     return figure
 
 

@@ -2,7 +2,9 @@
 
 Only points with status "ok" enter. Seeds are averaged first: a *cell* is one combination of
 inputs other than the seed, with every numeric metric averaged over its seeds (``seeds`` =
-how many). Output frames keep only the input columns that vary across the sweep (and
+how many); the attainment curves also keep its lowest and highest over the seeds
+(``slo_attainment_seed_min`` / ``_seed_max``), so a verdict within that spread is the
+draw's, not the policy's. Output frames keep only the input columns that vary across the sweep (and
 always ``trace``, ``policy``, ``rate`` and ``slo_scale``), so they stay readable; ``rate`` is
 the load axis -- the arrival rate in req/s for sweeps with synthetic arrivals, else the
 trace's rate scale (see
@@ -35,6 +37,7 @@ import pandas as pd
 NOT_SCENARIO = ("key", "trace_sha256", "rate_scale", "arrival_rate_req_per_s", "ttft_slo_s",
                 "tpot_slo_s", "seed")
 ALWAYS = ("trace", "policy", "rate", "slo_scale")
+SEED_SPREAD = ("slo_attainment_seed_min", "slo_attainment_seed_max")
 
 
 def input_columns(table: pd.DataFrame) -> list[str]:
@@ -73,6 +76,9 @@ def seed_cells(table: pd.DataFrame) -> pd.DataFrame:
     grouped = ok.groupby(keys, sort=False, dropna=False)
     cells = grouped[metrics].mean().reset_index()
     cells.insert(len(keys), "seeds", grouped.size().to_numpy())
+    if "slo_attainment" in metrics:
+        cells["slo_attainment_seed_min"] = grouped["slo_attainment"].min().to_numpy()
+        cells["slo_attainment_seed_max"] = grouped["slo_attainment"].max().to_numpy()
     return cells
 
 
@@ -94,12 +100,13 @@ def _curves(table: pd.DataFrame, x: str, values: list[str]) -> pd.DataFrame:
 
 def attainment_vs_rate(table: pd.DataFrame) -> pd.DataFrame:
     """SLO attainment per scenario and rate (one curve per policy), sorted by rate."""
-    return _curves(table, "rate", ["slo_attainment", "workload_offered_rate_req_per_s"])
+    return _curves(table, "rate", ["slo_attainment", *SEED_SPREAD,
+                                   "workload_offered_rate_req_per_s"])
 
 
 def attainment_vs_slo_scale(table: pd.DataFrame) -> pd.DataFrame:
     """SLO attainment per scenario and SLO scale (one curve per policy), sorted by scale."""
-    return _curves(table, "slo_scale", ["slo_attainment"])
+    return _curves(table, "slo_scale", ["slo_attainment", *SEED_SPREAD])
 
 
 def goodput_rate(rates: Sequence[float], attainment: Sequence[float], threshold: float = 0.9,

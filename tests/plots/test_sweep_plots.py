@@ -33,3 +33,17 @@ def test_sweep_plots_write_png_and_svg(tmp_path):
 
 def test_no_plots_without_finished_points(tmp_path):
     assert write_sweep_plots(tmp_path, _table().assign(status="error"), ["nospec"]) == []
+
+
+def test_seed_spread_is_shaded_and_named(tmp_path):
+    from sim.plots.sweep_plots import plot_attainment_vs_rate
+
+    one = _table()
+    two = pd.concat([one, one.assign(seed=1, slo_attainment=one["slo_attainment"] * 0.9)],
+                    ignore_index=True)
+    shaded = plot_attainment_vs_rate(two)
+    plain = plot_attainment_vs_rate(one)
+    assert sum(len(ax.collections) for ax in shaded.axes) > 0
+    assert sum(len(ax.collections) for ax in plain.axes) == 0
+    assert "mean of 2 seeds" in shaded._suptitle.get_text()
+    assert "seeds" not in plain._suptitle.get_text()

@@ -54,6 +54,10 @@ def test_curves_average_seeds_and_goodput_reports_offered_rate():
     nospec = curves[curves["policy"] == "nospec"]
     assert list(nospec["slo_attainment"]) == pytest.approx([1.0, 0.9, 0.5])
     assert list(nospec["seeds"]) == [2, 2, 2]
+    assert list(nospec["slo_attainment_seed_min"]) == pytest.approx([1.0, 0.8, 0.4])
+    assert list(nospec["slo_attainment_seed_max"]) == pytest.approx([1.0, 1.0, 0.6])
+    one_seed = curves[curves["policy"] == "adaspec:8"]
+    assert list(one_seed["slo_attainment_seed_min"]) == list(one_seed["slo_attainment"])
     goodput = goodput_rates(table).set_index("policy")
     assert goodput.loc["nospec", "goodput_rate"] == pytest.approx(2.0)
     assert goodput.loc["nospec", "goodput_offered_req_per_s"] == pytest.approx(6.0)
