@@ -16,11 +16,10 @@ number of (cell, seed) pairs where it is ahead, tied or behind.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from seeded_runs import Job, mean_span, run_all
+from seeded_runs import arguments, checked, Job, mean_span, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
 AZURE = str(ROOT / "traces/azure2023/AzureLLMInferenceTrace_conv.csv")
@@ -62,12 +61,7 @@ def paired(default: list[float], other: list[float]) -> tuple[float, int, int, i
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1, help="parallel processes (1)")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per run (5)")
-    args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error("--seeds must be >= 1")
+    args = checked(arguments(__doc__, seeds=5), argv)
     jobs = [Job(trace, spec, engine, limit, rate, seed) for spec, _ in FORMS
             for _, trace, limit, rate, engine in WORKLOADS for seed in range(args.seeds)]
     outcomes = run_all(jobs, args.jobs)

@@ -16,11 +16,10 @@ registered spec plus AdaSpec with the paper's per-iteration SLO check
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from seeded_runs import Job, mean_span, run_all
+from seeded_runs import arguments, checked, Job, mean_span, run_all
 
 TRACE = Path(__file__).resolve().parents[1] / "traces/azure2023/AzureLLMInferenceTrace_conv.csv"
 EXTRA_POLICIES = ("adaspec:8,slo=strict", "adaspec:8,artifact", "smartspec:8,artifact")
@@ -30,13 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     from sim.latency.iteration import ENGINES
     from sim.policies.registry import all_policy_specs
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, seeds=1)
     parser.add_argument("--limit", type=int, default=5000, help="first N requests (5000)")
-    parser.add_argument("--jobs", type=int, default=1, help="parallel processes (1)")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per run (1)")
-    args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error("--seeds must be >= 1")
+    args = checked(parser, argv)
     policies = [*all_policy_specs(), *EXTRA_POLICIES]
     jobs = [Job(str(TRACE), p, e, args.limit, 1.0, seed) for p in policies for e in ENGINES
             for seed in range(args.seeds)]

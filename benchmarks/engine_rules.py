@@ -15,11 +15,10 @@ its lowest..highest over the seeds, and the mean TPOT and tokens per step.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from seeded_runs import Job, mean_span, run_all
+from seeded_runs import arguments, checked, Job, mean_span, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
 AZURE = ROOT / "traces/azure2023/AzureLLMInferenceTrace_conv.csv"
@@ -37,14 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     from sim.latency.iteration import ENGINES
     from sim.policies.registry import make_policy
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1, help="parallel processes (1)")
+    parser = arguments(__doc__, seeds=1)
     parser.add_argument("--azure-limit", type=int, default=5000)
     parser.add_argument("--adaspec-limit", type=int, default=1000)
-    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per run (1)")
-    args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error("--seeds must be >= 1")
+    args = checked(parser, argv)
     names = [make_policy(p).name for p in POLICIES]
     seeds = range(args.seeds)
     jobs = [Job(str(AZURE), p, e, args.azure_limit, 1.0, s) for p in names for e in ENGINES

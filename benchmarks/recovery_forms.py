@@ -14,11 +14,10 @@ column says so. A policy whose estimate locks up decodes plainly: about 1.0 toke
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from seeded_runs import BATCH1, Job, mean_span, run_all
+from seeded_runs import arguments, checked, BATCH1, Job, mean_span, run_all
 
 ADASPEC = Path(__file__).resolve().parents[1] / "traces/adaspec"
 POLICIES = (  # (spec, what it is)
@@ -58,12 +57,7 @@ def cell(outcomes: list, metric: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1, help="parallel processes (1)")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per run (5)")
-    args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error("--seeds must be >= 1")
+    args = checked(arguments(__doc__, seeds=5), argv)
     jobs = [Job(trace, spec, "single-pass", limit, rate, seed) for spec, _ in POLICIES
             for _, trace, limit, rate, _ in WORKLOADS for seed in range(args.seeds)]
     outcomes = run_all(jobs, args.jobs)

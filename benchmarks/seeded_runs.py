@@ -4,6 +4,7 @@ a value measured over several seeds is printed (its mean and lowest..highest).""
 
 from __future__ import annotations
 
+import argparse
 from concurrent.futures import ProcessPoolExecutor
 from typing import NamedTuple, Sequence
 
@@ -55,6 +56,25 @@ def run_all(jobs: Sequence[Job], processes: int = 1) -> dict[Job, Outcome]:
         with ProcessPoolExecutor(processes) as pool:
             return dict(zip(jobs, pool.map(run, jobs)))
     return {job: run(job) for job in jobs}
+
+
+def arguments(doc: str, seeds: int) -> argparse.ArgumentParser:
+    """A result script's parser: ``--jobs`` (worker processes, 1) and ``--seeds`` (seeds
+    0..N-1 per run, default ``seeds``); ``checked`` validates what it parsed."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1, help="parallel processes (1)")
+    parser.add_argument("--seeds", type=int, default=seeds,
+                        help=f"seeds 0..N-1 per run ({seeds})")
+    return parser
+
+
+def checked(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, refusing ``--jobs`` or ``--seeds`` below 1."""
+    args = parser.parse_args(argv)
+    for name in ("jobs", "seeds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1")
+    return args
 
 
 def span(values: Sequence[float], signed: bool = False, digits: int = 1) -> str:
