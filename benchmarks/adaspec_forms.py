@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from seeded_runs import arguments, checked, Job, mean_span, run_all
+from seeded_runs import seeds_label, arguments, checked, Job, mean_span, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
 AZURE = str(ROOT / "traces/azure2023/AzureLLMInferenceTrace_conv.csv")
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return [outcomes[Job(trace, spec, engine, limit, rate, seed)].slo_attainment * 100
                 for seed in range(args.seeds)]
 
-    print(f"SLO attainment %, mean over seeds 0-{args.seeds - 1} (lowest..highest):\n")
+    print(f"SLO attainment %, {seeds_label(args.seeds)}:\n")
     print("| policy | " + " | ".join(w[0] for w in WORKLOADS) + " |")
     print("|---|" + "---|" * len(WORKLOADS))
     for spec, what in FORMS:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from seeded_runs import arguments, checked, Job, mean_span, run_all
+from seeded_runs import seeds_label, arguments, checked, Job, mean_span, run_all
 
 TRACE = Path(__file__).resolve().parents[1] / "traces/azure2023/AzureLLMInferenceTrace_conv.csv"
 EXTRA_POLICIES = ("adaspec:8,slo=strict", "adaspec:8,artifact", "smartspec:8,artifact")
@@ -39,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     for job, out in run_all(jobs, args.jobs).items():
         table.setdefault((job.policy, job.engine), []).append(
             (out.slo_attainment, out.tpot_mean_s))
-    what = (f"mean over seeds 0-{args.seeds - 1} (lowest..highest)" if args.seeds > 1
-            else "seed 0")
+    what = seeds_label(args.seeds)
     print(f"First {args.limit} requests of {TRACE.name}: SLO attainment % (mean TPOT ms), "
           f"{what}\n")
     print("| policy | " + " | ".join(ENGINES) + " |")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from seeded_runs import arguments, checked, Job, mean_span, run_all
+from seeded_runs import seeds_label, arguments, checked, Job, mean_span, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
 AZURE = ROOT / "traces/azure2023/AzureLLMInferenceTrace_conv.csv"
@@ -56,9 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         steps = sum(s for _, _, s in runs) / len(runs)
         return f"{mean_span([a * 100 for a, _, _ in runs])} ({tpot_ms:.1f}; {steps:.2f})"
 
-    what = (f"; means over seeds 0-{args.seeds - 1}, attainment's lowest..highest in "
-            "brackets" if args.seeds > 1 else "")
-    print(f"SLO attainment % (mean TPOT ms; tokens per decode step){what}. Azure: first "
+    print(f"SLO attainment % (mean TPOT ms; tokens per decode step), "
+          f"{seeds_label(args.seeds)}. Azure: first "
           f"{args.azure_limit} requests of {AZURE.name}; AdaSpec code: first "
           f"{args.adaspec_limit} of traces/adaspec/{ADASPEC.name} at rate x1 and x4.\n")
     heads = [f"Azure {e}" for e in ENGINES] + [f"code x{r:g} {e}" for r in RATES for e in ENGINES]

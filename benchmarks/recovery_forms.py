@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from seeded_runs import arguments, checked, BATCH1, Job, mean_span, run_all
+from seeded_runs import seeds_label, arguments, checked, BATCH1, Job, mean_span, run_all
 
 ADASPEC = Path(__file__).resolve().parents[1] / "traces/adaspec"
 POLICIES = (  # (spec, what it is)
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [Job(trace, spec, "single-pass", limit, rate, seed) for spec, _ in POLICIES
             for _, trace, limit, rate, _ in WORKLOADS for seed in range(args.seeds)]
     outcomes = run_all(jobs, args.jobs)
-    print(f"Mean over seeds 0-{args.seeds - 1} (lowest..highest); single-pass engine:\n")
+    print(f"TPOT or SLO attainment, {seeds_label(args.seeds)}; single-pass engine:\n")
     print("| policy | " + " | ".join(w[0] for w in WORKLOADS) + " |")
     print("|---|" + "---|" * len(WORKLOADS))
     for spec, what in POLICIES:

@@ -77,6 +77,11 @@ def checked(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse
     return args
 
 
+def seeds_label(seeds: int) -> str:
+    """What a cell is: 'seed 0', or 'mean over seeds 0-N (lowest..highest)'."""
+    return "seed 0" if seeds == 1 else f"mean over seeds 0-{seeds - 1} (lowest..highest)"
+
+
 def span(values: Sequence[float], signed: bool = False, digits: int = 1) -> str:
     """'low..high' at ``digits`` decimals, or one number when they agree there."""
     form = f"{{:{'+' if signed else ''}.{digits}f}}"
