@@ -210,7 +210,7 @@ def estimator_arrays(estimator) -> tuple[tuple, tuple]:
 
 
 # ---- prices on the tables (the compiled loop's ground truth) -------------------------------
-@inlined
+@jitable
 def truth_verify(table, att, params, overheads, batch, tokens, context_tokens):
     """``target_verify_s`` of the truth (``tokens`` already padded)."""
     if tokens <= 0:
@@ -226,7 +226,7 @@ def truth_verify(table, att, params, overheads, batch, tokens, context_tokens):
             + overheads[O_TARGET])
 
 
-@inlined
+@jitable
 def truth_draft(table, att, params, overheads, batch, context_tokens):
     """``draft_step_s`` of the truth (``batch`` already padded)."""
     if batch <= 0:
