@@ -186,16 +186,19 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
             drawn = True
         kind = ei[E_POLICY]
         uniform = True
+        priced = 0  # prices_v / prices_d hold s = 0..priced-1 steps
         if kind == P_ADASPEC or kind == P_SMARTSPEC:
             # the cost model (IterationCost): who may draft each step, and the estimator's
-            # price of every number of steps (drafting and verification)
+            # price of s steps (drafting and verification): every s for SmartSpec; s <= 1
+            # for AdaSpec's pre-check, more when its drafter or verifier reads them
             uniform = draft_counts_into(cap, b, k_max, counts, hist)
             tokens_cum[0] = 0
             for t in range(k_max):
                 tokens_cum[t + 1] = tokens_cum[t] + counts[t]
-            price_steps(ei, ef, ev, ed, table, att, params, overheads, pad, b, context_sum,
-                        bonus_rows, bonus_context, k_max, counts, tokens_cum, prices_v,
-                        prices_d)
+            priced = k_max + 1 if kind == P_SMARTSPEC else 2
+            price_steps(ei, ev, ed, table, att, params, overheads, pad, b, context_sum,
+                        bonus_rows, bonus_context, counts, tokens_cum, prices_v, prices_d,
+                        0, priced)
         if kind == P_ADASPEC:
             k = adaspec_begin(pi, pf, b, ef[F_TPOT_SLO], counts, uniform, prices_v, prices_d,
                               cap_max)
@@ -219,6 +222,12 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
             for step in range(k):
                 if ei[E_ASKS_EACH_STEP]:
                     if kind == P_ADASPEC:
+                        need = step + 2 if step + 2 <= k_max else k_max + 1
+                        if need > priced:
+                            price_steps(ei, ev, ed, table, att, params, overheads, pad, b,
+                                        context_sum, bonus_rows, bonus_context, counts,
+                                        tokens_cum, prices_v, prices_d, priced, need)
+                            priced = need
                         decision = adaspec_continue(pi, pf, step, conf, k == 1, b, cum, sum_c,
                                                     gain, counts, hist, tokens_cum, prices_v,
                                                     prices_d, cap)
@@ -297,6 +306,11 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
             target = total
             if ei[E_PADDING]:
                 target = pad[1, total]
+            if steps + 1 > priced:
+                price_steps(ei, ev, ed, table, att, params, overheads, pad, b, context_sum,
+                            bonus_rows, bonus_context, counts, tokens_cum, prices_v,
+                            prices_d, priced, steps + 1)
+                priced = steps + 1
             v_target = 0.0
             if b <= target < total:
                 v_target = price_verify(ei, ev, table, att, params, overheads, pad, b,

@@ -4,9 +4,9 @@
 numpy arrays, tuples, explicit loops). Python code calls it as any function; compiled code
 (``sim.compiled.engine``) calls it as compiled code, because ``setup()`` registers every
 jitable with ``numba.extending.register_jitable`` (which leaves the function object itself
-unchanged, so the Python callers keep the plain function). ``compiled(fn)`` is the
-numba-compiled dispatcher of a jitable, for Python callers whose rule works on arrays
-(loops that are slow interpreted).
+unchanged, so the Python callers keep the plain function); ``@inlined`` is a jitable that
+compiled callers inline. ``compiled(fn)`` is the numba-compiled dispatcher of a jitable,
+for Python callers whose rule works on arrays (loops that are slow interpreted).
 
 Numba is imported by ``setup()`` only: importing a module that defines jitables costs
 nothing, so ``adaspec-sim --help`` and the protocol path of a user's own policy never wait
@@ -59,6 +59,7 @@ RULE_MODULES = (
 )
 
 _JITABLE: list = []
+_INLINED: set = set()
 _DISPATCHERS: dict = {}
 _READY = False
 
@@ -67,9 +68,25 @@ def jitable(fn):
     """Mark ``fn`` as a rule the compiled loop may call (see the module docstring)."""
     _JITABLE.append(fn)
     if _READY:
-        from numba.extending import register_jitable
-        register_jitable(fn)
+        _register(fn)
     return fn
+
+
+def inlined(fn):
+    """``jitable``, and compiled callers inline it (numba's IR inlining) instead of calling
+    it: for the small rules of the hot path that take many arrays (the estimator's tables),
+    where a call's reference counting of every array argument (two atomic operations each)
+    costs more than the rule's own work. The same code runs either way."""
+    _INLINED.add(fn)
+    return jitable(fn)
+
+
+def _register(fn) -> None:
+    from numba.extending import register_jitable
+    if fn in _INLINED:
+        register_jitable(inline="always")(fn)
+    else:
+        register_jitable(fn)
 
 
 def cache_dir() -> Path | None:
@@ -129,12 +146,10 @@ def setup() -> None:
     global _READY
     if _READY:
         return
-    if "scipy.linalg" in sys.modules:  # already paid for: numba may as well have BLAS
-        from numba.extending import register_jitable
-    else:
+    if "scipy.linalg" not in sys.modules:  # else already paid for: numba may have BLAS
         with _WithoutScipyLinalg():
+            import numba.extending  # noqa: F401  (imported under the guard too)
             from numba.core.registry import cpu_target
-            from numba.extending import register_jitable
             cpu_target.target_context.refresh()  # numba's BLAS check happens here
 
     for name in RULE_MODULES:
@@ -148,7 +163,7 @@ def setup() -> None:
             folder = None
     _CACHE[0] = str(folder) if folder is not None else None
     for fn in _JITABLE:
-        register_jitable(fn)
+        _register(fn)
     _READY = True
 
 

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.compiled.jit import jitable
+from sim.compiled.jit import inlined, jitable
 from sim.compiled.layout import E_ESTIMATOR, E_EXPANDED
 from sim.compiled.tables import O_DRAFTING, estimate_draft, estimate_verify
 from sim.policies.goodput import draft_share, next_draft_total, spread_kv_tokens
 from sim.policies.oracle import oracle_choose, oracle_queries, water_fill_into
 
 
-@jitable
+@inlined
 def padded(pad, n):
     """``GraphPadding.pad(n)`` from the table (built for every reachable n)."""
     return pad[0, n]
 
 
-@jitable
+@inlined
 def price_verify(ei, ev, table, att, params, overheads, pad, batch, context_sum, tokens):
     """``IterationCost.verify_s(tokens)``: the estimator's verification of B + sum k_i =
     ``tokens`` positions (under batch expansion, spread evenly over the batch)."""
@@ -35,17 +35,21 @@ def price_verify(ei, ev, table, att, params, overheads, pad, batch, context_sum,
 
 
 @jitable
-def price_steps(ei, ef, ev, ed, table, att, params, overheads, pad, batch, context_sum,
-                bonus_rows, bonus_context, k_max, counts, tokens_cum, prices_v, prices_d):
-    """``IterationCost``'s prices of s = 0..K draft steps where every request that may,
-    drafts: ``prices_v[s]`` = ``verify_s(B + tokens_cum[s])``, ``prices_d[s]`` =
-    ``draft_s(s)`` (overhead included); under batch expansion the draft steps carry their
-    share of the batch's ``bonus_rows`` copy rows (``bonus_context``: their KV)."""
-    for s in range(k_max + 1):
+def price_steps(ei, ev, ed, table, att, params, overheads, pad, batch, context_sum,
+                bonus_rows, bonus_context, counts, tokens_cum, prices_v, prices_d, first, stop):
+    """``IterationCost``'s prices of s = ``first``..``stop - 1`` draft steps where every
+    request that may, drafts (those below ``first`` are priced already: the engine prices
+    on demand, in order): ``prices_v[s]`` = ``verify_s(B + tokens_cum[s])``,
+    ``prices_d[s]`` = ``draft_s(s)`` (overhead included); under batch expansion the draft
+    steps carry their share of the batch's ``bonus_rows`` copy rows (``bonus_context``: their
+    KV)."""
+    for s in range(first, stop):
         prices_v[s] = price_verify(ei, ev, table, att, params, overheads, pad, batch,
                                    context_sum, batch + tokens_cum[s])
-    prices_d[0] = 0.0
-    for t in range(k_max):
+        if s == 0:
+            prices_d[0] = 0.0
+            continue
+        t = s - 1
         n = counts[t]
         extra = 0.0
         if n > 0:
@@ -53,7 +57,7 @@ def price_steps(ei, ef, ev, ed, table, att, params, overheads, pad, batch, conte
             if rows > 0:
                 extra = estimate_draft(ei[E_ESTIMATOR], ed, table, att, params, overheads,
                                        padded(pad, rows), kv)
-        prices_d[t + 1] = next_draft_total(prices_d[t], extra, overheads[O_DRAFTING], t)
+        prices_d[s] = next_draft_total(prices_d[t], extra, overheads[O_DRAFTING], t)
 
 
 @jitable

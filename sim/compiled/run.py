@@ -70,8 +70,9 @@ def why_protocol(policy, latency, estimator, acceptance, engine: str) -> str | N
     if not supports_truth(latency):
         return f"ground truth {type(latency).__name__} has no compiled form"
     if estimator is latency and type(latency) is ProfileLatency:
-        # the compiled loop prices every number of steps eagerly; on a profile those extra
-        # queries could warn (outside the measured domain) where the protocol path does not
+        # the compiled loop prices numbers of steps the protocol path may not ask for
+        # (SmartSpec's every s, AdaSpec's next one); on a profile those extra queries could
+        # warn (outside the measured domain) where the protocol path does not
         return "estimator exact over a calibrated profile has no compiled form"
     if estimator is not latency and not (type(estimator) is TableEstimator
                                          and estimator.base is latency):

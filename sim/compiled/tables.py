@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from sim.compiled.jit import jitable
+from sim.compiled.jit import inlined, jitable
 from sim.latency.estimator import draft_surface, verify_surface
 from sim.latency.pass_costs import decode_attention, prefill_attention
 from sim.latency.profile import (OP_DOMAIN_VARS, OP_FEATURES, outside_domain,
@@ -275,7 +275,7 @@ def note_query(att, op, v0, v1, v2, a0, a1, a2):
         att[op, PR_ARGS + 2] = a2
 
 
-@jitable
+@inlined
 def estimate_verify(kind, ev, table, att, params, overheads, batch, tokens, context_tokens):
     """The policies' estimator: ``TableEstimator.target_verify_s`` (kind 0) or the truth
     itself (kind 1, ``--estimator exact``); ``tokens`` arrives padded."""
@@ -287,7 +287,7 @@ def estimate_verify(kind, ev, table, att, params, overheads, batch, tokens, cont
                           batch, tokens, context_tokens)
 
 
-@jitable
+@inlined
 def estimate_draft(kind, ed, table, att, params, overheads, batch, context_tokens):
     """The estimator's ``draft_step_s`` (kinds as ``estimate_verify``)."""
     if kind == 1:

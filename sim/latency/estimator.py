@@ -77,7 +77,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sim.compiled.jit import jitable
+from sim.compiled.jit import inlined, jitable
 from sim.core.padding import GraphPadding, size_positions
 from sim.errors import ConfigError
 from sim.latency.base import LatencyModel
@@ -191,7 +191,7 @@ class _VerifySurface:
                 np.asarray(self.eager, dtype=np.float64), int(self.max_size))
 
 
-@jitable
+@inlined
 def verify_surface(token, token_tail, token_step, index, buckets, values, slopes, below, eager,
                    max_size, batch, tokens, kv_tokens):
     """``_VerifySurface`` at (B, T, K): H(pad T) + Q(B, K / B) (see the module doc)."""
@@ -299,7 +299,7 @@ class _DraftSurface:
                 np.asarray(self.eager, dtype=np.float64), int(self.max_size))
 
 
-@jitable
+@inlined
 def draft_surface(knots, values, slopes, offsets, index, buckets, eager, max_size, rows,
                   kv_tokens):
     """``_DraftSurface`` at (n rows, K KV tokens); above the largest size a line in n."""
