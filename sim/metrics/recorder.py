@@ -255,25 +255,27 @@ class IterationLog:
         for item in self._chunks:
             yield IterationChunk.load(item) if isinstance(item, Path) else item
 
-    def tables(self) -> Iterator[Table]:
-        """The table chunk by chunk (one empty table when it has no rows or was not kept)."""
+    def _chunks_or_empty(self) -> Iterator[tuple[IterationChunk, bool]]:
+        """(chunk, False) for each of ``chunks``, or (an empty chunk, True) when the log has
+        none (no rows, or not kept)."""
         empty = True
         for chunk in self.chunks():
             empty = False
-            yield chunk.table()
+            yield chunk, False
         if empty:
-            yield _make_chunk([], [], [], []).table()
+            yield _make_chunk([], [], [], []), True
+
+    def tables(self) -> Iterator[Table]:
+        """The table chunk by chunk (one empty table when it has no rows or was not kept)."""
+        return (chunk.table() for chunk, _ in self._chunks_or_empty())
 
     def frames(self) -> Iterator[pd.DataFrame]:
         """The table chunk by chunk as DataFrames (one empty frame when it has no rows or was
-        not kept)."""
-        empty = True
-        for chunk in self.chunks():
-            empty = False
-            yield chunk.frame()
-        if empty:
-            frame = _make_chunk([], [], [], []).frame()
-            yield frame.astype({"start_s": float, "duration_s": float, "kind": str})
+        not kept, its columns typed)."""
+        for chunk, placeholder in self._chunks_or_empty():
+            frame = chunk.frame()
+            yield frame.astype({"start_s": float, "duration_s": float, "kind": str}) \
+                if placeholder else frame
 
     def to_frame(self) -> pd.DataFrame:
         import pandas as pd
