@@ -35,11 +35,6 @@ Prints, per GPU:
 4. (A100) the measured path beyond its rows: the Llama-3 rows above 4,096 tokens predicted
    from the rows up to 4,096 (the closed form scaled to the last row, as the simulator does).
 
-With ``--waves``, a third path: **wave form**, the closed form with wave-quantized GEMM
-candidates beside the tile heights (``python -m calibrate.vidur_fit --gemm-waves default``),
-refitted here on the training rows (about 15 s more); its GEMM and layer errors are printed
-beside the others and in the bars.
-
 With ``--per-shape``, also the GEMM medians of the closed form refitted separately for every
 GEMM shape (K, N) of the GPU on that shape's training rows (``calibrate.vidur_fit.fit_gemm``):
 what the formula could reach with unlimited constants, a bound on the shape-generic fit (about
@@ -63,10 +58,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dataclasses import replace  # noqa: E402
-
-from calibrate.vidur_fit import (GEMM_TILE_ROWS, PEAKS, WaveForm,  # noqa: E402
-                                 all_reduce_points, fit_gemm, load_samples, split_tokens)
+from calibrate.vidur_fit import (PEAKS, all_reduce_points, fit_gemm,  # noqa: E402
+                                 load_samples, split_tokens)
 from sim.latency.ops import gemm_s  # noqa: E402
 from sim.latency.pass_costs import layer_gemm_shapes  # noqa: E402
 from sim.latency.fitted_constants import ATTENTION, FITS  # noqa: E402
@@ -103,12 +96,11 @@ def monotone_floor(times: list[float]) -> float:
     return hi
 
 
-def _costs(cache: dict, gpu: str, shape, tp: int, fits=None) -> PassCosts:
-    fits = FITS if fits is None else fits
-    key = (gpu, shape, tp, id(fits))
+def _costs(cache: dict, gpu: str, shape, tp: int) -> PassCosts:
+    key = (gpu, shape, tp)
     if key not in cache:
         peak, bandwidth = PEAKS[gpu]
-        cache[key] = PassCosts(shape, peak, bandwidth, fits[gpu], ATTENTION, None, tp)
+        cache[key] = PassCosts(shape, peak, bandwidth, FITS[gpu], ATTENTION, None, tp)
     return cache[key]
 
 
@@ -176,15 +168,11 @@ def per_shape_medians(samples, gpu: str, train_tokens: set[int], held: set[int]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", type=Path, default=ROOT.parent / "shared/profiles/vidur")
-    parser.add_argument("--waves", action="store_true",
-                        help="also the wave-quantized GEMM form, refitted (module doc)")
     parser.add_argument("--per-shape", action="store_true",
                         help="also refit the GEMM closed form per shape (module doc)")
     args = parser.parse_args(argv)
     samples = load_samples(args.profiles)
     cache: dict = {}
-    paths = ("closed form", "measured") + (("wave form",) if args.waves else ())
-    wave_fits: dict = {}
     # (gpu, path) -> (worst error, where) for the bars
     gemm_worst: dict[tuple[str, str], tuple[float, str]] = {}
     layer_worst: dict[tuple[str, str], tuple[float, str]] = {}
@@ -199,20 +187,16 @@ def main(argv: list[str] | None = None) -> int:
         mine = [s for s in samples if s.gpu == gpu and s.tokens <= 8192]
         train_tokens, held = split_tokens([s.tokens for s in mine])
         rows = _median_rows([s for s in samples if s.gpu == gpu])
-        if args.waves:
-            wave_fits[gpu] = replace(FITS[gpu], gemm=fit_gemm(
-                [s for s in mine if s.tokens in train_tokens], gpu, GEMM_TILE_ROWS, WaveForm()))
         print(f"== {gpu}: held-out num_tokens rows (1-{MAX_TOKENS}), error = model/measured - 1")
-        print(f"{'':26s} {'':>6s}  {'closed form':^20s}  {'measured (next row up)':^23s}"
-              + (f"  {'wave form':^20s}" if args.waves else ""))
-        print(f"{'op':26s} {'rows':>6s}" + f"  {'bias':>8s} {'median |e|':>11s}" * len(paths))
-        errors: dict[str, dict[str, list[float]]] = {path: {} for path in paths}
+        print(f"{'':26s} {'':>6s}  {'closed form':^20s}  {'measured (next row up)':^23s}")
+        print(f"{'op':26s} {'rows':>6s}  {'bias':>8s} {'median |e|':>11s}  {'bias':>8s} "
+              f"{'median |e|':>11s}")
+        errors: dict[str, dict[str, list[float]]] = {"closed form": {}, "measured": {}}
         layers: dict[tuple, dict[str, dict[int, float]]] = {}
         linear_errors: list[float] = []
         isotonic_errors: dict[tuple, list[float]] = {}
         for (model, tp, shape), by_tokens in rows.items():
             costs = _costs(cache, gpu, shape, tp)
-            waves = _costs(cache, gpu, shape, tp, wave_fits) if args.waves else None
             train = {t: ops for t, ops in by_tokens.items() if t in train_tokens or t > 8192}
             tests = {t: ops for t, ops in by_tokens.items() if t in held and t <= MAX_TOKENS}
             layer_points = {t: sum(ops[op] for op in LAYER_OPS) for t, ops in train.items()}
@@ -222,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                 [layer_points[t] for t in ordered]))))
             per_op = {op: MeasuredLayer({t: ops[op] for t, ops in train.items()})
                       for op in GEMM_OPS + ELEMENTWISE_OPS}
-            layer = layers.setdefault((model, tp), {path: {} for path in paths + ("truth",)})
+            layer = layers.setdefault((model, tp), {"measured": {}, "closed form": {},
+                                                    "truth": {}})
             for t, ops in tests.items():
                 for op, seconds in ops.items():
                     if seconds <= 0:
@@ -230,20 +215,15 @@ def main(argv: list[str] | None = None) -> int:
                     errors["closed form"].setdefault(op, []).append(
                         costs.layer_op_s(op, t) / seconds - 1)
                     errors["measured"].setdefault(op, []).append(per_op[op](t) / seconds - 1)
-                    if waves is not None:
-                        errors["wave form"].setdefault(op, []).append(
-                            waves.layer_op_s(op, t) / seconds - 1)
                 truth = sum(ops[op] for op in LAYER_OPS)
                 layer["truth"][t] = truth
                 layer["closed form"][t] = costs.fitted_layer_dense_s(t) / truth - 1
                 layer["measured"][t] = layer_train(t) / truth - 1
-                if waves is not None:
-                    layer["wave form"][t] = waves.fitted_layer_dense_s(t) / truth - 1
                 linear_errors.append(_linear(layer_points, t) / truth - 1)
                 isotonic_errors.setdefault((model, tp), []).append(layer_isotonic(t) / truth - 1)
         for op in GEMM_OPS + ELEMENTWISE_OPS:
             cells = []
-            for path in paths:
+            for path in ("closed form", "measured"):
                 e = errors[path][op]
                 bias, typical = statistics.median(e), statistics.median(map(abs, e))
                 cells.append(f"{_pct(bias):>8s} {_pct(typical):>11s}")
@@ -256,11 +236,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{op} {100 * v:.1f}%" for op, v in limits.items()))
         print(f"\n{'layer (no attention)':32s} {'points':>6s}  "
               f"{'closed form: median |e|  <=10%    worst (at)':44s}  "
-              f"{'measured: median |e|  <=10%    worst (at)':41s}  {'floor':>6s}"
-              + ("  wave form: median |e|  <=10%    worst (at)" if args.waves else ""))
+              f"{'measured: median |e|  <=10%    worst (at)':41s}  {'floor':>6s}")
         for (model, tp), layer in sorted(layers.items()):
             cells = []
-            for path in paths:
+            for path in ("closed form", "measured"):
                 errs = layer[path]
                 at = max(errs, key=lambda t: abs(errs[t]))
                 worst = errs[at]
@@ -276,8 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                         by_t.setdefault(t, []).append(abs(e))
             floor = monotone_floor([layer["truth"][t] for t in sorted(layer["truth"])])
             print(f"{model + ' tp' + str(tp):32s} {len(layer['truth']):6d}  "
-                  f"{cells[0]:>44s}  {cells[1]:>41s}  {100 * floor:5.1f}%"
-                  + (f"  {cells[2]:>42s}" if args.waves else ""))
+                  f"{cells[0]:>44s}  {cells[1]:>41s}  {100 * floor:5.1f}%")
         measured_all = [e for layer in layers.values() for e in layer["measured"].values()]
         print(f"layer, measured path, all held-out rows: next row up (the simulator's rule) "
               f"{_spread(measured_all)}")
@@ -332,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {title}:")
         for gpu in BAR_GPUS:
             cells = []
-            for path in paths:
+            for path in ("closed form", "measured"):
                 value, where = table[(gpu, path)]
                 cells.append(f"{path} {100 * value:4.1f}% ({where}) "
                              f"{'met' if value <= bound else 'NOT met'}")

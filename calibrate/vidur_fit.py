@@ -39,7 +39,7 @@ import argparse
 import json
 import re
 import sys
-from dataclasses import MISSING, dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -66,25 +66,6 @@ MAX_FIT_TOKENS = 8192
 #: among {64}, {128}, {256}, {128, 256}, {64, 128}, {64, 128, 256} (docs/latency_model.md).
 GEMM_TILE_ROWS: tuple[int, ...] = (128, 64, 16)
 MAX_ALL_REDUCE_BYTES = 64 * 1024**2
-#: Streaming multiprocessors of the profiled GPUs, for the wave-quantized GEMM form: NVIDIA
-#: A100 Tensor Core GPU Architecture whitepaper (108 SMs), NVIDIA H100 Tensor Core GPU
-#: Architecture whitepaper (H100 SXM5: 132 SMs), NVIDIA A40 datasheet (10,752 CUDA cores =
-#: 84 Ampere SMs of 128).
-SMS: dict[str, int] = {"a100": 108, "h100": 132, "a40": 84}
-#: The wave form's candidates (``--gemm-waves default``): CTA output tiles (rows x columns,
-#: cuBLAS/CUTLASS tile shapes) beside the tile heights; split-K 1 (``--gemm-split-k``): chosen
-#: on an inner split of the training rows (docs/latency_model.md).
-GEMM_WAVE_TILES: tuple[tuple[int, int], ...] = ((256, 128), (128, 256), (128, 128), (64, 128),
-                                                (64, 64))
-GEMM_WAVE_SPLIT_K: tuple[int, ...] = (1,)
-
-
-@dataclass(frozen=True)
-class WaveForm:
-    """The wave-quantized GEMM candidates to fit (``GemmFit.wave_tiles``/``wave_split_k``)."""
-
-    tiles: tuple[tuple[int, int], ...] = GEMM_WAVE_TILES
-    split_k: tuple[int, ...] = GEMM_WAVE_SPLIT_K
 
 
 @dataclass(frozen=True)
@@ -124,52 +105,38 @@ def split_tokens(values: Sequence[int]) -> tuple[set[int], set[int]]:
     return set(distinct[0::2]), set(distinct[1::2])
 
 
-def gemm_fit_of(x: Sequence[float], tile_rows: Sequence[int] = (),
-                waves: WaveForm | None = None, sms: int = 0) -> GemmFit:
+def gemm_fit_of(x: Sequence[float], tile_rows: Sequence[int] = ()) -> GemmFit:
     """The ``GemmFit`` of a parameter vector x = (memory eff, compute eff, sharpness, launch,
-    then the relative efficiency of each candidate after the first, which is 1: the wave
-    tiles (``waves``, on ``sms`` SMs) first, then the tile heights)."""
-    candidates = (len(waves.tiles) if waves else 0) + len(tile_rows)
-    relative = ((1.0,) + tuple(float(v) for v in x[4:]))[:candidates]
-    split = len(waves.tiles) if waves else 0
-    gemm = GemmFit(float(x[0]), float(x[1]), float(x[2]), float(x[3]), tuple(tile_rows),
-                   relative[split:])
-    if waves is None:
-        return gemm
-    return replace(gemm, wave_tiles=waves.tiles, wave_relative_efficiency=relative[:split],
-                   wave_split_k=waves.split_k, wave_sms=sms)
+    then the relative efficiency of each tile height after the first, which is 1)."""
+    relative = (1.0,) + tuple(float(v) for v in x[4:]) if tile_rows else ()
+    return GemmFit(float(x[0]), float(x[1]), float(x[2]), float(x[3]), tuple(tile_rows),
+                   relative)
 
 
 def gemm_np(m: np.ndarray, k: np.ndarray, n: np.ndarray, dtype_bytes: int, peak: float,
-            bandwidth: float, x: Sequence[float], tile_rows: Sequence[int] = (),
-            waves: WaveForm | None = None, sms: int = 0) -> np.ndarray:
-    """``sim.latency.ops.gemm_s`` over arrays, with the fit ``gemm_fit_of(x, tile_rows, waves,
-    sms)``."""
-    return gemm_s(m, k, n, dtype_bytes, peak, bandwidth, gemm_fit_of(x, tile_rows, waves, sms))
+            bandwidth: float, x: Sequence[float], tile_rows: Sequence[int] = ()) -> np.ndarray:
+    """``sim.latency.ops.gemm_s`` over arrays, with the fit ``gemm_fit_of(x, tile_rows)``."""
+    return gemm_s(m, k, n, dtype_bytes, peak, bandwidth, gemm_fit_of(x, tile_rows))
 
 
 def fit_gemm(samples: Sequence[OpSample], gpu: str,
-             tile_rows: Sequence[int] = GEMM_TILE_ROWS, waves: WaveForm | None = None
-             ) -> GemmFit:
-    """One GPU's GEMM fit on ``samples`` (module docstring); ``waves``: the wave-quantized
-    candidates on the GPU's ``SMS`` beside the tile heights."""
+             tile_rows: Sequence[int] = GEMM_TILE_ROWS) -> GemmFit:
     peak, bandwidth = PEAKS[gpu]
-    sms = SMS[gpu] if waves else 0
     rows = [s for s in samples if s.op in GEMM_OPS and s.seconds > 0]
     shapes = [layer_gemm_shapes(s.shape, s.tp)[s.op] for s in rows]
     m = np.array([s.tokens for s in rows], float)
     k = np.array([kn[0] for kn in shapes], float)
     n = np.array([kn[1] for kn in shapes], float)
     t = np.array([s.seconds for s in rows])
-    extra = max(len(tile_rows) + (len(waves.tiles) if waves else 0) - 1, 0)
+    extra = max(len(tile_rows) - 1, 0)
     result = least_squares(
-        lambda x: np.log(gemm_np(m, k, n, 2, peak, bandwidth, x, tile_rows, waves, sms) / t),
+        lambda x: np.log(gemm_np(m, k, n, 2, peak, bandwidth, x, tile_rows) / t),
         [0.85, 0.7, 3.0, 5e-6] + [0.9] * extra,
         bounds=([0.1, 0.1, 1.0, 0.0] + [0.05] * extra, [1.0, 1.0, 30.0, 1e-4] + [1.0] * extra),
         loss="soft_l1", f_scale=0.05, x_scale=[1.0, 1.0, 1.0, 1e-5] + [1.0] * extra)
     x = [round(float(result.x[0]), 4), round(float(result.x[1]), 4),
          round(float(result.x[2]), 3), round(float(result.x[3]), 8)]
-    return gemm_fit_of(x + [round(float(v), 4) for v in result.x[4:]], tile_rows, waves, sms)
+    return gemm_fit_of(x + [round(float(v), 4) for v in result.x[4:]], tile_rows)
 
 
 def fit_elementwise(samples: Sequence[OpSample], gpu: str, op: str) -> ElementwiseFit:
@@ -237,8 +204,7 @@ def attention_fit() -> AttentionFit:
 
 
 def fit_gpu(samples: Sequence[OpSample], profiles: Path, gpu: str,
-            gemm_tile_rows: Sequence[int] = GEMM_TILE_ROWS,
-            gemm_waves: WaveForm | None = None) -> GpuFit:
+            gemm_tile_rows: Sequence[int] = GEMM_TILE_ROWS) -> GpuFit:
     """Fit one GPU on its training rows (see ``split_tokens``)."""
     mine = [s for s in samples if s.gpu == gpu and s.tokens <= MAX_FIT_TOKENS]
     train_tokens, _ = split_tokens([s.tokens for s in mine])
@@ -249,7 +215,7 @@ def fit_gpu(samples: Sequence[OpSample], profiles: Path, gpu: str,
         keep, _ = split_tokens(sizes.astype(int).tolist())
         mask = np.isin(sizes.astype(int), sorted(keep))
         network[workers] = fit_all_reduce(sizes[mask], seconds[mask])
-    return GpuFit(gpu, fit_gemm(train, gpu, gemm_tile_rows, gemm_waves), elementwise, network)
+    return GpuFit(gpu, fit_gemm(train, gpu, gemm_tile_rows), elementwise, network)
 
 
 def render(fits: Sequence[GpuFit], attention: AttentionFit) -> str:
@@ -280,7 +246,7 @@ def render(fits: Sequence[GpuFit], attention: AttentionFit) -> str:
     for fit in fits:
         lines.append(f"    {fit.name!r}: GpuFit(")
         lines.append(f"        {fit.name!r},")
-        lines.append(f"        gemm={_gemm_source(fit.gemm)},")
+        lines.append(f"        gemm={fit.gemm!r},")
         lines.append("        elementwise={")
         for op, e in fit.elementwise.items():
             lines.append(f"            {op!r}: {e!r},")
@@ -294,17 +260,6 @@ def render(fits: Sequence[GpuFit], attention: AttentionFit) -> str:
     lines.append("")
     lines.append(f"ATTENTION = {attention!r}")
     return "\n".join(_wrap(line) for line in lines) + "\n"
-
-
-def _gemm_source(gemm: GemmFit) -> str:
-    """``repr(gemm)`` without the optional fields left at their defaults (a fit without waves
-    renders as before they existed)."""
-    parts = []
-    for f in fields(gemm):
-        value = getattr(gemm, f.name)
-        if f.default is MISSING or value != f.default:
-            parts.append(f"{f.name}={value!r}")
-    return f"GemmFit({', '.join(parts)})"
 
 
 def _wrap(line: str, width: int = 99) -> str:
@@ -395,25 +350,6 @@ def _tile_rows(text: str) -> tuple[int, ...]:
     return rows
 
 
-def _wave_form(tiles_text: str, split_text: str) -> WaveForm | None:
-    """``--gemm-waves`` (``none``, ``default`` or ``RxC[,RxC...]`` CTA tiles) and
-    ``--gemm-split-k`` (comma-separated factors >= 1)."""
-    if tiles_text.strip().lower() == "none":
-        return None
-    try:
-        split = tuple(int(v) for v in split_text.split(","))
-        tiles = (GEMM_WAVE_TILES if tiles_text.strip().lower() == "default" else
-                 tuple(tuple(int(v) for v in t.lower().split("x")) for t in tiles_text.split(",")))
-    except ValueError:
-        raise SystemExit(f"--gemm-waves / --gemm-split-k: integers, got {tiles_text!r} / "
-                         f"{split_text!r}") from None
-    if (not tiles or any(len(t) != 2 or min(t) < 1 for t in tiles) or len(set(tiles)) != len(tiles)
-            or not split or min(split) < 1 or len(set(split)) != len(split)):
-        raise SystemExit(f"--gemm-waves: distinct ROWSxCOLUMNS tiles >= 1 and --gemm-split-k: "
-                         f"distinct factors >= 1, got {tiles_text!r} / {split_text!r}")
-    return WaveForm(tiles, split)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m calibrate.vidur_fit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -426,16 +362,8 @@ def main(argv: list[str] | None = None) -> int:
                         metavar="H[,H...]|none",
                         help="GEMM output-tile heights num_tokens is padded to (the fastest "
                              "wins; default %(default)s); none: the smooth knee, no padding")
-    parser.add_argument("--gemm-waves", default="none", metavar="none|default|RxC[,RxC...]",
-                        help="also fit wave-quantized GEMM candidates: CTA output tiles over "
-                             "the GPU's SMs, beside the tile heights (default %(default)s; "
-                             "default: " + ",".join(f"{r}x{c}" for r, c in GEMM_WAVE_TILES)
-                             + ")")
-    parser.add_argument("--gemm-split-k", default="1", metavar="S[,S...]",
-                        help="split-K factors of each wave tile (default %(default)s)")
     args = parser.parse_args(argv)
     tile_rows = _tile_rows(args.gemm_tile_rows)
-    waves = _wave_form(args.gemm_waves, args.gemm_split_k)
     if args.write_measured:
         from sim.latency.hardware import GPUS
         gpus = sorted({g.measured for g in GPUS.values() if g.measured is not None})
@@ -445,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     samples = load_samples(args.profiles)
     gpus = sorted({s.gpu for s in samples})
-    text = render([fit_gpu(samples, args.profiles, g, tile_rows, waves) for g in gpus],
+    text = render([fit_gpu(samples, args.profiles, g, tile_rows) for g in gpus],
                   attention_fit())
     if args.write:
         args.write.write_text(text, encoding="utf-8")

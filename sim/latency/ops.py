@@ -17,11 +17,7 @@ One formula per kind of operation, each with constants fitted to real GPU profil
   chooses among tile heights per shape, modelled as the fastest of a few heights ``h``, each
   at its own fraction ``r`` of ``compute_efficiency``. Every term is non-decreasing in ``M``,
   so the time is a non-decreasing staircase. No tiles (``()``): ``comp = 2*M*K*N / (peak *
-  compute_efficiency)``, the smooth knee. **Wave quantization** (``wave_tiles``, off by
-  default): further candidates, each a CTA output tile ``tm x tn`` run with split-K ``s``:
-  ``ceil(M/tm) * ceil(N/tn) * s`` tiles fill the ``wave_sms`` SMs in ``waves = ceil(tiles /
-  wave_sms)`` rounds, ``comp = waves * 2*tm*tn*ceil(K/s) / (peak * compute_efficiency * r /
-  wave_sms)`` (one tile's FLOPs at one SM's share of the peak), also non-decreasing in ``M``;
+  compute_efficiency)``, the smooth knee;
 * **elementwise** ops (RMSNorm, rotary, SiLU-and-mul, residual add, embedding gather): the
   same smooth knee between a launch floor ``fixed_s`` and ``bytes / (bandwidth *
   bandwidth_fraction)``, bytes per token as in ``pass_costs.elementwise_bytes_per_token``;
@@ -61,15 +57,6 @@ class GemmFit:
     tile_rows: tuple[int, ...] = ()
     #: Each tile height's compute efficiency as a fraction of ``compute_efficiency``.
     tile_relative_efficiency: tuple[float, ...] = ()
-    #: Wave quantization (docs/latency_model.md): CTA output tiles (rows of M, columns of N)
-    #: the kernels may run, () = none (the default, the tile padding above alone).
-    wave_tiles: tuple[tuple[int, int], ...] = ()
-    #: Each wave tile's compute efficiency as a fraction of ``compute_efficiency``.
-    wave_relative_efficiency: tuple[float, ...] = ()
-    #: Split-K factors each wave tile may run with (K cut into that many slices).
-    wave_split_k: tuple[int, ...] = (1,)
-    #: Streaming multiprocessors the waves fill (the fitted GPU's datasheet count).
-    wave_sms: int = 0
 
     def __post_init__(self) -> None:
         for name in ("memory_efficiency", "compute_efficiency"):
@@ -87,24 +74,6 @@ class GemmFit:
         if not all(0 < r <= 2 for r in self.tile_relative_efficiency):
             raise ConfigError("GEMM tile_relative_efficiency must be in (0, 2], got "
                               f"{self.tile_relative_efficiency}")
-        if not self.wave_tiles:
-            return
-        if len(self.wave_tiles) != len(self.wave_relative_efficiency):
-            raise ConfigError(f"GEMM wave_tiles {self.wave_tiles} and wave_relative_efficiency "
-                              f"{self.wave_relative_efficiency} must have the same length")
-        if not all(len(t) == 2 and all(isinstance(v, int) and v >= 1 for v in t)
-                   for t in self.wave_tiles):
-            raise ConfigError("GEMM wave_tiles must be (rows, columns) pairs of integers >= 1, "
-                              f"got {self.wave_tiles}")
-        if not all(0 < r <= 2 for r in self.wave_relative_efficiency):
-            raise ConfigError("GEMM wave_relative_efficiency must be in (0, 2], got "
-                              f"{self.wave_relative_efficiency}")
-        if not self.wave_split_k or not all(isinstance(s, int) and s >= 1
-                                            for s in self.wave_split_k):
-            raise ConfigError(f"GEMM wave_split_k must be integers >= 1, got {self.wave_split_k}")
-        if not (isinstance(self.wave_sms, int) and self.wave_sms >= 1):
-            raise ConfigError(f"GEMM wave_sms must be an integer >= 1 with wave_tiles, got "
-                              f"{self.wave_sms}")
 
 
 @dataclass(frozen=True)
@@ -216,7 +185,7 @@ def gemm_s(tokens, k, n, dtype_bytes: int, peak_flops: float, bytes_per_s: float
     if not is_array and tokens <= 0:
         return 0.0
     mem = (k * n + tokens * (k + n)) * dtype_bytes / (bytes_per_s * fit.memory_efficiency)
-    if not fit.tile_rows and not fit.wave_tiles:
+    if not fit.tile_rows:
         comp = 2.0 * tokens * k * n / (peak_flops * fit.compute_efficiency)
         return fit.launch_s + _soft_max(mem, comp, fit.knee_sharpness)
     best = None
@@ -228,31 +197,7 @@ def gemm_s(tokens, k, n, dtype_bytes: int, peak_flops: float, bytes_per_s: float
             best = t
         else:
             best = np.minimum(best, t) if is_array else min(best, t)
-    if fit.wave_tiles:
-        t = _wave_s(tokens, k, n, mem, peak_flops, fit)
-        best = t if best is None else (np.minimum(best, t) if is_array else min(best, t))
     return fit.launch_s + best
-
-
-def _wave_s(tokens, k, n, mem, peak_flops: float, fit: GemmFit):
-    """The fastest wave-quantized candidate (tile, split-K) of ``gemm_s``: ``ceil(M/tm) *
-    ceil(N/tn) * s`` CTA tiles run in ``waves = ceil(tiles / sms)`` rounds, each as long as
-    one tile's ``2 * tm * tn * ceil(K/s)`` FLOPs at the per-SM share of the peak."""
-    is_array = isinstance(tokens, np.ndarray)
-    best = None
-    per_sm_flops = peak_flops * fit.compute_efficiency / fit.wave_sms
-    for (tm, tn), relative in zip(fit.wave_tiles, fit.wave_relative_efficiency):
-        row_tiles = -(-tokens // tm)
-        col_tiles = -(-n // tn)
-        for split in fit.wave_split_k:
-            waves = -(-(row_tiles * col_tiles * split) // fit.wave_sms)
-            comp = waves * (2.0 * tm * tn * -(-k // split)) / (per_sm_flops * relative)
-            t = _soft_max(mem, comp, fit.knee_sharpness)
-            if best is None:
-                best = t
-            else:
-                best = np.minimum(best, t) if is_array else min(best, t)
-    return best
 
 
 def elementwise_s(tokens, bytes_per_token, bytes_per_s: float, fit: ElementwiseFit):

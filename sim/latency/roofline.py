@@ -218,10 +218,6 @@ class RooflineLatency:
         gemm = self.gpu.op_fit.gemm
         tiles = ("GEMM tile padding, " + "/".join(map(str, gemm.tile_rows)) + "-row tiles"
                  if gemm.tile_rows else "GEMM smooth knee (no tile padding)")
-        if gemm.wave_tiles:
-            tiles += (", waves of " + "/".join(f"{r}x{c}" for r, c in gemm.wave_tiles)
-                      + f" tiles over {gemm.wave_sms} SMs, split-K "
-                      + "/".join(map(str, gemm.wave_split_k)))
         out["closed_form"] = f"{self.gpu.fit} fit: {tiles}"
         return out
 

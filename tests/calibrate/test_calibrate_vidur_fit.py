@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibrate.vidur_fit import (GEMM_TILE_ROWS, GEMM_WAVE_TILES, SMS, WaveForm, _tile_rows,
-                                 _wave_form, attention_fit, fit_gpu, gemm_np, load_samples,
-                                 render, split_tokens)
+from calibrate.vidur_fit import (GEMM_TILE_ROWS, _tile_rows, attention_fit, fit_gpu, gemm_np,
+                                 load_samples, render, split_tokens)
 from sim.latency.fitted_constants import ATTENTION, FITS
 from sim.latency.ops import GemmFit, gemm_s
 
@@ -43,44 +42,6 @@ def test_numpy_gemm_is_the_simulators_formula() -> None:
     for i in range(len(m)):
         assert vector[i] == pytest.approx(gemm_s(int(m[i]), int(k[i]), int(n[i]), 2, 312e12,
                                                  2.039e12, tiled), rel=1e-12)
-
-
-def test_numpy_gemm_with_waves_is_the_simulators_formula() -> None:
-    # x: efficiencies, then the wave tiles' relative efficiencies after the first, then the
-    # tile heights'.
-    waves = WaveForm(((128, 256), (64, 64)), (1, 2))
-    x = (0.8, 0.7, 1.5, 5e-6, 0.9, 0.8, 0.6)
-    fit = GemmFit(0.8, 0.7, 1.5, 5e-6, (128, 16), (0.8, 0.6), ((128, 256), (64, 64)),
-                  (1.0, 0.9), (1, 2), 108)
-    m = np.array([1, 7, 64, 300, 4096], float)
-    k = np.array([4096, 4096, 8192, 1024, 11008], float)
-    n = np.array([12288, 4096, 1280, 22016, 4096], float)
-    vector = gemm_np(m, k, n, 2, 312e12, 2.039e12, x, (128, 16), waves, 108)
-    for i in range(len(m)):
-        assert vector[i] == pytest.approx(gemm_s(int(m[i]), int(k[i]), int(n[i]), 2, 312e12,
-                                                 2.039e12, fit), rel=1e-12)
-
-
-def test_gemm_waves_option() -> None:
-    assert _wave_form("none", "1") is None
-    assert _wave_form("default", "1") == WaveForm(GEMM_WAVE_TILES, (1,))
-    assert _wave_form("128x256,64x64", "1,2,4") == WaveForm(((128, 256), (64, 64)), (1, 2, 4))
-    for tiles, split in (("128", "1"), ("0x128", "1"), ("128x128,128x128", "1"),
-                         ("128x128", "0"), ("128x128", "1,1"), ("axb", "1"), ("128x128", "")):
-        with pytest.raises(SystemExit):
-            _wave_form(tiles, split)
-
-
-def test_wave_fit_round_trips_and_default_renders_as_before(profiles: Path) -> None:
-    samples = load_samples(profiles)
-    fit = fit_gpu(samples, profiles, "a100", GEMM_TILE_ROWS, WaveForm())
-    assert fit.gemm.wave_sms == SMS["a100"] == 108
-    assert fit.gemm.wave_tiles == GEMM_WAVE_TILES and fit.gemm.wave_relative_efficiency[0] == 1
-    namespace: dict = {}
-    exec(compile(render([fit], attention_fit()), "fitted_constants.py", "exec"), namespace)
-    assert namespace["FITS"]["a100"] == fit
-    # Without waves the optional fields stay out of the generated module.
-    assert "wave" not in render([fit_gpu(samples, profiles, "a100")], attention_fit())
 
 
 def test_gemm_tile_rows_option() -> None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -114,68 +113,6 @@ def test_any_tile_set_is_non_decreasing_in_tokens(m, extra, k, n, tiles, sharpne
                                                   launch) -> None:
     fit = GemmFit(0.9, 0.7, sharpness, launch, tuple(h for h, _ in tiles),
                   tuple(r for _, r in tiles))
-    before, after = (gemm_s(t, k, n, 2, 989e12, 3.35e12, fit) for t in (m, m + extra))
-    assert after >= before * (1 - 1e-12)
-
-
-def test_gemm_waves_hand_computed() -> None:
-    # Bytes free (1e30 B/s); 1 GFLOP/s over 4 SMs = 0.25 GFLOP/s per SM; K = 8, N = 4; one
-    # 2x2 tile is 2*2*2*8 = 64 FLOPs = 256 ns on its SM.
-    fit = GemmFit(1.0, 1.0, 1.0, 0.0, wave_tiles=((2, 2),), wave_relative_efficiency=(1.0,),
-                  wave_sms=4)
-    # M = 4: 2 x 2 = 4 tiles on 4 SMs, one wave; M = 1: 2 tiles, still one whole wave.
-    assert gemm_s(4, 8, 4, 2, 1e9, 1e30, fit) == pytest.approx(256e-9, rel=1e-9)
-    assert gemm_s(1, 8, 4, 2, 1e9, 1e30, fit) == pytest.approx(256e-9, rel=1e-9)
-    # M = 5: 3 x 2 = 6 tiles, two waves (the smooth knee would say 2*5*8*4 = 320 ns).
-    assert gemm_s(5, 8, 4, 2, 1e9, 1e30, fit) == pytest.approx(512e-9, rel=1e-9)
-    # Split-K 2: 12 tiles of half the K, three waves of 128 ns, faster than two of 256.
-    split = replace(fit, wave_split_k=(1, 2))
-    assert gemm_s(5, 8, 4, 2, 1e9, 1e30, split) == pytest.approx(384e-9, rel=1e-9)
-    assert gemm_s(1, 8, 4, 2, 1e9, 1e30, split) == pytest.approx(128e-9, rel=1e-9)
-    # Beside a 1-row tile height at 0.5 of the efficiency (M = 5: 320 / 0.5 = 640 ns), the
-    # waves win; the relative efficiency divides the wave time (0.8: 512 / 0.8 = 640 ns).
-    both = replace(fit, tile_rows=(1,), tile_relative_efficiency=(0.5,))
-    assert gemm_s(5, 8, 4, 2, 1e9, 1e30, both) == pytest.approx(512e-9, rel=1e-9)
-    slower = replace(both, wave_relative_efficiency=(0.8,))
-    assert gemm_s(5, 8, 4, 2, 1e9, 1e30, slower) == pytest.approx(640e-9, rel=1e-9)
-    # The memory term and launch enter as for the tiles (p = 1: their sum).
-    bytes_s = (8 * 4 + 5 * (8 + 4)) * 2 / 1e9
-    assert gemm_s(5, 8, 4, 2, 1e9, 1e9, replace(fit, launch_s=1e-6)) == pytest.approx(
-        1e-6 + 512e-9 + bytes_s, rel=1e-9)
-
-
-def test_bad_gemm_waves_rejected() -> None:
-    ok = GemmFit(0.8, 0.7, 2.0, 0.0, wave_tiles=((128, 128),), wave_relative_efficiency=(1.0,),
-                 wave_sms=108)
-    with pytest.raises(ConfigError, match="same length"):
-        replace(ok, wave_relative_efficiency=(1.0, 0.9))
-    with pytest.raises(ConfigError, match="wave_tiles"):
-        replace(ok, wave_tiles=((0, 128),))
-    with pytest.raises(ConfigError, match="wave_tiles"):
-        replace(ok, wave_tiles=((128,),), wave_relative_efficiency=(1.0,))
-    with pytest.raises(ConfigError, match="wave_relative_efficiency"):
-        replace(ok, wave_relative_efficiency=(0.0,))
-    with pytest.raises(ConfigError, match="wave_split_k"):
-        replace(ok, wave_split_k=(0,))
-    with pytest.raises(ConfigError, match="wave_split_k"):
-        replace(ok, wave_split_k=())
-    with pytest.raises(ConfigError, match="wave_sms"):
-        replace(ok, wave_sms=0)
-
-
-@settings(max_examples=300, deadline=None)
-@given(m=st.integers(1, 5000), extra=st.integers(1, 300), k=st.integers(1, 20000),
-       n=st.integers(1, 60000),
-       waves=st.lists(st.tuples(st.integers(1, 256), st.integers(1, 256), st.floats(0.05, 2.0)),
-                      min_size=1, max_size=4, unique_by=lambda t: t[:2]),
-       split_k=st.lists(st.integers(1, 8), min_size=1, max_size=3, unique=True),
-       sms=st.integers(1, 200), rows=st.lists(st.integers(1, 256), max_size=2, unique=True),
-       sharpness=st.floats(1.0, 30.0), launch=st.floats(0.0, 1e-4))
-def test_any_wave_form_is_non_decreasing_in_tokens(m, extra, k, n, waves, split_k, sms, rows,
-                                                   sharpness, launch) -> None:
-    fit = GemmFit(0.9, 0.7, sharpness, launch, tuple(rows), tuple(0.9 for _ in rows),
-                  tuple((tm, tn) for tm, tn, _ in waves), tuple(r for _, _, r in waves),
-                  tuple(split_k), sms)
     before, after = (gemm_s(t, k, n, 2, 989e12, 3.35e12, fit) for t in (m, m + extra))
     assert after >= before * (1 - 1e-12)
 
