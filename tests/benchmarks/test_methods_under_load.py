@@ -5,25 +5,15 @@ how many seeds it wins, bad --seeds. The runner is replaced: no simulation runs 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
-_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(_DIR))  # as `python benchmarks/X.py` has it
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, _DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-mul = _load("methods_under_load")
-runs = _load("seeded_runs")
+# as `python benchmarks/X.py` has it
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import methods_under_load as mul  # noqa: E402
+import seeded_runs as runs  # noqa: E402
 
 
 def _row(trace, scale, method, policy, seed, attainment, tpot_ms):
