@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 from concurrent.futures import ProcessPoolExecutor
-from typing import NamedTuple, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 
 #: The ``trace`` of a batch-1 job: every Spec-Bench question once (480 requests), 60 s apart,
@@ -16,9 +16,10 @@ BATCH1 = "spec-bench x1, 60 s apart"
 
 class Job(NamedTuple):
     """One ``adaspec-sim`` run: the first ``limit`` requests of ``trace`` (or ``BATCH1``) at
-    ``rate`` x its request rate, under ``policy`` and ``engine``, with ``seed``; the other
-    settings are the defaults (vicuna-7b + vicuna-68m on the A100-80G preset, SLOs 2 s /
-    40 ms, Spec-Bench acceptance)."""
+    ``rate`` x its request rate, under ``policy`` and ``engine``, with ``seed``, speculating
+    with ``method`` (``adaspec-sim --method``; its own Spec-Bench acceptance preset where it is
+    not the draft model); the other settings are the defaults (vicuna-7b + vicuna-68m on the
+    A100-80G preset, SLOs 2 s / 40 ms)."""
 
     trace: str
     policy: str
@@ -26,6 +27,7 @@ class Job(NamedTuple):
     limit: int
     rate: float
     seed: int
+    method: str = "draft-model"
 
 
 class Outcome(NamedTuple):
@@ -45,17 +47,27 @@ def run(job: Job) -> Outcome:
     else:
         workload = WorkloadSpec(job.trace, limit=job.limit,
                                 rate_scale=job.rate).build(seed=job.seed)
-    summary = simulate(workload, job.policy, SimConfig(engine=job.engine), seed=job.seed).summary
+    config = SimConfig(engine=job.engine, method=job.method)
+    summary = simulate(workload, job.policy, config, seed=job.seed).summary
     return Outcome(float(summary["slo_attainment"]), float(summary["tpot_s"]["mean"]),
                    float(summary["mean_tokens_per_step"]))
 
 
-def run_all(jobs: Sequence[Job], processes: int = 1) -> dict[Job, Outcome]:
-    """Every job's outcome (``processes`` > 1: in that many worker processes)."""
+def run_each(jobs: Sequence[Job], processes: int = 1) -> Iterator[tuple[Job, Outcome]]:
+    """Each job with its outcome, in the jobs' order, as soon as it and those before it have
+    finished (``processes`` > 1: in that many worker processes), for results written as
+    they come."""
     if processes > 1:
         with ProcessPoolExecutor(processes) as pool:
-            return dict(zip(jobs, pool.map(run, jobs)))
-    return {job: run(job) for job in jobs}
+            yield from zip(jobs, pool.map(run, jobs))
+    else:
+        for job in jobs:
+            yield job, run(job)
+
+
+def run_all(jobs: Sequence[Job], processes: int = 1) -> dict[Job, Outcome]:
+    """Every job's outcome (``processes`` > 1: in that many worker processes)."""
+    return dict(run_each(jobs, processes))
 
 
 def arguments(doc: str, seeds: int) -> argparse.ArgumentParser:
