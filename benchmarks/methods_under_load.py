@@ -18,8 +18,10 @@ as misses). Policies per method: ``static:1``, ``static:2``, ``static:4`` (depth
 static" is the one with the highest seed-mean SLO attainment, then the lowest seed-mean
 TPOT, per cell) and ``adaspec:8`` (for PLD and lookahead decoding, which report no
 confidences, ``smartspec:8``); ``nospec`` once per cell. Results go to ``OUT/results.csv``
-one row per run (with its seed) as they finish, seed by seed (a rerun skips rows already
-there), then the tables are printed and the figure written. Bold: the best method of a
+one row per run (with its seed and its number of requests) as they finish, seed by seed (a
+rerun skips rows already there; rows made with other ``--limit``/``--azure-limit`` values stay
+in the file but are left out of the tables and the figure), then the tables are printed and
+the figure written. Bold: the best method of a
 column on the seed means (attainment, then TPOT), with the number of seeds in which it is
 also the best of that seed ("k/N").
 """
@@ -46,13 +48,22 @@ TRACES = {"conv": ("traces/adaspec/conv.csv", (1.0, 2.0, 4.0, 8.0)),
 README_COLUMNS = (("conv", 1.0), ("conv", 4.0), ("code", 2.0), ("mooncake", 1.0),
                   ("mooncake", 8.0), ("azure-conv", 0.25), ("azure-conv", 0.5),
                   ("azure-conv", 1.0))
-FIELDS = ("trace", "rate_scale", "method", "policy", "seed", "slo_attainment", "tpot_ms",
-          "tokens_per_step")
+FIELDS = ("trace", "rate_scale", "method", "policy", "seed", "requests", "slo_attainment",
+          "tpot_ms", "tokens_per_step")
+#: ``--limit`` / ``--azure-limit`` defaults; also the limits of rows from a file written before
+#: the ``requests`` column (every such run used them)
+DEFAULT_LIMIT = 300
+DEFAULT_AZURE_LIMIT = 3000
 
 
 def adaptive_policy(method: str) -> str:
     from sim.drafters.presets import get_method
     return "adaspec:8" if get_method(method).has_confidence else "smartspec:8"
+
+
+def requests_for(trace: str, limit: int, azure_limit: int) -> int:
+    """How many of ``trace``'s first requests a run replays."""
+    return azure_limit if trace == "azure-conv" else limit
 
 
 def jobs_for(limit: int, azure_limit: int, seeds: int) -> list[Job]:
@@ -62,7 +73,7 @@ def jobs_for(limit: int, azure_limit: int, seeds: int) -> list[Job]:
     jobs = []
     for seed in range(seeds):
         for trace, (path, scales) in TRACES.items():
-            count = azure_limit if trace == "azure-conv" else limit
+            count = requests_for(trace, limit, azure_limit)
             for scale in scales:
                 runs = [("draft-model", "nospec")] + [
                     (m, p) for m in METHODS for p in (*STATIC, adaptive_policy(m))]
@@ -76,16 +87,18 @@ def trace_name(job: Job) -> str:
 
 
 def row_key(row: dict) -> tuple:
-    return row["trace"], row["rate_scale"], row["method"], row["policy"], row["seed"]
+    return (row["trace"], row["rate_scale"], row["method"], row["policy"], row["seed"],
+            row["requests"])
 
 
 def job_key(job: Job) -> tuple:
-    return trace_name(job), job.rate, job.method, job.policy, job.seed
+    return trace_name(job), job.rate, job.method, job.policy, job.seed, job.limit
 
 
 def read_rows(path: Path) -> list[dict]:
     """The results so far; rows of a file from before the seed column are seed 0's (the
-    only seed that version ran)."""
+    only seed that version ran), rows from before the requests column used the default
+    limits."""
     if not path.exists():
         return []
     with path.open() as f:
@@ -93,6 +106,8 @@ def read_rows(path: Path) -> list[dict]:
     for row in rows:
         row["rate_scale"] = float(row["rate_scale"])
         row["seed"] = int(row.get("seed") or 0)
+        row["requests"] = int(row.get("requests") or requests_for(
+            row["trace"], DEFAULT_LIMIT, DEFAULT_AZURE_LIMIT))
         for key in ("slo_attainment", "tpot_ms", "tokens_per_step"):
             row[key] = float(row[key])
     return rows
@@ -118,6 +133,7 @@ def record(path: Path, jobs: list[Job], processes: int) -> None:
         for job, out in run_each(todo, processes):
             writer.writerow({"trace": trace_name(job), "rate_scale": job.rate,
                              "method": job.method, "policy": job.policy, "seed": job.seed,
+                             "requests": job.limit,
                              "slo_attainment": out.slo_attainment,
                              "tpot_ms": out.tpot_mean_s * 1e3,
                              "tokens_per_step": out.tokens_per_step})
@@ -144,6 +160,11 @@ class Series(NamedTuple):
     def cell(self) -> str:
         """'mean % (low..high) (mean TPOT ms)'."""
         return f"{mean_span(self.attainment_pct)} ({-self.rank()[1]:.1f})"
+
+
+def with_limits(rows: list[dict], limit: int, azure_limit: int) -> list[dict]:
+    """The rows made with these limits (a file may hold runs of several)."""
+    return [r for r in rows if r["requests"] == requests_for(r["trace"], limit, azure_limit)]
 
 
 def series(rows: list[dict], seeds: int) -> dict[tuple, Series]:
@@ -257,7 +278,8 @@ def readme_table(table: dict[tuple, Series], statics: dict[tuple, Series],
     return "\n".join(out)
 
 
-def figure(rows: list[dict], seeds: int, out_dir: Path) -> list[Path]:
+def figure(rows: list[dict], seeds: int, out_dir: Path,
+           limits: tuple[int, int] = (DEFAULT_LIMIT, DEFAULT_AZURE_LIMIT)) -> list[Path]:
     from sim.plots.common import new_figure, policy_colors, save_figure
 
     table = series(rows, seeds)
@@ -298,26 +320,33 @@ def figure(rows: list[dict], seeds: int, out_dir: Path) -> list[Path]:
     fig.suptitle("Which method wins at which load" + (
         f" (mean of {seeds} seeds; shaded: lowest..highest)" if seeds > 1 else " (seed 0)"))
     return save_figure(fig, out_dir, "methods_under_load",
-                       header={"source": "benchmarks/methods_under_load.py", "seeds": seeds})
+                       header={"source": "benchmarks/methods_under_load.py", "seeds": seeds,
+                               "requests": limits[0], "azure_requests": limits[1]})
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = arguments(__doc__, seeds=5)
-    parser.add_argument("--limit", type=int, default=300)
-    parser.add_argument("--azure-limit", type=int, default=3000)
+    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
+    parser.add_argument("--azure-limit", type=int, default=DEFAULT_AZURE_LIMIT)
     parser.add_argument("--out", default="results/methods_under_load")
     parser.add_argument("--figure", default="docs/figures")
     parser.add_argument("--report-only", action="store_true",
                         help="print and plot what the results file has; run nothing")
     args = checked(parser, argv)
+    if args.limit < 1 or args.azure_limit < 1:
+        parser.error("--limit and --azure-limit must be >= 1")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.csv"
     if not args.report_only:
         record(path, jobs_for(args.limit, args.azure_limit, args.seeds), args.jobs)
-    rows = read_rows(path)
+    every = read_rows(path)
+    rows = with_limits(every, args.limit, args.azure_limit)
+    print(f"first {args.limit} requests of each AdaSpec trace, {args.azure_limit} of Azure"
+          + (f" ({len(every) - len(rows)} rows of {path} made with other limits left out)"
+             if len(rows) < len(every) else ""))
     print(tables(rows, args.seeds))
-    for written in figure(rows, args.seeds, Path(args.figure)):
+    for written in figure(rows, args.seeds, Path(args.figure), (args.limit, args.azure_limit)):
         print(f"wrote {written}")
     return 0
 

@@ -18,7 +18,7 @@ import seeded_runs as runs  # noqa: E402
 
 def _row(trace, scale, method, policy, seed, attainment, tpot_ms):
     return {"trace": trace, "rate_scale": scale, "method": method, "policy": policy,
-            "seed": seed, "slo_attainment": attainment, "tpot_ms": tpot_ms,
+            "seed": seed, "requests": 300, "slo_attainment": attainment, "tpot_ms": tpot_ms,
             "tokens_per_step": 1.0}
 
 
@@ -120,9 +120,10 @@ def test_record_appends_per_seed_and_skips_rows_already_there(tmp_path, monkeypa
 
 
 def test_a_file_from_before_the_seed_column_counts_as_seed_0(tmp_path, monkeypatch):
+    """... and, from before the requests column, as made with the default limits."""
     monkeypatch.setattr(mul, "run_each", lambda jobs, processes: (
         (job, runs.Outcome(1.0, 0.01, 2.0)) for job in jobs))
-    jobs = mul.jobs_for(10, 10, 2)
+    jobs = mul.jobs_for(mul.DEFAULT_LIMIT, mul.DEFAULT_AZURE_LIMIT, 2)
     old = ["trace,rate_scale,method,policy,slo_attainment,tpot_ms,tokens_per_step",
            f"conv,1.0,{jobs[0].method},{jobs[0].policy},0.25,12.0,1.0"]
     path = tmp_path / "results.csv"
@@ -135,7 +136,26 @@ def test_a_file_from_before_the_seed_column_counts_as_seed_0(tmp_path, monkeypat
         assert next(csv.reader(f)) == list(mul.FIELDS)
 
 
-@pytest.mark.parametrize("argv", [["--seeds", "0"], ["--seeds", "-1"], ["--jobs", "0"]])
+def test_runs_with_other_limits_are_recorded_apart_and_left_out(tmp_path, monkeypatch):
+    monkeypatch.setattr(mul, "run_each", lambda jobs, processes: (
+        (job, runs.Outcome(job.limit / 1000, 0.01, 2.0)) for job in jobs))
+    path = tmp_path / "results.csv"
+    small, large = mul.jobs_for(10, 20, 1), mul.jobs_for(30, 40, 1)
+    mul.record(path, small, 1)
+    mul.record(path, large, 1)  # other limits: run, not taken for the rows already there
+    every = mul.read_rows(path)
+    assert len(every) == len(small) + len(large)
+    kept = mul.with_limits(every, 10, 20)
+    assert len(kept) == len(small)
+    assert {(r["trace"] == "azure-conv", r["requests"]) for r in kept} == {(False, 10),
+                                                                           (True, 20)}
+    assert {r["slo_attainment"] for r in mul.with_limits(every, 30, 40)} == {0.03, 0.04}
+    mixed = mul.with_limits(every, 10, 40)  # each trace's own limit
+    assert {(r["trace"] == "azure-conv", r["requests"]) for r in mixed} == {(False, 10), (True, 40)}
+
+
+@pytest.mark.parametrize("argv", [["--seeds", "0"], ["--seeds", "-1"], ["--jobs", "0"],
+                                  ["--limit", "0"], ["--azure-limit", "-3"]])
 def test_bad_seeds_or_jobs_are_refused(argv, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         mul.main([*argv, "--out", str(tmp_path), "--report-only"])
