@@ -251,29 +251,29 @@ def _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, heap_v, heap_t,
     suffix: a binary min-heap of the rows' last tokens not yet taken (value, position, row in
     scratch ``heap_v``, ``heap_t``, ``heap_i`` of ``batch`` each; sifts written out: calls
     count references) merges them, O(batch + drop log batch); else every token is sorted."""
-    m, size, monotone = 0, 0, True  # tokens, rows in the heap, whether no row grows
-    for i in range(batch):
+    m, grows = 0, False
+    for i in range(batch):  # heap_t[i]: row i's last position, until the heap overwrites it
         d = drafted[i] if drafted[i] < steps else steps
         m += d
-        if d > 0:  # sift row i's last token up from the heap's end
-            v = cum[d - 1, i]
-            p, size = size, size + 1
-            while p > 0 and _comes_first(v, d - 1, i, heap_v[(p - 1) // 2],
-                                         heap_t[(p - 1) // 2], heap_i[(p - 1) // 2]):
-                q = (p - 1) // 2
-                heap_v[p], heap_t[p], heap_i[p] = heap_v[q], heap_t[q], heap_i[q]
-                p = q
-            heap_v[p], heap_t[p], heap_i[p] = v, d - 1, i
-        for t in range(1, d if monotone else 0):
-            if cum[t, i] > cum[t - 1, i]:
-                monotone = False
-                break
+        heap_t[i] = d - 1
+    for t in range(1, steps):  # row-major and without branches: the cheapest check
+        for i in range(batch):
+            grows |= (t <= heap_t[i]) & (cum[t, i] > cum[t - 1, i])
     take = drop if drop < m else m
-    if monotone:
+    if not grows:
+        size = 0
+        for i in range(batch):  # sift row i's last token up from the heap's end (it writes
+            t = heap_t[i]  # only positions <= i, whose rows were read already)
+            if t >= 0:
+                v = cum[t, i]
+                p, q, size = size, (size - 1) // 2, size + 1
+                while p > 0 and _comes_first(v, t, i, heap_v[q], heap_t[q], heap_i[q]):
+                    heap_v[p], heap_t[p], heap_i[p] = heap_v[q], heap_t[q], heap_i[q]
+                    p, q = q, (q - 1) // 2
+                heap_v[p], heap_t[p], heap_i[p] = v, t, i
         for j in range(take):
             v, t, i = heap_v[0], heap_t[0], heap_i[0]
-            vals[j] = v
-            rows[j] = i
+            vals[j], rows[j] = v, i
             if t == 0:  # row i is used up: the heap's last token takes its place
                 size -= 1
                 v, t, i = heap_v[size], heap_t[size], heap_i[size]
@@ -287,8 +287,7 @@ def _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, heap_v, heap_t,
                 if not _comes_first(heap_v[c], heap_t[c], heap_i[c], v, t, i):
                     break
                 heap_v[p], heap_t[p], heap_i[p] = heap_v[c], heap_t[c], heap_i[c]
-                p = c
-                c = 2 * p + 1
+                p, c = c, 2 * c + 1
             heap_v[p], heap_t[p], heap_i[p] = v, t, i
         return m
     n = 0
