@@ -350,8 +350,8 @@ def test_uniform_request_trimming_fast_path_matches_the_general_rule(batch, step
 
 # ---- the token trim's selection (_lowest_tokens) -----------------------------------------------
 def _select(cum, drafted, drop, compiled_code=False):
-    """Run ``_lowest_tokens`` (plain or compiled) with scratch sized as ``adaspec_verify``
-    gives it: (vals[:take], rows[:take], the token count)."""
+    """Run ``_lowest_tokens`` (plain or compiled) with room for every token in ``vals`` /
+    ``rows`` and ``batch`` entries of heap scratch: (vals[:take], rows[:take], token count)."""
     from sim.compiled.jit import compiled
     from sim.policies.adaspec_rules import _lowest_tokens
     fn = compiled(_lowest_tokens) if compiled_code else _lowest_tokens
