@@ -235,39 +235,60 @@ def _trim_pays(pi, pf, removed, draft_time, v_total, v_target):
 
 
 @jitable
-def _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, ends):
+def _comes_first(va, ta, a, vb, tb, b):
+    """Whether token (value, position, row) ``a`` goes before ``b`` in ``_lowest_tokens``: the
+    lower value, then the later position, then the lower row (scalars: no reference counts)."""
+    return va < vb or (va == vb and (ta > tb or (ta == tb and a < b)))
+
+
+@jitable
+def _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, heap_v, heap_t, heap_i):
     """The ``drop`` draft tokens with the lowest cumulative confidence (ties: the later
     position first, then the lower batch index): their request indices into ``rows[:drop]``
     (lowest first) and their values into ``vals[:drop]``; returns how many tokens there are.
 
-    c_{i,t} never grows along t (confidences are at most 1), so the lowest tokens are
-    suffixes: the rows' last tokens are merged (``ends``: scratch); a row that does grow
-    falls back to sorting every token."""
-    m = 0
-    monotone = True
-    for i in range(batch):
+    c_{i,t} never grows along t (confidences are at most 1), so each row's lowest tokens are a
+    suffix: a binary min-heap of the rows' last tokens not yet taken (value, position, row in
+    scratch ``heap_v``, ``heap_t``, ``heap_i`` of ``batch`` each; sifts written out: calls
+    count references) merges them, O(batch + drop log batch); else every token is sorted."""
+    m, grows = 0, False
+    for i in range(batch):  # heap_t[i]: row i's last position, until the heap overwrites it
         d = drafted[i] if drafted[i] < steps else steps
-        ends[i] = d - 1
         m += d
-        for t in range(1, d):
-            if cum[t, i] > cum[t - 1, i]:
-                monotone = False
+        heap_t[i] = d - 1
+    for t in range(1, steps):  # row-major and without branches: the cheapest check
+        for i in range(batch):
+            grows |= (t <= heap_t[i]) & (cum[t, i] > cum[t - 1, i])
     take = drop if drop < m else m
-    if monotone:
-        for j in range(take):
-            best = -1
-            best_v = 0.0
-            best_t = 0
-            for i in range(batch):
-                t = ends[i]
-                if t < 0:
-                    continue
+    if not grows:
+        size = 0
+        for i in range(batch):  # sift row i's last token up from the heap's end (it writes
+            t = heap_t[i]  # only positions <= i, whose rows were read already)
+            if t >= 0:
                 v = cum[t, i]
-                if best < 0 or v < best_v or (v == best_v and t > best_t):
-                    best, best_v, best_t = i, v, t
-            vals[j] = best_v
-            rows[j] = best
-            ends[best] -= 1
+                p, q, size = size, (size - 1) // 2, size + 1
+                while p > 0 and _comes_first(v, t, i, heap_v[q], heap_t[q], heap_i[q]):
+                    heap_v[p], heap_t[p], heap_i[p] = heap_v[q], heap_t[q], heap_i[q]
+                    p, q = q, (q - 1) // 2
+                heap_v[p], heap_t[p], heap_i[p] = v, t, i
+        for j in range(take):
+            v, t, i = heap_v[0], heap_t[0], heap_i[0]
+            vals[j], rows[j] = v, i
+            if t == 0:  # row i is used up: the heap's last token takes its place
+                size -= 1
+                v, t, i = heap_v[size], heap_t[size], heap_i[size]
+            else:  # row i's next token, never before its last: sifts down from the top
+                v, t = cum[t - 1, i], t - 1
+            p, c = 0, 1
+            while c < size:
+                if c + 1 < size and _comes_first(heap_v[c + 1], heap_t[c + 1], heap_i[c + 1],
+                                                 heap_v[c], heap_t[c], heap_i[c]):
+                    c += 1
+                if not _comes_first(heap_v[c], heap_t[c], heap_i[c], v, t, i):
+                    break
+                heap_v[p], heap_t[p], heap_i[p] = heap_v[c], heap_t[c], heap_i[c]
+                p, c = c, 2 * c + 1
+            heap_v[p], heap_t[p], heap_i[p] = v, t, i
         return m
     n = 0
     for t in range(steps - 1, -1, -1):  # stable sort by value of (t desc, i asc) order
@@ -383,7 +404,8 @@ def adaspec_verify(pi, pf, conf, steps, contiguous, drafted, batch, cum, sum_c, 
     if pi[AI_TRIM] == TRIM_TOKEN and not tokens_mode:
         # Fast decision: the d lowest cumulative confidences sum to the same value whatever
         # the tie-breaking, so G(trimmed) is known before choosing which tokens go.
-        m = _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, iscratch[-batch:])
+        m = _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, fscratch[-batch:],
+                           iscratch[-2 * batch:-batch], iscratch[-batch:])
         if drop < m:
             lowest = 0.0 + pairwise_sum(vals, 0, drop)
         else:
@@ -436,7 +458,8 @@ def adaspec_verify(pi, pf, conf, steps, contiguous, drafted, batch, cum, sum_c, 
                   1.0 + low if tokens_mode else 1.0)
     kept = np.empty(batch)
     if pi[AI_TRIM] == TRIM_TOKEN:
-        m = _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, iscratch[-batch:])
+        m = _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, fscratch[-batch:],
+                           iscratch[-2 * batch:-batch], iscratch[-batch:])
         for i in range(batch):
             new[i] = drafted[i]
             kept[i] = 0.0

@@ -346,3 +346,77 @@ def test_uniform_request_trimming_fast_path_matches_the_general_rule(batch, step
     drop = total - DEFAULT_PADDING.next_smaller(total)
     assert int(verify.sum()) == batch * steps - drop
     assert verify.tolist() == _trim_requests(np.cumprod(conf, axis=1), drafted, drop)[0].tolist()
+
+
+# ---- the token trim's selection (_lowest_tokens) -----------------------------------------------
+def _select(cum, drafted, drop, compiled_code=False):
+    """Run ``_lowest_tokens`` (plain or compiled) with room for every token in ``vals`` /
+    ``rows`` and ``batch`` entries of heap scratch: (vals[:take], rows[:take], token count)."""
+    from sim.compiled.jit import compiled
+    from sim.policies.adaspec_rules import _lowest_tokens
+    fn = compiled(_lowest_tokens) if compiled_code else _lowest_tokens
+    steps, batch = cum.shape
+    vals = np.full(steps * batch + 1, np.nan)
+    rows = np.full(steps * batch + 1, -1, dtype=np.int64)
+    heap_v, heap_t, heap_i = np.zeros(batch), np.zeros(batch, np.int64), np.zeros(batch, np.int64)
+    m = fn(cum, np.asarray(drafted, dtype=np.int64), steps, batch, drop, vals, rows, heap_v,
+           heap_t, heap_i)
+    take = min(drop, m)
+    return vals[:take].tolist(), rows[:take].tolist(), m
+
+
+def _sorted_reference(cum, drafted, drop):
+    """Every drafted token sorted by (value, -position, row): the lowest ``drop`` of them."""
+    steps, batch = cum.shape
+    tokens = sorted((cum[t, i], -t, i) for i in range(batch) for t in range(min(drafted[i], steps)))
+    picked = tokens[:drop]
+    return [v for v, _, _ in picked], [i for _, _, i in picked], len(tokens)
+
+
+def test_lowest_tokens_hand_computed_ties():
+    """cum (steps 3, batch 3), drafted [3, 2, 3]; row 1's 0.125 lies past its drafted tokens.
+    The 0.25s go first, later positions first and lower rows among equal positions:
+    (t2: r0, r2), (t1: r0, r1, r2), (t0: r2), then the 0.5s (t0: r0, r1)."""
+    cum = np.array([[0.5, 0.5, 0.25],
+                    [0.25, 0.25, 0.25],
+                    [0.25, 0.125, 0.25]])
+    for compiled_code in (False, True):
+        vals, rows, m = _select(cum, [3, 2, 3], 7, compiled_code)
+        assert (vals, rows, m) == ([0.25] * 6 + [0.5], [0, 2, 0, 1, 2, 2, 0], 8)
+        vals, rows, m = _select(cum, [3, 2, 3], 10, compiled_code)
+        assert rows == [0, 2, 0, 1, 2, 2, 0, 1] and m == 8
+        assert _select(cum, [0, 0, 0], 3, compiled_code) == ([], [], 0)
+
+
+@st.composite
+def _trim_inputs(draw, monotone):
+    """A cum matrix whose values come from a small set (ties happen), each column
+    non-increasing over its drafted tokens when ``monotone``; junk past them; drafted lengths
+    from 0 to past ``steps``."""
+    steps = draw(st.integers(1, 8))
+    batch = draw(st.integers(1, 40))
+    levels = [1.0, 0.75, 0.5, 0.5, 0.25, 0.125, 0.0]
+    drafted = draw(st.lists(st.integers(0, steps + 2), min_size=batch, max_size=batch))
+    cum = np.full((steps, batch), -1.0)  # junk past drafted, lower than any drafted value
+    for i in range(batch):
+        d = min(drafted[i], steps)
+        column = draw(st.lists(st.sampled_from(levels), min_size=d, max_size=d))
+        cum[:d, i] = sorted(column, reverse=True) if monotone else column
+    drop = draw(st.integers(1, steps * batch + 3))
+    return cum, drafted, drop
+
+
+@settings(max_examples=300, deadline=None)
+@given(inputs=_trim_inputs(monotone=True), compiled_code=st.booleans())
+def test_lowest_tokens_heap_merge_equals_sorting_every_token(inputs, compiled_code):
+    """The heap merge of the rows' suffixes picks the same tokens in the same order as
+    sorting every token by (value, -position, row), ties included, plain and compiled."""
+    cum, drafted, drop = inputs
+    assert _select(cum, drafted, drop, compiled_code) == _sorted_reference(cum, drafted, drop)
+
+
+@settings(max_examples=100, deadline=None)
+@given(inputs=_trim_inputs(monotone=False))
+def test_lowest_tokens_fallback_for_growing_rows_equals_sorting_every_token(inputs):
+    cum, drafted, drop = inputs
+    assert _select(cum, drafted, drop) == _sorted_reference(cum, drafted, drop)
