@@ -43,6 +43,10 @@ def _timestamps_ns(chunk: pd.DataFrame, path: str | Path) -> np.ndarray:
     if raw.dtype.kind not in "OSUT":       # pandas inferred numbers: not a wall-clock time
         raw = raw.astype(str)
     ts = pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True)
+    # a time outside nanosecond timestamps' range (e.g. "-2", year -2) cannot be parsed here,
+    # as the plain reader says too (pandas keeps it at a coarser unit, which cannot be cast)
+    ts = ts.where((ts >= pd.Timestamp.min.tz_localize("UTC"))
+                  & (ts <= pd.Timestamp.max.tz_localize("UTC")))
     bad = ts.isna().to_numpy()
     if bad.any():
         row = int(chunk.index[int(np.argmax(bad))])

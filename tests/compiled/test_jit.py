@@ -48,3 +48,69 @@ def test_an_inlined_rule_is_the_same_function_and_compiled_callers_get_its_resul
     assert weight(values, 2) == 3.5
     jit.jitable(total)
     assert jit.compiled(total)(values) == total(values) == 0.05 + 1.35 + 3.5
+
+
+_CACHED_RULE = '''
+import sys
+
+import numpy as np
+
+from sim.compiled.jit import compiled, jitable
+
+
+@jitable
+def weighted_total(a):
+    s = 0.0
+    for i in range(a.shape[0]):
+        s += (i + 1) * a[i]
+    return s
+
+
+if __name__ == "__main__":
+    fn = compiled(weighted_total)
+    value = fn(np.array([0.5, 0.25, 2.0]))
+    print(value, fn.stats.cache_hits.get(fn.signatures[0], 0) if fn.signatures else -1,
+          "numba.np.linalg" in sys.modules, type(fn._cache).__name__)
+'''
+
+
+def test_cached_code_loads_without_setting_up_the_compiler(tmp_path):
+    """A second process loads the first one's compiled code from the disk cache without
+    numba's compiler set-up (no lowering registry imported, e.g. ``numba.np.linalg``) and
+    computes the same; the first process compiled it (a miss sets the compiler up)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "cached_rule.py").write_text(_CACHED_RULE)
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, ADASPEC_SIM_JIT_CACHE=str(tmp_path / "jit"),
+               PYTHONPATH=os.pathsep.join([str(tmp_path), str(root)]))
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, str(tmp_path / "cached_rule.py")], env=env,
+                              capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        runs.append(proc.stdout.split())
+    value = 1 * 0.5 + 2 * 0.25 + 3 * 2.0
+    assert runs[0] == [repr(value), "0", "True", "_CacheLoadsWithoutCompiler"]
+    assert runs[1] == [repr(value), "1", "False", "_CacheLoadsWithoutCompiler"]
+
+
+def test_a_numba_without_the_cache_internals_keeps_its_own_cache(monkeypatch):
+    """Where numba's ``FunctionCache`` lacks what the compiler-free load relies on, the
+    dispatcher keeps numba's own cache (slower to load, the same code)."""
+    from numba.core.caching import FunctionCache
+
+    from sim.compiled import jit
+
+    def plus_one(x):
+        return x + 1
+
+    jit.jitable(plus_one)
+    monkeypatch.setattr(jit, "_CACHE_INTERNALS", ("_no_such_method",))
+    dispatcher = jit.compiled(plus_one)
+    if jit._CACHE[0] is not None:
+        assert type(dispatcher._cache) is FunctionCache
+    assert dispatcher(2) == 3

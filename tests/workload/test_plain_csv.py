@@ -192,6 +192,25 @@ def test_odd_files_get_the_pandas_answer(tmp_path_factory, rows, at, column, def
     assert _same(got, expected)
 
 
+@pytest.mark.parametrize("stamp", ["-2", "0001-01-01 00:00:00", "2262-04-12 00:00:00"])
+@pytest.mark.parametrize("chunk_rows", [1, 9])
+def test_a_time_outside_nanosecond_range_is_refused_by_both_readers(tmp_path, stamp,
+                                                                    chunk_rows):
+    """A time nanosecond timestamps cannot hold is an unparsable timestamp for the pandas
+    reader too (it used to escape as pandas' OutOfBoundsDatetime when a chunk held nothing
+    else), with the plain reader's words."""
+    path = tmp_path / "trace.csv"
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                    f"2023-11-16 18:15:46.6805900,10,5\n{stamp},10,5\n")
+    said = f"line 3, column 'TIMESTAMP': cannot parse timestamp {stamp!r}"
+    with pytest.raises(InputError, match=said):
+        azure.load(path, chunk_rows=chunk_rows)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(azure, "iter_plain_chunks", _refuse)
+        with pytest.raises(InputError, match=said):
+            azure.load(path, chunk_rows=chunk_rows)
+
+
 _DECIMAL = st.builds(lambda whole, frac, dot: whole + ("." + frac if dot else ""),
                      st.text("0123456789", min_size=1, max_size=12),
                      st.text("0123456789", max_size=14), st.booleans())
