@@ -238,8 +238,12 @@ def _cache_class(base):
                 from numba.core.runtime import rtsys
                 rtsys.initialize(target_context)  # what the cached code links against
                 result = None
-                with self._guard_against_spurious_io_errors():
-                    result = self._load_overload(sig, target_context)
+                try:
+                    with self._guard_against_spurious_io_errors():
+                        result = self._load_overload(sig, target_context)
+                except Exception:  # this numba needs its registries to rebuild the code:
+                    _set_up_compiler()  # numba's own load, after the full set-up
+                    return super().load_overload(sig, target_context)
                 if result is None:
                     _set_up_compiler()
                 return result

@@ -114,3 +114,35 @@ def test_a_numba_without_the_cache_internals_keeps_its_own_cache(monkeypatch):
     if jit._CACHE[0] is not None:
         assert type(dispatcher._cache) is FunctionCache
     assert dispatcher(2) == 3
+
+
+def test_a_failed_compiler_free_load_falls_back_to_numbas_own(monkeypatch):
+    """When loading without the compiler's set-up fails (a numba that needs its registries to
+    rebuild cached code), the cache sets the compiler up and loads as numba itself does."""
+    from numba.core.caching import FunctionCache
+
+    from sim.compiled import jit
+
+    def minus_one(x):
+        return x - 1
+
+    jit.jitable(minus_one)
+    dispatcher = jit.compiled(minus_one)
+    if jit._CACHE[0] is None:
+        return  # no disk cache in this environment: nothing is loaded
+    cache = dispatcher._cache
+    calls = []
+
+    def refuses(self, sig, target_context):
+        raise RuntimeError("needs the registries")
+
+    def numbas_own(self, sig, target_context):
+        calls.append(sig)
+        return None  # a miss: numba compiles
+
+    monkeypatch.setattr(type(cache), "_load_overload", refuses)
+    monkeypatch.setattr(FunctionCache, "load_overload", numbas_own)
+    from numba.core.registry import cpu_target
+    assert cache.load_overload((), cpu_target.target_context) is None
+    assert calls == [()]
+    assert dispatcher(3) == 2
