@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from realrun.cli_args import (add_ngram_args, add_real_model_args, check_out_file,
                               check_real_model_args)
-from sim.cli_common import run_command
+from sim.cli_common import add_version_arg, run_command
 from sim.errors import ConfigError
 
 
@@ -26,6 +26,7 @@ def _model_args(parser: argparse.ArgumentParser, draft: str = "required") -> Non
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adaspec-calibrate", description=__doc__)
+    add_version_arg(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     lat = sub.add_parser("latency", help="time forward passes over a grid and fit a latency profile")
     _model_args(lat)

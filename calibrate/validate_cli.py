@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from sim.cli_common import run_command
+from sim.cli_common import add_version_arg, run_command
 from sim.errors import AdaSpecError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adaspec-validate", description=__doc__)
+    add_version_arg(parser)
     parser.add_argument("real_dir", metavar="REAL_DIR",
                         help="results directory of a run (adaspec-realrun, or adaspec-sim)")
     parser.add_argument("--profile", required=True, metavar="PATH",

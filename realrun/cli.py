@@ -24,6 +24,7 @@ from realrun.lookup import METHOD_DRAFT_MODEL, METHOD_NGRAM, METHODS, NgramConfi
 from sim.cli_common import (
     DEFAULT_GPU,
     add_slo_args,
+    add_version_arg,
     add_workload_args,
     run_command,
     workload_spec_from_args,
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__.split("\n\n")[0],
         epilog=f"'{PROG} fetch-models --help' for fetching the real model pair.")
+    add_version_arg(parser)
     add_workload_args(parser)
     parser.add_argument("--policy", action="append", required=True, metavar="NAME",
                         help="policy spec (repeatable; run one after another on the same models)")

@@ -15,8 +15,8 @@ import sys
 import time
 from typing import Sequence
 
-from sim.cli_common import (add_model_args, add_slo_args, add_workload_args, run_command,
-                            workload_from_args)
+from sim.cli_common import (add_model_args, add_slo_args, add_version_arg, add_workload_args,
+                            run_command, workload_from_args)
 from sim.errors import ConfigError
 from sim.drafters.presets import DEFAULT_METHOD
 from sim.latency.iteration import DEFAULT_ENGINE, ENGINES
@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Trace-driven simulation of speculative-decoding LLM serving "
                     "(AdaSpec and baselines). Defaults: vicuna-7b + vicuna-68m on one A100-80G, "
                     "SLOs TTFT 2 s / TPOT 40 ms.")
+    add_version_arg(parser)
     add_workload_args(parser)
     parser.add_argument("--policy", action="append", metavar="SPEC",
                         help="policy spec(s), repeatable; several per option separated by "

@@ -8,8 +8,15 @@ import re
 import sys
 from typing import Callable
 
+from sim import __version__
 from sim.errors import AdaSpecError, ConfigError
 from sim.latency.measured import DEFAULT_DENSE_OPS, DENSE_OPS
+
+
+def add_version_arg(parser: argparse.ArgumentParser) -> None:
+    """``--version``: the package's version (every output file records it too, with its
+    schema version)."""
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
 
 
 def add_workload_args(parser: argparse.ArgumentParser, trace_required: bool = True) -> None:

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from sim.cli_common import run_command
+from sim.cli_common import add_version_arg, run_command
 from sim.errors import ConfigError
 
 PROG = "adaspec-sweep"
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a sweep of AdaSpec-Sim simulations (traces x rates x policies x SLOs "
                     "x configs) described by a SWEEP.toml file; resumable; writes one tidy "
                     "table (CSV + Parquet), goodput/attainment/speedup tables and plots.")
+    add_version_arg(parser)
     parser.add_argument("sweep", metavar="SWEEP.toml", help="sweep file (grammar: "
                         "python -c 'import sim.sweep.spec as s; help(s)')")
     parser.add_argument("--workers", type=int, metavar="N",

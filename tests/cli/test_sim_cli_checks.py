@@ -190,6 +190,22 @@ def test_help_lists_presets_grammar_and_defaults(capsys):
     assert "``" not in text
 
 
+@pytest.mark.parametrize("module, prog", [
+    ("sim.cli", "adaspec-sim"), ("sim.sweep.cli", "adaspec-sweep"),
+    ("realrun.cli", "adaspec-realrun"), ("calibrate.cli", "adaspec-calibrate"),
+    ("calibrate.validate_cli", "adaspec-validate")])
+def test_every_command_says_its_version(capsys, module, prog):
+    """``--version`` prints the command and the package's version and exits 0, before any
+    required option is asked for."""
+    import importlib
+
+    from sim import __version__
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(module).main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"{prog} {__version__}\n"
+
+
 def test_profile_of_models_outside_the_presets_needs_a_preset_or_a_kv_pool(capsys, tmp_path,
                                                                           profiles):
     _refused(capsys, tmp_path, BASE + ["--profile", str(profiles[2])], "my-own-model")
