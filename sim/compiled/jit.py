@@ -17,7 +17,8 @@ Compiled code is cached on disk (numba's ``cache=True``) under ``$ADASPEC_SIM_JI
 by a hash of the source of every module that defines jitables and of the numba, llvmlite,
 numpy and Python versions: numba's own cache checks only the timestamp of the file that
 holds the compiled entry point, not the files of the functions it calls, so a changed rule
-anywhere gets a fresh folder instead of a stale binary.
+anywhere gets a fresh folder instead of a stale binary. Making a new folder removes all but
+the ``KEEP_FOLDERS`` most recently used (``open_cache_folder``).
 
 Loading cached code does not set up numba's compiler (``_CacheLoadsWithoutCompiler``): numba
 installs every typing and lowering registry before it even looks in its cache, about 0.25 s
@@ -103,6 +104,47 @@ def cache_dir() -> Path | None:
     return root / source_key()
 
 
+#: source folders the compiled-code cache keeps (about 12-30 MB each): the one in use and
+#: the most recently used others; older ones are removed when a new one is made
+KEEP_FOLDERS = 4
+
+
+def open_cache_folder(folder: Path) -> Path | None:
+    """Make (or mark as used, by its modification time) the cache ``folder``; when it is new,
+    remove all but the ``KEEP_FOLDERS`` most recently used source folders beside it (names of
+    16 hex digits, as ``source_key`` makes; nothing else there is touched). None when it
+    cannot be written: an unwritable cache only costs compiling again."""
+    try:
+        made = not folder.is_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        os.utime(folder)
+    except OSError:
+        return None
+    if made:
+        _prune(folder.parent, KEEP_FOLDERS)
+    return folder
+
+
+def _prune(root: Path, keep: int) -> None:
+    """Remove all but the ``keep`` most recently used source folders under ``root``."""
+    import shutil
+
+    def used(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    try:
+        folders = [p for p in root.iterdir()
+                   if len(p.name) == 16 and all(c in "0123456789abcdef" for c in p.name)
+                   and p.is_dir()]
+    except OSError:
+        return
+    for path in sorted(folders, key=used, reverse=True)[keep:]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def source_key() -> str:
     """Hash of the rule modules' source and the compiler's versions (16 hex digits)."""
     import llvmlite
@@ -159,10 +201,7 @@ def setup() -> None:
             importlib.import_module(name)
     folder = cache_dir()
     if folder is not None:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError:  # an unwritable cache only costs compiling again
-            folder = None
+        folder = open_cache_folder(folder)
     _CACHE[0] = str(folder) if folder is not None else None
     if folder is None:  # everything will be compiled
         _set_up_compiler()

@@ -146,3 +146,34 @@ def test_a_failed_compiler_free_load_falls_back_to_numbas_own(monkeypatch):
     assert cache.load_overload((), cpu_target.target_context) is None
     assert calls == [()]
     assert dispatcher(3) == 2
+
+
+def test_a_new_cache_folder_removes_the_least_recently_used_beyond_the_kept(tmp_path):
+    """Making a source folder keeps it and the KEEP_FOLDERS - 1 most recently used others;
+    reopening an existing folder marks it used and removes nothing; other names stay."""
+    import os
+
+    from sim.compiled import jit
+
+    old = [tmp_path / f"{i:016x}" for i in range(6)]
+    for age, path in enumerate(old):
+        (path / "sub").mkdir(parents=True)
+        os.utime(path, (1_000_000 + age, 1_000_000 + age))  # old[5] the most recent
+    (tmp_path / "not-a-source-key").mkdir()
+    (tmp_path / "0123456789abcdef.txt").write_text("x")
+    assert jit.open_cache_folder(old[0]) == old[0]  # exists: marked used, nothing removed
+    assert all(p.is_dir() for p in old)
+    new = tmp_path / "fedcba9876543210"
+    assert jit.open_cache_folder(new) == new
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert kept == sorted([new.name, old[0].name, old[5].name, old[4].name,
+                           "not-a-source-key", "0123456789abcdef.txt"])
+    assert jit.KEEP_FOLDERS == 4
+
+
+def test_an_unwritable_cache_folder_is_no_cache(tmp_path):
+    from sim.compiled import jit
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert jit.open_cache_folder(blocker / "0123456789abcdef") is None
