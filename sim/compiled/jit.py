@@ -117,9 +117,12 @@ def open_cache_folder(folder: Path) -> Path | None:
     try:
         made = not folder.is_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        os.utime(folder)
     except OSError:
         return None
+    try:
+        os.utime(folder)
+    except OSError:  # a read-only cache still serves what it holds
+        pass
     if made:
         _prune(folder.parent, KEEP_FOLDERS)
     return folder

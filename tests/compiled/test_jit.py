@@ -177,3 +177,19 @@ def test_an_unwritable_cache_folder_is_no_cache(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert jit.open_cache_folder(blocker / "0123456789abcdef") is None
+
+
+def test_a_read_only_cache_folder_still_serves(tmp_path, monkeypatch):
+    """A folder that exists but cannot be marked used (a read-only cache) is still used."""
+    import os
+
+    from sim.compiled import jit
+
+    folder = tmp_path / "0123456789abcdef"
+    folder.mkdir()
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(os, "utime", refuse)
+    assert jit.open_cache_folder(folder) == folder
