@@ -254,6 +254,8 @@ def _load_without_compiler(dispatcher, fn) -> None:
     ``CACHE_DIR`` points at ours); where this numba's cache lacks what it relies on, the
     dispatcher keeps numba's own cache (which sets up the compiler first: slower, same code)."""
     from numba.core.caching import FunctionCache
+    if not isinstance(getattr(dispatcher, "_cache", None), FunctionCache):
+        return  # no disk cache to replace (e.g. NUMBA_DISABLE_JIT: a plain function)
     if not all(hasattr(FunctionCache, name) for name in _CACHE_INTERNALS):
         return
     dispatcher._cache = _cache_class(FunctionCache)(fn)

@@ -193,3 +193,24 @@ def test_a_read_only_cache_folder_still_serves(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "utime", refuse)
     assert jit.open_cache_folder(folder) == folder
+
+
+def test_numba_disable_jit_gives_the_plain_function():
+    """Under ``NUMBA_DISABLE_JIT=1`` numba gives back the plain function, which has no disk
+    cache to replace: ``compiled`` hands it over as it is (even one defined without a file)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("from sim.compiled import jit\n"
+            "def f(x):\n    return x + 1\n"
+            "jit.jitable(f)\n"
+            "d = jit.compiled(f)\n"
+            "print(d is f, d(2))\n")
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=str(root))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300, cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "3"]
