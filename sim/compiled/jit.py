@@ -24,6 +24,10 @@ Loading cached code does not set up numba's compiler (``_CacheLoadsWithoutCompil
 installs every typing and lowering registry before it even looks in its cache, about 0.25 s
 per process, while running machine code from the cache needs only numba's runtime. The
 compiler is set up (``_set_up_compiler``) when something has to be compiled after all.
+
+``borrowed(array)`` is the array itself to Python; in compiled code it is the same array
+without numba's reference count (see its docstring): the compiled loop borrows its
+arguments once, so the rules it runs millions of times count no references.
 """
 
 from __future__ import annotations
@@ -85,6 +89,47 @@ def inlined(fn):
     costs more than the rule's own work. The same code runs either way."""
     _INLINED.add(fn)
     return jitable(fn)
+
+
+def borrowed(array):
+    """``array`` itself; in compiled code, a view of ``array`` that numba does not count
+    references to (no meminfo).
+
+    Numba counts references to every array it passes around: each assignment of an array
+    and each array argument of an inlined rule is an atomic increment and a decrement, and
+    the compiled loop's rules pass tables and state arrays millions of times per run (about
+    two fifths of AdaSpec's loop was those counts). A view without meminfo makes each of
+    them a null test. Only for arrays that live longer than the compiled call that borrows
+    them (the arguments Python passes to ``run_chunk``, which holds them until it returns)
+    and never returned to Python or kept past that call: nothing else owns the memory of a
+    borrowed view. Views of a borrowed array (``a[i]``, slices) are borrowed too."""
+    return array
+
+
+def _register_borrowed() -> None:
+    """``borrowed`` for compiled callers: an intrinsic that copies the array's data
+    pointer, shape and strides into a new array structure whose meminfo and parent are
+    null."""
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic, overload
+
+    @intrinsic
+    def _borrow(typingctx, array):
+        def codegen(context, builder, signature, args):
+            source = context.make_array(signature.args[0])(context, builder, value=args[0])
+            view = context.make_array(signature.return_type)(context, builder)
+            for field in ("data", "shape", "strides", "itemsize", "nitems"):
+                setattr(view, field, getattr(source, field))
+            view.meminfo = cgutils.get_null_value(view.meminfo.type)
+            view.parent = cgutils.get_null_value(view.parent.type)
+            return view._getvalue()
+        return array(array), codegen
+
+    @overload(borrowed)
+    def _borrowed(array):
+        if isinstance(array, types.Array):
+            return lambda array: _borrow(array)
+        return None
 
 
 def _register(fn) -> None:
@@ -208,6 +253,7 @@ def setup() -> None:
     _CACHE[0] = str(folder) if folder is not None else None
     if folder is None:  # everything will be compiled
         _set_up_compiler()
+    _register_borrowed()
     for fn in _JITABLE:
         _register(fn)
     _READY = True

@@ -25,7 +25,7 @@ import numpy as np
 
 from sim.compiled.engine import decode_iteration, f1, f2, i1, i2, policy_work
 from sim.compiled.pricing import padded
-from sim.compiled.jit import jitable
+from sim.compiled.jit import borrowed, jitable
 from sim.compiled.layout import (
     A_FIRED, A_STEP, A_TIMEOUT, CF_ATT, CF_CELLS, CF_DECAY, CF_ED_BUCKETS, CF_ED_EAGER,
     CF_ED_KNOTS, CF_ED_SLOPES, CF_ED_VALUES, CF_EV_BUCKETS, CF_EV_EAGER, CF_EV_SLOPES,
@@ -56,6 +56,19 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
               arrival_s, keys, prompts, outputs, wi, wf, wb, pwf, pwi):
     """Play the arrival and engine processes from where the loop stopped until a status
     (``sim.compiled.layout``) says why Python must act; returns it (also ``ei[E_STATUS]``)."""
+    # Python holds every argument until this returns: the loop borrows them (``borrowed``)
+    cfg, sc, si, sf, ri, rf = (borrowed(cfg), borrowed(sc), borrowed(si), borrowed(sf),
+                               borrowed(ri), borrowed(rf))
+    running, free_slots, queue, free_reqs = (borrowed(running), borrowed(free_slots),
+                                             borrowed(queue), borrowed(free_reqs))
+    ei, ef, cf, ci, table = borrowed(ei), borrowed(ef), borrowed(cf), borrowed(ci), borrowed(table)
+    pi, pf, pool = borrowed(pi), borrowed(pf), borrowed(pool)
+    rec_i, rec_f, rec_len, rec_steps = (borrowed(rec_i), borrowed(rec_f), borrowed(rec_len),
+                                        borrowed(rec_steps))
+    fin, done_i, done_f = borrowed(fin), borrowed(done_i), borrowed(done_f)
+    arrival_s, keys, prompts, outputs = (borrowed(arrival_s), borrowed(keys), borrowed(prompts),
+                                         borrowed(outputs))
+    wi, wf, wb, pwf, pwi = borrowed(wi), borrowed(wf), borrowed(wb), borrowed(pwf), borrowed(pwi)
     att = f2(cf, ci, CF_ATT)
     params = f2(cf, ci, CF_PARAMS)
     overheads = f1(cf, ci, CF_OVERHEADS)

@@ -229,8 +229,11 @@ class CompiledRun:
                 self.truth.fill_padded(int(ei[L.E_NEED_AT]))
                 ei[L.E_HIGH_WATER] = self.truth.high_water
             elif status == L.ST_NEED_POOL:
-                pos = int(ei[L.E_POOL_POS])
-                self.pool = np.concatenate([self.pool[pos:], self.rng.random(self._pool_size)])
+                rest = self.pool[int(ei[L.E_POOL_POS]):]  # not used yet: stays first
+                pool = np.empty(rest.size + self._pool_size)
+                pool[:rest.size] = rest
+                self.rng.random(out=pool[rest.size:])  # the next uniforms of the run's stream
+                self.pool = pool
                 ei[L.E_POOL_POS] = 0
             elif status == L.ST_NEED_REQUESTS:
                 st.reserve(st.ri.shape[1] + 1)

@@ -50,6 +50,41 @@ def test_an_inlined_rule_is_the_same_function_and_compiled_callers_get_its_resul
     assert jit.compiled(total)(values) == total(values) == 0.05 + 1.35 + 3.5
 
 
+def test_a_borrowed_array_is_the_array_itself_in_python_and_shares_its_memory_compiled():
+    """``borrowed`` gives Python the array itself; in compiled code the borrowed array and
+    views of it read and write the caller's memory (only the reference count is gone), and
+    anything but an array is refused at compile time."""
+    import numba
+    import numpy as np
+
+    from sim.compiled import jit
+
+    values = np.arange(12.0).reshape(3, 4)
+    assert jit.borrowed(values) is values
+
+    def scale_rows(a, factor):
+        b = jit.borrowed(a)
+        row_sums = 0.0
+        for i in range(b.shape[0]):
+            row = b[i]  # a view of a borrowed array
+            for j in range(row.shape[0]):
+                row[j] *= factor
+            row_sums += row.sum()
+        return row_sums
+
+    jit.jitable(scale_rows)
+    expected = values * 2.0
+    assert jit.compiled(scale_rows)(values, 2.0) == expected.sum()
+    assert np.array_equal(values, expected)  # written through to the caller's array
+
+    def borrow_a_number(x):
+        return jit.borrowed(x)
+
+    jit.jitable(borrow_a_number)
+    with pytest.raises(numba.core.errors.TypingError):
+        jit.compiled(borrow_a_number)(3.0)
+
+
 _CACHED_RULE = '''
 import sys
 
