@@ -341,8 +341,10 @@ class ParametricAcceptance:
         # per-row parameters, on the simulator's hot path.
         from sim.compiled.jit import compiled
 
-        u = rng.random(batch * k)
-        v = rng.random(batch * k)
+        cells = batch * k
+        uniforms = rng.random(2 * cells)  # the same numbers as two draws of B*k (u, then v)
+        u = uniforms[:cells]
+        v = uniforms[cells:]
         conf = np.empty((batch, k))
         accept = np.empty((batch, k), dtype=bool)
         compiled(draw_cells)(u, v, np.asarray(keys, dtype=np.float64), batch, k, self._cells,

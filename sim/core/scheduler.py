@@ -350,6 +350,7 @@ class Scheduler:
         self._finished = np.zeros(n, dtype=np.int64)
         self._wanted = np.zeros((2, n), dtype=np.int64)
         self._slots = np.zeros(n, dtype=np.int64)
+        self._ones = np.ones(n, dtype=np.int64)  # plain decoding's emitted counts (read only)
         self._next_prefill, self._finish_prefill, self._prepare_decode, self._finish_decode = \
             _kernels()
 
@@ -482,6 +483,8 @@ class Scheduler:
         b = slots.shape[0]
         if isinstance(emitted, np.ndarray):
             emitted = emitted.astype(np.int64, copy=False)
+        elif emitted == 1:  # plain decoding: one token each
+            emitted = self._ones[:b]
         else:  # a scalar for every request
             emitted = np.full(b, emitted, dtype=np.int64)
         speculated = drafted is not None
@@ -494,4 +497,6 @@ class Scheduler:
         count = self._finish_decode(
             st.sc, st.si, st.ri, st.rf, st.running, st.free_slots, slots, b, emitted, drafted,
             verified, accepted, speculated, float(now_s), self._finished)
+        if not count:
+            return []
         return [self.finished_record(r) for r in self._finished[:count].tolist()]
