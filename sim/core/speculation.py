@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from sim.compiled.jit import jitable
+from sim.compiled.jit import compiled, jitable
 from sim.latency.iteration import DEFAULT_ENGINE, VLLM_06, DecodeShape
 from sim.policies.base import BatchView, Policy
 
@@ -58,8 +58,6 @@ def build_batch_view(sched, slots: np.ndarray, now_s: float, k_max: int, ttft_sl
     method's plan (``sim.drafters.plan.MethodPlan``; None for the draft model). Shared by the
     simulated and the real engine.
     """
-    from sim.compiled.jit import compiled
-
     batch = slots.shape[0]
     context = np.empty(batch, dtype=np.int64)
     prompt = np.empty(batch, dtype=np.int64)
@@ -186,8 +184,6 @@ def decode_shape(view: BatchView, outcome: DecodeOutcome) -> DecodeShape:
     draft step s over the requests with drafted > s (their contexts so far; plus the bonus
     rows under batch expansion), then verification. Shared by the simulated and the real
     engine (``decode_shape_into`` is the rule; the compiled loop calls it too)."""
-    from sim.compiled.jit import compiled
-
     batch = view.batch_size
     steps = outcome.draft_steps
     rows = np.zeros(steps, dtype=np.int64)
