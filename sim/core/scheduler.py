@@ -317,10 +317,20 @@ def finish_decode(sc, si, ri, rf, running, free_slots, slots, b, emitted, drafte
     return count
 
 
+@jitable
+def context_sum(si, slots, b):
+    """Sum of the KV lengths (prompt + generated tokens) of the requests in ``slots[:b]``."""
+    total = 0
+    for i in range(b):
+        slot = slots[i]
+        total += si[S_PROMPT, slot] + si[S_GEN, slot]
+    return total
+
+
 def _kernels():
     from sim.compiled.jit import compiled
     return (compiled(next_prefill), compiled(finish_prefill), compiled(prepare_decode),
-            compiled(finish_decode))
+            compiled(finish_decode), compiled(context_sum))
 
 
 class Scheduler:
@@ -351,8 +361,8 @@ class Scheduler:
         self._wanted = np.zeros((2, n), dtype=np.int64)
         self._slots = np.zeros(n, dtype=np.int64)
         self._ones = np.ones(n, dtype=np.int64)  # plain decoding's emitted counts (read only)
-        self._next_prefill, self._finish_prefill, self._prepare_decode, self._finish_decode = \
-            _kernels()
+        (self._next_prefill, self._finish_prefill, self._prepare_decode, self._finish_decode,
+         self._context_sum) = _kernels()
 
     # ----------------------------------------------------------------- arrival
     def arrive(self, request: Request, now_s: float, key: float = 0.0
@@ -471,6 +481,11 @@ class Scheduler:
         b = self._prepare_decode(st.cfg, st.sc, st.si, st.ri, st.running, st.free_slots,
                                  st.queue, int(lookahead_tokens), slots, self._wanted)
         return slots[:b].copy()
+
+    def context_tokens(self, slots: np.ndarray) -> int:
+        """Sum of the KV lengths (prompt + generated tokens) of the requests in ``slots``
+        (a batch from ``prepare_decode``)."""
+        return self._context_sum(self.state.si, slots, slots.shape[0])
 
     def finish_decode(self, slots: np.ndarray, emitted: np.ndarray | int,
                       drafted: np.ndarray | None, verified: np.ndarray | None,
