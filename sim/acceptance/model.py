@@ -339,10 +339,8 @@ class ParametricAcceptance:
         # precomputed quantiles of the request's row, and P(accept | conf) from the same cell
         # of the calibrated table (``draw_cells``). About 10x cheaper than rng.beta with
         # per-row parameters, on the simulator's hot path.
-        cells = batch * k
-        uniforms = rng.random(2 * cells)  # the same numbers as two draws of B*k (u, then v)
-        u = uniforms[:cells]
-        v = uniforms[cells:]
+        u = rng.random(batch * k)
+        v = rng.random(batch * k)
         conf = np.empty((batch, k))
         accept = np.empty((batch, k), dtype=bool)
         compiled(draw_cells)(u, v, np.asarray(keys, dtype=np.float64), batch, k, self._cells,

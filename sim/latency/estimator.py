@@ -73,7 +73,6 @@ Queries cost a couple of list lookups, a bisect over the 5 buckets (verify) or a
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Sequence
 
 import numpy as np
@@ -143,7 +142,7 @@ class _VerifySurface:
     same numbers as numpy arrays)."""
 
     __slots__ = ("token", "token_tail", "token_step", "buckets", "values", "slopes", "below",
-                 "index", "eager", "max_size", "at")
+                 "index", "eager", "max_size")
 
     def __init__(self, sizes: Sequence[int], buckets: Sequence[int],
                  table: Sequence[Sequence[float]], token_row: Sequence[float],
@@ -174,14 +173,12 @@ class _VerifySurface:
         eager = _EagerLines(sizes, buckets, grid, rows[-1], fit_points, extrapolate)
         # above the largest size: rows[-1] (values, slopes) + eager slope (values, slopes)
         self.eager = [rows[-1].values, rows[-1].slopes, eager.slope.values, eager.slope.slopes]
-        #: ``at(batch, tokens, kv_tokens)``: ``verify_surface`` with the surface bound (the
-        #: estimator's hot path calls it without a Python frame in between)
-        self.at = partial(verify_surface, self.token, self.token_tail, self.token_step,
-                          self.index, self.buckets, self.values, self.slopes, self.below,
-                          self.eager, self.max_size)
 
     def __call__(self, batch: int, tokens: int, kv_tokens: float) -> float:
-        return self.at(batch, tokens, kv_tokens)
+        return verify_surface(self.token, self.token_tail, self.token_step, self.index,
+                              self.buckets,
+                              self.values, self.slopes, self.below, self.eager, self.max_size,
+                              batch, tokens, kv_tokens)
 
     def arrays(self) -> tuple:
         """The surface as numpy arrays, in ``verify_surface``'s argument order."""
@@ -255,7 +252,7 @@ class _DraftSurface:
     ``offsets[r]:offsets[r + 1]``) for ``draft_surface``."""
 
     __slots__ = ("knots", "values", "slopes", "offsets", "index", "buckets", "eager",
-                 "max_size", "at")
+                 "max_size")
 
     def __init__(self, sizes: Sequence[int], buckets: Sequence[int],
                  table: Sequence[Sequence[float]], fit_points: int, extrapolate: bool) -> None:
@@ -287,12 +284,10 @@ class _DraftSurface:
                             extrapolate)
         self.buckets = [float(c) for c in buckets]
         self.eager = [eager.slope.values, eager.slope.slopes]
-        #: ``at(rows, kv_tokens)``: ``draft_surface`` with the surface bound
-        self.at = partial(draft_surface, self.knots, self.values, self.slopes, self.offsets,
-                          self.index, self.buckets, self.eager, self.max_size)
 
     def __call__(self, rows: int, kv_tokens: float) -> float:
-        return self.at(rows, kv_tokens)
+        return draft_surface(self.knots, self.values, self.slopes, self.offsets, self.index,
+                             self.buckets, self.eager, self.max_size, rows, kv_tokens)
 
     def arrays(self) -> tuple:
         """The surface as numpy arrays, in ``draft_surface``'s argument order."""
@@ -423,14 +418,14 @@ class TableEstimator:
         ``tokens`` arrives padded)."""
         if tokens <= 0:
             return 0.0
-        return self._verify.at(batch_size, tokens, context_tokens)
+        return self._verify(batch_size, tokens, context_tokens)
 
     def draft_step_s(self, batch_size: int, context_tokens: int) -> float:
         if batch_size <= 0:
             return 0.0
         if self._draft is None:
             raise ConfigError("draft_step_s: the estimated latency model has no draft model")
-        return self._draft.at(batch_size, context_tokens)
+        return self._draft(batch_size, context_tokens)
 
     def target_prefill_s(self, prompt_tokens: Sequence[int],
                          cached_tokens: Sequence[int] | None = None) -> float:
