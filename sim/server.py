@@ -219,7 +219,7 @@ class ServerSimulation:
         start = env.now
         batch = int(slots.size)
         if policy.k_max == 0:
-            context_sum = sum((sched.prompt[slots] + sched.generated[slots]).tolist())
+            context_sum = sched.context_tokens(slots)
             shape = DecodeShape(batch, context_sum, batch, batch, context_sum)
             duration = decode_iteration_s(self.latency, self.padding, shape)
             yield env.timeout(duration)

@@ -18,7 +18,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from sim.compiled.jit import jitable
+from sim.compiled.jit import compiled, jitable
 from sim.errors import ConfigError
 
 
@@ -73,8 +73,6 @@ class FixedAcceptance:
 
     def draw_with_keys(self, keys: np.ndarray, k: int, rng: np.random.Generator
                        ) -> tuple[np.ndarray, np.ndarray]:
-        from sim.compiled.jit import compiled
-
         batch = keys.shape[0]
         conf = np.empty((batch, k))
         accept = np.empty((batch, k), dtype=bool)
@@ -85,8 +83,6 @@ class FixedAcceptance:
 
 def accepted_prefix(accept: np.ndarray, verify: np.ndarray) -> np.ndarray:
     """Length of the leading run of True in each row of ``accept``, capped at ``verify[i]``."""
-    from sim.compiled.jit import compiled
-
     batch = accept.shape[0]
     out = np.zeros(batch, dtype=np.int64)
     if accept.shape[1]:

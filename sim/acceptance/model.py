@@ -36,7 +36,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from sim.acceptance.table_cache import load_or_build
-from sim.compiled.jit import jitable
+from sim.compiled.jit import compiled, jitable
 from sim.errors import ConfigError
 
 DEFAULT_CATEGORY = ""
@@ -339,8 +339,6 @@ class ParametricAcceptance:
         # precomputed quantiles of the request's row, and P(accept | conf) from the same cell
         # of the calibrated table (``draw_cells``). About 10x cheaper than rng.beta with
         # per-row parameters, on the simulator's hot path.
-        from sim.compiled.jit import compiled
-
         u = rng.random(batch * k)
         v = rng.random(batch * k)
         conf = np.empty((batch, k))

@@ -317,10 +317,20 @@ def finish_decode(sc, si, ri, rf, running, free_slots, slots, b, emitted, drafte
     return count
 
 
+@jitable
+def context_sum(si, slots, b):
+    """Sum of the KV lengths (prompt + generated tokens) of the requests in ``slots[:b]``."""
+    total = 0
+    for i in range(b):
+        slot = slots[i]
+        total += si[S_PROMPT, slot] + si[S_GEN, slot]
+    return total
+
+
 def _kernels():
     from sim.compiled.jit import compiled
     return (compiled(next_prefill), compiled(finish_prefill), compiled(prepare_decode),
-            compiled(finish_decode))
+            compiled(finish_decode), compiled(context_sum))
 
 
 class Scheduler:
@@ -350,8 +360,9 @@ class Scheduler:
         self._finished = np.zeros(n, dtype=np.int64)
         self._wanted = np.zeros((2, n), dtype=np.int64)
         self._slots = np.zeros(n, dtype=np.int64)
-        self._next_prefill, self._finish_prefill, self._prepare_decode, self._finish_decode = \
-            _kernels()
+        self._ones = np.ones(n, dtype=np.int64)  # plain decoding's emitted counts (read only)
+        (self._next_prefill, self._finish_prefill, self._prepare_decode, self._finish_decode,
+         self._context_sum) = _kernels()
 
     # ----------------------------------------------------------------- arrival
     def arrive(self, request: Request, now_s: float, key: float = 0.0
@@ -471,6 +482,11 @@ class Scheduler:
                                  st.queue, int(lookahead_tokens), slots, self._wanted)
         return slots[:b].copy()
 
+    def context_tokens(self, slots: np.ndarray) -> int:
+        """Sum of the KV lengths (prompt + generated tokens) of the requests in ``slots``
+        (a batch from ``prepare_decode``)."""
+        return self._context_sum(self.state.si, slots, slots.shape[0])
+
     def finish_decode(self, slots: np.ndarray, emitted: np.ndarray | int,
                       drafted: np.ndarray | None, verified: np.ndarray | None,
                       accepted: np.ndarray | None, now_s: float) -> list[FinishedRequest]:
@@ -482,6 +498,8 @@ class Scheduler:
         b = slots.shape[0]
         if isinstance(emitted, np.ndarray):
             emitted = emitted.astype(np.int64, copy=False)
+        elif emitted == 1:  # plain decoding: one token each
+            emitted = self._ones[:b]
         else:  # a scalar for every request
             emitted = np.full(b, emitted, dtype=np.int64)
         speculated = drafted is not None
@@ -494,4 +512,6 @@ class Scheduler:
         count = self._finish_decode(
             st.sc, st.si, st.ri, st.rf, st.running, st.free_slots, slots, b, emitted, drafted,
             verified, accepted, speculated, float(now_s), self._finished)
+        if not count:
+            return []
         return [self.finished_record(r) for r in self._finished[:count].tolist()]

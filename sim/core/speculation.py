@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from sim.compiled.jit import jitable
+from sim.compiled.jit import compiled, jitable
 from sim.latency.iteration import DEFAULT_ENGINE, VLLM_06, DecodeShape
 from sim.policies.base import BatchView, Policy
 
@@ -58,12 +58,46 @@ def build_batch_view(sched, slots: np.ndarray, now_s: float, k_max: int, ttft_sl
     method's plan (``sim.drafters.plan.MethodPlan``; None for the draft model). Shared by the
     simulated and the real engine.
     """
-    generated = sched.generated[slots]
-    prompt = sched.prompt[slots]
-    return BatchView(now_s, prompt + generated, prompt, generated,
-                     now_s - sched.arrival[slots], ttft_slo_s, tpot_slo_s, sched.queue_len,
-                     np.minimum(sched.output[slots] - generated - 1, k_max), estimator,
-                     padding, oracle, engine, bonus, drafter)
+    batch = slots.shape[0]
+    context = np.empty(batch, dtype=np.int64)
+    prompt = np.empty(batch, dtype=np.int64)
+    generated = np.empty(batch, dtype=np.int64)
+    limits = np.empty(batch, dtype=np.int64)
+    elapsed = np.empty(batch)
+    context_sum, least_limit = compiled(batch_view_into)(
+        sched.prompt, sched.generated, sched.output, sched.arrival,
+        np.asarray(slots, dtype=np.int64), batch, float(now_s), int(k_max), context, prompt,
+        generated, elapsed, limits)
+    view = BatchView(now_s, context, prompt, generated, elapsed, ttft_slo_s, tpot_slo_s,
+                     sched.queue_len, limits, estimator, padding, oracle, engine, bonus, drafter)
+    # the view's computed-once sums, which the gather found on the way
+    view.__dict__.update(total_context_tokens=context_sum, least_max_draft_tokens=least_limit)
+    return view
+
+
+@jitable
+def batch_view_into(prompt, generated, output, arrival, slots, batch, now_s, k_max, context,
+                    prompt_out, generated_out, elapsed, limits):
+    """``build_batch_view``'s arrays for the requests in ``slots``: per request its prompt,
+    generated tokens, context L_i = prompt + generated, seconds since arrival and draft limit
+    ``min(output - generated - 1, k_max)``; returns (sum L_i, least limit; 0 for no
+    requests)."""
+    context_sum = 0
+    least = 0
+    for i in range(batch):
+        slot = slots[i]
+        p = prompt[slot]
+        g = generated[slot]
+        prompt_out[i] = p
+        generated_out[i] = g
+        context[i] = p + g
+        context_sum += p + g
+        elapsed[i] = now_s - arrival[slot]
+        limit = min(output[slot] - g - 1, k_max)
+        limits[i] = limit
+        if i == 0 or limit < least:
+            least = limit
+    return context_sum, least
 
 
 def _zeros(batch: int) -> np.ndarray:
@@ -150,8 +184,6 @@ def decode_shape(view: BatchView, outcome: DecodeOutcome) -> DecodeShape:
     draft step s over the requests with drafted > s (their contexts so far; plus the bonus
     rows under batch expansion), then verification. Shared by the simulated and the real
     engine (``decode_shape_into`` is the rule; the compiled loop calls it too)."""
-    from sim.compiled.jit import compiled
-
     batch = view.batch_size
     steps = outcome.draft_steps
     rows = np.zeros(steps, dtype=np.int64)

@@ -156,6 +156,7 @@ class AdaSpecPolicy(Policy):
         self._cost: IterationCost | None = None
         self._batch = -1
         self._work: tuple = ()
+        self._counts = self._tokens_cum = self._no_limits = np.zeros(0, dtype=np.int64)
 
     def _canonical_name(self) -> str:
         """The spec string with non-default options only (``make_policy`` rebuilds it); the
@@ -232,6 +233,11 @@ class AdaSpecPolicy(Policy):
             self._work = (np.zeros((k, batch)), np.zeros(batch), np.zeros(batch),
                           np.zeros(k + 1), np.zeros(k + 1), np.zeros(2 * (k + 1) * batch),
                           np.zeros(3 * (k + 1) * batch + batch, dtype=np.int64))
+        if len(self._counts) != self.k_max:  # per-iteration plan arrays, refilled by begin
+            k = self.k_max
+            self._counts = np.zeros(k, dtype=np.int64)
+            self._tokens_cum = np.zeros(k + 1, dtype=np.int64)  # [0] stays 0
+            self._no_limits = np.zeros(k + 1, dtype=np.int64)
         return self._work
 
     def begin(self, view: BatchView) -> int:
@@ -240,13 +246,18 @@ class AdaSpecPolicy(Policy):
         k_cap = self.k_max
         self._cost = None
         cost = None
-        counts = np.zeros(k_cap, dtype=np.int64)
+        counts = self._counts
         uniform = True
         cap_max = 0
-        if batch:
+        if not batch:
+            counts.fill(0)
+        else:
             cost = IterationCost(view, k_cap)
-            counts[:] = cost.draft_counts
             uniform = cost.uniform
+            if uniform:
+                counts.fill(batch)
+            else:
+                counts[:] = cost.draft_counts
             prices_v[:] = np.nan
             prices_d[:] = np.nan
             prices_v[0] = cost.verify_s(batch)
@@ -260,12 +271,10 @@ class AdaSpecPolicy(Policy):
                                         prices_v, prices_d, cap_max))
         if self._pi[AI_ACTIVE]:
             self._cost = cost
-            self._counts = counts
-            self._tokens_cum = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            np.cumsum(counts, out=self._tokens_cum[1:])
             self._max_draft = np.asarray(view.max_draft_tokens, dtype=np.int64)
             self._hist = (np.asarray(cost.limit_counts, dtype=np.int64)
-                          if cost.limit_counts is not None
-                          else np.zeros(k_cap + 1, dtype=np.int64))
+                          if cost.limit_counts is not None else self._no_limits)
         return k
 
     def _price(self, steps: int) -> None:

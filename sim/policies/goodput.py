@@ -33,7 +33,7 @@ from enum import Enum
 
 import numpy as np
 
-from sim.compiled.jit import jitable
+from sim.compiled.jit import compiled, jitable
 from sim.latency.iteration import (VLLM_06, draft_pass_s, draft_step_rows, expanded_kv_tokens,
                                    uniform_expanded_kv_tokens, verify_pass_s)
 from sim.policies.base import BatchView
@@ -82,7 +82,6 @@ class IterationCost:
             self.limit_counts = None
             self.uniform = True
         else:
-            from sim.compiled.jit import compiled
             counts = np.zeros(k_max, dtype=np.int64)
             hist = np.zeros(k_max + 1, dtype=np.int64)
             source = view.max_draft_tokens if limits is None else limits

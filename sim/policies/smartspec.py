@@ -39,7 +39,7 @@ from enum import Enum
 
 import numpy as np
 
-from sim.compiled.jit import jitable
+from sim.compiled.jit import compiled, jitable
 from sim.errors import ConfigError
 from sim.policies.base import BatchView, Policy
 from sim.policies.goodput import IterationCost, clamped_limit, goodput_of, pairwise_sum
@@ -122,8 +122,6 @@ class SmartSpecPolicy(Policy):
         return P_SMARTSPEC, self._pi, self._pf, False
 
     def begin(self, view: BatchView) -> int:
-        from sim.compiled.jit import compiled
-
         k_cap = self.k_max
         batch = view.batch_size
         cost = IterationCost(view, k_cap)
