@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from sim.errors import InputError
-from sim.workload.arrays import Columns, Loaded, empty_categories
+from sim.workload.arrays import MAX_TOKENS, Columns, Loaded, empty_categories
 from sim.workload.tabular import WindowCollector, open_text
 
 NAME = "mooncake"
@@ -66,6 +66,9 @@ def _number(obj: dict, key: str, path: str, line: int, *, integer: bool) -> floa
                              path=path, line=line, column=key)
         if v < 1:
             raise InputError(f"{key} must be >= 1, got {v!r}", path=path, line=line, column=key)
+        if v > MAX_TOKENS:
+            raise InputError(f"{key} must be at most {MAX_TOKENS} tokens, got {v!r}",
+                             path=path, line=line, column=key)
         return int(v)
     if v < 0:
         raise InputError(f"{key} must be >= 0, got {v!r}", path=path, line=line, column=key)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sim.errors import InputError
-from sim.workload.arrays import Columns
+from sim.workload.arrays import MAX_TOKENS, Columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -185,24 +185,29 @@ def number_column(chunk: pd.DataFrame, col: str, path: str | Path, what: str) ->
 
 def token_column(chunk: pd.DataFrame, col: str, path: str | Path, what: str,
                  minimum: int = 1) -> np.ndarray:
-    """The column as int64 token counts >= ``minimum``; anything else raises InputError."""
+    """The column as int64 token counts in ``[minimum, MAX_TOKENS]``; anything else raises
+    InputError."""
     s = chunk[col]
     if s.dtype.kind in "iu":
-        vals = s.to_numpy(np.int64)
+        vals = s.to_numpy()  # int64, or uint64 for counts past int64
     else:
-        f = number_column(chunk, col, path, what)
-        frac = f != np.floor(f)
+        vals = number_column(chunk, col, path, what)
+        frac = vals != np.floor(vals)
         if frac.any():
             row = _first_bad(frac, chunk.index)
             raise InputError(f"{what} must be a whole number of tokens, got {_raw(s, row)!r}",
                              path=str(path), line=line_of(row), column=col)
-        vals = f.astype(np.int64)
     low = vals < minimum
     if low.any():
         row = _first_bad(low, chunk.index)
         raise InputError(f"{what} must be >= {minimum}, got {int(vals[np.argmax(low)])}",
                          path=str(path), line=line_of(row), column=col)
-    return vals
+    high = vals >= MAX_TOKENS + 1  # exact for floats too (10**18 is one)
+    if high.any():
+        row = _first_bad(high, chunk.index)
+        raise InputError(f"{what} must be at most {MAX_TOKENS} tokens, got {_raw(s, row)!r}",
+                         path=str(path), line=line_of(row), column=col)
+    return vals.astype(np.int64)
 
 
 def check_nonnegative(values: np.ndarray, index: pd.Index, path: str | Path, col: str,

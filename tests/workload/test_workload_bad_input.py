@@ -129,6 +129,33 @@ def test_mooncake_errors(tmp_path):
     check(error_of(empty), empty, None, None, "empty file")
 
 
+@pytest.mark.parametrize("cell", ["9000000000000000000",     # int64, but 2 of them wrap
+                                  "10000000000000000000",    # pandas: uint64
+                                  "99999999999999999999",    # pandas: float
+                                  "1e30", "1000000000000000000.0"])
+def test_token_counts_past_max_tokens_are_located(tmp_path, cell):
+    # they used to wrap to -9223372036854775808 (">= 1, got -9223...") or, as int64, pass
+    # and overflow prompt + output in the compiled engine
+    for header, row, column in [
+            (AZ_HEADER, "2023-11-16 18:15:52.0,{},4\n", "ContextTokens"),
+            ("arrival_s,prompt_tokens,output_tokens\n", "5.0,3,{}\n", "output_tokens")]:
+        first = AZ_ROWS[0] if header == AZ_HEADER else "0.5,10,2\n"
+        p = write(tmp_path, "t.csv", header + first + row.format(cell))
+        check(error_of(p), p, 3, column, "at most 999999999999999999 tokens")
+    ok = write(tmp_path, "ok.csv", "arrival_s,prompt_tokens,output_tokens\n"
+               "0.5,999999999999999999,999999999999999999\n")
+    assert load_trace(ok).requests[0].prompt_tokens == 10 ** 18 - 1
+
+
+@pytest.mark.parametrize("value", [10 ** 18, 10 ** 23, 1e20])
+def test_mooncake_token_counts_past_max_tokens_are_located(tmp_path, value):
+    # they used to end in an OverflowError traceback (np.asarray(..., np.int64))
+    good = {"timestamp": 10, "input_length": 10, "output_length": 2}
+    bad = {"timestamp": 15, "input_length": value, "output_length": 2}
+    p = write(tmp_path, "m.jsonl", json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    check(error_of(p), p, 2, "input_length", "at most 999999999999999999 tokens")
+
+
 def test_mooncake_quantised_slots_are_spread(tmp_path):
     rows = [0, 0, 0, 3000, 9000, 9000]
     p = write(tmp_path, "q.jsonl", "".join(
