@@ -410,6 +410,9 @@ def load_sweep(path: str | Path) -> SweepSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read sweep file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: cannot read sweep file as UTF-8 text ({exc.reason} at "
+                          f"byte {exc.start})") from None
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -184,6 +184,16 @@ def test_missing_sweep_file_is_a_one_line_error(tmp_path, capsys):
     assert "cannot read sweep file" in capsys.readouterr().err
 
 
+def test_sweep_file_that_is_not_utf8_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "bin.toml"
+    path.write_bytes(b"\xff\xfe[sweep]\n")  # used to end in a UnicodeDecodeError traceback
+    assert main([str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"adaspec-sweep: error: {path}: cannot read sweep file as UTF-8 text "
+                   "(invalid start byte at byte 0)"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_workers_is_a_one_line_error(tmp_path, capsys):
     path = small_sweep(tmp_path)
     assert main([str(path), "--workers", "0", "--out", os.fspath(tmp_path / "o")]) == 2
