@@ -370,6 +370,7 @@ def parse_sweep(document: dict, base_dir: Path, source: str = "SWEEP.toml") -> S
             trace=trace, trace_sha256=sha, workload=workloads[path, scale, process, rate],
             policy=policy, seed=seed, slo_scale=slo, config=config,
             extra_inputs=tuple(extra) + config_extra))
+    _check_scaled_slos(points, source)
 
     baselines = sweep.get("baselines")
     if baselines is None:
@@ -385,6 +386,20 @@ def parse_sweep(document: dict, base_dir: Path, source: str = "SWEEP.toml") -> S
         raise _err(source, "[sweep] goodput_attainment", f"must be in (0, 1], got {threshold!r}")
     return SweepSpec(name=name, source=source, points=tuple(points), baselines=tuple(baselines),
                      goodput_attainment=float(threshold), document=document)
+
+
+def _check_scaled_slos(points: list[SweepPoint], source: str) -> None:
+    """Every [config] row's SLOs times every SLO scale make a valid SimConfig (a scale of
+    1e308 overflows an SLO to inf), checked once per pair before any point runs."""
+    seen = set()
+    for point in points:
+        if (point.config, point.slo_scale) in seen:
+            continue
+        seen.add((point.config, point.slo_scale))
+        try:
+            point.sim_config()
+        except ConfigError as exc:
+            raise _err(source, "[sweep] slo_scales", f"scale {point.slo_scale!r}: {exc}") from None
 
 
 def _check_methods(configs, policies, source: str) -> None:

@@ -119,6 +119,8 @@ BAD = [
      "[sweep] rate_scales: rate scale must be a finite number > 0, got inf"),
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nslo_scales = [nan]\n',
      "[sweep] slo_scales: SLO scale must be a finite number > 0, got nan"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nslo_scales = [1.0, 1e308]\n',
+     "[sweep] slo_scales: scale 1e+308: TTFT SLO must be a positive number of seconds, got inf"),
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\narrival_rates = [2, 2.0]\n',
      "[sweep] arrival_rates: has duplicate values"),
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nlimit = 0\n',
