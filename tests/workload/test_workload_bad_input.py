@@ -156,6 +156,17 @@ def test_mooncake_token_counts_past_max_tokens_are_located(tmp_path, value):
     check(error_of(p), p, 2, "input_length", "at most 999999999999999999 tokens")
 
 
+def test_mooncake_gz_that_cannot_be_read_is_located(tmp_path):
+    import gzip
+    line = json.dumps({"timestamp": 10, "input_length": 10, "output_length": 2}) + "\n"
+    plain = write(tmp_path, "plain.jsonl.gz", line)          # not gzip at all
+    cut = tmp_path / "cut.jsonl.gz"                            # gzip cut short
+    cut.write_bytes(gzip.compress(line.encode() * 50)[:30])
+    for p, word in [(plain, "Not a gzipped file"), (cut, "ended before")]:
+        check(error_of(p), p, None, None, "cannot read the file as UTF-8 text", word)
+        check(error_of(p, format="mooncake"), p, None, None, word)
+
+
 def test_mooncake_quantised_slots_are_spread(tmp_path):
     rows = [0, 0, 0, 3000, 9000, 9000]
     p = write(tmp_path, "q.jsonl", "".join(

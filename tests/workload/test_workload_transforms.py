@@ -144,6 +144,13 @@ def test_length_source_file_errors(tmp_path):
     bad.write_text('{"question_id": 1, "category": "qa", "turns": ["hi"]}\n{"category": "qa"}\n')
     with pytest.raises(InputError, match=r"line 2, column 'turns'"):
         SpecBenchLengths(bad)
+    binary = tmp_path / "b.jsonl"
+    binary.write_bytes(b"\xff\xfe{}\n")  # used to end in a UnicodeDecodeError traceback
+    with pytest.raises(InputError, match=r"b.jsonl: cannot read the file as UTF-8 text"):
+        SpecBenchLengths(binary)
+    bom = tmp_path / "bom.jsonl"  # a byte-order mark is skipped, as in traces
+    bom.write_bytes(b"\xef\xbb\xbf" + b'{"question_id": 1, "category": "qa", "turns": ["hi"]}\n')
+    assert SpecBenchLengths(bom).categories.tolist() == ["qa"]
     csv = tmp_path / "l.csv"
     csv.write_text("num_prefill_tokens,num_decode_tokens\n5,3\n5,zero\n")
     with pytest.raises(InputError, match=r"line 3, column 'num_decode_tokens'"):
