@@ -119,7 +119,8 @@ def iter_chunks(path: str | Path, usecols: Sequence[str], *, dtype: dict | None 
     Cells are not turned into NaN (``na_filter=False``): an empty cell stays ``""`` so that
     checks can tell "missing" from "NaN". Rows whose every cell is empty (blank lines) are
     dropped but keep their row number, so later lines stay correct. A row with more fields
-    than the header, or bad encoding, becomes an InputError with the line.
+    than the header, or bad encoding, becomes an InputError with the line; a file that cannot
+    be read to its end (a .gz cut short) an InputError naming it.
     """
     import pandas as pd
     try:
@@ -153,6 +154,8 @@ def iter_chunks(path: str | Path, usecols: Sequence[str], *, dtype: dict | None 
     except UnicodeDecodeError as exc:
         raise InputError(f"cannot read the file as UTF-8 text ({exc.reason})",
                          path=str(path)) from None
+    except (OSError, EOFError) as exc:  # a .gz that is cut short or not gzip after all
+        raise InputError(f"cannot read the file as UTF-8 text ({exc})", path=str(path)) from None
 
 
 def _first_bad(mask: np.ndarray, index: pd.Index) -> int:

@@ -167,6 +167,20 @@ def test_mooncake_gz_that_cannot_be_read_is_located(tmp_path):
         check(error_of(p, format="mooncake"), p, None, None, word)
 
 
+@pytest.mark.parametrize("header, row", [
+    ("arrival_s,prompt_tokens,output_tokens\n", "{:.1f},100,50\n"),
+    (AZ_HEADER, "2023-11-16 18:15:46.{:07.0f},100,50\n"),
+    ("Timestamp\n", "{:.1f}\n")])
+def test_csv_gz_cut_short_is_located(tmp_path, header, row):
+    # an interrupted download: the header reads, the rows end mid-stream (used to end in an
+    # EOFError traceback from the CSV reader)
+    import gzip
+    data = gzip.compress((header + "".join(row.format(i * 0.1) for i in range(20_000))).encode())
+    p = tmp_path / "cut.csv.gz"
+    p.write_bytes(data[:len(data) // 2])
+    check(error_of(p), p, None, None, "cannot read the file as UTF-8 text", "ended before")
+
+
 def test_mooncake_quantised_slots_are_spread(tmp_path):
     rows = [0, 0, 0, 3000, 9000, 9000]
     p = write(tmp_path, "q.jsonl", "".join(
