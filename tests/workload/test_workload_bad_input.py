@@ -200,6 +200,15 @@ def test_burstgpt_errors(tmp_path):
     check(error_of(r), r, 1, "Response tokens", "missing column")
 
 
+def test_burstgpt_with_only_failed_rows_says_so(tmp_path):
+    # used to read "no requests ... fall inside the window [0.0 s, inf s)" with no window
+    p = write(tmp_path, "f.csv", BURST_HEADER + "1,ChatGPT,5,0,5,API log\n"
+              "2,ChatGPT,7,0,7,API log\n")
+    for kwargs in ({}, {"start_s": 1.5}, {"limit": 1}):
+        check(error_of(p, **kwargs), p, None, "Response tokens", "no requests left",
+              "all 2 data rows are failed requests")
+
+
 def test_arrivals_errors(tmp_path):
     for body, line, column, word in [
             ("0.5\n0.4\n", 3, "Timestamp", "not sorted"), ("0.5\nnan\n", 3, "Timestamp", "'nan'"),
