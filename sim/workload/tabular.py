@@ -219,7 +219,7 @@ def check_nonnegative(values: np.ndarray, index: pd.Index, path: str | Path, col
     neg = values < 0
     if neg.any():
         row = _first_bad(neg, index)
-        raise InputError(f"{what} must be >= 0, got {values[np.argmax(neg)]!r}",
+        raise InputError(f"{what} must be >= 0, got {values[np.argmax(neg)].item()!r}",
                          path=str(path), line=line_of(row), column=col)
 
 
@@ -240,8 +240,8 @@ class SortedCheck:
         dec = values < prev
         if dec.any():
             k = int(np.argmax(dec))
-            raise InputError(f"timestamps are not sorted: {render(values[k])} comes after "
-                             f"{render(prev[k])} (rows must be in arrival order)",
+            raise InputError(f"timestamps are not sorted: {render(values[k].item())} comes "
+                             f"after {render(prev[k].item())} (rows must be in arrival order)",
                              path=self.path, line=line_of(index[k]), column=self.col)
         self.last = values[-1]
 

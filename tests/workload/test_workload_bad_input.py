@@ -218,6 +218,20 @@ def test_arrivals_errors(tmp_path):
         check(error_of(p), p, line, column, word)
 
 
+@pytest.mark.parametrize("header, rows, words", [
+    ("Timestamp\n", "1.0\n0.5\n", "timestamps are not sorted: 0.5 comes after 1.0 ("),
+    ("Timestamp\n", "-1.5\n", "timestamp must be >= 0, got -1.5"),
+    ("arrival_s,prompt_tokens,output_tokens\n", "-2.0,3,4\n", "must be >= 0, got -2.0"),
+    (BURST_HEADER, "3,a,5,5,10,x\n2,a,5,5,10,x\n", "not sorted: 2.0 comes after 3.0 ("),
+    (AZ_HEADER, AZ_ROWS[1] + AZ_ROWS[0],
+     "2023-11-16 18:15:46.680590 comes after 2023-11-16 18:15:50.995169")])
+def test_values_in_messages_read_as_written_numbers(tmp_path, header, rows, words):
+    # numpy scalars used to print as np.float64(0.5) (numpy >= 2 reprs)
+    p = write(tmp_path, "v.csv", header + rows)
+    text = str(error_of(p))
+    assert words in text and "np." not in text, text
+
+
 def test_native_errors_and_categories(tmp_path):
     p = write(tmp_path, "n.csv", "arrival_s,prompt_tokens,output_tokens,category\n"
               "0.5,10,2,NA\n1.0,0,3,\n")
