@@ -69,8 +69,15 @@ def line_of(row_index: int) -> int:
 
 def check_columns(path: str | Path, header: Sequence[str], required: Sequence[str],
                   fmt: str, optional: Sequence[str] = ()) -> None:
-    """Raise InputError (line 1) naming the first required column missing from ``header``."""
+    """Raise InputError (line 1) naming the first required column missing from ``header``,
+    or the first column the format reads that the header names twice (which one holds the
+    data would be a guess)."""
     present = set(header)
+    for col in (*required, *optional):
+        if list(header).count(col) > 1:
+            raise InputError(f"column {col!r} appears {list(header).count(col)} times in the "
+                             f"header ({','.join(header)}); name each column once",
+                             path=str(path), line=1, column=col)
     for col in required:
         if col not in present:
             expected = ",".join(list(required) + [f"[{c}]" for c in optional])

@@ -89,6 +89,20 @@ def test_extra_field_is_a_malformed_row(tmp_path):
     check(error_of(q), q, 2, None, "more fields than the header")
 
 
+@pytest.mark.parametrize("header, column", [
+    ("arrival_s,arrival_s,prompt_tokens,output_tokens", "arrival_s"),      # used the first
+    ("arrival_s,prompt_tokens,output_tokens, prompt_tokens", "prompt_tokens"),  # traceback
+    ("arrival_s,prompt_tokens,output_tokens,category,category", "category"),
+    ("TIMESTAMP,ContextTokens,GeneratedTokens,GeneratedTokens", "GeneratedTokens")])
+def test_a_column_named_twice_is_an_error(tmp_path, header, column):
+    row = ("2023-11-16 18:15:46.6805900,1,2,3" if header.startswith("TIMESTAMP")
+           else "0.5,10,2,3" + (",a" if header.endswith("category") else ""))
+    p = write(tmp_path, "d.csv", f"{header}\n{row}\n")
+    check(error_of(p), p, 1, column, "times in the header")
+    assert load_trace(write(tmp_path, "x.csv", "arrival_s,prompt_tokens,output_tokens,x,x\n"
+                            "0.5,10,2,3,4\n")).requests[0].prompt_tokens == 10  # unused: fine
+
+
 def test_empty_and_header_only(tmp_path):
     empty = write(tmp_path, "empty.csv", "")
     check(error_of(empty), empty, 1, None, "empty file")
