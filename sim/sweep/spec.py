@@ -25,6 +25,8 @@ Grammar (TOML; every key but ``traces`` and ``policies`` is optional)::
     gpu = ["A100-80G", "H100"]     # a list makes a grid axis (one point per value)
     ttft_slo_s = 2.0
     tpot_slo_s = 0.040
+    pass_overheads_s = [0.004, 0.001, 0.0015]  # a tuple field: one list is one value,
+                                   # a list of such lists is an axis
 
 A point is one simulation: (trace, config values, rate, SLO scale, policy, seed). Points are
 ordered trace, config axes (in file order), rate, SLO scale, policy, seed -- the row order of
