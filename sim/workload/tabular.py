@@ -16,6 +16,7 @@ A UTF-8 byte-order mark at the start of a file (spreadsheets save CSV with one) 
 
 from __future__ import annotations
 
+import csv
 import gzip
 import math
 import re
@@ -51,7 +52,8 @@ def open_text(path: str | Path):
 
 
 def read_header(path: str | Path) -> list[str]:
-    """The header's column names (stripped). Raises InputError for an empty or binary file."""
+    """The header's column names (stripped; a quoted name, as R's ``write.csv`` writes them,
+    unquoted as the CSV reader reads it). Raises InputError for an empty or binary file."""
     try:
         with open_text(path) as f:
             first = f.readline()
@@ -59,7 +61,7 @@ def read_header(path: str | Path) -> list[str]:
         raise InputError(f"cannot read the file as UTF-8 text ({exc})", path=str(path)) from None
     if not first.strip():
         raise InputError("empty file: no header and no data rows", path=str(path), line=1)
-    return [c.strip() for c in first.rstrip("\r\n").split(",")]
+    return [c.strip() for c in next(csv.reader([first.rstrip("\r\n")]))]
 
 
 def line_of(row_index: int) -> int:

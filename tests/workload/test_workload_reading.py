@@ -34,6 +34,24 @@ def test_a_csv_saved_with_a_byte_order_mark_is_read(tmp_path, header, row):
     assert a.format == b.format and a.requests == b.requests
 
 
+@pytest.mark.parametrize("header, row", [
+    ("TIMESTAMP,ContextTokens,GeneratedTokens", '"2023-11-16 18:15:46.6805900",374,44'),
+    ("arrival_s,prompt_tokens,output_tokens,category", '0.5,10,20,"qa"'),
+    ("Timestamp", "1.25"),
+    ("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type",
+     '5,"ChatGPT",10,20,30,"API log"'),
+])
+def test_a_csv_with_quoted_names_is_read(tmp_path, header, row):
+    # R's write.csv quotes every name (and text cell); the header used to keep the quotes
+    # and match no format
+    plain, quoted = tmp_path / "plain.csv", tmp_path / "quoted.csv"
+    plain.write_text(f"{header}\n{row.replace(chr(34), '')}\n", encoding="utf-8")
+    names = ",".join(f'"{name}"' for name in header.split(","))
+    quoted.write_text(f"{names}\n{row}\n", encoding="utf-8")
+    a, b = load_trace(plain), load_trace(quoted)
+    assert a.format == b.format and a.requests == b.requests
+
+
 def test_a_jsonl_trace_with_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_text(BOM + json.dumps({"timestamp": 0, "input_length": 3, "output_length": 2})
