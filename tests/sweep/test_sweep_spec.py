@@ -198,9 +198,11 @@ BAD = [
      "[sweep] traces: trace 'a.csv' listed twice"),
     ('[sweep]\ntraces = []\npolicies = ["nospec"]\n', "must not be empty"),
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nseeds = [0.5]\n',
-     "[sweep] seeds: seed must be a whole number >= 0, got 0.5"),
+     "[sweep] seeds: seed must be a whole number >= 0 and < 2**63, got 0.5"),
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nseeds = [-1]\n',
-     "[sweep] seeds: seed must be a whole number >= 0, got -1"),
+     "[sweep] seeds: seed must be a whole number >= 0 and < 2**63, got -1"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nseeds = [0, 9223372036854775808]\n',
+     "[sweep] seeds: seed must be a whole number >= 0 and < 2**63, got 9223372036854775808"),
 ]
 
 
