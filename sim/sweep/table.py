@@ -68,6 +68,9 @@ def build_table(points: Sequence[SweepPoint], records: Sequence[dict | None]) ->
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame.from_records(rows)
+    for name in metric_columns:  # no point has a value (every request rejected): NaN, numeric
+        if frame[name].isna().all():
+            frame[name] = frame[name].astype(float)
     head = [c for c in frame.columns if c not in metric_columns and c not in TIMING_COLUMNS]
     return frame[head + metric_columns + list(TIMING_COLUMNS)]
 

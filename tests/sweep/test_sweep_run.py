@@ -77,6 +77,20 @@ def test_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
         assert (p.stat().st_mtime_ns == mtime) == (record["status"] == "ok")
 
 
+def test_a_sweep_whose_every_request_is_rejected_writes_its_tables(tmp_path, capsys):
+    # one KV block: no request is ever served, so no point has a latency; the speedup table
+    # used to end in a KeyError traceback (all-None metric columns were not numeric)
+    path = small_sweep(tmp_path, extra="").with_name("sweep.toml")
+    path.write_text(path.read_text().replace("[config]\n", "[config]\nkv_blocks = 1\n"))
+    out = tmp_path / "out"
+    assert main([str(path), "--workers", "1", "--out", str(out), "--quiet", "--no-plots"]) == 0
+    table = read_table(out / "results.csv")
+    assert (table["rejected"] == table["requests"]).all() and table["e2e_s_mean"].isna().all()
+    speedup = read_table(out / "speedup.csv")
+    assert len(speedup) == 2 and speedup["e2e_speedup"].isna().all()
+    assert (read_table(out / "attainment_vs_rate.csv")["slo_attainment"] == 0).all()
+
+
 def test_killed_sweep_resumes_without_duplicates_and_matches_a_full_run(tmp_path):
     path = small_sweep(tmp_path, rate_scales=(1.0, 2.0, 4.0), slo_scales=(1.0, 2.0), limit=24)
     n_points = len(load_sweep(path).points)
