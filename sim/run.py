@@ -82,6 +82,7 @@ class SimConfig:
             raise ConfigError(f"tensor-parallel degree must be >= 1, got {self.tp}")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError("gpu_memory_utilization must be in (0, 1]")
+        default_graph_sizes(self.graph_max_size)  # validates graph_max_size
         if self.pass_overheads_s is not None:
             from sim.latency.overhead import PassOverheads
             if len(self.pass_overheads_s) != 3:
