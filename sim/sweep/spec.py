@@ -62,6 +62,7 @@ from sim.sweep.configs import expand_configs
 from sim.workload.arrays import check_limit
 from sim.workload.lengths import NAMED_SOURCES
 from sim.workload.spec import WorkloadSpec, check_positive, check_seed
+from sim.workload.transforms import check_cv
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -276,7 +277,7 @@ def _arrival_axis(sweep: dict, source: str) -> list[tuple[float, str, float | No
         cv = None
         if process == "gamma":
             cv = _one_number(sweep.get("cv", DEFAULT_GAMMA_CV), source, "[sweep] cv",
-                             lambda x: check_positive("arrival CV", x))
+                             lambda x: check_cv("arrival CV", x))
         rates = _numbers(sweep["arrival_rates"], source, "[sweep] arrival_rates",
                          lambda x: check_positive("arrival rate (requests/s)", x))
         return [(1.0, process, rate, cv) for rate in rates]

@@ -73,7 +73,8 @@ def check_arrivals(process: str, rate_per_s, cv) -> tuple[str, float | None, flo
         return process, rate, None
     if cv is None:
         raise ConfigError("gamma arrivals need a CV (std/mean of the gaps)")
-    return process, rate, check_positive("arrival CV", cv)
+    from sim.workload.transforms import check_cv
+    return process, rate, check_cv("arrival CV", cv)
 
 
 @dataclass(frozen=True)

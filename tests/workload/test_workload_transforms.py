@@ -13,6 +13,8 @@ from sim.workload import (Request, ShareGPTLengths, SpecBenchLengths, Workload, 
                           synthetic_arrivals,
                           window, write_native)
 from sim.workload.lengths import traces_dir
+from sim.workload.spec import WorkloadSpec
+from sim.workload.transforms import CV_RANGE
 
 CONV = traces_dir() / "azure2023" / "AzureLLMInferenceTrace_conv.csv"
 SPEC = traces_dir() / "spec-bench" / "origin-spec-bench.jsonl"
@@ -98,6 +100,23 @@ def test_synthetic_bad_parameters():
                    cv=0), dict(rate_per_s=1, n=5, lengths="nonexistent-source")]:
         with pytest.raises(ConfigError):
             synthetic_arrivals(**kwargs)
+
+
+@pytest.mark.parametrize("cv", [1e-300, 1e-4, 101.0, 1e5, float("nan"), float("inf")])
+def test_gamma_cv_outside_what_the_sampler_draws_is_refused(cv):
+    # 1e-300 used to end in a ZeroDivisionError (cv * cv underflows), 1e5 to put every
+    # arrival at 0 (numpy's Gamma draws with shape 1e-10 are all 0)
+    with pytest.raises(ConfigError, match=r"cv must be a number in \[0.001, 100\]"):
+        synthetic_arrivals(rate_per_s=1, n=5, process="gamma", cv=cv)
+    with pytest.raises(ConfigError, match=r"arrival CV must be a number in \[0.001, 100\]"):
+        WorkloadSpec(trace="t.csv", arrivals="gamma", arrival_rate_req_per_s=1.0, arrival_cv=cv)
+
+
+@pytest.mark.parametrize("cv", list(CV_RANGE))
+def test_gamma_cv_at_the_ends_of_its_range_keeps_the_rate(cv):
+    gaps = np.diff(synthetic_arrivals(rate_per_s=10.0, n=200_000, process="gamma", cv=cv,
+                                      rng=3).requests.arrival_s)
+    assert gaps.mean() == pytest.approx(0.1, rel=0.25)
 
 
 def test_same_seed_same_workload():
