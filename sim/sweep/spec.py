@@ -322,8 +322,11 @@ def parse_sweep(document: dict, base_dir: Path, source: str = "SWEEP.toml") -> S
         if required not in sweep:
             raise _err(source, f"[sweep] {required}", "missing")
     name = sweep.get("name", Path(source).stem)
-    if not isinstance(name, str) or not name:
-        raise _err(source, "[sweep] name", "must be a non-empty string")
+    if not isinstance(name, str) or not name.strip() or name in (".", "..") \
+            or "/" in name or "\\" in name:
+        raise _err(source, "[sweep] name", "must be a non-empty name without '/' or '\\' (it "
+                                           f"names the default output folder results/NAME), "
+                                           f"got {name!r}")
     traces = []
     for item in _as_list(sweep["traces"], source, "[sweep] traces"):
         if item in [t for t, _, _ in traces]:

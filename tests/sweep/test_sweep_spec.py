@@ -197,6 +197,10 @@ BAD = [
     ('[sweep]\ntraces = ["a.csv", "a.csv"]\npolicies = ["nospec"]\n',
      "[sweep] traces: trace 'a.csv' listed twice"),
     ('[sweep]\ntraces = []\npolicies = ["nospec"]\n', "must not be empty"),
+    ('[sweep]\nname = "../../elsewhere"\ntraces = ["a.csv"]\npolicies = ["nospec"]\n',
+     "[sweep] name: must be a non-empty name without '/'"),    # results/../../elsewhere
+    ('[sweep]\nname = "/tmp/x"\ntraces = ["a.csv"]\npolicies = ["nospec"]\n',
+     "[sweep] name: must be a non-empty name without '/'"),    # results / "/tmp/x" = /tmp/x
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nseeds = [0.5]\n',
      "[sweep] seeds: seed must be a whole number >= 0 and < 2**63, got 0.5"),
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nseeds = [-1]\n',
