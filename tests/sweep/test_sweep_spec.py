@@ -72,21 +72,19 @@ engine = "vllm-1"
         load_sweep(bad)
 
 
+def _pass_overheads_sweep(folder, value: str):
+    write_native_trace(folder / "a.csv")
+    return write_sweep(folder, '[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\n'
+                               f"[config]\npass_overheads_s = {value}\n")
+
+
 @pytest.mark.parametrize("value, expected", [
     ("[0.004, 0.001, 0.0015]", [(0.004, 0.001, 0.0015)]),          # one value
     ("[[0.004, 0.001, 0.0015], [0, 0, 0]]", [(0.004, 0.001, 0.0015), (0.0, 0.0, 0.0)])])
 def test_pass_overheads_are_one_value_or_an_axis(tmp_path, value, expected):
     # a list was always read as an axis of numbers, so the field could not be set at all
     # ("object of type 'float' has no len()")
-    write_native_trace(tmp_path / "a.csv")
-    path = write_sweep(tmp_path, f"""
-[sweep]
-traces = ["a.csv"]
-policies = ["nospec"]
-[config]
-pass_overheads_s = {value}
-""")
-    points = load_sweep(path).points
+    points = load_sweep(_pass_overheads_sweep(tmp_path, value)).points
     assert [p.sim_config().pass_overheads_s for p in points] == expected
     assert len({p.key for p in points}) == len(points)
 
@@ -96,14 +94,7 @@ pass_overheads_s = {value}
     ("[0.004, 0.001]", "pass_overheads_s must be (target, draft step, drafting) seconds"),
     ("[[1, 2, 3], [1, 2, 3]]", "pass_overheads_s: has duplicate values")])
 def test_bad_pass_overheads_are_one_line_errors(tmp_path, value, message):
-    write_native_trace(tmp_path / "a.csv")
-    path = write_sweep(tmp_path, f"""
-[sweep]
-traces = ["a.csv"]
-policies = ["nospec"]
-[config]
-pass_overheads_s = {value}
-""")
+    path = _pass_overheads_sweep(tmp_path, value)
     with pytest.raises(ConfigError) as info:
         load_sweep(path)
     assert message in str(info.value) and str(path) in str(info.value)
