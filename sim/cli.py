@@ -273,8 +273,11 @@ def _check_method_options(args: argparse.Namespace, explicit: set[str]) -> None:
 def _check_options(args: argparse.Namespace) -> None:
     if args.slo_ttft_ms <= 0 or args.slo_tpot_ms <= 0:
         raise ConfigError("SLOs must be positive numbers of milliseconds")
-    if args.seed < 0:
-        raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}")
+    from sim.workload.spec import check_seed
+    try:
+        check_seed(args.seed)
+    except ConfigError as exc:
+        raise ConfigError(f"--{exc}") from None
     if args.plot and not args.out:
         raise ConfigError("--plot needs --out DIR")
     if args.overwrite and not args.out:

@@ -82,6 +82,7 @@ class SimConfig:
             raise ConfigError(f"tensor-parallel degree must be >= 1, got {self.tp}")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError("gpu_memory_utilization must be in (0, 1]")
+        default_graph_sizes(self.graph_max_size)  # validates graph_max_size
         if self.pass_overheads_s is not None:
             from sim.latency.overhead import PassOverheads
             if len(self.pass_overheads_s) != 3:
@@ -355,6 +356,7 @@ def simulate(workload: Workload, policy: str | Policy, config: SimConfig | None 
     config = config or SimConfig()
     if len(workload) == 0:
         raise ConfigError("the workload has no requests")
+    check_clock_range(workload)
     policy = resolve_policy(policy)
     padding = build_padding(config)
     latency = latency if latency is not None else build_latency(config)
@@ -396,6 +398,25 @@ def simulate(workload: Workload, policy: str | Policy, config: SimConfig | None 
     if server.engine_path == "protocol":
         summary["iteration_path_reason"] = server.protocol_reason
     return RunResult(policy.name, server.finished, server.iterations, summary, wall)
+
+
+MAX_ARRIVAL_S = float(2 ** 32)
+"""Latest arrival time a run takes (2^32 s, about 136 years): the simulated clock counts float
+seconds, which step by at most 2^-20 s (< 1 us) below it; far past it an iteration of a few
+ms no longer moves the clock, and every latency would read 0."""
+
+
+def check_clock_range(workload: Workload) -> None:
+    """Every arrival lies where the simulated clock resolves a microsecond
+    (:data:`MAX_ARRIVAL_S`); a trace in epoch milliseconds, say, is an error, not a table of
+    zero latencies."""
+    last_s = arrival_span_s(workload)[1]
+    if not last_s <= MAX_ARRIVAL_S:
+        raise ConfigError(f"the workload's last arrival is at {last_s!r} s, past the "
+                          f"{MAX_ARRIVAL_S:.0f} s (136 years) where the simulated clock (float "
+                          "seconds) still resolves 1 us; arrival times must be seconds from "
+                          "the trace's start (native and arrival-only traces keep their own "
+                          "zero; --rate-scale and --arrivals set the gaps)")
 
 
 def arrival_span_s(workload: Workload) -> tuple[float, float]:

@@ -8,13 +8,20 @@ from dataclasses import dataclass
 from sim.errors import ConfigError
 
 
+MAX_GRAPH_SIZE = 16_384
+"""Largest captured size (twice the default token budget; vLLM caps its captures at the
+budget): the policies' latency tables hold a row per size, so 65,536 takes seconds to build
+and a billion never finishes."""
+
+
 def default_graph_sizes(max_size: int = 1024) -> tuple[int, ...]:
-    """vLLM-style captured sizes: 1, 2, 4, 8, 16, 32, then multiples of 32 up to ``max_size``.
+    """vLLM-style captured sizes: 1, 2, 4, 8, 16, 32, then multiples of 32 up to ``max_size``
+    (1..MAX_GRAPH_SIZE).
 
     With the default maximum of 1024 this is the 37 sizes AdaSpec profiled.
     """
-    if max_size < 1:
-        raise ConfigError(f"graph max size must be >= 1, got {max_size}")
+    if isinstance(max_size, bool) or not 1 <= max_size <= MAX_GRAPH_SIZE:
+        raise ConfigError(f"graph max size must be in 1..{MAX_GRAPH_SIZE}, got {max_size}")
     sizes = [s for s in (1, 2, 4, 8, 16, 32) if s <= max_size]
     sizes += list(range(64, max_size + 1, 32))
     return tuple(sizes)

@@ -13,6 +13,13 @@ import numpy as np
 
 from sim.compiled.jit import jitable
 
+MAX_LIMIT = 2 ** 31 - 1
+"""Largest engine limit (KV blocks, block size, token budget, context): the product of any
+two stays inside the int64 the state is kept in (``SchedulerConfig`` checks)."""
+MAX_NUM_SEQS = 16_384
+"""Most running requests (16x vLLM's widest default): each slot holds array rows, so a huge
+value ("unlimited") would run out of memory."""
+
 # ---- state layout ---------------------------------------------------------------------------
 #: rows of the per-slot integer array ``si`` (slot = row of the real engine's KV cache)
 S_PROMPT, S_GEN, S_OUT, S_BLOCKS, S_DRAFTED, S_VERIFIED, S_ACCEPTED, S_REQ, S_PREFILLING, \

@@ -319,6 +319,9 @@ def _op_from_dict(op: str, data: Any) -> OpFit:
                 raise ConfigError(f"ops.{op}.domain.{var} must be [low, high]")
             domain[var] = (_finite(pair[0], f"ops.{op}.domain.{var}"),
                            _finite(pair[1], f"ops.{op}.domain.{var}"))
+            if domain[var][0] > domain[var][1]:
+                raise ConfigError(f"ops.{op}.domain.{var} must be [low, high] with low <= "
+                                  f"high, got {pair}")
     fit = data.get("fit") or {}
     mape = fit.get("mape_heldout") if isinstance(fit, dict) else None
     return OpFit(op, tuple(values), domain,

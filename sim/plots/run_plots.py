@@ -123,7 +123,9 @@ def plot_latency_breakdown(results: Sequence):
 def plot_anatomy(results: Sequence, bins: int = DEFAULT_BINS):
     """Speculative length and batch size over time against the load, every policy overlaid."""
     starts = [r.requests["arrival_s"].min() for r in results]
-    ends = [max(r.requests["finish_s"].max(), r.requests["arrival_s"].max()) for r in results]
+    # fmax: a policy that rejected every request has no finish time (NaN), only arrivals
+    ends = [np.fmax(r.requests["finish_s"].max(), r.requests["arrival_s"].max())
+            for r in results]
     edges = _bin_edges(float(np.nanmin(starts)), float(np.nanmax(ends)), bins)
     figure = new_figure(8.0, 7.0)
     ax_k, ax_batch, ax_load = figure.subplots(3, 1, sharex=True)

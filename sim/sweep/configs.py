@@ -47,6 +47,24 @@ def check_value_type(name: str, value: Any, types: set[str], annotation: str) ->
         raise ConfigError(f"must be of type {annotation}, got {value!r}")
 
 
+def _axis_values(value: Any, annotation: str) -> list:
+    """A [config] value as its axis: each item of a list is one value, except for a field
+    that holds a tuple (``pass_overheads_s``), where a list of numbers is one value (a
+    tuple) and a list of such lists is an axis."""
+    if not annotation.startswith("tuple["):
+        return value if isinstance(value, list) else [value]
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return [tuple(v) for v in value]
+    return [tuple(value) if isinstance(value, list) else value]
+
+
+def _check_numbers(values: tuple) -> None:
+    for item in values:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) \
+                or not math.isfinite(item):
+            raise ConfigError(f"must be finite numbers, got {list(values)!r}")
+
+
 def config_axes(table: Any, source: str) -> list[tuple[str, list]]:
     """The [config] keys in file order with their values (a scalar is a one-value axis)."""
     if not isinstance(table, dict):
@@ -58,14 +76,17 @@ def config_axes(table: Any, source: str) -> list[tuple[str, list]]:
         if name not in known:
             raise ConfigError(f"{where}: unknown SimConfig field (known: "
                               f"{', '.join(sorted(known))})")
-        values = value if isinstance(value, list) else [value]
+        values = _axis_values(value, known[name][1])
         if not values:
             raise ConfigError(f"{where}: must not be empty")
         for item in values:
             if isinstance(item, (dict, list)):
                 raise ConfigError(f"{where}: values must be scalars or a list of scalars")
             try:
-                check_value_type(name, item, *known[name])
+                if isinstance(item, tuple):
+                    _check_numbers(item)
+                else:
+                    check_value_type(name, item, *known[name])
             except ConfigError as exc:
                 raise ConfigError(f"{where}: {exc}") from None
         if len(set(values)) != len(values):

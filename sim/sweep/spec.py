@@ -25,6 +25,8 @@ Grammar (TOML; every key but ``traces`` and ``policies`` is optional)::
     gpu = ["A100-80G", "H100"]     # a list makes a grid axis (one point per value)
     ttft_slo_s = 2.0
     tpot_slo_s = 0.040
+    pass_overheads_s = [0.004, 0.001, 0.0015]  # a tuple field: one list is one value,
+                                   # a list of such lists is an axis
 
 A point is one simulation: (trace, config values, rate, SLO scale, policy, seed). Points are
 ordered trace, config axes (in file order), rate, SLO scale, policy, seed -- the row order of
@@ -60,6 +62,7 @@ from sim.sweep.configs import expand_configs
 from sim.workload.arrays import check_limit
 from sim.workload.lengths import NAMED_SOURCES
 from sim.workload.spec import WorkloadSpec, check_positive, check_seed
+from sim.workload.transforms import check_cv
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -274,7 +277,7 @@ def _arrival_axis(sweep: dict, source: str) -> list[tuple[float, str, float | No
         cv = None
         if process == "gamma":
             cv = _one_number(sweep.get("cv", DEFAULT_GAMMA_CV), source, "[sweep] cv",
-                             lambda x: check_positive("arrival CV", x))
+                             lambda x: check_cv("arrival CV", x))
         rates = _numbers(sweep["arrival_rates"], source, "[sweep] arrival_rates",
                          lambda x: check_positive("arrival rate (requests/s)", x))
         return [(1.0, process, rate, cv) for rate in rates]
@@ -319,8 +322,11 @@ def parse_sweep(document: dict, base_dir: Path, source: str = "SWEEP.toml") -> S
         if required not in sweep:
             raise _err(source, f"[sweep] {required}", "missing")
     name = sweep.get("name", Path(source).stem)
-    if not isinstance(name, str) or not name:
-        raise _err(source, "[sweep] name", "must be a non-empty string")
+    if not isinstance(name, str) or not name.strip() or name in (".", "..") \
+            or "/" in name or "\\" in name:
+        raise _err(source, "[sweep] name", "must be a non-empty name without '/' or '\\' (it "
+                                           f"names the default output folder results/NAME), "
+                                           f"got {name!r}")
     traces = []
     for item in _as_list(sweep["traces"], source, "[sweep] traces"):
         if item in [t for t, _, _ in traces]:
@@ -370,6 +376,7 @@ def parse_sweep(document: dict, base_dir: Path, source: str = "SWEEP.toml") -> S
             trace=trace, trace_sha256=sha, workload=workloads[path, scale, process, rate],
             policy=policy, seed=seed, slo_scale=slo, config=config,
             extra_inputs=tuple(extra) + config_extra))
+    _check_scaled_slos(points, source)
 
     baselines = sweep.get("baselines")
     if baselines is None:
@@ -385,6 +392,20 @@ def parse_sweep(document: dict, base_dir: Path, source: str = "SWEEP.toml") -> S
         raise _err(source, "[sweep] goodput_attainment", f"must be in (0, 1], got {threshold!r}")
     return SweepSpec(name=name, source=source, points=tuple(points), baselines=tuple(baselines),
                      goodput_attainment=float(threshold), document=document)
+
+
+def _check_scaled_slos(points: list[SweepPoint], source: str) -> None:
+    """Every [config] row's SLOs times every SLO scale make a valid SimConfig (a scale of
+    1e308 overflows an SLO to inf), checked once per pair before any point runs."""
+    seen = set()
+    for point in points:
+        if (point.config, point.slo_scale) in seen:
+            continue
+        seen.add((point.config, point.slo_scale))
+        try:
+            point.sim_config()
+        except ConfigError as exc:
+            raise _err(source, "[sweep] slo_scales", f"scale {point.slo_scale!r}: {exc}") from None
 
 
 def _check_methods(configs, policies, source: str) -> None:
@@ -410,6 +431,9 @@ def load_sweep(path: str | Path) -> SweepSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read sweep file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: cannot read sweep file as UTF-8 text ({exc.reason} at "
+                          f"byte {exc.start})") from None
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

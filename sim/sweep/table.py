@@ -27,6 +27,8 @@ from sim.output import write_table
 from sim.sweep.spec import SweepPoint
 
 TIMING_COLUMNS = ("sim_wall_s", "wall_s")
+WORKLOAD_STATS = ("requests", "span_s", "offered_rate_req_per_s")
+"""The workload statistics of a point record, as columns ``workload_<name>``."""
 PARQUET_META_KEY = b"adaspec-sim"
 
 
@@ -55,8 +57,7 @@ def build_table(points: Sequence[SweepPoint], records: Sequence[dict | None]) ->
         row["error"] = record.get("error")
         workload = dict(record.get("workload") or {})
         workload.pop("transforms", None)
-        row.update({f"workload_{k}": workload.get(k) for k in
-                    ("requests", "span_s", "offered_rate_req_per_s")})
+        row.update({f"workload_{k}": workload.get(k) for k in WORKLOAD_STATS})
         metrics = flatten(record.get("summary") or {})
         for name in metrics:
             if name not in metric_columns:
@@ -68,6 +69,11 @@ def build_table(points: Sequence[SweepPoint], records: Sequence[dict | None]) ->
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame.from_records(rows)
+    # a number no point has (every request rejected; one arrival instant: no offered rate)
+    # is NaN, a float column the derived tables can average
+    for name in [f"workload_{k}" for k in WORKLOAD_STATS] + metric_columns:
+        if frame[name].isna().all():
+            frame[name] = frame[name].astype(float)
     head = [c for c in frame.columns if c not in metric_columns and c not in TIMING_COLUMNS]
     return frame[head + metric_columns + list(TIMING_COLUMNS)]
 

@@ -17,6 +17,11 @@ import numpy as np
 from sim.errors import ConfigError
 from sim.workload.request import RequestColumns, Workload
 
+MAX_TOKENS = 10 ** 18 - 1
+"""Largest token count a trace may give (18 digits; every model's context is far shorter, so
+such a request is rejected on arrival): a prompt plus an output stays inside the int64 the
+engine counts tokens in (two 9e18 counts would wrap around)."""
+
 
 @dataclass(frozen=True)
 class Columns:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from sim.errors import InputError
 from sim.workload.arrays import Columns, Loaded, empty_categories
 from sim.workload.tabular import (CHUNK_ROWS, SortedCheck, WindowCollector, check_nonnegative,
                                   iter_chunks, number_column, token_column)
@@ -49,4 +50,8 @@ def load(path: str | Path, *, start_s: float = 0.0, end_s: float = math.inf,
         cols = Columns(t - origin, prompt, response[ok], empty_categories(len(kept)))
         if collector.add(cols):
             break
+    if rows and origin is None:
+        raise InputError(f"no requests left: all {rows} data rows are failed requests (0 "
+                         "response tokens), which are dropped", path=str(path),
+                         column="Response tokens")
     return Loaded(collector.result(), (f"burstgpt_dropped_failed={failed}",), rows)

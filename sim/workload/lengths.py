@@ -37,7 +37,6 @@ it only for traces that need it (arrival-only traces, synthetic arrivals).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -47,6 +46,7 @@ import numpy as np
 
 from sim.errors import ConfigError, InputError
 from sim.workload.arrays import empty_categories, to_columns
+from sim.workload.mooncake import iter_json_lines
 from sim.workload.plain_csv import NotPlain, iter_plain_chunks, whole_numbers
 from sim.workload.request import Workload
 from sim.workload.tabular import check_columns, iter_chunks, read_header, token_column
@@ -184,30 +184,23 @@ class SpecBenchLengths:
             raise InputError("no such file", path=p)
         prompts: list[int] = []
         cats: list[str] = []
-        with open(path, encoding="utf-8") as f:
-            for line_no, text in enumerate(f, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    obj = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"not valid JSON ({exc.msg})", path=p, line=line_no) from None
-                if not isinstance(obj, dict):
-                    raise InputError("each line must be a JSON object", path=p, line=line_no)
-                for key in ("category", "turns"):
-                    if key not in obj:
-                        raise InputError(f"missing field {key!r}; Spec-Bench lines need "
-                                         f"question_id, category, turns",
-                                         path=p, line=line_no, column=key)
-                turns = obj["turns"]
-                if not isinstance(turns, list) or not turns or not isinstance(turns[0], str):
-                    raise InputError("turns must be a non-empty list of strings",
-                                     path=p, line=line_no, column="turns")
-                if not isinstance(obj["category"], str):
-                    raise InputError("category must be a string", path=p, line=line_no,
-                                     column="category")
-                prompts.append(estimate_prompt_tokens(turns[0]))
-                cats.append(obj["category"])
+        for line_no, obj in iter_json_lines(path):
+            if not isinstance(obj, dict):
+                raise InputError("each line must be a JSON object", path=p, line=line_no)
+            for key in ("category", "turns"):
+                if key not in obj:
+                    raise InputError(f"missing field {key!r}; Spec-Bench lines need "
+                                     f"question_id, category, turns",
+                                     path=p, line=line_no, column=key)
+            turns = obj["turns"]
+            if not isinstance(turns, list) or not turns or not isinstance(turns[0], str):
+                raise InputError("turns must be a non-empty list of strings",
+                                 path=p, line=line_no, column="turns")
+            if not isinstance(obj["category"], str):
+                raise InputError("category must be a string", path=p, line=line_no,
+                                 column="category")
+            prompts.append(estimate_prompt_tokens(turns[0]))
+            cats.append(obj["category"])
         if not prompts:
             raise InputError("empty file: no prompts", path=p, line=1)
         return prompts, cats

@@ -87,14 +87,10 @@ def detect_format(path: str | Path) -> str:
     if p.is_dir():
         raise InputError("is a directory, not a trace file", path=str(path))
     suffix = _suffix(p)
-    try:
-        if suffix in JSON_SUFFIXES:
-            return _detect_json(p)
-        if suffix in CSV_SUFFIXES:
-            return _detect_csv(p, read_header(p))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"cannot read the file as UTF-8 text ({exc.reason})",
-                         path=str(path)) from None
+    if suffix in JSON_SUFFIXES:
+        return _detect_json(p)
+    if suffix in CSV_SUFFIXES:
+        return _detect_csv(p, read_header(p))
     raise InputError(f"unknown trace format: extension {suffix or '(none)'!r} (expected "
                      f".csv or .jsonl, optionally .gz); known formats: {KNOWN_FORMATS}",
                      path=str(path))

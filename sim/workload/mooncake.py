@@ -27,24 +27,31 @@ from pathlib import Path
 import numpy as np
 
 from sim.errors import InputError
-from sim.workload.arrays import Columns, Loaded, empty_categories
+from sim.workload.arrays import MAX_TOKENS, Columns, Loaded, empty_categories
 from sim.workload.tabular import WindowCollector, open_text
 
 NAME = "mooncake"
 
 
 def iter_json_lines(path: str | Path):
-    """Yield (1-based line number, parsed object) for each non-blank line of a JSONL file;
-    a line that is not JSON is an InputError naming the file and line."""
-    with open_text(path) as f:
-        for line_no, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                yield line_no, json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg} at character {exc.colno})",
-                                 path=str(path), line=line_no) from None
+    """Yield (1-based line number, parsed object) for each non-blank line of a JSONL file
+    (gzip-compressed if it ends in .gz); a line that is not JSON, or a file that cannot be
+    read as UTF-8 text (not gzip, cut short), is an InputError naming the file (and line)."""
+    try:
+        with open_text(path) as f:
+            for line_no, text in enumerate(f, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    obj = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"not valid JSON ({exc.msg} at character {exc.colno})",
+                                     path=str(path), line=line_no) from None
+                yield line_no, obj
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        reason = exc.reason if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise InputError(f"cannot read the file as UTF-8 text ({reason})",
+                         path=str(path)) from None
 COLUMNS = ("timestamp", "input_length", "output_length")
 OPTIONAL = ("hash_ids",)
 SLOT_MS = 3000
@@ -66,6 +73,9 @@ def _number(obj: dict, key: str, path: str, line: int, *, integer: bool) -> floa
                              path=path, line=line, column=key)
         if v < 1:
             raise InputError(f"{key} must be >= 1, got {v!r}", path=path, line=line, column=key)
+        if v > MAX_TOKENS:
+            raise InputError(f"{key} must be at most {MAX_TOKENS} tokens, got {v!r}",
+                             path=path, line=line, column=key)
         return int(v)
     if v < 0:
         raise InputError(f"{key} must be >= 0, got {v!r}", path=path, line=line, column=key)
@@ -105,21 +115,18 @@ def load(path: str | Path, *, start_s: float = 0.0, end_s: float = math.inf,
     inp: list[int] = []
     out: list[int] = []
     last_line = 0
-    try:
-        for line_no, obj in iter_json_lines(path):
-            if not isinstance(obj, dict):
-                raise InputError("each line must be a JSON object", path=p, line=line_no)
-            t = _number(obj, "timestamp", p, line_no, integer=False)
-            if ts and t < ts[-1]:
-                raise InputError(f"timestamps are not sorted: {t!r} ms comes after "
-                                 f"{ts[-1]!r} ms (rows must be in arrival order)",
-                                 path=p, line=line_no, column="timestamp")
-            ts.append(t)
-            inp.append(_number(obj, "input_length", p, line_no, integer=True))
-            out.append(_number(obj, "output_length", p, line_no, integer=True))
-            last_line = line_no
-    except UnicodeDecodeError as exc:
-        raise InputError(f"cannot read the file as UTF-8 text ({exc.reason})", path=p) from None
+    for line_no, obj in iter_json_lines(path):
+        if not isinstance(obj, dict):
+            raise InputError("each line must be a JSON object", path=p, line=line_no)
+        t = _number(obj, "timestamp", p, line_no, integer=False)
+        if ts and t < ts[-1]:
+            raise InputError(f"timestamps are not sorted: {t!r} ms comes after "
+                             f"{ts[-1]!r} ms (rows must be in arrival order)",
+                             path=p, line=line_no, column="timestamp")
+        ts.append(t)
+        inp.append(_number(obj, "input_length", p, line_no, integer=True))
+        out.append(_number(obj, "output_length", p, line_no, integer=True))
+        last_line = line_no
     if not ts:
         raise InputError("empty file: no data rows", path=p, line=max(last_line, 1))
     t_ms = np.asarray(ts, dtype=np.float64)

@@ -36,10 +36,15 @@ WORKLOAD_STREAM = 0x5EED
 """Second word of the workload generator's seed: its stream never shifts the policies'."""
 
 
+MAX_SEED = 2 ** 63 - 1
+"""Largest seed: outputs record it as an int64 (sweep tables, Parquet)."""
+
+
 def check_seed(seed) -> int:
-    """A seed is a whole number >= 0 (numpy's generators refuse negative ones)."""
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-        raise ConfigError(f"seed must be a whole number >= 0, got {seed!r}")
+    """A seed is a whole number in ``0..MAX_SEED`` (numpy's generators refuse negative
+    ones; tables store it as an int64)."""
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed must be a whole number >= 0 and < 2**63, got {seed!r}")
     return int(seed)
 
 
@@ -68,7 +73,8 @@ def check_arrivals(process: str, rate_per_s, cv) -> tuple[str, float | None, flo
         return process, rate, None
     if cv is None:
         raise ConfigError("gamma arrivals need a CV (std/mean of the gaps)")
-    return process, rate, check_positive("arrival CV", cv)
+    from sim.workload.transforms import check_cv
+    return process, rate, check_cv("arrival CV", cv)
 
 
 @dataclass(frozen=True)

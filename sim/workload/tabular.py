@@ -16,6 +16,7 @@ A UTF-8 byte-order mark at the start of a file (spreadsheets save CSV with one) 
 
 from __future__ import annotations
 
+import csv
 import gzip
 import math
 import re
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sim.errors import InputError
-from sim.workload.arrays import Columns
+from sim.workload.arrays import MAX_TOKENS, Columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,7 +52,8 @@ def open_text(path: str | Path):
 
 
 def read_header(path: str | Path) -> list[str]:
-    """The header's column names (stripped). Raises InputError for an empty or binary file."""
+    """The header's column names (stripped; a quoted name, as R's ``write.csv`` writes them,
+    unquoted as the CSV reader reads it). Raises InputError for an empty or binary file."""
     try:
         with open_text(path) as f:
             first = f.readline()
@@ -59,7 +61,7 @@ def read_header(path: str | Path) -> list[str]:
         raise InputError(f"cannot read the file as UTF-8 text ({exc})", path=str(path)) from None
     if not first.strip():
         raise InputError("empty file: no header and no data rows", path=str(path), line=1)
-    return [c.strip() for c in first.rstrip("\r\n").split(",")]
+    return [c.strip() for c in next(csv.reader([first.rstrip("\r\n")]))]
 
 
 def line_of(row_index: int) -> int:
@@ -69,8 +71,15 @@ def line_of(row_index: int) -> int:
 
 def check_columns(path: str | Path, header: Sequence[str], required: Sequence[str],
                   fmt: str, optional: Sequence[str] = ()) -> None:
-    """Raise InputError (line 1) naming the first required column missing from ``header``."""
+    """Raise InputError (line 1) naming the first required column missing from ``header``,
+    or the first column the format reads that the header names twice (which one holds the
+    data would be a guess)."""
     present = set(header)
+    for col in (*required, *optional):
+        if list(header).count(col) > 1:
+            raise InputError(f"column {col!r} appears {list(header).count(col)} times in the "
+                             f"header ({','.join(header)}); name each column once",
+                             path=str(path), line=1, column=col)
     for col in required:
         if col not in present:
             expected = ",".join(list(required) + [f"[{c}]" for c in optional])
@@ -119,7 +128,8 @@ def iter_chunks(path: str | Path, usecols: Sequence[str], *, dtype: dict | None 
     Cells are not turned into NaN (``na_filter=False``): an empty cell stays ``""`` so that
     checks can tell "missing" from "NaN". Rows whose every cell is empty (blank lines) are
     dropped but keep their row number, so later lines stay correct. A row with more fields
-    than the header, or bad encoding, becomes an InputError with the line.
+    than the header, or bad encoding, becomes an InputError with the line; a file that cannot
+    be read to its end (a .gz cut short) an InputError naming it.
     """
     import pandas as pd
     try:
@@ -153,6 +163,8 @@ def iter_chunks(path: str | Path, usecols: Sequence[str], *, dtype: dict | None 
     except UnicodeDecodeError as exc:
         raise InputError(f"cannot read the file as UTF-8 text ({exc.reason})",
                          path=str(path)) from None
+    except (OSError, EOFError) as exc:  # a .gz that is cut short or not gzip after all
+        raise InputError(f"cannot read the file as UTF-8 text ({exc})", path=str(path)) from None
 
 
 def _first_bad(mask: np.ndarray, index: pd.Index) -> int:
@@ -185,24 +197,29 @@ def number_column(chunk: pd.DataFrame, col: str, path: str | Path, what: str) ->
 
 def token_column(chunk: pd.DataFrame, col: str, path: str | Path, what: str,
                  minimum: int = 1) -> np.ndarray:
-    """The column as int64 token counts >= ``minimum``; anything else raises InputError."""
+    """The column as int64 token counts in ``[minimum, MAX_TOKENS]``; anything else raises
+    InputError."""
     s = chunk[col]
     if s.dtype.kind in "iu":
-        vals = s.to_numpy(np.int64)
+        vals = s.to_numpy()  # int64, or uint64 for counts past int64
     else:
-        f = number_column(chunk, col, path, what)
-        frac = f != np.floor(f)
+        vals = number_column(chunk, col, path, what)
+        frac = vals != np.floor(vals)
         if frac.any():
             row = _first_bad(frac, chunk.index)
             raise InputError(f"{what} must be a whole number of tokens, got {_raw(s, row)!r}",
                              path=str(path), line=line_of(row), column=col)
-        vals = f.astype(np.int64)
     low = vals < minimum
     if low.any():
         row = _first_bad(low, chunk.index)
         raise InputError(f"{what} must be >= {minimum}, got {int(vals[np.argmax(low)])}",
                          path=str(path), line=line_of(row), column=col)
-    return vals
+    high = vals >= MAX_TOKENS + 1  # exact for floats too (10**18 is one)
+    if high.any():
+        row = _first_bad(high, chunk.index)
+        raise InputError(f"{what} must be at most {MAX_TOKENS} tokens, got {_raw(s, row)!r}",
+                         path=str(path), line=line_of(row), column=col)
+    return vals.astype(np.int64)
 
 
 def check_nonnegative(values: np.ndarray, index: pd.Index, path: str | Path, col: str,
@@ -211,7 +228,7 @@ def check_nonnegative(values: np.ndarray, index: pd.Index, path: str | Path, col
     neg = values < 0
     if neg.any():
         row = _first_bad(neg, index)
-        raise InputError(f"{what} must be >= 0, got {values[np.argmax(neg)]!r}",
+        raise InputError(f"{what} must be >= 0, got {values[np.argmax(neg)].item()!r}",
                          path=str(path), line=line_of(row), column=col)
 
 
@@ -232,8 +249,8 @@ class SortedCheck:
         dec = values < prev
         if dec.any():
             k = int(np.argmax(dec))
-            raise InputError(f"timestamps are not sorted: {render(values[k])} comes after "
-                             f"{render(prev[k])} (rows must be in arrival order)",
+            raise InputError(f"timestamps are not sorted: {render(values[k].item())} comes "
+                             f"after {render(prev[k].item())} (rows must be in arrival order)",
                              path=self.path, line=line_of(index[k]), column=self.col)
         self.last = values[-1]
 

@@ -28,6 +28,20 @@ from sim.workload.lengths import (LengthSource, WorkloadLengths, make_length_sou
 from sim.workload.request import Workload
 
 PROCESSES = ("poisson", "gamma")
+CV_RANGE = (1e-3, 100.0)
+"""Gamma CVs the sampler draws faithfully. Below 1e-3 the gaps are constant anyway (and near
+1e-162 the shape 1/cv^2 divides by zero); above 100 numpy's Gamma draws (shape < 1e-4) are
+0 for over 90 % of the gaps and rare huge ones otherwise, so a trace of practical length
+misses the requested rate (at cv = 1e5 every gap is 0: all requests arrive at once)."""
+
+
+def check_cv(what: str, cv) -> float:
+    """A gamma process's CV: a number in :data:`CV_RANGE`."""
+    lo, hi = CV_RANGE
+    if isinstance(cv, bool) or not isinstance(cv, (int, float, np.floating, np.integer)) \
+            or not lo <= cv <= hi:
+        raise ConfigError(f"{what} must be a number in [{lo:g}, {hi:g}], got {cv!r}")
+    return float(cv)
 
 
 def _rebuild(w: Workload, cols: Columns, record: str) -> Workload:
@@ -84,7 +98,7 @@ def _process_args(rate_per_s: float, process: str, cv: float) -> tuple[float, fl
     rate = _positive("rate_per_s", rate_per_s)
     if process not in PROCESSES:
         raise ConfigError(f"unknown arrival process {process!r}; known: {', '.join(PROCESSES)}")
-    cv = _positive("cv", cv)
+    cv = check_cv("cv", cv)
     if process == "poisson" and cv != 1.0:
         raise ConfigError(f"a Poisson process has cv = 1 (got cv={cv!r}); use process='gamma'")
     return rate, cv

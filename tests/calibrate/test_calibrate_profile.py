@@ -82,6 +82,8 @@ def _write(path, text):
     (lambda d: d["ops"].pop("draft_step"), "draft_step"),
     (lambda d: d["ops"]["target_verify"]["coefficients"].update(tokens=-1.0), "negative"),
     (lambda d: d["ops"]["target_verify"]["coefficients"].pop("batch"), "batch"),
+    # a reversed domain used to load and warn "measured 3..1" on every query
+    (lambda d: d["ops"]["draft_step"]["domain"].update(batch=[64, 1]), "low <= high"),
 ])
 def test_bad_profile_is_one_line_input_error(tmp_path, mutate, needle):
     doc = synthetic_profile_doc()

@@ -52,7 +52,8 @@ def _refused(capsys, tmp_path, argv, needle):
 
 
 @pytest.mark.parametrize("extra, needle", [
-    (["--seed", "-1"], "--seed"),
+    (["--seed", "-1"], "--seed must be a whole number >= 0 and < 2**63, got -1"),
+    (["--seed", str(2 ** 63)], "--seed must be a whole number >= 0 and < 2**63"),
     (["--draft", "vicuna-7b", "--target", "vicuna-68m"], "larger than target"),
     (["--max-num-seqs", "0"], "max_num_seqs"),
     (["--kv-blocks", "0"], "kv_blocks"),

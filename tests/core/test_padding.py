@@ -6,8 +6,9 @@ import bisect
 
 import pytest
 
-from sim.core.padding import GraphPadding, default_graph_sizes
+from sim.core.padding import MAX_GRAPH_SIZE, GraphPadding, default_graph_sizes
 from sim.errors import ConfigError
+from sim.run import SimConfig
 
 
 def _rule(sizes, enabled, n):
@@ -42,3 +43,19 @@ def test_bad_sizes():
         GraphPadding((4, 2))
     with pytest.raises(ConfigError):
         GraphPadding(())
+
+
+@pytest.mark.parametrize("max_size", [0, -5, MAX_GRAPH_SIZE + 1, 10 ** 9])
+def test_graph_max_size_outside_its_range_is_refused_with_the_config(max_size):
+    # 0 used to pass SimConfig and fail every sweep point at run time; 10**9 never finished
+    # (a lookup row per size)
+    with pytest.raises(ConfigError, match=f"graph max size must be in 1..{MAX_GRAPH_SIZE}"):
+        default_graph_sizes(max_size)
+    with pytest.raises(ConfigError, match=f"got {max_size}"):
+        SimConfig(graph_max_size=max_size)
+
+
+def test_graph_max_size_at_its_maximum():
+    sizes = default_graph_sizes(MAX_GRAPH_SIZE)
+    assert sizes[-1] == MAX_GRAPH_SIZE and len(sizes) == 6 + (MAX_GRAPH_SIZE - 64) // 32 + 1
+    assert SimConfig(graph_max_size=MAX_GRAPH_SIZE).graph_max_size == MAX_GRAPH_SIZE

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sim.core.scheduler import REJECT_REASONS, Scheduler, SchedulerConfig, reject_reason_kind
+from sim.core.scheduler import (MAX_LIMIT, MAX_NUM_SEQS, REJECT_REASONS, Scheduler,
+                                SchedulerConfig, reject_reason_kind)
+from sim.errors import ConfigError
 from sim.workload.request import Request
 
 
@@ -44,3 +46,21 @@ def test_huge_output_is_a_context_rejection_not_an_overflow():
 
 def test_reason_kind_of_other_text_is_empty():
     assert reject_reason_kind("something else: x") == ""
+
+
+@pytest.mark.parametrize("name, value, most", [
+    ("max_num_seqs", 10 ** 8, MAX_NUM_SEQS),      # used to be a MemoryError traceback
+    ("max_num_seqs", 0, MAX_NUM_SEQS),
+    ("kv_blocks", 10 ** 23, MAX_LIMIT),           # used to be an OverflowError (int64 state)
+    ("max_num_batched_tokens", 2 ** 63, MAX_LIMIT),
+    ("block_size", 2 ** 31, MAX_LIMIT),
+    ("max_model_len", 0, MAX_LIMIT)])
+def test_engine_limits_outside_their_range_are_config_errors(name, value, most):
+    with pytest.raises(ConfigError, match=fr"{name} must be in 1\.\.{most}, got {value}"):
+        SchedulerConfig(**{"kv_blocks": 1000, name: value})
+
+
+def test_engine_limits_at_their_maximum_are_taken():
+    config = SchedulerConfig(kv_blocks=MAX_LIMIT, max_num_seqs=MAX_NUM_SEQS,
+                             max_num_batched_tokens=MAX_LIMIT, max_model_len=MAX_LIMIT)
+    assert Scheduler(config).arrive(Request(0, 0.0, 10, 5), 0.0) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pandas as pd
 import pytest
 
@@ -9,7 +11,7 @@ from fakes import FixedK, LinearLatency, PlainPolicy
 from sim.acceptance.base import FixedAcceptance
 from sim.output import write_results
 from sim.plots.run_plots import (decode_timeline, latency_breakdown, mean_verify_length,
-                                 write_run_plots)
+                                 plot_anatomy, write_run_plots)
 from sim.run import SimConfig, simulate
 from sim.workload.request import Request, Workload
 
@@ -37,6 +39,20 @@ def test_run_plots_write_png_and_svg_with_provenance(tmp_path, results):
             assert data.startswith(b"\x89PNG") and b"schema_version" in data
         else:
             assert b"<svg" in data and b"schema_version" in data
+
+
+def test_run_plots_of_runs_that_rejected_every_request(tmp_path):
+    # no finish times at all: the anatomy's time axis used to come from NaN (an "All-NaN
+    # axis" RuntimeWarning on the command's stderr)
+    workload = Workload((Request(0, 0.0, 100, 10), Request(1, 2.0, 100, 10)), "test", "native")
+    config = SimConfig(kv_blocks=1, estimator="exact", cuda_graphs=False)
+    runs = [simulate(workload, PlainPolicy(), config, latency=LinearLatency(),
+                     acceptance=FixedAcceptance(0.6))]
+    assert runs[0].summary["rejected"] == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figure = plot_anatomy(runs)
+    assert figure.axes[-1].get_xlim()[1] >= 2.0  # the time axis reaches the last arrival
 
 
 def test_plots_accept_tables_read_back_from_csv(tmp_path, results):

@@ -77,6 +77,32 @@ def test_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
         assert (p.stat().st_mtime_ns == mtime) == (record["status"] == "ok")
 
 
+def test_a_sweep_whose_every_request_is_rejected_writes_its_tables(tmp_path, capsys):
+    # one KV block: no request is ever served, so no point has a latency; the speedup table
+    # used to end in a KeyError traceback (all-None metric columns were not numeric)
+    path = small_sweep(tmp_path, extra="").with_name("sweep.toml")
+    path.write_text(path.read_text().replace("[config]\n", "[config]\nkv_blocks = 1\n"))
+    out = tmp_path / "out"
+    assert main([str(path), "--workers", "1", "--out", str(out), "--quiet", "--no-plots"]) == 0
+    table = read_table(out / "results.csv")
+    assert (table["rejected"] == table["requests"]).all() and table["e2e_s_mean"].isna().all()
+    speedup = read_table(out / "speedup.csv")
+    assert len(speedup) == 2 and speedup["e2e_speedup"].isna().all()
+    assert (read_table(out / "attainment_vs_rate.csv")["slo_attainment"] == 0).all()
+
+
+def test_a_one_request_sweep_writes_its_tables(tmp_path, capsys):
+    # limit = 1 (a smoke test): no point has an offered rate (one arrival instant), and the
+    # goodput table used to end in a KeyError traceback on that all-None column
+    path = small_sweep(tmp_path, limit=1)
+    out = tmp_path / "out"
+    assert main([str(path), "--workers", "1", "--out", str(out), "--quiet", "--no-plots"]) == 0
+    assert read_table(out / "results.csv")["workload_offered_rate_req_per_s"].isna().all()
+    goodput = read_table(out / "goodput.csv")
+    assert len(goodput) == 2 and goodput["goodput_offered_req_per_s"].isna().all()
+    assert set(goodput["goodput_bound"]) == {"at_least"}
+
+
 def test_killed_sweep_resumes_without_duplicates_and_matches_a_full_run(tmp_path):
     path = small_sweep(tmp_path, rate_scales=(1.0, 2.0, 4.0), slo_scales=(1.0, 2.0), limit=24)
     n_points = len(load_sweep(path).points)

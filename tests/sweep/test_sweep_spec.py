@@ -72,6 +72,34 @@ engine = "vllm-1"
         load_sweep(bad)
 
 
+def _pass_overheads_sweep(folder, value: str):
+    write_native_trace(folder / "a.csv")
+    return write_sweep(folder, '[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\n'
+                               f"[config]\npass_overheads_s = {value}\n")
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("[0.004, 0.001, 0.0015]", [(0.004, 0.001, 0.0015)]),          # one value
+    ("[[0.004, 0.001, 0.0015], [0, 0, 0]]", [(0.004, 0.001, 0.0015), (0.0, 0.0, 0.0)])])
+def test_pass_overheads_are_one_value_or_an_axis(tmp_path, value, expected):
+    # a list was always read as an axis of numbers, so the field could not be set at all
+    # ("object of type 'float' has no len()")
+    points = load_sweep(_pass_overheads_sweep(tmp_path, value)).points
+    assert [p.sim_config().pass_overheads_s for p in points] == expected
+    assert len({p.key for p in points}) == len(points)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("[0.004, \"a\", 0]", "pass_overheads_s: must be finite numbers, got [0.004, 'a', 0]"),
+    ("[0.004, 0.001]", "pass_overheads_s must be (target, draft step, drafting) seconds"),
+    ("[[1, 2, 3], [1, 2, 3]]", "pass_overheads_s: has duplicate values")])
+def test_bad_pass_overheads_are_one_line_errors(tmp_path, value, message):
+    path = _pass_overheads_sweep(tmp_path, value)
+    with pytest.raises(ConfigError) as info:
+        load_sweep(path)
+    assert message in str(info.value) and str(path) in str(info.value)
+
+
 def test_keys_are_stable_across_parses_and_working_directories(tmp_path, monkeypatch):
     path = small_sweep(tmp_path)
     keys = [p.key for p in load_sweep(path).points]
@@ -119,6 +147,8 @@ BAD = [
      "[sweep] rate_scales: rate scale must be a finite number > 0, got inf"),
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nslo_scales = [nan]\n',
      "[sweep] slo_scales: SLO scale must be a finite number > 0, got nan"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nslo_scales = [1.0, 1e308]\n',
+     "[sweep] slo_scales: scale 1e+308: TTFT SLO must be a positive number of seconds, got inf"),
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\narrival_rates = [2, 2.0]\n',
      "[sweep] arrival_rates: has duplicate values"),
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nlimit = 0\n',
@@ -158,10 +188,16 @@ BAD = [
     ('[sweep]\ntraces = ["a.csv", "a.csv"]\npolicies = ["nospec"]\n',
      "[sweep] traces: trace 'a.csv' listed twice"),
     ('[sweep]\ntraces = []\npolicies = ["nospec"]\n', "must not be empty"),
+    ('[sweep]\nname = "../../elsewhere"\ntraces = ["a.csv"]\npolicies = ["nospec"]\n',
+     "[sweep] name: must be a non-empty name without '/'"),    # results/../../elsewhere
+    ('[sweep]\nname = "/tmp/x"\ntraces = ["a.csv"]\npolicies = ["nospec"]\n',
+     "[sweep] name: must be a non-empty name without '/'"),    # results / "/tmp/x" = /tmp/x
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nseeds = [0.5]\n',
-     "[sweep] seeds: seed must be a whole number >= 0, got 0.5"),
+     "[sweep] seeds: seed must be a whole number >= 0 and < 2**63, got 0.5"),
     ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nseeds = [-1]\n',
-     "[sweep] seeds: seed must be a whole number >= 0, got -1"),
+     "[sweep] seeds: seed must be a whole number >= 0 and < 2**63, got -1"),
+    ('[sweep]\ntraces = ["a.csv"]\npolicies = ["nospec"]\nseeds = [0, 9223372036854775808]\n',
+     "[sweep] seeds: seed must be a whole number >= 0 and < 2**63, got 9223372036854775808"),
 ]
 
 
@@ -182,6 +218,16 @@ def test_bad_sweep_files_are_one_line_errors(tmp_path, capsys, body, message):
 def test_missing_sweep_file_is_a_one_line_error(tmp_path, capsys):
     assert main([str(tmp_path / "nope.toml")]) == 2
     assert "cannot read sweep file" in capsys.readouterr().err
+
+
+def test_sweep_file_that_is_not_utf8_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "bin.toml"
+    path.write_bytes(b"\xff\xfe[sweep]\n")  # used to end in a UnicodeDecodeError traceback
+    assert main([str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"adaspec-sweep: error: {path}: cannot read sweep file as UTF-8 text "
+                   "(invalid start byte at byte 0)"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_workers_is_a_one_line_error(tmp_path, capsys):

@@ -89,6 +89,20 @@ def test_extra_field_is_a_malformed_row(tmp_path):
     check(error_of(q), q, 2, None, "more fields than the header")
 
 
+@pytest.mark.parametrize("header, column", [
+    ("arrival_s,arrival_s,prompt_tokens,output_tokens", "arrival_s"),      # used the first
+    ("arrival_s,prompt_tokens,output_tokens, prompt_tokens", "prompt_tokens"),  # traceback
+    ("arrival_s,prompt_tokens,output_tokens,category,category", "category"),
+    ("TIMESTAMP,ContextTokens,GeneratedTokens,GeneratedTokens", "GeneratedTokens")])
+def test_a_column_named_twice_is_an_error(tmp_path, header, column):
+    row = ("2023-11-16 18:15:46.6805900,1,2,3" if header.startswith("TIMESTAMP")
+           else "0.5,10,2,3" + (",a" if header.endswith("category") else ""))
+    p = write(tmp_path, "d.csv", f"{header}\n{row}\n")
+    check(error_of(p), p, 1, column, "times in the header")
+    assert load_trace(write(tmp_path, "x.csv", "arrival_s,prompt_tokens,output_tokens,x,x\n"
+                            "0.5,10,2,3,4\n")).requests[0].prompt_tokens == 10  # unused: fine
+
+
 def test_empty_and_header_only(tmp_path):
     empty = write(tmp_path, "empty.csv", "")
     check(error_of(empty), empty, 1, None, "empty file")
@@ -129,6 +143,58 @@ def test_mooncake_errors(tmp_path):
     check(error_of(empty), empty, None, None, "empty file")
 
 
+@pytest.mark.parametrize("cell", ["9000000000000000000",     # int64, but 2 of them wrap
+                                  "10000000000000000000",    # pandas: uint64
+                                  "99999999999999999999",    # pandas: float
+                                  "1e30", "1000000000000000000.0"])
+def test_token_counts_past_max_tokens_are_located(tmp_path, cell):
+    # they used to wrap to -9223372036854775808 (">= 1, got -9223...") or, as int64, pass
+    # and overflow prompt + output in the compiled engine
+    for header, row, column in [
+            (AZ_HEADER, "2023-11-16 18:15:52.0,{},4\n", "ContextTokens"),
+            ("arrival_s,prompt_tokens,output_tokens\n", "5.0,3,{}\n", "output_tokens")]:
+        first = AZ_ROWS[0] if header == AZ_HEADER else "0.5,10,2\n"
+        p = write(tmp_path, "t.csv", header + first + row.format(cell))
+        check(error_of(p), p, 3, column, "at most 999999999999999999 tokens")
+    ok = write(tmp_path, "ok.csv", "arrival_s,prompt_tokens,output_tokens\n"
+               "0.5,999999999999999999,999999999999999999\n")
+    assert load_trace(ok).requests[0].prompt_tokens == 10 ** 18 - 1
+
+
+@pytest.mark.parametrize("value", [10 ** 18, 10 ** 23, 1e20])
+def test_mooncake_token_counts_past_max_tokens_are_located(tmp_path, value):
+    # they used to end in an OverflowError traceback (np.asarray(..., np.int64))
+    good = {"timestamp": 10, "input_length": 10, "output_length": 2}
+    bad = {"timestamp": 15, "input_length": value, "output_length": 2}
+    p = write(tmp_path, "m.jsonl", json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    check(error_of(p), p, 2, "input_length", "at most 999999999999999999 tokens")
+
+
+def test_mooncake_gz_that_cannot_be_read_is_located(tmp_path):
+    import gzip
+    line = json.dumps({"timestamp": 10, "input_length": 10, "output_length": 2}) + "\n"
+    plain = write(tmp_path, "plain.jsonl.gz", line)          # not gzip at all
+    cut = tmp_path / "cut.jsonl.gz"                            # gzip cut short
+    cut.write_bytes(gzip.compress(line.encode() * 50)[:30])
+    for p, word in [(plain, "Not a gzipped file"), (cut, "ended before")]:
+        check(error_of(p), p, None, None, "cannot read the file as UTF-8 text", word)
+        check(error_of(p, format="mooncake"), p, None, None, word)
+
+
+@pytest.mark.parametrize("header, row", [
+    ("arrival_s,prompt_tokens,output_tokens\n", "{:.1f},100,50\n"),
+    (AZ_HEADER, "2023-11-16 18:15:46.{:07.0f},100,50\n"),
+    ("Timestamp\n", "{:.1f}\n")])
+def test_csv_gz_cut_short_is_located(tmp_path, header, row):
+    # an interrupted download: the header reads, the rows end mid-stream (used to end in an
+    # EOFError traceback from the CSV reader)
+    import gzip
+    data = gzip.compress((header + "".join(row.format(i * 0.1) for i in range(20_000))).encode())
+    p = tmp_path / "cut.csv.gz"
+    p.write_bytes(data[:len(data) // 2])
+    check(error_of(p), p, None, None, "cannot read the file as UTF-8 text", "ended before")
+
+
 def test_mooncake_quantised_slots_are_spread(tmp_path):
     rows = [0, 0, 0, 3000, 9000, 9000]
     p = write(tmp_path, "q.jsonl", "".join(
@@ -148,6 +214,15 @@ def test_burstgpt_errors(tmp_path):
     check(error_of(r), r, 1, "Response tokens", "missing column")
 
 
+def test_burstgpt_with_only_failed_rows_says_so(tmp_path):
+    # used to read "no requests ... fall inside the window [0.0 s, inf s)" with no window
+    p = write(tmp_path, "f.csv", BURST_HEADER + "1,ChatGPT,5,0,5,API log\n"
+              "2,ChatGPT,7,0,7,API log\n")
+    for kwargs in ({}, {"start_s": 1.5}, {"limit": 1}):
+        check(error_of(p, **kwargs), p, None, "Response tokens", "no requests left",
+              "all 2 data rows are failed requests")
+
+
 def test_arrivals_errors(tmp_path):
     for body, line, column, word in [
             ("0.5\n0.4\n", 3, "Timestamp", "not sorted"), ("0.5\nnan\n", 3, "Timestamp", "'nan'"),
@@ -155,6 +230,20 @@ def test_arrivals_errors(tmp_path):
             ("0.5\n1,2\n", 3, None, "Expected 1 fields"), ("\n\n", None, None, "no data")]:
         p = write(tmp_path, "a.csv", "Timestamp\n" + body)
         check(error_of(p), p, line, column, word)
+
+
+@pytest.mark.parametrize("header, rows, words", [
+    ("Timestamp\n", "1.0\n0.5\n", "timestamps are not sorted: 0.5 comes after 1.0 ("),
+    ("Timestamp\n", "-1.5\n", "timestamp must be >= 0, got -1.5"),
+    ("arrival_s,prompt_tokens,output_tokens\n", "-2.0,3,4\n", "must be >= 0, got -2.0"),
+    (BURST_HEADER, "3,a,5,5,10,x\n2,a,5,5,10,x\n", "not sorted: 2.0 comes after 3.0 ("),
+    (AZ_HEADER, AZ_ROWS[1] + AZ_ROWS[0],
+     "2023-11-16 18:15:46.680590 comes after 2023-11-16 18:15:50.995169")])
+def test_values_in_messages_read_as_written_numbers(tmp_path, header, rows, words):
+    # numpy scalars used to print as np.float64(0.5) (numpy >= 2 reprs)
+    p = write(tmp_path, "v.csv", header + rows)
+    text = str(error_of(p))
+    assert words in text and "np." not in text, text
 
 
 def test_native_errors_and_categories(tmp_path):

@@ -26,12 +26,32 @@ BOM = "\ufeff"
      "5,ChatGPT,10,20,30,API log"),
 ])
 def test_a_csv_saved_with_a_byte_order_mark_is_read(tmp_path, header, row):
-    plain, marked = tmp_path / "plain.csv", tmp_path / "marked.csv"
-    plain.write_text(f"{header}\n{row}\n{row}\n", encoding="utf-8")
-    marked.write_text(f"{BOM}{header}\n{row}\n{row}\n", encoding="utf-8")
-    assert marked.read_bytes().startswith(b"\xef\xbb\xbf")
-    a, b = load_trace(plain), load_trace(marked)
+    text = f"{header}\n{row}\n{row}\n"
+    _reads_the_same(tmp_path, text, BOM + text)
+    assert (tmp_path / "variant.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def _reads_the_same(folder, plain_text: str, variant_text: str) -> None:
+    """Two spellings of one trace load as the same workload."""
+    plain, variant = folder / "plain.csv", folder / "variant.csv"
+    plain.write_text(plain_text, encoding="utf-8")
+    variant.write_text(variant_text, encoding="utf-8")
+    a, b = load_trace(plain), load_trace(variant)
     assert a.format == b.format and a.requests == b.requests
+
+
+@pytest.mark.parametrize("header, row", [
+    ("TIMESTAMP,ContextTokens,GeneratedTokens", '"2023-11-16 18:15:46.6805900",374,44'),
+    ("arrival_s,prompt_tokens,output_tokens,category", '0.5,10,20,"qa"'),
+    ("Timestamp", "1.25"),
+    ("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type",
+     '5,"ChatGPT",10,20,30,"API log"'),
+])
+def test_a_csv_with_quoted_names_is_read(tmp_path, header, row):
+    # R's write.csv quotes every name (and text cell); the header used to keep the quotes
+    # and match no format
+    names = ",".join(f'"{name}"' for name in header.split(","))
+    _reads_the_same(tmp_path, f"{header}\n{row.replace(chr(34), '')}\n", f"{names}\n{row}\n")
 
 
 def test_a_jsonl_trace_with_a_byte_order_mark_is_read(tmp_path):

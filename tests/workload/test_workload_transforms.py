@@ -13,6 +13,8 @@ from sim.workload import (Request, ShareGPTLengths, SpecBenchLengths, Workload, 
                           synthetic_arrivals,
                           window, write_native)
 from sim.workload.lengths import traces_dir
+from sim.workload.spec import WorkloadSpec
+from sim.workload.transforms import CV_RANGE
 
 CONV = traces_dir() / "azure2023" / "AzureLLMInferenceTrace_conv.csv"
 SPEC = traces_dir() / "spec-bench" / "origin-spec-bench.jsonl"
@@ -100,6 +102,23 @@ def test_synthetic_bad_parameters():
             synthetic_arrivals(**kwargs)
 
 
+@pytest.mark.parametrize("cv", [1e-300, 1e-4, 101.0, 1e5, float("nan"), float("inf")])
+def test_gamma_cv_outside_what_the_sampler_draws_is_refused(cv):
+    # 1e-300 used to end in a ZeroDivisionError (cv * cv underflows), 1e5 to put every
+    # arrival at 0 (numpy's Gamma draws with shape 1e-10 are all 0)
+    with pytest.raises(ConfigError, match=r"cv must be a number in \[0.001, 100\]"):
+        synthetic_arrivals(rate_per_s=1, n=5, process="gamma", cv=cv)
+    with pytest.raises(ConfigError, match=r"arrival CV must be a number in \[0.001, 100\]"):
+        WorkloadSpec(trace="t.csv", arrivals="gamma", arrival_rate_req_per_s=1.0, arrival_cv=cv)
+
+
+@pytest.mark.parametrize("cv", list(CV_RANGE))
+def test_gamma_cv_at_the_ends_of_its_range_keeps_the_rate(cv):
+    gaps = np.diff(synthetic_arrivals(rate_per_s=10.0, n=200_000, process="gamma", cv=cv,
+                                      rng=3).requests.arrival_s)
+    assert gaps.mean() == pytest.approx(0.1, rel=0.25)
+
+
 def test_same_seed_same_workload():
     a = synthetic_arrivals(rate_per_s=3, n=500, process="gamma", cv=2, rng=42)
     b = synthetic_arrivals(rate_per_s=3, n=500, process="gamma", cv=2,
@@ -144,6 +163,13 @@ def test_length_source_file_errors(tmp_path):
     bad.write_text('{"question_id": 1, "category": "qa", "turns": ["hi"]}\n{"category": "qa"}\n')
     with pytest.raises(InputError, match=r"line 2, column 'turns'"):
         SpecBenchLengths(bad)
+    binary = tmp_path / "b.jsonl"
+    binary.write_bytes(b"\xff\xfe{}\n")  # used to end in a UnicodeDecodeError traceback
+    with pytest.raises(InputError, match=r"b.jsonl: cannot read the file as UTF-8 text"):
+        SpecBenchLengths(binary)
+    bom = tmp_path / "bom.jsonl"  # a byte-order mark is skipped, as in traces
+    bom.write_bytes(b"\xef\xbb\xbf" + b'{"question_id": 1, "category": "qa", "turns": ["hi"]}\n')
+    assert SpecBenchLengths(bom).categories.tolist() == ["qa"]
     csv = tmp_path / "l.csv"
     csv.write_text("num_prefill_tokens,num_decode_tokens\n5,3\n5,zero\n")
     with pytest.raises(InputError, match=r"line 3, column 'num_decode_tokens'"):
