@@ -30,41 +30,13 @@ import numpy as np
 from sim.compiled.jit import jitable
 from sim.core.scheduler_state import (  # noqa: F401 (the layout, re-exported)
     ADMIT, C_FREE, C_NFREE, C_NPREFILLING, C_NRUN, C_PREEMPTIONS, C_QHEAD, C_QLEN, G_BLOCK,
-    G_BUDGET, G_CHUNKED, G_KV, G_MAXSEQS, G_WATERMARK, MAX_LIMIT, MAX_NUM_SEQS, P_CACHED,
-    P_COMPLETES, P_SLOT, P_TOKENS,
+    G_BUDGET, G_CHUNKED, G_KV, G_MAXSEQS, G_WATERMARK, P_CACHED, P_COMPLETES, P_SLOT, P_TOKENS,
     R_ACCEPTED, R_DRAFTED, R_GEN, R_OUT, R_PREEMPT, R_PREFILLED, R_PROMPT, R_TAG, R_VERIFIED,
     REJECT_REASONS, RF_ADMITTED, RF_ARRIVAL, RF_FINISH, RF_FIRST, RF_KEY, S_ACCEPTED,
     S_BLOCKS, S_BONUS, S_DRAFTED, S_GEN, S_OUT, S_PREFILLING, S_PROMPT, S_REQ, S_VERIFIED,
     SF_ARRIVAL, SF_KEY, SchedulerState, reject_reason_kind, rejection_kind, rejection_reason)
-from sim.errors import ConfigError
+from sim.core.scheduler_config import SchedulerConfig
 from sim.workload.request import Request
-
-
-@dataclass(frozen=True)
-class SchedulerConfig:
-    """Engine limits. ``kv_blocks`` is the whole pool; ``watermark_blocks`` stay free at
-    admission (vLLM keeps 1 %) so that admitted requests can grow without thrashing.
-    ``chunked_prefill`` splits prompts longer than the token budget over several prefill
-    iterations (a request's chunks run in consecutive prefill iterations); off by default.
-    ``max_model_len`` is the model's context in tokens (None: unlimited); see
-    :meth:`Scheduler.arrive` for the requests rejected on arrival."""
-
-    kv_blocks: int
-    max_num_seqs: int = 256
-    block_size: int = 16
-    max_num_batched_tokens: int = 8192
-    watermark_blocks: int = 0
-    chunked_prefill: bool = False
-    max_model_len: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("kv_blocks", "max_num_seqs", "block_size", "max_num_batched_tokens",
-                     "max_model_len"):
-            value, most = getattr(self, name), MAX_NUM_SEQS if name == "max_num_seqs" else MAX_LIMIT
-            if value is not None and not 1 <= value <= most:
-                raise ConfigError(f"{name} must be in 1..{most}, got {value}")
-        if not 0 <= self.watermark_blocks < self.kv_blocks:
-            raise ConfigError("watermark_blocks must be in [0, kv_blocks)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sim.core.scheduler import (MAX_LIMIT, MAX_NUM_SEQS, REJECT_REASONS, Scheduler,
-                                SchedulerConfig, reject_reason_kind)
+from sim.core.scheduler import REJECT_REASONS, Scheduler, SchedulerConfig, reject_reason_kind
+from sim.core.scheduler_state import MAX_LIMIT, MAX_NUM_SEQS
 from sim.errors import ConfigError
 from sim.workload.request import Request
 
