@@ -14,7 +14,7 @@ import numpy as np
 
 from sim.compiled.jit import compiled, jitable
 from sim.latency.iteration import DEFAULT_ENGINE, VLLM_06, DecodeShape
-from sim.policies.base import BatchView, Policy
+from sim.policies.base import BatchView, Policy, known_once
 
 
 class DecodeExecutor(Protocol):
@@ -71,7 +71,7 @@ def build_batch_view(sched, slots: np.ndarray, now_s: float, k_max: int, ttft_sl
     view = BatchView(now_s, context, prompt, generated, elapsed, ttft_slo_s, tpot_slo_s,
                      sched.queue_len, limits, estimator, padding, oracle, engine, bonus, drafter)
     # the view's computed-once sums, which the gather found on the way
-    view.__dict__.update(total_context_tokens=context_sum, least_max_draft_tokens=least_limit)
+    known_once(view, total_context_tokens=context_sum, least_max_draft_tokens=least_limit)
     return view
 
 

@@ -44,6 +44,15 @@ class _computed_once:
         return value
 
 
+def known_once(obj, **values) -> None:
+    """Record values of ``obj``'s computed-once attributes that the caller already has (e.g.
+    found while gathering the arrays), so they are not computed again; only those names."""
+    for name, value in values.items():
+        if not isinstance(getattr(type(obj), name, None), _computed_once):
+            raise AttributeError(f"{type(obj).__name__}.{name} is not a computed-once attribute")
+        obj.__dict__[name] = value
+
+
 @dataclass(frozen=True, slots=True)
 class OracleView:
     """Sim-only ground truth for the ``oracle`` policy: for each request and draft position,

@@ -108,6 +108,18 @@ def test_uniform_batch_needs_no_per_request_limits():
     assert not capped.uniform and capped.draft_counts == [4, 4, 4, 3, 3, 3, 3, 3]
 
 
+def test_known_values_of_computed_once_attributes_are_kept_and_other_names_refused():
+    from sim.policies.base import known_once
+
+    view = make_view(3, max_draft=[5, 2, 7])
+    known_once(view, total_context_tokens=7)  # whatever the caller says it found
+    assert view.total_context_tokens == 7
+    with pytest.raises(AttributeError, match="batch_size"):
+        known_once(view, batch_size=3)  # a plain property, not a computed-once attribute
+    with pytest.raises(AttributeError, match="no_such_sum"):
+        known_once(view, no_such_sum=1)
+
+
 def test_view_sums_are_computed_once_and_right():
     view = make_view(3, max_draft=[5, 2, 7])
     assert view.total_context_tokens == 300 and view.least_max_draft_tokens == 2
