@@ -5,8 +5,9 @@ numpy arrays, tuples, explicit loops). Python code calls it as any function; com
 (``sim.compiled.engine``) calls it as compiled code, because ``setup()`` registers every
 jitable with ``numba.extending.register_jitable`` (which leaves the function object itself
 unchanged, so the Python callers keep the plain function); ``@inlined`` is a jitable that
-compiled callers inline. ``compiled(fn)`` is the numba-compiled dispatcher of a jitable,
-for Python callers whose rule works on arrays (loops that are slow interpreted).
+compiled callers inline; ``@gil_free`` one whose compiled dispatcher releases the GIL.
+``compiled(fn)`` is the numba-compiled dispatcher of a jitable, for Python callers whose rule
+works on arrays (loops that are slow interpreted).
 
 Numba is imported by ``setup()`` only: importing a module that defines jitables costs
 nothing, so ``adaspec-sim --help`` and the protocol path of a user's own policy never wait
@@ -70,6 +71,7 @@ RULE_MODULES = (
 
 _JITABLE: list = []
 _INLINED: set = set()
+_GIL_FREE: set = set()
 _DISPATCHERS: dict = {}
 _READY = False
 
@@ -88,6 +90,15 @@ def inlined(fn):
     where a call's reference counting of every array argument (two atomic operations each)
     costs more than the rule's own work. The same code runs either way."""
     _INLINED.add(fn)
+    return jitable(fn)
+
+
+def gil_free(fn):
+    """``jitable``, and its compiled dispatcher (``compiled``) runs without holding Python's
+    GIL, so other Python threads run meanwhile (the loop's uniforms are drawn ahead that
+    way, ``sim.compiled.uniforms``). Only for entry points that touch no Python object
+    (numba refuses to compile one that does)."""
+    _GIL_FREE.add(fn)
     return jitable(fn)
 
 
@@ -282,12 +293,12 @@ def compiled(fn):
         import numba
         folder = _CACHE[0]
         if folder is None:
-            dispatcher = numba.njit(fn)
+            dispatcher = numba.njit(nogil=fn in _GIL_FREE)(fn)
         else:  # numba reads the folder when the dispatcher is made: ours, then the user's
             previous = numba.config.CACHE_DIR
             numba.config.CACHE_DIR = folder
             try:
-                dispatcher = numba.njit(cache=True)(fn)
+                dispatcher = numba.njit(cache=True, nogil=fn in _GIL_FREE)(fn)
                 _load_without_compiler(dispatcher, fn)
             finally:
                 numba.config.CACHE_DIR = previous

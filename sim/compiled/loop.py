@@ -25,7 +25,7 @@ import numpy as np
 
 from sim.compiled.engine import decode_iteration, f1, f2, i1, i2, policy_work
 from sim.compiled.pricing import padded
-from sim.compiled.jit import borrowed, jitable
+from sim.compiled.jit import borrowed, gil_free, jitable
 from sim.compiled.layout import (
     A_FIRED, A_STEP, A_TIMEOUT, CF_ATT, CF_CELLS, CF_DECAY, CF_ED_BUCKETS, CF_ED_EAGER,
     CF_ED_KNOTS, CF_ED_SLOPES, CF_ED_VALUES, CF_EV_BUCKETS, CF_EV_EAGER, CF_EV_SLOPES,
@@ -50,7 +50,7 @@ from sim.core.scheduler_state import enqueue_request, rejection_kind, release_re
 _GOING = -1  # an arrival step that needs nothing from Python
 
 
-@jitable
+@gil_free
 def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei, ef, cf, ci,
               table, pi, pf, pool, rec_i, rec_f, rec_len, rec_steps, fin, done_i, done_f,
               arrival_s, keys, prompts, outputs, wi, wf, wb, pwf, pwi):

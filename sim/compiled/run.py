@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.compiled import layout as L
+from sim.compiled.uniforms import UniformBlocks
 from sim.core.scheduler_state import REJECT_KINDS
 from sim.workload.request import RequestColumns
 
@@ -122,7 +123,6 @@ class CompiledRun:
 
         self._run_chunk = compiled(run_chunk)
         self.scheduler = scheduler
-        self.rng = rng
         kind, self.pi, self.pf, asks = policy_plan(policy)
         k_max = int(policy.k_max)
         n = scheduler.config.max_num_seqs
@@ -177,7 +177,9 @@ class CompiledRun:
         ef[L.F_TPOT_SLO] = slo.tpot_s
         self.ef = ef
         self.pool = np.zeros(0)
-        self._pool_size = max(POOL, 4 * n * max(k_max, 1))
+        # the loop asks for more while fewer than 2 B k_max uniforms are left (B <= n)
+        self._uniforms = UniformBlocks(rng, max(POOL, 4 * n * max(k_max, 1)),
+                                       2 * n * max(k_max, 1))
         self.rec_i = np.zeros((L.RECORD_INTS, RECORDS), dtype=np.int64)
         self.rec_f = np.zeros((2, RECORDS))
         self.rec_len = np.zeros(max(RECORDS * 16, 4 * n), dtype=np.int64)
@@ -204,7 +206,18 @@ class CompiledRun:
     def run(self) -> int:
         """Run the loop from where it stopped until it needs Python beyond what is answered
         here (table entries, uniforms, request room); returns ``ST_DONE``, ``ST_FLUSH``
-        (drain the records, take the finished) or ``ST_TAKE`` (take the finished)."""
+        (drain the records, take the finished) or ``ST_TAKE`` (take the finished). The
+        uniforms' helper thread stops when the run is done or fails."""
+        try:
+            status = self._run()
+        except BaseException:
+            self._uniforms.close()
+            raise
+        if status == L.ST_DONE:
+            self._uniforms.close()
+        return status
+
+    def _run(self) -> int:
         ei = self.ei
         st = self.scheduler.state
         run_chunk = self._run_chunk
@@ -229,11 +242,8 @@ class CompiledRun:
                 self.truth.fill_padded(int(ei[L.E_NEED_AT]))
                 ei[L.E_HIGH_WATER] = self.truth.high_water
             elif status == L.ST_NEED_POOL:
-                rest = self.pool[int(ei[L.E_POOL_POS]):]  # not used yet: stays first
-                pool = np.empty(rest.size + self._pool_size)
-                pool[:rest.size] = rest
-                self.rng.random(out=pool[rest.size:])  # the next uniforms of the run's stream
-                self.pool = pool
+                # the uniforms not used yet stay first; then the stream's next block
+                self.pool = self._uniforms.refill(self.pool[int(ei[L.E_POOL_POS]):])
                 ei[L.E_POOL_POS] = 0
             elif status == L.ST_NEED_REQUESTS:
                 st.reserve(st.ri.shape[1] + 1)
