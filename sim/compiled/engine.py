@@ -164,9 +164,9 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
     else:
         conf_drawn = wf[0, :b, :k_max]
         conf = wf[1, :b, :k_max]
-        accept = wb[0, :b, :k_max]
-        alive = wb[1, 0, :b]
-        bonus = wb[2, 0, :b]
+        accept = wb[0, :b * k_max].reshape((b, k_max))
+        alive = wb[1, :b]
+        bonus = wb[2, :b]
         expanded = ei[E_EXPANDED] != 0
         bonus_rows = 0
         bonus_context = 0

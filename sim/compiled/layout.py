@@ -61,7 +61,8 @@ K_PREFILL, K_DECODE = 1, 2
  W_KV, W_INT) = range(17)
 WORK_INTS = 17
 # float scratch ``wf`` planes: [0] the drawn confidences, [1] the policy-visible confidences
-# bool scratch ``wb`` planes: [0] accept outcomes (B, k), [1, 0] alive mask, [2, 0] bonus mask
+# bool scratch ``wb`` planes of n k bools: [0] accept outcomes (the first B k as (B, k)),
+# [1] alive mask (B), [2] bonus mask (B)
 
 # ---- constant arenas -----------------------------------------------------------------------
 # float arena entries

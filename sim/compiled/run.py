@@ -109,6 +109,18 @@ def _arena(float_entries: list, int_entries: list) -> tuple[np.ndarray, np.ndarr
     return cf, ci
 
 
+def scratch_arrays(n: int, k_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The decode iteration's scratch for batches of up to ``n`` sequences drafting up to
+    ``k_max`` tokens (``sim.compiled.layout``): ints ``wi``, floats ``wf`` (drawn and
+    policy-visible confidences, (B, k) each), bools ``wb`` (accept outcomes, the first B k as
+    (B, k); the alive and bonus masks, B each). All grow with n k, not n^2."""
+    k = max(k_max, 1)
+    wi = np.zeros((L.WORK_INTS, max(n, 2 * (k_max + 1), 8)), dtype=np.int64)
+    wf = np.zeros((2, n, k))
+    wb = np.zeros((3, n * k), dtype=np.bool_)
+    return wi, wf, wb
+
+
 class CompiledRun:
     """The compiled loop's arrays for one run, and its hand-overs."""
 
@@ -191,11 +203,7 @@ class CompiledRun:
         self.requests = requests
         self.arrivals, self.ids = arrival_arrays(requests, keys_by_id)
         scheduler.state.reserve(min(len(requests), RESERVED))
-        width = max(n, 2 * (k_max + 1), 8)
-        self.wi = np.zeros((L.WORK_INTS, width), dtype=np.int64)
-        self.wf = np.zeros((2, n, max(k_max, 1)))
-        # [0]: acceptance outcomes (B, k); [1, 0] and [2, 0]: the alive and bonus masks (B)
-        self.wb = np.zeros((3, n, max(k_max, n)), dtype=np.bool_)
+        self.wi, self.wf, self.wb = scratch_arrays(n, k_max)
         from sim.compiled.engine import policy_work_sizes
         floats, ints = policy_work_sizes(n, k_max)
         self.pwf = np.zeros(floats)

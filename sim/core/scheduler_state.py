@@ -17,8 +17,9 @@ MAX_LIMIT = 2 ** 31 - 1
 """Largest engine limit (KV blocks, block size, token budget, context): the product of any
 two stays inside the int64 the state is kept in (``SchedulerConfig`` checks)."""
 MAX_NUM_SEQS = 16_384
-"""Most running requests (16x vLLM's widest default): each slot holds array rows, so a huge
-value ("unlimited") would run out of memory."""
+"""Most running requests (16x vLLM's widest default): each slot holds array rows (the state,
+the compiled loop's scratch: memory linear in it), so a huge value ("unlimited") would run
+out of memory."""
 
 # ---- state layout ---------------------------------------------------------------------------
 #: rows of the per-slot integer array ``si`` (slot = row of the real engine's KV cache)
