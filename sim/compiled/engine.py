@@ -29,9 +29,8 @@ from sim.compiled.layout import (
     W_EMITTED, W_KV, W_ROWS, W_SLOTS, W_VERIFY)
 from sim.compiled.pricing import oracle_begin, padded, price_steps, price_verify
 from sim.compiled.tables import truth_draft, truth_verify
-from sim.core.scheduler import (C_QLEN, S_BONUS, S_GEN, S_OUT, S_PROMPT, SF_KEY,
-                                finish_decode)
-from sim.core.speculation import decode_shape_into
+from sim.core.scheduler import C_QLEN, S_BONUS, SF_KEY, finish_decode
+from sim.core.speculation import batch_limits_into, decode_shape_into
 from sim.policies.adaspec_rules import (AI_UNIFORM, adaspec_begin, adaspec_continue,
                                         adaspec_verify)
 from sim.policies.disable_by_batch import disable_by_batch_k
@@ -133,20 +132,7 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
     drafting = wi[W_DRAFTING]
     rows = wi[W_ROWS]
     kv = wi[W_KV]
-    context_sum = 0
-    cap_min = 0
-    cap_max = 0
-    for i in range(b):
-        slot = slots[i]
-        generated = si[S_GEN, slot]
-        context[i] = si[S_PROMPT, slot] + generated
-        context_sum += context[i]
-        limit = si[S_OUT, slot] - generated - 1
-        cap[i] = limit if limit < k_max else k_max
-        if i == 0 or cap[i] < cap_min:
-            cap_min = cap[i]
-        if i == 0 or cap[i] > cap_max:
-            cap_max = cap[i]
+    context_sum, cap_min, cap_max = batch_limits_into(si, slots, b, k_max, context, cap)
     r = ei[E_REC_N]
     steps = 0
     accepted_total = 0

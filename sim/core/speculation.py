@@ -12,7 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
-from sim.compiled.jit import compiled, jitable
+from sim.compiled.jit import compiled, inlined, jitable
+from sim.core.scheduler_state import S_GEN, S_OUT, S_PROMPT
 from sim.latency.iteration import DEFAULT_ENGINE, VLLM_06, DecodeShape
 from sim.policies.base import BatchView, Policy, known_once
 
@@ -65,9 +66,8 @@ def build_batch_view(sched, slots: np.ndarray, now_s: float, k_max: int, ttft_sl
     limits = np.empty(batch, dtype=np.int64)
     elapsed = np.empty(batch)
     context_sum, least_limit = compiled(batch_view_into)(
-        sched.prompt, sched.generated, sched.output, sched.arrival,
-        np.asarray(slots, dtype=np.int64), batch, float(now_s), int(k_max), context, prompt,
-        generated, elapsed, limits)
+        sched.state.si, sched.arrival, np.asarray(slots, dtype=np.int64), batch, float(now_s),
+        int(k_max), context, prompt, generated, elapsed, limits)
     view = BatchView(now_s, context, prompt, generated, elapsed, ttft_slo_s, tpot_slo_s,
                      sched.queue_len, limits, estimator, padding, oracle, engine, bonus, drafter)
     # the view's computed-once sums, which the gather found on the way
@@ -75,28 +75,43 @@ def build_batch_view(sched, slots: np.ndarray, now_s: float, k_max: int, ttft_sl
     return view
 
 
-@jitable
-def batch_view_into(prompt, generated, output, arrival, slots, batch, now_s, k_max, context,
-                    prompt_out, generated_out, elapsed, limits):
-    """``build_batch_view``'s arrays for the requests in ``slots``: per request its prompt,
-    generated tokens, context L_i = prompt + generated, seconds since arrival and draft limit
-    ``min(output - generated - 1, k_max)``; returns (sum L_i, least limit; 0 for no
-    requests)."""
+@inlined
+def batch_limits_into(si, slots, batch, k_max, context, limits):
+    """Per request ``slots[i]`` of a decode batch (``si``: the scheduler's per-slot ints): its
+    context L_i = prompt + generated tokens and its draft limit
+    ``min(output - generated - 1, k_max)`` (so full acceptance emits exactly what it still
+    needs); returns (sum L_i, least limit, largest limit; zeros for no requests). The one
+    gather of both paths: ``batch_view_into`` (the protocol's view) and the compiled loop's
+    decode iteration."""
     context_sum = 0
     least = 0
+    most = 0
     for i in range(batch):
         slot = slots[i]
-        p = prompt[slot]
-        g = generated[slot]
-        prompt_out[i] = p
-        generated_out[i] = g
-        context[i] = p + g
-        context_sum += p + g
+        generated = si[S_GEN, slot]
+        context[i] = si[S_PROMPT, slot] + generated
+        context_sum += context[i]
+        limit = si[S_OUT, slot] - generated - 1
+        limits[i] = limit if limit < k_max else k_max
+        if i == 0 or limits[i] < least:
+            least = limits[i]
+        if i == 0 or limits[i] > most:
+            most = limits[i]
+    return context_sum, least, most
+
+
+@jitable
+def batch_view_into(si, arrival, slots, batch, now_s, k_max, context, prompt_out,
+                    generated_out, elapsed, limits):
+    """``build_batch_view``'s arrays for the requests in ``slots``: per request its prompt,
+    generated tokens, seconds since arrival (``arrival``: per slot), and context and draft
+    limit (``batch_limits_into``); returns (sum L_i, least limit; 0 for no requests)."""
+    context_sum, least, _ = batch_limits_into(si, slots, batch, k_max, context, limits)
+    for i in range(batch):
+        slot = slots[i]
+        prompt_out[i] = si[S_PROMPT, slot]
+        generated_out[i] = si[S_GEN, slot]
         elapsed[i] = now_s - arrival[slot]
-        limit = min(output[slot] - g - 1, k_max)
-        limits[i] = limit
-        if i == 0 or limit < least:
-            least = limit
     return context_sum, least
 
 

@@ -78,3 +78,21 @@ def test_view_matches_the_numpy_formulas(rows, k_max, random):
     assert view.total_context_tokens == int(sum((p + g).tolist()))
     assert view.least_max_draft_tokens == int(min(limits.tolist()))
     assert view.total_context_tokens == sched.context_tokens(slots)
+
+
+def test_the_one_gather_of_both_paths_by_hand():
+    """``batch_limits_into`` (called by the view's gather and by the compiled loop's decode
+    iteration, interpreted here): contexts, limits min(output - generated - 1, k_max), and
+    the sum, least and largest limit; zeros for an empty batch."""
+    from sim.compiled.jit import compiled
+    from sim.core.speculation import batch_limits_into
+
+    sched = _scheduler([100, 7, 50], [3, 1, 20], [10, 2, 30], [0.0, 0.0, 0.0])
+    slots = np.array([2, 0, 1], dtype=np.int64)
+    for gather in (batch_limits_into, compiled(batch_limits_into)):
+        context = np.zeros(3, dtype=np.int64)
+        limits = np.zeros(3, dtype=np.int64)
+        assert gather(sched.state.si, slots, 3, 8, context, limits) == (181, 0, 8)
+        assert context.tolist() == [70, 103, 8]
+        assert limits.tolist() == [8, 6, 0]  # min(9, 8), min(6, 8), min(0, 8)
+        assert gather(sched.state.si, slots, 0, 8, context, limits) == (0, 0, 0)
