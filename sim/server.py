@@ -84,7 +84,9 @@ class ServerSimulation:
         categories = (requests.categories() if isinstance(requests, RequestColumns)
                       else [r.category for r in requests])
         levels = np.asarray(acceptance.request_levels(categories, rng), dtype=float)
-        self._keys_by_id = acceptance.draw_keys(levels)  # per-request draw work, done once
+        # per-request draw work, done once; by position in the workload (a request's id is
+        # its label only: a sliced or merged workload keeps its ids)
+        self._keys = acceptance.draw_keys(levels)
         if engine_path not in ENGINE_PATHS:
             raise ConfigError(f"engine_path must be one of {', '.join(ENGINE_PATHS)}, "
                               f"got {engine_path!r}")
@@ -98,10 +100,10 @@ class ServerSimulation:
             if self.protocol_reason is None:
                 self._compiled = CompiledRun(self.scheduler, policy, latency, estimator,
                                              acceptance, padding, self.engine, rng, slo,
-                                             workload.requests, self._keys_by_id)
+                                             workload.requests, self._keys)
         #: "compiled" or "protocol": which path runs the engine (``protocol_reason``: why)
         self.engine_path = "compiled" if self._compiled is not None else "protocol"
-        self._key_by_slot = np.zeros(scheduler_config.max_num_seqs, dtype=self._keys_by_id.dtype)
+        self._key_by_slot = np.zeros(scheduler_config.max_num_seqs, dtype=self._keys.dtype)
         # batch expansion: whether each slot's previous iteration ended with a bonus token
         self._bonus_by_slot = np.zeros(scheduler_config.max_num_seqs, dtype=bool)
         #: where requests go when they leave (``sim.run`` gives its own)
@@ -123,12 +125,12 @@ class ServerSimulation:
 
     def _arrivals(self):
         env = self.env
-        keys = self._keys_by_id
-        for request in self.workload.requests:
+        keys = self._keys
+        for position, request in enumerate(self.workload.requests):
             delay = request.arrival_s - env.now
             if delay > 0:
                 yield env.timeout(delay)
-            rejected = self.scheduler.arrive(request, env.now, float(keys[request.id]))
+            rejected = self.scheduler.arrive(request, env.now, float(keys[position]))
             if rejected is not None:
                 self.finished.append(rejected)
             elif self._wake is not None and not self._wake.triggered:
@@ -201,7 +203,7 @@ class ServerSimulation:
         duration = prefill_iteration_s(self.latency, tokens, self.policy.uses_draft, cached)
         for c in chunks:
             if c.cached == 0:
-                self._key_by_slot[c.slot] = self._keys_by_id[sched.request_at(c.slot).id]
+                self._key_by_slot[c.slot] = sched.key_at(c.slot)
                 self._bonus_by_slot[c.slot] = False
         queue = sched.queue_len
         yield env.timeout(duration)

@@ -125,7 +125,7 @@ class CompiledRun:
     """The compiled loop's arrays for one run, and its hand-overs."""
 
     def __init__(self, scheduler, policy, latency, estimator, acceptance, padding, engine: str,
-                 rng: np.random.Generator, slo, requests, keys_by_id: np.ndarray) -> None:
+                 rng: np.random.Generator, slo, requests, keys: np.ndarray) -> None:
         from sim.acceptance.base import FixedAcceptance
         from sim.compiled.jit import compiled
         from sim.compiled.loop import run_chunk
@@ -201,7 +201,7 @@ class CompiledRun:
         self.done_i = np.zeros((L.DONE_INTS, done), dtype=np.int64)
         self.done_f = np.zeros((3, done))
         self.requests = requests
-        self.arrivals, self.ids = arrival_arrays(requests, keys_by_id)
+        self.arrivals, self.ids = arrival_arrays(requests, keys)
         scheduler.state.reserve(min(len(requests), RESERVED))
         self.wi, self.wf, self.wb = scratch_arrays(n, k_max)
         from sim.compiled.engine import policy_work_sizes
@@ -364,16 +364,17 @@ def estimator_arrays_dummy():
     return ev, ed
 
 
-def arrival_arrays(requests, keys_by_id: np.ndarray) -> tuple[tuple, np.ndarray | None]:
-    """The loop's arrival arrays (``sim.compiled.loop``): arrival seconds, acceptance keys,
-    prompt and output tokens per request in the workload's order (a ``RequestColumns``
-    workload's own arrays, not copies), and the requests' ids (None: their positions)."""
-    keys = _writeable(np.ascontiguousarray(keys_by_id, dtype=np.float64))
+def arrival_arrays(requests, keys: np.ndarray) -> tuple[tuple, np.ndarray | None]:
+    """The loop's arrival arrays (``sim.compiled.loop``): arrival seconds, acceptance keys
+    (``keys``: per request, in the workload's order), prompt and output tokens per request in
+    the workload's order (a ``RequestColumns`` workload's own arrays, not copies), and the
+    requests' ids for the tables (None: their positions)."""
+    keys = _writeable(np.ascontiguousarray(keys[:len(requests)], dtype=np.float64))
     if isinstance(requests, RequestColumns):
-        return (_writeable(requests.arrival_s), keys[:len(requests)],
+        return (_writeable(requests.arrival_s), keys,
                 _writeable(requests.prompt_tokens), _writeable(requests.output_tokens)), None
     ids = np.array([r.id for r in requests], dtype=np.int64)
-    return (np.array([r.arrival_s for r in requests], dtype=np.float64), keys[ids],
+    return (np.array([r.arrival_s for r in requests], dtype=np.float64), keys,
             np.array([r.prompt_tokens for r in requests], dtype=np.int64),
             np.array([r.output_tokens for r in requests], dtype=np.int64)), ids
 

@@ -401,6 +401,12 @@ class Scheduler:
         assert req >= 0
         return self._requests[req]
 
+    def key_at(self, slot: int) -> float:
+        """The acceptance draw key the request in ``slot`` arrived with (``arrive``)."""
+        req = int(self.state.si[S_REQ, slot])
+        assert req >= 0
+        return float(self.state.rf[RF_KEY, req])
+
     def finished_record(self, req: int) -> FinishedRequest:
         """The finish record of request index ``req`` (after a rule reported it done); the
         index is free again afterwards."""

@@ -157,3 +157,28 @@ def test_the_cli_records_the_path(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["simulated"]["engine_path"] == "protocol"
     assert summary["policies"]["adaspec:8"]["iteration_path"] == "protocol"
+
+
+@pytest.mark.parametrize("policy", ["adaspec:8", "smartspec:8", "static:4"])
+def test_a_sliced_or_merged_workload_keeps_its_ids_as_labels(conv, policy):
+    """A workload's request ids are labels: a slice of a trace (ids from 100) and two traces'
+    requests merged (ids repeated) run on both paths (they raised IndexError or, with
+    repeated ids, drew another request's acceptance), and the ids change nothing but the
+    ``request_id`` column."""
+    plain = Workload(conv.requests[:40], conv.source, conv.format)
+    offset = Workload(tuple(replace(r, id=r.id + 100) for r in plain.requests),
+                      conv.source, conv.format)
+    repeated = Workload(tuple(replace(r, id=i % 7) for i, r in enumerate(plain.requests)),
+                        conv.source, conv.format)
+    base, _ = _both(plain, policy, SimConfig())
+    for workload, shift in ((offset, 100), (repeated, None)):
+        compiled, protocol = _both(workload, policy, SimConfig())
+        _assert_same(compiled, protocol)
+        pd.testing.assert_frame_equal(compiled.iterations, base.iterations, check_exact=True)
+        rows, expected = compiled.requests.drop(columns="id"), base.requests.drop(columns="id")
+        if shift is not None:
+            assert compiled.requests.id.tolist() == (base.requests.id + shift).tolist()
+        else:  # the table is ordered by id: the same rows, in another order
+            rows, expected = (f.sort_values(list(f.columns)).reset_index(drop=True)
+                              for f in (rows, expected))
+        pd.testing.assert_frame_equal(rows, expected, check_exact=True)
