@@ -16,7 +16,7 @@ import time
 from typing import Sequence
 
 from sim.cli_common import (add_model_args, add_slo_args, add_version_arg, add_workload_args,
-                            run_command, workload_from_args)
+                            run_command, slos_s_from_args, workload_from_args)
 from sim.errors import ConfigError
 from sim.drafters.presets import DEFAULT_METHOD
 from sim.latency.iteration import DEFAULT_ENGINE, ENGINES
@@ -232,10 +232,11 @@ def config_from_args(args: argparse.Namespace, explicit: set[str] | None = None)
     from sim.run import SimConfig
     from sim.run import is_calibrated_profile
     target, draft = args.target, args.draft
+    ttft_slo_s, tpot_slo_s = slos_s_from_args(args)
     if is_calibrated_profile(args.profile):  # a Vidur folder uses the presets' options
         target, draft = _profile_models(args, explicit or set())
     return SimConfig(gpu=args.gpu, target=target, draft=draft, tp=args.tp,
-                     ttft_slo_s=args.slo_ttft_ms / 1e3, tpot_slo_s=args.slo_tpot_ms / 1e3,
+                     ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s,
                      max_num_seqs=args.max_num_seqs,
                      max_num_batched_tokens=args.max_num_batched_tokens,
                      chunked_prefill=args.chunked_prefill, kv_blocks=args.kv_blocks,
@@ -271,8 +272,7 @@ def _check_method_options(args: argparse.Namespace, explicit: set[str]) -> None:
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    if args.slo_ttft_ms <= 0 or args.slo_tpot_ms <= 0:
-        raise ConfigError("SLOs must be positive numbers of milliseconds")
+    slos_s_from_args(args)
     from sim.workload.spec import check_seed
     try:
         check_seed(args.seed)

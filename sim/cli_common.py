@@ -125,6 +125,15 @@ def add_slo_args(parser: argparse.ArgumentParser) -> None:
                        help="time-per-output-token SLO in ms (default 40, the AdaSpec artifact's)")
 
 
+def slos_s_from_args(args: argparse.Namespace) -> tuple[float, float]:
+    """The SLO options (``add_slo_args``) as (TTFT, TPOT) seconds, each checked first: a
+    finite number of milliseconds > 0 (nan, inf, 0 and negatives are one ConfigError line
+    naming the flag). Every command with SLO options reads them through this."""
+    from sim.workload.spec import check_positive
+    return (check_positive("--slo-ttft-ms (milliseconds)", args.slo_ttft_ms) / 1e3,
+            check_positive("--slo-tpot-ms (milliseconds)", args.slo_tpot_ms) / 1e3)
+
+
 def run_command(prog: str, body: Callable[[], int]) -> int:
     """Run a command body; print library errors as one line and return 2; Ctrl-C -> 130."""
     try:
