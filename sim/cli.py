@@ -4,7 +4,8 @@
 Everything is checked before the first simulation: options, the latency source (options the
 chosen source does not use are an error), the engine limits, the output directory (a run
 directory holds one run: a non-empty ``--out`` needs ``--overwrite``) and the trace. The
-header says what is simulated; after the table, one warning line per kind of trouble
+header says what is simulated (a warning line first when trace categories fall back to the
+acceptance model's default profile); after the table, one warning line per kind of trouble
 (rejected requests, an overloaded run)."""
 
 from __future__ import annotations
@@ -309,7 +310,8 @@ def _run(args: argparse.Namespace, explicit: set[str]) -> int:
     from sim.output import (check_out_dir, path_sha256, provenance, run_directory,
                             write_summary)
     from sim.run import build_latency
-    from sim.run_description import describe_run, header_lines
+    from sim.run_description import (category_fallback_line, describe_category_fallback,
+                                     describe_run, header_lines)
 
     _check_options(args)
     _check_method_options(args, explicit)
@@ -317,12 +319,17 @@ def _run(args: argparse.Namespace, explicit: set[str]) -> int:
     config = config_from_args(args, explicit)
     latency = build_latency(config)  # unknown names, bad pairs and bad profiles fail here
     from sim.acceptance.presets import check_category, make_acceptance
-    check_category(make_acceptance(config.acceptance), args.category)
+    acceptance = make_acceptance(config.acceptance)
+    check_category(acceptance, args.category)
     profile_sha = path_sha256(config.profile) if config.profile else None
     described = describe_run(config, latency, profile_sha)  # engine limits checked here
     if args.out:
         check_out_dir(args.out, args.overwrite)
     workload = workload_from_args(args, args.seed)
+    fallback = describe_category_fallback(acceptance, workload)
+    if fallback:  # never silent: said now, in the header and in every output's description
+        described["acceptance_category_fallback"] = fallback
+        print(f"{PROG}: warning: {category_fallback_line(described)}", file=sys.stderr)
     print(f"trace {workload.source} ({workload.format}): {len(workload)} requests over "
           f"{workload.span_s:.1f} s; seed {args.seed}")
     print("\n".join(header_lines(described)), flush=True)
