@@ -19,7 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from realrun.cli_args import add_ngram_args, add_real_model_args, check_real_model_args
+from realrun.cli_args import (add_ngram_args, add_real_model_args, check_real_model_args,
+                              require_real_extra)
 from realrun.lookup import METHOD_DRAFT_MODEL, METHOD_NGRAM, METHODS, NgramConfig
 from sim.cli_common import (
     DEFAULT_GPU,
@@ -32,6 +33,7 @@ from sim.cli_common import (
 )
 from sim.errors import ConfigError
 from sim.latency.iteration import ENGINES, SINGLE_PASS
+from sim.workload.spec import check_positive
 
 PROG = "adaspec-realrun"
 
@@ -101,8 +103,7 @@ def _check_args(args: argparse.Namespace) -> list:
     if args.engine != SINGLE_PASS:
         raise ConfigError(f"--engine {args.engine}: the real engine verifies in a single pass "
                           f"({SINGLE_PASS}); batch expansion is simulation-only (adaspec-sim)")
-    if not args.time_scale > 0:
-        raise ConfigError(f"--time-scale must be > 0, got {args.time_scale}")
+    check_positive("--time-scale", args.time_scale)
     slos_s_from_args(args)
     check_real_model_args(args)
     if args.method == METHOD_NGRAM:
@@ -151,10 +152,8 @@ def _inputs(workload, served, args) -> dict:
 
 def _run(args: argparse.Namespace) -> int:
     policies = _check_args(args)  # bad options are refused with or without torch
-    try:
-        import torch
-    except ImportError:
-        raise ConfigError(f"{PROG} needs torch and transformers (pip install 'adaspec-sim[real]')") from None
+    require_real_extra(PROG)
+    import torch
     from realrun.engine import EngineLimits, RealEngine
     from realrun.models import load_model
     from realrun.prompts import build_prompts
