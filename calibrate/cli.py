@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from realrun.cli_args import (add_ngram_args, add_real_model_args, check_out_file,
-                              check_real_model_args)
+                              check_real_model_args, require_real_extra)
 from sim.cli_common import add_version_arg, run_command
 from sim.errors import ConfigError
+from sim.workload.spec import check_non_negative
 
 
 def _model_args(parser: argparse.ArgumentParser, draft: str = "required") -> None:
@@ -123,6 +124,12 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def _latency(args: argparse.Namespace) -> int:
+    check_real_model_args(args)
+    check_out_file(args.out)
+    if args.k_max < 0:
+        raise ConfigError("--k-max must be >= 0")
+    check_non_negative("--draft-overhead-ms", args.draft_overhead_ms)
+    require_real_extra("adaspec-calibrate")
     from calibrate.fit import fit_all
     from calibrate.grid import load_grid, with_overrides
     from calibrate.latency import time_grid
@@ -135,12 +142,6 @@ def _latency(args: argparse.Namespace) -> int:
         write_profile,
     )
 
-    check_real_model_args(args)
-    check_out_file(args.out)
-    if args.k_max < 0:
-        raise ConfigError("--k-max must be >= 0")
-    if not args.draft_overhead_ms >= 0:
-        raise ConfigError("--draft-overhead-ms must be >= 0")
     grid = with_overrides(load_grid(args.grid), args.repeats, args.warmup)
     began = time.perf_counter()
     target, draft = _load_pair(args)
@@ -166,6 +167,7 @@ def _latency(args: argparse.Namespace) -> int:
 
 
 def _acceptance(args: argparse.Namespace) -> int:
+    require_real_extra("adaspec-calibrate")  # one line, not an import traceback
     from calibrate.acceptance import default_prompts_path, load_prompts, run_acceptance
     from calibrate.acceptance_fit import fit_acceptance
     from calibrate.profile_io import hardware_info, model_info, software_info
@@ -222,6 +224,7 @@ def _acceptance(args: argparse.Namespace) -> int:
 
 
 def _ngram(args: argparse.Namespace) -> int:
+    require_real_extra("adaspec-calibrate")  # one line, not an import traceback
     from calibrate.acceptance import default_prompts_path, load_prompts
     from calibrate.ngram import (build_document, format_summary, per_category,
                                  run_ngram_acceptance)

@@ -19,7 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from realrun.cli_args import add_ngram_args, add_real_model_args, check_real_model_args
+from realrun.cli_args import (add_ngram_args, add_real_model_args, check_real_model_args,
+                              require_real_extra)
 from realrun.lookup import METHOD_DRAFT_MODEL, METHOD_NGRAM, METHODS, NgramConfig
 from sim.cli_common import (
     DEFAULT_GPU,
@@ -27,10 +28,12 @@ from sim.cli_common import (
     add_version_arg,
     add_workload_args,
     run_command,
+    slos_s_from_args,
     workload_spec_from_args,
 )
 from sim.errors import ConfigError
 from sim.latency.iteration import ENGINES, SINGLE_PASS
+from sim.workload.spec import check_positive
 
 PROG = "adaspec-realrun"
 
@@ -100,10 +103,8 @@ def _check_args(args: argparse.Namespace) -> list:
     if args.engine != SINGLE_PASS:
         raise ConfigError(f"--engine {args.engine}: the real engine verifies in a single pass "
                           f"({SINGLE_PASS}); batch expansion is simulation-only (adaspec-sim)")
-    if not args.time_scale > 0:
-        raise ConfigError(f"--time-scale must be > 0, got {args.time_scale}")
-    if args.slo_ttft_ms <= 0 or args.slo_tpot_ms <= 0:
-        raise ConfigError("SLOs must be positive numbers of milliseconds")
+    check_positive("--time-scale", args.time_scale)
+    slos_s_from_args(args)
     check_real_model_args(args)
     if args.method == METHOD_NGRAM:
         if args.draft is not None:
@@ -150,10 +151,9 @@ def _inputs(workload, served, args) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        import torch
-    except ImportError:
-        raise ConfigError(f"{PROG} needs torch and transformers (pip install 'adaspec-sim[real]')") from None
+    policies = _check_args(args)  # bad options are refused with or without torch
+    require_real_extra(PROG)
+    import torch
     from realrun.engine import EngineLimits, RealEngine
     from realrun.models import load_model
     from realrun.prompts import build_prompts
@@ -161,11 +161,11 @@ def _run(args: argparse.Namespace) -> int:
     from sim.output import check_out_dir, run_directory, write_results
     from sim.report import format_table
 
-    policies = _check_args(args)
+    ttft_slo_s, tpot_slo_s = slos_s_from_args(args)
     limits = EngineLimits(max_num_seqs=args.max_num_seqs, max_len=args.max_len,
                           block_size=args.block_size, kv_blocks=args.kv_blocks,
                           max_num_batched_tokens=args.max_num_batched_tokens,
-                          ttft_slo_s=args.slo_ttft_ms / 1e3, tpot_slo_s=args.slo_tpot_ms / 1e3,
+                          ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s,
                           temperature=args.temperature)
     acceptance = None
     if args.controlled_acceptance:

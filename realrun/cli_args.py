@@ -12,6 +12,16 @@ from sim.errors import ConfigError
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
+def require_real_extra(prog: str) -> None:
+    """The real-model commands need torch and transformers: one ConfigError line when either
+    is missing (checked without importing them), never an import traceback."""
+    from importlib.util import find_spec
+    missing = [name for name in ("torch", "transformers") if find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"{prog} needs torch and transformers ({' and '.join(missing)} "
+                          "missing: pip install 'adaspec-sim[real]')")
+
+
 def add_real_model_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *,
                         draft: str = "required") -> None:
     """--target, --draft, --device, --dtype, --threads. ``draft``: ``required``, ``optional``

@@ -4,7 +4,8 @@
 Everything is checked before the first simulation: options, the latency source (options the
 chosen source does not use are an error), the engine limits, the output directory (a run
 directory holds one run: a non-empty ``--out`` needs ``--overwrite``) and the trace. The
-header says what is simulated; after the table, one warning line per kind of trouble
+header says what is simulated (a warning line first when trace categories fall back to the
+acceptance model's default profile); after the table, one warning line per kind of trouble
 (rejected requests, an overloaded run)."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from typing import Sequence
 
 from sim.cli_common import (add_model_args, add_slo_args, add_version_arg, add_workload_args,
-                            run_command, workload_from_args)
+                            run_command, slos_s_from_args, workload_from_args)
 from sim.errors import ConfigError
 from sim.drafters.presets import DEFAULT_METHOD
 from sim.latency.iteration import DEFAULT_ENGINE, ENGINES
@@ -232,10 +233,11 @@ def config_from_args(args: argparse.Namespace, explicit: set[str] | None = None)
     from sim.run import SimConfig
     from sim.run import is_calibrated_profile
     target, draft = args.target, args.draft
+    ttft_slo_s, tpot_slo_s = slos_s_from_args(args)
     if is_calibrated_profile(args.profile):  # a Vidur folder uses the presets' options
         target, draft = _profile_models(args, explicit or set())
     return SimConfig(gpu=args.gpu, target=target, draft=draft, tp=args.tp,
-                     ttft_slo_s=args.slo_ttft_ms / 1e3, tpot_slo_s=args.slo_tpot_ms / 1e3,
+                     ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s,
                      max_num_seqs=args.max_num_seqs,
                      max_num_batched_tokens=args.max_num_batched_tokens,
                      chunked_prefill=args.chunked_prefill, kv_blocks=args.kv_blocks,
@@ -271,8 +273,7 @@ def _check_method_options(args: argparse.Namespace, explicit: set[str]) -> None:
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    if args.slo_ttft_ms <= 0 or args.slo_tpot_ms <= 0:
-        raise ConfigError("SLOs must be positive numbers of milliseconds")
+    slos_s_from_args(args)
     from sim.workload.spec import check_seed
     try:
         check_seed(args.seed)
@@ -309,7 +310,8 @@ def _run(args: argparse.Namespace, explicit: set[str]) -> int:
     from sim.output import (check_out_dir, path_sha256, provenance, run_directory,
                             write_summary)
     from sim.run import build_latency
-    from sim.run_description import describe_run, header_lines
+    from sim.run_description import (category_fallback_line, describe_category_fallback,
+                                     describe_run, header_lines)
 
     _check_options(args)
     _check_method_options(args, explicit)
@@ -317,12 +319,17 @@ def _run(args: argparse.Namespace, explicit: set[str]) -> int:
     config = config_from_args(args, explicit)
     latency = build_latency(config)  # unknown names, bad pairs and bad profiles fail here
     from sim.acceptance.presets import check_category, make_acceptance
-    check_category(make_acceptance(config.acceptance), args.category)
+    acceptance = make_acceptance(config.acceptance)
+    check_category(acceptance, args.category)
     profile_sha = path_sha256(config.profile) if config.profile else None
     described = describe_run(config, latency, profile_sha)  # engine limits checked here
     if args.out:
         check_out_dir(args.out, args.overwrite)
     workload = workload_from_args(args, args.seed)
+    fallback = describe_category_fallback(acceptance, workload)
+    if fallback:  # never silent: said now, in the header and in every output's description
+        described["acceptance_category_fallback"] = fallback
+        print(f"{PROG}: warning: {category_fallback_line(described)}", file=sys.stderr)
     print(f"trace {workload.source} ({workload.format}): {len(workload)} requests over "
           f"{workload.span_s:.1f} s; seed {args.seed}")
     print("\n".join(header_lines(described)), flush=True)

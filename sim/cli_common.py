@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Callable
+import warnings
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from sim import __version__
-from sim.errors import AdaSpecError, ConfigError
+from sim.errors import AdaSpecError, AdaSpecWarning, ConfigError
 from sim.latency.measured import DEFAULT_DENSE_OPS, DENSE_OPS
 
 
@@ -125,10 +127,40 @@ def add_slo_args(parser: argparse.ArgumentParser) -> None:
                        help="time-per-output-token SLO in ms (default 40, the AdaSpec artifact's)")
 
 
+def slos_s_from_args(args: argparse.Namespace) -> tuple[float, float]:
+    """The SLO options (``add_slo_args``) as (TTFT, TPOT) seconds, each checked first: a
+    finite number of milliseconds > 0 (nan, inf, 0 and negatives are one ConfigError line
+    naming the flag). Every command with SLO options reads them through this."""
+    from sim.workload.spec import check_positive
+    return (check_positive("--slo-ttft-ms (milliseconds)", args.slo_ttft_ms) / 1e3,
+            check_positive("--slo-tpot-ms (milliseconds)", args.slo_tpot_ms) / 1e3)
+
+
+@contextmanager
+def one_line_warnings(prog: str) -> Iterator[None]:
+    """Inside, the package's own warnings (``sim.errors.AdaSpecWarning``: a latency profile
+    queried outside its measured domain, ...) print as one line ``PROG: warning: ...`` on
+    stderr, each time one is issued (the models say once where once matters); any other
+    warning is shown as Python shows it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", AdaSpecWarning)
+        show = warnings.showwarning
+
+        def one_line(message, category, filename, lineno, file=None, line=None):
+            if not issubclass(category, AdaSpecWarning):
+                return show(message, category, filename, lineno, file, line)
+            print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
+
+        warnings.showwarning = one_line
+        yield
+
+
 def run_command(prog: str, body: Callable[[], int]) -> int:
-    """Run a command body; print library errors as one line and return 2; Ctrl-C -> 130."""
+    """Run a command body; print library errors as one line and return 2; Ctrl-C -> 130;
+    the package's warnings are one line each (``one_line_warnings``)."""
     try:
-        return body()
+        with one_line_warnings(prog):
+            return body()
     except AdaSpecError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

@@ -32,3 +32,9 @@ class InputError(AdaSpecError):
 
 class ConfigError(AdaSpecError):
     """A bad option, name or parameter (unknown policy, GPU, model; impossible SLO; ...)."""
+
+
+class AdaSpecWarning(Warning):
+    """Base class of every warning the commands print as a single line
+    (``<command>: warning: ...``, ``sim.cli_common.run_command``); the library issues them
+    with :func:`warnings.warn` (a caller may record, silence or raise them)."""

@@ -5,7 +5,8 @@ It names the latency source (the roofline of the presets: target, draft, GPU, TP
 folder with the same; or a calibrated profile: its file hash, the models and the machine it
 was measured on), the engine limits as
 the scheduler applies them (sequences, batched tokens, context, KV pool and how it was
-sized), the acceptance model, the SLOs and the policies' latency view. Every other field of
+sized), the acceptance model (and, when the trace has categories it has no profile for, the
+requests that take its default profile), the SLOs and the policies' latency view. Every other field of
 the config (for example a verification engine or per-pass overheads) is listed under
 ``other``, so a field added to ``SimConfig`` shows in the header without touching this module.
 """
@@ -94,6 +95,34 @@ def describe_run(config, latency, profile_sha256: str | None = None) -> dict[str
             "engine_path": getattr(config, "engine_path", "auto"), "other": other}
 
 
+def describe_category_fallback(acceptance, workload) -> dict[str, Any] | None:
+    """The workload's requests whose category ``acceptance`` has no profile for, which it
+    gives its default profile (``sim.acceptance.presets.unknown_categories``): the
+    ``acceptance_category_fallback`` entry of the ``simulated`` block, present only when
+    there are such requests (None: every category is known, or the model has one profile)."""
+    from sim.acceptance.model import DEFAULT_CATEGORY
+    from sim.acceptance.presets import unknown_categories
+
+    unknown = unknown_categories(acceptance, workload.category_counts())
+    if not unknown:
+        return None
+    return {"categories": unknown, "requests": sum(unknown.values()),
+            "profile": f"default (category {DEFAULT_CATEGORY!r})",
+            "mean_level": acceptance.category_profile(DEFAULT_CATEGORY).mean}
+
+
+def category_fallback_line(described: dict) -> str | None:
+    """One line on the requests that fell back to the acceptance model's default profile
+    (None: none did): the header's and the warning's text."""
+    fallback = described.get("acceptance_category_fallback")
+    if not fallback:
+        return None
+    names = ", ".join(f"{name!r} ({n})" for name, n in fallback["categories"].items())
+    return (f"acceptance {described['acceptance']} has no profile for the trace's categories "
+            f"{names}: those {fallback['requests']} requests take its {fallback['profile']} "
+            f"profile (mean level {fallback['mean_level']:.3g})")
+
+
 def estimator_view(estimator: str) -> str | None:
     """What the table estimator does where its table ends (None: the exact estimator)."""
     if estimator != "table":
@@ -142,6 +171,9 @@ def header_lines(described: dict) -> list[str]:
     if described.get("engine_path") == "protocol":
         rest += "; iteration path: protocol (forced)"
     lines = [latency, limits, kv, rest]
+    fallback = category_fallback_line(described)
+    if fallback:
+        lines.append(fallback)
     method = described.get("method") or {}
     if method.get("name", "draft-model") != "draft-model":  # the default adds no line
         lines.insert(1, f"method: {method['description']}; a policy's K is a tree depth, "

@@ -52,7 +52,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -62,6 +62,7 @@ from sim.acceptance.model import (
     CalibrationCurve,
     CategoryProfile,
     ParametricAcceptance,
+    normalise_category,
 )
 from sim.errors import ConfigError
 
@@ -365,3 +366,17 @@ def check_category(model: AcceptanceModel, category: str) -> None:
     if normalise_category(category) not in known:
         raise ConfigError(f"unknown acceptance category {category!r} for {model.name}; "
                           f"known: {', '.join(sorted(known))} (or none for the default)")
+
+
+def unknown_categories(model: AcceptanceModel, counts: Mapping[str, int]) -> dict[str, int]:
+    """The request categories (as written, with their request counts, in ``counts``' order)
+    that ``model`` has no profile for and so gives its default profile (the category ``""``)
+    -- what ``check_category`` refuses for ``--category``, found in a trace. Empty for models
+    with one profile for every request (``fixed:ALPHA``, ``positions:...``) and for requests
+    without a category."""
+    known = getattr(model, "category_names", None)
+    if not known:
+        return {}
+    return {category: int(n) for category, n in counts.items()
+            if normalise_category(category) and normalise_category(category) not in known}
+

@@ -44,7 +44,8 @@ TRUTH_ROOFLINE, TRUTH_PROFILE = 0.0, 1.0
 #: a profile's operations: rows of its ``params`` (coefficients) and ``att`` (domain, record)
 PR_TARGET_PREFILL, PR_DRAFT_PREFILL, PR_VERIFY, PR_DRAFT_STEP = range(4)
 #: ``att`` columns of a profile: lo, hi of up to three domain variables, then whether a query
-#: fell outside and that query's raw arguments
+#: fell outside (0: none; else the rank of that record among the operations') and that
+#: query's raw arguments
 PR_SEEN, PR_ARGS = 6, 7
 
 
@@ -173,8 +174,9 @@ class ProfileTables:
 
     def warn(self, att: np.ndarray) -> None:
         """The profile's warning for every operation the loop recorded outside its domain
-        (``att``: the loop's copy of ``self.att``)."""
-        for row, op in enumerate(self.ops):
+        (``att``: the loop's copy of ``self.att``), in the order the loop met them."""
+        for row in sorted(range(len(self.ops)), key=lambda r: att[r, PR_SEEN]):
+            op = self.ops[row]
             if att[row, PR_SEEN] == 0.0 or op in self._reported:
                 continue
             self._reported.add(op)
@@ -264,12 +266,18 @@ def truth_prefill(table, att, params, overheads, draft, news, cached, n, total):
 def note_query(att, op, v0, v1, v2, a0, a1, a2):
     """Record operation ``op``'s first query whose checked values ``v0..v2`` (in
     ``OP_DOMAIN_VARS`` order) fall outside the profile's domain: its raw arguments
-    ``a0..a2`` (``ProfileLatency.check_domain`` rebuilds the values from them)."""
+    ``a0..a2`` (``ProfileLatency.check_domain`` rebuilds the values from them) and, in
+    ``PR_SEEN``, its rank among the operations recorded (1 = first), so that the warnings
+    come in the order the protocol path gives them."""
     if att[op, PR_SEEN] != 0.0:
         return
     if (outside_domain(v0, att[op, 0], att[op, 1]) or outside_domain(v1, att[op, 2], att[op, 3])
             or outside_domain(v2, att[op, 4], att[op, 5])):
-        att[op, PR_SEEN] = 1.0
+        rank = 1.0
+        for row in range(att.shape[0]):
+            if att[row, PR_SEEN] != 0.0:
+                rank += 1.0
+        att[op, PR_SEEN] = rank
         att[op, PR_ARGS] = a0
         att[op, PR_ARGS + 1] = a1
         att[op, PR_ARGS + 2] = a2

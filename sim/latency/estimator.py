@@ -81,6 +81,7 @@ from sim.compiled.jit import inlined, jitable
 from sim.core.padding import GraphPadding, size_positions
 from sim.errors import ConfigError
 from sim.latency.base import LatencyModel
+from sim.latency.domain import tabulating
 from sim.latency.piecewise import (PiecewiseLinear, bisect_right, line_slopes, monotone_grid,
                                     pwl_eval, running_max)
 
@@ -384,10 +385,25 @@ class TableEstimator:
         or ``token_row=False``: no knots there, the line; see the module doc).
 
         The draft table is skipped when the model has no draft (its queries then raise
-        ConfigError, as the model's do).
+        ConfigError, as the model's do). The grid is asked inside
+        ``sim.latency.domain.tabulating()``: a calibrated profile records those points rather
+        than warning as for the run's passes, and one warning (once per model) says where
+        the table extrapolates it.
         """
         padding = padding if padding is not None else GraphPadding()
-        sizes = padding.sizes
+        with tabulating() as probe:  # the grid is not the run's: no out-of-domain warnings
+            table = cls._tabulate(latency_model, padding.sizes, context_buckets, token_row,
+                                  tail_step_tokens, tail_max_tokens)
+        probe.report(stacklevel=2)  # once per model: where the table extrapolates a profile
+        return cls(latency_model, padding.sizes, context_buckets, *table[:2], fit_points,
+                   extrapolate_context, *table[2:])
+
+    @staticmethod
+    def _tabulate(latency_model: LatencyModel, sizes: Sequence[int],
+                  context_buckets: Sequence[int], token_row: bool, tail_step_tokens: int,
+                  tail_max_tokens: int) -> tuple:
+        """(verify table, draft table or None, token row, tail step, tail row) of
+        ``from_model``."""
         verify = [[latency_model.target_verify_s(s, s, c * s) for s in sizes]
                   for c in context_buckets]
         tokens = ([latency_model.target_verify_s(1, s, context_buckets[0]) for s in sizes]
@@ -405,8 +421,7 @@ class TableEstimator:
                 [latency_model.draft_step_s(s, c * s) for s in sizes] for c in context_buckets]
         except ConfigError:
             draft = None
-        return cls(latency_model, sizes, context_buckets, verify, draft, fit_points,
-                   extrapolate_context, tokens, step, tail)
+        return verify, draft, tokens, step, tail
 
     # ---- LatencyModel ---------------------------------------------------------------------
     @property

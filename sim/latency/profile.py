@@ -19,7 +19,8 @@ imports torch). Its pricing is written once as ``@jitable`` rules (``profile_ver
 ``profile_draft_step_s``, ``profile_prefill_s``, the domain check ``outside_domain``) that
 its methods and the compiled loop (``sim.compiled.tables``) both call. A query outside the
 measured domain (batch, tokens per sequence, context per
-sequence, prompt length) is still answered by the fitted line, with one warning per operation.
+sequence, prompt length) is still answered by the fitted line, with one warning per operation
+(``sim.latency.domain``: a table estimator's grid is recorded apart, not warned as the run's).
 
 Profile file (``schema_version`` 1, ``kind`` "latency-profile"), top-level keys::
 
@@ -47,6 +48,7 @@ import numpy as np
 
 from sim.compiled.jit import jitable
 from sim.errors import ConfigError, InputError
+from sim.latency.domain import OutsideDomainWarning, current_probe
 from sim.jsonfile import read_json_file
 
 PROFILE_SCHEMA_VERSION = 1
@@ -226,22 +228,27 @@ class ProfileLatency:
         return frozenset(self._warned)
 
     def check_domain(self, op: str, **values: float) -> None:
-        """Warn (once per operation) when a query lies outside the measured domain."""
-        if op in self._warned:
+        """Warn (once per operation, ``OutsideDomainWarning``) when a query lies outside the
+        measured domain; inside ``sim.latency.domain.tabulating()`` (a table estimator's
+        grid) record the query in its probe instead (no warning, nothing used up)."""
+        probe = current_probe()
+        if probe is None and op in self._warned:
             return
         domain = self.ops[op].domain
+        outside = []
         for var, value in values.items():
             lo_hi = domain.get(var)
-            if lo_hi is None:
-                continue
-            lo, hi = lo_hi
-            if outside_domain(value, lo, hi):
-                self._warned.add(op)
-                warnings.warn(f"latency profile {self.name}: {op} queried outside its measured "
-                              f"domain ({var}={value:g}, measured {lo:g}..{hi:g}); "
-                              f"extrapolating the fitted line (warned once per operation)",
-                              RuntimeWarning, stacklevel=3)
-                return
+            if lo_hi is not None and outside_domain(value, lo_hi[0], lo_hi[1]):
+                outside.append((var, value, lo_hi[0], lo_hi[1]))
+        if probe is not None:
+            probe.record(self, op, outside)
+        elif outside:
+            var, value, lo, hi = outside[0]
+            self._warned.add(op)
+            warnings.warn(OutsideDomainWarning(
+                f"latency profile {self.name}: {op} queried outside its measured domain "
+                f"({var}={value:g}, measured {lo:g}..{hi:g}); extrapolating the fitted line "
+                "(warned once per operation)"), stacklevel=3)
 
     # ---- LatencyModel ---------------------------------------------------------------------
     @property
@@ -274,7 +281,7 @@ class ProfileLatency:
         if tokens <= 0:
             return 0.0
         batch = batch_size if batch_size > 0 else 1
-        if "target_verify" not in self._warned:
+        if "target_verify" not in self._warned or current_probe() is not None:
             self.check_domain("target_verify", batch=batch, tokens_per_seq=tokens / batch,
                         context_per_seq=context_tokens / batch)
         return profile_verify_s(self._t_verify, batch_size, tokens, context_tokens)
@@ -282,7 +289,7 @@ class ProfileLatency:
     def draft_step_s(self, batch_size: int, context_tokens: int) -> float:
         if batch_size <= 0:
             return 0.0
-        if "draft_step" not in self._warned:
+        if "draft_step" not in self._warned or current_probe() is not None:
             self.check_domain("draft_step", batch=batch_size, context_per_seq=context_tokens / batch_size)
         return profile_draft_step_s(self._d_step, batch_size, context_tokens)
 

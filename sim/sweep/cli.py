@@ -106,6 +106,7 @@ def _print_goodput(goodput, threshold: float) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from sim.progress import make_progress
+    from sim.run_description import category_fallback_line
     from sim.sweep.runner import run_points
     from sim.sweep.spec import load_sweep
     from sim.sweep.store import ResultStore, make_record
@@ -128,9 +129,14 @@ def _run(args: argparse.Namespace) -> int:
     bar = (None if args.quiet or not pending else
            make_progress(spec.name, len(pending), prog=PROG, units=("point", "points")))
     done = [0]
+    said = set()  # warnings given (once per distinct line)
 
     def on_done(point, outcome) -> None:
         store.put(make_record(point, outcome))
+        fallback = category_fallback_line(outcome.get("simulated") or {})
+        if fallback and (point.trace, fallback) not in said:
+            said.add((point.trace, fallback))
+            print(f"{PROG}: warning: {point.trace}: {fallback}", file=sys.stderr)
         if outcome["status"] != "ok":
             failures.append(point)
             print(f"{PROG}: point {point.key} ({point.trace}, {point.policy}, rate "

@@ -68,8 +68,9 @@ def workload_stats(workload) -> dict:
 
 def run_point(point: SweepPoint, workload=None) -> dict:
     """Simulate one point; returns an outcome dict and never raises (errors are recorded)."""
+    from sim.acceptance.presets import make_acceptance
     from sim.run import build_latency, simulate
-    from sim.run_description import describe_run
+    from sim.run_description import describe_category_fallback, describe_run
     began = time.perf_counter()
     try:
         if workload is None:
@@ -80,7 +81,12 @@ def run_point(point: SweepPoint, workload=None) -> dict:
         config = replace(point.sim_config(), iteration_log=False)
         latency = build_latency(config)
         simulated = describe_run(config, latency, _profile_sha256(config.profile))
-        result = simulate(workload, point.policy, config, seed=point.seed, latency=latency)
+        acceptance = make_acceptance(config.acceptance)
+        fallback = describe_category_fallback(acceptance, workload)
+        if fallback:  # as adaspec-sim: recorded (and said once by the sweep command)
+            simulated["acceptance_category_fallback"] = fallback
+        result = simulate(workload, point.policy, config, seed=point.seed, latency=latency,
+                          acceptance=acceptance)
         outcome = {"status": "ok", "summary": result.summary, "workload": workload_stats(workload),
                    "simulated": simulated, "sim_wall_s": result.wall_s}
     except Exception as exc:  # noqa: BLE001 - recorded in the store; the sweep goes on

@@ -74,6 +74,11 @@ class RequestColumns(Sequence):
         for start in range(0, len(self), self._BLOCK):
             yield from self._records(start, min(start + self._BLOCK, len(self)))
 
+    def category_counts(self) -> dict[str, int]:
+        """Requests per category, in order of first appearance."""
+        counts = np.bincount(self.category_codes, minlength=len(self.category_names))
+        return {name: int(n) for name, n in zip(self.category_names, counts.tolist()) if n}
+
     def categories(self) -> list[str]:
         """Every request's category, in order."""
         names = self.category_names
@@ -113,6 +118,15 @@ class Workload:
 
     def __len__(self) -> int:
         return len(self.requests)
+
+    def category_counts(self) -> dict[str, int]:
+        """Requests per category (``""``: none), in order of first appearance."""
+        if isinstance(self.requests, RequestColumns):
+            return self.requests.category_counts()
+        counts: dict[str, int] = {}
+        for request in self.requests:
+            counts[request.category] = counts.get(request.category, 0) + 1
+        return counts
 
     @property
     def span_s(self) -> float:

@@ -56,6 +56,14 @@ def check_positive(what: str, value) -> float:
     return float(value)
 
 
+def check_non_negative(what: str, value) -> float:
+    """A finite number >= 0 (an overhead, ...)."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) \
+            or value < 0:
+        raise ConfigError(f"{what} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def check_arrivals(process: str, rate_per_s, cv) -> tuple[str, float | None, float | None]:
     """The arrival process and its parameters: ``trace`` (no rate, no CV), ``poisson``
     (a rate; CV is 1 by definition) or ``gamma`` (a rate and a CV)."""

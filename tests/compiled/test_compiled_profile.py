@@ -64,8 +64,8 @@ def _both_warned(workload, policy: str, config: SimConfig):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = simulate(workload, policy, path_config, seed=5)
-        out.append((result, [str(w.message) for w in caught
-                             if "outside its measured domain" in str(w.message)]))
+        out.append((result, [str(w.message) for w in caught  # the truth's, not the table's
+                             if "queried outside its measured domain" in str(w.message)]))
     return out
 
 
@@ -93,7 +93,12 @@ def test_the_cpu_profile_long_prompts_and_preemption(gpu_profile, policy):
                        max_num_batched_tokens=2048)
     (compiled, warned), (protocol, protocol_warned) = _both_warned(workload, policy, config)
     _assert_same(compiled, protocol)
-    assert warned == protocol_warned and len(warned) == 4
+    # every operation the run used warns once; adaspec never drafts here (the estimator's
+    # table of draft steps, far outside the domain, used to warn draft_step all the same)
+    drafted = compiled.summary["mean_draft_steps"] > 0
+    assert drafted == (policy == "static:3")
+    assert warned == protocol_warned and len(warned) == (4 if drafted else 3)
+    assert any("draft_step" in text for text in warned) == drafted
     small = SimConfig(profile=str(gpu_profile), kv_blocks=300, max_num_seqs=24)
     (compiled, warned), (protocol, protocol_warned) = _both_warned(
         _slice(CONV, 160, scale=6.0), policy, small)
