@@ -114,3 +114,19 @@ def test_full_acceptance_emits_k_plus_one_tokens_a_step(specs, k, seed):
         rest = r.output_tokens - 1
         assert r.drafted_tokens == sum(min(k, left - 1)
                                        for left in range(rest, 0, -(k + 1)))
+
+
+@SETTINGS
+@given(specs=request_specs, k=st.integers(1, 8), seed=st.integers(0, 1000),
+       engine=st.sampled_from(["single-pass", "vllm-0.6"]))
+def test_policies_that_must_coincide_do(specs, k, seed, engine):
+    """threshold:0,K (every confidence clears 0) and disable-by-batch:K,B with B above any
+    batch are static:K, draw for draw. (disable-by-batch:K,1, which never drafts, is not
+    nospec: its server holds the draft model, so it has a smaller KV pool and pays the
+    draft's prefill.)"""
+    config = SimConfig(engine=engine)
+    static = _run(_workload(specs), f"static:{k}", config, seed=seed)
+    for policy in (f"threshold:0.0,{k}", f"disable-by-batch:{k},100000"):
+        other = _run(_workload(specs), policy, config, seed=seed)
+        pd.testing.assert_frame_equal(other.requests, static.requests, check_exact=True)
+        pd.testing.assert_frame_equal(other.iterations, static.iterations, check_exact=True)
