@@ -61,8 +61,8 @@ def _byte_matrix(fields: list[str]) -> np.ndarray:
     """Strings as a (rows, widest) matrix of their UTF-8 bytes, zeros after each."""
     if not fields:
         return np.zeros((0, 0), np.uint8)
-    if all(map(str.isascii, fields)):
-        array = np.array(fields, dtype="S")
+    if "".join(fields).isascii():  # a width given: numpy need not find it
+        array = np.array(fields, dtype=f"S{max(1, max(map(len, fields)))}")
     else:
         array = np.array([f.encode("utf-8") for f in fields], dtype="S")
     return array.view(np.uint8).reshape(len(fields), array.dtype.itemsize)
@@ -73,35 +73,34 @@ def _text_slots(values: list) -> np.ndarray | None:
     return None if fields is None else _byte_matrix(fields)
 
 
+_UNSIGNED = (np.uint8, np.uint16, np.uint32, np.uint64)
+
+
 def integer_slots(values: np.ndarray) -> np.ndarray:
     """Integers as decimal text: a (rows, width) byte matrix, a '-' in the first place of a
     negative value, the digits right-aligned, zeros elsewhere. Written digit position by digit
-    position over the whole array (in 32-bit arithmetic when the values allow)."""
+    position over the whole array, in the narrowest unsigned type that holds the magnitudes."""
     n = values.shape[0]
-    if values.dtype.kind == "u":
-        magnitude = values.astype(np.uint64)
-        negative = None
-    else:
+    negative = None
+    if values.dtype.kind == "i" and n and int(values.min()) < 0:
         signed = values.astype(np.int64)
         magnitude = signed.astype(np.uint64)
-        negative = signed < 0
-        if negative.any():  # two's complement: exact for int64's minimum too
-            magnitude[negative] = ~magnitude[negative] + np.uint64(1)
-        else:
-            negative = None
+        negative = signed < 0  # two's complement: exact for int64's minimum too
+        magnitude[negative] = ~magnitude[negative] + np.uint64(1)
+    else:
+        magnitude = values
     top = int(magnitude.max()) if n else 0
     digits = len(str(top))
-    if top < 2**32:
-        magnitude = magnitude.astype(np.uint32)
+    rest = magnitude.astype(next(t for t in _UNSIGNED if top <= np.iinfo(t).max))
     sign = 0 if negative is None else 1
     out = np.zeros((n, sign + digits), np.uint8)
     if negative is not None:
         out[:, 0] = np.where(negative, ord("-"), 0)
-    rest = magnitude
     ten = rest.dtype.type(10)
     for d in range(digits):
-        quotient = rest // ten
-        digit = (rest - quotient * ten).astype(np.uint8) + np.uint8(_ZERO)
+        quotient = rest // ten if d < digits - 1 else None
+        digit = (rest if quotient is None else rest - quotient * ten).astype(np.uint8)
+        digit += np.uint8(_ZERO)
         if d:
             digit[rest == 0] = 0  # no leading zeros (the units digit is always written)
         out[:, sign + digits - 1 - d] = digit
@@ -114,12 +113,6 @@ _POWERS = 10.0 ** np.arange(23)  # exact doubles
 _MARGIN = 2.0 ** -20
 """How far from a half a scaled value's fraction must be for its rounding to be certain: a
 double below 2**30 is within 2**-24 of the exact product it rounds."""
-# a float's places: 0 sign | 1 "0" and 2 "." of "0.000ddd" | 3-5 its zeros | 6-15 nine
-# digits with the decimal point among them | 16 "e" | 17 exponent sign | 18-20 its digits
-_SIGN, _LEAD, _LEAD_POINT, _LEAD_ZEROS, _DIGITS, _E = 0, 1, 2, 3, 6, 16
-FLOAT_WIDTH = 21
-
-
 _UP = np.concatenate([np.ones(22), _POWERS])  # [shift + 22]: 10**shift for shift >= 0
 _DOWN = _UP[::-1].copy()  # [shift + 22]: 10**-shift for shift < 0
 
@@ -131,21 +124,21 @@ def _scaled(magnitude: np.ndarray, exponent: np.ndarray) -> np.ndarray:
     return magnitude * _UP[shift] / _DOWN[shift]
 
 
-
-
 def float_slots(values: np.ndarray) -> np.ndarray:
-    """Floats as Python's ``f"{v:.9g}"`` (NaN: an empty field): a (rows, ``FLOAT_WIDTH``) byte
-    matrix, zeros where a value has no byte.
+    """Floats as Python's ``f"{v:.9g}"`` (NaN: an empty field): a byte matrix, zeros where a
+    value has no byte. Its places, those that no value uses left out: a sign; the "0.", and
+    up to three zeros of "0.000ddd"; nine digits with the decimal point among them; "e", the
+    exponent's sign and two digits.
 
     Each finite nonzero value is scaled by an exact power of ten to [1e8, 1e9) in one rounded
     operation and rounded to nine digits; where the scaled value's fraction is within
     ``_MARGIN`` of a half (the rounding might go either way), or the power of ten would not be
-    exact (magnitudes below 1e-14 or from 1e30 on), Python formats the value instead."""
+    exact (magnitudes below 1e-14 or from 1e30 on), Python formats the value instead (the
+    matrix then has every place: 20, room for any of Python's 16 characters)."""
     x = values.astype(np.float64)
     n = x.shape[0]
-    out = np.zeros((n, FLOAT_WIDTH), np.uint8)
     if not n:
-        return out
+        return np.zeros((0, 10), np.uint8)
     magnitude = np.abs(x)
     regular = np.isfinite(x) & (magnitude > 0)
     safe = np.where(regular, magnitude, 1.0)
@@ -182,34 +175,48 @@ def float_slots(values: np.ndarray) -> np.ndarray:
     kept = np.maximum(significant, whole_digits)  # fixed: the whole part's zeros stay
     for j in range(9):
         digits[j] = np.where((kept > j) & regular, digits[j] + np.uint8(_ZERO), 0)
-    # the digits, a '.' after the ``point``-th (none for 0.000ddd: its '.' is at _LEAD_POINT)
+    negative = np.signbit(x) & ~np.isnan(x)
+    small_rows = np.flatnonzero(regular & small)
+    scientific_rows = np.flatnonzero(regular & ~fixed)
+    python_rows = np.flatnonzero(python)
+    every = python_rows.size > 0
+    has_sign = every or bool(negative.any())
+    has_lead = every or small_rows.size > 0
+    has_e = every or scientific_rows.size > 0
+    lead = int(has_sign)
+    at = lead + 5 * has_lead  # the digits' first place
+    out = np.zeros((n, at + 10 + 4 * has_e), np.uint8)
+    if has_sign:
+        out[negative, 0] = ord("-")
+    # the digits, a '.' after the ``point``-th (none for 0.000ddd: its '.' is the lead's)
     point = np.where(small, 9, whole_digits - 1).astype(np.int8)
     dot = np.where(~small & (significant > whole_digits), np.uint8(ord(".")), np.uint8(0))
-    out[:, _DIGITS] = digits[0]
+    out[:, at] = digits[0]
     for c in range(1, 10):
         after = np.where(point == c - 1, dot, digits[c - 1])
-        out[:, _DIGITS + c] = np.where(point >= c, digits[c] if c < 9 else 0, after)
-    rows = np.flatnonzero(regular & small)
-    out[rows, _LEAD] = _ZERO
-    out[rows, _LEAD_POINT] = ord(".")
-    for i in range(3):
-        out[rows, _LEAD_ZEROS + i] = np.where(i < -exponent[rows] - 1, _ZERO, 0)
-    rows = np.flatnonzero(regular & ~fixed)
-    power = np.abs(exponent[rows])
-    out[rows, _E] = ord("e")
-    out[rows, _E + 1] = np.where(exponent[rows] < 0, ord("-"), ord("+"))
-    out[rows, _E + 2] = np.where(power >= 100, power // 100 + _ZERO, 0)
-    out[rows, _E + 3] = power // 10 % 10 + _ZERO
-    out[rows, _E + 4] = power % 10 + _ZERO
-    out[magnitude == 0, _DIGITS] = _ZERO
+        out[:, at + c] = np.where(point >= c, digits[c] if c < 9 else 0, after)
+    if has_lead:  # whole columns: often most rows are below 1
+        small &= regular
+        zero = np.where(small, np.uint8(_ZERO), np.uint8(0))
+        out[:, lead] = zero
+        out[:, lead + 1] = np.where(small, np.uint8(ord(".")), np.uint8(0))
+        for i in range(3):
+            out[:, lead + 2 + i] = np.where(exponent < -1 - i, zero, 0)
+    if scientific_rows.size:
+        power = np.abs(exponent[scientific_rows])  # below 100: exponent within [-14, 30]
+        e = at + 10
+        out[scientific_rows, e] = ord("e")
+        out[scientific_rows, e + 1] = np.where(exponent[scientific_rows] < 0, ord("-"),
+                                               ord("+"))
+        out[scientific_rows, e + 2] = power // 10 + _ZERO
+        out[scientific_rows, e + 3] = power % 10 + _ZERO
+    out[magnitude == 0, at] = _ZERO
     infinite = np.isinf(x)
-    out[np.ix_(infinite, _DIGITS + np.arange(3))] = np.frombuffer(b"inf", np.uint8)
-    out[np.signbit(x) & ~np.isnan(x), _SIGN] = ord("-")
-    rows = np.flatnonzero(python)
-    if rows.size:
-        text = _byte_matrix([f"{v:.9g}" for v in x[rows].tolist()])
-        out[rows] = 0
-        out[rows, :text.shape[1]] = text
+    out[np.ix_(infinite, at + np.arange(3))] = np.frombuffer(b"inf", np.uint8)
+    if python_rows.size:
+        text = _byte_matrix([f"{v:.9g}" for v in x[python_rows].tolist()])
+        out[python_rows] = 0
+        out[python_rows, :text.shape[1]] = text
     return out
 
 
@@ -220,22 +227,30 @@ _BOOLS = np.frombuffer(b"False" b"True\0", np.uint8).reshape(2, 5)
 def ragged_slots(column: Ragged) -> np.ndarray:
     """A ``Ragged`` column's rows as their values joined by ';' (empty for none): a byte
     matrix with one place per value of the longest row, each as wide as the widest value and
-    followed by its ';' (none after a row's last), zeros elsewhere."""
-    sizes = np.maximum(np.asarray(column.counts, np.int64), 0)
+    its ';' (none after a row's last; 2, 4, 8 or a multiple of 8 bytes, so that a place is
+    copied as one integer), zeros elsewhere."""
+    sizes = np.maximum(np.asarray(column.counts), 0).astype(np.int32)
     n = sizes.shape[0]
     longest = int(sizes.max()) if n else 0
     if not longest:
         return np.zeros((n, 0), np.uint8)
-    total = int(sizes.sum())
+    total = int(sizes.sum(dtype=np.int64))
     values = integer_slots(np.asarray(column.values)[:total])
     width = values.shape[1] + 1
-    out = np.zeros((n * longest, width), np.uint8)
+    width = 1 << (width - 1).bit_length() if width <= 8 else -(-width // 8) * 8
+    place = np.zeros((total, width), np.uint8)
+    place[:, :values.shape[1]] = values
+    place[:, values.shape[1]] = _SEMICOLON
+    unit = np.dtype(f"u{min(width, 8)}")
+    place = place.view(unit)
     firsts = np.cumsum(sizes) - sizes
-    place = np.arange(total) - np.repeat(firsts - np.arange(n) * longest, sizes)
-    out[place, :-1] = values
-    out[place, -1] = _SEMICOLON
+    index = np.arange(total, dtype=np.int64)
+    index -= np.repeat(firsts - np.arange(n, dtype=np.int64) * longest, sizes)
+    out = np.zeros((n * longest, place.shape[1]), unit)
+    out[index] = place
+    out = out.view(np.uint8)
     present = np.flatnonzero(sizes)
-    out[present * longest + sizes[present] - 1, -1] = 0
+    out[present * longest + sizes[present] - 1, values.shape[1]] = 0  # the row's last ';'
     return out.reshape(n, longest * width)
 
 
@@ -273,16 +288,32 @@ def _frame_slots(frame) -> list[np.ndarray] | None:
     return columns
 
 
+BLOCK_BYTES = 1 << 20
+"""About how many bytes of the side-by-side matrix are assembled at a time (a cache-sized
+block of rows: the copy and the deletion of zeros run in cache; bounded memory)."""
+
+
 def rows_bytes(columns: list[np.ndarray], separator: int = _COMMA) -> bytes:
     """Byte matrices of one table's columns as its rows: side by side, ``separator`` between
-    them and a line break after each row, zero bytes deleted."""
+    them and a line break after each row, zero bytes deleted. Assembled a block of rows at a
+    time into one reused matrix."""
     n = columns[0].shape[0]
-    parts: list[np.ndarray] = []
+    width = sum(slots.shape[1] + 1 for slots in columns)
+    block = max(1, min(n, BLOCK_BYTES // width))
+    matrix = np.empty((block, width), np.uint8)
+    at = 0
     for i, slots in enumerate(columns):
-        parts.append(slots)
-        parts.append(np.full((n, 1), _NEWLINE if i == len(columns) - 1 else separator,
-                             np.uint8))
-    return np.concatenate(parts, axis=1).tobytes().translate(None, b"\0")
+        at += slots.shape[1] + 1
+        matrix[:, at - 1] = _NEWLINE if i == len(columns) - 1 else separator
+    out = []
+    for start in range(0, n, block):
+        rows = min(block, n - start)
+        at = 0
+        for slots in columns:
+            matrix[:rows, at:at + slots.shape[1]] = slots[start:start + rows]
+            at += slots.shape[1] + 1
+        out.append(matrix[:rows].tobytes().translate(None, b"\0"))
+    return b"".join(out)
 
 
 def csv_bytes(frame, header: bool) -> bytes | None:
