@@ -4,7 +4,7 @@ Rows are appended as tuples (the cheapest thing to do once per iteration) and ev
 :data:`CHUNK_ROWS` rows turned into one :class:`IterationChunk` of typed column arrays. A chunk
 then feeds the run's running statistics (:class:`IterationStats`: everything the summary needs
 from the iterations, exact) and is either kept in memory (compact arrays), written to a spool
-folder as ``.npz`` (``spool_dir``: memory no longer grows with the number of iterations) or
+folder as raw arrays (``spool_dir``: memory no longer grows with the number of iterations) or
 dropped (``keep=False``: no iteration table, e.g. for sweeps). ``tables()`` yields the table
 chunk by chunk as ``sim.table.Table`` columns (what the CSV writer streams, no pandas),
 ``frames()`` the same chunks as pandas DataFrames and ``to_frame()`` the whole table.
@@ -12,6 +12,8 @@ chunk by chunk as ``sim.table.Table`` columns (what the CSV writer streams, no p
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import tempfile
 import weakref
@@ -75,16 +77,35 @@ class IterationChunk:
         return frame
 
     def save(self, path: Path) -> None:
+        """Write the chunk to ``path`` as one line of JSON naming each array (name, dtype,
+        length) and then the arrays' bytes back to back, each padded to 8 bytes: no archive
+        and no checksum to compute or check (a spool file lives only as long as its run)."""
         arrays = {f"s_{k}": v for k, v in self.scalars.items()}
         for name, (flat, counts) in self.ragged.items():
             arrays[f"f_{name}"], arrays[f"c_{name}"] = flat, counts
-        np.savez(path, **arrays)
+        arrays = {k: np.ascontiguousarray(v).reshape(-1) for k, v in arrays.items()}
+        head = json.dumps([[k, v.dtype.str, v.shape[0]] for k, v in arrays.items()])
+        with open(path, "wb") as handle:
+            handle.write(head.encode("ascii") + b"\n")
+            for values in arrays.values():
+                handle.write(values.data)
+                handle.write(bytes(-values.nbytes % 8))
 
     @staticmethod
     def load(path: Path) -> IterationChunk:
-        with np.load(path) as data:
-            scalars = {k: data[f"s_{k}"] for k in _SCALAR_COLUMNS}
-            ragged = {k: (data[f"f_{k}"], data[f"c_{k}"]) for k in _RAGGED}
+        """A chunk written by :meth:`save` (its arrays share one writable buffer)."""
+        with open(path, "rb") as handle:
+            head = json.loads(handle.readline())
+            body = bytearray(os.fstat(handle.fileno()).st_size - handle.tell())
+            handle.readinto(body)
+        data, at = {}, 0
+        for name, dtype, length in head:
+            dtype = np.dtype(dtype)
+            data[name] = np.frombuffer(body, dtype, length, at)
+            at += length * dtype.itemsize
+            at += -at % 8
+        scalars = {k: data[f"s_{k}"] for k in _SCALAR_COLUMNS}
+        ragged = {k: (data[f"f_{k}"], data[f"c_{k}"]) for k in _RAGGED}
         return IterationChunk(scalars, ragged)
 
 
@@ -240,7 +261,7 @@ class IterationLog:
         if not self.keep:
             return
         if self._spool is not None:
-            path = self._spool / f"{len(self._chunks):06d}.npz"
+            path = self._spool / f"{len(self._chunks):06d}.chunk"
             chunk.save(path)
             self._chunks.append(path)
         else:
