@@ -1,21 +1,33 @@
-"""A table's rows as CSV text: the bytes of ``frame.to_csv(index=False, float_format="%.9g",
-lineterminator="\\n")``, built column by column, from a DataFrame or from a pandas-free
-``sim.table.Table`` of numpy columns.
+"""A table's rows as CSV bytes: the bytes of ``frame.to_csv(index=False, float_format="%.9g",
+lineterminator="\\n")`` (UTF-8), built column by column in numpy, from a DataFrame or from a
+pandas-free ``sim.table.Table`` of numpy columns (``sim.table.Ragged`` columns included).
 
-pandas formats a frame cell by cell through Python's ``csv`` writer; here each column becomes
-one list of strings (integers and booleans with ``str``, floats ``%.9g`` with NaN as an empty
-field, text as is) and the rows are joined once, about three times faster on the simulator's
-tables. Text is quoted the way the ``csv`` writer's ``QUOTE_MINIMAL`` does it (a field holding
-a comma or a double quote is put in double quotes, its quotes doubled). Anything else (a field
-holding a line break, a one-column table, a column type not listed) is left to pandas:
-``csv_text`` returns None for it and the caller writes that frame with ``to_csv``.
+Every column becomes a byte matrix with one row per table row: each field's bytes in order,
+with zero bytes wherever a field is shorter than the column's widest (integers right-aligned,
+a minus sign in the first place, text left-aligned, the parts of a float each in a place of
+their own). The matrices are put side by side with a column of ',' between them and a column
+of '\\n' after the last, and the zero bytes are deleted in one pass (``bytes.translate``):
+what is left is the CSV, with no Python object per field or row. Text holding a zero byte is
+therefore left to pandas.
+
+Integers are written digit by digit over the whole column, floats by ``float_slots`` (``%.9g``,
+Python's correctly rounded digits, computed in numpy where they are certain and by Python's
+formatting for the few values where they are not), booleans ``True``/``False``, NaN and None
+as empty fields, text quoted the way the ``csv`` writer's ``QUOTE_MINIMAL`` does (a field
+holding a comma or a double quote is put in double quotes, its quotes doubled), a ragged
+column's values joined by ';'. Anything else (a field holding a line break or a zero byte, a
+one-column table, a column type not listed) is left to pandas: ``csv_bytes`` returns None for
+it and the caller writes that frame with ``to_csv``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from sim.table import Table
+from sim.table import Ragged, Table
+
+_COMMA, _NEWLINE, _SEMICOLON = ord(","), ord("\n"), ord(";")
+_ZERO = ord("0")
 
 
 def _quoted(text: str) -> str:
@@ -24,7 +36,7 @@ def _quoted(text: str) -> str:
     return text
 
 
-def _text_column(values: list) -> list[str] | None:
+def _text_fields(values: list) -> list[str] | None:
     """An object column's fields ("" for None and NaN), or None when pandas must write it."""
     try:
         joined = "".join(values)  # the common case, only text: checked in one pass
@@ -38,100 +50,294 @@ def _text_column(values: list) -> list[str] | None:
             else:  # another object (pandas' NA, a number in a text column): pandas writes it
                 return None
         values, joined = fields, "".join(fields)
-    if "\n" in joined or "\r" in joined:
+    if "\n" in joined or "\r" in joined or "\0" in joined:
         return None
     if "," in joined or '"' in joined:
         return [_quoted(v) for v in values]
     return values
 
 
-def decimal_buffer(values: np.ndarray, separator: str) -> tuple[np.ndarray, np.ndarray,
-                                                                   np.ndarray]:
-    """Integers ``values`` as decimal text in one byte buffer, each followed by
-    ``separator``: (buffer, each value's start, each value's end before its separator).
-    Written digit position by digit position over the whole array (no per-value Python)."""
-    values = values.astype(np.int64)
-    negative = values < 0
-    magnitude = np.abs(values)  # int64's minimum stays negative: left to the caller's check
-    digits = np.ones(values.shape[0], dtype=np.int64)
-    power, top = 10, int(magnitude.max()) if values.size else 0
-    while power <= top:
-        digits += magnitude >= power
-        power *= 10
-    ends = np.cumsum(digits + negative + 1) - 1
-    starts = ends - digits - negative
-    buf = np.full(int(ends[-1]) + 1 if values.size else 0, ord(separator), dtype=np.uint8)
-    buf[starts[negative]] = ord("-")
-    rest = magnitude.copy()
-    for d in range(int(digits.max()) if values.size else 0):
-        has = digits > d
-        buf[(ends - 1 - d)[has]] = (rest[has] % 10 + ord("0")).astype(np.uint8)
-        rest //= 10
-    return buf, starts, ends
+def _byte_matrix(fields: list[str]) -> np.ndarray:
+    """Strings as a (rows, widest) matrix of their UTF-8 bytes, zeros after each."""
+    if not fields:
+        return np.zeros((0, 0), np.uint8)
+    if "".join(fields).isascii():  # a width given: numpy need not find it
+        array = np.array(fields, dtype=f"S{max(1, max(map(len, fields)))}")
+    else:
+        array = np.array([f.encode("utf-8") for f in fields], dtype="S")
+    return array.view(np.uint8).reshape(len(fields), array.dtype.itemsize)
 
 
-def _integer_fields(values: np.ndarray) -> list[str]:
-    if not values.size:
-        return []
-    if values.dtype.kind == "u" and values.dtype.itemsize == 8 or (
-            values.dtype.kind == "i" and int(values.min()) == np.iinfo(np.int64).min):
-        return list(map(str, values.tolist()))  # beyond int64's magnitudes
-    buf, _, _ = decimal_buffer(values, "\n")
-    return buf[:-1].tobytes().decode("ascii").split("\n")
+def _text_slots(values: list) -> np.ndarray | None:
+    fields = _text_fields(values)
+    return None if fields is None else _byte_matrix(fields)
 
 
-def _column_fields(values: np.ndarray) -> list[str] | None:
-    """One column's fields as text, or None when its type is left to pandas."""
+_UNSIGNED = (np.uint8, np.uint16, np.uint32, np.uint64)
+
+
+def integer_slots(values: np.ndarray) -> np.ndarray:
+    """Integers as decimal text: a (rows, width) byte matrix, a '-' in the first place of a
+    negative value, the digits right-aligned, zeros elsewhere. Written digit position by digit
+    position over the whole array, in the narrowest unsigned type that holds the magnitudes."""
+    n = values.shape[0]
+    negative = None
+    if values.dtype.kind == "i" and n and int(values.min()) < 0:
+        signed = values.astype(np.int64)
+        magnitude = signed.astype(np.uint64)
+        negative = signed < 0  # two's complement: exact for int64's minimum too
+        magnitude[negative] = ~magnitude[negative] + np.uint64(1)
+    else:
+        magnitude = values
+    top = int(magnitude.max()) if n else 0
+    digits = len(str(top))
+    rest = magnitude.astype(next(t for t in _UNSIGNED if top <= np.iinfo(t).max))
+    sign = 0 if negative is None else 1
+    out = np.zeros((n, sign + digits), np.uint8)
+    if negative is not None:
+        out[:, 0] = np.where(negative, ord("-"), 0)
+    ten = rest.dtype.type(10)
+    for d in range(digits):
+        quotient = rest // ten if d < digits - 1 else None
+        digit = (rest if quotient is None else rest - quotient * ten).astype(np.uint8)
+        digit += np.uint8(_ZERO)
+        if d:
+            digit[rest == 0] = 0  # no leading zeros (the units digit is always written)
+        out[:, sign + digits - 1 - d] = digit
+        rest = quotient
+    return out
+
+
+# ---- floats: "%.9g" -----------------------------------------------------------------------
+_POWERS = 10.0 ** np.arange(23)  # exact doubles
+_MARGIN = 2.0 ** -20
+"""How far from a half a scaled value's fraction must be for its rounding to be certain: a
+double below 2**30 is within 2**-24 of the exact product it rounds."""
+_UP = np.concatenate([np.ones(22), _POWERS])  # [shift + 22]: 10**shift for shift >= 0
+_DOWN = _UP[::-1].copy()  # [shift + 22]: 10**-shift for shift < 0
+
+
+def _scaled(magnitude: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """``magnitude * 10**(8 - exponent)`` rounded once: a product by an exact power of ten,
+    or a quotient by one (``exponent`` within [-14, 30]; the other factor is 1)."""
+    shift = 30 - exponent
+    return magnitude * _UP[shift] / _DOWN[shift]
+
+
+def float_slots(values: np.ndarray) -> np.ndarray:
+    """Floats as Python's ``f"{v:.9g}"`` (NaN: an empty field): a byte matrix, zeros where a
+    value has no byte. Its places, those that no value uses left out: a sign; the "0.", and
+    up to three zeros of "0.000ddd"; nine digits with the decimal point among them; "e", the
+    exponent's sign and two digits.
+
+    Each finite nonzero value is scaled by an exact power of ten to [1e8, 1e9) in one rounded
+    operation and rounded to nine digits; where the scaled value's fraction is within
+    ``_MARGIN`` of a half (the rounding might go either way), or the power of ten would not be
+    exact (magnitudes below 1e-14 or from 1e30 on), Python formats the value instead (the
+    matrix then has every place: 20, room for any of Python's 16 characters)."""
+    x = values.astype(np.float64)
+    n = x.shape[0]
+    if not n:
+        return np.zeros((0, 10), np.uint8)
+    magnitude = np.abs(x)
+    regular = np.isfinite(x) & (magnitude > 0)
+    safe = np.where(regular, magnitude, 1.0)
+    exponent = np.clip(np.floor(np.log10(safe)).astype(np.int32), -14, 30)
+    scaled = _scaled(safe, exponent)
+    off = np.flatnonzero((scaled >= 1e9) | (scaled < 1e8))  # log10 one off
+    if off.size:
+        exponent[off] = np.clip(exponent[off] + (scaled[off] >= 1e9) - (scaled[off] < 1e8),
+                                -14, 30)
+        scaled[off] = _scaled(safe[off], exponent[off])
+    whole = np.floor(scaled)
+    fraction = scaled - whole  # exact
+    python = regular & ((np.abs(fraction - 0.5) < _MARGIN) | (scaled < 1e8) | (scaled >= 1e9)
+                        | (safe < 1e-14) | (safe >= 1e30))
+    number = np.where(python, 1e8, whole).astype(np.uint32) + (fraction > 0.5)
+    carried = number >= 10**9
+    number[carried] = 10**8
+    exponent += carried
+    digits = np.empty((9, n), np.uint8)  # digits[j]: the j-th significant digit
+    rest = number
+    for j in range(8, -1, -1):
+        quotient = rest // np.uint32(10)
+        digits[j] = rest - quotient * np.uint32(10)
+        rest = quotient
+    significant = np.full(n, 9, np.int8)
+    trailing = np.ones(n, bool)
+    for j in range(8, 0, -1):  # less one for each trailing zero
+        trailing &= digits[j] == 0
+        significant -= trailing
+    fixed = (exponent >= -4) & (exponent < 9)
+    large = fixed & (exponent >= 0)
+    small = fixed & (exponent < 0)
+    whole_digits = np.where(large, exponent + 1, 1).astype(np.int8)
+    kept = np.maximum(significant, whole_digits)  # fixed: the whole part's zeros stay
+    for j in range(9):
+        digits[j] = np.where((kept > j) & regular, digits[j] + np.uint8(_ZERO), 0)
+    negative = np.signbit(x) & ~np.isnan(x)
+    small_rows = np.flatnonzero(regular & small)
+    scientific_rows = np.flatnonzero(regular & ~fixed)
+    python_rows = np.flatnonzero(python)
+    every = python_rows.size > 0
+    has_sign = every or bool(negative.any())
+    has_lead = every or small_rows.size > 0
+    has_e = every or scientific_rows.size > 0
+    lead = int(has_sign)
+    at = lead + 5 * has_lead  # the digits' first place
+    out = np.zeros((n, at + 10 + 4 * has_e), np.uint8)
+    if has_sign:
+        out[negative, 0] = ord("-")
+    # the digits, a '.' after the ``point``-th (none for 0.000ddd: its '.' is the lead's)
+    point = np.where(small, 9, whole_digits - 1).astype(np.int8)
+    dot = np.where(~small & (significant > whole_digits), np.uint8(ord(".")), np.uint8(0))
+    out[:, at] = digits[0]
+    for c in range(1, 10):
+        after = np.where(point == c - 1, dot, digits[c - 1])
+        out[:, at + c] = np.where(point >= c, digits[c] if c < 9 else 0, after)
+    if has_lead:  # whole columns: often most rows are below 1
+        small &= regular
+        zero = np.where(small, np.uint8(_ZERO), np.uint8(0))
+        out[:, lead] = zero
+        out[:, lead + 1] = np.where(small, np.uint8(ord(".")), np.uint8(0))
+        for i in range(3):
+            out[:, lead + 2 + i] = np.where(exponent < -1 - i, zero, 0)
+    if scientific_rows.size:
+        power = np.abs(exponent[scientific_rows])  # below 100: exponent within [-14, 30]
+        e = at + 10
+        out[scientific_rows, e] = ord("e")
+        out[scientific_rows, e + 1] = np.where(exponent[scientific_rows] < 0, ord("-"),
+                                               ord("+"))
+        out[scientific_rows, e + 2] = power // 10 + _ZERO
+        out[scientific_rows, e + 3] = power % 10 + _ZERO
+    out[magnitude == 0, at] = _ZERO
+    infinite = np.isinf(x)
+    out[np.ix_(infinite, at + np.arange(3))] = np.frombuffer(b"inf", np.uint8)
+    if python_rows.size:
+        text = _byte_matrix([f"{v:.9g}" for v in x[python_rows].tolist()])
+        out[python_rows] = 0
+        out[python_rows, :text.shape[1]] = text
+    return out
+
+
+# ---- other columns ------------------------------------------------------------------------
+_BOOLS = np.frombuffer(b"False" b"True\0", np.uint8).reshape(2, 5)
+
+
+def ragged_slots(column: Ragged) -> np.ndarray:
+    """A ``Ragged`` column's rows as their values joined by ';' (empty for none): a byte
+    matrix with one place per value of the longest row, each as wide as the widest value and
+    its ';' (none after a row's last; 2, 4, 8 or a multiple of 8 bytes, so that a place is
+    copied as one integer), zeros elsewhere."""
+    sizes = np.maximum(np.asarray(column.counts), 0).astype(np.int32)
+    n = sizes.shape[0]
+    longest = int(sizes.max()) if n else 0
+    if not longest:
+        return np.zeros((n, 0), np.uint8)
+    total = int(sizes.sum(dtype=np.int64))
+    values = integer_slots(np.asarray(column.values)[:total])
+    width = values.shape[1] + 1
+    width = 1 << (width - 1).bit_length() if width <= 8 else -(-width // 8) * 8
+    place = np.zeros((total, width), np.uint8)
+    place[:, :values.shape[1]] = values
+    place[:, values.shape[1]] = _SEMICOLON
+    unit = np.dtype(f"u{min(width, 8)}")
+    place = place.view(unit)
+    firsts = np.cumsum(sizes) - sizes
+    index = np.arange(total, dtype=np.int64)
+    index -= np.repeat(firsts - np.arange(n, dtype=np.int64) * longest, sizes)
+    out = np.zeros((n * longest, place.shape[1]), unit)
+    out[index] = place
+    out = out.view(np.uint8)
+    present = np.flatnonzero(sizes)
+    out[present * longest + sizes[present] - 1, values.shape[1]] = 0  # the row's last ';'
+    return out.reshape(n, longest * width)
+
+
+def _column_slots(values) -> np.ndarray | None:
+    """One column's byte matrix, or None when its type is left to pandas."""
+    if isinstance(values, Ragged):
+        return ragged_slots(values)
+    values = np.asarray(values)
     kind = values.dtype.kind
     if kind == "f":
-        return ["" if v != v else f"{v:.9g}" for v in values.tolist()]
+        return float_slots(values)
     if kind in "iu":
-        return _integer_fields(values)
+        return integer_slots(values)
     if kind == "b":
-        return list(map(str, values.tolist()))
+        return _BOOLS[values.astype(np.uint8)] if values.size else np.zeros((0, 5), np.uint8)
     if kind == "O":
-        return _text_column(values.tolist())
+        return _text_slots(values.tolist())
     return None
 
 
-def _frame_columns(frame) -> list[list[str]] | None:
-    """A DataFrame's columns as fields (None when part of it is left to pandas)."""
+def _frame_slots(frame) -> list[np.ndarray] | None:
+    """A DataFrame's columns as byte matrices (None when part of it is left to pandas)."""
     columns = []
     for name in frame.columns:
         column = frame[name]
         if isinstance(column.dtype, np.dtype):
-            fields = _column_fields(column.to_numpy())
+            slots = _column_slots(column.to_numpy())
         elif getattr(column.dtype, "name", "") in ("str", "string"):  # pandas' text dtype
-            fields = _text_column(column.to_numpy(dtype=object).tolist())
+            slots = _text_slots(column.to_numpy(dtype=object).tolist())
         else:  # another pandas extension type
             return None
-        if fields is None:
+        if slots is None:
             return None
-        columns.append(fields)
+        columns.append(slots)
     return columns
 
 
-def csv_text(frame, header: bool) -> str | None:
-    """``frame``'s rows (and its header line when ``header``) as CSV text ending in a line
+BLOCK_BYTES = 1 << 20
+"""About how many bytes of the side-by-side matrix are assembled at a time (a cache-sized
+block of rows: the copy and the deletion of zeros run in cache; bounded memory)."""
+
+
+def rows_bytes(columns: list[np.ndarray], separator: int = _COMMA) -> bytes:
+    """Byte matrices of one table's columns as its rows: side by side, ``separator`` between
+    them and a line break after each row, zero bytes deleted. Assembled a block of rows at a
+    time into one reused matrix."""
+    n = columns[0].shape[0]
+    width = sum(slots.shape[1] + 1 for slots in columns)
+    block = max(1, min(n, BLOCK_BYTES // width))
+    matrix = np.empty((block, width), np.uint8)
+    at = 0
+    for i, slots in enumerate(columns):
+        at += slots.shape[1] + 1
+        matrix[:, at - 1] = _NEWLINE if i == len(columns) - 1 else separator
+    out = []
+    for start in range(0, n, block):
+        rows = min(block, n - start)
+        at = 0
+        for slots in columns:
+            matrix[:rows, at:at + slots.shape[1]] = slots[start:start + rows]
+            at += slots.shape[1] + 1
+        out.append(matrix[:rows].tobytes().translate(None, b"\0"))
+    return b"".join(out)
+
+
+def csv_bytes(frame, header: bool) -> bytes | None:
+    """``frame``'s rows (and its header line when ``header``) as CSV bytes ending in a line
     break; None when part of it must be written by pandas (see the module docstring).
 
-    ``frame``: a pandas DataFrame or a ``sim.table.Table`` (the same rows give the same text)."""
+    ``frame``: a pandas DataFrame or a ``sim.table.Table`` (the same rows give the same bytes)."""
     names = list(frame.columns)
     if len(names) < 2 or any(not isinstance(name, str) for name in names):
         return None
+    head = b""
+    if header:
+        fields = _text_fields(names)
+        if fields is None:
+            return None
+        head = (",".join(fields) + "\n").encode("utf-8")
     if isinstance(frame, Table):
-        columns = [_column_fields(np.asarray(values)) for values in frame.columns.values()]
-        if any(fields is None for fields in columns):
+        columns = [_column_slots(values) for values in frame.columns.values()]
+        if any(slots is None for slots in columns):
             return None
     else:
-        columns = _frame_columns(frame)
+        columns = _frame_slots(frame)
         if columns is None:
             return None
-    lines = []
-    if header:
-        header_fields = _text_column(names)
-        if header_fields is None:
-            return None
-        lines.append(",".join(header_fields))
-    lines.extend(map(",".join, zip(*columns)))
-    return "\n".join(lines) + "\n" if lines else ""
+    if not len(frame):
+        return head
+    return head + rows_bytes(columns)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from sim import SCHEMA_VERSION, __version__
-from sim.csv_text import csv_text
+from sim.csv_text import csv_bytes
 from sim.errors import ConfigError
 from sim.table import Table, is_dataframe
 
@@ -97,23 +97,22 @@ def write_table(path: Path, frames, header: dict) -> None:
     after another, so a table of any length takes the memory of one slice); the bytes are the
     same either way.
     Floats are written with 9 significant digits (``%.9g``), NaN as an empty field: the bytes
-    of pandas' ``to_csv(float_format="%.9g")``, formatted by ``sim.csv_text``."""
+    of pandas' ``to_csv(float_format="%.9g")`` in UTF-8, made by ``sim.csv_text``."""
     if isinstance(frames, Table) or is_dataframe(frames):
         frames = (frames,)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
-        handle.write("# adaspec-sim " + json.dumps(header, sort_keys=True) + "\n")
+    with open(tmp, "wb") as handle:
+        handle.write(("# adaspec-sim " + json.dumps(header, sort_keys=True) + "\n").encode())
         first = True
         for frame in frames:
             if len(frame) or first:
-                text = csv_text(frame, header=first)
-                if text is None:
+                data = csv_bytes(frame, header=first)
+                if data is None:
                     if isinstance(frame, Table):
                         frame = frame.to_frame()
-                    frame.to_csv(handle, index=False, header=first, lineterminator="\n",
-                                 float_format="%.9g")
-                else:
-                    handle.write(text)
+                    data = frame.to_csv(index=False, header=first, lineterminator="\n",
+                                        float_format="%.9g").encode("utf-8")
+                handle.write(data)
                 first = False
     os.replace(tmp, path)
 

@@ -4,7 +4,7 @@ Rows are appended as tuples (the cheapest thing to do once per iteration) and ev
 :data:`CHUNK_ROWS` rows turned into one :class:`IterationChunk` of typed column arrays. A chunk
 then feeds the run's running statistics (:class:`IterationStats`: everything the summary needs
 from the iterations, exact) and is either kept in memory (compact arrays), written to a spool
-folder as ``.npz`` (``spool_dir``: memory no longer grows with the number of iterations) or
+folder as raw arrays (``spool_dir``: memory no longer grows with the number of iterations) or
 dropped (``keep=False``: no iteration table, e.g. for sweeps). ``tables()`` yields the table
 chunk by chunk as ``sim.table.Table`` columns (what the CSV writer streams, no pandas),
 ``frames()`` the same chunks as pandas DataFrames and ``to_frame()`` the whole table.
@@ -12,6 +12,8 @@ chunk by chunk as ``sim.table.Table`` columns (what the CSV writer streams, no p
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import tempfile
 import weakref
@@ -21,9 +23,8 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from sim.csv_text import decimal_buffer
 from sim.metrics.load import QueueLoad
-from sim.table import Table
+from sim.table import Ragged, Table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,39 +56,56 @@ class IterationChunk:
         return int(self.scalars["start_s"].shape[0])
 
     def table(self) -> Table:
-        """The rows as the iteration table's columns (counts int64, ``kind`` and the ragged
-        columns as text)."""
+        """The rows as the iteration table's columns (counts int64, ``kind`` as text, the
+        ragged columns as ``Ragged``: joined by ';' only by the writer)."""
         data = {k: self.scalars[k].astype(np.int64) if self.scalars[k].dtype == np.int32
                 else self.scalars[k] for k in _SCALAR_COLUMNS}
         data["kind"] = np.asarray(_KINDS, dtype=object)[self.scalars["kind"]]
         for name in _RAGGED:
-            text = np.empty(len(self), dtype=object)
-            text[:] = _join_ragged(*self.ragged[name])
-            data[name] = text
+            data[name] = Ragged(*self.ragged[name])
         return Table(data)
 
     def frame(self) -> pd.DataFrame:
         """The rows as the iteration table (the columns and cell values of ``to_frame``; the
-        ragged columns keep pandas' ``object`` type)."""
+        ragged columns as text of pandas' ``object`` type)."""
         import pandas as pd
         columns = self.table().columns
         frame = pd.DataFrame({k: columns[k] for k in _SCALAR_COLUMNS},
                              columns=list(_SCALAR_COLUMNS))
         for name in _RAGGED:
-            frame[name] = pd.Series(columns[name], dtype=object)
+            frame[name] = pd.Series(columns[name].text(), dtype=object)
         return frame
 
     def save(self, path: Path) -> None:
+        """Write the chunk to ``path`` as one line of JSON naming each array (name, dtype,
+        length) and then the arrays' bytes back to back, each padded to 8 bytes: no archive
+        and no checksum to compute or check (a spool file lives only as long as its run)."""
         arrays = {f"s_{k}": v for k, v in self.scalars.items()}
         for name, (flat, counts) in self.ragged.items():
             arrays[f"f_{name}"], arrays[f"c_{name}"] = flat, counts
-        np.savez(path, **arrays)
+        arrays = {k: np.ascontiguousarray(v).reshape(-1) for k, v in arrays.items()}
+        head = json.dumps([[k, v.dtype.str, v.shape[0]] for k, v in arrays.items()])
+        with open(path, "wb") as handle:
+            handle.write(head.encode("ascii") + b"\n")
+            for values in arrays.values():
+                handle.write(values.data)
+                handle.write(bytes(-values.nbytes % 8))
 
     @staticmethod
     def load(path: Path) -> IterationChunk:
-        with np.load(path) as data:
-            scalars = {k: data[f"s_{k}"] for k in _SCALAR_COLUMNS}
-            ragged = {k: (data[f"f_{k}"], data[f"c_{k}"]) for k in _RAGGED}
+        """A chunk written by :meth:`save` (its arrays share one writable buffer)."""
+        with open(path, "rb") as handle:
+            head = json.loads(handle.readline())
+            body = bytearray(os.fstat(handle.fileno()).st_size - handle.tell())
+            handle.readinto(body)
+        data, at = {}, 0
+        for name, dtype, length in head:
+            dtype = np.dtype(dtype)
+            data[name] = np.frombuffer(body, dtype, length, at)
+            at += length * dtype.itemsize
+            at += -at % 8
+        scalars = {k: data[f"s_{k}"] for k in _SCALAR_COLUMNS}
+        ragged = {k: (data[f"f_{k}"], data[f"c_{k}"]) for k in _RAGGED}
         return IterationChunk(scalars, ragged)
 
 
@@ -243,7 +261,7 @@ class IterationLog:
         if not self.keep:
             return
         if self._spool is not None:
-            path = self._spool / f"{len(self._chunks):06d}.npz"
+            path = self._spool / f"{len(self._chunks):06d}.chunk"
             chunk.save(path)
             self._chunks.append(path)
         else:
@@ -332,47 +350,6 @@ def _make_chunk(rows: list[tuple], lengths: list, draft_rows: list,
     return IterationChunk(scalars, ragged)
 
 
-def _join_ragged(flat: np.ndarray, counts: np.ndarray) -> list[str]:
-    """Each row's values joined by ';' ("" for a row with none or count -1).
-
-    Vectorised: single-digit values (every k_i < 10) as one byte buffer "3;0;2;..." for the
-    chunk; other non-negative values written digit by digit into one buffer the same way
-    (``_digits_text``); either is decoded once and sliced per row. Negative values (never
-    recorded; kept for completeness) row by row."""
-    sizes = np.maximum(counts, 0)
-    if flat.size and int(flat.min()) >= 0 and int(flat.max()) > 9:
-        return _digits_text(flat.astype(np.int64), sizes.astype(np.int64))
-    out: list[str] = []
-    pos = 0
-    if flat.size == 0 or int(flat.max()) <= 9 and int(flat.min()) >= 0:
-        buf = np.full(2 * flat.size, ord(";"), dtype=np.uint8)
-        buf[0::2] = flat.astype(np.uint8) + ord("0")
-        text = buf.tobytes().decode("ascii")
-        for size in sizes.tolist():
-            end = pos + 2 * size
-            out.append(text[pos:end - 1] if size else "")
-            pos = end
-        return out
-    values = flat.tolist()
-    for size in sizes.tolist():
-        end = pos + size
-        out.append(";".join(map(str, values[pos:end])))
-        pos = end
-    return out
-
-
-def _digits_text(values: np.ndarray, sizes: np.ndarray) -> list[str]:
-    """``_join_ragged`` for non-negative integers: every value and a ';' after it in one
-    buffer (``sim.csv_text.decimal_buffer``), decoded once; rows are slices of it."""
-    buf, starts, ends = decimal_buffer(values, ";")
-    text = buf.tobytes().decode("ascii")
-    after = np.cumsum(sizes)  # index after each row's last value
-    present = sizes > 0
-    row_start = np.where(present, starts[np.minimum(after - sizes, values.shape[0] - 1)], 0)
-    row_end = np.where(present, ends[np.maximum(after - 1, 0)], 0)
-    return [text[a:b] for a, b in zip(row_start.tolist(), row_end.tolist())]
-
-
 def split_steps(text) -> tuple[int, ...]:
     """A ';'-joined per-step column value ("64;64;60", "" or NaN) as integers."""
     if not isinstance(text, str) or not text:
@@ -385,4 +362,4 @@ def join_lengths(lengths: list[np.ndarray | None]) -> list[str]:
     counts = np.fromiter((-1 if a is None else a.size for a in lengths), np.int32, len(lengths))
     present = [np.asarray(a).ravel() for a in lengths if a is not None]
     flat = np.concatenate(present) if present else np.zeros(0, dtype=np.uint8)
-    return _join_ragged(flat, counts)
+    return Ragged(flat, counts).text().tolist()

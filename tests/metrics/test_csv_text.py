@@ -7,12 +7,13 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.csv_text import csv_text
+from sim.csv_text import csv_bytes
 from sim.table import Table
 
 
-def _pandas(frame: pd.DataFrame, header: bool = True) -> str:
-    return frame.to_csv(index=False, header=header, lineterminator="\n", float_format="%.9g")
+def _pandas(frame: pd.DataFrame, header: bool = True) -> bytes:
+    return frame.to_csv(index=False, header=header, lineterminator="\n",
+                        float_format="%.9g").encode("utf-8")
 
 
 def test_hand_computed_table():
@@ -23,28 +24,28 @@ def test_hand_computed_table():
         "ok": [True, False],
         "note": np.array([None, "a;b"], dtype=object),
     })
-    text = csv_text(frame, header=True)
-    assert text == ('id,t_s,kind,ok,note\n'
-                    '0,0.3,decode,True,\n'
-                    '12,,"say ""hi"", then",False,a;b\n')
+    text = csv_bytes(frame, header=True)
+    assert text == (b'id,t_s,kind,ok,note\n'
+                    b'0,0.3,decode,True,\n'
+                    b'12,,"say ""hi"", then",False,a;b\n')
     assert text == _pandas(frame)
-    assert csv_text(frame, header=False) == _pandas(frame, header=False)
+    assert csv_bytes(frame, header=False) == _pandas(frame, header=False)
 
 
 def test_empty_table_is_its_header():
     frame = pd.DataFrame({"a": np.zeros(0, np.int64), "b": np.zeros(0)})
-    assert csv_text(frame, header=True) == "a,b\n" == _pandas(frame)
-    assert csv_text(frame, header=False) == ""
+    assert csv_bytes(frame, header=True) == b"a,b\n" == _pandas(frame)
+    assert csv_bytes(frame, header=False) == b""
 
 
 def test_left_to_pandas():
     """What the fast path does not format: line breaks in text, one column, extension types,
     objects that are not text."""
-    assert csv_text(pd.DataFrame({"a": [1], "b": ["x\ny"]}), True) is None
-    assert csv_text(pd.DataFrame({"a": [1]}), True) is None
-    assert csv_text(pd.DataFrame({"a": [1], "b": pd.array([1, None], dtype="Int64")[:1]}),
+    assert csv_bytes(pd.DataFrame({"a": [1], "b": ["x\ny"]}), True) is None
+    assert csv_bytes(pd.DataFrame({"a": [1]}), True) is None
+    assert csv_bytes(pd.DataFrame({"a": [1], "b": pd.array([1, None], dtype="Int64")[:1]}),
                     True) is None
-    assert csv_text(pd.DataFrame({"a": [1], "b": np.array([3], dtype=object)}), True) is None
+    assert csv_bytes(pd.DataFrame({"a": [1], "b": np.array([3], dtype=object)}), True) is None
 
 
 _text = st.text(alphabet=st.sampled_from(list('ab,;" 1.')), max_size=6)
@@ -64,10 +65,10 @@ def test_same_bytes_as_pandas(rows, header):
         "flag": np.array(flags, dtype=bool),
         "label": np.array(texts, dtype=object),
     })
-    assert csv_text(frame, header) == _pandas(frame, header)
+    assert csv_bytes(frame, header) == _pandas(frame, header)
     columns = Table({name: frame[name].to_numpy() for name in ("n", "x", "flag")}
                     | {"label": np.array(texts, dtype=object)})
-    assert csv_text(columns, header) == _pandas(frame, header)  # the pandas-free form
+    assert csv_bytes(columns, header) == _pandas(frame, header)  # the pandas-free form
 
 
 
@@ -76,17 +77,163 @@ def test_integers_at_the_edges():
         "i": np.array([0, -7, 10, 99, 100, -100, np.iinfo(np.int64).max], dtype=np.int64),
         "u": np.array([0, 1, 9, 10, 255, 256, 2**64 - 1], dtype=np.uint64),
         "small": np.array([0, -1, 1, -128, 127, 5, 6], dtype=np.int8)})
-    assert csv_text(frame, header=True) == _pandas(frame)
+    assert csv_bytes(frame, header=True) == _pandas(frame)
     lowest = pd.DataFrame({"i": np.array([np.iinfo(np.int64).min, 3]), "j": [1, 2]})
-    assert csv_text(lowest, header=True) == _pandas(lowest)
+    assert csv_bytes(lowest, header=True) == _pandas(lowest)
 
 
 def test_table_left_to_pandas_like_its_frame():
     """A ``Table`` is formatted like the DataFrame of its columns, and left to pandas where
     that frame would be."""
-    assert csv_text(Table({"a": np.array([1]), "b": np.array(["x\ny"], dtype=object)}),
+    assert csv_bytes(Table({"a": np.array([1]), "b": np.array(["x\ny"], dtype=object)}),
                     True) is None
-    assert csv_text(Table({"a": np.array([1])}), True) is None
-    assert csv_text(Table({"a": np.array([1]), "b": np.array([3], dtype=object)}), True) is None
-    assert csv_text(Table({"a": np.array([1]), "t": np.array(["2023"], dtype="datetime64[D]")}),
+    assert csv_bytes(Table({"a": np.array([1])}), True) is None
+    assert csv_bytes(Table({"a": np.array([1]), "b": np.array([3], dtype=object)}), True) is None
+    assert csv_bytes(Table({"a": np.array([1]), "t": np.array(["2023"], dtype="datetime64[D]")}),
                     True) is None
+
+
+# ---- the byte-matrix writer: floats, every column type, ragged columns ----------------------
+def _python_floats(values) -> list[str]:
+    return ["" if v != v else f"{v:.9g}" for v in np.asarray(values, np.float64).tolist()]
+
+
+def _written_floats(values) -> list[str]:
+    from sim.csv_text import float_slots, rows_bytes
+    slots = float_slots(np.asarray(values))
+    if not len(slots):
+        return []
+    return rows_bytes([slots], separator=ord("\n")).decode("ascii").split("\n")[:-1]
+
+
+_EDGE_FLOATS = [0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 0.1 + 0.2, 0.3, 1.0, -1.0, 0.5,
+                123.456, 1e5, 1e8, 1e9, 999999999.5, 999999999.4, 9999999995.0, 1e-5, 1.5e-5,
+                0.0001, 0.00012345678951, 1e-4 - 1e-20, 1.23456789e-05, 1e20, 1e21, 1e22, 1e23,
+                1e29, 1e30, 9.9999999999e29, 1e-14, 9.99999999e-15, 1e-300, -1e-300, 5e-324,
+                2.2250738585072014e-308, 1.7976931348623157e308, 123456789012.0, 2.5, 0.125,
+                1234567895.0, 1234567885.0, 0.1234567895, 12345678.95, 3502.123456789]
+
+
+def test_floats_as_python_formats_them_edge_cases():
+    """``float_slots``: -0.0 as "-0", inf as "inf", NaN empty, subnormals, the largest double,
+    exact ties of the ninth digit (left to Python) and the scientific form of %.9g."""
+    assert _written_floats(_EDGE_FLOATS) == _python_floats(_EDGE_FLOATS)
+    assert _written_floats([-0.0, np.inf, 1.5e-5, 1e20, 123.0, 0.000123]) == [
+        "-0", "inf", "1.5e-05", "1e+20", "123", "0.000123"]
+    assert _written_floats(np.array([0.1, 2.5], np.float32)) == _python_floats(
+        np.array([0.1, 2.5], np.float32))
+    assert _written_floats(np.zeros(0)) == []
+
+
+def test_floats_as_python_formats_them_many_random_doubles():
+    """A million doubles: any bit pattern (every exponent, subnormals, NaNs), magnitudes of
+    every decade, decimals cut at the 9th and 10th digit (ties and near-ties), and run times."""
+    rng = np.random.default_rng(2026)
+    batches = [
+        rng.integers(0, 2**64, 300_000, dtype=np.uint64).view(np.float64),
+        rng.standard_normal(200_000) * 10.0 ** rng.integers(-20, 35, 200_000),
+        (rng.integers(0, 10**10, 200_000) + 0.5) / 10.0 ** rng.integers(0, 14, 200_000),
+        rng.integers(10**8, 10**9, 100_000) / 10.0 ** rng.integers(-5, 12, 100_000),
+        np.cumsum(rng.exponential(0.02, 200_000)),
+    ]
+    for values in batches:
+        assert _written_floats(values) == _python_floats(values)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True),
+                       max_size=40))
+def test_floats_as_python_formats_them_property(values):
+    assert _written_floats(np.array(values, dtype=np.float64)) == _python_floats(values)
+
+
+def _every_type_frame() -> pd.DataFrame:
+    i64 = np.iinfo(np.int64)
+    return pd.DataFrame({
+        "i8": np.array([0, -128, 127, -1, 5], np.int8),
+        "i16": np.array([0, -32768, 32767, 10, -10], np.int16),
+        "i32": np.array([0, -2**31, 2**31 - 1, 99, 100], np.int32),
+        "i64": np.array([0, i64.min, i64.max, -9, 10**12], np.int64),
+        "u8": np.array([0, 255, 1, 9, 10], np.uint8),
+        "u32": np.array([0, 2**32 - 1, 7, 1000, 2**31], np.uint32),
+        "u64": np.array([0, 2**64 - 1, 2**63, 1, 2**32], np.uint64),
+        "f16": np.array([0.5, -1.5, np.nan, 65504, 0.1], np.float16),
+        "f32": np.array([0.1, -np.inf, np.nan, 3.4e38, 1e-45], np.float32),
+        "f64": [0.1 + 0.2, -0.0, np.nan, 1e-300, 123456789.5],
+        "flag": [True, False, True, True, False],
+        "text": np.array(["a", 'say "hi", then', None, "é, ü", np.nan], dtype=object),
+        "empty": np.array(["", "", "", "", ""], dtype=object),
+    })
+
+
+def test_every_column_type_as_pandas_writes_it():
+    frame = _every_type_frame()
+    for rows in (slice(None), slice(0, 1), slice(0, 0), slice(3, 5)):
+        part = frame.iloc[rows].reset_index(drop=True)
+        for header in (True, False):
+            assert csv_bytes(part, header) == _pandas(part, header)
+            table = Table({name: part[name].to_numpy() for name in part.columns})
+            assert csv_bytes(table, header) == _pandas(part, header)
+
+
+def test_ragged_column_as_its_text():
+    """A ``Ragged`` column: counts -1 and 0 both empty, single and many digits, negatives;
+    written as pandas writes the column of its joined text."""
+    from sim.table import Ragged
+    counts = np.array([2, -1, 0, 1, 3, 0], np.int32)
+    values = np.array([3, 0, 12, 7, -45, 100000], np.int64)
+    text = ["3;0", "", "", "12", "7;-45;100000", ""]
+    assert Ragged(values, counts).text().tolist() == text
+    table = Table({"n": np.arange(6), "steps": Ragged(values, counts),
+                   "last": Ragged(np.array([1, 2], np.uint8), np.array([0, 0, 2, -1, 0, 0]))})
+    frame = pd.DataFrame({"n": np.arange(6), "steps": np.array(text, dtype=object),
+                          "last": np.array(["", "", "1;2", "", "", ""], dtype=object)})
+    assert csv_bytes(table, True) == _pandas(frame) == (
+        b'n,steps,last\n0,3;0,\n1,,\n2,,1;2\n3,12,\n4,7;-45;100000,\n5,,\n')
+    empty = Table({"n": np.zeros(0, np.int64), "steps": Ragged(np.zeros(0), np.zeros(0))})
+    assert csv_bytes(empty, True) == b"n,steps\n"
+    assert Ragged(np.zeros(0), np.zeros(0, np.int32)).text().tolist() == []
+    assert Ragged(np.zeros(0), np.array([-1, 0])).text().tolist() == ["", ""]
+
+
+def test_zero_byte_in_text_is_left_to_pandas():
+    assert csv_bytes(pd.DataFrame({"a": [1], "b": ["x\0y"]}), True) is None
+
+
+@settings(max_examples=120, deadline=None)
+@given(data=st.data(), n=st.integers(0, 12), header=st.booleans())
+def test_random_tables_as_pandas_writes_them(data, n, header):
+    """Random tables of random column types, ragged columns included, against pandas."""
+    from sim.table import Ragged
+    kinds = data.draw(st.lists(st.sampled_from(
+        ["i64", "i32", "u64", "u8", "f64", "f32", "bool", "text", "ragged"]),
+        min_size=2, max_size=6))
+    table, frame = {}, {}
+    for i, kind in enumerate(kinds):
+        name = f"c{i}"
+        if kind == "ragged":
+            rows = data.draw(st.lists(st.one_of(st.none(), st.lists(
+                st.integers(-10**6, 10**12), max_size=5)), min_size=n, max_size=n))
+            counts = np.array([-1 if r is None else len(r) for r in rows], np.int32)
+            table[name] = Ragged(np.array([v for r in rows if r for v in r], np.int64), counts)
+            frame[name] = np.array(["" if r is None else ";".join(map(str, r)) for r in rows],
+                                   dtype=object)
+            continue
+        if kind == "text":
+            values = np.array(data.draw(st.lists(st.one_of(st.none(), _text),
+                                                 min_size=n, max_size=n)), dtype=object)
+        elif kind in ("f64", "f32"):
+            values = np.array(data.draw(st.lists(st.floats(width=64 if kind == "f64" else 32),
+                                                 min_size=n, max_size=n)),
+                              dtype=np.float64 if kind == "f64" else np.float32)
+        elif kind == "bool":
+            values = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), bool)
+        else:
+            dtype = np.dtype({"i64": np.int64, "i32": np.int32, "u64": np.uint64,
+                              "u8": np.uint8}[kind])
+            info = np.iinfo(dtype)
+            values = np.array(data.draw(st.lists(st.integers(int(info.min), int(info.max)),
+                                                 min_size=n, max_size=n)), dtype=dtype)
+        table[name] = frame[name] = values
+    expected = _pandas(pd.DataFrame(frame), header)
+    assert csv_bytes(Table(table), header) == expected

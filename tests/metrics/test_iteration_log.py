@@ -51,15 +51,15 @@ def test_empty_log_frame():
 @given(rows=st.lists(st.one_of(st.none(), st.lists(st.integers(0, 10**13), max_size=6)),
                      max_size=30))
 def test_ragged_columns_are_each_rows_values_joined(rows):
-    """The iteration log's ';'-joined columns (``recorder._join_ragged``: the single-digit,
-    the digit-by-digit and the row-by-row forms) give each row's values joined by ';'."""
-    from sim.metrics.recorder import _join_ragged
+    """The iteration log's ';'-joined columns (``sim.table.Ragged``: values and counts, -1
+    for none) give each row's values joined by ';', single digits, many digits or negative."""
+    from sim.table import Ragged
 
     counts = np.array([-1 if r is None else len(r) for r in rows], dtype=np.int32)
     flat = np.array([v for r in rows if r for v in r], dtype=np.int64)
     expected = ["" if r is None else ";".join(map(str, r)) for r in rows]
-    assert _join_ragged(flat, counts) == expected
-    assert _join_ragged(flat % 10, counts) == [
+    assert Ragged(flat, counts).text().tolist() == expected
+    assert Ragged((flat % 10).astype(np.uint8), counts).text().tolist() == [
         "" if r is None else ";".join(str(v % 10) for v in r) for r in rows]
-    assert _join_ragged(-flat - 1, counts) == [
+    assert Ragged(-flat - 1, counts).text().tolist() == [
         "" if r is None else ";".join(str(-v - 1) for v in r) for r in rows]

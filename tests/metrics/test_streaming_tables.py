@@ -83,7 +83,7 @@ def test_iteration_log_chunked_and_spooled_equal_in_memory(tmp_path):
     whole = _fill_log(IterationLog(chunk_rows=10**6), 700).to_frame()
     chunked = _fill_log(IterationLog(chunk_rows=64), 700)
     spooled = _fill_log(IterationLog(chunk_rows=50, spool_dir=tmp_path), 700)
-    assert len(list(tmp_path.glob(".iterations-*/*.npz"))) == 14
+    assert len(list(tmp_path.glob(".iterations-*/*.chunk"))) == 14
     for log in (chunked, spooled):
         pd.testing.assert_frame_equal(log.to_frame(), whole)
     assert "11" in ";".join(whole["verify_lengths"])  # the multi-digit path is covered
@@ -178,7 +178,7 @@ def test_a_finished_run_keeps_no_request_records(tmp_path):
     result = simulate(workload, "adaspec:8", SimConfig(), spool_dir=tmp_path)
     assert records() == before
     assert len(result.request_table) == 60 and result.summary["requests"] == 60
-    assert list(tmp_path.glob(".iterations-*/*.npz"))
+    assert list(tmp_path.glob(".iterations-*/*.chunk"))
     assert len(result.iterations) == result.summary["iterations"]
     result.release()
     assert not list(tmp_path.iterdir())
@@ -204,3 +204,27 @@ def test_tables_write_the_bytes_of_frames(tmp_path, rows):
     assert (tmp_path / "r_frames.csv").read_bytes() == (tmp_path / "r_tables.csv").read_bytes()
     pd.testing.assert_frame_equal(next(requests.tables(rows=max(rows, 1))).to_frame(),
                                   requests.frame())
+
+
+def test_spooled_chunk_round_trip(tmp_path):
+    """``IterationChunk.save``/``load``: every dtype, empty arrays and lengths not a multiple
+    of 8 bytes come back equal, typed and writable."""
+    from sim.metrics.recorder import _SCALAR_COLUMNS, IterationChunk
+    rng = np.random.default_rng(3)
+    n = 7
+    scalars = {k: rng.integers(0, 1000, n).astype(np.int32) for k in _SCALAR_COLUMNS}
+    scalars["start_s"], scalars["duration_s"] = rng.random(n), rng.random(n)
+    scalars["kind"] = np.array([0, 1, 1, 0, 1, 1, 1], np.uint8)
+    ragged = {"verify_lengths": (np.array([3, 0, 2], np.uint8),
+                                 np.array([-1, 3, 0, -1, 0, 0, 0], np.int32)),
+              "draft_rows": (np.zeros(0, np.int64), np.zeros(n, np.int32)),
+              "draft_kv_tokens": (np.array([2**40, -5], np.int64),
+                                  np.array([0, 0, 0, 0, 0, 1, 1], np.int32))}
+    IterationChunk(scalars, ragged).save(tmp_path / "a.chunk")
+    back = IterationChunk.load(tmp_path / "a.chunk")
+    for k, v in scalars.items():
+        assert back.scalars[k].dtype == v.dtype and np.array_equal(back.scalars[k], v)
+    for k, (flat, counts) in ragged.items():
+        assert back.ragged[k][0].dtype == flat.dtype and np.array_equal(back.ragged[k][0], flat)
+        assert np.array_equal(back.ragged[k][1], counts)
+    back.scalars["start_s"][0] = 1.0  # writable
