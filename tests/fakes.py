@@ -48,3 +48,36 @@ class FixedK(Policy):
 
     def begin(self, view: BatchView) -> int:
         return self.k_max
+
+
+#: A GPU-like calibrated profile's coefficients (seconds), per operation of
+#: ``sim.latency.profile``: the tests give them domains of their own (``gpu_like_ops``).
+GPU_LIKE_COEFFICIENTS = {
+    "target_prefill": {"intercept": 5e-3, "padded_tokens": 6e-5, "batch": 1e-4,
+                       "padded_sq_tokens": 1e-9},
+    "draft_prefill": {"intercept": 1e-3, "padded_tokens": 1e-5, "batch": 2e-5,
+                      "padded_sq_tokens": 2e-10},
+    "target_verify": {"intercept": 8e-3, "tokens": 3e-5, "batch": 1e-5, "context_tokens": 2e-8,
+                      "attended_pairs": 1e-10},
+    "draft_step": {"intercept": 1e-3, "batch": 5e-6, "context_tokens": 5e-9},
+}
+
+
+def gpu_like_ops(prefill_batch: list, prefill_prompt_len: list,
+                 verify_tokens_per_seq: list) -> dict:
+    """``{op: (coefficients, domain)}`` of the GPU-like profile: the prefills' domains as
+    given, verification over 1-1024 sequences of ``verify_tokens_per_seq`` tokens, draft
+    steps over 1-1024 sequences, contexts up to 10^6 tokens a sequence."""
+    prefill = {"batch": prefill_batch, "prompt_len": prefill_prompt_len}
+    domains = {"target_prefill": prefill, "draft_prefill": prefill,
+               "target_verify": {"batch": [1, 1024], "tokens_per_seq": verify_tokens_per_seq,
+                                 "context_per_seq": [0, 1e6]},
+               "draft_step": {"batch": [1, 1024], "context_per_seq": [0, 1e6]}}
+    return {op: (GPU_LIKE_COEFFICIENTS[op], domains[op]) for op in GPU_LIKE_COEFFICIENTS}
+
+
+def profile_doc(ops: dict, **domains) -> dict:
+    """A calibrated profile document of ``ops`` (``gpu_like_ops``), some domains replaced."""
+    return {"schema_version": 1, "kind": "latency-profile", "draft_overhead_s": 4e-4,
+            "ops": {op: {"coefficients": coefficients, "domain": domains.get(op, domain)}
+                    for op, (coefficients, domain) in ops.items()}}

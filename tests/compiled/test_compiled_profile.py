@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from sim.compiled.tables import (ProfileTables, truth_draft, truth_prefill, truth_verify,
                                  supports_truth)
+from fakes import gpu_like_ops, profile_doc
 from sim.latency.profile import profile_from_dict
 from sim.run import SimConfig, simulate
 from test_compiled_equivalence import CONV, MOONCAKE, _assert_same, _slice
@@ -26,18 +27,7 @@ CPU_PROFILE = ROOT / "calibrate" / "profiles" / "cpu-2core-qwen2.5-coder-1.5b-0.
 
 #: A GPU-like profile of the same models: the verify and draft domains are wide (the table
 #: estimator's grid stays inside them), the prefill's narrow (the run warns, not the estimator).
-GPU_LIKE = {
-    "target_prefill": ({"intercept": 5e-3, "padded_tokens": 6e-5, "batch": 1e-4,
-                        "padded_sq_tokens": 1e-9}, {"batch": [1, 4], "prompt_len": [16, 512]}),
-    "draft_prefill": ({"intercept": 1e-3, "padded_tokens": 1e-5, "batch": 2e-5,
-                       "padded_sq_tokens": 2e-10}, {"batch": [1, 4], "prompt_len": [16, 512]}),
-    "target_verify": ({"intercept": 8e-3, "tokens": 3e-5, "batch": 1e-5,
-                       "context_tokens": 2e-8, "attended_pairs": 1e-10},
-                      {"batch": [1, 1024], "tokens_per_seq": [1, 64],
-                       "context_per_seq": [0, 1e6]}),
-    "draft_step": ({"intercept": 1e-3, "batch": 5e-6, "context_tokens": 5e-9},
-                   {"batch": [1, 1024], "context_per_seq": [0, 1e6]}),
-}
+GPU_LIKE = gpu_like_ops([1, 4], [16, 512], [1, 64])
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +108,7 @@ def test_the_exact_estimator_over_a_profile_takes_the_protocol_path(conv, gpu_pr
 
 # ---- the shared pricing rules, by hand -------------------------------------------------------
 def _model(**domains):
-    ops = {}
-    for op, (coefficients, domain) in GPU_LIKE.items():
-        ops[op] = {"coefficients": coefficients, "domain": domains.get(op, domain)}
-    return profile_from_dict({"schema_version": 1, "kind": "latency-profile", "ops": ops,
-                              "draft_overhead_s": 4e-4})
+    return profile_from_dict(profile_doc(GPU_LIKE, **domains))
 
 
 def test_the_loops_truth_is_the_profiles_own_numbers():

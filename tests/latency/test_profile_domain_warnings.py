@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fakes import gpu_like_ops, profile_doc
 from sim.cli import main
 from sim.core.padding import GraphPadding
 from sim.latency.estimator import TableEstimator
@@ -21,29 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 CPU_PROFILE = ROOT / "calibrate" / "profiles" / "cpu-2core-qwen2.5-coder-1.5b-0.5b.json"
 CONV = ROOT / "traces" / "azure2023" / "AzureLLMInferenceTrace_conv.csv"
 
-#: Coefficients of a GPU-like profile; every domain covers the estimator's whole grid (sizes
-#: up to 1024 sequences, one sequence of up to 1024 tokens, contexts up to 2048 per sequence)
-#: and every pass of the runs below.
-WIDE = {
-    "target_prefill": ({"intercept": 5e-3, "padded_tokens": 6e-5, "batch": 1e-4,
-                        "padded_sq_tokens": 1e-9}, {"batch": [1, 256], "prompt_len": [1, 1e5]}),
-    "draft_prefill": ({"intercept": 1e-3, "padded_tokens": 1e-5, "batch": 2e-5,
-                       "padded_sq_tokens": 2e-10}, {"batch": [1, 256], "prompt_len": [1, 1e5]}),
-    "target_verify": ({"intercept": 8e-3, "tokens": 3e-5, "batch": 1e-5,
-                       "context_tokens": 2e-8, "attended_pairs": 1e-10},
-                      {"batch": [1, 1024], "tokens_per_seq": [1, 1024],
-                       "context_per_seq": [0, 1e6]}),
-    "draft_step": ({"intercept": 1e-3, "batch": 5e-6, "context_tokens": 5e-9},
-                   {"batch": [1, 1024], "context_per_seq": [0, 1e6]}),
-}
+#: The GPU-like profile with every domain covering the estimator's whole grid (sizes up to
+#: 1024 sequences, one sequence of up to 1024 tokens, contexts up to 2048 per sequence) and
+#: every pass of the runs below.
+WIDE = gpu_like_ops([1, 256], [1, 1e5], [1, 1024])
 
 
 def _doc(**domains) -> dict:
-    ops = {}
-    for op, (coefficients, domain) in WIDE.items():
-        ops[op] = {"coefficients": coefficients, "domain": domains.get(op, domain)}
-    return {"schema_version": 1, "kind": "latency-profile", "ops": ops,
-            "draft_overhead_s": 4e-4}
+    return profile_doc(WIDE, **domains)
 
 
 def _file(tmp_path: Path, name: str, **domains) -> str:
