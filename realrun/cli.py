@@ -169,8 +169,9 @@ def _run(args: argparse.Namespace) -> int:
                           temperature=args.temperature)
     acceptance = None
     if args.controlled_acceptance:
-        from sim.acceptance.presets import make_acceptance
+        from sim.acceptance.presets import check_category, make_acceptance
         acceptance = make_acceptance(args.controlled_acceptance)
+        check_category(acceptance, args.category)  # as adaspec-sim: a --category it defines
     if args.profile:
         from sim.latency.profile import load_profile
         load_profile(args.profile)  # a bad profile fails before the models load
@@ -179,6 +180,12 @@ def _run(args: argparse.Namespace) -> int:
     workload = workload_spec.build(args.seed)
     if args.time_scale != 1.0:
         workload = time_scaled(workload, args.time_scale)
+    described = {"acceptance": args.controlled_acceptance}
+    if acceptance is not None:
+        from sim.run_description import record_category_fallback
+        fallback = record_category_fallback(described, acceptance, workload)
+        if fallback:  # never silent, as adaspec-sim: said now and recorded in the config
+            print(f"{PROG}: warning: {fallback}", file=sys.stderr)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     ngram = NgramConfig(args.ngram_min, args.ngram_max) if args.method == METHOD_NGRAM else None
@@ -226,7 +233,8 @@ def _run(args: argparse.Namespace) -> int:
                         controlled_acceptance=args.controlled_acceptance, threads=args.threads,
                         prompts=served.prompt_source, max_prompt_tokens=args.max_prompt_tokens,
                         max_output_tokens=args.max_output_tokens, method=args.method,
-                        ngram=ngram)
+                        ngram=ngram,
+                        category_fallback=described.get("acceptance_category_fallback"))
     with run_directory(args.out, args.overwrite) as staging:
         write_results(staging, results, config, _inputs(workload, served, args), args.seed)
     print(f"wrote {Path(args.out) / 'summary.json'}")

@@ -78,8 +78,7 @@ def run_point(point: SweepPoint, workload=None) -> dict:
     from sim.acceptance.presets import make_acceptance
     from sim.errors import recorded_warnings
     from sim.run import build_latency, simulate
-    from sim.run_description import (category_fallback_line, describe_category_fallback,
-                                     describe_run)
+    from sim.run_description import describe_run, record_category_fallback
     began = time.perf_counter()
     with recorded_warnings() as said:
         try:
@@ -92,10 +91,9 @@ def run_point(point: SweepPoint, workload=None) -> dict:
             latency = build_latency(config)
             simulated = describe_run(config, latency, _profile_sha256(config.profile))
             acceptance = make_acceptance(config.acceptance)
-            fallback = describe_category_fallback(acceptance, workload)
+            fallback = record_category_fallback(simulated, acceptance, workload)
             if fallback:  # as adaspec-sim: recorded, and said as a warning of the point
-                simulated["acceptance_category_fallback"] = fallback
-                said.append(f"{point.trace}: {category_fallback_line(simulated)}")
+                said.append(f"{point.trace}: {fallback}")
             result = simulate(workload, point.policy, config, seed=point.seed,
                               latency=latency, acceptance=acceptance)
             outcome = {"status": "ok", "summary": result.summary,
