@@ -33,7 +33,7 @@ from sim.cli_common import (
 )
 from sim.errors import ConfigError
 from sim.latency.iteration import ENGINES, SINGLE_PASS
-from sim.workload.spec import check_positive
+from sim.workload.spec import check_non_negative, check_positive
 
 PROG = "adaspec-realrun"
 
@@ -104,6 +104,7 @@ def _check_args(args: argparse.Namespace) -> list:
         raise ConfigError(f"--engine {args.engine}: the real engine verifies in a single pass "
                           f"({SINGLE_PASS}); batch expansion is simulation-only (adaspec-sim)")
     check_positive("--time-scale", args.time_scale)
+    check_non_negative("--temperature", args.temperature)
     slos_s_from_args(args)
     check_real_model_args(args)
     if args.method == METHOD_NGRAM:
