@@ -13,7 +13,9 @@ Output directory (``--out``, default ``results/<sweep name>``)::
     plots/*.png|svg               attainment curves and speedup bars (sim.plots.sweep_plots)
 
 Rerunning the same command skips every point already done, so an interrupted sweep resumes
-where it stopped. Exit status: 0 all points ok, 1 some points failed (recorded with their
+where it stopped. A point's warnings are recorded in its record (``warnings``); once the
+points have run, the command says each distinct one once, in one line, with how many of the
+points run it concerned. Exit status: 0 all points ok, 1 some points failed (recorded with their
 error in the table), 2 bad input, 130 interrupted.
 """
 
