@@ -33,7 +33,7 @@ from sim.cli_common import (
 )
 from sim.errors import ConfigError
 from sim.latency.iteration import ENGINES, SINGLE_PASS
-from sim.workload.spec import check_positive
+from sim.workload.spec import check_non_negative, check_positive
 
 PROG = "adaspec-realrun"
 
@@ -104,6 +104,7 @@ def _check_args(args: argparse.Namespace) -> list:
         raise ConfigError(f"--engine {args.engine}: the real engine verifies in a single pass "
                           f"({SINGLE_PASS}); batch expansion is simulation-only (adaspec-sim)")
     check_positive("--time-scale", args.time_scale)
+    check_non_negative("--temperature", args.temperature)
     slos_s_from_args(args)
     check_real_model_args(args)
     if args.method == METHOD_NGRAM:
@@ -169,8 +170,9 @@ def _run(args: argparse.Namespace) -> int:
                           temperature=args.temperature)
     acceptance = None
     if args.controlled_acceptance:
-        from sim.acceptance.presets import make_acceptance
+        from sim.acceptance.presets import check_category, make_acceptance
         acceptance = make_acceptance(args.controlled_acceptance)
+        check_category(acceptance, args.category)  # as adaspec-sim: a --category it defines
     if args.profile:
         from sim.latency.profile import load_profile
         load_profile(args.profile)  # a bad profile fails before the models load
@@ -179,6 +181,12 @@ def _run(args: argparse.Namespace) -> int:
     workload = workload_spec.build(args.seed)
     if args.time_scale != 1.0:
         workload = time_scaled(workload, args.time_scale)
+    described = {"acceptance": args.controlled_acceptance}
+    if acceptance is not None:
+        from sim.run_description import record_category_fallback
+        fallback = record_category_fallback(described, acceptance, workload)
+        if fallback:  # never silent, as adaspec-sim: said now and recorded in the config
+            print(f"{PROG}: warning: {fallback}", file=sys.stderr)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     ngram = NgramConfig(args.ngram_min, args.ngram_max) if args.method == METHOD_NGRAM else None
@@ -226,7 +234,8 @@ def _run(args: argparse.Namespace) -> int:
                         controlled_acceptance=args.controlled_acceptance, threads=args.threads,
                         prompts=served.prompt_source, max_prompt_tokens=args.max_prompt_tokens,
                         max_output_tokens=args.max_output_tokens, method=args.method,
-                        ngram=ngram)
+                        ngram=ngram,
+                        category_fallback=described.get("acceptance_category_fallback"))
     with run_directory(args.out, args.overwrite) as staging:
         write_results(staging, results, config, _inputs(workload, served, args), args.seed)
     print(f"wrote {Path(args.out) / 'summary.json'}")

@@ -65,6 +65,7 @@ from sim.latency.iteration import SINGLE_PASS, DecodeShape, check_engine
 from sim.metrics.recorder import IterationLog
 from sim.policies.base import Policy
 from sim.workload.request import Request
+from sim.workload.spec import check_non_negative, check_positive
 
 
 class EngineOOMError(AdaSpecError):
@@ -74,7 +75,9 @@ class EngineOOMError(AdaSpecError):
 @dataclass(frozen=True)
 class EngineLimits:
     """Engine limits and run options. ``kv_blocks`` defaults to the slot caches' capacity
-    (``max_num_seqs * max_len // block_size``); a smaller pool forces preemption."""
+    (``max_num_seqs * max_len // block_size``); a smaller pool forces preemption. The SLOs
+    must be finite numbers of seconds > 0 and ``temperature`` a finite number >= 0 (nan and
+    inf are one-line ConfigErrors, by ``sim.workload.spec``'s checks)."""
 
     max_num_seqs: int = 8
     max_len: int = 1024
@@ -92,10 +95,9 @@ class EngineLimits:
         if self.kv_blocks is not None and not 1 <= self.kv_blocks <= self.capacity_blocks:
             raise ConfigError(f"kv_blocks must be in 1..{self.capacity_blocks} (the slot caches "
                               f"hold {self.max_num_seqs} x {self.max_len} tokens), got {self.kv_blocks}")
-        if not (self.ttft_slo_s > 0 and self.tpot_slo_s > 0):
-            raise ConfigError("SLOs must be positive")
-        if self.temperature < 0:
-            raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
+        check_positive("ttft_slo_s (seconds)", self.ttft_slo_s)
+        check_positive("tpot_slo_s (seconds)", self.tpot_slo_s)
+        check_non_negative("temperature", self.temperature)
 
     @property
     def capacity_blocks(self) -> int:

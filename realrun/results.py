@@ -6,12 +6,15 @@ metric definitions for sim and realrun).
 Config keys: every ``sim.run.SimConfig`` field the real engine has (``gpu`` is the hardware
 preset of the *estimator's* roofline, ``kv_blocks`` the pool the scheduler used,
 ``cuda_graphs`` False: passes run eager; ``acceptance`` is set only in controlled-acceptance
-mode, to the model the acceptance was drawn from; ``engine`` the verification engine it
-executes, ``single-pass``), plus ``runner`` (``realrun``), ``device``, ``dtype``,
-``hardware``, ``max_len``, ``time_scale``, ``controlled_acceptance``, ``temperature``,
-``threads``, ``prompts``, ``max_prompt_tokens``, ``max_output_tokens``, ``models`` (shape and
-origin of target and draft) and ``software``; ``method`` (``draft-model``, or ``ngram``: prompt
-lookup, ``draft`` null, no draft model loaded) and, for ngram, ``ngram`` (its options).
+mode, to the model the acceptance was drawn from, and then ``acceptance_category_fallback``
+(as in adaspec-sim's ``simulated`` block, ``sim.run_description``) only when the trace has
+categories that model has no profile for, whose requests took its default profile;
+``engine`` the verification engine it executes, ``single-pass``), plus ``runner``
+(``realrun``), ``device``, ``dtype``, ``hardware``, ``max_len``, ``time_scale``,
+``controlled_acceptance``, ``temperature``, ``threads``, ``prompts``, ``max_prompt_tokens``,
+``max_output_tokens``, ``models`` (shape and origin of target and draft) and ``software``;
+``method`` (``draft-model``, or ``ngram``: prompt lookup, ``draft`` null, no draft model
+loaded) and, for ngram, ``ngram`` (its options).
 
 Iteration table of an ngram run: ``draft_steps`` counts the proposal positions the policy
 loop drafted (the loop's steps; no draft pass ran), ``draft_rows`` / ``draft_kv_tokens`` stay
@@ -107,7 +110,8 @@ def run_config(*, limits: EngineLimits, target_spec: str, draft_spec: str, targe
                time_scale: float, controlled_acceptance: str | None, threads: int | None,
                prompts: str, max_prompt_tokens: int | None,
                max_output_tokens: int | None, method: str = METHOD_DRAFT_MODEL,
-               ngram: NgramConfig | None = None) -> dict[str, Any]:
+               ngram: NgramConfig | None = None,
+               category_fallback: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``config`` block of a real run (module doc)."""
     import transformers
 
@@ -125,6 +129,8 @@ def run_config(*, limits: EngineLimits, target_spec: str, draft_spec: str, targe
         config["ngram"] = (ngram or NgramConfig()).to_dict()
     if controlled_acceptance is not None:
         config["acceptance"] = controlled_acceptance
+    if category_fallback:
+        config["acceptance_category_fallback"] = category_fallback
     config.update({
         "device": str(device), "dtype": dtype, "hardware": hardware_label(device),
         "max_len": limits.max_len, "time_scale": time_scale,

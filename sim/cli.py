@@ -310,8 +310,7 @@ def _run(args: argparse.Namespace, explicit: set[str]) -> int:
     from sim.output import (check_out_dir, path_sha256, provenance, run_directory,
                             write_summary)
     from sim.run import build_latency
-    from sim.run_description import (category_fallback_line, describe_category_fallback,
-                                     describe_run, header_lines)
+    from sim.run_description import describe_run, header_lines, record_category_fallback
 
     _check_options(args)
     _check_method_options(args, explicit)
@@ -326,10 +325,9 @@ def _run(args: argparse.Namespace, explicit: set[str]) -> int:
     if args.out:
         check_out_dir(args.out, args.overwrite)
     workload = workload_from_args(args, args.seed)
-    fallback = describe_category_fallback(acceptance, workload)
+    fallback = record_category_fallback(described, acceptance, workload)
     if fallback:  # never silent: said now, in the header and in every output's description
-        described["acceptance_category_fallback"] = fallback
-        print(f"{PROG}: warning: {category_fallback_line(described)}", file=sys.stderr)
+        print(f"{PROG}: warning: {fallback}", file=sys.stderr)
     print(f"trace {workload.source} ({workload.format}): {len(workload)} requests over "
           f"{workload.span_s:.1f} s; seed {args.seed}")
     print("\n".join(header_lines(described)), flush=True)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import warnings
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from sim import __version__
-from sim.errors import AdaSpecError, AdaSpecWarning, ConfigError
+from sim.errors import AdaSpecError, ConfigError, routed_warnings
 from sim.latency.measured import DEFAULT_DENSE_OPS, DENSE_OPS
 
 
@@ -141,17 +140,9 @@ def one_line_warnings(prog: str) -> Iterator[None]:
     """Inside, the package's own warnings (``sim.errors.AdaSpecWarning``: a latency profile
     queried outside its measured domain, ...) print as one line ``PROG: warning: ...`` on
     stderr, each time one is issued (the models say once where once matters); any other
-    warning is shown as Python shows it."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", AdaSpecWarning)
-        show = warnings.showwarning
-
-        def one_line(message, category, filename, lineno, file=None, line=None):
-            if not issubclass(category, AdaSpecWarning):
-                return show(message, category, filename, lineno, file, line)
-            print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
-
-        warnings.showwarning = one_line
+    warning is shown as Python shows it (``sim.errors.routed_warnings``)."""
+    with routed_warnings(lambda line: print(f"{prog}: warning: {line}", file=sys.stderr,
+                                            flush=True)):
         yield
 
 

@@ -84,11 +84,9 @@ class SimConfig:
             raise ConfigError("gpu_memory_utilization must be in (0, 1]")
         default_graph_sizes(self.graph_max_size)  # validates graph_max_size
         if self.pass_overheads_s is not None:
-            from sim.latency.overhead import PassOverheads
-            if len(self.pass_overheads_s) != 3:
-                raise ConfigError("pass_overheads_s must be (target, draft step, drafting) seconds")
-            PassOverheads(*self.pass_overheads_s)  # validates
-            object.__setattr__(self, "pass_overheads_s", tuple(map(float, self.pass_overheads_s)))
+            from sim.latency.overhead import check_pass_overheads
+            object.__setattr__(self, "pass_overheads_s",
+                               check_pass_overheads(self.pass_overheads_s, "pass_overheads_s"))
         if self.estimator not in ("table", "exact"):
             raise ConfigError(f"estimator must be 'table' or 'exact', got {self.estimator!r}")
         check_engine(self.engine)

@@ -111,6 +111,19 @@ def describe_category_fallback(acceptance, workload) -> dict[str, Any] | None:
             "mean_level": acceptance.category_profile(DEFAULT_CATEGORY).mean}
 
 
+def record_category_fallback(described: dict, acceptance, workload) -> str | None:
+    """Record in a run's description ``described`` (the ``simulated`` block of adaspec-sim
+    and of a sweep point, the ``config`` of an adaspec-realrun with controlled acceptance;
+    it names the acceptance model under ``acceptance``) the workload's requests that take
+    ``acceptance``'s default profile (``describe_category_fallback``), and return the line
+    that says so; None, and nothing recorded, when there are none."""
+    fallback = describe_category_fallback(acceptance, workload)
+    if not fallback:
+        return None
+    described["acceptance_category_fallback"] = fallback
+    return category_fallback_line(described)
+
+
 def category_fallback_line(described: dict) -> str | None:
     """One line on the requests that fell back to the acceptance model's default profile
     (None: none did): the header's and the warning's text."""

@@ -37,7 +37,7 @@ Defaults and where they come from:
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sim.errors import ConfigError
@@ -45,6 +45,27 @@ from sim.errors import ConfigError
 DEFAULT_TARGET_OVERHEAD_S = 4.0e-3
 DEFAULT_DRAFT_STEP_OVERHEAD_S = 1.0e-3
 DEFAULT_DRAFT_OVERHEAD_S = 1.5e-3
+
+
+OVERHEAD_NAMES = ("target pass", "draft step", "drafting iteration")
+"""The three per-pass overheads, in the order every form of them lists them."""
+DEFAULT_OVERHEADS_S = (DEFAULT_TARGET_OVERHEAD_S, DEFAULT_DRAFT_STEP_OVERHEAD_S,
+                       DEFAULT_DRAFT_OVERHEAD_S)
+
+
+def check_pass_overheads(values, what: str, unit: str = "seconds") -> tuple[float, float, float]:
+    """Three per-pass overheads (target pass, draft step, drafting iteration) in ``unit``,
+    each a finite number >= 0, as floats. The one check of every form of them:
+    ``SimConfig.pass_overheads_s`` (a sweep's ``[config] pass_overheads_s``), the
+    ``--pass-overhead-ms`` option and :class:`PassOverheads`; its one-line errors name
+    ``what`` (the field or the flag), the overhead and the unit."""
+    from sim.workload.spec import check_non_negative
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != 3:
+        raise ConfigError(f"{what} must be 3 numbers of {unit} ({', '.join(OVERHEAD_NAMES)}), "
+                          f"got {values!r}")
+    target, step, drafting = (check_non_negative(f"{what} {name} ({unit})", value)
+                              for name, value in zip(OVERHEAD_NAMES, values))
+    return target, step, drafting
 
 
 @dataclass(frozen=True)
@@ -56,25 +77,23 @@ class PassOverheads:
     drafting_s: float = DEFAULT_DRAFT_OVERHEAD_S
 
     def __post_init__(self) -> None:
-        for name in ("target_s", "draft_step_s", "drafting_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ConfigError(f"pass overhead {name} must be a finite number >= 0, "
-                                  f"got {value}")
+        check_pass_overheads((self.target_s, self.draft_step_s, self.drafting_s),
+                             "pass overheads")
 
 
-def parse_pass_overheads_ms(text: str) -> tuple[float, float, float]:
+def parse_pass_overheads_ms(text: str, what: str = "--pass-overhead-ms") -> tuple[float, float, float]:
     """``"T"``, ``"T,D"`` or ``"T,D,I"`` in milliseconds -> (target, draft step, drafting
-    iteration) in seconds; omitted ones keep their defaults."""
+    iteration) in seconds; omitted ones keep their defaults. Errors name ``what`` (the
+    option) and milliseconds."""
     parts = [p.strip() for p in str(text).split(",")]
     if not 1 <= len(parts) <= 3 or any(not p for p in parts):
-        raise ConfigError(f"pass overheads must be 'TARGET_MS[,DRAFT_STEP_MS[,DRAFTING_MS]]', "
-                          f"got {text!r}")
+        raise ConfigError(f"{what} must be TARGET_MS[,DRAFT_STEP_MS[,DRAFTING_MS]] (1 to 3 "
+                          f"numbers of milliseconds), got {text!r}")
     try:
-        values = [float(p) * 1e-3 for p in parts]
+        given_ms = [float(p) for p in parts]
     except ValueError:
-        raise ConfigError(f"pass overheads must be numbers of milliseconds, got {text!r}") from None
-    defaults = [DEFAULT_TARGET_OVERHEAD_S, DEFAULT_DRAFT_STEP_OVERHEAD_S, DEFAULT_DRAFT_OVERHEAD_S]
-    values += defaults[len(values):]
-    overheads = PassOverheads(*values)  # validates
-    return (overheads.target_s, overheads.draft_step_s, overheads.drafting_s)
+        raise ConfigError(f"{what} must be numbers of milliseconds, got {text!r}") from None
+    defaults_s = DEFAULT_OVERHEADS_S[len(given_ms):]
+    check_pass_overheads(given_ms + [d * 1e3 for d in defaults_s], what, "milliseconds")
+    target, step, drafting = [v * 1e-3 for v in given_ms] + list(defaults_s)
+    return target, step, drafting

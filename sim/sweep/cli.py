@@ -13,7 +13,9 @@ Output directory (``--out``, default ``results/<sweep name>``)::
     plots/*.png|svg               attainment curves and speedup bars (sim.plots.sweep_plots)
 
 Rerunning the same command skips every point already done, so an interrupted sweep resumes
-where it stopped. Exit status: 0 all points ok, 1 some points failed (recorded with their
+where it stopped. A point's warnings are recorded in its record (``warnings``); once the
+points have run, the command says each distinct one once, in one line, with how many of the
+points run it concerned. Exit status: 0 all points ok, 1 some points failed (recorded with their
 error in the table), 2 bad input, 130 interrupted.
 """
 
@@ -104,9 +106,26 @@ def _print_goodput(goodput, threshold: float) -> None:
         print(f"  {label}: {bound}{rate:g} ({values['rate_axis']})")
 
 
+def point_warnings(points, warned: dict) -> dict[str, int]:
+    """Each distinct warning of ``points`` (``warned``: point key -> its recorded warning
+    lines) -> how many points gave it, in the order the points first give them."""
+    counts: dict[str, int] = {}
+    for point in points:
+        for line in dict.fromkeys(warned.get(point.key, ())):
+            counts[line] = counts.get(line, 0) + 1
+    return counts
+
+
+def print_point_warnings(points, warned: dict, ran: int) -> None:
+    """Say each distinct warning of the points run once, in one line, with how many of them
+    it concerned (every point's own are in its record, ``points/KEY.json``)."""
+    for line, n in point_warnings(points, warned).items():
+        print(f"{PROG}: warning: {line} (in {n} of {ran} point{'s' if ran != 1 else ''} "
+              "run)", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> int:
     from sim.progress import make_progress
-    from sim.run_description import category_fallback_line
     from sim.sweep.runner import run_points
     from sim.sweep.spec import load_sweep
     from sim.sweep.store import ResultStore, make_record
@@ -129,14 +148,12 @@ def _run(args: argparse.Namespace) -> int:
     bar = (None if args.quiet or not pending else
            make_progress(spec.name, len(pending), prog=PROG, units=("point", "points")))
     done = [0]
-    said = set()  # warnings given (once per distinct line)
+    warned: dict[str, list[str]] = {}  # point key -> the point's warnings (recorded with it)
 
     def on_done(point, outcome) -> None:
         store.put(make_record(point, outcome))
-        fallback = category_fallback_line(outcome.get("simulated") or {})
-        if fallback and (point.trace, fallback) not in said:
-            said.add((point.trace, fallback))
-            print(f"{PROG}: warning: {point.trace}: {fallback}", file=sys.stderr)
+        if outcome.get("warnings"):
+            warned[point.key] = outcome["warnings"]
         if outcome["status"] != "ok":
             failures.append(point)
             print(f"{PROG}: point {point.key} ({point.trace}, {point.policy}, rate "
@@ -152,6 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+        print_point_warnings(pending, warned, done[0])
     elapsed = time.perf_counter() - began
     table, goodput = write_outputs(out, spec, store, plots=not args.no_plots)
     ok = int((table["status"] == "ok").sum())

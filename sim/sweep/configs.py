@@ -58,13 +58,6 @@ def _axis_values(value: Any, annotation: str) -> list:
     return [tuple(value) if isinstance(value, list) else value]
 
 
-def _check_numbers(values: tuple) -> None:
-    for item in values:
-        if isinstance(item, bool) or not isinstance(item, (int, float)) \
-                or not math.isfinite(item):
-            raise ConfigError(f"must be finite numbers, got {list(values)!r}")
-
-
 def config_axes(table: Any, source: str) -> list[tuple[str, list]]:
     """The [config] keys in file order with their values (a scalar is a one-value axis)."""
     if not isinstance(table, dict):
@@ -82,11 +75,13 @@ def config_axes(table: Any, source: str) -> list[tuple[str, list]]:
         for item in values:
             if isinstance(item, (dict, list)):
                 raise ConfigError(f"{where}: values must be scalars or a list of scalars")
+            if isinstance(item, tuple):
+                if any(isinstance(x, (dict, list)) for x in item):
+                    raise ConfigError(f"{where}: must be a list of numbers or a list of such "
+                                      "lists")
+                continue  # its numbers are SimConfig's to check (the field's one check)
             try:
-                if isinstance(item, tuple):
-                    _check_numbers(item)
-                else:
-                    check_value_type(name, item, *known[name])
+                check_value_type(name, item, *known[name])
             except ConfigError as exc:
                 raise ConfigError(f"{where}: {exc}") from None
         if len(set(values)) != len(values):

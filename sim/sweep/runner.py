@@ -3,7 +3,10 @@
 ``run_point(point)`` never raises: it returns an outcome with ``status`` "ok" (summary,
 workload statistics and the ``simulated`` block ``adaspec-sim`` puts in its summary.json:
 latency source, engine limits, acceptance model) or "error" (one line naming the exception),
-so one bad point is recorded and the sweep goes on. The driver process writes every record
+so one bad point is recorded and the sweep goes on; and the point's warnings, recorded with
+it as one-line strings (``warnings``) rather than printed by the worker, in whatever format
+and as often as each worker would (the sweep command says each distinct one once, with how
+many points it concerned). The driver process writes every record
 to the store as it arrives, so a sweep killed at any moment keeps every point finished
 before the kill.
 
@@ -67,30 +70,39 @@ def workload_stats(workload) -> dict:
 
 
 def run_point(point: SweepPoint, workload=None) -> dict:
-    """Simulate one point; returns an outcome dict and never raises (errors are recorded)."""
+    """Simulate one point; returns an outcome dict and never raises (errors are recorded).
+    The point's warnings are recorded in the outcome, not shown (``warnings``: one line each,
+    as issued; present only when there are any): requests falling back to the acceptance
+    model's default profile (prefixed with the trace), and the package's ``AdaSpecWarning``s,
+    e.g. a calibrated profile queried outside its measured domain."""
     from sim.acceptance.presets import make_acceptance
+    from sim.errors import recorded_warnings
     from sim.run import build_latency, simulate
-    from sim.run_description import describe_category_fallback, describe_run
+    from sim.run_description import describe_run, record_category_fallback
     began = time.perf_counter()
-    try:
-        if workload is None:
-            workload = build_workload(point)
-        elif isinstance(workload, BaseException):
-            raise workload
-        # a sweep reads only the summary: no iteration table (the summary is the same)
-        config = replace(point.sim_config(), iteration_log=False)
-        latency = build_latency(config)
-        simulated = describe_run(config, latency, _profile_sha256(config.profile))
-        acceptance = make_acceptance(config.acceptance)
-        fallback = describe_category_fallback(acceptance, workload)
-        if fallback:  # as adaspec-sim: recorded (and said once by the sweep command)
-            simulated["acceptance_category_fallback"] = fallback
-        result = simulate(workload, point.policy, config, seed=point.seed, latency=latency,
-                          acceptance=acceptance)
-        outcome = {"status": "ok", "summary": result.summary, "workload": workload_stats(workload),
-                   "simulated": simulated, "sim_wall_s": result.wall_s}
-    except Exception as exc:  # noqa: BLE001 - recorded in the store; the sweep goes on
-        outcome = {"status": "error", "error": _error_line(exc)}
+    with recorded_warnings() as said:
+        try:
+            if workload is None:
+                workload = build_workload(point)
+            elif isinstance(workload, BaseException):
+                raise workload
+            # a sweep reads only the summary: no iteration table (the summary is the same)
+            config = replace(point.sim_config(), iteration_log=False)
+            latency = build_latency(config)
+            simulated = describe_run(config, latency, _profile_sha256(config.profile))
+            acceptance = make_acceptance(config.acceptance)
+            fallback = record_category_fallback(simulated, acceptance, workload)
+            if fallback:  # as adaspec-sim: recorded, and said as a warning of the point
+                said.append(f"{point.trace}: {fallback}")
+            result = simulate(workload, point.policy, config, seed=point.seed,
+                              latency=latency, acceptance=acceptance)
+            outcome = {"status": "ok", "summary": result.summary,
+                       "workload": workload_stats(workload), "simulated": simulated,
+                       "sim_wall_s": result.wall_s}
+        except Exception as exc:  # noqa: BLE001 - recorded in the store; the sweep goes on
+            outcome = {"status": "error", "error": _error_line(exc)}
+    if said:
+        outcome["warnings"] = list(said)
     outcome["wall_s"] = time.perf_counter() - began
     return outcome
 

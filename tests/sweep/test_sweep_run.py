@@ -198,21 +198,23 @@ def test_a_point_record_says_what_was_simulated(tmp_path):
 
 def test_trace_categories_without_a_profile_are_recorded_and_warned_once(tmp_path, capsys):
     """As adaspec-sim: requests whose category the acceptance model lacks take its default
-    profile; each point's ``simulated`` block records it and the sweep says it once per
-    distinct case, in one line."""
+    profile; each point's ``simulated`` block records it, so do its ``warnings``, and the
+    sweep says it once per distinct case, in one line, with how many points it concerned."""
     (tmp_path / "cats.csv").write_text("arrival_s,prompt_tokens,output_tokens,category\n" + "".join(
         f"{0.2 * i},{40 + i},{10 + i % 4},{'mathh' if i % 3 else 'coding'}\n" for i in range(12)))
     path = small_sweep(tmp_path, traces=("cats.csv",), rate_scales=(1.0, 2.0))
     out = tmp_path / "out"
     assert main([str(path), "--workers", "1", "--out", str(out), "--quiet"]) == 0
     err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
-    assert err == ["adaspec-sweep: warning: cats.csv: acceptance spec-bench-vicuna-68m has no "
-                   "profile for the trace's categories 'mathh' (8): those 8 requests take its "
-                   "default (category '') profile (mean level 0.597)"]
+    line = ("cats.csv: acceptance spec-bench-vicuna-68m has no profile for the trace's "
+            "categories 'mathh' (8): those 8 requests take its default (category '') profile "
+            "(mean level 0.597)")
+    assert err == [f"adaspec-sweep: warning: {line} (in 4 of 4 points run)"]
     records = [json.loads(p.read_text()) for p in (out / "points").glob("*.json")]
     assert len(records) == 4
     for record in records:
         assert record["simulated"]["acceptance_category_fallback"]["categories"] == {"mathh": 8}
+        assert record["warnings"] == [line]
     (tmp_path / "plain").mkdir()
     plain = small_sweep(tmp_path / "plain", policies=("nospec",), rate_scales=(1.0,))
     assert main([str(plain), "--workers", "1", "--out", str(tmp_path / "o2"), "--quiet"]) == 0

@@ -90,8 +90,10 @@ def test_pass_overheads_are_one_value_or_an_axis(tmp_path, value, expected):
 
 
 @pytest.mark.parametrize("value, message", [
-    ("[0.004, \"a\", 0]", "pass_overheads_s: must be finite numbers, got [0.004, 'a', 0]"),
-    ("[0.004, 0.001]", "pass_overheads_s must be (target, draft step, drafting) seconds"),
+    ("[0.004, \"a\", 0]", "pass_overheads_s draft step (seconds) must be a finite number >= 0, "
+                         "got 'a'"),
+    ("[0.004, 0.001]", "pass_overheads_s must be 3 numbers of seconds (target pass, draft step, "
+                       "drafting iteration), got (0.004, 0.001)"),
     ("[[1, 2, 3], [1, 2, 3]]", "pass_overheads_s: has duplicate values")])
 def test_bad_pass_overheads_are_one_line_errors(tmp_path, value, message):
     path = _pass_overheads_sweep(tmp_path, value)
