@@ -103,6 +103,19 @@ def encode(tokenizer: Any, text: str) -> list[int]:
     return [int(t) for t in tokenizer(text)["input_ids"]]
 
 
+def check_unique_ids(workload: Workload) -> None:
+    """The real engine keys each request's prompt, acceptance level and outcome by its id, so
+    every request needs its own (the simulator reads a request by its position and allows
+    repeats, e.g. two traces merged); refuse repeated ids in one line."""
+    ids = np.fromiter((r.id for r in workload.requests), np.int64, len(workload.requests))
+    values, counts = np.unique(ids, return_counts=True)
+    if values.size < ids.size:
+        repeated = values[counts > 1]
+        raise ConfigError(f"the real engine needs a distinct id per request: "
+                          f"{repeated.size} ids are repeated (e.g. id {int(repeated[0])}, "
+                          f"{int(counts[counts > 1][0])} requests); renumber the workload")
+
+
 def _cap_output(n: int, max_output_tokens: int | None) -> int:
     return n if max_output_tokens is None else min(n, max_output_tokens)
 
@@ -118,6 +131,7 @@ def build_prompts(workload: Workload, *, source: str = "auto", tokenizer: Any | 
     for name, cap in (("max_prompt_tokens", max_prompt_tokens), ("max_output_tokens", max_output_tokens)):
         if cap is not None and cap < 1:
             raise ConfigError(f"{name} must be >= 1, got {cap}")
+    check_unique_ids(workload)
     if vocab_size < 1:
         raise ConfigError(f"vocab_size must be >= 1, got {vocab_size}")
     if source == "auto":
