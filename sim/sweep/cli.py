@@ -27,9 +27,9 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
-from sim.cli_common import add_version_arg, run_command
+from sim.cli_common import add_version_arg, end_process, run_command
 from sim.errors import ConfigError
 
 PROG = "adaspec-sweep"
@@ -189,5 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(PROG, lambda: _run(args))
 
 
+def entry() -> NoReturn:
+    """``adaspec-sweep`` as a process (the console script, ``python -m``): ``main``, then
+    ``sim.cli_common.end_process``."""
+    end_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
