@@ -42,8 +42,10 @@ def add_workload_args(parser: argparse.ArgumentParser, trace_required: bool = Tr
 
 
 # argparse reads an argument that starts with "-" as an option unless it looks like a negative
-# number; a window such as -50:-10 should reach --window (and its one-line error) instead.
-_NEGATIVE_VALUE = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]*:[-\d.]*$")
+# number; a value such as -50:-10 (--window), -1,2 (--pass-overhead-ms), -1e3 or -inf should
+# reach its option (and its one-line error) instead. No option of these commands starts with
+# "-" and a digit or a dot, or is named -inf / -nan.
+_NEGATIVE_VALUE = re.compile(r"^-[\d.]|^-(inf|infinity|nan)$", re.IGNORECASE)
 
 
 def parse_window(text: str) -> tuple[float | None, float | None]:
