@@ -9,11 +9,11 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from realrun.cli_args import (add_ngram_args, add_real_model_args, check_out_file,
                               check_real_model_args, require_real_extra)
-from sim.cli_common import add_version_arg, run_command
+from sim.cli_common import add_version_arg, end_process, run_command
 from sim.errors import ConfigError
 from sim.workload.spec import check_non_negative
 
@@ -305,5 +305,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command("adaspec-calibrate", lambda: body(args))
 
 
+def entry() -> NoReturn:
+    """``adaspec-calibrate`` as a process (the console script, ``python -m``): ``main``, then
+    ``sim.cli_common.end_process``."""
+    end_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

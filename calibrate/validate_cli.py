@@ -8,9 +8,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
-from sim.cli_common import add_version_arg, run_command
+from sim.cli_common import add_version_arg, end_process, run_command
 from sim.errors import AdaSpecError
 
 
@@ -144,5 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command("adaspec-validate", lambda: _run(args))
 
 
+def entry() -> NoReturn:
+    """``adaspec-validate`` as a process (the console script, ``python -m``): ``main``, then
+    ``sim.cli_common.end_process``."""
+    end_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -17,7 +17,7 @@ import gc
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from realrun.cli_args import (add_ngram_args, add_real_model_args, check_real_model_args,
                               require_real_extra)
@@ -27,6 +27,7 @@ from sim.cli_common import (
     add_slo_args,
     add_version_arg,
     add_workload_args,
+    end_process,
     run_command,
     slos_s_from_args,
     workload_spec_from_args,
@@ -251,5 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(PROG, lambda: _run(args))
 
 
+def entry() -> NoReturn:
+    """``adaspec-realrun`` as a process (the console script, ``python -m``): ``main``, then
+    ``sim.cli_common.end_process``."""
+    end_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -14,10 +14,10 @@ import argparse
 import os
 import sys
 import time
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from sim.cli_common import (add_model_args, add_slo_args, add_version_arg, add_workload_args,
-                            run_command, slos_s_from_args, workload_from_args)
+                            end_process, run_command, slos_s_from_args, workload_from_args)
 from sim.errors import ConfigError
 from sim.drafters.presets import DEFAULT_METHOD
 from sim.latency.iteration import DEFAULT_ENGINE, ENGINES
@@ -403,5 +403,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
+def entry() -> NoReturn:
+    """``adaspec-sim`` as a process (the console script, ``python -m``): ``main``, then
+    ``sim.cli_common.end_process``."""
+    end_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

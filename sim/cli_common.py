@@ -4,10 +4,11 @@ and the one-line error handling wrapper."""
 from __future__ import annotations
 
 import argparse
+import gc
 import re
 import sys
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NoReturn
 
 from sim import __version__
 from sim.errors import AdaSpecError, ConfigError, routed_warnings
@@ -41,8 +42,10 @@ def add_workload_args(parser: argparse.ArgumentParser, trace_required: bool = Tr
 
 
 # argparse reads an argument that starts with "-" as an option unless it looks like a negative
-# number; a window such as -50:-10 should reach --window (and its one-line error) instead.
-_NEGATIVE_VALUE = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]*:[-\d.]*$")
+# number; a value such as -50:-10 (--window), -1,2 (--pass-overhead-ms), -1e3 or -inf should
+# reach its option (and its one-line error) instead. No option of these commands starts with
+# "-" and a digit or a dot, or is named -inf / -nan.
+_NEGATIVE_VALUE = re.compile(r"^-[\d.]|^-(inf|infinity|nan)$", re.IGNORECASE)
 
 
 def parse_window(text: str) -> tuple[float | None, float | None]:
@@ -144,6 +147,24 @@ def one_line_warnings(prog: str) -> Iterator[None]:
     with routed_warnings(lambda line: print(f"{prog}: warning: {line}", file=sys.stderr,
                                             flush=True)):
         yield
+
+
+def end_process(code: int) -> NoReturn:
+    """Exit this command's process with status ``code``, leaving out the interpreter's last
+    garbage collection.
+
+    At exit Python collects every object still alive (numba alone leaves about 10^5),
+    which here took 0.08 s of a 1 s ``adaspec-sim`` run (0.12 s of exit against 0.04 s
+    without it, full Azure trace, nospec). ``gc.freeze()`` moves them all to the permanent
+    generation, which that collection skips; the interpreter still shuts down as usual
+    (``atexit`` handlers, standard streams flushed), and the operating system reclaims the
+    memory. Every output file is written and closed by then (the commands write them with
+    ``with`` blocks; none is left to a finaliser: checked with ``-X dev -W
+    always::ResourceWarning``). Only for a process's own entry point (each command's
+    ``entry``, the console scripts and ``python -m``): a caller that goes on, such as the
+    tests or a notebook, calls ``main`` and keeps its collector untouched."""
+    gc.freeze()
+    raise SystemExit(code)
 
 
 def run_command(prog: str, body: Callable[[], int]) -> int:

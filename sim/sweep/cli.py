@@ -24,12 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
-from sim.cli_common import add_version_arg, run_command
+from sim.cli_common import add_version_arg, end_process, run_command
 from sim.errors import ConfigError
 
 PROG = "adaspec-sweep"
@@ -106,22 +107,40 @@ def _print_goodput(goodput, threshold: float) -> None:
         print(f"  {label}: {bound}{rate:g} ({values['rate_axis']})")
 
 
-def point_warnings(points, warned: dict) -> dict[str, int]:
-    """Each distinct warning of ``points`` (``warned``: point key -> its recorded warning
-    lines) -> how many points gave it, in the order the points first give them."""
-    counts: dict[str, int] = {}
+#: a number quoted in a warning (a query, a count), not part of a name such as "qwen2.5-1.5b"
+_QUOTED_NUMBER = re.compile(r"(?<![\w.-])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w-])")
+
+
+def warning_kind(line: str) -> str:
+    """What a warning says, its quoted numbers left out: the same warning of two points that
+    quote different first queries (``batch=24``, ``batch=32``) or counts is one kind."""
+    return _QUOTED_NUMBER.sub("#", line)
+
+
+def point_warnings(points, warned: dict) -> dict[str, tuple[int, bool]]:
+    """Each kind of warning of ``points`` (``warned``: point key -> its recorded warning
+    lines; ``warning_kind``) -> (the first point's line of that kind, how many points gave
+    it, whether their lines differ), in the order the points first give them."""
+    kinds: dict[str, list] = {}  # kind -> [first line, points, differs]
     for point in points:
-        for line in dict.fromkeys(warned.get(point.key, ())):
-            counts[line] = counts.get(line, 0) + 1
-    return counts
+        own: dict[str, str] = {}  # kind -> the point's first line of it
+        for line in warned.get(point.key, ()):
+            own.setdefault(warning_kind(line), line)
+        for kind, line in own.items():
+            seen = kinds.setdefault(kind, [line, 0, False])
+            seen[1] += 1
+            seen[2] = seen[2] or line != seen[0]
+    return {kinds[kind][0]: (kinds[kind][1], kinds[kind][2]) for kind in kinds}
 
 
 def print_point_warnings(points, warned: dict, ran: int) -> None:
-    """Say each distinct warning of the points run once, in one line, with how many of them
-    it concerned (every point's own are in its record, ``points/KEY.json``)."""
-    for line, n in point_warnings(points, warned).items():
+    """Say each kind of warning of the points run once, in one line, with how many of them
+    it concerned (every point's own are in its record, ``points/KEY.json``); where the
+    points' lines differ in the numbers they quote, the line is the first point's."""
+    for line, (n, differs) in point_warnings(points, warned).items():
+        quoted = "; numbers quoted from the first of them" if differs else ""
         print(f"{PROG}: warning: {line} (in {n} of {ran} point{'s' if ran != 1 else ''} "
-              "run)", file=sys.stderr)
+              f"run{quoted})", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -189,5 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(PROG, lambda: _run(args))
 
 
+def entry() -> NoReturn:
+    """``adaspec-sweep`` as a process (the console script, ``python -m``): ``main``, then
+    ``sim.cli_common.end_process``."""
+    end_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -61,6 +61,11 @@ def _refused(capsys, tmp_path, argv, needle):
     (["--policy", "nospec bogus:1"], "bogus"),
     (["--tp", "0"], "tensor-parallel"),
     (["--window", "-50:-10"], "window"),
+    # values that start with "-" reach their option (not argparse's "expected one argument")
+    (["--slo-tpot-ms", "-inf"], "--slo-tpot-ms (milliseconds) must be"),
+    (["--slo-ttft-ms", "-1e3"], "--slo-ttft-ms (milliseconds) must be"),
+    (["--pass-overhead-ms", "-1,2"], "--pass-overhead-ms"),
+    (["--rate-scale", "-.5"], "rate"),
 ])
 def test_bad_input_is_one_line_and_leaves_nothing(capsys, tmp_path, extra, needle):
     _refused(capsys, tmp_path, BASE + extra, needle)

@@ -10,12 +10,13 @@ import subprocess
 
 import pytest
 
-from sim.sweep.cli import main, point_warnings
+from sim.sweep.cli import main, point_warnings, warning_kind
 from sim.sweep.spec import load_sweep
 from sweep_helpers import REPO, small_sweep, sweep_command
 
 PROFILE = REPO / "calibrate" / "profiles" / "cpu-2core-qwen2.5-coder-1.5b-0.5b.json"
-SUFFIX = re.compile(r"^adaspec-sweep: warning: (.*) \(in (\d+) of (\d+) points? run\)$")
+SUFFIX = re.compile(r"^adaspec-sweep: warning: (.*) \(in (\d+) of (\d+) points? run"
+                    r"(?:; numbers quoted from the first of them)?\)$")
 
 
 def _profile_sweep(folder, **kwargs):
@@ -60,14 +61,14 @@ def test_each_distinct_warning_is_said_once_with_its_point_count(tmp_path, capfd
     said = {}
     for line in err:
         text, n, ran = SUFFIX.match(line).groups()
-        assert text not in said and ran == "4"
-        said[text] = int(n)
+        assert warning_kind(text) not in said and ran == "4"
+        said[warning_kind(text)] = int(n)
     records = [json.loads(p.read_text()) for p in (out / "points").glob("*.json")]
     assert len(records) == 4
     expected = {}
     for record in records:
-        for line in set(record["warnings"]):
-            expected[line] = expected.get(line, 0) + 1
+        for kind in {warning_kind(line) for line in record["warnings"]}:
+            expected[kind] = expected.get(kind, 0) + 1
     assert said == expected
     table = next(t for t in said if "latency table reads it outside" in t)
     assert said[table] == 4  # every point builds its own table from the profile
@@ -104,4 +105,23 @@ def test_point_warnings_counts_each_point_once_in_point_order():
 
     points = [P("a"), P("b"), P("c")]
     warned = {"c": ["x", "y"], "a": ["y", "y"], "b": []}
-    assert list(point_warnings(points, warned).items()) == [("y", 2), ("x", 1)]
+    assert list(point_warnings(points, warned).items()) == [("y", (2, False)),
+                                                            ("x", (1, False))]
+
+
+def test_the_same_warning_quoting_other_numbers_is_one_kind():
+    class P:
+        def __init__(self, key):
+            self.key = key
+
+    first = ("latency profile cpu-qwen2.5-1.5b.json: target_verify queried outside its "
+             "measured domain (batch=24, measured 1..3)")
+    other = first.replace("batch=24", "batch=32")
+    elsewhere = first.replace("target_verify", "draft_step")
+    renamed = first.replace("qwen2.5-1.5b", "qwen2.5-7b")
+    assert warning_kind(first) == warning_kind(other) != warning_kind(elsewhere)
+    assert warning_kind(first) != warning_kind(renamed)  # digits of a name are kept
+    assert warning_kind("at 12 of 40 points") == warning_kind("at 3 of 40 points")
+    warned = {"a": [first, other], "b": [other, elsewhere], "c": [renamed]}
+    assert point_warnings([P("a"), P("b"), P("c")], warned) == {
+        first: (2, True), elsewhere: (1, False), renamed: (1, False)}
