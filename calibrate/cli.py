@@ -74,6 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     ngr.add_argument("--acceptance-out", metavar="PATH",
                      help="also fit an acceptance model for adaspec-sim/adaspec-validate "
                           "from the rounds that proposed (see calibrate.ngram)")
+    ovh = sub.add_parser("overhead", help="measure the per-pass overhead of decode passes "
+                                          "(pass time not spent in the operators' work)")
+    _model_args(ovh, draft="none")
+    ovh.add_argument("--batches", default="1,2,4,8,16,32", metavar="B,B,...",
+                     help="batch sizes, one decode pass of one token per sequence each "
+                          "(default 1,2,4,8,16,32)")
+    ovh.add_argument("--context", type=int, default=512, metavar="N",
+                     help="cached tokens per sequence (default 512)")
+    ovh.add_argument("--repeats", type=int, default=20, metavar="N",
+                     help="timed runs per batch size, and as many profiled (default 20)")
+    ovh.add_argument("--warmup", type=int, default=5, metavar="N",
+                     help="untimed runs per batch size (default 5)")
     return parser
 
 
@@ -223,6 +235,56 @@ def _acceptance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overhead(args: argparse.Namespace) -> int:
+    check_real_model_args(args)
+    try:
+        batches = [int(b) for b in args.batches.split(",")]
+    except ValueError:
+        raise ConfigError(f"--batches must be integers >= 1 separated by commas, got "
+                          f"{args.batches!r}") from None
+    from calibrate.overhead import OVERHEAD_KIND, check_overhead_options
+    check_overhead_options(batches, args.context, args.repeats, args.warmup)
+    out = check_out_file(args.out)
+    require_real_extra("adaspec-calibrate")
+    from datetime import datetime, timezone
+
+    from calibrate.overhead import format_table, measure_overhead, summarize
+    from calibrate.profile_io import hardware_info, model_info, software_info, write_profile
+    from sim import SCHEMA_VERSION, __version__
+
+    target, _ = _load_pair(args, with_draft=False)
+    print(f"timing decode passes of {target.label}: batches {batches}, {args.context} cached "
+          f"tokens each, {args.warmup}+{args.repeats} runs, then {args.repeats} profiled",
+          file=sys.stderr)
+    began = time.perf_counter()
+    samples = measure_overhead(target.model, batches, context=args.context,
+                               repeats=args.repeats, warmup=args.warmup, seed=args.seed)
+    hardware = hardware_info(target.device)
+    doc = {"schema_version": SCHEMA_VERSION, "kind": OVERHEAD_KIND,
+           "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "tool": f"adaspec-calibrate overhead {__version__}",
+           "config": {"target": args.target, "device": args.device, "dtype": args.dtype,
+                      "batches": batches, "context_per_seq": args.context,
+                      "repeats": args.repeats, "warmup": args.warmup,
+                      "threads": hardware["torch_threads"]},
+           "inputs": {"target": _weights_origin(target)}, "seed": args.seed,
+           "hardware": hardware, "software": software_info(),
+           "models": {"target": model_info(target)},
+           "wall_s": round(time.perf_counter() - began, 3),
+           "definitions": {
+               "pass_s_median": "median time of one decode pass, timed as adaspec-calibrate "
+                                "latency times passes (CUDA events on a GPU)",
+               "busy_s": "per pass, the operators' own work under torch.profiler: kernels' "
+                         "self device time on a GPU, aten operators' self CPU time on a CPU",
+               "overhead_s": "pass_s_median - busy_s: the pass's time outside the operators "
+                             "(host code, Python, launches the device waits on)"},
+           "samples": samples, "summary": summarize(samples)}
+    write_profile(out, doc)
+    print(format_table(samples))
+    print(f"wrote {out}")
+    return 0
+
+
 def _ngram(args: argparse.Namespace) -> int:
     require_real_extra("adaspec-calibrate")  # one line, not an import traceback
     from calibrate.acceptance import default_prompts_path, load_prompts
@@ -301,7 +363,8 @@ def _ngram(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    body = {"latency": _latency, "acceptance": _acceptance, "ngram": _ngram}[args.command]
+    body = {"latency": _latency, "acceptance": _acceptance, "ngram": _ngram,
+            "overhead": _overhead}[args.command]
     return run_command("adaspec-calibrate", lambda: body(args))
 
 

@@ -57,8 +57,10 @@ class Timer:
         return time.perf_counter() - began
 
 
-def _measure(timer: Timer, run: Callable[[], Any], reset: Callable[[], None], repeats: int,
-             warmup: int) -> list[float]:
+def measure_runs(timer: Timer, run: Callable[[], Any], reset: Callable[[], None], repeats: int,
+                 warmup: int) -> list[float]:
+    """``warmup`` untimed then ``repeats`` timed runs of ``run``, ``reset`` after each; the
+    timed runs' seconds."""
     times = []
     for i in range(warmup + repeats):
         elapsed = timer(run)
@@ -75,7 +77,7 @@ def _sample(op: str, batch: int, tokens: int, context: int, prompt: int,
             "seconds_all": [float(t) for t in times]}
 
 
-class _Bench:
+class PassBench:
     """One model's cache and slots for timing its passes."""
 
     def __init__(self, model: torch.nn.Module, max_slots: int, max_len: int, vocab: int,
@@ -121,8 +123,8 @@ def time_grid(target: torch.nn.Module, draft: torch.nn.Module, grid: Grid, *,
     limits = [getattr(m.config, "max_position_embeddings", None) for m in (target, draft)]
     if any(lim is not None and max_len > lim for lim in limits):
         raise ConfigError(f"grid needs {max_len} positions, more than the models allow ({limits})")
-    benches = {"target": _Bench(target, max_slots, max_len, target.config.vocab_size, seed),
-               "draft": _Bench(draft, max_slots, max_len, draft.config.vocab_size, seed + 1)}
+    benches = {"target": PassBench(target, max_slots, max_len, target.config.vocab_size, seed),
+               "draft": PassBench(draft, max_slots, max_len, draft.config.vocab_size, seed + 1)}
     timer = Timer(device)
     samples: dict[str, list[dict[str, Any]]] = {}
     points = list(grid_points(grid, k_max))
@@ -137,6 +139,6 @@ def time_grid(target: torch.nn.Module, draft: torch.nn.Module, grid: Grid, *,
                 run, reset = bench.prefill_run(batch, prompt)
             else:
                 run, reset = bench.decode_run(batch, tokens, context)
-            times = _measure(timer, run, reset, grid.repeats, grid.warmup)
+            times = measure_runs(timer, run, reset, grid.repeats, grid.warmup)
             samples.setdefault(op, []).append(_sample(op, batch, tokens, context, prompt, times))
     return samples

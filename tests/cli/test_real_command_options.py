@@ -43,7 +43,7 @@ def test_calibrate_draft_overhead_must_be_finite_and_non_negative(capsys, tmp_pa
         "adaspec-calibrate: error: --draft-overhead-ms must be a finite number >= 0")
 
 
-@pytest.mark.parametrize("command", ["latency", "acceptance", "ngram"])
+@pytest.mark.parametrize("command", ["latency", "acceptance", "ngram", "overhead"])
 def test_calibrate_without_torch_is_one_line(capsys, tmp_path, command, monkeypatch):
     """Run whether or not torch is installed: where it is, the check is made to find it
     missing (``require_real_extra`` looks the packages up with ``find_spec``)."""
@@ -52,7 +52,7 @@ def test_calibrate_without_torch_is_one_line(capsys, tmp_path, command, monkeypa
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name in (
         "torch", "transformers") else found(name, *args))
     args = [command, "--target", "random:tiny-llama", "--out", str(tmp_path / "p.json")]
-    if command != "ngram":
+    if command not in ("ngram", "overhead"):
         args += ["--draft", "random:tiny-llama-draft"]
     assert main(args) == 2
     assert "needs torch and transformers" in _one_line(capsys)
