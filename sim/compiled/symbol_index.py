@@ -89,13 +89,16 @@ def _unserialize(codegen, numba_own, state, index: Path):
 def _write(path: Path, names: list[str]) -> None:
     """Write the index file whole or not at all (parallel sweep workers load the same
     library); an unwritable cache only means parsing again next time."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         partial.write_text("\n".join(names), encoding="utf-8")
         os.replace(partial, path)
     except OSError:
-        pass
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _on_demand(base: type) -> type:
