@@ -332,15 +332,19 @@ def _cache_class(base):
             """numba's disk cache of one function, loading a cached overload with numba's
             runtime initialised but without setting up its compiler (numba's own
             ``load_overload`` refreshes the target context first: every typing and lowering
-            registry, ~0.25 s per process). On a miss the compiler is set up
-            (``_set_up_compiler``) and numba compiles as usual."""
+            registry, ~0.25 s per process), and without parsing the overload's LLVM bitcode
+            where the names it defines were recorded (``sim.compiled.symbol_index``). On a
+            miss the compiler is set up (``_set_up_compiler``) and numba compiles as usual."""
 
             def load_overload(self, sig, target_context):
                 from numba.core.runtime import rtsys
+
+                from sim.compiled.symbol_index import names_recorded
                 rtsys.initialize(target_context)  # what the cached code links against
                 result = None
                 try:
-                    with self._guard_against_spurious_io_errors():
+                    with (self._guard_against_spurious_io_errors(),
+                          names_recorded(target_context.codegen(), _CACHE[0])):
                         result = self._load_overload(sig, target_context)
                 except Exception:  # this numba needs its registries to rebuild the code:
                     _set_up_compiler()  # numba's own load, after the full set-up
