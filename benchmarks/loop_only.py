@@ -5,8 +5,9 @@ Each policy replays the trace once untimed (loads the compiled code, the accepta
 then ``--repeat`` times; every call of the compiled loop is timed, in CPU seconds of its
 thread (``CompiledRun``'s ``run_chunk``, about 2,000 calls a run: hand-overs and prefill
 table entries), so the figure excludes Python's side of the hand-overs, the workload, the
-estimator's tables and the summary. Policies alternate run by run (the machine drifts), and the best and median
-of the repeats are printed per policy, with the ratio to the first policy's best.
+estimator's tables and the summary. Policies alternate run by run (the machine drifts); per
+policy the best and median run are printed, the sum over calls of each call's best (the
+steadiest figure on a busy machine) and the ratio of the best to the first policy's.
 
     python benchmarks/loop_only.py [--policy adaspec:8 --policy nospec] [--repeat 5]
                                    [--limit N]
@@ -15,6 +16,7 @@ of the repeats are printed per policy, with the ratio to the first policy's best
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from pathlib import Path
@@ -29,6 +31,7 @@ class _TimedLoop:
     core is not counted; the loop runs on the calling thread)."""
 
     seconds = 0.0
+    calls: list[float] = []  # each call's seconds, in order
 
     def __init__(self, fn) -> None:
         self.fn = fn
@@ -38,7 +41,9 @@ class _TimedLoop:
         try:
             return self.fn(*args)
         finally:
-            _TimedLoop.seconds += time.thread_time() - began
+            spent = time.thread_time() - began
+            _TimedLoop.seconds += spent
+            _TimedLoop.calls.append(spent)
 
 
 def _install_timer() -> None:
@@ -71,11 +76,21 @@ def loop_seconds(run: tuple, policy) -> tuple[float, float, str]:
 
     workload, config, seed = run
     _TimedLoop.seconds = 0.0
+    _TimedLoop.calls = []
     began = time.perf_counter()
     result = simulate(workload, policy, config, seed=seed)
     whole = time.perf_counter() - began
     loop_seconds.last = result
     return _TimedLoop.seconds, whole, result.summary["iteration_path"]
+
+
+def best_per_call(runs: list[list[float]]) -> float:
+    """The sum over the loop's calls of each call's fastest time across the runs (the runs
+    make the same calls, in the same order): a busy machine slows some calls of each run,
+    rarely the same ones, so this is steadier than the best run."""
+    if len({len(calls) for calls in runs}) != 1:
+        return math.nan
+    return sum(min(times) for times in zip(*runs))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,18 +105,22 @@ def main(argv: list[str] | None = None) -> int:
     for policy in policies:  # warm-up: compiled code, tables
         loop_seconds(workload, policy)
     loops: dict[str, list[float]] = {p: [] for p in policies}
+    per_call: dict[str, list[list[float]]] = {p: [] for p in policies}
     wholes: dict[str, list[float]] = {p: [] for p in policies}
     paths = {}
     for _ in range(args.repeat):
         for policy in policies:
             loop, whole, paths[policy] = loop_seconds(workload, policy)
             loops[policy].append(loop)
+            per_call[policy].append(list(_TimedLoop.calls))
             wholes[policy].append(whole)
     first = min(loops[policies[0]])
-    print(f"loop (run_chunk) thread CPU seconds, best / median of {args.repeat}; simulate() best")
+    print(f"loop (run_chunk) thread CPU seconds, best / median of {args.repeat}; the sum of "
+          f"each call's best; simulate() best")
     for policy in policies:
         best = min(loops[policy])
         print(f"  {policy:14s} loop {best:.3f} / {statistics.median(loops[policy]):.3f}"
+              f"  calls' best {best_per_call(per_call[policy]):.3f}"
               f"  ({best / first:.2f}x {policies[0]})  simulate {min(wholes[policy]):.3f}"
               f"  ({paths[policy]})")
     return 0
