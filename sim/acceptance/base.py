@@ -92,14 +92,19 @@ def accepted_prefix(accept: np.ndarray, verify: np.ndarray) -> np.ndarray:
 
 @jitable
 def accepted_prefix_into(accept, verify, batch, out):
-    """``accepted_prefix`` of the first ``batch`` rows into ``out``."""
+    """``accepted_prefix`` of the first ``batch`` rows into ``out``. Each row is read to its
+    end without a branch on the outcomes (``run`` stays 1 while every position so far was
+    accepted and verified): the outcomes are random, so a loop that stopped at the first
+    rejection would mispredict it about once a row."""
     k = accept.shape[1]
     for i in range(batch):
-        cap = verify[i] if verify[i] < k else k
-        j = 0
-        while j < cap and accept[i, j]:
-            j += 1
-        out[i] = j
+        cap = verify[i]
+        n = 0
+        run = 1
+        for j in range(k):
+            run = run & int(accept[i, j]) & int(j < cap)
+            n += run
+        out[i] = n
 
 
 @jitable

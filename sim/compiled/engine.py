@@ -210,10 +210,14 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                     if kind == P_ADASPEC:
                         need = step + 2 if step + 2 <= k_max else k_max + 1
                         if need > priced:
+                            # one step further than asked: a call passes about twenty
+                            # arrays, dearer than pricing one more s; prices do not
+                            # depend on when they are computed
+                            ahead = need + 1 if need + 1 <= k_max + 1 else k_max + 1
                             price_steps(ei, ev, ed, table, att, params, overheads, pad, b,
                                         context_sum, bonus_rows, bonus_context, counts,
-                                        tokens_cum, prices_v, prices_d, priced, need)
-                            priced = need
+                                        tokens_cum, prices_v, prices_d, priced, ahead)
+                            priced = ahead
                         decision = adaspec_continue(pi, pf, step, conf, k == 1, b, cum, sum_c,
                                                     gain, counts, hist, tokens_cum, prices_v,
                                                     prices_d, cap)

@@ -231,28 +231,25 @@ def decode_shape_into(context, drafted, verify, batch, drafting, steps, expanded
         context_sum += context[i]
         verify_total += verify[i]
     if steps:
-        # requests (and their contexts) that drafted exactly t tokens, t = 0..steps
-        stopped = np.zeros(steps + 1, dtype=np.int64)
-        stopped_bonus = np.zeros(steps + 1, dtype=np.int64)
-        stopped_bonus_context = np.zeros(steps + 1, dtype=np.int64)
-        bonus_rows = 0
-        bonus_context = 0
-        for i in range(batch):
-            d = drafted[i]
-            stopped[d] += context[i]
-            if expanded and has_bonus and bonus[i]:
-                bonus_rows += 1
-                bonus_context += context[i] - 1
-                stopped_bonus[d] += 1
-                stopped_bonus_context[d] += context[i] - 1
-        step_context = context_sum
+        # step t reads the contexts of the requests with drafted > t (and, under batch
+        # expansion, L_i - 1 more for each one's bonus copy row): summed row by row into
+        # rows[t] (bonus rows) and kv[t] (integers: the order cannot change a sum)
         for t in range(steps):
-            step_context -= stopped[t]
-            bonus_rows -= stopped_bonus[t]
-            bonus_context -= stopped_bonus_context[t]
-            r = drafting[t] + bonus_rows
+            rows[t] = 0
+            kv[t] = 0
+        for i in range(batch):
+            d = drafted[i] if drafted[i] < steps else steps
+            if expanded and has_bonus and bonus[i]:
+                for t in range(d):
+                    rows[t] += 1
+                    kv[t] += 2 * context[i] - 1
+            else:
+                for t in range(d):
+                    kv[t] += context[i]
+        for t in range(steps):
+            r = drafting[t] + rows[t]
             rows[t] = r
-            kv[t] = step_context + bonus_context + t * r
+            kv[t] += t * r
     tokens = batch + verify_total
     if not expanded:
         return context_sum, batch, tokens, context_sum

@@ -76,9 +76,8 @@ from sim.policies.adaspec_rules import (AF_BEST, AF_CBAR, AF_CBAR_USED, AF_CBAR_
                                         AF_EXPECTED, AF_G0, AF_PREDICTED, AF_REC, AF_SIZE,
                                         AI_ACTIVE, AI_CBAR_MODE, AI_K, AI_LAST_TRIM, AI_LOST,
                                         AI_REC, AI_SIZE, AI_SLO, AI_STATS, AI_TRIM, AI_UNIFORM,
-                                        ST_TRIM_KEPT, ST_TRIM_REJECTED, STAT_NAMES, TRIM_KEPT,
-                                        TRIM_NONE, TRIM_REJECTED, _score, _TRIM_OUTCOMES,
-                                        adaspec_begin, adaspec_continue, adaspec_verify)
+                                        STAT_NAMES, TRIM_NONE, _record_trim, _score,
+                                        _TRIM_OUTCOMES, adaspec_begin, adaspec_continue, adaspec_verify)
 from sim.policies.base import BatchView, Policy
 from sim.policies.goodput import IterationCost, SloMode
 from sim.policies.params import check_enum, check_k, check_unit
@@ -342,8 +341,7 @@ class AdaSpecPolicy(Policy):
 
     def record_trim(self, kept: bool) -> None:
         """Count a trim decision in ``stats`` and ``last_trim``."""
-        self._pi[ST_TRIM_KEPT if kept else ST_TRIM_REJECTED] += 1
-        self._pi[AI_LAST_TRIM] = TRIM_KEPT if kept else TRIM_REJECTED
+        _record_trim(self._pi, kept)
 
 
 def _column_contiguous(conf: np.ndarray) -> bool:

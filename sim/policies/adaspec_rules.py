@@ -225,13 +225,33 @@ def _trim_pays(pi, pf, removed, draft_time, v_total, v_target):
     full = _score(pi, pf, expected, draft_time + v_total, 1.0)
     trimmed = _score(pi, pf, expected - removed, draft_time + v_target, 1.0)
     kept = trimmed >= full
+    _record_trim(pi, kept)
+    return kept
+
+
+@jitable
+def _record_trim(pi, kept):
+    """Count a trim decision (kept or rejected) and keep it as the last one."""
     if kept:
         pi[ST_TRIM_KEPT] += 1
         pi[AI_LAST_TRIM] = TRIM_KEPT
     else:
         pi[ST_TRIM_REJECTED] += 1
         pi[AI_LAST_TRIM] = TRIM_REJECTED
-    return kept
+
+
+@jitable
+def _trim_limit(pi, pf, draft_time, v_total, v_target):
+    """A sum of removed expected tokens past which ``_trim_pays`` surely answers no (inf
+    when none: an infeasible full plan keeps any trim). ``_trim_pays`` keeps the trim iff
+    (E - removed) / T_trimmed >= G_full, so removed > E - G_full T_trimmed rejects it; the
+    limit adds a relative 1e-6 and 1e-9 E to that, far above the rounding of any of these
+    sums (each within 1e-13 E), so stopping there never changes a decision."""
+    expected = pf[AF_EXPECTED]
+    full = _score(pi, pf, expected, draft_time + v_total, 1.0)
+    if not (full > 0.0 and full < math.inf):
+        return math.inf
+    return (expected - full * (draft_time + v_target)) * (1.0 + 1e-6) + 1e-9 * expected
 
 
 @jitable
@@ -242,10 +262,13 @@ def _comes_first(va, ta, a, vb, tb, b):
 
 
 @jitable
-def _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, heap_v, heap_t, heap_i):
+def _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, heap_v, heap_t, heap_i,
+                   limit):
     """The ``drop`` draft tokens with the lowest cumulative confidence (ties: the later
     position first, then the lower batch index): their request indices into ``rows[:drop]``
-    (lowest first) and their values into ``vals[:drop]``; returns how many tokens there are.
+    (lowest first) and their values into ``vals[:drop]``; returns how many tokens there are,
+    or -1 when fewer than all are to be taken and the values taken so far (lowest first)
+    sum to more than ``limit`` (the caller's trim cannot pay then: ``_trim_limit``).
 
     c_{i,t} never grows along t (confidences are at most 1), so each row's lowest tokens are a
     suffix: a binary min-heap of the rows' last tokens not yet taken (value, position, row in
@@ -271,9 +294,14 @@ def _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, heap_v, heap_t,
                     heap_v[p], heap_t[p], heap_i[p] = heap_v[q], heap_t[q], heap_i[q]
                     p, q = q, (q - 1) // 2
                 heap_v[p], heap_t[p], heap_i[p] = v, t, i
+        running = 0.0
+        partial = take < m  # with every token taken, the caller sums them its own way
         for j in range(take):
             v, t, i = heap_v[0], heap_t[0], heap_i[0]
             vals[j], rows[j] = v, i
+            running += v
+            if partial and running > limit:
+                return -1
             if t == 0:  # row i is used up: the heap's last token takes its place
                 size -= 1
                 v, t, i = heap_v[size], heap_t[size], heap_i[size]
@@ -405,7 +433,11 @@ def adaspec_verify(pi, pf, conf, steps, contiguous, drafted, batch, cum, sum_c, 
         # Fast decision: the d lowest cumulative confidences sum to the same value whatever
         # the tie-breaking, so G(trimmed) is known before choosing which tokens go.
         m = _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, fscratch[-batch:],
-                           iscratch[-2 * batch:-batch], iscratch[-batch:])
+                           iscratch[-2 * batch:-batch], iscratch[-batch:],
+                           _trim_limit(pi, pf, draft_time, v_total, v_target))
+        if m < 0:  # the lowest tokens taken so far already remove too much
+            _record_trim(pi, False)
+            return 0
         if drop < m:
             lowest = 0.0 + pairwise_sum(vals, 0, drop)
         else:
@@ -459,7 +491,7 @@ def adaspec_verify(pi, pf, conf, steps, contiguous, drafted, batch, cum, sum_c, 
     kept = np.empty(batch)
     if pi[AI_TRIM] == TRIM_TOKEN:
         m = _lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, fscratch[-batch:],
-                           iscratch[-2 * batch:-batch], iscratch[-batch:])
+                           iscratch[-2 * batch:-batch], iscratch[-batch:], math.inf)
         for i in range(batch):
             new[i] = drafted[i]
             kept[i] = 0.0
@@ -478,13 +510,9 @@ def adaspec_verify(pi, pf, conf, steps, contiguous, drafted, batch, cum, sum_c, 
             low = kept[i]
     trimmed = _score(pi, pf, batch + array_sum(kept, batch), draft_time + v_target,
                      1.0 + low if tokens_mode else 1.0)
-    if trimmed >= full:
-        pi[ST_TRIM_KEPT] += 1
-        pi[AI_LAST_TRIM] = TRIM_KEPT
-        return 1
-    pi[ST_TRIM_REJECTED] += 1
-    pi[AI_LAST_TRIM] = TRIM_REJECTED
-    return 0
+    kept = trimmed >= full
+    _record_trim(pi, kept)
+    return 1 if kept else 0
 
 
 def _trim_requests(cum: np.ndarray, drafted: np.ndarray, drop: int

@@ -392,6 +392,28 @@ def array_sum(a, n):
 
 
 @jitable
+def _ddot_lane(a, lo, stride, n32, n1, lane):
+    """Lane ``lane`` (of 4) of ``ddot_ones``'s contiguous kernel, reduced: the sum over q =
+    0..3, in that order, of its 4 x 4 accumulator (q, lane), which is the 4 x 8 accumulators
+    (q, lane) and (q, lane + 4) over the 32-blocks below ``n32``, added, then summed on over
+    the 16-blocks up to ``n1``. Each accumulator starts at 0.0 and adds each value to its
+    running sum (``x + acc``), as the kernel does; they are independent, so each is
+    evaluated on its own (scalars: no scratch array to allocate per call)."""
+    total = 0.0
+    for q in range(4):
+        low = 0.0
+        high = 0.0
+        for i in range(0, n32, 32):
+            low = a[lo + (i + 8 * q + lane) * stride] + low
+            high = a[lo + (i + 8 * q + lane + 4) * stride] + high
+        acc = low + high
+        for i in range(n32, n1, 16):
+            acc = a[lo + (i + 4 * q + lane) * stride] + acc
+        total = acc if q == 0 else total + acc
+    return total
+
+
+@jitable
 def ddot_ones(a, lo, n, stride, contiguous):
     """``float(x @ ones)`` of the n values ``a[lo::stride]`` as numpy gets it from OpenBLAS's
     ddot on x86-64 (AVX-512 kernel: 4 x 8 accumulators, then 4 x 4, then a tail; the strided
@@ -401,27 +423,11 @@ def ddot_ones(a, lo, n, stride, contiguous):
         n1 = n & -16
         dot = 0.0
         if n1:
-            acc = np.zeros((4, 8))
             n32 = n1 & -32
-            i = 0
-            while i < n32:
-                for q in range(4):
-                    for lane in range(8):
-                        acc[q, lane] = a[lo + (i + 8 * q + lane) * stride] + acc[q, lane]
-                i += 32
-            acc4 = np.zeros((4, 4))
-            for q in range(4):
-                for lane in range(4):
-                    acc4[q, lane] = acc[q, lane] + acc[q, lane + 4]
-            while i < n1:
-                for q in range(4):
-                    for lane in range(4):
-                        acc4[q, lane] = a[lo + (i + 4 * q + lane) * stride] + acc4[q, lane]
-                i += 16
-            v0 = ((acc4[0, 0] + acc4[1, 0]) + acc4[2, 0]) + acc4[3, 0]
-            v1 = ((acc4[0, 1] + acc4[1, 1]) + acc4[2, 1]) + acc4[3, 1]
-            v2 = ((acc4[0, 2] + acc4[1, 2]) + acc4[2, 2]) + acc4[3, 2]
-            v3 = ((acc4[0, 3] + acc4[1, 3]) + acc4[2, 3]) + acc4[3, 3]
+            v0 = _ddot_lane(a, lo, stride, n32, n1, 0)
+            v1 = _ddot_lane(a, lo, stride, n32, n1, 1)
+            v2 = _ddot_lane(a, lo, stride, n32, n1, 2)
+            v3 = _ddot_lane(a, lo, stride, n32, n1, 3)
             dot = (v0 + v2) + (v1 + v3)
         for i in range(n1, n):
             dot = dot + a[lo + i * stride]

@@ -132,7 +132,7 @@ class SmartSpecPolicy(Policy):
         goodputs = np.zeros(k_cap + 1)
         k = int(compiled(smartspec_begin)(
             self._pi, self._pf, batch, np.asarray(view.max_draft_tokens, dtype=np.int64),
-            cost.uniform, prices_v, prices_d, goodputs, np.zeros(max(batch, 1))))
+            cost.uniform, prices_v, prices_d, goodputs, np.zeros(batch + k_cap + 1)))
         self.last_goodputs = goodputs
         return k
 
@@ -153,11 +153,12 @@ SF_SIZE = SF_REC + STATE_FLOATS
 def smartspec_begin(pi, pf, batch, max_draft, uniform, prices_v, prices_d, goodputs, row):
     """The goodput argmax over k = 0..K (module doc); ``prices_v[k]`` / ``prices_d[k]``:
     verification / drafting seconds of k steps where every request that may, drafts. The
-    goodputs go to ``goodputs``; ``row`` is scratch of the batch's size."""
+    goodputs go to ``goodputs``; ``row`` is scratch of at least the batch's size + K + 1
+    (its last K + 1 hold the geometric sums: no array allocated per iteration)."""
     k_cap = pi[SI_K]
     alpha = recovery_value(pi[SI_REC:SI_REC + STATE_INTS], pf[SF_REC:SF_REC + STATE_FLOATS],
                            pf[SF_ALPHA])
-    geo = np.empty(k_cap + 1)  # geo[j] = sum_{r<=j} alpha^r
+    geo = row[row.shape[0] - (k_cap + 1):]  # geo[j] = sum_{r<=j} alpha^r
     total = 0.0
     for j in range(k_cap + 1):
         total += alpha ** float(j)

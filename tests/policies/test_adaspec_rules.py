@@ -14,6 +14,8 @@ with decay recovery.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -349,9 +351,10 @@ def test_uniform_request_trimming_fast_path_matches_the_general_rule(batch, step
 
 
 # ---- the token trim's selection (_lowest_tokens) -----------------------------------------------
-def _select(cum, drafted, drop, compiled_code=False):
+def _select(cum, drafted, drop, compiled_code=False, limit=math.inf):
     """Run ``_lowest_tokens`` (plain or compiled) with room for every token in ``vals`` /
-    ``rows`` and ``batch`` entries of heap scratch: (vals[:take], rows[:take], token count)."""
+    ``rows`` and ``batch`` entries of heap scratch: (vals[:take], rows[:take], token count;
+    -1 when it stopped past ``limit``)."""
     from sim.compiled.jit import compiled
     from sim.policies.adaspec_rules import _lowest_tokens
     fn = compiled(_lowest_tokens) if compiled_code else _lowest_tokens
@@ -360,7 +363,9 @@ def _select(cum, drafted, drop, compiled_code=False):
     rows = np.full(steps * batch + 1, -1, dtype=np.int64)
     heap_v, heap_t, heap_i = np.zeros(batch), np.zeros(batch, np.int64), np.zeros(batch, np.int64)
     m = fn(cum, np.asarray(drafted, dtype=np.int64), steps, batch, drop, vals, rows, heap_v,
-           heap_t, heap_i)
+           heap_t, heap_i, limit)
+    if m < 0:
+        return None, None, m
     take = min(drop, m)
     return vals[:take].tolist(), rows[:take].tolist(), m
 
@@ -420,3 +425,47 @@ def test_lowest_tokens_heap_merge_equals_sorting_every_token(inputs, compiled_co
 def test_lowest_tokens_fallback_for_growing_rows_equals_sorting_every_token(inputs):
     cum, drafted, drop = inputs
     assert _select(cum, drafted, drop) == _sorted_reference(cum, drafted, drop)
+
+
+def test_lowest_tokens_stops_once_the_taken_sum_passes_the_limit():
+    """The same cum as above: the lowest 7 tokens are six 0.25s and a 0.5 (sum 2.0); taking
+    them, the running sum passes 1.2 at the fifth (1.25), so a limit of 1.2 stops there
+    (-1); a limit of 2.0 is never passed (2.0 is not above it); taking every token (drop 8
+    or more) never stops, whatever the limit (the caller sums all tokens its own way)."""
+    cum = np.array([[0.5, 0.5, 0.25],
+                    [0.25, 0.25, 0.25],
+                    [0.25, 0.125, 0.25]])
+    for compiled_code in (False, True):
+        assert _select(cum, [3, 2, 3], 7, compiled_code, limit=1.2)[2] == -1
+        vals, rows, m = _select(cum, [3, 2, 3], 7, compiled_code, limit=2.0)
+        assert (vals, rows, m) == ([0.25] * 6 + [0.5], [0, 2, 0, 1, 2, 2, 0], 8)
+        assert _select(cum, [3, 2, 3], 8, compiled_code, limit=0.1)[2] == 8
+        assert _select(cum, [3, 2, 3], 20, compiled_code, limit=0.1)[2] == 8
+
+
+@settings(max_examples=300, deadline=None)
+@given(expected=st.floats(1.0, 200.0), removed_share=st.floats(0.0, 1.0),
+       draft_s=st.floats(0.0, 0.05), v_total_s=st.floats(1e-3, 0.1),
+       v_share=st.floats(0.01, 1.0), budget=st.sampled_from([math.inf, 0.02, 0.08]))
+def test_trim_limit_never_rejects_a_trim_that_pays(expected, removed_share, draft_s, v_total_s,
+                                                   v_share, budget):
+    """Whatever the prices and the budget: a removed sum above ``_trim_limit`` is rejected
+    by ``_trim_pays`` (so stopping there changes no decision), and one at most a millionth
+    below the exact break-even point is kept (the limit is close enough to stop early)."""
+    from sim.policies.adaspec_rules import (AF_BUDGET_S, AF_EXPECTED, AF_SIZE, AI_SIZE,
+                                            _trim_limit, _trim_pays)
+    pi, pf = np.zeros(AI_SIZE, dtype=np.int64), np.zeros(AF_SIZE)
+    pf[AF_EXPECTED], pf[AF_BUDGET_S] = expected, budget
+    v_target_s = v_total_s * v_share
+    limit = _trim_limit(pi, pf, draft_s, v_total_s, v_target_s)
+    removed = removed_share * expected
+    if removed > limit:
+        assert not _trim_pays(pi, pf, removed, draft_s, v_total_s, v_target_s)
+    if draft_s + v_total_s <= budget and draft_s + v_target_s <= budget:
+        break_even = expected * (v_total_s - v_target_s) / (draft_s + v_total_s)
+        assert limit >= break_even
+        assert limit <= break_even * (1 + 2e-6) + 2e-9 * expected
+        if removed < break_even * (1 - 1e-6):
+            assert _trim_pays(pi, pf, removed, draft_s, v_total_s, v_target_s)
+    elif draft_s + v_total_s > budget:
+        assert limit == math.inf  # the full plan scores -inf: any trim is kept
