@@ -51,6 +51,7 @@ RULE_MODULES = (
     "sim.acceptance.base",
     "sim.acceptance.model",
     "sim.latency.ops",
+    "sim.latency.exact",
     "sim.latency.pass_costs",
     "sim.latency.profile",
     "sim.latency.piecewise",

@@ -62,7 +62,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
+import numpy as np
+
 from sim.errors import ConfigError
+from sim.latency.exact import exact
 from sim.latency.vidur_csv import LAYER_OPS, MlpRow
 
 if TYPE_CHECKING:
@@ -115,13 +118,26 @@ class MeasuredLayer:
         self.extend = extend
         self._extend_at_last = extend(self.tokens[-1]) if extend is not None else None
 
-    def __call__(self, tokens: int) -> float:
+    def __call__(self, tokens):
+        """Seconds at ``tokens``: a count, or an ``ExactArray`` of positive counts
+        (``sim.latency.exact``; ``extend`` must take one too), the same bits per element."""
+        if isinstance(tokens, np.ndarray):
+            at = np.searchsorted(self.tokens, tokens)  # bisect_left per element
+            out = exact(np.take(np.array(self.seconds, dtype=np.float64), at, mode="clip"))
+            beyond = tokens > self.tokens[-1]
+            if beyond.any():
+                out[beyond] = self._beyond(tokens[beyond])
+            return out
+        if tokens > self.tokens[-1]:
+            return self._beyond(tokens)
+        return self.seconds[bisect.bisect_left(self.tokens, tokens)]  # first point >= tokens
+
+    def _beyond(self, tokens):
+        """Past the last point: ``extend`` scaled to it, or proportional to the tokens."""
         xs, ys = self.tokens, self.seconds
-        if tokens > xs[-1]:
-            if self._extend_at_last is None:
-                return ys[-1] * tokens / xs[-1]
-            return ys[-1] * self.extend(tokens) / self._extend_at_last
-        return ys[bisect.bisect_left(xs, tokens)]  # the first point at or above ``tokens``
+        if self._extend_at_last is None:
+            return ys[-1] * tokens / xs[-1]
+        return ys[-1] * self.extend(tokens) / self._extend_at_last
 
 
 def layer_points(rows: Iterable[MlpRow], tp: int, ops: tuple[str, ...] = LAYER_OPS

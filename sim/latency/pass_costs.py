@@ -22,7 +22,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from sim.compiled.jit import jitable
+from sim.latency.exact import ExactArray, exact, total
 from sim.latency.measured import LayerRows, MeasuredLayer
 from sim.latency.models import ModelSpec
 from sim.latency.ops import (AllReduceFit, AttentionFit, GemmFit, GpuFit, all_reduce_s,
@@ -122,10 +125,11 @@ class PassCosts:
                           self.bytes_per_s, self.gemm)
         return elementwise_s(tokens, self._bytes[op], self.bytes_per_s, self.fit.elementwise[op])
 
-    def fitted_layer_dense_s(self, tokens: int) -> float:
-        """Fitted seconds of one layer's non-attention kernels (no all-reduce)."""
-        return (sum(self.layer_op_s(op, tokens) for op in self._shapes)
-                + sum(self.layer_op_s(op, tokens) for op in LAYER_ELEMENTWISE))
+    def fitted_layer_dense_s(self, tokens):
+        """Fitted seconds of one layer's non-attention kernels (no all-reduce); ``tokens``
+        a count or an ``ExactArray`` of positive counts (``sim.latency.exact``)."""
+        return (total([self.layer_op_s(op, tokens) for op in self._shapes])
+                + total([self.layer_op_s(op, tokens) for op in LAYER_ELEMENTWISE]))
 
     def all_reduce_layer_s(self, tokens: int) -> float:
         """Two all-reduces of the hidden activations per layer (0 at tp = 1)."""
@@ -164,26 +168,41 @@ class PassCosts:
             return cached
         if tokens <= 0:
             return 0.0
-        layer = (self.measured_layer_s(tokens) if self.measured_layer_s is not None
-                 else self.fitted_layer_dense_s(tokens))
-        t = (self.layers * (layer + self.all_reduce_layer_s(tokens))
-             + elementwise_s(tokens, self._bytes["emb"], self.bytes_per_s,
-                             self.fit.elementwise["emb"])
-             + elementwise_s(tokens, self._bytes["input_layernorm"], self.bytes_per_s,
-                             self.fit.elementwise["input_layernorm"]))
+        t = self._dense_of(tokens)
         self._dense[tokens] = t
         return t
+
+    def _dense_of(self, tokens):
+        layer = (self.measured_layer_s(tokens) if self.measured_layer_s is not None
+                 else self.fitted_layer_dense_s(tokens))
+        return (self.layers * (layer + self.all_reduce_layer_s(tokens))
+                + elementwise_s(tokens, self._bytes["emb"], self.bytes_per_s,
+                                self.fit.elementwise["emb"])
+                + elementwise_s(tokens, self._bytes["input_layernorm"], self.bytes_per_s,
+                                self.fit.elementwise["input_layernorm"]))
 
     def logits_s(self, rows: int) -> float:
         """The lm_head GEMM over ``rows`` tokens (a GEMM like the others; vocab split by tp)."""
         cached = self._logits.get(rows)
         if cached is not None:
             return cached
-        m = self.model
-        t = gemm_s(rows, m.hidden, -(-m.vocab // self.tp), m.dtype_bytes, self.peak_flops,
-                   self.bytes_per_s, self.gemm)
+        t = self._logits_of(rows)
         self._logits[rows] = t
         return t
+
+    def _logits_of(self, rows):
+        m = self.model
+        return gemm_s(rows, m.hidden, -(-m.vocab // self.tp), m.dtype_bytes, self.peak_flops,
+                      self.bytes_per_s, self.gemm)
+
+    def dense_s_at(self, tokens: np.ndarray) -> np.ndarray:
+        """``dense_s`` at every count of ``tokens`` (positive ints) in one numpy pass, the
+        same bits as the calls one by one (``sim.latency.exact``); not memoised."""
+        return np.asarray(self._dense_of(_counts(tokens)), dtype=np.float64)
+
+    def logits_s_at(self, rows: np.ndarray) -> np.ndarray:
+        """``logits_s`` at every count of ``rows`` (positive ints), as ``dense_s_at``."""
+        return np.asarray(self._logits_of(_counts(rows)), dtype=np.float64)
 
     # ---- attention --------------------------------------------------------------------------
     def decode_attention_s(self, batch: int, tokens: int, context_tokens: float) -> float:
@@ -198,6 +217,15 @@ class PassCosts:
         news = [c for c, _ in chunks]
         return prefill_attention(self.attention_params, news, [kv for _, kv in chunks],
                                  len(news))
+
+
+def _counts(tokens) -> ExactArray:
+    """Token counts as an int64 ``ExactArray``; ValueError unless all are positive (the
+    number path answers 0 at 0 tokens without its formulas)."""
+    counts = np.asarray(tokens, dtype=np.int64)
+    if counts.ndim != 1 or (counts.size and counts.min() < 1):
+        raise ValueError("token counts must be a 1-d array of positive integers")
+    return exact(counts)
 
 
 # Attention parameters as one tuple (an array in compiled code): positions of each constant.
