@@ -59,6 +59,7 @@ RULE_MODULES = (
     "sim.latency.iteration",
     "sim.policies.goodput",
     "sim.policies.recovery",
+    "sim.policies.trim_selection",
     "sim.policies.adaspec_rules",
     "sim.policies.adaspec",
     "sim.policies.smartspec",

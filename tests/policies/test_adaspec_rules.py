@@ -214,16 +214,16 @@ def test_request_trimming_moves_on_to_the_next_request_for_the_rest():
     (r1, 0.046656) its last 2. The order is by the final value at each request's own drafted
     length: with r0 drafting only 3 (final 0.125), r1 (0.046656) goes first and loses 5.
     Ties (r2..r4 below) go to the lower index first."""
-    from sim.policies.adaspec_rules import _trim_requests
+    from sim.policies.trim_selection import trim_requests
     cum = np.cumprod(_WIDE_CONF, axis=1)
-    new, kept = _trim_requests(cum, np.full(5, 6), 8)
+    new, kept = trim_requests(cum, np.full(5, 6), 8)
     assert new.tolist() == [0, 4, 6, 6, 6]
     assert kept[0] == 0.0 and kept[1] == pytest.approx(0.6 + 0.36 + 0.216 + 0.1296)
     assert kept[2] == pytest.approx(cum[2].sum())
     short = cum.copy()
     short[0, 3:] = 0.0
-    assert _trim_requests(short, np.array([3, 6, 6, 6, 6]), 5)[0].tolist() == [3, 1, 6, 6, 6]
-    new, _ = _trim_requests(np.cumprod(np.full((3, 2), 0.9), axis=1), np.array([2, 2, 2]), 3)
+    assert trim_requests(short, np.array([3, 6, 6, 6, 6]), 5)[0].tolist() == [3, 1, 6, 6, 6]
+    new, _ = trim_requests(np.cumprod(np.full((3, 2), 0.9), axis=1), np.array([2, 2, 2]), 3)
     assert new.tolist() == [0, 1, 2]
 
 
@@ -332,8 +332,8 @@ def test_prediction_leaves_out_requests_that_reached_their_draft_limit():
 @given(batch=st.integers(1, 40), steps=st.integers(1, 8), seed=st.integers(0, 2**31 - 1))
 def test_uniform_request_trimming_fast_path_matches_the_general_rule(batch, steps, seed):
     """When everyone drafted the same number of steps, verify_lengths takes a shortcut; it must
-    remove exactly the overflow and agree with the general rule (_trim_requests)."""
-    from sim.policies.adaspec_rules import _trim_requests
+    remove exactly the overflow and agree with the general rule (trim_requests)."""
+    from sim.policies.trim_selection import trim_requests
     conf = np.random.default_rng(seed).beta(2.0, 1.0, size=(batch, steps))
     pol = make_policy(f"adaspec:{steps},trim=request")
     view = make_view(batch, padding=DEFAULT_PADDING,
@@ -347,17 +347,17 @@ def test_uniform_request_trimming_fast_path_matches_the_general_rule(batch, step
     total = batch * (steps + 1)
     drop = total - DEFAULT_PADDING.next_smaller(total)
     assert int(verify.sum()) == batch * steps - drop
-    assert verify.tolist() == _trim_requests(np.cumprod(conf, axis=1), drafted, drop)[0].tolist()
+    assert verify.tolist() == trim_requests(np.cumprod(conf, axis=1), drafted, drop)[0].tolist()
 
 
-# ---- the token trim's selection (_lowest_tokens) -----------------------------------------------
+# ---- the token trim's selection (lowest_tokens) -----------------------------------------------
 def _select(cum, drafted, drop, compiled_code=False, limit=math.inf):
-    """Run ``_lowest_tokens`` (plain or compiled) with room for every token in ``vals`` /
+    """Run ``lowest_tokens`` (plain or compiled) with room for every token in ``vals`` /
     ``rows`` and ``batch`` entries of heap scratch: (vals[:take], rows[:take], token count;
     -1 when it stopped past ``limit``)."""
     from sim.compiled.jit import compiled
-    from sim.policies.adaspec_rules import _lowest_tokens
-    fn = compiled(_lowest_tokens) if compiled_code else _lowest_tokens
+    from sim.policies.trim_selection import lowest_tokens
+    fn = compiled(lowest_tokens) if compiled_code else lowest_tokens
     steps, batch = cum.shape
     vals = np.full(steps * batch + 1, np.nan)
     rows = np.full(steps * batch + 1, -1, dtype=np.int64)
@@ -378,7 +378,7 @@ def _sorted_reference(cum, drafted, drop):
     return [v for v, _, _ in picked], [i for _, _, i in picked], len(tokens)
 
 
-def test_lowest_tokens_hand_computed_ties():
+def testlowest_tokens_hand_computed_ties():
     """cum (steps 3, batch 3), drafted [3, 2, 3]; row 1's 0.125 lies past its drafted tokens.
     The 0.25s go first, later positions first and lower rows among equal positions:
     (t2: r0, r2), (t1: r0, r1, r2), (t0: r2), then the 0.5s (t0: r0, r1)."""
@@ -413,7 +413,7 @@ def _trim_inputs(draw, monotone):
 
 @settings(max_examples=300, deadline=None)
 @given(inputs=_trim_inputs(monotone=True), compiled_code=st.booleans())
-def test_lowest_tokens_heap_merge_equals_sorting_every_token(inputs, compiled_code):
+def testlowest_tokens_heap_merge_equals_sorting_every_token(inputs, compiled_code):
     """The heap merge of the rows' suffixes picks the same tokens in the same order as
     sorting every token by (value, -position, row), ties included, plain and compiled."""
     cum, drafted, drop = inputs
@@ -422,12 +422,12 @@ def test_lowest_tokens_heap_merge_equals_sorting_every_token(inputs, compiled_co
 
 @settings(max_examples=100, deadline=None)
 @given(inputs=_trim_inputs(monotone=False))
-def test_lowest_tokens_fallback_for_growing_rows_equals_sorting_every_token(inputs):
+def testlowest_tokens_fallback_for_growing_rows_equals_sorting_every_token(inputs):
     cum, drafted, drop = inputs
     assert _select(cum, drafted, drop) == _sorted_reference(cum, drafted, drop)
 
 
-def test_lowest_tokens_stops_once_the_taken_sum_passes_the_limit():
+def testlowest_tokens_stops_once_the_taken_sum_passes_the_limit():
     """The same cum as above: the lowest 7 tokens are six 0.25s and a 0.5 (sum 2.0); taking
     them, the running sum passes 1.2 at the fifth (1.25), so a limit of 1.2 stops there
     (-1); a limit of 2.0 is never passed (2.0 is not above it); taking every token (drop 8
