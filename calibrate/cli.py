@@ -13,7 +13,7 @@ from typing import Any, NoReturn, Sequence
 
 from realrun.cli_args import (add_ngram_args, add_real_model_args, check_out_file,
                               check_real_model_args, require_real_extra)
-from sim.cli_common import add_version_arg, end_process, run_command
+from sim.cli_common import add_version_arg, run_command, run_process
 from sim.errors import ConfigError
 from sim.workload.spec import check_non_negative
 
@@ -369,9 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> NoReturn:
-    """``adaspec-calibrate`` as a process (the console script, ``python -m``): ``main``, then
-    ``sim.cli_common.end_process``."""
-    end_process(main())
+    """``adaspec-calibrate`` as a process (the console script, ``python -m``): ``main``, run by
+    ``sim.cli_common.run_process``."""
+    run_process(main)
 
 
 if __name__ == "__main__":

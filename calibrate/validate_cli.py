@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-from sim.cli_common import add_version_arg, end_process, run_command
+from sim.cli_common import add_version_arg, run_command, run_process
 from sim.errors import AdaSpecError
 
 
@@ -145,9 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> NoReturn:
-    """``adaspec-validate`` as a process (the console script, ``python -m``): ``main``, then
-    ``sim.cli_common.end_process``."""
-    end_process(main())
+    """``adaspec-validate`` as a process (the console script, ``python -m``): ``main``, run by
+    ``sim.cli_common.run_process``."""
+    run_process(main)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ from sim.cli_common import (
     add_slo_args,
     add_version_arg,
     add_workload_args,
-    end_process,
     run_command,
+    run_process,
     slos_s_from_args,
     workload_spec_from_args,
 )
@@ -253,9 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> NoReturn:
-    """``adaspec-realrun`` as a process (the console script, ``python -m``): ``main``, then
-    ``sim.cli_common.end_process``."""
-    end_process(main())
+    """``adaspec-realrun`` as a process (the console script, ``python -m``): ``main``, run by
+    ``sim.cli_common.run_process``."""
+    run_process(main)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import time
 from typing import NoReturn, Sequence
 
 from sim.cli_common import (add_model_args, add_slo_args, add_version_arg, add_workload_args,
-                            end_process, run_command, slos_s_from_args, workload_from_args)
+                            run_command, run_process, slos_s_from_args, workload_from_args)
 from sim.errors import ConfigError
 from sim.drafters.presets import DEFAULT_METHOD
 from sim.latency.iteration import DEFAULT_ENGINE, ENGINES
@@ -404,9 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> NoReturn:
-    """``adaspec-sim`` as a process (the console script, ``python -m``): ``main``, then
-    ``sim.cli_common.end_process``."""
-    end_process(main())
+    """``adaspec-sim`` as a process (the console script, ``python -m``): ``main``, run by
+    ``sim.cli_common.run_process``."""
+    run_process(main)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from sim.cli_common import add_version_arg, end_process, run_command
+from sim.cli_common import add_version_arg, run_command, run_process
 from sim.errors import ConfigError
 
 PROG = "adaspec-sweep"
@@ -209,9 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> NoReturn:
-    """``adaspec-sweep`` as a process (the console script, ``python -m``): ``main``, then
-    ``sim.cli_common.end_process``."""
-    end_process(main())
+    """``adaspec-sweep`` as a process (the console script, ``python -m``): ``main``, run by
+    ``sim.cli_common.run_process``."""
+    run_process(main)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Each command's process entry (``entry``: console script, ``python -m``): ``main``'s exit
-status, the final garbage collection left out (``sim.cli_common.end_process``), every output
-complete; ``main`` itself leaves the collector alone."""
+status, the collector's first threshold raised and the final garbage collection left out
+(``sim.cli_common.run_process``), every output complete; ``main`` itself leaves the collector
+alone."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from sim.cli import main
+from sim.cli_common import PROCESS_GC_THRESHOLD
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE_TRACE = str(ROOT / "traces" / "adaspec" / "code.csv")
@@ -26,7 +28,8 @@ COMMANDS = {"adaspec-sim": "sim.cli", "adaspec-sweep": "sim.sweep.cli",
 # SystemExit, before the interpreter's shutdown) whether the objects were frozen.
 PROBE = """
 import atexit, gc, importlib, sys
-atexit.register(lambda: print("frozen", gc.get_freeze_count() > 0, file=sys.stderr))
+atexit.register(lambda: print("frozen", gc.get_freeze_count() > 0, "threshold",
+                              gc.get_threshold()[0], file=sys.stderr))
 module = importlib.import_module(sys.argv[1])
 sys.argv = [sys.argv[1]] + sys.argv[2:]
 module.entry()
@@ -52,6 +55,7 @@ def test_entry_exits_with_mains_status_and_writes_every_output(tmp_path):
                   "--policy", "adaspec:8", "--quiet", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert "frozen True" in done.stderr
+    assert f"threshold {PROCESS_GC_THRESHOLD}" in done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert sorted(summary["policies"]) == ["adaspec:8", "nospec"]
     for policy in ("nospec", "adaspec_8"):
@@ -76,6 +80,7 @@ def test_every_entry_runs_as_python_dash_m(module):
 
 
 def test_main_in_process_leaves_the_collector_alone(tmp_path, capsys):
-    frozen, enabled = gc.get_freeze_count(), gc.isenabled()
+    frozen, enabled, threshold = gc.get_freeze_count(), gc.isenabled(), gc.get_threshold()
     assert main(["--trace", str(tmp_path / "missing.csv"), "--quiet"]) == 2
-    assert (gc.get_freeze_count(), gc.isenabled()) == (frozen, enabled)
+    assert (gc.get_freeze_count(), gc.isenabled(), gc.get_threshold()) == (
+        frozen, enabled, threshold)
