@@ -272,6 +272,11 @@ def setup() -> None:
     _READY = True
 
 
+def is_set_up() -> bool:
+    """Whether ``setup()`` has run in this process (numba imported, rules registered)."""
+    return _READY
+
+
 def _set_up_compiler() -> None:
     """Set up numba's compiler (load every typing and lowering registry), letting it find no
     BLAS (``_WithoutScipyLinalg``) unless ``scipy.linalg`` was imported already."""

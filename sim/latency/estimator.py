@@ -404,17 +404,21 @@ class TableEstimator:
                   tail_max_tokens: int) -> tuple:
         """(verify table, draft table or None, token row, tail step, tail row) of
         ``from_model``."""
-        verify = [[latency_model.target_verify_s(s, s, c * s) for s in sizes]
-                  for c in context_buckets]
-        tokens = ([latency_model.target_verify_s(1, s, context_buckets[0]) for s in sizes]
-                  if token_row else None)
         if tail_step_tokens < 0:
             raise ConfigError(f"tail_step_tokens must be >= 0, got {tail_step_tokens}")
         step = tail_step_tokens if token_row else 0
         count = (max(tail_max_tokens, sizes[-1]) // step - sizes[-1] // step) if step else 0
-        chunks = [-(-s // sizes[-1]) for s in tail_knots(sizes[-1], step, count)]
+        knots = tail_knots(sizes[-1], step, count)
+        memoize = getattr(latency_model, "memoize_tokens", None)
+        if memoize is not None:  # the token-only terms of every pass below in one go
+            memoize(list(sizes) + knots, sizes)
+        verify = [[latency_model.target_verify_s(s, s, c * s) for s in sizes]
+                  for c in context_buckets]
+        tokens = ([latency_model.target_verify_s(1, s, context_buckets[0]) for s in sizes]
+                  if token_row else None)
+        chunks = [-(-s // sizes[-1]) for s in knots]
         tail = [latency_model.target_verify_s(m, s, m * context_buckets[0])
-                for m, s in zip(chunks, tail_knots(sizes[-1], step, count))]
+                for m, s in zip(chunks, knots)]
         step = step if tail else 0
         try:
             draft: list[list[float]] | None = [

@@ -16,7 +16,9 @@ Python's way:
   own ``**`` element by element where that is not certain (numba without its JIT, or with
   Intel's SVML, with which LLVM may vectorise the loop with SVML's pow; an exponent that
   is not a Python float or int; a negative or NaN base, where Python raises or answers
-  otherwise).
+  otherwise) and in a process that has not set numba up (``sim.compiled.jit.setup``), which
+  this never does on its own: the estimator's tables are built before a run knows whether
+  it runs compiled code.
 * the builtin ``sum`` of floats is compensated from Python 3.12 on, and adding arrays is
   not: a sum of terms is ``total(terms)``, the builtin ``sum`` itself on numbers and per
   element on exact arrays.
@@ -88,10 +90,13 @@ _KERNEL: list = []
 
 def _compiled_power():
     """The compiled ``power_each``, or None where its ``**`` might not be the C library's
-    ``pow`` call by call (module docstring); decided once per process."""
+    ``pow`` call by call (module docstring; decided once per process), and None while numba
+    is not set up (``sim.compiled.jit.is_set_up``): a process that runs no compiled code (a
+    protocol-path run building its estimator's tables) never imports numba for this."""
     if not _KERNEL:
-        from sim.compiled.jit import compiled, setup
-        setup()
+        from sim.compiled.jit import compiled, is_set_up
+        if not is_set_up():
+            return None
         import numba
         exact_calls = not numba.config.DISABLE_JIT and not numba.config.USING_SVML
         _KERNEL.append(compiled(power_each) if exact_calls else None)

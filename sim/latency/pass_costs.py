@@ -204,6 +204,16 @@ class PassCosts:
         """``logits_s`` at every count of ``rows`` (positive ints), as ``dense_s_at``."""
         return np.asarray(self._logits_of(_counts(rows)), dtype=np.float64)
 
+    def memoize_at(self, tokens) -> None:
+        """Put ``dense_s`` and ``logits_s`` of every positive count of ``tokens`` not memoised
+        yet into their memos, in one numpy pass each (``dense_s_at`` / ``logits_s_at``: the
+        same bits as the calls one by one): for a caller about to ask many counts one by one
+        (the estimator's tables, ``RooflineLatency.memoize_tokens``)."""
+        for memo, at in ((self._dense, self.dense_s_at), (self._logits, self.logits_s_at)):
+            counts = sorted({int(t) for t in tokens if t > 0 and int(t) not in memo})
+            if counts:
+                memo.update(zip(counts, at(np.array(counts, dtype=np.int64)).tolist()))
+
     # ---- attention --------------------------------------------------------------------------
     def decode_attention_s(self, batch: int, tokens: int, context_tokens: float) -> float:
         """All layers' attention of a decode/verification pass: ``batch`` sequences, ``tokens``

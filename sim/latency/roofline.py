@@ -165,6 +165,17 @@ class RooflineLatency:
     def draft_overhead_s(self) -> float:
         return self._draft_overhead_s
 
+    def memoize_tokens(self, target_tokens: Sequence[int], draft_batches: Sequence[int]
+                       ) -> None:
+        """Compute the token-only terms (dense kernels and lm_head) of target passes of
+        ``target_tokens`` tokens and draft steps of ``draft_batches`` sequences in one numpy
+        pass per term (``PassCosts.memoize_at``: the same bits as ``target_verify_s`` /
+        ``draft_step_s`` compute one by one), before a caller asks them one by one: the
+        estimator's tables ask about a thousand token counts (``TableEstimator.from_model``)."""
+        self.target_costs.memoize_at(target_tokens)
+        if self.draft_costs is not None:
+            self.draft_costs.memoize_at(draft_batches)
+
     def target_verify_s(self, batch_size: int, tokens: int, context_tokens: int) -> float:
         if tokens <= 0:
             return 0.0

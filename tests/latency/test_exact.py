@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import sim.latency.exact as exact_module
+from sim.compiled.jit import setup
 from sim.latency.exact import ExactArray, exact, power, sum_per_element, total
 from sim.latency.fitted_constants import ATTENTION
 from sim.latency.hardware import get_gpu
@@ -43,6 +44,7 @@ def kernel(request, monkeypatch):
     if request.param == "python":
         monkeypatch.setattr(exact_module, "_KERNEL", [None])
     else:
+        setup()  # the compiled loop serves only once numba is set up
         assert exact_module._compiled_power() is not None
     return request.param
 

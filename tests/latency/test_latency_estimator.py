@@ -314,3 +314,35 @@ def test_custom_sizes_and_buckets() -> None:
     single = TableEstimator.from_model(TRUTH, GraphPadding(sizes=(8,)), context_buckets=(1,),
                                        tail_step_tokens=0)
     assert single.target_verify_s(16, 16, 16) == pytest.approx(2 * TRUTH.target_verify_s(8, 8, 8))
+
+
+@pytest.mark.parametrize("dense_ops", ["measured", "fitted"])
+def test_memoized_token_terms_give_the_same_tables(dense_ops) -> None:
+    """``RooflineLatency.memoize_tokens`` (the token-only terms of ~1,000 counts in one numpy
+    pass) changes no bit of the tables against the terms computed one by one."""
+    def tables(memoize: bool):
+        truth = roofline_for("vicuna-7b", draft="vicuna-68m", gpu="a100", dense_ops=dense_ops)
+        if not memoize:
+            truth.memoize_tokens = None  # the estimator then asks every term one by one
+        est = TableEstimator.from_model(truth, PAD)
+        return est.verify_table, est.draft_table, est.token_row, est.tail_row
+
+    one_by_one, memoized = tables(False), tables(True)
+    assert memoized[3] and len(memoized[3]) > 900  # the token tail: the bulk of the counts
+    for a, b in zip(one_by_one, memoized):
+        assert np.array_equal(np.asarray(a, dtype=float).view(np.int64),
+                              np.asarray(b, dtype=float).view(np.int64))
+
+
+def test_building_the_tables_does_not_import_numba() -> None:
+    """A protocol-path run builds its estimator too; that alone never imports numba."""
+    import subprocess
+    import sys
+    code = ("import sys\nfrom sim.run import SimConfig, build_estimator, build_latency, "
+            "build_padding\nconfig = SimConfig()\n"
+            "build_estimator(config, build_latency(config), build_padding(config))\n"
+            "print('numba' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
