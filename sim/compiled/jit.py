@@ -28,7 +28,9 @@ compiler is set up (``_set_up_compiler``) when something has to be compiled afte
 
 ``borrowed(array)`` is the array itself to Python; in compiled code it is the same array
 without numba's reference count (see its docstring): the compiled loop borrows its
-arguments once, so the rules it runs millions of times count no references.
+arguments once, so the rules it runs millions of times count no references. ``setup()``
+also lets LLVM inline numba's reference-count functions (``_inlinable_reference_counts``),
+so what is left of them is a null test in place, not a call.
 """
 
 from __future__ import annotations
@@ -143,6 +145,34 @@ def _register_borrowed() -> None:
         if isinstance(array, types.Array):
             return lambda array: _borrow(array)
         return None
+
+
+def _inlinable_reference_counts() -> None:
+    """Let LLVM inline numba's ``NRT_incref`` / ``NRT_decref`` into the compiled code.
+
+    Numba defines them ``noinline`` so that its reference-count pruning (run on each function
+    before the libraries are linked, and again after a cheap round of inlining) finds them as
+    calls. After that pruning, the calls left are real calls: on the loop's borrowed arrays
+    (``borrowed``) each is a call, a null test and a return, and the values live across it
+    are spilled, hundreds of times an iteration. Without the attribute, the full
+    optimisation inlines them (a test and a branch). Applied before numba's runtime compiles
+    its own copy (the one every library links); the code the functions run is unchanged."""
+    from numba.core.runtime import nrtdynmod
+
+    if getattr(nrtdynmod, "_adaspec_inlinable", False):
+        return
+    for name, symbol in (("_define_nrt_incref", "NRT_incref"),
+                         ("_define_nrt_decref", "NRT_decref")):
+        define = getattr(nrtdynmod, name, None)
+        if define is None:
+            continue
+
+        def inlinable(module, atomic, _define=define, _symbol=symbol):
+            _define(module, atomic)
+            module.get_global(_symbol).attributes.discard("noinline")
+
+        setattr(nrtdynmod, name, inlinable)
+    nrtdynmod._adaspec_inlinable = True
 
 
 def _register(fn) -> None:
@@ -266,6 +296,7 @@ def setup() -> None:
     _CACHE[0] = str(folder) if folder is not None else None
     if folder is None:  # everything will be compiled
         _set_up_compiler()
+    _inlinable_reference_counts()
     _register_borrowed()
     for fn in _JITABLE:
         _register(fn)

@@ -249,3 +249,47 @@ def test_numba_disable_jit_gives_the_plain_function():
                           text=True, timeout=300, cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "3"]
+
+
+def test_reference_counts_are_inlined_and_still_free_what_the_code_allocates():
+    """After ``setup`` numba's runtime defines ``NRT_incref`` / ``NRT_decref`` without
+    ``noinline`` (LLVM inlines them into compiled code instead of calling them), and
+    compiled code that allocates, views and passes arrays still frees every allocation."""
+    import numba
+    import numpy as np
+    from numba.core.registry import cpu_target
+    from numba.core.runtime import _nrt_python, nrtdynmod, rtsys
+
+    from sim.compiled import jit
+
+    jit.setup()
+    module, _ = nrtdynmod.create_nrt_module(cpu_target.target_context)
+    for name in ("NRT_incref", "NRT_decref"):
+        assert "noinline" not in module.get_global(name).attributes
+
+    def row_total(a, i):
+        row = a[i]  # a view: counted
+        return row.sum()
+
+    jit.jitable(row_total)
+
+    def churn(n):
+        total = 0.0
+        for k in range(n):
+            a = np.ones((3, 4)) * k  # two allocations an iteration
+            total += row_total(a, k % 3)
+        return total
+
+    run = numba.njit(churn)  # compiled after setup: its library links the inlinable ones
+    run(1)
+    enabled = _nrt_python.memsys_stats_enabled()
+    _nrt_python.memsys_enable_stats()
+    try:
+        before = rtsys.get_allocation_stats()
+        assert run(50) == 4.0 * sum(range(50))
+        after = rtsys.get_allocation_stats()
+    finally:
+        if not enabled:
+            _nrt_python.memsys_disable_stats()
+    made = after.alloc - before.alloc
+    assert made >= 100 and after.free - before.free == made  # every array freed
