@@ -20,7 +20,8 @@ RECORDS = 4096  # iterations buffered between two hand-overs to the IterationLog
 FINISHED = 4096  # finish records buffered (at least 8 per slot)
 RESERVED = 4096  # request rows made up front (more when as many are queued at once)
 _STATUS = ("finished", "rejected")
-POOL = 1 << 16  # uniforms drawn from the run's generator at a time
+POOL = 1 << 16  # uniforms drawn from the run's generator in the first block
+POOL_MAX = 1 << 20  # and in the largest (blocks double: sim.compiled.uniforms)
 
 
 def policy_plan(policy):
@@ -191,7 +192,7 @@ class CompiledRun:
         self.pool = np.zeros(0)
         # the loop asks for more while fewer than 2 B k_max uniforms are left (B <= n)
         self._uniforms = UniformBlocks(rng, max(POOL, 4 * n * max(k_max, 1)),
-                                       2 * n * max(k_max, 1))
+                                       2 * n * max(k_max, 1), POOL_MAX)
         self.rec_i = np.zeros((L.RECORD_INTS, RECORDS), dtype=np.int64)
         self.rec_f = np.zeros((2, RECORDS))
         self.rec_len = np.zeros(max(RECORDS * 16, 4 * n), dtype=np.int64)

@@ -18,13 +18,16 @@ def _helper_threads() -> set[threading.Thread]:
 
 @settings(max_examples=40, deadline=None)
 @given(block=st.integers(1, 50), headroom=st.integers(0, 20), seed=st.integers(0, 2**32),
-       uses=st.lists(st.integers(0, 60), min_size=1, max_size=8))
-def test_the_pools_hold_the_generators_stream_in_order(block, headroom, seed, uses):
+       uses=st.lists(st.integers(0, 60), min_size=1, max_size=8),
+       growth=st.integers(0, 4))
+def test_the_pools_hold_the_generators_stream_in_order(block, headroom, seed, uses, growth):
     """Whatever the loop used of each pool, the unused rest followed by the new uniforms is
-    the generator's stream drawn in one go, block after block."""
-    stream = np.random.default_rng(seed).random(block * (len(uses) + 2))
-    blocks = UniformBlocks(np.random.default_rng(seed), block, headroom)
-    pool, taken = np.zeros(0), 0
+    the generator's stream drawn in one go, block after block; blocks double up to the
+    largest (``growth`` doublings)."""
+    largest = block << growth
+    stream = np.random.default_rng(seed).random(largest * (len(uses) + 2))
+    blocks = UniformBlocks(np.random.default_rng(seed), block, headroom, largest)
+    pool, taken, size = np.zeros(0), 0, block
     try:
         for use in uses:
             rest = pool[min(use, pool.size):]
@@ -33,7 +36,16 @@ def test_the_pools_hold_the_generators_stream_in_order(block, headroom, seed, us
             taken += pool.size - rest.size
             pool = blocks.refill(rest)
             np.testing.assert_array_equal(pool, stream[taken:taken + pool.size])
-            assert pool.size == rest.size + block
+            assert pool.size == rest.size + size
+            size = min(2 * size, largest)
+    finally:
+        blocks.close()
+
+
+def test_blocks_double_up_to_the_largest():
+    blocks = UniformBlocks(np.random.default_rng(3), 3, 0, 10)
+    try:
+        assert [blocks.refill(np.zeros(0)).size for _ in range(5)] == [3, 6, 10, 10, 10]
     finally:
         blocks.close()
 
