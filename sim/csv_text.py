@@ -1,6 +1,7 @@
 """A table's rows as CSV bytes: the bytes of ``frame.to_csv(index=False, float_format="%.9g",
 lineterminator="\\n")`` (UTF-8), built column by column in numpy, from a DataFrame or from a
-pandas-free ``sim.table.Table`` of numpy columns (``sim.table.Ragged`` columns included).
+pandas-free ``sim.table.Table`` of numpy columns (``sim.table.Ragged`` and ``Coded`` columns
+included).
 
 Every column becomes a byte matrix with one row per table row: each field's bytes in order,
 with zero bytes wherever a field is shorter than the column's widest (integers right-aligned,
@@ -15,7 +16,8 @@ Python's correctly rounded digits, computed in numpy where they are certain and 
 formatting for the few values where they are not), booleans ``True``/``False``, NaN and None
 as empty fields, text quoted the way the ``csv`` writer's ``QUOTE_MINIMAL`` does (a field
 holding a comma or a double quote is put in double quotes, its quotes doubled), a ragged
-column's values joined by ';'. Anything else (a field holding a line break or a zero byte, a
+column's values joined by ';', a coded column's names formatted once and picked row by row.
+Anything else (a field holding a line break or a zero byte, a
 one-column table, a column type not listed) is left to pandas: ``csv_bytes`` returns None for
 it and the caller writes that frame with ``to_csv``.
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.table import Ragged, Table
+from sim.table import Coded, Ragged, Table
 
 _COMMA, _NEWLINE, _SEMICOLON = ord(","), ord("\n"), ord(";")
 _ZERO = ord("0")
@@ -258,6 +260,9 @@ def _column_slots(values) -> np.ndarray | None:
     """One column's byte matrix, or None when its type is left to pandas."""
     if isinstance(values, Ragged):
         return ragged_slots(values)
+    if isinstance(values, Coded):
+        names = _text_slots(list(values.names))
+        return None if names is None else names[np.asarray(values.codes)]
     values = np.asarray(values)
     kind = values.dtype.kind
     if kind == "f":

@@ -196,6 +196,28 @@ def test_ragged_column_as_its_text():
     assert Ragged(np.zeros(0), np.array([-1, 0])).text().tolist() == ["", ""]
 
 
+def test_coded_column_as_its_text():
+    """A ``Coded`` column: each name formatted once (quoted where it holds a comma or a
+    quote, None empty, UTF-8), written as pandas writes the column of its strings; a name
+    pandas must write (a line break), even one no row uses, leaves the table to pandas."""
+    from sim.table import Coded
+    names = np.array(["decode", 'say "hi", then', None, "prefill", "\u00e9t\u00e9"], dtype=object)
+    codes = np.array([3, 0, 1, 2, 4, 0], np.int32)
+    table = Table({"n": np.arange(6), "kind": Coded(codes, names)})
+    assert Coded(codes, names).text().tolist() == [
+        "prefill", "decode", 'say "hi", then', None, "\u00e9t\u00e9", "decode"]
+    frame = pd.DataFrame({"n": np.arange(6), "kind": names[codes]})
+    assert csv_bytes(table, True) == _pandas(frame) == (
+        'n,kind\n0,prefill\n1,decode\n2,"say ""hi"", then"\n3,\n4,\u00e9t\u00e9\n5,decode\n'
+        .encode("utf-8"))
+    empty = Table({"n": np.zeros(0, np.int64), "kind": Coded(np.zeros(0, np.int32),
+                                                           np.zeros(0, object))})
+    assert csv_bytes(empty, True) == b"n,kind\n"
+    broken = Table({"n": np.arange(2), "kind": Coded(np.array([0, 0]),
+                                                     np.array(["a", "b\nc"], dtype=object))})
+    assert csv_bytes(broken, True) is None
+
+
 def test_zero_byte_in_text_is_left_to_pandas():
     assert csv_bytes(pd.DataFrame({"a": [1], "b": ["x\0y"]}), True) is None
 
@@ -204,9 +226,9 @@ def test_zero_byte_in_text_is_left_to_pandas():
 @given(data=st.data(), n=st.integers(0, 12), header=st.booleans())
 def test_random_tables_as_pandas_writes_them(data, n, header):
     """Random tables of random column types, ragged columns included, against pandas."""
-    from sim.table import Ragged
+    from sim.table import Coded, Ragged
     kinds = data.draw(st.lists(st.sampled_from(
-        ["i64", "i32", "u64", "u8", "f64", "f32", "bool", "text", "ragged"]),
+        ["i64", "i32", "u64", "u8", "f64", "f32", "bool", "text", "coded", "ragged"]),
         min_size=2, max_size=6))
     table, frame = {}, {}
     for i, kind in enumerate(kinds):
@@ -218,6 +240,13 @@ def test_random_tables_as_pandas_writes_them(data, n, header):
             table[name] = Ragged(np.array([v for r in rows if r for v in r], np.int64), counts)
             frame[name] = np.array(["" if r is None else ";".join(map(str, r)) for r in rows],
                                    dtype=object)
+            continue
+        if kind == "coded":
+            names = np.array(data.draw(st.lists(st.one_of(st.none(), _text), min_size=1,
+                                                max_size=4)), dtype=object)
+            codes = np.array(data.draw(st.lists(st.integers(0, len(names) - 1), min_size=n,
+                                                max_size=n)), np.int32)
+            table[name], frame[name] = Coded(codes, names), names[codes]
             continue
         if kind == "text":
             values = np.array(data.draw(st.lists(st.one_of(st.none(), _text),
