@@ -229,31 +229,24 @@ _BOOLS = np.frombuffer(b"False" b"True\0", np.uint8).reshape(2, 5)
 def ragged_slots(column: Ragged) -> np.ndarray:
     """A ``Ragged`` column's rows as their values joined by ';' (empty for none): a byte
     matrix with one place per value of the longest row, each as wide as the widest value and
-    its ';' (none after a row's last; 2, 4, 8 or a multiple of 8 bytes, so that a place is
-    copied as one integer), zeros elsewhere."""
+    its ';' (none after a row's last), zeros elsewhere. The places are filled row by row
+    through a mask of the places in use (one copy per place, of the place's width)."""
     sizes = np.maximum(np.asarray(column.counts), 0).astype(np.int32)
-    n = sizes.shape[0]
-    longest = int(sizes.max()) if n else 0
+    rows = sizes.shape[0]
+    longest = int(sizes.max()) if rows else 0
     if not longest:
-        return np.zeros((n, 0), np.uint8)
-    total = int(sizes.sum(dtype=np.int64))
-    values = integer_slots(np.asarray(column.values)[:total])
-    width = values.shape[1] + 1
-    width = 1 << (width - 1).bit_length() if width <= 8 else -(-width // 8) * 8
-    place = np.zeros((total, width), np.uint8)
-    place[:, :values.shape[1]] = values
-    place[:, values.shape[1]] = _SEMICOLON
-    unit = np.dtype(f"u{min(width, 8)}")
-    place = place.view(unit)
-    firsts = np.cumsum(sizes) - sizes
-    index = np.arange(total, dtype=np.int64)
-    index -= np.repeat(firsts - np.arange(n, dtype=np.int64) * longest, sizes)
-    out = np.zeros((n * longest, place.shape[1]), unit)
-    out[index] = place
+        return np.zeros((rows, 0), np.uint8)
+    values = integer_slots(np.asarray(column.values)[:int(sizes.sum(dtype=np.int64))])
+    digits = values.shape[1]
+    place = np.empty((values.shape[0], digits + 1), np.uint8)
+    place[:, :digits] = values
+    place[:, digits] = _SEMICOLON
+    out = np.zeros((rows, longest), f"V{digits + 1}")  # a place: one item to copy
+    out[np.arange(longest, dtype=sizes.dtype) < sizes[:, None]] = place.view(out.dtype)[:, 0]
     out = out.view(np.uint8)
     present = np.flatnonzero(sizes)
-    out[present * longest + sizes[present] - 1, values.shape[1]] = 0  # the row's last ';'
-    return out.reshape(n, longest * width)
+    out[present, (sizes[present] - 1) * (digits + 1) + digits] = 0  # the row's last ';'
+    return out
 
 
 def _column_slots(values) -> np.ndarray | None:
