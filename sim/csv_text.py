@@ -7,9 +7,9 @@ Every column becomes a byte matrix with one row per table row: each field's byte
 with zero bytes wherever a field is shorter than the column's widest (integers right-aligned,
 a minus sign in the first place, text left-aligned, the parts of a float each in a place of
 their own). The matrices are put side by side with a column of ',' between them and a column
-of '\\n' after the last, and the zero bytes are deleted in one pass (``bytes.translate``):
-what is left is the CSV, with no Python object per field or row. Text holding a zero byte is
-therefore left to pandas.
+of '\\n' after the last, and the zero bytes are deleted in one pass (``bytearray.translate``,
+a block of rows at a time, each block a piece to write): what is left is the CSV, with no
+Python object per field or row. Text holding a zero byte is therefore left to pandas.
 
 Integers are written digit by digit over the whole column, floats by ``float_slots`` (``%.9g``,
 Python's correctly rounded digits, computed in numpy where they are certain and by Python's
@@ -17,12 +17,15 @@ formatting for the few values where they are not), booleans ``True``/``False``, 
 as empty fields, text quoted the way the ``csv`` writer's ``QUOTE_MINIMAL`` does (a field
 holding a comma or a double quote is put in double quotes, its quotes doubled), a ragged
 column's values joined by ';', a coded column's names formatted once and picked row by row.
-Anything else (a field holding a line break or a zero byte, a
-one-column table, a column type not listed) is left to pandas: ``csv_bytes`` returns None for
-it and the caller writes that frame with ``to_csv``.
+Anything else (a field holding a line break or a zero byte, a one-column table, a column type
+not listed) is left to pandas: ``csv_pieces`` (``csv_bytes``) returns None for it and the
+caller writes that frame with ``to_csv``.
 """
 
 from __future__ import annotations
+
+import itertools
+from typing import Iterator
 
 import numpy as np
 
@@ -291,32 +294,38 @@ BLOCK_BYTES = 1 << 20
 block of rows: the copy and the deletion of zeros run in cache; bounded memory)."""
 
 
-def rows_bytes(columns: list[np.ndarray], separator: int = _COMMA) -> bytes:
-    """Byte matrices of one table's columns as its rows: side by side, ``separator`` between
-    them and a line break after each row, zero bytes deleted. Assembled a block of rows at a
-    time into one reused matrix."""
+def rows_pieces(columns: list[np.ndarray], separator: int = _COMMA) -> Iterator[bytearray]:
+    """Byte matrices of one table's columns as its rows, a block of rows at a time: side by
+    side, ``separator`` between them and a line break after each row, zero bytes deleted.
+    Assembled in one reused buffer whose zeros are deleted in place of a copy of it."""
     n = columns[0].shape[0]
     width = sum(slots.shape[1] + 1 for slots in columns)
     block = max(1, min(n, BLOCK_BYTES // width))
-    matrix = np.empty((block, width), np.uint8)
+    buffer = bytearray(block * width)
+    matrix = np.frombuffer(buffer, np.uint8).reshape(block, width)
     at = 0
     for i, slots in enumerate(columns):
         at += slots.shape[1] + 1
         matrix[:, at - 1] = _NEWLINE if i == len(columns) - 1 else separator
-    out = []
     for start in range(0, n, block):
         rows = min(block, n - start)
         at = 0
         for slots in columns:
             matrix[:rows, at:at + slots.shape[1]] = slots[start:start + rows]
             at += slots.shape[1] + 1
-        out.append(matrix[:rows].tobytes().translate(None, b"\0"))
-    return b"".join(out)
+        whole = buffer if rows == block else memoryview(buffer)[:rows * width].tobytes()
+        yield whole.translate(None, b"\0")
 
 
-def csv_bytes(frame, header: bool) -> bytes | None:
+def rows_bytes(columns: list[np.ndarray], separator: int = _COMMA) -> bytes:
+    """``rows_pieces`` as one ``bytes``."""
+    return b"".join(rows_pieces(columns, separator))
+
+
+def csv_pieces(frame, header: bool) -> Iterator[bytes | bytearray] | None:
     """``frame``'s rows (and its header line when ``header``) as CSV bytes ending in a line
-    break; None when part of it must be written by pandas (see the module docstring).
+    break, in pieces to write one after another (a block of rows each); None when part of it
+    must be written by pandas (see the module docstring), decided before any piece is made.
 
     ``frame``: a pandas DataFrame or a ``sim.table.Table`` (the same rows give the same bytes)."""
     names = list(frame.columns)
@@ -336,6 +345,11 @@ def csv_bytes(frame, header: bool) -> bytes | None:
         columns = _frame_slots(frame)
         if columns is None:
             return None
-    if not len(frame):
-        return head
-    return head + rows_bytes(columns)
+    rows = rows_pieces(columns) if len(frame) else iter(())
+    return itertools.chain((head,), rows)
+
+
+def csv_bytes(frame, header: bool) -> bytes | None:
+    """``csv_pieces`` as one ``bytes`` (None where pandas must write the frame)."""
+    pieces = csv_pieces(frame, header)
+    return None if pieces is None else b"".join(pieces)

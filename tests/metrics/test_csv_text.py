@@ -266,3 +266,24 @@ def test_random_tables_as_pandas_writes_them(data, n, header):
         table[name] = frame[name] = values
     expected = _pandas(pd.DataFrame(frame), header)
     assert csv_bytes(Table(table), header) == expected
+
+
+def test_pieces_are_the_bytes_block_by_block(monkeypatch):
+    """``csv_pieces``: the header, then one piece per block of rows (a last, shorter block
+    included), together the bytes of ``csv_bytes`` and of pandas; None before any piece
+    where pandas must write the table."""
+    import sim.csv_text as csv_text
+    from sim.table import Ragged
+    n = 11
+    table = Table({"n": np.arange(n) * 7 - 30, "x_s": np.linspace(-1, 2, n),
+                   "k": Ragged(np.arange(2 * n) % 13, np.tile([2, 0, -1, 4, 1], 5)[:n] * 1)})
+    expected = _pandas(table.to_frame())
+    monkeypatch.setattr(csv_text, "BLOCK_BYTES", 70)  # 2 rows of ~35 bytes a block
+    pieces = list(csv_text.csv_pieces(table, header=True))
+    assert len(pieces) == 1 + 6 and pieces[0] == b"n,x_s,k\n"
+    assert b"".join(pieces) == csv_text.csv_bytes(table, True) == expected
+    assert b"".join(csv_text.csv_pieces(table, header=False)) == expected.split(b"\n", 1)[1]
+    assert list(csv_text.csv_pieces(Table({"a": np.zeros(0), "b": np.zeros(0)}), True)) == [
+        b"a,b\n"]
+    assert csv_text.csv_pieces(Table({"a": np.array([1]),
+                                      "b": np.array(["x\ny"], dtype=object)}), True) is None
