@@ -24,6 +24,7 @@ caller writes that frame with ``to_csv``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Iterator
 
@@ -84,7 +85,8 @@ _UNSIGNED = (np.uint8, np.uint16, np.uint32, np.uint64)
 def integer_slots(values: np.ndarray) -> np.ndarray:
     """Integers as decimal text: a (rows, width) byte matrix, a '-' in the first place of a
     negative value, the digits right-aligned, zeros elsewhere. Written digit position by digit
-    position over the whole array, in the narrowest unsigned type that holds the magnitudes."""
+    position over the whole array, in the narrowest unsigned type that holds the magnitudes;
+    a column of values from 10 to 9,999 (most counts) is looked up in ``_digit_table``."""
     n = values.shape[0]
     negative = None
     if values.dtype.kind == "i" and n and int(values.min()) < 0:
@@ -95,6 +97,16 @@ def integer_slots(values: np.ndarray) -> np.ndarray:
     else:
         magnitude = values
     top = int(magnitude.max()) if n else 0
+    if negative is None and 10 <= top < 10**4:
+        width = 2 if top < 100 else 4
+        return _digit_table(width).take(magnitude).view(np.uint8).reshape(n, width)
+    return _digit_slots(magnitude, negative, top)
+
+
+def _digit_slots(magnitude: np.ndarray, negative: np.ndarray | None, top: int) -> np.ndarray:
+    """``integer_slots`` of magnitudes at most ``top`` (and a '-' where ``negative``), digit
+    position by digit position."""
+    n = magnitude.shape[0]
     digits = len(str(top))
     rest = magnitude.astype(next(t for t in _UNSIGNED if top <= np.iinfo(t).max))
     sign = 0 if negative is None else 1
@@ -111,6 +123,14 @@ def integer_slots(values: np.ndarray) -> np.ndarray:
         out[:, sign + digits - 1 - d] = digit
         rest = quotient
     return out
+
+
+@functools.cache
+def _digit_table(width: int) -> np.ndarray:
+    """``_digit_slots`` of every value below ``10**width`` (width 2 or 4), each row one
+    unsigned integer: a column of such values is one ``take`` (below 1,000 the first of the
+    4 places is a zero, deleted with the others)."""
+    return _digit_slots(np.arange(10**width), None, 10**width - 1).view(f"u{width}")[:, 0]
 
 
 # ---- floats: "%.9g" -----------------------------------------------------------------------

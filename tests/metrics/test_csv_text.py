@@ -82,6 +82,35 @@ def test_integers_at_the_edges():
     assert csv_bytes(lowest, header=True) == _pandas(lowest)
 
 
+def _written_integers(values) -> list[str]:
+    from sim.csv_text import integer_slots, rows_bytes
+    slots = integer_slots(np.asarray(values))
+    return rows_bytes([slots], separator=ord("\n")).decode("ascii").split("\n")[:-1]
+
+
+def test_integers_from_the_digit_tables():
+    """Columns of values from 10 to 9,999 are looked up (2 or 4 places, a zero first below
+    1,000), the rest written digit by digit: the same text either way, every dtype."""
+    from sim.csv_text import integer_slots
+    assert integer_slots(np.array([10, 99, 5], np.uint8)).tolist() == [
+        [ord("1"), ord("0")], [ord("9"), ord("9")], [0, ord("5")]]
+    assert integer_slots(np.array([0, 999])).tolist() == [
+        [0, 0, 0, ord("0")], [0, ord("9"), ord("9"), ord("9")]]
+    assert integer_slots(np.array([9, 0])).shape == (2, 1)  # below 10: one place
+    assert integer_slots(np.array([10**4, 7])).shape == (2, 5)  # from 10**4: digit by digit
+    for values in ([10, 0, 42], [0, 100, 9999, 1000, 7], [5, 10**4 - 1], [-3, 50]):
+        for dtype in (np.int16, np.int32, np.int64, np.uint16, np.uint32, np.uint64):
+            if min(values) >= 0 or np.dtype(dtype).kind == "i":
+                assert _written_integers(np.array(values, dtype)) == [str(v) for v in values]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 10**4 + 5), min_size=1, max_size=40),
+       st.sampled_from([np.int32, np.int64, np.uint16, np.uint64]))
+def test_small_integers_property(values, dtype):
+    assert _written_integers(np.array(values, dtype)) == [str(v) for v in values]
+
+
 def test_table_left_to_pandas_like_its_frame():
     """A ``Table`` is formatted like the DataFrame of its columns, and left to pandas where
     that frame would be."""
