@@ -307,9 +307,10 @@ def test_pieces_are_the_bytes_block_by_block(monkeypatch):
     table = Table({"n": np.arange(n) * 7 - 30, "x_s": np.linspace(-1, 2, n),
                    "k": Ragged(np.arange(2 * n) % 13, np.tile([2, 0, -1, 4, 1], 5)[:n] * 1)})
     expected = _pandas(table.to_frame())
-    monkeypatch.setattr(csv_text, "BLOCK_BYTES", 70)  # 2 rows of ~35 bytes a block
+    monkeypatch.setattr(csv_text, "BLOCK_BYTES", 70)  # 1 to 3 rows a block
     pieces = list(csv_text.csv_pieces(table, header=True))
-    assert len(pieces) == 1 + 6 and pieces[0] == b"n,x_s,k\n"
+    assert len(pieces) >= 1 + 4 and pieces[0] == b"n,x_s,k\n"
+    assert all(piece.endswith(b"\n") for piece in pieces)
     assert b"".join(pieces) == csv_text.csv_bytes(table, True) == expected
     assert b"".join(csv_text.csv_pieces(table, header=False)) == expected.split(b"\n", 1)[1]
     assert list(csv_text.csv_pieces(Table({"a": np.zeros(0), "b": np.zeros(0)}), True)) == [
