@@ -140,12 +140,15 @@ _MARGIN = 2.0 ** -20
 double below 2**30 is within 2**-24 of the exact product it rounds."""
 _UP = np.concatenate([np.ones(22), _POWERS])  # [shift + 22]: 10**shift for shift >= 0
 _DOWN = _UP[::-1].copy()  # [shift + 22]: 10**-shift for shift < 0
+_NINE = np.arange(9, dtype=np.int8)[:, None]  # the significant digits' rows
 
 
 def _scaled(magnitude: np.ndarray, exponent: np.ndarray) -> np.ndarray:
     """``magnitude * 10**(8 - exponent)`` rounded once: a product by an exact power of ten,
     or a quotient by one (``exponent`` within [-14, 30]; the other factor is 1)."""
     shift = 30 - exponent
+    if int(exponent.max()) <= 8:  # every factor 10**k, k >= 0 (times: all below 1e9)
+        return magnitude * _UP[shift]
     return magnitude * _UP[shift] / _DOWN[shift]
 
 
@@ -160,7 +163,7 @@ def float_slots(values: np.ndarray) -> np.ndarray:
     ``_MARGIN`` of a half (the rounding might go either way), or the power of ten would not be
     exact (magnitudes below 1e-14 or from 1e30 on), Python formats the value instead (the
     matrix then has every place: 20, room for any of Python's 16 characters)."""
-    x = values.astype(np.float64)
+    x = np.asarray(values, dtype=np.float64)  # read only: no copy of a float64 column
     n = x.shape[0]
     if not n:
         return np.zeros((0, 10), np.uint8)
@@ -176,8 +179,10 @@ def float_slots(values: np.ndarray) -> np.ndarray:
         scaled[off] = _scaled(safe[off], exponent[off])
     whole = np.floor(scaled)
     fraction = scaled - whole  # exact
-    python = regular & ((np.abs(fraction - 0.5) < _MARGIN) | (scaled < 1e8) | (scaled >= 1e9)
-                        | (safe < 1e-14) | (safe >= 1e30))
+    # (NaN, infinities and zeros are scaled from 1.0: exponent 0, never Python's, small or
+    # scientific, so these masks need no ``regular &``)
+    python = ((np.abs(fraction - 0.5) < _MARGIN) | (scaled < 1e8) | (scaled >= 1e9)
+              | (safe < 1e-14) | (safe >= 1e30))
     number = np.where(python, 1e8, whole).astype(np.uint32) + (fraction > 0.5)
     carried = number >= 10**9
     number[carried] = 10**8
@@ -197,12 +202,12 @@ def float_slots(values: np.ndarray) -> np.ndarray:
     large = fixed & (exponent >= 0)
     small = fixed & (exponent < 0)
     whole_digits = np.where(large, exponent + 1, 1).astype(np.int8)
-    kept = np.maximum(significant, whole_digits)  # fixed: the whole part's zeros stay
-    for j in range(9):
-        digits[j] = np.where((kept > j) & regular, digits[j] + np.uint8(_ZERO), 0)
+    kept = np.where(regular, np.maximum(significant, whole_digits), 0)  # whole part's 0s stay
+    digits += np.uint8(_ZERO)
+    digits *= _NINE < kept  # the digits past the kept ones: none
     negative = np.signbit(x) & ~np.isnan(x)
-    small_rows = np.flatnonzero(regular & small)
-    scientific_rows = np.flatnonzero(regular & ~fixed)
+    small_rows = np.flatnonzero(small)
+    scientific_rows = np.flatnonzero(~fixed)
     python_rows = np.flatnonzero(python)
     every = python_rows.size > 0
     has_sign = every or bool(negative.any())
@@ -221,7 +226,6 @@ def float_slots(values: np.ndarray) -> np.ndarray:
         after = np.where(point == c - 1, dot, digits[c - 1])
         out[:, at + c] = np.where(point >= c, digits[c] if c < 9 else 0, after)
     if has_lead:  # whole columns: often most rows are below 1
-        small &= regular
         zero = np.where(small, np.uint8(_ZERO), np.uint8(0))
         out[:, lead] = zero
         out[:, lead + 1] = np.where(small, np.uint8(ord(".")), np.uint8(0))

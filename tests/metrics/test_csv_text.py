@@ -154,6 +154,15 @@ def test_floats_as_python_formats_them_edge_cases():
     assert _written_floats(np.zeros(0)) == []
 
 
+def test_floats_below_1e9_scaled_by_products_only():
+    """A column whose values are all below 1e9 (times, durations) is scaled by products
+    alone; with one larger value, by products and quotients: the same text either way."""
+    below = [0.1 + 0.2, 3502.123456789, 999999999.4, 999999999.5, 1.5e-5, 0.0, -2.5, np.nan,
+             0.1234567895, 12345678.95, 1e-300]
+    assert _written_floats(below) == _python_floats(below)
+    assert _written_floats(below + [1e20])[:-1] == _python_floats(below)
+
+
 def test_floats_as_python_formats_them_many_random_doubles():
     """A million doubles: any bit pattern (every exponent, subnormals, NaNs), magnitudes of
     every decade, decimals cut at the 9th and 10th digit (ties and near-ties), and run times."""
