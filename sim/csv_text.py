@@ -1,30 +1,36 @@
 """A table's rows as CSV bytes: the bytes of ``frame.to_csv(index=False, float_format="%.9g",
 lineterminator="\\n")`` (UTF-8), built column by column in numpy, from a DataFrame or from a
-pandas-free ``sim.table.Table`` of numpy columns (``sim.table.Ragged`` columns included).
+pandas-free ``sim.table.Table`` of numpy columns (``sim.table.Ragged`` and ``Coded`` columns
+included).
 
 Every column becomes a byte matrix with one row per table row: each field's bytes in order,
 with zero bytes wherever a field is shorter than the column's widest (integers right-aligned,
 a minus sign in the first place, text left-aligned, the parts of a float each in a place of
 their own). The matrices are put side by side with a column of ',' between them and a column
-of '\\n' after the last, and the zero bytes are deleted in one pass (``bytes.translate``):
-what is left is the CSV, with no Python object per field or row. Text holding a zero byte is
-therefore left to pandas.
+of '\\n' after the last, and the zero bytes are deleted in one pass (``bytearray.translate``,
+a block of rows at a time, each block a piece to write): what is left is the CSV, with no
+Python object per field or row. Text holding a zero byte is therefore left to pandas.
 
 Integers are written digit by digit over the whole column, floats by ``float_slots`` (``%.9g``,
 Python's correctly rounded digits, computed in numpy where they are certain and by Python's
 formatting for the few values where they are not), booleans ``True``/``False``, NaN and None
 as empty fields, text quoted the way the ``csv`` writer's ``QUOTE_MINIMAL`` does (a field
 holding a comma or a double quote is put in double quotes, its quotes doubled), a ragged
-column's values joined by ';'. Anything else (a field holding a line break or a zero byte, a
-one-column table, a column type not listed) is left to pandas: ``csv_bytes`` returns None for
-it and the caller writes that frame with ``to_csv``.
+column's values joined by ';', a coded column's names formatted once and picked row by row.
+Anything else (a field holding a line break or a zero byte, a one-column table, a column type
+not listed) is left to pandas: ``csv_pieces`` (``csv_bytes``) returns None for it and the
+caller writes that frame with ``to_csv``.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
+from typing import Iterator
+
 import numpy as np
 
-from sim.table import Ragged, Table
+from sim.table import Coded, Ragged, Table
 
 _COMMA, _NEWLINE, _SEMICOLON = ord(","), ord("\n"), ord(";")
 _ZERO = ord("0")
@@ -79,7 +85,8 @@ _UNSIGNED = (np.uint8, np.uint16, np.uint32, np.uint64)
 def integer_slots(values: np.ndarray) -> np.ndarray:
     """Integers as decimal text: a (rows, width) byte matrix, a '-' in the first place of a
     negative value, the digits right-aligned, zeros elsewhere. Written digit position by digit
-    position over the whole array, in the narrowest unsigned type that holds the magnitudes."""
+    position over the whole array, in the narrowest unsigned type that holds the magnitudes;
+    a column of values from 10 to 9,999 (most counts) is looked up in ``_digit_table``."""
     n = values.shape[0]
     negative = None
     if values.dtype.kind == "i" and n and int(values.min()) < 0:
@@ -90,6 +97,16 @@ def integer_slots(values: np.ndarray) -> np.ndarray:
     else:
         magnitude = values
     top = int(magnitude.max()) if n else 0
+    if negative is None and 10 <= top < 10**4:
+        width = 2 if top < 100 else 4
+        return _digit_table(width).take(magnitude).view(np.uint8).reshape(n, width)
+    return _digit_slots(magnitude, negative, top)
+
+
+def _digit_slots(magnitude: np.ndarray, negative: np.ndarray | None, top: int) -> np.ndarray:
+    """``integer_slots`` of magnitudes at most ``top`` (and a '-' where ``negative``), digit
+    position by digit position."""
+    n = magnitude.shape[0]
     digits = len(str(top))
     rest = magnitude.astype(next(t for t in _UNSIGNED if top <= np.iinfo(t).max))
     sign = 0 if negative is None else 1
@@ -108,6 +125,14 @@ def integer_slots(values: np.ndarray) -> np.ndarray:
     return out
 
 
+@functools.cache
+def _digit_table(width: int) -> np.ndarray:
+    """``_digit_slots`` of every value below ``10**width`` (width 2 or 4), each row one
+    unsigned integer: a column of such values is one ``take`` (below 1,000 the first of the
+    4 places is a zero, deleted with the others)."""
+    return _digit_slots(np.arange(10**width), None, 10**width - 1).view(f"u{width}")[:, 0]
+
+
 # ---- floats: "%.9g" -----------------------------------------------------------------------
 _POWERS = 10.0 ** np.arange(23)  # exact doubles
 _MARGIN = 2.0 ** -20
@@ -115,12 +140,15 @@ _MARGIN = 2.0 ** -20
 double below 2**30 is within 2**-24 of the exact product it rounds."""
 _UP = np.concatenate([np.ones(22), _POWERS])  # [shift + 22]: 10**shift for shift >= 0
 _DOWN = _UP[::-1].copy()  # [shift + 22]: 10**-shift for shift < 0
+_NINE = np.arange(9, dtype=np.int8)[:, None]  # the significant digits' rows
 
 
 def _scaled(magnitude: np.ndarray, exponent: np.ndarray) -> np.ndarray:
     """``magnitude * 10**(8 - exponent)`` rounded once: a product by an exact power of ten,
     or a quotient by one (``exponent`` within [-14, 30]; the other factor is 1)."""
     shift = 30 - exponent
+    if int(exponent.max()) <= 8:  # every factor 10**k, k >= 0 (times: all below 1e9)
+        return magnitude * _UP[shift]
     return magnitude * _UP[shift] / _DOWN[shift]
 
 
@@ -135,7 +163,7 @@ def float_slots(values: np.ndarray) -> np.ndarray:
     ``_MARGIN`` of a half (the rounding might go either way), or the power of ten would not be
     exact (magnitudes below 1e-14 or from 1e30 on), Python formats the value instead (the
     matrix then has every place: 20, room for any of Python's 16 characters)."""
-    x = values.astype(np.float64)
+    x = np.asarray(values, dtype=np.float64)  # read only: no copy of a float64 column
     n = x.shape[0]
     if not n:
         return np.zeros((0, 10), np.uint8)
@@ -151,8 +179,10 @@ def float_slots(values: np.ndarray) -> np.ndarray:
         scaled[off] = _scaled(safe[off], exponent[off])
     whole = np.floor(scaled)
     fraction = scaled - whole  # exact
-    python = regular & ((np.abs(fraction - 0.5) < _MARGIN) | (scaled < 1e8) | (scaled >= 1e9)
-                        | (safe < 1e-14) | (safe >= 1e30))
+    # (NaN, infinities and zeros are scaled from 1.0: exponent 0, never Python's, small or
+    # scientific, so these masks need no ``regular &``)
+    python = ((np.abs(fraction - 0.5) < _MARGIN) | (scaled < 1e8) | (scaled >= 1e9)
+              | (safe < 1e-14) | (safe >= 1e30))
     number = np.where(python, 1e8, whole).astype(np.uint32) + (fraction > 0.5)
     carried = number >= 10**9
     number[carried] = 10**8
@@ -172,12 +202,12 @@ def float_slots(values: np.ndarray) -> np.ndarray:
     large = fixed & (exponent >= 0)
     small = fixed & (exponent < 0)
     whole_digits = np.where(large, exponent + 1, 1).astype(np.int8)
-    kept = np.maximum(significant, whole_digits)  # fixed: the whole part's zeros stay
-    for j in range(9):
-        digits[j] = np.where((kept > j) & regular, digits[j] + np.uint8(_ZERO), 0)
+    kept = np.where(regular, np.maximum(significant, whole_digits), 0)  # whole part's 0s stay
+    digits += np.uint8(_ZERO)
+    digits *= _NINE < kept  # the digits past the kept ones: none
     negative = np.signbit(x) & ~np.isnan(x)
-    small_rows = np.flatnonzero(regular & small)
-    scientific_rows = np.flatnonzero(regular & ~fixed)
+    small_rows = np.flatnonzero(small)
+    scientific_rows = np.flatnonzero(~fixed)
     python_rows = np.flatnonzero(python)
     every = python_rows.size > 0
     has_sign = every or bool(negative.any())
@@ -196,7 +226,6 @@ def float_slots(values: np.ndarray) -> np.ndarray:
         after = np.where(point == c - 1, dot, digits[c - 1])
         out[:, at + c] = np.where(point >= c, digits[c] if c < 9 else 0, after)
     if has_lead:  # whole columns: often most rows are below 1
-        small &= regular
         zero = np.where(small, np.uint8(_ZERO), np.uint8(0))
         out[:, lead] = zero
         out[:, lead + 1] = np.where(small, np.uint8(ord(".")), np.uint8(0))
@@ -227,37 +256,33 @@ _BOOLS = np.frombuffer(b"False" b"True\0", np.uint8).reshape(2, 5)
 def ragged_slots(column: Ragged) -> np.ndarray:
     """A ``Ragged`` column's rows as their values joined by ';' (empty for none): a byte
     matrix with one place per value of the longest row, each as wide as the widest value and
-    its ';' (none after a row's last; 2, 4, 8 or a multiple of 8 bytes, so that a place is
-    copied as one integer), zeros elsewhere."""
+    its ';' (none after a row's last), zeros elsewhere. The places are filled row by row
+    through a mask of the places in use (one copy per place, of the place's width)."""
     sizes = np.maximum(np.asarray(column.counts), 0).astype(np.int32)
-    n = sizes.shape[0]
-    longest = int(sizes.max()) if n else 0
+    rows = sizes.shape[0]
+    longest = int(sizes.max()) if rows else 0
     if not longest:
-        return np.zeros((n, 0), np.uint8)
-    total = int(sizes.sum(dtype=np.int64))
-    values = integer_slots(np.asarray(column.values)[:total])
-    width = values.shape[1] + 1
-    width = 1 << (width - 1).bit_length() if width <= 8 else -(-width // 8) * 8
-    place = np.zeros((total, width), np.uint8)
-    place[:, :values.shape[1]] = values
-    place[:, values.shape[1]] = _SEMICOLON
-    unit = np.dtype(f"u{min(width, 8)}")
-    place = place.view(unit)
-    firsts = np.cumsum(sizes) - sizes
-    index = np.arange(total, dtype=np.int64)
-    index -= np.repeat(firsts - np.arange(n, dtype=np.int64) * longest, sizes)
-    out = np.zeros((n * longest, place.shape[1]), unit)
-    out[index] = place
+        return np.zeros((rows, 0), np.uint8)
+    values = integer_slots(np.asarray(column.values)[:int(sizes.sum(dtype=np.int64))])
+    digits = values.shape[1]
+    place = np.empty((values.shape[0], digits + 1), np.uint8)
+    place[:, :digits] = values
+    place[:, digits] = _SEMICOLON
+    out = np.zeros((rows, longest), f"V{digits + 1}")  # a place: one item to copy
+    out[np.arange(longest, dtype=sizes.dtype) < sizes[:, None]] = place.view(out.dtype)[:, 0]
     out = out.view(np.uint8)
     present = np.flatnonzero(sizes)
-    out[present * longest + sizes[present] - 1, values.shape[1]] = 0  # the row's last ';'
-    return out.reshape(n, longest * width)
+    out[present, (sizes[present] - 1) * (digits + 1) + digits] = 0  # the row's last ';'
+    return out
 
 
 def _column_slots(values) -> np.ndarray | None:
     """One column's byte matrix, or None when its type is left to pandas."""
     if isinstance(values, Ragged):
         return ragged_slots(values)
+    if isinstance(values, Coded):
+        names = _text_slots(list(values.names))
+        return None if names is None else names[np.asarray(values.codes)]
     values = np.asarray(values)
     kind = values.dtype.kind
     if kind == "f":
@@ -293,32 +318,38 @@ BLOCK_BYTES = 1 << 20
 block of rows: the copy and the deletion of zeros run in cache; bounded memory)."""
 
 
-def rows_bytes(columns: list[np.ndarray], separator: int = _COMMA) -> bytes:
-    """Byte matrices of one table's columns as its rows: side by side, ``separator`` between
-    them and a line break after each row, zero bytes deleted. Assembled a block of rows at a
-    time into one reused matrix."""
+def rows_pieces(columns: list[np.ndarray], separator: int = _COMMA) -> Iterator[bytearray]:
+    """Byte matrices of one table's columns as its rows, a block of rows at a time: side by
+    side, ``separator`` between them and a line break after each row, zero bytes deleted.
+    Assembled in one reused buffer whose zeros are deleted in place of a copy of it."""
     n = columns[0].shape[0]
     width = sum(slots.shape[1] + 1 for slots in columns)
     block = max(1, min(n, BLOCK_BYTES // width))
-    matrix = np.empty((block, width), np.uint8)
+    buffer = bytearray(block * width)
+    matrix = np.frombuffer(buffer, np.uint8).reshape(block, width)
     at = 0
     for i, slots in enumerate(columns):
         at += slots.shape[1] + 1
         matrix[:, at - 1] = _NEWLINE if i == len(columns) - 1 else separator
-    out = []
     for start in range(0, n, block):
         rows = min(block, n - start)
         at = 0
         for slots in columns:
             matrix[:rows, at:at + slots.shape[1]] = slots[start:start + rows]
             at += slots.shape[1] + 1
-        out.append(matrix[:rows].tobytes().translate(None, b"\0"))
-    return b"".join(out)
+        whole = buffer if rows == block else memoryview(buffer)[:rows * width].tobytes()
+        yield whole.translate(None, b"\0")
 
 
-def csv_bytes(frame, header: bool) -> bytes | None:
+def rows_bytes(columns: list[np.ndarray], separator: int = _COMMA) -> bytes:
+    """``rows_pieces`` as one ``bytes``."""
+    return b"".join(rows_pieces(columns, separator))
+
+
+def csv_pieces(frame, header: bool) -> Iterator[bytes | bytearray] | None:
     """``frame``'s rows (and its header line when ``header``) as CSV bytes ending in a line
-    break; None when part of it must be written by pandas (see the module docstring).
+    break, in pieces to write one after another (a block of rows each); None when part of it
+    must be written by pandas (see the module docstring), decided before any piece is made.
 
     ``frame``: a pandas DataFrame or a ``sim.table.Table`` (the same rows give the same bytes)."""
     names = list(frame.columns)
@@ -338,6 +369,11 @@ def csv_bytes(frame, header: bool) -> bytes | None:
         columns = _frame_slots(frame)
         if columns is None:
             return None
-    if not len(frame):
-        return head
-    return head + rows_bytes(columns)
+    rows = rows_pieces(columns) if len(frame) else iter(())
+    return itertools.chain((head,), rows)
+
+
+def csv_bytes(frame, header: bool) -> bytes | None:
+    """``csv_pieces`` as one ``bytes`` (None where pandas must write the frame)."""
+    pieces = csv_pieces(frame, header)
+    return None if pieces is None else b"".join(pieces)

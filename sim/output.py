@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from sim import SCHEMA_VERSION, __version__
-from sim.csv_text import csv_bytes
+from sim.csv_text import csv_pieces
 from sim.errors import ConfigError
 from sim.table import Table, is_dataframe
 
@@ -106,13 +106,14 @@ def write_table(path: Path, frames, header: dict) -> None:
         first = True
         for frame in frames:
             if len(frame) or first:
-                data = csv_bytes(frame, header=first)
-                if data is None:
+                pieces = csv_pieces(frame, header=first)
+                if pieces is None:
                     if isinstance(frame, Table):
                         frame = frame.to_frame()
-                    data = frame.to_csv(index=False, header=first, lineterminator="\n",
-                                        float_format="%.9g").encode("utf-8")
-                handle.write(data)
+                    pieces = (frame.to_csv(index=False, header=first, lineterminator="\n",
+                                           float_format="%.9g").encode("utf-8"),)
+                for piece in pieces:
+                    handle.write(piece)
                 first = False
     os.replace(tmp, path)
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from sim.metrics.load import QueueLoad
-from sim.table import Ragged, Table
+from sim.table import Coded, Ragged, Table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +39,7 @@ _SCALAR_COLUMNS = ITERATION_COLUMNS[:-3]
 _RAGGED = ("verify_lengths", "draft_rows", "draft_kv_tokens")
 CHUNK_ROWS = 16384
 """Rows buffered as tuples before they become one typed chunk (a few MB at most)."""
-_KINDS = ("prefill", "decode")
+_KIND_NAMES = np.array(["prefill", "decode"], dtype=object)
 _INT32 = np.iinfo(np.int32)
 
 
@@ -56,22 +56,22 @@ class IterationChunk:
         return int(self.scalars["start_s"].shape[0])
 
     def table(self) -> Table:
-        """The rows as the iteration table's columns (counts int64, ``kind`` as text, the
-        ragged columns as ``Ragged``: joined by ';' only by the writer)."""
-        data = {k: self.scalars[k].astype(np.int64) if self.scalars[k].dtype == np.int32
-                else self.scalars[k] for k in _SCALAR_COLUMNS}
-        data["kind"] = np.asarray(_KINDS, dtype=object)[self.scalars["kind"]]
+        """The rows as the iteration table's columns as stored (counts int32 where they fit,
+        ``kind`` as ``Coded`` text, the ragged columns as ``Ragged``: text only in the writer)."""
+        data = dict(self.scalars)
+        data["kind"] = Coded(self.scalars["kind"], _KIND_NAMES)
         for name in _RAGGED:
             data[name] = Ragged(*self.ragged[name])
-        return Table(data)
+        return Table({k: data[k] for k in ITERATION_COLUMNS})
 
     def frame(self) -> pd.DataFrame:
-        """The rows as the iteration table (the columns and cell values of ``to_frame``; the
-        ragged columns as text of pandas' ``object`` type)."""
+        """The rows as the iteration table (the columns and cell values of ``to_frame``: counts
+        int64, ``kind`` and the ragged columns as text of pandas' ``object`` type)."""
         import pandas as pd
         columns = self.table().columns
-        frame = pd.DataFrame({k: columns[k] for k in _SCALAR_COLUMNS},
-                             columns=list(_SCALAR_COLUMNS))
+        frame = pd.DataFrame({k: columns[k].astype(np.int64) if columns[k].dtype == np.int32
+                              else columns[k] for k in _SCALAR_COLUMNS if k != "kind"})
+        frame.insert(_SCALAR_COLUMNS.index("kind"), "kind", columns["kind"].text())
         for name in _RAGGED:
             frame[name] = pd.Series(columns[name].text(), dtype=object)
         return frame

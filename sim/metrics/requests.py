@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 import numpy as np
 
 from sim.core.scheduler import FinishedRequest, reject_reason_kind
-from sim.table import Table
+from sim.table import Coded, Table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -148,7 +148,7 @@ class RequestTable:
             stop = min(start + rows, n)
             data: dict[str, np.ndarray] = {"id": cols["id"][start:stop]}
             for c in _CODED:
-                data[c] = names[c][cols[c][start:stop]] if n else np.zeros(0, object)
+                data[c] = Coded(cols[c][start:stop], names[c])
             for c in _FLOATS:
                 data[c] = cols[c][start:stop]
             for c in _COUNTS:

@@ -82,6 +82,35 @@ def test_integers_at_the_edges():
     assert csv_bytes(lowest, header=True) == _pandas(lowest)
 
 
+def _written_integers(values) -> list[str]:
+    from sim.csv_text import integer_slots, rows_bytes
+    slots = integer_slots(np.asarray(values))
+    return rows_bytes([slots], separator=ord("\n")).decode("ascii").split("\n")[:-1]
+
+
+def test_integers_from_the_digit_tables():
+    """Columns of values from 10 to 9,999 are looked up (2 or 4 places, a zero first below
+    1,000), the rest written digit by digit: the same text either way, every dtype."""
+    from sim.csv_text import integer_slots
+    assert integer_slots(np.array([10, 99, 5], np.uint8)).tolist() == [
+        [ord("1"), ord("0")], [ord("9"), ord("9")], [0, ord("5")]]
+    assert integer_slots(np.array([0, 999])).tolist() == [
+        [0, 0, 0, ord("0")], [0, ord("9"), ord("9"), ord("9")]]
+    assert integer_slots(np.array([9, 0])).shape == (2, 1)  # below 10: one place
+    assert integer_slots(np.array([10**4, 7])).shape == (2, 5)  # from 10**4: digit by digit
+    for values in ([10, 0, 42], [0, 100, 9999, 1000, 7], [5, 10**4 - 1], [-3, 50]):
+        for dtype in (np.int16, np.int32, np.int64, np.uint16, np.uint32, np.uint64):
+            if min(values) >= 0 or np.dtype(dtype).kind == "i":
+                assert _written_integers(np.array(values, dtype)) == [str(v) for v in values]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 10**4 + 5), min_size=1, max_size=40),
+       st.sampled_from([np.int32, np.int64, np.uint16, np.uint64]))
+def test_small_integers_property(values, dtype):
+    assert _written_integers(np.array(values, dtype)) == [str(v) for v in values]
+
+
 def test_table_left_to_pandas_like_its_frame():
     """A ``Table`` is formatted like the DataFrame of its columns, and left to pandas where
     that frame would be."""
@@ -123,6 +152,15 @@ def test_floats_as_python_formats_them_edge_cases():
     assert _written_floats(np.array([0.1, 2.5], np.float32)) == _python_floats(
         np.array([0.1, 2.5], np.float32))
     assert _written_floats(np.zeros(0)) == []
+
+
+def test_floats_below_1e9_scaled_by_products_only():
+    """A column whose values are all below 1e9 (times, durations) is scaled by products
+    alone; with one larger value, by products and quotients: the same text either way."""
+    below = [0.1 + 0.2, 3502.123456789, 999999999.4, 999999999.5, 1.5e-5, 0.0, -2.5, np.nan,
+             0.1234567895, 12345678.95, 1e-300]
+    assert _written_floats(below) == _python_floats(below)
+    assert _written_floats(below + [1e20])[:-1] == _python_floats(below)
 
 
 def test_floats_as_python_formats_them_many_random_doubles():
@@ -196,6 +234,28 @@ def test_ragged_column_as_its_text():
     assert Ragged(np.zeros(0), np.array([-1, 0])).text().tolist() == ["", ""]
 
 
+def test_coded_column_as_its_text():
+    """A ``Coded`` column: each name formatted once (quoted where it holds a comma or a
+    quote, None empty, UTF-8), written as pandas writes the column of its strings; a name
+    pandas must write (a line break), even one no row uses, leaves the table to pandas."""
+    from sim.table import Coded
+    names = np.array(["decode", 'say "hi", then', None, "prefill", "\u00e9t\u00e9"], dtype=object)
+    codes = np.array([3, 0, 1, 2, 4, 0], np.int32)
+    table = Table({"n": np.arange(6), "kind": Coded(codes, names)})
+    assert Coded(codes, names).text().tolist() == [
+        "prefill", "decode", 'say "hi", then', None, "\u00e9t\u00e9", "decode"]
+    frame = pd.DataFrame({"n": np.arange(6), "kind": names[codes]})
+    assert csv_bytes(table, True) == _pandas(frame) == (
+        'n,kind\n0,prefill\n1,decode\n2,"say ""hi"", then"\n3,\n4,\u00e9t\u00e9\n5,decode\n'
+        .encode("utf-8"))
+    empty = Table({"n": np.zeros(0, np.int64), "kind": Coded(np.zeros(0, np.int32),
+                                                           np.zeros(0, object))})
+    assert csv_bytes(empty, True) == b"n,kind\n"
+    broken = Table({"n": np.arange(2), "kind": Coded(np.array([0, 0]),
+                                                     np.array(["a", "b\nc"], dtype=object))})
+    assert csv_bytes(broken, True) is None
+
+
 def test_zero_byte_in_text_is_left_to_pandas():
     assert csv_bytes(pd.DataFrame({"a": [1], "b": ["x\0y"]}), True) is None
 
@@ -204,9 +264,9 @@ def test_zero_byte_in_text_is_left_to_pandas():
 @given(data=st.data(), n=st.integers(0, 12), header=st.booleans())
 def test_random_tables_as_pandas_writes_them(data, n, header):
     """Random tables of random column types, ragged columns included, against pandas."""
-    from sim.table import Ragged
+    from sim.table import Coded, Ragged
     kinds = data.draw(st.lists(st.sampled_from(
-        ["i64", "i32", "u64", "u8", "f64", "f32", "bool", "text", "ragged"]),
+        ["i64", "i32", "u64", "u8", "f64", "f32", "bool", "text", "coded", "ragged"]),
         min_size=2, max_size=6))
     table, frame = {}, {}
     for i, kind in enumerate(kinds):
@@ -218,6 +278,13 @@ def test_random_tables_as_pandas_writes_them(data, n, header):
             table[name] = Ragged(np.array([v for r in rows if r for v in r], np.int64), counts)
             frame[name] = np.array(["" if r is None else ";".join(map(str, r)) for r in rows],
                                    dtype=object)
+            continue
+        if kind == "coded":
+            names = np.array(data.draw(st.lists(st.one_of(st.none(), _text), min_size=1,
+                                                max_size=4)), dtype=object)
+            codes = np.array(data.draw(st.lists(st.integers(0, len(names) - 1), min_size=n,
+                                                max_size=n)), np.int32)
+            table[name], frame[name] = Coded(codes, names), names[codes]
             continue
         if kind == "text":
             values = np.array(data.draw(st.lists(st.one_of(st.none(), _text),
@@ -237,3 +304,25 @@ def test_random_tables_as_pandas_writes_them(data, n, header):
         table[name] = frame[name] = values
     expected = _pandas(pd.DataFrame(frame), header)
     assert csv_bytes(Table(table), header) == expected
+
+
+def test_pieces_are_the_bytes_block_by_block(monkeypatch):
+    """``csv_pieces``: the header, then one piece per block of rows (a last, shorter block
+    included), together the bytes of ``csv_bytes`` and of pandas; None before any piece
+    where pandas must write the table."""
+    import sim.csv_text as csv_text
+    from sim.table import Ragged
+    n = 11
+    table = Table({"n": np.arange(n) * 7 - 30, "x_s": np.linspace(-1, 2, n),
+                   "k": Ragged(np.arange(2 * n) % 13, np.tile([2, 0, -1, 4, 1], 5)[:n] * 1)})
+    expected = _pandas(table.to_frame())
+    monkeypatch.setattr(csv_text, "BLOCK_BYTES", 70)  # 1 to 3 rows a block
+    pieces = list(csv_text.csv_pieces(table, header=True))
+    assert len(pieces) >= 1 + 4 and pieces[0] == b"n,x_s,k\n"
+    assert all(piece.endswith(b"\n") for piece in pieces)
+    assert b"".join(pieces) == csv_text.csv_bytes(table, True) == expected
+    assert b"".join(csv_text.csv_pieces(table, header=False)) == expected.split(b"\n", 1)[1]
+    assert list(csv_text.csv_pieces(Table({"a": np.zeros(0), "b": np.zeros(0)}), True)) == [
+        b"a,b\n"]
+    assert csv_text.csv_pieces(Table({"a": np.array([1]),
+                                      "b": np.array(["x\ny"], dtype=object)}), True) is None
