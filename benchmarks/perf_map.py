@@ -50,7 +50,9 @@ def short_name(symbol: str) -> str:
 
 
 def _object_code(cache_file: Path) -> bytes | None:
-    """The ELF object inside one of numba's cached overload files (``*.nbc``)."""
+    """The ELF object inside one of numba's cached overload files (``*.nbc``); None for a
+    file this process cannot unpickle (code cached by other programs sharing the folder,
+    such as the tests' own compiled functions, names modules not importable here)."""
     found: list[bytes] = []
 
     def walk(value) -> None:
@@ -63,7 +65,10 @@ def _object_code(cache_file: Path) -> bytes | None:
             for item in value.values():
                 walk(item)
 
-    walk(pickle.loads(cache_file.read_bytes()))
+    try:
+        walk(pickle.loads(cache_file.read_bytes()))
+    except Exception:  # noqa: BLE001 - any unreadable entry is skipped, not fatal
+        return None
     return found[0] if found else None
 
 

@@ -3,17 +3,12 @@ cached objects placed where the JIT engine loaded them."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 from pathlib import Path
 
+import perf_map
 import pytest
-
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "perf_map.py"
-_spec = importlib.util.spec_from_file_location("perf_map", _PATH)
-perf_map = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(perf_map)
 
 CODE_TRACE = str(Path(__file__).resolve().parents[2] / "traces" / "adaspec" / "code.csv")
 
@@ -41,3 +36,12 @@ def test_a_real_runs_functions_are_mapped(tmp_path, capsys):
     starts = [(int(line.split()[0], 16), int(line.split()[1], 16)) for line in lines]
     assert all(start > 0 and size > 0 for start, size in starts)
     assert "functions named" in capsys.readouterr().err
+
+
+def test_unreadable_cache_entries_are_skipped(tmp_path):
+    """Another program's cached code (a module not importable here) or a torn file is left
+    out of the map, not fatal."""
+    entry = tmp_path / "compiled_x" / "other.fn-1.py311.1.nbc"
+    entry.parent.mkdir()
+    entry.write_bytes(b"\x80\x04\x95not a pickle")
+    assert perf_map.map_lines(tmp_path, lambda name: 0) == []

@@ -3,25 +3,11 @@ hand-computed spreads, margins and one real seeded run."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
+import adaspec_forms as forms
 import pytest
-
-_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(_DIR))  # as `python benchmarks/X.py` has it
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, _DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-runs = _load("seeded_runs")
-forms = _load("adaspec_forms")
+import seeded_runs as runs
 
 
 def test_span_and_mean_span():
