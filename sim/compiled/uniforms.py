@@ -21,7 +21,7 @@ in front of it and the pool is a view, without copying the block.
 Blocks grow: each is twice the one before, up to ``max_block`` (the first is ``block``), so a
 short run draws little ahead and a long one returns to Python for uniforms a few dozen times
 instead of hundreds (the full Azure hour under adaspec:8: 458 refills of 65,536 uniforms,
-now 36 growing to 2^20, 8 MiB a block). The stream does not depend on the blocks' sizes:
+now 32, growing to 2^20, 8 MiB a block). The stream does not depend on the blocks' sizes:
 each float64 uniform is one draw of the generator, in order.
 """
 
