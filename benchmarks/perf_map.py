@@ -111,13 +111,13 @@ def map_lines(cache_folder: Path, address_of) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     from sim.cli import main as simulate
-    from sim.compiled.jit import cache_dir
+    from sim.compiled.jit import cache_folder_in_use
 
     with tempfile.TemporaryDirectory() as out:
         if "--out" not in argv:
             argv += ["--out", out, "--overwrite"]
         status = simulate(argv)
-        folder = cache_dir()
+        folder = cache_folder_in_use()
         if folder is None or not folder.is_dir():
             print("perf_map: no compiled-code cache in use (ADASPEC_SIM_JIT_CACHE=off?)",
                   file=sys.stderr)

@@ -156,23 +156,32 @@ def _inlinable_reference_counts() -> None:
     (``borrowed``) each is a call, a null test and a return, and the values live across it
     are spilled, hundreds of times an iteration. Without the attribute, the full
     optimisation inlines them (a test and a branch). Applied before numba's runtime compiles
-    its own copy (the one every library links); the code the functions run is unchanged."""
-    from numba.core.runtime import nrtdynmod
+    its own copy (the one every library links); the code the functions run is unchanged.
 
-    if getattr(nrtdynmod, "_adaspec_inlinable", False):
-        return
-    for name, symbol in (("_define_nrt_incref", "NRT_incref"),
-                         ("_define_nrt_decref", "NRT_decref")):
-        define = getattr(nrtdynmod, name, None)
-        if define is None:
-            continue
+    Returns whether it takes effect in this process: numba compiles its runtime once per
+    process, so where that happened first (the process compiled numba code of its own
+    before ``setup()``), the functions keep their ``noinline`` and the compiled code calls
+    them. That code is as correct and slower, and is cached in a folder of its own
+    (``cache_dir(reference_counts_inlined=False)``), so it never stands in for the
+    faster code of other processes."""
+    from numba.core.runtime import nrtdynmod, rtsys
 
-        def inlinable(module, atomic, _define=define, _symbol=symbol):
-            _define(module, atomic)
-            module.get_global(_symbol).attributes.discard("noinline")
+    if not getattr(nrtdynmod, "_adaspec_patched", False):
+        nrtdynmod._adaspec_inlinable = not getattr(rtsys, "_init", False)
+        for name, symbol in (("_define_nrt_incref", "NRT_incref"),
+                             ("_define_nrt_decref", "NRT_decref")):
+            define = getattr(nrtdynmod, name, None)
+            if define is None:
+                nrtdynmod._adaspec_inlinable = False
+                continue
 
-        setattr(nrtdynmod, name, inlinable)
-    nrtdynmod._adaspec_inlinable = True
+            def inlinable(module, atomic, _define=define, _symbol=symbol):
+                _define(module, atomic)
+                module.get_global(_symbol).attributes.discard("noinline")
+
+            setattr(nrtdynmod, name, inlinable)
+        nrtdynmod._adaspec_patched = True
+    return nrtdynmod._adaspec_inlinable
 
 
 def _register(fn) -> None:
@@ -183,13 +192,20 @@ def _register(fn) -> None:
         register_jitable(fn)
 
 
-def cache_dir() -> Path | None:
-    """Where compiled code is cached (a folder per source hash), or None when off."""
+def cache_dir(reference_counts_inlined: bool = True) -> Path | None:
+    """Where compiled code is cached (a folder per source hash), or None when off; code
+    compiled where numba's reference counts could not be made inlinable
+    (``_inlinable_reference_counts``) has a folder of its own."""
     value = os.environ.get(ENV_VAR)
     if value is not None and value.strip().lower() in ("", "off", "0", "none"):
         return None
     root = Path(value).expanduser() if value else Path.home() / ".cache" / "adaspec-sim" / "jit"
-    return root / source_key()
+    return root / source_key(reference_counts_inlined)
+
+
+def cache_folder_in_use() -> Path | None:
+    """The folder ``setup()`` pointed numba's cache at (None: not set up, or no cache)."""
+    return Path(_CACHE[0]) if _CACHE[0] is not None else None
 
 
 #: source folders the compiled-code cache keeps (about 12-30 MB each): the one in use and
@@ -236,8 +252,9 @@ def _prune(root: Path, keep: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def source_key() -> str:
-    """Hash of the rule modules' source and the compiler's versions (16 hex digits)."""
+def source_key(reference_counts_inlined: bool = True) -> str:
+    """Hash of the rule modules' source and the compiler's versions (16 hex digits), and of
+    whether numba's reference counts are inlined (``_inlinable_reference_counts``)."""
     import llvmlite
     import numba
     import numpy
@@ -253,6 +270,8 @@ def source_key() -> str:
     versions = (numba.__version__, llvmlite.__version__, numpy.__version__,
                 sys.version.split()[0])
     digest.update(repr(versions).encode())
+    if not reference_counts_inlined:
+        digest.update(b"reference counts called")
     return digest.hexdigest()[:16]
 
 
@@ -279,8 +298,9 @@ class _WithoutScipyLinalg:
 
 
 def setup() -> None:
-    """Import numba, set up its compiler (without BLAS: ``_WithoutScipyLinalg``), point its
-    cache at ``cache_dir()`` and register every jitable."""
+    """Import numba, let it inline its reference counts (``_inlinable_reference_counts``),
+    set up its compiler (without BLAS: ``_WithoutScipyLinalg``), point its cache at
+    ``cache_dir()`` and register every jitable."""
     global _READY
     if _READY:
         return
@@ -290,13 +310,12 @@ def setup() -> None:
     for name in RULE_MODULES:
         if importlib.util.find_spec(name) is not None:
             importlib.import_module(name)
-    folder = cache_dir()
+    folder = cache_dir(_inlinable_reference_counts())
     if folder is not None:
         folder = open_cache_folder(folder)
     _CACHE[0] = str(folder) if folder is not None else None
     if folder is None:  # everything will be compiled
         _set_up_compiler()
-    _inlinable_reference_counts()
     _register_borrowed()
     for fn in _JITABLE:
         _register(fn)

@@ -293,3 +293,37 @@ def test_reference_counts_are_inlined_and_still_free_what_the_code_allocates():
             _nrt_python.memsys_disable_stats()
     made = after.alloc - before.alloc
     assert made >= 100 and after.free - before.free == made  # every array freed
+
+
+_FOLDER_PROBE = """
+import sys
+if sys.argv[1] == "numba-first":
+    import numba
+    numba.njit(lambda x: x + 1)(1)  # numba compiles its runtime now, before sim's setup
+from sim.compiled import jit
+jit.setup()
+from numba.core.runtime import nrtdynmod
+print(jit.cache_folder_in_use().name, jit.cache_dir(False).name, jit.cache_dir().name,
+      nrtdynmod._adaspec_inlinable)
+"""
+
+
+def test_code_compiled_with_called_reference_counts_is_cached_apart(tmp_path):
+    """Where the process compiled numba code before ``setup`` (numba's runtime is compiled
+    once, with its ``noinline``), the loop's code calls the reference counts; it goes to a
+    folder of its own, never to the one of the faster code."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, ADASPEC_SIM_JIT_CACHE=str(tmp_path))
+    got = {}
+    for order in ("numba-first", "sim-first"):
+        done = subprocess.run([sys.executable, "-c", _FOLDER_PROBE, order], capture_output=True,
+                              text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        got[order] = done.stdout.split()
+    in_use, called, inlined, effective = got["numba-first"]
+    assert (in_use, effective) == (called, "False") and called != inlined
+    in_use, called, inlined, effective = got["sim-first"]
+    assert (in_use, effective) == (inlined, "True")
