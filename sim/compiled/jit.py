@@ -275,18 +275,29 @@ def source_key(reference_counts_inlined: bool = True) -> str:
     return digest.hexdigest()[:16]
 
 
-class _WithoutScipyLinalg:
-    """While active, ``scipy.linalg`` cannot be imported (a ``sys.meta_path`` finder).
+class _Unimportable:
+    """While active, the named modules and their submodules cannot be imported (a
+    ``sys.meta_path`` finder): what numba imports while it is imported or sets up that the
+    rules never need.
 
-    When numba sets up its compiler (the first compile or cache load) it imports
-    ``scipy.linalg`` only to check that BLAS is there for ``np.dot`` and ``np.linalg`` in
-    compiled code (``numba.np.arraymath._check_blas``), about 0.1 s per process. The rules use
-    neither (summation orders are reproduced by explicit loops, see ``goodput.ddot_ones``), so
-    ``setup`` lets numba find no BLAS; afterwards ``scipy.linalg`` imports as usual."""
+    * ``scipy.linalg``: when numba sets up its compiler (the first compile or cache load) it
+      imports it only to check that BLAS is there for ``np.dot`` and ``np.linalg`` in
+      compiled code (``numba.np.arraymath._check_blas``), about 0.1 s per process. The rules
+      use neither (summation orders are reproduced by explicit loops, see
+      ``goodput.ddot_ones``), so ``setup`` lets numba find no BLAS.
+    * ``yaml``: ``numba.core.config`` imports it only to read a ``.numba_config.yaml`` in the
+      working directory (about 16 ms per process); ``setup`` leaves it out only where there
+      is no such file (numba then reads its settings from the environment alone, as it does
+      without the file).
+
+    Afterwards both import as usual."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
 
     def find_spec(self, name, path=None, target=None):
-        if name == "scipy.linalg" or name.startswith("scipy.linalg."):
-            raise ImportError("scipy.linalg is not needed by the compiled rules")
+        if any(name == n or name.startswith(n + ".") for n in self.names):
+            raise ImportError(f"{name} is not needed by the compiled rules")
         return None
 
     def __enter__(self):
@@ -297,16 +308,24 @@ class _WithoutScipyLinalg:
         sys.meta_path.remove(self)
 
 
+def _not_needed_by_numba() -> list[str]:
+    """The modules ``_Unimportable`` keeps from numba's import in this process: those not
+    imported already (else already paid for), ``yaml`` only without a numba config file."""
+    names = ["scipy.linalg"]
+    if not os.path.isfile(".numba_config.yaml"):
+        names.append("yaml")
+    return [name for name in names if name not in sys.modules]
+
+
 def setup() -> None:
     """Import numba, let it inline its reference counts (``_inlinable_reference_counts``),
-    set up its compiler (without BLAS: ``_WithoutScipyLinalg``), point its cache at
+    set up its compiler (without BLAS: ``_Unimportable``), point its cache at
     ``cache_dir()`` and register every jitable."""
     global _READY
     if _READY:
         return
-    if "scipy.linalg" not in sys.modules:  # else already paid for: numba may have BLAS
-        with _WithoutScipyLinalg():
-            import numba.extending  # noqa: F401  (imported under the guard too)
+    with _Unimportable(*_not_needed_by_numba()):
+        import numba.extending  # noqa: F401
     for name in RULE_MODULES:
         if importlib.util.find_spec(name) is not None:
             importlib.import_module(name)
@@ -329,12 +348,12 @@ def is_set_up() -> bool:
 
 def _set_up_compiler() -> None:
     """Set up numba's compiler (load every typing and lowering registry), letting it find no
-    BLAS (``_WithoutScipyLinalg``) unless ``scipy.linalg`` was imported already."""
+    BLAS (``_Unimportable``) unless ``scipy.linalg`` was imported already."""
     from numba.core.registry import cpu_target
     if "scipy.linalg" in sys.modules:
         cpu_target.target_context.refresh()
         return
-    with _WithoutScipyLinalg():
+    with _Unimportable("scipy.linalg"):
         cpu_target.target_context.refresh()  # numba's BLAS check happens here
 
 

@@ -6,23 +6,54 @@ import pytest
 
 
 def test_scipy_linalg_is_blocked_only_while_numba_sets_up():
-    """``_WithoutScipyLinalg`` refuses scipy.linalg inside the block, and nothing after it."""
+    """``_Unimportable`` refuses scipy.linalg inside the block, and nothing after it."""
     import importlib
     import sys
 
-    from sim.compiled.jit import _WithoutScipyLinalg
+    from sim.compiled.jit import _Unimportable
 
     saved = {k: v for k, v in sys.modules.items() if k.startswith("scipy.linalg")}
     for name in saved:
         del sys.modules[name]
     try:
-        with _WithoutScipyLinalg():
+        with _Unimportable("scipy.linalg", "yaml"):
             with pytest.raises(ImportError):
                 importlib.import_module("scipy.linalg.cython_blas")
         assert importlib.import_module("scipy.linalg").__name__ == "scipy.linalg"
-        assert not any(isinstance(f, _WithoutScipyLinalg) for f in sys.meta_path)
+        assert not any(isinstance(f, _Unimportable) for f in sys.meta_path)
     finally:
         sys.modules.update(saved)
+
+
+def test_yaml_is_left_out_of_numbas_import_only_without_a_numba_config_file(tmp_path,
+                                                                            monkeypatch):
+    """numba imports yaml only to read ``.numba_config.yaml`` in the working directory:
+    left out where there is none; what is imported already is never in the list."""
+    import sys
+
+    from sim.compiled.jit import _not_needed_by_numba
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "yaml", raising=False)
+    monkeypatch.delitem(sys.modules, "scipy.linalg", raising=False)
+    assert _not_needed_by_numba() == ["scipy.linalg", "yaml"]
+    (tmp_path / ".numba_config.yaml").write_text("DISABLE_JIT: 0\n")
+    assert _not_needed_by_numba() == ["scipy.linalg"]
+    monkeypatch.setitem(sys.modules, "scipy.linalg", object())
+    assert _not_needed_by_numba() == []
+
+
+def test_a_fresh_process_imports_numba_without_yaml():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom sim.compiled import jit\njit.setup()\n"
+            "print('numba' in sys.modules, 'yaml' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]
 
 
 def test_an_inlined_rule_is_the_same_function_and_compiled_callers_get_its_result():
