@@ -313,7 +313,7 @@ class CompiledRun:
         if not count:
             return
         (kinds, batches, padded_batches, steps, drafted, verify_tokens, padded_tokens, emitted,
-         accepted, queues, contexts, verify_rows, kvs, len_at, step_at) = self.rec_i[:, :count]
+         accepted, queues, contexts, verify_rows, kvs, _, _) = self.rec_i[:, :count]
         prefill = kinds == L.K_PREFILL
         decode = ~prefill
         zero = np.zeros(count, dtype=np.int64)
@@ -331,13 +331,15 @@ class CompiledRun:
             "kv_tokens_read": np.where(prefill, zero, kvs)}
         drafting = decode & (steps > 0)  # rows that verified per-request lengths
         length_counts = np.where(drafting, batches, -1)
-        lengths = self.rec_len[_gather(len_at[drafting], batches[drafting])].astype(np.uint8)
         step_counts = np.where(drafting, steps, 0)
-        at = _gather(step_at[drafting], steps[drafting])
+        # each drafting row appended its lengths and its steps' shapes after the previous
+        # row's (``decode_iteration``): the buffers' filled parts are the columns, in order
+        lengths = self.rec_len[:int(ei[L.E_LEN_N])].astype(np.uint8)
+        shapes = self.rec_steps[:, :int(ei[L.E_STEP_N])].copy()  # the buffer is reused
         log.add_columns(scalars, {
             "verify_lengths": (lengths, length_counts),
-            "draft_rows": (self.rec_steps[0, at], step_counts),
-            "draft_kv_tokens": (self.rec_steps[1, at], step_counts)})
+            "draft_rows": (shapes[0], step_counts),
+            "draft_kv_tokens": (shapes[1], step_counts)})
         ei[L.E_REC_N] = 0
         ei[L.E_LEN_N] = 0
         ei[L.E_STEP_N] = 0
@@ -347,13 +349,6 @@ def _float_entry(cf: np.ndarray, ci: np.ndarray, entry: int) -> np.ndarray:
     """A 2-D view of float arena entry ``entry`` (``_arena``'s header)."""
     at, rows, cols = (int(v) for v in ci[3 * entry:3 * entry + 3])
     return cf[at:at + rows * cols].reshape(rows, cols)
-
-
-def _gather(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Indices of the slices [starts[j], starts[j] + sizes[j]) back to back."""
-    total = int(sizes.sum())
-    offsets = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
-    return offsets + np.arange(total, dtype=np.int64)
 
 
 def estimator_arrays_dummy():
