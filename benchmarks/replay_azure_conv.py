@@ -9,7 +9,10 @@ third of the previous release's time, adaspec:8 at most 1.5x nospec; project goa
 
 With ``--repeat N`` each policy runs N times and the fastest run is shown (the usual estimate
 of a command's own cost on a shared machine, whose speed drifts by 20 % or more over minutes);
-the slowest wall time is printed alongside.
+the slowest wall time is printed alongside. The runs go round by round (each round runs every
+policy once, in every tree), so the drift over minutes hits every policy alike; the
+adaspec:8 / nospec ratio is printed both of the fastest runs and as the median (and range) of
+the rounds' ratios, each of two runs made back to back.
 
 ``--baseline-rev REV`` (e.g. ``6f344b7``, the previous release) times that git revision side
 by side: its tree is exported (``git archive``) to a temporary folder and run with
@@ -34,6 +37,7 @@ import os
 import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -94,6 +98,13 @@ def _replay(tree: Path, policy: str, limit: int | None, env: dict | None = None)
     return wall, cpu, peak, next(iter(summary["policies"].values()))
 
 
+def round_ratios(runs: list[tuple], baseline_runs: list[tuple]) -> list[float]:
+    """Wall-time ratio of each round's run to the baseline policy's run of the same round
+    (``runs[i][0] / baseline_runs[i][0]``): the two ran back to back, so the machine's drift
+    over minutes hits both alike."""
+    return [run[0] / base[0] for run, base in zip(runs, baseline_runs)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", action="append")
@@ -136,16 +147,17 @@ def main(argv: list[str] | None = None) -> int:
                  f"{'sim-s/wall-s':>13} {'requests':>9} {'slowest wall s':>15}  path"
         print(header)
         rows: dict[str, dict[str, tuple]] = {}
-        for policy in policies:
-            runs: dict[str, list] = {name: [] for name, _ in trees}
-            for i in range(args.repeat):
+        runs = {policy: {name: [] for name, _ in trees} for policy in policies}
+        for i in range(args.repeat):  # round by round: every policy and tree in each round
+            for policy in policies:
                 for name, tree in trees:  # alternate the trees run by run
                     if args.cold and i == 0:
                         shutil.rmtree(scratch / "jit", ignore_errors=True)
-                    runs[name].append(_replay(tree, policy, args.limit, env))
+                    runs[policy][name].append(_replay(tree, policy, args.limit, env))
+        for policy in policies:
             for name, _ in trees:
-                wall, cpu, peak, block = min(runs[name], key=lambda run: run[0])
-                slowest = max(run[0] for run in runs[name])
+                wall, cpu, peak, block = min(runs[policy][name], key=lambda run: run[0])
+                slowest = max(run[0] for run in runs[policy][name])
                 rows.setdefault(policy, {})[name] = (wall, cpu)
                 print(f"{policy:<14} {name:<9} {wall:8.2f} {cpu:8.2f} {peak:9.0f} "
                       f"{block['makespan_s'] / wall:13.0f} {block['requests']:9d} "
@@ -157,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {policy:<14} wall {w1 / w0:5.2f}x  CPU {c1 / c0:5.2f}x")
         if "nospec" in rows and "adaspec:8" in rows:
             ratio = rows["adaspec:8"]["this"][0] / rows["nospec"]["this"][0]
-            print(f"adaspec:8 / nospec (this tree, wall): {ratio:.2f}x")
+            paired = round_ratios(runs["adaspec:8"]["this"], runs["nospec"]["this"])
+            print(f"adaspec:8 / nospec (this tree, wall): {ratio:.2f}x of the fastest runs; "
+                  f"median of the {len(paired)} rounds' ratios {statistics.median(paired):.2f}x "
+                  f"(range {min(paired):.2f}-{max(paired):.2f})")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
