@@ -121,6 +121,45 @@ def borrowed(array):
     return array
 
 
+def prefetch(array, index):
+    """A hint, no effect on results: in compiled code, ask the CPU to bring the cache line
+    of ``array[index]`` (``index`` along the first axis; its first element) towards the core
+    now, ahead of a load that will need it (LLVM's ``llvm.prefetch``: a read, kept in every
+    cache level); nothing in Python. Only for an ``index`` within the array (never read, but
+    the hint should name memory the array owns)."""
+    return None
+
+
+def _register_prefetch() -> None:
+    """``prefetch`` for compiled callers: an intrinsic that computes the address of the
+    row and calls ``llvm.prefetch`` on it."""
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic, overload
+
+    @intrinsic
+    def _prefetch(typingctx, array, index):
+        def codegen(context, builder, signature, args):
+            ary = context.make_array(signature.args[0])(context, builder, value=args[0])
+            offset = builder.mul(context.cast(builder, args[1], signature.args[1], types.intp),
+                                 cgutils.unpack_tuple(builder, ary.strides)[0])
+            byte = ir.IntType(8).as_pointer()
+            address = builder.gep(builder.bitcast(ary.data, byte), [offset])
+            i32 = ir.IntType(32)
+            hint = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32]),
+                "llvm.prefetch.p0i8")
+            builder.call(hint, [address, i32(0), i32(3), i32(1)])  # read, keep, data
+            return context.get_dummy_value()
+        return types.none(array, index), codegen
+
+    @overload(prefetch)
+    def _prefetch_overload(array, index):
+        if isinstance(array, types.Array) and isinstance(index, types.Integer):
+            return lambda array, index: _prefetch(array, index)
+        return None
+
+
 def _register_borrowed() -> None:
     """``borrowed`` for compiled callers: an intrinsic that copies the array's data
     pointer, shape and strides into a new array structure whose meminfo and parent are
@@ -336,6 +375,7 @@ def setup() -> None:
     if folder is None:  # everything will be compiled
         _set_up_compiler()
     _register_borrowed()
+    _register_prefetch()
     for fn in _JITABLE:
         _register(fn)
     _READY = True
