@@ -393,7 +393,7 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
     return duration
 
 
-@jitable
+@inlined
 def draw(ei, pool, sf, slots, b, k, cells, decay, conf, accept, keys, every):
     """Take one iteration's (B, k) block of uniforms from the pool (the executor's
     ``draw_with_keys``; the pool holds the generator's numbers in order); with ``every``
@@ -409,7 +409,7 @@ def draw(ei, pool, sf, slots, b, k, cells, decay, conf, accept, keys, every):
         draw_positions(ei, pool, b, k, cells, decay, conf, accept, keys, 0, k)
 
 
-@jitable
+@inlined
 def draw_positions(ei, pool, b, k, cells, decay, conf, accept, keys, first, stop):
     """Positions ``first..stop-1`` of the block ``draw`` took."""
     at = ei[E_DRAW_AT]
