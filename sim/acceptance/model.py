@@ -36,7 +36,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from sim.acceptance.table_cache import load_or_build
-from sim.compiled.jit import compiled, inlined, jitable
+from sim.compiled.jit import compiled, inlined
 from sim.errors import ConfigError
 
 DEFAULT_CATEGORY = ""
@@ -355,7 +355,7 @@ def quantile_cell(u, key):
     return int(u * (QUANTILE_POINTS - 1) + key)
 
 
-@jitable
+@inlined
 def draw_cells(u, v, keys, batch, k, cells, decay, decays, conf, accept, first, stop):
     """``ParametricAcceptance.draw_with_keys`` from two blocks of B*k uniforms (row-major,
     ``u`` first, as the generator gives them): the quantile cell (``quantile_cell``), its
