@@ -57,6 +57,7 @@ class Worker:
     def close(self) -> None:
         self.process.stdin.close()
         self.process.wait()
+        self.process.stdout.close()
 
 
 def quartiles(values: list[float]) -> tuple[float, float, float]:

@@ -37,7 +37,7 @@ AF_SIZE = AF_REC + STATE_FLOATS
 
 
 # ---- the rules ---------------------------------------------------------------------------------
-@inlined
+@jitable
 def _score(pi, pf, expected, time_s, min_tokens):
     """G = E / T, or -inf for an infeasible configuration (the strict form is the budget
     ``AF_BUDGET_S``, inf when unconstrained)."""

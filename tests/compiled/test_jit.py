@@ -144,7 +144,9 @@ def test_prefetch_is_a_hint_python_ignores_and_compiled_code_compiles_to_one_ins
     assert expected == 38.0 + 0.0 + 42.0 + 56.0 + 120.0
     fn = jit.compiled(gather)
     assert fn(cells, rows, True) == fn(cells, rows, False) == expected
-    assert "prefetch" in fn.inspect_asm(fn.signatures[0])
+    fresh = numba.njit(gather)  # not from the cache, so its machine code can be read
+    assert fresh(cells, rows, True) == expected
+    assert "prefetch" in fresh.inspect_asm(fresh.signatures[0])
 
     def prefetch_a_number(x):
         jit.prefetch(x, 0)
@@ -152,6 +154,31 @@ def test_prefetch_is_a_hint_python_ignores_and_compiled_code_compiles_to_one_ins
     jit.jitable(prefetch_a_number)
     with pytest.raises(numba.core.errors.TypingError):
         jit.compiled(prefetch_a_number)(3.0)
+
+
+def test_numbas_scope_note_is_dropped_and_every_other_warning_kept():
+    """``_WarningsWithoutScopeNotes`` (numba's SSA pass warns through it after ``setup``):
+    the "is not in scope" note of an inlined rule's variables goes, any other warning,
+    the same category included, is raised as before."""
+    import warnings
+
+    import numba.core.ssa as ssa
+    from numba.core.errors import NumbaIRAssumptionWarning, NumbaWarning
+
+    from sim.compiled import jit
+
+    jit.setup()
+    assert isinstance(ssa.warnings, jit._WarningsWithoutScopeNotes)
+    shim = jit._WarningsWithoutScopeNotes()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        shim.warn(NumbaIRAssumptionWarning("variable 'draw_v1__vphi2_1' is not in scope."))
+        shim.warn(NumbaIRAssumptionWarning("something else"))
+        shim.warn(NumbaWarning("Detected uninitialized variable x"))
+    assert len(caught) == 2
+    assert "something else" in str(caught[0].message)
+    assert "uninitialized variable x" in str(caught[1].message)
+    assert shim.catch_warnings is warnings.catch_warnings
 
 _CACHED_RULE = '''
 import sys
