@@ -171,7 +171,6 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
             for i in range(b):
                 keys[i] = sf[SF_KEY, slots[i]]
             prefetch_position(ei, pool, keys, b, k_max, cells, ei[E_POOL_POS], 0)
-            prefetch_next_block(ei, pool, b, k_max)
         if ei[E_NEEDS_ORACLE]:
             draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys, True)
             drawn = True
@@ -430,19 +429,6 @@ def prefetch_position(ei, pool, keys, b, k, cells, at, j):
     if ei[E_ACCEPTANCE] == A_PARAMETRIC:
         for i in range(b):
             prefetch(cells, quantile_cell(pool[at + i * k + j], keys[i]))
-
-
-@inlined
-def prefetch_next_block(ei, pool, b, k):
-    """A hint, no effect on results: the cache lines of the uniforms the next iteration
-    will take if its batch is as large (the block after this iteration's; the helper
-    thread drew them into memory, not into this core's caches), so that
-    ``prefetch_position`` does not wait on them then."""
-    size = 2 * b * k if ei[E_ACCEPTANCE] == A_PARAMETRIC else b * k
-    start = ei[E_POOL_POS] + size
-    stop = min(start + size, pool.shape[0])
-    for at in range(start, stop, 8):  # eight float64 to a 64-byte line
-        prefetch(pool, at)
 
 
 @jitable
