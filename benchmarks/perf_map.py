@@ -87,10 +87,10 @@ def _symbols(elf: bytes) -> list[tuple[int, int, str, str]]:
     return out
 
 
-def map_lines(cache_folder: Path, address_of) -> list[str]:
-    """``perf`` map lines (``START SIZE NAME``, hex) for the objects under ``cache_folder``
-    that ``address_of(symbol)`` (the JIT engine's address, 0 when not loaded) places."""
-    lines = []
+def loaded_objects(cache_folder: Path, address_of) -> list[tuple[Path, int, list]]:
+    """(cache file, load address, ``_symbols``) of each object under ``cache_folder`` that
+    ``address_of(symbol)`` (the JIT engine's address, 0 when not loaded) places."""
+    out = []
     for cache_file in sorted(cache_folder.glob("*/*.nbc")):
         elf = _object_code(cache_file)
         if elf is None:
@@ -101,11 +101,22 @@ def map_lines(cache_folder: Path, address_of) -> list[str]:
             if kind == "T" and address_of(name):
                 base = address_of(name) - offset
                 break
-        if base is None:
-            continue
-        lines += [f"{base + offset:x} {size:x} {short_name(name)}"
-                  for offset, size, _kind, name in symbols]
-    return lines
+        if base is not None:
+            out.append((cache_file, base, symbols))
+    return out
+
+
+def symbol_lines(base: int, symbols: list) -> list[str]:
+    """``perf`` map lines of one object's ``symbols`` loaded at ``base``."""
+    return [f"{base + offset:x} {size:x} {short_name(name)}"
+            for offset, size, _kind, name in symbols]
+
+
+def map_lines(cache_folder: Path, address_of) -> list[str]:
+    """``perf`` map lines (``START SIZE NAME``, hex) for the objects under ``cache_folder``
+    that ``address_of(symbol)`` (the JIT engine's address, 0 when not loaded) places."""
+    return [line for _cache_file, base, symbols in loaded_objects(cache_folder, address_of)
+            for line in symbol_lines(base, symbols)]
 
 
 def main(argv: list[str] | None = None) -> int:

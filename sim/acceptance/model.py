@@ -36,7 +36,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from sim.acceptance.table_cache import load_or_build
-from sim.compiled.jit import compiled, jitable
+from sim.compiled.jit import compiled, inlined
 from sim.errors import ConfigError
 
 DEFAULT_CATEGORY = ""
@@ -348,18 +348,25 @@ class ParametricAcceptance:
         return conf, accept
 
 
-@jitable
+@inlined
+def quantile_cell(u, key):
+    """The flat quantile cell a uniform ``u`` draws in the row of ``key`` (``draw_keys``):
+    ``u * 512 + key``, truncated (the key's 0.5 makes it the nearest quantile)."""
+    return int(u * (QUANTILE_POINTS - 1) + key)
+
+
+@inlined
 def draw_cells(u, v, keys, batch, k, cells, decay, decays, conf, accept, first, stop):
     """``ParametricAcceptance.draw_with_keys`` from two blocks of B*k uniforms (row-major,
-    ``u`` first, as the generator gives them): the quantile cell ``u * 512 + key``
-    (truncated; the key carries the row offset and the 0.5 that rounds), its confidence
-    and P(accept) (times the position decay when ``decays``), accepted when ``v`` is below.
+    ``u`` first, as the generator gives them): the quantile cell (``quantile_cell``), its
+    confidence and P(accept) (times the position decay when ``decays``), accepted when ``v``
+    is below.
     Only draft positions ``first..stop-1`` are computed (the compiled loop computes a
     position when a step drafts it; the uniforms are the same either way)."""
     for i in range(batch):
         key = keys[i]
         for j in range(first, stop):
-            cell = int(u[i * k + j] * (QUANTILE_POINTS - 1) + key)
+            cell = quantile_cell(u[i * k + j], key)
             conf[i, j] = cells[cell, 0]
             p = cells[cell, 1]
             if decays:

@@ -16,8 +16,8 @@ estimator's prices of the options (``price_steps``, the oracle's plan) are in
 from __future__ import annotations
 
 from sim.acceptance.base import accepted_prefix_into, draw_fixed
-from sim.acceptance.model import draw_cells
-from sim.compiled.jit import jitable
+from sim.acceptance.model import draw_cells, quantile_cell
+from sim.compiled.jit import inlined, jitable, prefetch
 from sim.compiled.layout import (
     A_PARAMETRIC, E_ACCEPTANCE, E_ASKS_EACH_STEP, E_DECAYS,
     E_DRAW_AT, E_EXPANDED, E_FIN_NEW, E_KMAX, E_LAST_KIND, E_LEN_N,
@@ -167,6 +167,10 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
         (cum, sum_c, gain, prices_v, prices_d, fscratch, goodputs, counts, hist, tokens_cum,
          new, iscratch, keys) = work
         drawn = False
+        if not ei[E_NEEDS_ORACLE]:  # the first draft step's cells, while the policy decides
+            for i in range(b):
+                keys[i] = sf[SF_KEY, slots[i]]
+            prefetch_position(ei, pool, keys, b, k_max, cells, ei[E_POOL_POS], 0)
         if ei[E_NEEDS_ORACLE]:
             draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys, True)
             drawn = True
@@ -250,6 +254,9 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                     if not ei[E_NEEDS_ORACLE]:
                         draw_positions(ei, pool, b, k_max, cells, decay, conf_drawn, accept,
                                        keys, step, step + 1)
+                        if step + 1 < k:
+                            prefetch_position(ei, pool, keys, b, k_max, cells, ei[E_DRAW_AT],
+                                              step + 1)
                     for i in range(b):
                         conf[i, step] = conf_drawn[i, step]
                         drafted[i] += 1
@@ -269,6 +276,9 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                 if not ei[E_NEEDS_ORACLE]:
                     draw_positions(ei, pool, b, k_max, cells, decay, conf_drawn, accept, keys,
                                    step, step + 1)
+                    if step + 1 < k:
+                        prefetch_position(ei, pool, keys, b, k_max, cells, ei[E_DRAW_AT],
+                                          step + 1)
                 for i in range(b):
                     if alive[i]:
                         conf[i, step] = conf_drawn[i, step]
@@ -382,7 +392,7 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
     return duration
 
 
-@jitable
+@inlined
 def draw(ei, pool, sf, slots, b, k, cells, decay, conf, accept, keys, every):
     """Take one iteration's (B, k) block of uniforms from the pool (the executor's
     ``draw_with_keys``; the pool holds the generator's numbers in order); with ``every``
@@ -398,7 +408,7 @@ def draw(ei, pool, sf, slots, b, k, cells, decay, conf, accept, keys, every):
         draw_positions(ei, pool, b, k, cells, decay, conf, accept, keys, 0, k)
 
 
-@jitable
+@inlined
 def draw_positions(ei, pool, b, k, cells, decay, conf, accept, keys, first, stop):
     """Positions ``first..stop-1`` of the block ``draw`` took."""
     at = ei[E_DRAW_AT]
@@ -408,6 +418,17 @@ def draw_positions(ei, pool, b, k, cells, decay, conf, accept, keys, first, stop
                    ei[E_DECAYS] != 0, conf, accept, first, stop)
     else:
         draw_fixed(pool[at:at + size], keys, b, k, conf, accept, first, stop)
+
+
+@inlined
+def prefetch_position(ei, pool, keys, b, k, cells, at, j):
+    """A hint, no effect on results: the cache lines of the quantile cells that position
+    ``j`` of the block at ``at`` will read (``draw_positions``), asked for while the policy
+    decides whether to draft it. The table (2 MB) does not stay in the core's caches, and
+    a step's draws otherwise wait on each cell in turn."""
+    if ei[E_ACCEPTANCE] == A_PARAMETRIC:
+        for i in range(b):
+            prefetch(cells, quantile_cell(pool[at + i * k + j], keys[i]))
 
 
 @jitable

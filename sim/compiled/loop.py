@@ -25,7 +25,7 @@ import numpy as np
 
 from sim.compiled.engine import decode_iteration, f1, f2, i1, i2, policy_work
 from sim.compiled.pricing import padded
-from sim.compiled.jit import borrowed, gil_free, jitable
+from sim.compiled.jit import borrowed, gil_free, inlined, jitable
 from sim.compiled.layout import (
     A_FIRED, A_STEP, A_TIMEOUT, CF_ATT, CF_CELLS, CF_DECAY, CF_ED_BUCKETS, CF_ED_EAGER,
     CF_ED_KNOTS, CF_ED_SLOPES, CF_ED_VALUES, CF_EV_BUCKETS, CF_EV_EAGER, CF_EV_SLOPES,
@@ -289,7 +289,7 @@ def reject_record(ei, done_i, done_f, tag, kind):
     ei[E_FIN_N] += 1
 
 
-@jitable
+@inlined
 def collect_finished(sc, ri, rf, free_reqs, fin, count, done_i, done_f, ei):
     """The finish records of the ``count`` requests in ``fin`` (request indices) into
     ``done_i``/``done_f``; their indices are free again."""

@@ -34,7 +34,7 @@ def price_verify(ei, ev, table, att, params, overheads, pad, batch, context_sum,
                            padded(pad, tokens), context_sum)
 
 
-@jitable
+@inlined
 def price_steps(ei, ev, ed, table, att, params, overheads, pad, batch, context_sum,
                 bonus_rows, bonus_context, counts, tokens_cum, prices_v, prices_d, first, stop):
     """``IterationCost``'s prices of s = ``first``..``stop - 1`` draft steps where every

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from sim.compiled.jit import jitable
+from sim.compiled.jit import inlined, jitable
 from sim.policies.goodput import array_sum, ddot_ones, feasible_time, pairwise_sum, slo_limit
 from sim.policies.recovery import (STATE_FLOATS, STATE_INTS, recovery_drafted,
                                    recovery_value)
@@ -110,7 +110,7 @@ def _begin(pi, pf, batch, tpot_slo_s, counts, uniform, prices_v, prices_d, cap_m
     return min(pi[AI_K], cap_max)  # the longest any request may draft
 
 
-@jitable
+@inlined
 def _absorb(pi, pf, conf, upto, batch, cum, sum_c):
     """Fold draft steps absorbed..upto-1 into the cumulative confidences (row t of ``cum``),
     their batch sum and the expected emitted tokens (``conf`` is 0 where a request did not
@@ -132,7 +132,7 @@ def _absorb(pi, pf, conf, upto, batch, cum, sum_c):
         pi[AI_ABSORBED] = upto
 
 
-@jitable
+@inlined
 def _fold_step(pi, pf, conf, t, contiguous, batch, counts):
     """``cbar=cumulative``: fold draft step t's confidences into the mean since the start
     (each request that drafted the step counts once; ``conf`` is 0 where nobody drafted)."""
@@ -143,7 +143,7 @@ def _fold_step(pi, pf, conf, t, contiguous, batch, counts):
         pf[AF_CBAR_USED] = pf[AF_CBAR]
 
 
-@jitable
+@inlined
 def _min_tokens(pi, sum_c, batch):
     """1 + min_i sum_t c_{i,t} in the tokens form, else 1."""
     if not pi[AI_TOKENS_MODE]:
@@ -155,7 +155,7 @@ def _min_tokens(pi, sum_c, batch):
     return 1.0 + low
 
 
-@jitable
+@inlined
 def adaspec_continue(pi, pf, step, conf, contiguous, batch, cum, sum_c, gain, counts, hist,
                      tokens_cum, prices_v, prices_d, max_draft):
     """The drafter (module doc, rule 2): whether everyone still drafting drafts step

@@ -144,3 +144,26 @@ def test_accepted_prefix_is_the_leading_run_cut_at_verify(rows, data):
     got = accepted_prefix(accept, verify)
     assert got.dtype == np.int64
     assert got.tolist() == expected
+
+
+def test_quantile_cell_rounds_to_the_nearest_quantile_of_the_keys_row():
+    """The cell a uniform draws (``draw_cells`` and the compiled loop's prefetch use the
+    same formula): row offset plus u * 512, to the nearest quantile through the key's 0.5;
+    a hand-computed draw reads that cell's confidence and P(accept)."""
+    from sim.acceptance.model import QUANTILE_POINTS, draw_cells, quantile_cell
+    from sim.compiled.jit import compiled
+
+    key = 3 * QUANTILE_POINTS + 0.5  # row 3
+    assert quantile_cell(0.0, key) == 3 * 513
+    assert quantile_cell(0.5, key) == 3 * 513 + 256
+    assert quantile_cell(1.0, key) == 3 * 513 + 512
+    assert quantile_cell(1.4 / 512, key) == 3 * 513 + 1  # 1.4 rounds to 1
+    assert quantile_cell(1.6 / 512, key) == 3 * 513 + 2  # 1.6 rounds to 2
+    cells = np.stack([np.arange(4 * 513) / 4096.0, np.full(4 * 513, 0.5)], axis=1)
+    u = np.array([0.0, 0.5])
+    v = np.array([0.4, 0.6])
+    conf, accept = np.empty((1, 2)), np.empty((1, 2), dtype=bool)
+    compiled(draw_cells)(u, v, np.array([key]), 1, 2, cells, np.ones(2), False, conf, accept,
+                         0, 2)
+    assert conf.tolist() == [[1539 / 4096.0, 1795 / 4096.0]]
+    assert accept.tolist() == [[True, False]]

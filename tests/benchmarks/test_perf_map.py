@@ -32,7 +32,7 @@ def test_a_real_runs_functions_are_mapped(tmp_path, capsys):
         path.unlink(missing_ok=True)
     names = {line.split(" ", 2)[2] for line in lines}
     assert "sim.compiled.loop.run_chunk" in names
-    assert "sim.policies.adaspec_rules.adaspec_continue" in names
+    assert "sim.compiled.engine.decode_iteration" in names
     starts = [(int(line.split()[0], 16), int(line.split()[1], 16)) for line in lines]
     assert all(start > 0 and size > 0 for start, size in starts)
     assert "functions named" in capsys.readouterr().err

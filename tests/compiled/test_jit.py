@@ -116,6 +116,70 @@ def test_a_borrowed_array_is_the_array_itself_in_python_and_shares_its_memory_co
         jit.compiled(borrow_a_number)(3.0)
 
 
+
+def test_prefetch_is_a_hint_python_ignores_and_compiled_code_compiles_to_one_instruction():
+    """``prefetch`` returns None in Python; a compiled caller gets the same results with or
+    without it (the hint reads nothing back), on 1-D and 2-D arrays, and only arrays with
+    an integer index are accepted."""
+    import numba
+    import numpy as np
+
+    from sim.compiled import jit
+
+    cells = np.arange(40.0).reshape(20, 2)
+    assert jit.prefetch(cells, 3) is None
+
+    def gather(cells, rows, hint):
+        total = 0.0
+        for i in range(rows.shape[0]):
+            if hint and i + 1 < rows.shape[0]:
+                jit.prefetch(cells, rows[i + 1])
+                jit.prefetch(cells[:, 0], rows[i + 1])
+            total += cells[rows[i], 0] * (i + 1)
+        return total
+
+    jit.jitable(gather)
+    rows = np.array([19, 0, 7, 7, 12])
+    expected = gather(cells, rows, True)
+    assert expected == 38.0 + 0.0 + 42.0 + 56.0 + 120.0
+    fn = jit.compiled(gather)
+    assert fn(cells, rows, True) == fn(cells, rows, False) == expected
+    fresh = numba.njit(gather)  # not from the cache, so its machine code can be read
+    assert fresh(cells, rows, True) == expected
+    assert "prefetch" in fresh.inspect_asm(fresh.signatures[0])
+
+    def prefetch_a_number(x):
+        jit.prefetch(x, 0)
+
+    jit.jitable(prefetch_a_number)
+    with pytest.raises(numba.core.errors.TypingError):
+        jit.compiled(prefetch_a_number)(3.0)
+
+
+def test_numbas_scope_note_is_dropped_and_every_other_warning_kept():
+    """``_WarningsWithoutScopeNotes`` (numba's SSA pass warns through it after ``setup``):
+    the "is not in scope" note of an inlined rule's variables goes, any other warning,
+    the same category included, is raised as before."""
+    import warnings
+
+    import numba.core.ssa as ssa
+    from numba.core.errors import NumbaIRAssumptionWarning, NumbaWarning
+
+    from sim.compiled import jit
+
+    jit.setup()
+    assert isinstance(ssa.warnings, jit._WarningsWithoutScopeNotes)
+    shim = jit._WarningsWithoutScopeNotes()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        shim.warn(NumbaIRAssumptionWarning("variable 'draw_v1__vphi2_1' is not in scope."))
+        shim.warn(NumbaIRAssumptionWarning("something else"))
+        shim.warn(NumbaWarning("Detected uninitialized variable x"))
+    assert len(caught) == 2
+    assert "something else" in str(caught[0].message)
+    assert "uninitialized variable x" in str(caught[1].message)
+    assert shim.catch_warnings is warnings.catch_warnings
+
 _CACHED_RULE = '''
 import sys
 
