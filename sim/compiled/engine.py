@@ -24,7 +24,7 @@ from sim.compiled.layout import (
     E_NEEDS_ORACLE, E_PADDING, E_POLICY, E_POOL_POS, E_REC_N, E_STEP_N, F_TPOT_SLO,
     FLOAT_ENTRIES, K_DECODE, P_ADASPEC, P_DISABLE_BY_BATCH, P_ORACLE, P_SMARTSPEC, P_STATIC,
     P_THRESHOLD, RI_ACCEPTED, RI_BATCH, RI_CONTEXT, RI_DRAFTED, RI_EMITTED, RI_KIND, RI_KV,
-    RI_LEN_AT, RI_PADDED_BATCH, RI_PADDED_TOKENS, RI_QUEUE, RI_STEP_AT, RI_STEPS,
+    RI_PADDED_BATCH, RI_PADDED_TOKENS, RI_QUEUE, RI_STEPS,
     RI_VERIFY_ROWS, RI_VERIFY_TOKENS, W_ACCEPTED, W_CAP, W_CONTEXT, W_DRAFTED, W_DRAFTING,
     W_EMITTED, W_KV, W_ROWS, W_SLOTS, W_VERIFY)
 from sim.compiled.pricing import oracle_begin, padded, price_steps, price_verify
@@ -372,21 +372,16 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
     rec_i[RI_CONTEXT, r] = context_sum
     rec_i[RI_VERIFY_ROWS, r] = verify_rows
     rec_i[RI_KV, r] = verify_kv
-    if steps:
+    if steps:  # appended after the previous drafting row's (``CompiledRun.drain``)
         at = ei[E_LEN_N]
-        rec_i[RI_LEN_AT, r] = at
         for i in range(b):
             rec_len[at + i] = verify[i]
         ei[E_LEN_N] = at + b
         at = ei[E_STEP_N]
-        rec_i[RI_STEP_AT, r] = at
         for s in range(steps):
             rec_steps[0, at + s] = rows[s]
             rec_steps[1, at + s] = kv[s]
         ei[E_STEP_N] = at + steps
-    else:
-        rec_i[RI_LEN_AT, r] = -1
-        rec_i[RI_STEP_AT, r] = -1
     ei[E_REC_N] = r + 1
     ei[E_LAST_KIND] = K_DECODE
     return duration

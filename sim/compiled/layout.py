@@ -50,9 +50,10 @@ A_PARAMETRIC, A_FIXED = range(2)
 
 # ---- iteration records ``rec_i`` rows ------------------------------------------------------
 (RI_KIND, RI_BATCH, RI_PADDED_BATCH, RI_STEPS, RI_DRAFTED, RI_VERIFY_TOKENS, RI_PADDED_TOKENS,
- RI_EMITTED, RI_ACCEPTED, RI_QUEUE, RI_CONTEXT, RI_VERIFY_ROWS, RI_KV, RI_LEN_AT,
- RI_STEP_AT) = range(15)
-RECORD_INTS = 15
+ RI_EMITTED, RI_ACCEPTED, RI_QUEUE, RI_CONTEXT, RI_VERIFY_ROWS, RI_KV) = range(13)
+RECORD_INTS = 13
+# a drafting decode row's verify lengths and draft steps' shapes go to ``rec_len`` /
+# ``rec_steps`` after the previous drafting row's: their filled parts are the ragged columns
 K_PREFILL, K_DECODE = 1, 2
 
 # ---- scratch ``wi`` rows (length max_num_seqs, or more) ---------------------------------

@@ -313,7 +313,7 @@ class CompiledRun:
         if not count:
             return
         (kinds, batches, padded_batches, steps, drafted, verify_tokens, padded_tokens, emitted,
-         accepted, queues, contexts, verify_rows, kvs, _, _) = self.rec_i[:, :count]
+         accepted, queues, contexts, verify_rows, kvs) = self.rec_i[:, :count]
         prefill = kinds == L.K_PREFILL
         decode = ~prefill
         zero = np.zeros(count, dtype=np.int64)
