@@ -42,6 +42,8 @@ import os
 import sys
 from pathlib import Path
 
+from sim.compiled.ssa_notes import quiet_scope_notes
+
 ENV_VAR = "ADASPEC_SIM_JIT_CACHE"
 
 #: Modules that define jitable rules or compiled entry points; ``setup`` imports them all
@@ -223,44 +225,6 @@ def _inlinable_reference_counts() -> None:
     return nrtdynmod._adaspec_inlinable
 
 
-class _WarningsWithoutScopeNotes:
-    """``warnings`` as numba's SSA pass (``numba.core.ssa``) sees it: its pedantic note
-    "variable ... is not in scope" (a ``NumbaIRAssumptionWarning``) is dropped, every
-    other warning passes through.
-
-    Numba writes that note when the first assignment of a variable, which keeps its name,
-    finds the name missing from the function's list of local variables; its IR inliner
-    (``@inlined``) leaves the renamed variables of an inlined rule out of that list, and
-    the assignment is kept as it is either way, so the code is the same (the outputs are:
-    ``benchmarks/output_fingerprints.py``). Without this, a cold compile of the loop
-    prints the note and a test run (warnings as errors) fails."""
-
-    def warn(self, message, *args, **kwargs):
-        from numba.core.errors import NumbaIRAssumptionWarning
-
-        if isinstance(message, NumbaIRAssumptionWarning) and "is not in scope" in str(message):
-            return None
-        kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
-        return _warnings_module().warn(message, *args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(_warnings_module(), name)
-
-
-def _warnings_module():
-    import warnings
-    return warnings
-
-
-def _quiet_scope_notes() -> None:
-    """Give ``numba.core.ssa`` the ``_WarningsWithoutScopeNotes`` (where it has the module
-    attribute this numba's SSA pass warns through)."""
-    import numba.core.ssa as ssa
-
-    if getattr(ssa, "warnings", None) is _warnings_module():
-        ssa.warnings = _WarningsWithoutScopeNotes()
-
-
 def _register(fn) -> None:
     from numba.extending import register_jitable
     if fn in _INLINED:
@@ -414,7 +378,7 @@ def setup() -> None:
         _set_up_compiler()
     _register_borrowed()
     _register_prefetch()
-    _quiet_scope_notes()
+    quiet_scope_notes()
     for fn in _JITABLE:
         _register(fn)
     _READY = True

@@ -157,7 +157,7 @@ def test_prefetch_is_a_hint_python_ignores_and_compiled_code_compiles_to_one_ins
 
 
 def test_numbas_scope_note_is_dropped_and_every_other_warning_kept():
-    """``_WarningsWithoutScopeNotes`` (numba's SSA pass warns through it after ``setup``):
+    """``WarningsWithoutScopeNotes`` (numba's SSA pass warns through it after ``setup``):
     the "is not in scope" note of an inlined rule's variables goes, any other warning,
     the same category included, is raised as before."""
     import warnings
@@ -166,10 +166,11 @@ def test_numbas_scope_note_is_dropped_and_every_other_warning_kept():
     from numba.core.errors import NumbaIRAssumptionWarning, NumbaWarning
 
     from sim.compiled import jit
+    from sim.compiled.ssa_notes import WarningsWithoutScopeNotes
 
     jit.setup()
-    assert isinstance(ssa.warnings, jit._WarningsWithoutScopeNotes)
-    shim = jit._WarningsWithoutScopeNotes()
+    assert isinstance(ssa.warnings, WarningsWithoutScopeNotes)
+    shim = WarningsWithoutScopeNotes()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         shim.warn(NumbaIRAssumptionWarning("variable 'draw_v1__vphi2_1' is not in scope."))
