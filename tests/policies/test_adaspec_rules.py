@@ -444,6 +444,27 @@ def testlowest_tokens_stops_once_the_taken_sum_passes_the_limit():
 
 
 @settings(max_examples=300, deadline=None)
+@given(inputs=_trim_inputs(monotone=True), compiled_code=st.booleans(),
+       limit=st.sampled_from([-1.0, 0.0, 0.1, 0.125, 0.3, 0.5, 1.0, 2.5, math.inf]))
+def testlowest_tokens_stops_exactly_when_a_running_sum_passes_the_limit(inputs, compiled_code,
+                                                                          limit):
+    """-1 exactly when fewer than all tokens are taken and the running sum of the lowest
+    (in order, from 0.0) passes ``limit`` at some token, the first one included; otherwise
+    the same tokens as sorting."""
+    cum, drafted, drop = inputs
+    vals, rows, m = _sorted_reference(cum, drafted, drop)
+    running, passes = 0.0, False
+    for v in vals:
+        running += v
+        passes |= running > limit
+    expected = -1 if passes and len(vals) < m else m
+    got = _select(cum, drafted, drop, compiled_code, limit=limit)
+    assert got[2] == expected
+    if expected >= 0:
+        assert got == (vals, rows, m)
+
+
+@settings(max_examples=300, deadline=None)
 @given(expected=st.floats(1.0, 200.0), removed_share=st.floats(0.0, 1.0),
        draft_s=st.floats(0.0, 0.05), v_total_s=st.floats(1e-3, 0.1),
        v_share=st.floats(0.01, 1.0), budget=st.sampled_from([math.inf, 0.02, 0.08]))
