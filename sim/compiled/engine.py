@@ -6,7 +6,7 @@ Each iteration calls the same rules as the protocol path (``sim.compiled`` lists
 ``prepare_decode`` / ``finish_decode`` of the scheduler, the policy's rules
 (``sim.policies.*``: begin, continue, verify, observe, through the same driver steps as
 ``sim.core.speculation.run_decode_iteration``), the acceptance draws (``draw_cells`` /
-``draw_fixed`` on the run generator's uniforms, computed in place: ``sim.compiled.draws``),
+``draw_fixed`` on uniforms drawn from the run's generator in the original order),
 ``decode_shape_into`` and the truth's prices (``sim.compiled.tables``). What it records goes
 to preallocated buffers that ``sim.compiled.run`` hands to the ``IterationLog``. The
 estimator's prices of the options (``price_steps``, the oracle's plan) are in
@@ -15,12 +15,13 @@ estimator's prices of the options (``price_steps``, the oracle's plan) are in
 
 from __future__ import annotations
 
-from sim.acceptance.base import accepted_prefix_into
-from sim.compiled.draws import draw, draw_positions, open_block, prefetch_position
-from sim.compiled.jit import jitable
+from sim.acceptance.base import accepted_prefix_into, draw_fixed
+from sim.acceptance.model import draw_cells, quantile_cell
+from sim.compiled.jit import inlined, jitable, prefetch
 from sim.compiled.layout import (
-    E_ASKS_EACH_STEP, E_EXPANDED, E_FIN_NEW, E_KMAX, E_LAST_KIND, E_LEN_N,
-    E_NEEDS_ORACLE, E_PADDING, E_POLICY, E_REC_N, E_STEP_N, F_TPOT_SLO,
+    A_PARAMETRIC, E_ACCEPTANCE, E_ASKS_EACH_STEP, E_DECAYS,
+    E_DRAW_AT, E_EXPANDED, E_FIN_NEW, E_KMAX, E_LAST_KIND, E_LEN_N,
+    E_NEEDS_ORACLE, E_PADDING, E_POLICY, E_POOL_POS, E_REC_N, E_STEP_N, F_TPOT_SLO,
     FLOAT_ENTRIES, K_DECODE, P_ADASPEC, P_DISABLE_BY_BATCH, P_ORACLE, P_SMARTSPEC, P_STATIC,
     P_THRESHOLD, RI_ACCEPTED, RI_BATCH, RI_CONTEXT, RI_DRAFTED, RI_EMITTED, RI_KIND, RI_KV,
     RI_PADDED_BATCH, RI_PADDED_TOKENS, RI_QUEUE, RI_STEPS,
@@ -74,7 +75,7 @@ def i2(ci, e):
 def policy_work_sizes(n_slots: int, k_max: int) -> tuple[int, int]:
     """Float and int scratch the adaptive policies' rules need (``policy_work``)."""
     kk = max(k_max, 1)
-    floats = 3 * kk * n_slots + 3 * n_slots + 3 * (kk + 1) + 2 * (kk + 1) * n_slots + 8
+    floats = kk * n_slots + 3 * n_slots + 3 * (kk + 1) + 2 * (kk + 1) * n_slots + 8
     ints = kk + 2 * (kk + 1) + n_slots + 3 * (kk + 1) * n_slots + n_slots + 8
     return floats, ints
 
@@ -82,8 +83,7 @@ def policy_work_sizes(n_slots: int, k_max: int) -> tuple[int, int]:
 @jitable
 def policy_work(pwf, pwi, n_slots, k_max):
     """Views of the scratch arrays: (cum, sum_c, gain, prices_v, prices_d, float scratch,
-    goodputs, counts, hist, tokens_cum, new verify lengths, int scratch, the draws' keys, the
-    iteration's uniforms ``uv``: ``sim.compiled.draws``)."""
+    goodputs, counts, hist, tokens_cum, new verify lengths, int scratch)."""
     kk = k_max if k_max > 0 else 1
     at = 0
     cum = pwf[at:at + kk * n_slots].reshape((kk, n_slots))
@@ -100,8 +100,6 @@ def policy_work(pwf, pwi, n_slots, k_max):
     at += kk + 1
     keys = pwf[at:at + n_slots]
     at += n_slots
-    uv = pwf[at:at + 2 * kk * n_slots]
-    at += 2 * kk * n_slots
     fscratch = pwf[at:]
     at = 0
     counts = pwi[at:at + kk]
@@ -114,11 +112,11 @@ def policy_work(pwf, pwi, n_slots, k_max):
     at += n_slots
     iscratch = pwi[at:]
     return (cum, sum_c, gain, prices_v, prices_d, fscratch, goodputs, counts, hist, tokens_cum,
-            new, iscratch, keys, uv)
+            new, iscratch, keys)
 
 
 @jitable
-def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, gen, att,
+def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att,
                      params, overheads, table, pad, ev, ed, cells, decay, sizes, b, start,
                      rec_i, rec_f, rec_len, rec_steps, fin, wi, wf, wb, work):
     """One decode iteration of batch ``wi[W_SLOTS, :b]`` starting at ``start``; returns its
@@ -167,15 +165,14 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
             if bonus_rows:
                 bonus_context -= bonus_rows
         (cum, sum_c, gain, prices_v, prices_d, fscratch, goodputs, counts, hist, tokens_cum,
-         new, iscratch, keys, uv) = work
+         new, iscratch, keys) = work
         drawn = False
-        open_block(ei, gen, b, k_max)
         if not ei[E_NEEDS_ORACLE]:  # the first draft step's cells, while the policy decides
             for i in range(b):
                 keys[i] = sf[SF_KEY, slots[i]]
-            prefetch_position(ei, gen, uv, keys, b, k_max, cells, 0)
+            prefetch_position(ei, pool, keys, b, k_max, cells, ei[E_POOL_POS], 0)
         if ei[E_NEEDS_ORACLE]:
-            draw(ei, gen, uv, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys, True)
+            draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys, True)
             drawn = True
         kind = ei[E_POLICY]
         uniform = True
@@ -251,14 +248,15 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                             alive[i] = alive[i] and cap[i] > step
                 if everyone:
                     if not drawn:
-                        draw(ei, gen, uv, sf, slots, b, k_max, cells, decay, conf_drawn,
-                             accept, keys, False)
+                        draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept,
+                             keys, False)
                         drawn = True
                     if not ei[E_NEEDS_ORACLE]:
-                        draw_positions(ei, gen, uv, b, k_max, cells, decay, conf_drawn,
-                                       accept, keys, step, step + 1)
+                        draw_positions(ei, pool, b, k_max, cells, decay, conf_drawn, accept,
+                                       keys, step, step + 1)
                         if step + 1 < k:
-                            prefetch_position(ei, gen, uv, keys, b, k_max, cells, step + 1)
+                            prefetch_position(ei, pool, keys, b, k_max, cells, ei[E_DRAW_AT],
+                                              step + 1)
                     for i in range(b):
                         conf[i, step] = conf_drawn[i, step]
                         drafted[i] += 1
@@ -272,14 +270,15 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                 if n == 0:
                     break
                 if not drawn:
-                    draw(ei, gen, uv, sf, slots, b, k_max, cells, decay, conf_drawn, accept,
-                         keys, False)
+                    draw(ei, pool, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys,
+                         False)
                     drawn = True
                 if not ei[E_NEEDS_ORACLE]:
-                    draw_positions(ei, gen, uv, b, k_max, cells, decay, conf_drawn, accept,
-                                   keys, step, step + 1)
+                    draw_positions(ei, pool, b, k_max, cells, decay, conf_drawn, accept, keys,
+                                   step, step + 1)
                     if step + 1 < k:
-                        prefetch_position(ei, gen, uv, keys, b, k_max, cells, step + 1)
+                        prefetch_position(ei, pool, keys, b, k_max, cells, ei[E_DRAW_AT],
+                                          step + 1)
                 for i in range(b):
                     if alive[i]:
                         conf[i, step] = conf_drawn[i, step]
@@ -386,6 +385,45 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
     ei[E_REC_N] = r + 1
     ei[E_LAST_KIND] = K_DECODE
     return duration
+
+
+@inlined
+def draw(ei, pool, sf, slots, b, k, cells, decay, conf, accept, keys, every):
+    """Take one iteration's (B, k) block of uniforms from the pool (the executor's
+    ``draw_with_keys``; the pool holds the generator's numbers in order); with ``every``
+    compute every position now (the oracle reads them all), else ``draw_positions``
+    computes a position when a step drafts it."""
+    at = ei[E_POOL_POS]
+    for i in range(b):
+        keys[i] = sf[SF_KEY, slots[i]]
+    ei[E_DRAW_AT] = at
+    size = b * k
+    ei[E_POOL_POS] = at + (2 * size if ei[E_ACCEPTANCE] == A_PARAMETRIC else size)
+    if every:
+        draw_positions(ei, pool, b, k, cells, decay, conf, accept, keys, 0, k)
+
+
+@inlined
+def draw_positions(ei, pool, b, k, cells, decay, conf, accept, keys, first, stop):
+    """Positions ``first..stop-1`` of the block ``draw`` took."""
+    at = ei[E_DRAW_AT]
+    size = b * k
+    if ei[E_ACCEPTANCE] == A_PARAMETRIC:
+        draw_cells(pool[at:at + size], pool[at + size:at + 2 * size], keys, b, k, cells, decay,
+                   ei[E_DECAYS] != 0, conf, accept, first, stop)
+    else:
+        draw_fixed(pool[at:at + size], keys, b, k, conf, accept, first, stop)
+
+
+@inlined
+def prefetch_position(ei, pool, keys, b, k, cells, at, j):
+    """A hint, no effect on results: the cache lines of the quantile cells that position
+    ``j`` of the block at ``at`` will read (``draw_positions``), asked for while the policy
+    decides whether to draft it. The table (2 MB) does not stay in the core's caches, and
+    a step's draws otherwise wait on each cell in turn."""
+    if ei[E_ACCEPTANCE] == A_PARAMETRIC:
+        for i in range(b):
+            prefetch(cells, quantile_cell(pool[at + i * k + j], keys[i]))
 
 
 @jitable

@@ -69,7 +69,6 @@ RULE_MODULES = (
     "sim.policies.smartspec",
     "sim.policies.threshold",
     "sim.policies.oracle",
-    "sim.compiled.pcg64",
     "sim.compiled.tables",
     "sim.compiled.pricing",
     "sim.compiled.engine",
@@ -102,8 +101,9 @@ def inlined(fn):
 
 def gil_free(fn):
     """``jitable``, and its compiled dispatcher (``compiled``) runs without holding Python's
-    GIL, so other Python threads run meanwhile. Only for entry points that touch no Python
-    object (numba refuses to compile one that does)."""
+    GIL, so other Python threads run meanwhile (the loop's uniforms are drawn ahead that
+    way, ``sim.compiled.uniforms``). Only for entry points that touch no Python object
+    (numba refuses to compile one that does)."""
     _GIL_FREE.add(fn)
     return jitable(fn)
 
@@ -378,7 +378,6 @@ def setup() -> None:
         _set_up_compiler()
     _register_borrowed()
     _register_prefetch()
-    importlib.import_module("sim.compiled.pcg64").register()
     quiet_scope_notes()
     for fn in _JITABLE:
         _register(fn)

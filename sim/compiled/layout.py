@@ -2,16 +2,14 @@
 
 # ---- engine integers ``ei`` ----------------------------------------------------------------
 (E_STATUS, E_KMAX, E_POLICY, E_EXPANDED, E_USES_DRAFT, E_NEEDS_ORACLE, E_ACCEPTANCE,
- E_DECAYS, E_DRAWN, E_REC_N, E_LEN_N, E_STEP_N, E_FIN_N, E_FIN_LAST, E_LAST_KIND,
+ E_DECAYS, E_POOL_POS, E_REC_N, E_LEN_N, E_STEP_N, E_FIN_N, E_FIN_LAST, E_LAST_KIND,
  E_PENDING, E_NEED_ROW, E_NEED_AT, E_HIGH_WATER, E_COUNT, E_ESTIMATOR, E_PAD_SIZE,
- E_ASKS_EACH_STEP, E_PADDING, E_COLUMNS, E_PHASE, E_A_STATE, E_NEXT_ARR, E_A_EID, E_E_EID,
+ E_ASKS_EACH_STEP, E_PADDING, E_DRAW_AT, E_PHASE, E_A_STATE, E_NEXT_ARR, E_A_EID, E_E_EID,
  E_EID, E_FIN_NEW, E_LOOKAHEAD) = range(33)
 ENGINE_INTS = 33
 # E_FIN_N: finish records in ``done_*``; the first E_FIN_LAST are complete, the rest belong
 # to the iteration in flight. E_A_EID / E_E_EID: SimPy event ids of the arrival process's and
 # the engine process's pending events (E_EID: the next id), which order simultaneous events.
-# E_DRAWN: uniforms of the run's stream the draws have taken; E_COLUMNS: draft positions of the
-# iteration's block of uniforms computed so far (``sim.compiled.draws``).
 # ---- engine floats ``ef`` ------------------------------------------------------------------
 # F_NOW: the clock (time of the last event); F_A_T: the arrival process's pending timeout;
 # F_E_T: the engine process's pending event (its iteration's end, or its wake-up)
@@ -25,18 +23,10 @@ ST_FLUSH = 2  # record buffers full: drain them (and take the finish records)
 ST_NEED_ENTRY = 3  # a prefill's truth entries are missing: ``E_NEED_ROW`` chunks,
 #                   ``E_NEED_AT`` tokens (``TruthTables.fill_prefill``)
 ST_NEED_PADDED = 4  # the padded decode sizes must be filled up to ``E_NEED_AT``
+ST_NEED_POOL = 5  # the uniform pool runs short: draw more from the run's generator
 ST_STALLED = 6  # nothing to prefill or decode and no preemption (a scheduler bug)
 ST_BAD_POLICY = 7  # a policy rule returned a negative k
 ST_NEED_REQUESTS = 8  # every request index is taken: reserve more (``SchedulerState``)
-
-# ---- the run's uniform stream ``gen`` (int64; a 128-bit PCG64 state is two entries, its high
-# and low halves as bit patterns: ``sim.compiled.pcg64``) ---------------------------------------
-# G_HI/LO: the state at the stream's position (E_DRAWN uniforms taken); G_STEP_*: one step
-# (PCG64's multiplier, the generator's increment); G_ROW_*: k_max steps at once (row to row);
-# G_NEXT_*: the state past the iteration's block. Row r's cursor: GEN_ROWS + 2 r (high), + 1.
-(G_HI, G_LO, G_STEP_MUL_HI, G_STEP_MUL_LO, G_STEP_ADD_HI, G_STEP_ADD_LO, G_ROW_MUL_HI,
- G_ROW_MUL_LO, G_ROW_ADD_HI, G_ROW_ADD_LO, G_NEXT_HI, G_NEXT_LO) = range(12)
-GEN_ROWS = 12
 
 # ---- the two SimPy processes the loop plays (``sim.compiled.loop``) -------------------------
 # the engine process: deciding an iteration at F_NOW, an iteration in flight (ends at F_E_T),

@@ -34,10 +34,10 @@ from sim.compiled.layout import (
     D_PREEMPT, D_STATUS, D_TAG, D_VERIFIED, DF_ADMITTED, DF_FINISH, DF_FIRST, E_A_EID,
     E_A_STATE, E_COUNT, E_E_EID, E_EID, E_FIN_LAST, E_FIN_N, E_FIN_NEW, E_HIGH_WATER, E_KMAX,
     E_LAST_KIND, E_LEN_N, E_LOOKAHEAD, E_NEED_AT, E_NEED_ROW, E_NEXT_ARR, E_PAD_SIZE,
-    E_PENDING, E_PHASE, E_REC_N, E_STATUS, E_STEP_N, E_USES_DRAFT, F_A_T, F_E_T,
+    E_PENDING, E_PHASE, E_POOL_POS, E_REC_N, E_STATUS, E_STEP_N, E_USES_DRAFT, F_A_T, F_E_T,
     F_NOW, K_DECODE, K_PREFILL, PH_DECIDE, PH_DONE, PH_FLIGHT, PH_WAIT, PH_WOKEN, RI_BATCH,
     RI_EMITTED, RI_KIND, RI_QUEUE, RI_VERIFY_TOKENS, ST_BAD_POLICY, ST_DONE, ST_FLUSH,
-    ST_NEED_ENTRY, ST_NEED_PADDED, ST_NEED_REQUESTS, ST_STALLED, ST_TAKE,
+    ST_NEED_ENTRY, ST_NEED_PADDED, ST_NEED_POOL, ST_NEED_REQUESTS, ST_STALLED, ST_TAKE,
     W_PLAN, W_SLOTS, W_WANTED)
 from sim.compiled.tables import D_DENSE, D_LOGITS, T_DENSE, T_LOGITS, truth_prefill
 from sim.core.scheduler import (ADMIT, C_NPREFILLING, C_NRUN, C_PREEMPTIONS, C_QLEN, P_CACHED,
@@ -52,7 +52,7 @@ _GOING = -1  # an arrival step that needs nothing from Python
 
 @gil_free
 def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei, ef, cf, ci,
-              table, pi, pf, gen, rec_i, rec_f, rec_len, rec_steps, fin, done_i, done_f,
+              table, pi, pf, pool, rec_i, rec_f, rec_len, rec_steps, fin, done_i, done_f,
               arrival_s, keys, prompts, outputs, wi, wf, wb, pwf, pwi):
     """Play the arrival and engine processes from where the loop stopped until a status
     (``sim.compiled.layout``) says why Python must act; returns it (also ``ei[E_STATUS]``)."""
@@ -62,7 +62,7 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
     running, free_slots, queue, free_reqs = (borrowed(running), borrowed(free_slots),
                                              borrowed(queue), borrowed(free_reqs))
     ei, ef, cf, ci, table = borrowed(ei), borrowed(ef), borrowed(cf), borrowed(ci), borrowed(table)
-    pi, pf, gen = borrowed(pi), borrowed(pf), borrowed(gen)
+    pi, pf, pool = borrowed(pi), borrowed(pf), borrowed(pool)
     rec_i, rec_f, rec_len, rec_steps = (borrowed(rec_i), borrowed(rec_f), borrowed(rec_len),
                                         borrowed(rec_steps))
     fin, done_i, done_f = borrowed(fin), borrowed(done_i), borrowed(done_f)
@@ -193,6 +193,9 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
                 ei[E_NEED_AT] = padded(pad, bound)
                 status = ST_NEED_PADDED
                 break
+            if k_max > 0 and ei[E_POOL_POS] + 2 * ready * k_max > pool.shape[0]:
+                status = ST_NEED_POOL
+                break
             before = sc[C_PREEMPTIONS]
             slots = wi[W_SLOTS]
             b = prepare_decode(cfg, sc, si, ri, running, free_slots, queue, k_max, slots,
@@ -203,7 +206,7 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
                     break
                 continue  # only preemptions: decide again at the same time
             duration = decode_iteration(
-                cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, gen, att, params,
+                cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att, params,
                 overheads, table, pad, ev, ed, cells, decay, sizes, b, now, rec_i, rec_f,
                 rec_len, rec_steps, fin, wi, wf, wb, work)
             if duration < 0.0:

@@ -1,6 +1,6 @@
 """The Python side of the compiled path: decides whether a run can take it, builds the
 arrays ``sim.compiled.loop.run_chunk`` works on (the trace's arrivals among them), answers
-its requests (table entries, request rows) and hands its records to the
+its requests (table entries, uniforms, request rows) and hands its records to the
 ``IterationLog`` and the ``RequestTable``.
 
 ``why_protocol`` says why a run cannot take it (None: it can); the server then runs the
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.compiled import layout as L
-from sim.compiled.draws import stream_array, sync_generator
+from sim.compiled.uniforms import UniformBlocks
 from sim.core.scheduler_state import REJECT_KINDS
 from sim.workload.request import RequestColumns
 
@@ -20,6 +20,8 @@ RECORDS = 4096  # iterations buffered between two hand-overs to the IterationLog
 FINISHED = 4096  # finish records buffered (at least 8 per slot)
 RESERVED = 4096  # request rows made up front (more when as many are queued at once)
 _STATUS = ("finished", "rejected")
+POOL = 1 << 16  # uniforms drawn from the run's generator in the first block
+POOL_MAX = 1 << 20  # and in the largest (blocks double: sim.compiled.uniforms)
 
 
 def policy_plan(policy):
@@ -187,10 +189,10 @@ class CompiledRun:
         ef[L.F_TTFT_SLO] = slo.ttft_s
         ef[L.F_TPOT_SLO] = slo.tpot_s
         self.ef = ef
-        # the acceptance draws' uniforms: the run generator's stream, computed in the loop
-        # from where the generator is now (sim.server drew the requests' levels already)
-        self._rng = rng
-        self.gen = stream_array(rng, k_max, n)
+        self.pool = np.zeros(0)
+        # the loop asks for more while fewer than 2 B k_max uniforms are left (B <= n)
+        self._uniforms = UniformBlocks(rng, max(POOL, 4 * n * max(k_max, 1)),
+                                       2 * n * max(k_max, 1), POOL_MAX)
         self.rec_i = np.zeros((L.RECORD_INTS, RECORDS), dtype=np.int64)
         self.rec_f = np.zeros((2, RECORDS))
         self.rec_len = np.zeros(max(RECORDS * 16, 4 * n), dtype=np.int64)
@@ -212,13 +214,17 @@ class CompiledRun:
     # ------------------------------------------------------------------ the loop
     def run(self) -> int:
         """Run the loop from where it stopped until it needs Python beyond what is answered
-        here (table entries, request room); returns ``ST_DONE``, ``ST_FLUSH`` (drain the
-        records, take the finished) or ``ST_TAKE`` (take the finished). The run's generator
-        is then where the loop's draws left it."""
+        here (table entries, uniforms, request room); returns ``ST_DONE``, ``ST_FLUSH``
+        (drain the records, take the finished) or ``ST_TAKE`` (take the finished). The
+        uniforms' helper thread stops when the run is done or fails."""
         try:
-            return self._run()
-        finally:
-            sync_generator(self.gen, self._rng)
+            status = self._run()
+        except BaseException:
+            self._uniforms.close()
+            raise
+        if status == L.ST_DONE:
+            self._uniforms.close()
+        return status
 
     def _run(self) -> int:
         ei = self.ei
@@ -228,11 +234,12 @@ class CompiledRun:
             args = self._args
             if (args is None or args[4] is not st.ri or args[5] is not st.rf
                     or args[8] is not st.queue or args[9] is not st.free_reqs
-                    or args[14] is not self.truth.table):  # an array was reallocated
+                    or args[14] is not self.truth.table
+                    or args[17] is not self.pool):  # an array was reallocated
                 args = self._args = (
                     st.cfg, st.sc, st.si, st.sf, st.ri, st.rf, st.running, st.free_slots,
                     st.queue, st.free_reqs, ei, self.ef, self.cf, self.ci, self.truth.table,
-                    self.pi, self.pf, self.gen, self.rec_i, self.rec_f, self.rec_len,
+                    self.pi, self.pf, self.pool, self.rec_i, self.rec_f, self.rec_len,
                     self.rec_steps, self.fin, self.done_i, self.done_f, *self.arrivals,
                     self.wi, self.wf, self.wb, self.pwf, self.pwi)
             status = run_chunk(*args)
@@ -243,6 +250,10 @@ class CompiledRun:
             elif status == L.ST_NEED_PADDED:
                 self.truth.fill_padded(int(ei[L.E_NEED_AT]))
                 ei[L.E_HIGH_WATER] = self.truth.high_water
+            elif status == L.ST_NEED_POOL:
+                # the uniforms not used yet stay first; then the stream's next block
+                self.pool = self._uniforms.refill(self.pool[int(ei[L.E_POOL_POS]):])
+                ei[L.E_POOL_POS] = 0
             elif status == L.ST_NEED_REQUESTS:
                 st.reserve(st.ri.shape[1] + 1)
             elif status == L.ST_STALLED:

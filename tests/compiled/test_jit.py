@@ -423,17 +423,3 @@ def test_code_compiled_with_called_reference_counts_is_cached_apart(tmp_path):
     assert (in_use, effective) == (called, "False") and called != inlined
     in_use, called, inlined, effective = got["sim-first"]
     assert (in_use, effective) == (inlined, "True")
-
-
-def test_a_gil_free_entry_point_is_compiled_without_the_gil():
-    """``@gil_free``: the compiled dispatcher runs with ``nogil`` (other Python threads run
-    meanwhile); a plain jitable keeps the GIL."""
-    from sim.compiled import jit
-    from sim.compiled.loop import run_chunk
-
-    def plain(a):
-        return a + 1
-
-    jit.jitable(plain)
-    assert jit.compiled(run_chunk).targetoptions.get("nogil") is True
-    assert not jit.compiled(plain).targetoptions.get("nogil", False)
