@@ -5,6 +5,8 @@ Numba is imported only when ``quiet_scope_notes`` runs."""
 
 from __future__ import annotations
 
+import warnings
+
 
 class WarningsWithoutScopeNotes:
     """``warnings`` as numba's SSA pass (``numba.core.ssa``) sees it: its pedantic note
@@ -24,15 +26,10 @@ class WarningsWithoutScopeNotes:
         if isinstance(message, NumbaIRAssumptionWarning) and "is not in scope" in str(message):
             return None
         kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
-        return _warnings_module().warn(message, *args, **kwargs)
+        return warnings.warn(message, *args, **kwargs)
 
     def __getattr__(self, name):
-        return getattr(_warnings_module(), name)
-
-
-def _warnings_module():
-    import warnings
-    return warnings
+        return getattr(warnings, name)
 
 
 def quiet_scope_notes() -> None:
@@ -40,5 +37,5 @@ def quiet_scope_notes() -> None:
     attribute this numba's SSA pass warns through)."""
     import numba.core.ssa as ssa
 
-    if getattr(ssa, "warnings", None) is _warnings_module():
+    if getattr(ssa, "warnings", None) is warnings:
         ssa.warnings = WarningsWithoutScopeNotes()
