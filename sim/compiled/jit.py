@@ -73,6 +73,7 @@ RULE_MODULES = (
     "sim.compiled.pricing",
     "sim.compiled.engine",
     "sim.compiled.loop",
+    "sim.compiled.csv_rows",
 )
 
 _JITABLE: list = []
