@@ -346,17 +346,12 @@ def rows_bytes(columns: list[np.ndarray], separator: int = _COMMA) -> bytes:
     return b"".join(rows_pieces(columns, separator))
 
 
-def csv_pieces(frame, header: bool, compiled: bool | None = None
-               ) -> Iterator[bytes | bytearray] | None:
+def csv_pieces(frame, header: bool) -> Iterator[bytes | bytearray] | None:
     """``frame``'s rows (and its header line when ``header``) as CSV bytes ending in a line
     break, in pieces to write one after another (a block of rows each); None when part of it
     must be written by pandas (see the module docstring), decided before any piece is made.
 
-    ``frame``: a pandas DataFrame or a ``sim.table.Table`` (the same rows give the same bytes).
-    ``compiled``: whether a ``Table``'s rows are written by ``sim.compiled.csv_rows`` (the
-    same bytes) instead of the byte matrices put side by side here; by default where that
-    saves time (``csv_rows.saves_time``: ``Ragged`` columns that hold values) and numba is set
-    up already in this process (setting it up costs more than the writing saves)."""
+    ``frame``: a pandas DataFrame or a ``sim.table.Table`` (the same rows give the same bytes)."""
     names = list(frame.columns)
     if len(names) < 2 or any(not isinstance(name, str) for name in names):
         return None
@@ -367,17 +362,7 @@ def csv_pieces(frame, header: bool, compiled: bool | None = None
             return None
         head = (",".join(fields) + "\n").encode("utf-8")
     if isinstance(frame, Table):
-        values = list(frame.columns.values())
-        if compiled is None and len(frame):
-            from sim.compiled.jit import is_set_up
-            if is_set_up():
-                from sim.compiled.csv_rows import saves_time
-                compiled = saves_time(values)
-        if compiled and len(frame):
-            from sim.compiled.csv_rows import rows_pieces as compiled_rows_pieces
-            rows = compiled_rows_pieces(values, _column_slots)
-            return None if rows is None else itertools.chain((head,), rows)
-        columns = [_column_slots(column) for column in values]
+        columns = [_column_slots(values) for values in frame.columns.values()]
         if any(slots is None for slots in columns):
             return None
     else:
@@ -388,7 +373,7 @@ def csv_pieces(frame, header: bool, compiled: bool | None = None
     return itertools.chain((head,), rows)
 
 
-def csv_bytes(frame, header: bool, compiled: bool | None = None) -> bytes | None:
+def csv_bytes(frame, header: bool) -> bytes | None:
     """``csv_pieces`` as one ``bytes`` (None where pandas must write the frame)."""
-    pieces = csv_pieces(frame, header, compiled)
+    pieces = csv_pieces(frame, header)
     return None if pieces is None else b"".join(pieces)

@@ -73,7 +73,6 @@ RULE_MODULES = (
     "sim.compiled.pricing",
     "sim.compiled.engine",
     "sim.compiled.loop",
-    "sim.compiled.csv_rows",
 )
 
 _JITABLE: list = []
