@@ -75,8 +75,8 @@ def i2(ci, e):
 def policy_work_sizes(n_slots: int, k_max: int) -> tuple[int, int]:
     """Float and int scratch the adaptive policies' rules need (``policy_work``)."""
     kk = max(k_max, 1)
-    floats = kk * n_slots + 3 * n_slots + 3 * (kk + 1) + 2 * (kk + 1) * n_slots + 8
-    ints = kk + 2 * (kk + 1) + n_slots + 3 * (kk + 1) * n_slots + n_slots + 8
+    floats = kk * n_slots + 3 * n_slots + 3 * (kk + 1) + 2 * (kk + 1) * n_slots + 4 * n_slots + 8
+    ints = kk + 2 * (kk + 1) + n_slots + 3 * (kk + 1) * n_slots + 9 * n_slots + 8
     return floats, ints
 
 

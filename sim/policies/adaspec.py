@@ -230,8 +230,9 @@ class AdaSpecPolicy(Policy):
             k = self.k_max
             self._batch = batch
             self._work = (np.zeros((k, batch)), np.zeros(batch), np.zeros(batch),
-                          np.zeros(k + 1), np.zeros(k + 1), np.zeros(2 * (k + 1) * batch),
-                          np.zeros(3 * (k + 1) * batch + batch, dtype=np.int64))
+                          np.zeros(k + 1), np.zeros(k + 1),
+                          np.zeros(2 * (k + 1) * batch + 4 * batch),
+                          np.zeros(3 * (k + 1) * batch + 9 * batch, dtype=np.int64))
         if len(self._counts) != self.k_max:  # per-iteration plan arrays, refilled by begin
             k = self.k_max
             self._counts = np.zeros(k, dtype=np.int64)

@@ -14,12 +14,24 @@ from sim.compiled.jit import compiled, jitable
 @jitable
 def _comes_first(va, ta, a, vb, tb, b):
     """Whether token (value, position, row) ``a`` goes before ``b`` in ``lowest_tokens``: the
-    lower value, then the later position, then the lower row (scalars: no reference counts)."""
-    return va < vb or (va == vb and (ta > tb or (ta == tb and a < b)))
+    lower value, then the later position, then the lower row. Written without branches
+    (``&``, ``|``): the tree's matches are data-dependent, and a branch on each would be
+    mispredicted about half the time."""
+    return (va < vb) | ((va == vb) & ((ta > tb) | ((ta == tb) & (a < b))))
 
 
 @jitable
-def lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, heap_v, heap_t, heap_i,
+def tree_size(batch):
+    """Entries of each of ``lowest_tokens``' three tree arrays a batch needs: twice the
+    smallest power of two at least ``batch`` (at most ``4 * batch``)."""
+    leaves = 1
+    while leaves < batch:
+        leaves *= 2
+    return 2 * leaves
+
+
+@jitable
+def lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, tree_v, tree_t, tree_i,
                    limit):
     """The ``drop`` draft tokens with the lowest cumulative confidence (ties: the later
     position first, then the lower batch index): their request indices into ``rows[:drop]``
@@ -28,52 +40,62 @@ def lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, heap_v, heap_t, 
     sum to more than ``limit`` (the caller's trim cannot pay then: ``adaspec_rules._trim_limit``).
 
     c_{i,t} never grows along t (confidences are at most 1), so each row's lowest tokens are a
-    suffix: a binary min-heap of the rows' last tokens not yet taken (value, position, row in
-    scratch ``heap_v``, ``heap_t``, ``heap_i`` of ``batch`` each; sifts written out: calls
-    count references) merges them, O(batch + drop log batch); else every token is sorted."""
+    suffix, and a tournament (loser) tree merges them: leaf ``L + i`` (``L`` the smallest
+    power of two at least ``batch``) holds row i's last token not yet taken (value, position,
+    row in scratch ``tree_v``, ``tree_t``, ``tree_i``, ``tree_size(batch)`` entries each; +inf
+    once the row is used up, and for the leaves past the batch), each node above holds the
+    loser of the match between its children's winners, and the winner is kept aside. Taking
+    it, its row's next token replays the matches on the path from its leaf to the root, the
+    same number each time and each without a branch (``_comes_first``): O(batch + drop log
+    batch), as a heap, without a heap's mispredicted sift branches. Else (a row grows) every
+    token is sorted."""
     m, grows = 0, False
-    for i in range(batch):  # heap_t[i]: row i's last position, until the heap overwrites it
+    leaves = 1
+    while leaves < batch:
+        leaves *= 2
+    for i in range(batch):  # tree_t[leaves + i]: row i's last position
         d = drafted[i] if drafted[i] < steps else steps
         m += d
-        heap_t[i] = d - 1
+        tree_t[leaves + i] = d - 1
     for t in range(1, steps):  # row-major and without branches: the cheapest check
         for i in range(batch):
-            grows |= (t <= heap_t[i]) & (cum[t, i] > cum[t - 1, i])
+            grows |= (t <= tree_t[leaves + i]) & (cum[t, i] > cum[t - 1, i])
     take = drop if drop < m else m
     if not grows:
-        size = 0
-        for i in range(batch):  # sift row i's last token up from the heap's end (it writes
-            t = heap_t[i]  # only positions <= i, whose rows were read already)
-            if t >= 0:
-                v = cum[t, i]
-                p, q, size = size, (size - 1) // 2, size + 1
-                while p > 0 and _comes_first(v, t, i, heap_v[q], heap_t[q], heap_i[q]):
-                    heap_v[p], heap_t[p], heap_i[p] = heap_v[q], heap_t[q], heap_i[q]
-                    p, q = q, (q - 1) // 2
-                heap_v[p], heap_t[p], heap_i[p] = v, t, i
+        for i in range(leaves):
+            t = tree_t[leaves + i] if i < batch else -1
+            tree_t[leaves + i] = t
+            tree_i[leaves + i] = i
+            tree_v[leaves + i] = cum[t, i] if t >= 0 else np.inf
+        for n in range(leaves - 1, 0, -1):  # each node: its children's winner, bottom-up
+            a, b = 2 * n, 2 * n + 1
+            w = a if _comes_first(tree_v[a], tree_t[a], tree_i[a],
+                                  tree_v[b], tree_t[b], tree_i[b]) else b
+            tree_v[n], tree_t[n], tree_i[n] = tree_v[w], tree_t[w], tree_i[w]
+        v, t, i = tree_v[1], tree_t[1], tree_i[1]  # the first token
+        for n in range(1, leaves):  # each node: the loser instead, top-down (its children
+            lost = 2 * n + 1 if tree_i[2 * n] == tree_i[n] else 2 * n  # hold winners still)
+            tree_v[n], tree_t[n], tree_i[n] = tree_v[lost], tree_t[lost], tree_i[lost]
         running = 0.0
         partial = take < m  # with every token taken, the caller sums them its own way
         for j in range(take):
-            v, t, i = heap_v[0], heap_t[0], heap_i[0]
             vals[j], rows[j] = v, i
             running += v
             if partial and running > limit:
                 return -1
-            if t == 0:  # row i is used up: the heap's last token takes its place
-                size -= 1
-                v, t, i = heap_v[size], heap_t[size], heap_i[size]
-            else:  # row i's next token, never before its last: sifts down from the top
-                v, t = cum[t - 1, i], t - 1
-            p, c = 0, 1
-            while c < size:
-                if c + 1 < size and _comes_first(heap_v[c + 1], heap_t[c + 1], heap_i[c + 1],
-                                                 heap_v[c], heap_t[c], heap_i[c]):
-                    c += 1
-                if not _comes_first(heap_v[c], heap_t[c], heap_i[c], v, t, i):
-                    break
-                heap_v[p], heap_t[p], heap_i[p] = heap_v[c], heap_t[c], heap_i[c]
-                p, c = c, 2 * c + 1
-            heap_v[p], heap_t[p], heap_i[p] = v, t, i
+            t -= 1  # row i's next token, never before its last (+inf: the row is used up)
+            v = cum[t, i] if t >= 0 else np.inf
+            n = (leaves + i) >> 1
+            while n >= 1:  # its matches up to the root: the loser stays, the winner goes on
+                vn, tn, rn = tree_v[n], tree_t[n], tree_i[n]
+                up = _comes_first(vn, tn, rn, v, t, i)
+                tree_v[n] = v if up else vn
+                tree_t[n] = t if up else tn
+                tree_i[n] = i if up else rn
+                v = vn if up else v
+                t = tn if up else t
+                i = rn if up else i
+                n >>= 1
         return m
     n = 0
     for t in range(steps - 1, -1, -1):  # stable sort by value of (t desc, i asc) order

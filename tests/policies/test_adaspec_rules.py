@@ -353,17 +353,19 @@ def test_uniform_request_trimming_fast_path_matches_the_general_rule(batch, step
 # ---- the token trim's selection (lowest_tokens) -----------------------------------------------
 def _select(cum, drafted, drop, compiled_code=False, limit=math.inf):
     """Run ``lowest_tokens`` (plain or compiled) with room for every token in ``vals`` /
-    ``rows`` and ``batch`` entries of heap scratch: (vals[:take], rows[:take], token count;
-    -1 when it stopped past ``limit``)."""
+    ``rows`` and ``tree_size(batch)`` entries of tree scratch: (vals[:take], rows[:take], token
+    count; -1 when it stopped past ``limit``)."""
     from sim.compiled.jit import compiled
-    from sim.policies.trim_selection import lowest_tokens
+    from sim.policies.trim_selection import lowest_tokens, tree_size
     fn = compiled(lowest_tokens) if compiled_code else lowest_tokens
     steps, batch = cum.shape
     vals = np.full(steps * batch + 1, np.nan)
     rows = np.full(steps * batch + 1, -1, dtype=np.int64)
-    heap_v, heap_t, heap_i = np.zeros(batch), np.zeros(batch, np.int64), np.zeros(batch, np.int64)
-    m = fn(cum, np.asarray(drafted, dtype=np.int64), steps, batch, drop, vals, rows, heap_v,
-           heap_t, heap_i, limit)
+    size = tree_size(batch)
+    assert size <= 4 * batch and size >= 2 * batch
+    tree_v, tree_t, tree_i = np.zeros(size), np.zeros(size, np.int64), np.zeros(size, np.int64)
+    m = fn(cum, np.asarray(drafted, dtype=np.int64), steps, batch, drop, vals, rows, tree_v,
+           tree_t, tree_i, limit)
     if m < 0:
         return None, None, m
     take = min(drop, m)
@@ -413,8 +415,8 @@ def _trim_inputs(draw, monotone):
 
 @settings(max_examples=300, deadline=None)
 @given(inputs=_trim_inputs(monotone=True), compiled_code=st.booleans())
-def testlowest_tokens_heap_merge_equals_sorting_every_token(inputs, compiled_code):
-    """The heap merge of the rows' suffixes picks the same tokens in the same order as
+def testlowest_tokens_tree_merge_equals_sorting_every_token(inputs, compiled_code):
+    """The tournament tree's merge of the rows' suffixes picks the same tokens in the same order as
     sorting every token by (value, -position, row), ties included, plain and compiled."""
     cum, drafted, drop = inputs
     assert _select(cum, drafted, drop, compiled_code) == _sorted_reference(cum, drafted, drop)
