@@ -50,9 +50,7 @@ def lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, tree_v, tree_t, 
     batch), as a heap, without a heap's mispredicted sift branches. Else (a row grows) every
     token is sorted."""
     m, grows = 0, False
-    leaves = 1
-    while leaves < batch:
-        leaves *= 2
+    leaves = tree_size(batch) // 2
     for i in range(batch):  # tree_t[leaves + i]: row i's last position
         d = drafted[i] if drafted[i] < steps else steps
         m += d
