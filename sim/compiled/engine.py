@@ -37,6 +37,7 @@ from sim.policies.disable_by_batch import disable_by_batch_k
 from sim.policies.goodput import draft_counts_into
 from sim.policies.smartspec import smartspec_begin, smartspec_observe
 from sim.policies.threshold import threshold_continue
+from sim.policies.trim_selection import TREE_FLOATS_PER_ROW, TREE_INTS_PER_ROW
 
 
 # ---- arenas ---------------------------------------------------------------------------------
@@ -75,8 +76,10 @@ def i2(ci, e):
 def policy_work_sizes(n_slots: int, k_max: int) -> tuple[int, int]:
     """Float and int scratch the adaptive policies' rules need (``policy_work``)."""
     kk = max(k_max, 1)
-    floats = kk * n_slots + 3 * n_slots + 3 * (kk + 1) + 2 * (kk + 1) * n_slots + 4 * n_slots + 8
-    ints = kk + 2 * (kk + 1) + n_slots + 3 * (kk + 1) * n_slots + 9 * n_slots + 8
+    floats = (kk * n_slots + 3 * n_slots + 3 * (kk + 1) + 2 * (kk + 1) * n_slots
+              + TREE_FLOATS_PER_ROW * n_slots + 8)
+    ints = (kk + 2 * (kk + 1) + n_slots + 3 * (kk + 1) * n_slots + n_slots
+            + TREE_INTS_PER_ROW * n_slots + 8)
     return floats, ints
 
 

@@ -80,6 +80,7 @@ from sim.policies.adaspec_rules import (AF_BEST, AF_CBAR, AF_CBAR_USED, AF_CBAR_
                                         _TRIM_OUTCOMES, adaspec_begin, adaspec_continue, adaspec_verify)
 from sim.policies.base import BatchView, Policy
 from sim.policies.goodput import IterationCost, SloMode
+from sim.policies.trim_selection import TREE_FLOATS_PER_ROW, TREE_INTS_PER_ROW
 from sim.policies.params import check_enum, check_k, check_unit
 from sim.policies.recovery import STATE_FLOATS, STATE_INTS, Recovery, RecoverMode
 
@@ -231,8 +232,9 @@ class AdaSpecPolicy(Policy):
             self._batch = batch
             self._work = (np.zeros((k, batch)), np.zeros(batch), np.zeros(batch),
                           np.zeros(k + 1), np.zeros(k + 1),
-                          np.zeros(2 * (k + 1) * batch + 4 * batch),
-                          np.zeros(3 * (k + 1) * batch + 9 * batch, dtype=np.int64))
+                          np.zeros(2 * (k + 1) * batch + TREE_FLOATS_PER_ROW * batch),
+                          np.zeros((3 * (k + 1) + 1 + TREE_INTS_PER_ROW) * batch,
+                                   dtype=np.int64))
         if len(self._counts) != self.k_max:  # per-iteration plan arrays, refilled by begin
             k = self.k_max
             self._counts = np.zeros(k, dtype=np.int64)

@@ -20,6 +20,11 @@ def _comes_first(va, ta, a, vb, tb, b):
     return (va < vb) | ((va == vb) & ((ta > tb) | ((ta == tb) & (a < b))))
 
 
+TREE_FLOATS_PER_ROW, TREE_INTS_PER_ROW = 4, 8
+"""Scratch a caller of ``lowest_tokens`` keeps per request for its tree, past the tokens'
+``vals`` / ``rows``: one float array and two int arrays of ``tree_size(batch)`` <= 4 batch."""
+
+
 @jitable
 def tree_size(batch):
     """Entries of each of ``lowest_tokens``' three tree arrays a batch needs: twice the
