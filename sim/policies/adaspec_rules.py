@@ -14,7 +14,7 @@ from sim.compiled.jit import inlined, jitable
 from sim.policies.goodput import array_sum, ddot_ones, feasible_time, pairwise_sum, slo_limit
 from sim.policies.recovery import (STATE_FLOATS, STATE_INTS, recovery_drafted,
                                    recovery_value)
-from sim.policies.trim_selection import lowest_tokens, tree_size, trim_requests_into
+from sim.policies.trim_selection import lowest_tokens_in, trim_requests_into
 
 # ---- state layout ------------------------------------------------------------------------------
 SLO_OFF, SLO_STRICT, SLO_TOKENS = 0, 1, 2
@@ -312,10 +312,8 @@ def adaspec_verify(pi, pf, conf, steps, contiguous, drafted, batch, cum, sum_c, 
     if pi[AI_TRIM] == TRIM_TOKEN and not tokens_mode:
         # Fast decision: the d lowest cumulative confidences sum to the same value whatever
         # the tie-breaking, so G(trimmed) is known before choosing which tokens go.
-        tree = tree_size(batch)
-        m = lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, fscratch[-tree:],
-                           iscratch[-2 * tree:-tree], iscratch[-tree:],
-                           _trim_limit(pi, pf, draft_time, v_total, v_target))
+        m = lowest_tokens_in(cum, drafted, steps, batch, drop, vals, rows, fscratch, iscratch,
+                             _trim_limit(pi, pf, draft_time, v_total, v_target))
         if m < 0:  # the lowest tokens taken so far already remove too much
             _record_trim(pi, False)
             return 0
@@ -371,9 +369,8 @@ def adaspec_verify(pi, pf, conf, steps, contiguous, drafted, batch, cum, sum_c, 
                   1.0 + low if tokens_mode else 1.0)
     kept = np.empty(batch)
     if pi[AI_TRIM] == TRIM_TOKEN:
-        tree = tree_size(batch)
-        m = lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, fscratch[-tree:],
-                           iscratch[-2 * tree:-tree], iscratch[-tree:], math.inf)
+        m = lowest_tokens_in(cum, drafted, steps, batch, drop, vals, rows, fscratch, iscratch,
+                             math.inf)
         for i in range(batch):
             new[i] = drafted[i]
             kept[i] = 0.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.compiled.jit import compiled, jitable
+from sim.compiled.jit import compiled, inlined, jitable
 
 
 @jitable
@@ -33,6 +33,16 @@ def tree_size(batch):
     while leaves < batch:
         leaves *= 2
     return 2 * leaves
+
+
+@inlined
+def lowest_tokens_in(cum, drafted, steps, batch, drop, vals, rows, fscratch, iscratch, limit):
+    """``lowest_tokens`` with its tree in the tails of the caller's scratch: the last
+    ``tree_size(batch)`` entries of ``fscratch`` and the last two such runs of ``iscratch``
+    (what ``TREE_FLOATS_PER_ROW`` / ``TREE_INTS_PER_ROW`` reserve)."""
+    tree = tree_size(batch)
+    return lowest_tokens(cum, drafted, steps, batch, drop, vals, rows, fscratch[-tree:],
+                         iscratch[-2 * tree:-tree], iscratch[-tree:], limit)
 
 
 @jitable
