@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 import time
+from contextlib import nullcontext
 from typing import NoReturn, Sequence
 
 from sim.cli_common import (add_model_args, add_slo_args, add_version_arg, add_workload_args,
@@ -359,23 +360,29 @@ def _run(args: argparse.Namespace, explicit: set[str]) -> int:
 def _simulate_all(args, workload, policies, config, latency, staging=None, header=None
                   ) -> list:
     """Simulate every policy in turn on the one built ``latency`` model; with a run directory,
-    write each one's tables as soon as it is done (and drop them unless plots need them)."""
+    write each one's tables as soon as it is done (and drop them unless plots need them).
+    Unless ``--quiet``, a compile that the disk cache cannot spare is announced first
+    (``sim.compiled.jit.compile_notices``)."""
+    from sim.compiled.jit import compile_notices
     from sim.output import write_policy_tables
     from sim.run import simulate
 
     results = []
-    for name in policies:
-        began = time.perf_counter()
-        result = simulate(workload, name, config, seed=args.seed, progress=not args.quiet,
-                          latency=latency, spool_dir=staging)
-        results.append(result)
-        if not args.quiet:
-            print(f"  {name}: simulated in {time.perf_counter() - began:.1f} s "
-                  f"({result.summary.get('iteration_path', '?')} path)", file=sys.stderr)
-        if staging is not None:
-            write_policy_tables(staging, result, header)
-            if not args.plot:
-                result.release()
+    notices = nullcontext() if args.quiet else compile_notices(
+        lambda line: print(f"{PROG}: {line}", file=sys.stderr, flush=True))
+    with notices:
+        for name in policies:
+            began = time.perf_counter()
+            result = simulate(workload, name, config, seed=args.seed, progress=not args.quiet,
+                              latency=latency, spool_dir=staging)
+            results.append(result)
+            if not args.quiet:
+                print(f"  {name}: simulated in {time.perf_counter() - began:.1f} s "
+                      f"({result.summary.get('iteration_path', '?')} path)", file=sys.stderr)
+            if staging is not None:
+                write_policy_tables(staging, result, header)
+                if not args.plot:
+                    result.release()
     return results
 
 

@@ -24,7 +24,9 @@ the ``KEEP_FOLDERS`` most recently used (``open_cache_folder``).
 Loading cached code does not set up numba's compiler (``_CacheLoadsWithoutCompiler``): numba
 installs every typing and lowering registry before it even looks in its cache, about 0.25 s
 per process, while running machine code from the cache needs only numba's runtime. The
-compiler is set up (``_set_up_compiler``) when something has to be compiled after all.
+compiler is set up (``_set_up_compiler``) when something has to be compiled after all; inside
+``compile_notices(handle)`` each such miss is announced first (the commands print it: the
+loop's first compile takes minutes, and a silent command looks hung).
 
 ``borrowed(array)`` is the array itself to Python; in compiled code it is the same array
 without numba's reference count (see its docstring): the compiled loop borrows its
@@ -40,7 +42,9 @@ import importlib
 import importlib.util
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 from sim.compiled.ssa_notes import quiet_scope_notes
 
@@ -80,6 +84,35 @@ _INLINED: set = set()
 _GIL_FREE: set = set()
 _DISPATCHERS: dict = {}
 _READY = False
+_NOTICES: list = []  # the handlers ``compile_notices`` installed, innermost last
+
+#: How long a cold compile of a ``gil_free`` entry point (the simulator's whole loop, its
+#: rules inlined) takes: 143-153 s of CPU on this project's 2-core VM (README, "Compiled
+#: code is cached"; docs/compiled_engine.md, "Ninth look").
+LOOP_COMPILE_HINT = "about 2.5 min of CPU on a 2-core machine"
+
+
+@contextmanager
+def compile_notices(handle: Callable[[str], None]) -> Iterator[None]:
+    """Inside, every compiled function that numba has to compile because the disk cache
+    holds no copy of it (``_CacheLoadsWithoutCompiler``) is announced to ``handle`` as one
+    line, before the compile starts: which function, where the cache is, and how long the
+    loop's compile takes. Nothing is announced when the cache is off (``off``: the user
+    asked for a compile every process) or outside this context (library callers, sweep
+    points: what a run prints never depends on the state of the cache)."""
+    _NOTICES.append(handle)
+    try:
+        yield
+    finally:
+        _NOTICES.remove(handle)
+
+
+def compile_notice(fn) -> str:
+    """The line ``compile_notices`` hands over when ``fn`` is about to be compiled."""
+    name = f"{fn.__module__}.{fn.__qualname__}"
+    cost = LOOP_COMPILE_HINT if fn in _GIL_FREE else "seconds"
+    return (f"compiling {name} with numba, once ({cost}): no copy in the cache {_CACHE[0]} "
+            f"yet (the first run after an install or an update); later commands load it")
 
 
 def jitable(fn):
@@ -468,7 +501,9 @@ def _cache_class(base):
                 except Exception:  # this numba needs its registries to rebuild the code:
                     _set_up_compiler()  # numba's own load, after the full set-up
                     return super().load_overload(sig, target_context)
-                if result is None:
+                if result is None:  # a miss: numba compiles next
+                    if _NOTICES:
+                        _NOTICES[-1](compile_notice(self._py_func))
                     _set_up_compiler()
                 return result
 

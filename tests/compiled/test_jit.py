@@ -186,7 +186,7 @@ import sys
 
 import numpy as np
 
-from sim.compiled.jit import compiled, jitable
+from sim.compiled.jit import compile_notices, compiled, jitable
 
 
 @jitable
@@ -198,8 +198,9 @@ def weighted_total(a):
 
 
 if __name__ == "__main__":
-    fn = compiled(weighted_total)
-    value = fn(np.array([0.5, 0.25, 2.0]))
+    with compile_notices(lambda line: print(line, file=sys.stderr)):
+        fn = compiled(weighted_total)
+        value = fn(np.array([0.5, 0.25, 2.0]))
     print(value, fn.stats.cache_hits.get(fn.signatures[0], 0) if fn.signatures else -1,
           "numba.np.linalg" in sys.modules, type(fn._cache).__name__)
 '''
@@ -208,7 +209,8 @@ if __name__ == "__main__":
 def test_cached_code_loads_without_setting_up_the_compiler(tmp_path):
     """A second process loads the first one's compiled code from the disk cache without
     numba's compiler set-up (no lowering registry imported, e.g. ``numba.np.linalg``) and
-    computes the same; the first process compiled it (a miss sets the compiler up)."""
+    computes the same; the first process compiled it (a miss sets the compiler up), and
+    only the first announced a compile (``compile_notices``)."""
     import os
     import subprocess
     import sys
@@ -218,15 +220,40 @@ def test_cached_code_loads_without_setting_up_the_compiler(tmp_path):
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, ADASPEC_SIM_JIT_CACHE=str(tmp_path / "jit"),
                PYTHONPATH=os.pathsep.join([str(tmp_path), str(root)]))
-    runs = []
+    runs, notices = [], []
     for _ in range(2):
         proc = subprocess.run([sys.executable, str(tmp_path / "cached_rule.py")], env=env,
                               capture_output=True, text=True, cwd=tmp_path, timeout=300)
         assert proc.returncode == 0, proc.stderr
         runs.append(proc.stdout.split())
+        notices.append(proc.stderr.splitlines())
     value = 1 * 0.5 + 2 * 0.25 + 3 * 2.0
     assert runs[0] == [repr(value), "0", "True", "_CacheLoadsWithoutCompiler"]
     assert runs[1] == [repr(value), "1", "False", "_CacheLoadsWithoutCompiler"]
+    [line] = notices[0]
+    assert line.startswith("compiling __main__.weighted_total with numba, once (seconds): no "
+                           f"copy in the cache {tmp_path / 'jit'}")
+    assert line.endswith(" yet (the first run after an install or an update); later commands "
+                         "load it")
+    assert notices[1] == []
+
+
+def test_the_loops_compile_notice_says_it_takes_minutes_and_none_is_given_outside():
+    from sim.compiled.jit import LOOP_COMPILE_HINT, compile_notice, compile_notices
+    from sim.compiled.loop import run_chunk
+    from sim.policies.goodput import array_sum
+
+    assert compile_notice(run_chunk).startswith(
+        f"compiling sim.compiled.loop.run_chunk with numba, once ({LOOP_COMPILE_HINT}): ")
+    assert compile_notice(array_sum).startswith(
+        "compiling sim.policies.goodput.array_sum with numba, once (seconds): ")
+    said, inner = [], []
+    with compile_notices(said.append):
+        with compile_notices(inner.append):
+            pass
+    assert said == inner == []
+    from sim.compiled import jit
+    assert jit._NOTICES == []  # both handlers removed on the way out
 
 
 def test_a_numba_without_the_cache_internals_keeps_its_own_cache(monkeypatch):
