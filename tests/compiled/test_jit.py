@@ -81,6 +81,36 @@ def test_an_inlined_rule_is_the_same_function_and_compiled_callers_get_its_resul
     assert jit.compiled(total)(values) == total(values) == 0.05 + 1.35 + 3.5
 
 
+def test_an_inlined_rule_is_typed_for_its_callers_without_machine_code_of_its_own():
+    """numba would compile an always-inlined overload to machine code only to type a call of
+    it (``_typed_without_machine_code``): the overload's dispatchers hold no compiled code,
+    and the caller, which inlines the rule's IR, computes what Python does."""
+    import numpy as np
+    from numba.core import types
+    from numba.core.typing.templates import builtin_registry
+
+    from sim.compiled import jit
+
+    def scaled(a, i):
+        return 2.0 * a[i] - i
+
+    def caller(a):
+        s = 0.0
+        for i in range(a.shape[0]):
+            s += scaled(a, i)
+        return s
+
+    jit.inlined(scaled)
+    jit.jitable(caller)
+    values = np.array([0.25, 1.5, 4.0])
+    assert jit.compiled(caller)(values) == caller(values) == 0.5 + 2.0 + 6.0
+    [template] = [typ.templates[0] for value, typ in builtin_registry.globals
+                  if value is scaled and isinstance(typ, types.Function)]
+    dispatchers = [disp for disp, _args in template._impl_cache.values()]
+    assert dispatchers and all(disp.signatures == [] and not disp._can_compile
+                               for disp in dispatchers)
+
+
 def test_a_borrowed_array_is_the_array_itself_in_python_and_shares_its_memory_compiled():
     """``borrowed`` gives Python the array itself; in compiled code the borrowed array and
     views of it read and write the caller's memory (only the reference count is gone), and
