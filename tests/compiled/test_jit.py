@@ -480,3 +480,35 @@ def test_code_compiled_with_called_reference_counts_is_cached_apart(tmp_path):
     assert (in_use, effective) == (called, "False") and called != inlined
     in_use, called, inlined, effective = got["sim-first"]
     assert (in_use, effective) == (inlined, "True")
+
+
+def test_compile_flags_hash_and_compare_as_numba_does_after_the_quicker_comparisons():
+    """``_quicker_flag_comparisons`` keeps numba's answers: a flag set's hash is that of its
+    sorted option names, and two sets are equal exactly when all their values are (an option
+    set to its default equals one left unset)."""
+    import itertools
+
+    from numba.core.compiler import Flags
+
+    from sim.compiled import jit
+
+    jit._quicker_flag_comparisons()
+    from numba.core import targetconfig
+    assert targetconfig.TargetConfig._adaspec_quicker
+    made = []
+    for nrt, boundscheck, explicit_default in itertools.product((None, True), (None, True),
+                                                                (False, True)):
+        flags = Flags()
+        if nrt is not None:
+            flags.nrt = nrt
+        if boundscheck is not None:
+            flags.boundscheck = boundscheck
+        if explicit_default:
+            flags.debuginfo = Flags.options["debuginfo"].default
+        made.append(flags)
+    for a in made:
+        assert hash(a) == hash(tuple(sorted(a.values())))
+        for b in made:
+            assert (a == b) == (a.values() == b.values())
+    assert made[0] == made[1] and made[0] != made[2]  # the explicit default; nrt set
+    assert made[0] != object() and len({*made}) == 4
