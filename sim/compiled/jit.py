@@ -87,9 +87,10 @@ _READY = False
 _NOTICES: list = []  # the handlers ``compile_notices`` installed, innermost last
 
 #: How long a cold compile of a ``gil_free`` entry point (the simulator's whole loop, its
-#: rules inlined) takes: 143-153 s of CPU on this project's 2-core VM (README, "Compiled
-#: code is cached"; docs/compiled_engine.md, "Ninth look").
-LOOP_COMPILE_HINT = "about 2.5 min of CPU on a 2-core machine"
+#: rules inlined) takes: 100-105 s of CPU for a 20-request adaspec:8 command on this
+#: project's 2-core VM, 2026-12-02 (README, "Compiled code is cached";
+#: docs/compiled_engine.md, "Tenth look").
+LOOP_COMPILE_HINT = "about 2 min of CPU on a 2-core machine"
 
 
 @contextmanager
