@@ -566,6 +566,45 @@ _CACHE_INTERNALS = ("_load_overload", "_guard_against_spurious_io_errors")
 _CACHE_CLASS: list = []
 
 
+def _content_keyed(impl_class):
+    """numba's cache implementation ``impl_class`` with ``_ContentLocator`` tried first.
+
+    numba files a function's cached code under a hash of its source file's folder and keeps it
+    while that file's modification time and size are unchanged, so a fresh checkout, a second
+    clone or a reinstall of the same sources compiled the loop again (about 2 min), although
+    our cache folder is named by a hash of every rule module's source already
+    (``source_key``). ``_ContentLocator`` files it under, and checks it against, a hash of the
+    file's bytes instead: the same sources anywhere, at any time, load the same code; a
+    changed file never does. Where numba's locators are not as expected, numba's own are
+    used."""
+    import numba.core.caching as caching
+
+    locator = getattr(caching, "UserProvidedCacheLocator", None)
+    if locator is None or not hasattr(impl_class, "_locator_classes"):
+        return impl_class
+
+    class _ContentLocator(locator):
+        """``UserProvidedCacheLocator`` keyed by the source file's bytes, not its place and
+        modification time."""
+
+        @classmethod
+        def get_suitable_cache_subpath(cls, py_file):
+            return "src_" + _file_digest(py_file)
+
+        def get_source_stamp(self):
+            return _file_digest(self._py_file)
+
+    class _ContentKeyedImpl(impl_class):
+        _locator_classes = [_ContentLocator, *impl_class._locator_classes]
+
+    return _ContentKeyedImpl
+
+
+def _file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes, 16 hex digits (a cached function's place and stamp)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
 def _cache_class(base):
     """``_CacheLoadsWithoutCompiler``, made once on numba's ``FunctionCache`` (numba is
     imported only by ``setup``)."""
@@ -576,7 +615,10 @@ def _cache_class(base):
             ``load_overload`` refreshes the target context first: every typing and lowering
             registry, ~0.25 s per process), and without parsing the overload's LLVM bitcode
             where the names it defines were recorded (``sim.compiled.symbol_index``). On a
-            miss the compiler is set up (``_set_up_compiler``) and numba compiles as usual."""
+            miss the compiler is set up (``_set_up_compiler``) and numba compiles as usual.
+            Cached code is filed by its source file's content (``_content_keyed``)."""
+
+            _impl_class = _content_keyed(base._impl_class)
 
             def load_overload(self, sig, target_context):
                 from numba.core.runtime import rtsys

@@ -240,20 +240,24 @@ def test_cached_code_loads_without_setting_up_the_compiler(tmp_path):
     """A second process loads the first one's compiled code from the disk cache without
     numba's compiler set-up (no lowering registry imported, e.g. ``numba.np.linalg``) and
     computes the same; the first process compiled it (a miss sets the compiler up), and
-    only the first announced a compile (``compile_notices``)."""
+    only the first announced a compile (``compile_notices``). The second runs a copy of the
+    source in another folder, written later: the cache goes by the source's content, not
+    its place or time (``_content_keyed``)."""
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    (tmp_path / "cached_rule.py").write_text(_CACHED_RULE)
     root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, ADASPEC_SIM_JIT_CACHE=str(tmp_path / "jit"),
-               PYTHONPATH=os.pathsep.join([str(tmp_path), str(root)]))
     runs, notices = [], []
-    for _ in range(2):
-        proc = subprocess.run([sys.executable, str(tmp_path / "cached_rule.py")], env=env,
-                              capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    for checkout in ("first", "second"):  # the same source in another place, written later
+        folder = tmp_path / checkout
+        folder.mkdir()
+        (folder / "cached_rule.py").write_text(_CACHED_RULE)
+        env = dict(os.environ, ADASPEC_SIM_JIT_CACHE=str(tmp_path / "jit"),
+                   PYTHONPATH=os.pathsep.join([str(folder), str(root)]))
+        proc = subprocess.run([sys.executable, str(folder / "cached_rule.py")], env=env,
+                              capture_output=True, text=True, cwd=folder, timeout=300)
         assert proc.returncode == 0, proc.stderr
         runs.append(proc.stdout.split())
         notices.append(proc.stderr.splitlines())
