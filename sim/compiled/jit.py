@@ -24,14 +24,14 @@ the ``KEEP_FOLDERS`` most recently used (``open_cache_folder``).
 Loading cached code does not set up numba's compiler (``_CacheLoadsWithoutCompiler``): numba
 installs every typing and lowering registry before it even looks in its cache, about 0.25 s
 per process, while running machine code from the cache needs only numba's runtime. The
-compiler is set up (``_set_up_compiler``) when something has to be compiled after all; inside
+compiler is set up (``set_up_compiler``) when something has to be compiled after all; inside
 ``compile_notices(handle)`` each such miss is announced first (the commands print it: the
 loop's first compile takes minutes, and a silent command looks hung).
 
 ``borrowed(array)`` is the array itself to Python; in compiled code it is the same array
 without numba's reference count (see its docstring): the compiled loop borrows its
 arguments once, so the rules it runs millions of times count no references. ``setup()``
-also lets LLVM inline numba's reference-count functions (``_inlinable_reference_counts``),
+also lets LLVM inline numba's reference-count functions (``inlinable_reference_counts``),
 so what is left of them is a null test in place, not a call.
 """
 
@@ -46,6 +46,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from sim.compiled import numba_setup
+from sim.compiled.numba_setup import (Unimportable, inlinable_reference_counts,
+                                      not_needed_by_numba, set_up_compiler,
+                                      typed_without_machine_code)
 from sim.compiled.ssa_notes import quiet_scope_notes
 
 ENV_VAR = "ADASPEC_SIM_JIT_CACHE"
@@ -222,142 +226,19 @@ def _register_borrowed() -> None:
         return None
 
 
-def _inlinable_reference_counts() -> None:
-    """Let LLVM inline numba's ``NRT_incref`` / ``NRT_decref`` into the compiled code.
-
-    Numba defines them ``noinline`` so that its reference-count pruning (run on each function
-    before the libraries are linked, and again after a cheap round of inlining) finds them as
-    calls. After that pruning, the calls left are real calls: on the loop's borrowed arrays
-    (``borrowed``) each is a call, a null test and a return, and the values live across it
-    are spilled, hundreds of times an iteration. Without the attribute, the full
-    optimisation inlines them (a test and a branch). Applied before numba's runtime compiles
-    its own copy (the one every library links); the code the functions run is unchanged.
-
-    Returns whether it takes effect in this process: numba compiles its runtime once per
-    process, so where that happened first (the process compiled numba code of its own
-    before ``setup()``), the functions keep their ``noinline`` and the compiled code calls
-    them. That code is as correct and slower, and is cached in a folder of its own
-    (``cache_dir(reference_counts_inlined=False)``), so it never stands in for the
-    faster code of other processes."""
-    from numba.core.runtime import nrtdynmod, rtsys
-
-    if not getattr(nrtdynmod, "_adaspec_patched", False):
-        nrtdynmod._adaspec_inlinable = not getattr(rtsys, "_init", False)
-        for name, symbol in (("_define_nrt_incref", "NRT_incref"),
-                             ("_define_nrt_decref", "NRT_decref")):
-            define = getattr(nrtdynmod, name, None)
-            if define is None:
-                nrtdynmod._adaspec_inlinable = False
-                continue
-
-            def inlinable(module, atomic, _define=define, _symbol=symbol):
-                _define(module, atomic)
-                module.get_global(_symbol).attributes.discard("noinline")
-
-            setattr(nrtdynmod, name, inlinable)
-        nrtdynmod._adaspec_patched = True
-    return nrtdynmod._adaspec_inlinable
-
-
-def _quicker_flag_comparisons() -> None:
-    """Give numba's compile flags (``TargetConfig``) the same hash and equality, computed
-    faster.
-
-    numba types every call of an overload through a cache keyed by, among others, the
-    compile flags in use (``_OverloadFunctionTemplate._get_impl``); the flags' ``__hash__``
-    and ``__eq__`` build a dict of all their options each time, 7-12 us a call, and a cold
-    compile of the loop makes about 350,000 of each: about 8 s of its 100-130 s. Their hash
-    is that of the sorted option names (``sorted`` of a dict is its keys), the same for
-    every instance of a class, so it is computed once per class; two instances of one class
-    whose explicitly set values are equal are equal, and any other pair is compared as numba
-    does. Same answers, so numba's behaviour does not change; nothing is patched where
-    ``TargetConfig`` is not as expected."""
-    from numba.core import targetconfig
-
-    config = getattr(targetconfig, "TargetConfig", None)
-    if config is None or getattr(config, "_adaspec_quicker", False):
-        return
-    hashes: dict = {}
-    slow_hash, slow_eq = config.__hash__, config.__eq__
-
-    def __hash__(self):
-        cls = type(self)
-        value = hashes.get(cls)
-        if value is None:
-            value = hashes[cls] = hash(tuple(sorted(cls.options)))
-        return value
-
-    def __eq__(self, other):
-        if (type(other) is type(self)
-                and getattr(self, "_values", None) == getattr(other, "_values", ...)):
-            return True
-        return slow_eq(self, other)
-
-    probe_type = next((cls for cls in config.__subclasses__() if cls.options), None)
-    if probe_type is None or not hasattr(probe_type(), "_values"):
-        return
-    probe = probe_type()
-    if slow_hash(probe) != hash(tuple(sorted(probe_type.options))):
-        return  # numba hashes flags some other way now
-    config.__hash__, config.__eq__ = __hash__, __eq__
-    config._adaspec_quicker = True
-
-
 def _register(fn) -> None:
     from numba.extending import register_jitable
     if fn in _INLINED:
         register_jitable(inline="always")(fn)
-        _typed_without_machine_code(fn)
+        typed_without_machine_code(fn)
     else:
         register_jitable(fn)
-
-
-def _typed_without_machine_code(fn) -> None:
-    """Let numba type the always-inlined ``fn`` without compiling it to machine code first.
-
-    To type a call of an always-inlined overload numba asks the overload's dispatcher for a
-    call template (``_OverloadFunctionTemplate._build_impl`` and ``generic``), and
-    ``Dispatcher.get_call_template`` compiles the function in full, LLVM included, although
-    the call is then inlined as typed IR and that machine code is never used (numba stores an
-    ``_EmptyImplementationEntry`` in its place). Those compiles took 11.9 s of a 130 s cold
-    compile of the loop (docs/compiled_engine.md, "Ninth look"). The dispatchers this
-    overload makes are set not to compile (``_can_compile``): the call template then
-    only folds the argument types, which is all numba uses of it here; typing runs on the
-    function's IR as before. Where numba's registry is not as expected, nothing changes."""
-    from numba.core import types
-    from numba.core.typing.templates import builtin_registry
-
-    for value, typ in reversed(getattr(builtin_registry, "globals", ())):
-        if value is fn and isinstance(typ, types.Function):
-            template = typ.templates[0]
-            break
-    else:
-        return
-    if not hasattr(template, "_get_jit_decorator"):
-        return
-    base = template._get_jit_decorator
-
-    def _get_jit_decorator(self):
-        jitter = base(self)
-
-        def jit_without_compiling(**options):
-            decorate = jitter(**options)
-
-            def make(pyfunc):
-                dispatcher = decorate(pyfunc)
-                if hasattr(dispatcher, "_can_compile"):  # what ``disable_compile`` sets;
-                    dispatcher._can_compile = False  # it refuses a dispatcher with no code
-                return dispatcher
-            return make
-        return jit_without_compiling
-
-    template._get_jit_decorator = _get_jit_decorator
 
 
 def cache_dir(reference_counts_inlined: bool = True) -> Path | None:
     """Where compiled code is cached (a folder per source hash), or None when off; code
     compiled where numba's reference counts could not be made inlinable
-    (``_inlinable_reference_counts``) has a folder of its own."""
+    (``inlinable_reference_counts``) has a folder of its own."""
     value = os.environ.get(ENV_VAR)
     if value is not None and value.strip().lower() in ("", "off", "0", "none"):
         return None
@@ -416,7 +297,7 @@ def _prune(root: Path, keep: int) -> None:
 
 def source_key(reference_counts_inlined: bool = True) -> str:
     """Hash of the rule modules' source and the compiler's versions (16 hex digits), and of
-    whether numba's reference counts are inlined (``_inlinable_reference_counts``)."""
+    whether numba's reference counts are inlined (``inlinable_reference_counts``)."""
     import llvmlite
     import numba
     import numpy
@@ -429,6 +310,7 @@ def source_key(reference_counts_inlined: bool = True) -> str:
             digest.update(name.encode())
             digest.update(Path(origin).read_bytes())
     digest.update(Path(__file__).read_bytes())
+    digest.update(Path(numba_setup.__file__).read_bytes())  # how numba is set up
     versions = (numba.__version__, llvmlite.__version__, numpy.__version__,
                 sys.version.split()[0])
     digest.update(repr(versions).encode())
@@ -437,66 +319,24 @@ def source_key(reference_counts_inlined: bool = True) -> str:
     return digest.hexdigest()[:16]
 
 
-class _Unimportable:
-    """While active, the named modules and their submodules cannot be imported (a
-    ``sys.meta_path`` finder): what numba imports while it is imported or sets up that the
-    rules never need.
-
-    * ``scipy.linalg``: when numba sets up its compiler (the first compile or cache load) it
-      imports it only to check that BLAS is there for ``np.dot`` and ``np.linalg`` in
-      compiled code (``numba.np.arraymath._check_blas``), about 0.1 s per process. The rules
-      use neither (summation orders are reproduced by explicit loops, see
-      ``goodput.ddot_ones``), so ``setup`` lets numba find no BLAS.
-    * ``yaml``: ``numba.core.config`` imports it only to read a ``.numba_config.yaml`` in the
-      working directory (about 16 ms per process); ``setup`` leaves it out only where there
-      is no such file (numba then reads its settings from the environment alone, as it does
-      without the file).
-
-    Afterwards both import as usual."""
-
-    def __init__(self, *names: str) -> None:
-        self.names = names
-
-    def find_spec(self, name, path=None, target=None):
-        if any(name == n or name.startswith(n + ".") for n in self.names):
-            raise ImportError(f"{name} is not needed by the compiled rules")
-        return None
-
-    def __enter__(self):
-        sys.meta_path.insert(0, self)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        sys.meta_path.remove(self)
-
-
-def _not_needed_by_numba() -> list[str]:
-    """The modules ``_Unimportable`` keeps from numba's import in this process: those not
-    imported already (else already paid for), ``yaml`` only without a numba config file."""
-    names = ["scipy.linalg"]
-    if not os.path.isfile(".numba_config.yaml"):
-        names.append("yaml")
-    return [name for name in names if name not in sys.modules]
-
-
 def setup() -> None:
-    """Import numba, let it inline its reference counts (``_inlinable_reference_counts``),
-    set up its compiler (without BLAS: ``_Unimportable``), point its cache at
+    """Import numba, let it inline its reference counts (``inlinable_reference_counts``),
+    set up its compiler (without BLAS: ``Unimportable``), point its cache at
     ``cache_dir()`` and register every jitable."""
     global _READY
     if _READY:
         return
-    with _Unimportable(*_not_needed_by_numba()):
+    with Unimportable(*not_needed_by_numba()):
         import numba.extending  # noqa: F401
     for name in RULE_MODULES:
         if importlib.util.find_spec(name) is not None:
             importlib.import_module(name)
-    folder = cache_dir(_inlinable_reference_counts())
+    folder = cache_dir(inlinable_reference_counts())
     if folder is not None:
         folder = open_cache_folder(folder)
     _CACHE[0] = str(folder) if folder is not None else None
     if folder is None:  # everything will be compiled
-        _set_up_compiler()
+        set_up_compiler()
     _register_borrowed()
     _register_prefetch()
     quiet_scope_notes()
@@ -508,19 +348,6 @@ def setup() -> None:
 def is_set_up() -> bool:
     """Whether ``setup()`` has run in this process (numba imported, rules registered)."""
     return _READY
-
-
-def _set_up_compiler() -> None:
-    """Set up numba's compiler (load every typing and lowering registry), letting it find no
-    BLAS (``_Unimportable``) unless ``scipy.linalg`` was imported already; its compile flags
-    compared quicker (``_quicker_flag_comparisons``)."""
-    from numba.core.registry import cpu_target
-    _quicker_flag_comparisons()
-    if "scipy.linalg" in sys.modules:
-        cpu_target.target_context.refresh()
-        return
-    with _Unimportable("scipy.linalg"):
-        cpu_target.target_context.refresh()  # numba's BLAS check happens here
 
 
 _CACHE: list[str | None] = [None]
@@ -615,7 +442,7 @@ def _cache_class(base):
             ``load_overload`` refreshes the target context first: every typing and lowering
             registry, ~0.25 s per process), and without parsing the overload's LLVM bitcode
             where the names it defines were recorded (``sim.compiled.symbol_index``). On a
-            miss the compiler is set up (``_set_up_compiler``) and numba compiles as usual.
+            miss the compiler is set up (``set_up_compiler``) and numba compiles as usual.
             Cached code is filed by its source file's content (``_content_keyed``)."""
 
             _impl_class = _content_keyed(base._impl_class)
@@ -631,12 +458,12 @@ def _cache_class(base):
                           names_recorded(target_context.codegen(), _CACHE[0])):
                         result = self._load_overload(sig, target_context)
                 except Exception:  # this numba needs its registries to rebuild the code:
-                    _set_up_compiler()  # numba's own load, after the full set-up
+                    set_up_compiler()  # numba's own load, after the full set-up
                     return super().load_overload(sig, target_context)
                 if result is None:  # a miss: numba compiles next
                     if _NOTICES:
                         _NOTICES[-1](compile_notice(self._py_func))
-                    _set_up_compiler()
+                    set_up_compiler()
                 return result
 
         _CACHE_CLASS.append(_CacheLoadsWithoutCompiler)

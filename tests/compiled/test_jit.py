@@ -6,21 +6,21 @@ import pytest
 
 
 def test_scipy_linalg_is_blocked_only_while_numba_sets_up():
-    """``_Unimportable`` refuses scipy.linalg inside the block, and nothing after it."""
+    """``Unimportable`` refuses scipy.linalg inside the block, and nothing after it."""
     import importlib
     import sys
 
-    from sim.compiled.jit import _Unimportable
+    from sim.compiled.numba_setup import Unimportable
 
     saved = {k: v for k, v in sys.modules.items() if k.startswith("scipy.linalg")}
     for name in saved:
         del sys.modules[name]
     try:
-        with _Unimportable("scipy.linalg", "yaml"):
+        with Unimportable("scipy.linalg", "yaml"):
             with pytest.raises(ImportError):
                 importlib.import_module("scipy.linalg.cython_blas")
         assert importlib.import_module("scipy.linalg").__name__ == "scipy.linalg"
-        assert not any(isinstance(f, _Unimportable) for f in sys.meta_path)
+        assert not any(isinstance(f, Unimportable) for f in sys.meta_path)
     finally:
         sys.modules.update(saved)
 
@@ -31,16 +31,16 @@ def test_yaml_is_left_out_of_numbas_import_only_without_a_numba_config_file(tmp_
     left out where there is none; what is imported already is never in the list."""
     import sys
 
-    from sim.compiled.jit import _not_needed_by_numba
+    from sim.compiled.numba_setup import not_needed_by_numba
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delitem(sys.modules, "yaml", raising=False)
     monkeypatch.delitem(sys.modules, "scipy.linalg", raising=False)
-    assert _not_needed_by_numba() == ["scipy.linalg", "yaml"]
+    assert not_needed_by_numba() == ["scipy.linalg", "yaml"]
     (tmp_path / ".numba_config.yaml").write_text("DISABLE_JIT: 0\n")
-    assert _not_needed_by_numba() == ["scipy.linalg"]
+    assert not_needed_by_numba() == ["scipy.linalg"]
     monkeypatch.setitem(sys.modules, "scipy.linalg", object())
-    assert _not_needed_by_numba() == []
+    assert not_needed_by_numba() == []
 
 
 def test_a_fresh_process_imports_numba_without_yaml():
@@ -83,7 +83,7 @@ def test_an_inlined_rule_is_the_same_function_and_compiled_callers_get_its_resul
 
 def test_an_inlined_rule_is_typed_for_its_callers_without_machine_code_of_its_own():
     """numba would compile an always-inlined overload to machine code only to type a call of
-    it (``_typed_without_machine_code``): the overload's dispatchers hold no compiled code,
+    it (``numba_setup.typed_without_machine_code``): the overload's dispatchers hold no compiled code,
     and the caller, which inlines the rule's IR, computes what Python does."""
     import numpy as np
     from numba.core import types
@@ -487,16 +487,16 @@ def test_code_compiled_with_called_reference_counts_is_cached_apart(tmp_path):
 
 
 def test_compile_flags_hash_and_compare_as_numba_does_after_the_quicker_comparisons():
-    """``_quicker_flag_comparisons`` keeps numba's answers: a flag set's hash is that of its
+    """``numba_setup.quicker_flag_comparisons`` keeps numba's answers: a flag set's hash is that of its
     sorted option names, and two sets are equal exactly when all their values are (an option
     set to its default equals one left unset)."""
     import itertools
 
     from numba.core.compiler import Flags
 
-    from sim.compiled import jit
+    from sim.compiled.numba_setup import quicker_flag_comparisons
 
-    jit._quicker_flag_comparisons()
+    quicker_flag_comparisons()
     from numba.core import targetconfig
     assert targetconfig.TargetConfig._adaspec_quicker
     made = []
