@@ -1,6 +1,8 @@
 """``adaspec-validate REAL_DIR --profile profile.json``: simulate exactly the workload of a real
 run with the calibrated profile and print the error of every summary metric, the per-iteration
-latency error and the accepted-length distribution distance (see ``calibrate.validate``)."""
+latency error and the accepted-length distribution distance (see ``calibrate.validate``).
+A compile that the disk cache of compiled code cannot spare is said on stderr before it
+starts."""
 
 from __future__ import annotations
 
@@ -123,10 +125,14 @@ def _warn_models(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from calibrate.validate import validate_run
+    from sim.compiled.jit import compile_notices
     from sim.errors import ConfigError
 
     _warn_models(args)
-    report = validate_run(args.real_dir, args.profile, args.acceptance, args.policy)
+    # a compile the disk cache cannot spare (minutes for the loop) is said before it starts
+    with compile_notices(lambda line: print(f"adaspec-validate: {line}", file=sys.stderr,
+                                            flush=True)):
+        report = validate_run(args.real_dir, args.profile, args.acceptance, args.policy)
     print(format_report(report))
     if args.out:
         try:

@@ -15,8 +15,10 @@ Output directory (``--out``, default ``results/<sweep name>``)::
 Rerunning the same command skips every point already done, so an interrupted sweep resumes
 where it stopped. A point's warnings are recorded in its record (``warnings``); once the
 points have run, the command says each distinct one once, in one line, with how many of the
-points run it concerned. Exit status: 0 all points ok, 1 some points failed (recorded with their
-error in the table), 2 bad input, 130 interrupted.
+points run it concerned. When the compiled loop has no copy in the disk cache yet (the first
+run after an install or an update), it is compiled once before the workers start, and that is
+said on stderr first (not with ``--quiet``). Exit status: 0 all points ok, 1 some points
+failed (recorded with their error in the table), 2 bad input, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import os
 import re
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import NoReturn, Sequence
 
@@ -144,6 +147,7 @@ def print_point_warnings(points, warned: dict, ran: int) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from sim.compiled.jit import compile_notices
     from sim.progress import make_progress
     from sim.sweep.runner import run_points
     from sim.sweep.spec import load_sweep
@@ -183,8 +187,13 @@ def _run(args: argparse.Namespace) -> int:
             bar.update(done[0])
 
     began = time.perf_counter()
+    # a compile the disk cache cannot spare (minutes) is said first: the loop's, made once
+    # before the workers start (sim.compiled.warm), or any made in this process
+    notices = nullcontext() if args.quiet else compile_notices(
+        lambda line: print(f"{PROG}: {line}", file=sys.stderr, flush=True))
     try:
-        run_points(pending, on_done, workers=args.workers, ray_address=args.ray)
+        with notices:
+            run_points(pending, on_done, workers=args.workers, ray_address=args.ray)
     finally:
         if bar is not None:
             bar.close()

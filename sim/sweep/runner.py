@@ -20,6 +20,11 @@ other address is passed to ``ray.init`` (e.g. ``ray://head:10001`` or ``auto``).
 cluster the ``sim`` package is shipped with the job (``runtime_env.py_modules``) and workloads
 are built on the driver and shipped as Ray objects, so worker nodes need neither the
 repository nor the trace files -- only the dependencies (numpy, pandas, simpy).
+
+Before points go to worker processes on this machine (the process pool, a local Ray instance),
+``ready_compiled_loop`` loads the compiled loop in this process, or compiles it once into the
+disk cache when the cache has no copy yet, so the workers load it rather than each spending
+minutes compiling it (``sim.compiled.warm``).
 """
 
 from __future__ import annotations
@@ -112,6 +117,22 @@ def _profile_sha256(profile: str | None) -> str | None:
     return path_sha256(profile) if profile else None
 
 
+def ready_compiled_loop(points: list[SweepPoint]) -> bool:
+    """Before points go to worker processes on this machine: when any of them may take the
+    compiled path, load the compiled loop here, or compile it once into the disk cache, so
+    the workers load it instead of each compiling it (``sim.compiled.warm``). Returns whether
+    it was readied."""
+    from sim.compiled.warm import may_take_compiled_path, warm_loop
+    for point in points:
+        try:
+            engine_path = point.base_config().engine_path
+        except Exception:  # noqa: BLE001 - a bad config is the point's own error
+            continue
+        if may_take_compiled_path(point.policy, engine_path):
+            return warm_loop()
+    return False
+
+
 def default_workers() -> int:
     return os.cpu_count() or 1
 
@@ -126,6 +147,7 @@ def run_local(points: Iterable[SweepPoint], on_done: OnDone, workers: int | None
         for point in points:
             on_done(point, run_point(point))
         return
+    ready_compiled_loop(points)
     with ProcessPoolExecutor(max_workers=min(workers, len(points))) as pool:
         futures = {pool.submit(run_point, point): (i, point) for i, point in enumerate(points)}
         try:
@@ -161,6 +183,7 @@ def run_ray(points: Iterable[SweepPoint], on_done: OnDone, address: str,
     started_here = not ray.is_initialized()
     if started_here:
         if address == "local":
+            ready_compiled_loop(points)  # its workers share this machine's disk cache
             ray.init(num_cpus=workers or default_workers(), include_dashboard=False,
                      log_to_driver=False, configure_logging=False)
         else:

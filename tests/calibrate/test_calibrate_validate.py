@@ -118,3 +118,27 @@ def test_real_acceptance_run_needs_acceptance_model(sim_run, tmp_path, capsys):
     _one_line_error(capsys, [str(real), "--profile", str(profile)], "--acceptance")
     assert validate_main([str(real), "--profile", str(profile), "--acceptance", "fixed:0.7",
                           "--policy", "static:3"]) == 0
+
+
+def test_a_compile_the_cache_cannot_spare_is_said_first(sim_run, capsys, monkeypatch):
+    """The simulation runs in this process: a compile it must make is announced on stderr
+    as ``adaspec-validate: ...`` before it starts (``sim.compiled.jit.compile_notices``)."""
+    import calibrate.validate
+    from sim.compiled import jit
+
+    _, profile, out = sim_run
+    validate_run = calibrate.validate.validate_run
+
+    def compiling_validate_run(*args, **kwargs):
+        for handle in jit._NOTICES[-1:]:  # what a miss in the disk cache does
+            handle("compiling f with numba, once (seconds): ...")
+        return validate_run(*args, **kwargs)
+
+    monkeypatch.setattr(calibrate.validate, "validate_run", compiling_validate_run)
+    capsys.readouterr()
+    assert validate_main([str(out), "--profile", str(profile)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[0] == ("adaspec-validate: compiling f with numba, once "
+                                            "(seconds): ...")
+    assert "static:3" in captured.out
+    assert jit._NOTICES == []

@@ -1,0 +1,79 @@
+"""A sweep readies the compiled loop once, before its workers start (``sim.compiled.warm``),
+only when a point could use it, and says so when that means a compile."""
+
+from __future__ import annotations
+
+import pytest
+
+import sim.compiled.warm as warm
+from sim.compiled import jit
+from sim.sweep.cli import main
+from sim.sweep.runner import ready_compiled_loop, run_local
+from sim.sweep.spec import load_sweep
+from sweep_helpers import small_sweep
+
+
+@pytest.fixture
+def warm_ups(monkeypatch):
+    """Each warm-up the sweep asks for, recorded (the real one, which loads the loop)."""
+    calls = []
+    real = warm.warm_loop
+
+    def recording():
+        calls.append("warm-up")
+        return real()
+
+    monkeypatch.setattr(warm, "warm_loop", recording)
+    return calls
+
+
+def _points(tmp_path, **kwargs):
+    return load_sweep(small_sweep(tmp_path, **kwargs)).points
+
+
+def test_the_loop_is_readied_once_before_the_pool_starts(tmp_path, warm_ups):
+    points = _points(tmp_path)
+    outcomes = []
+    run_local(points, lambda point, outcome: outcomes.append(outcome["status"]), workers=2)
+    assert len(warm_ups) == 1
+    assert outcomes == ["ok"] * len(points)
+
+
+def test_no_warm_up_when_the_points_run_in_this_process(tmp_path, warm_ups):
+    """One worker: the points run here, and the first of them loads or compiles the loop."""
+    points = _points(tmp_path)
+    run_local(points, lambda point, outcome: None, workers=1)
+    assert warm_ups == []
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"extra": "[config]\nengine_path = \"protocol\"\n"},  # asked for the protocol path
+    {"policies": ("vllm-v1", "trtllm")},  # no compiled form
+])
+def test_no_warm_up_when_no_point_can_use_the_loop(tmp_path, warm_ups, kwargs):
+    extra = kwargs.pop("extra", "")
+    path = small_sweep(tmp_path, **kwargs)
+    if extra:  # the helper's [config] table, with one more key
+        path.write_text(path.read_text().replace("[config]\n", extra))
+    points = load_sweep(path).points
+    assert ready_compiled_loop(points) is False
+    assert warm_ups == []
+
+
+def test_a_compile_before_the_workers_start_is_said_unless_quiet(tmp_path, capsys,
+                                                                  monkeypatch):
+    def compiling_warm_up():
+        for handle in jit._NOTICES[-1:]:  # what a miss in the disk cache does
+            handle("compiling f with numba, once (seconds): ...")
+        return True
+
+    monkeypatch.setattr(warm, "warm_loop", compiling_warm_up)
+    path = small_sweep(tmp_path)
+    assert main([str(path), "--workers", "2", "--out", str(tmp_path / "quiet"),
+                 "--quiet", "--no-plots"]) == 0
+    assert "compiling" not in capsys.readouterr().err
+    assert main([str(path), "--workers", "2", "--out", str(tmp_path / "said"),
+                 "--no-plots"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert "adaspec-sweep: compiling f with numba, once (seconds): ..." in err
+    assert jit._NOTICES == []
