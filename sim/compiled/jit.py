@@ -54,9 +54,13 @@ from sim.compiled.ssa_notes import quiet_scope_notes
 
 ENV_VAR = "ADASPEC_SIM_JIT_CACHE"
 
-#: Modules that define jitable rules or compiled entry points; ``setup`` imports them all
-#: (so every rule is registered before anything compiles) and hashes their source.
+#: Modules that define jitable rules or compiled entry points, or constants compiled code
+#: reads (numba freezes a global's value into the machine code); ``setup`` imports them all
+#: (so every rule is registered before anything compiles) and ``source_key`` hashes their
+#: source, so a change to any of them compiles again. (numba itself checks only the file
+#: of the function it caches: a changed constant or callee elsewhere would load stale code.)
 RULE_MODULES = (
+    "sim.compiled.layout",
     "sim.core.scheduler_state",
     "sim.core.scheduler",
     "sim.core.speculation",
@@ -77,6 +81,7 @@ RULE_MODULES = (
     "sim.policies.smartspec",
     "sim.policies.threshold",
     "sim.policies.oracle",
+    "sim.policies.disable_by_batch",
     "sim.compiled.tables",
     "sim.compiled.pricing",
     "sim.compiled.engine",

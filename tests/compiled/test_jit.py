@@ -518,3 +518,58 @@ def test_compile_flags_hash_and_compare_as_numba_does_after_the_quicker_comparis
             assert (a == b) == (a.values() == b.values())
     assert made[0] == made[1] and made[0] != made[2]  # the explicit default; nrt set
     assert made[0] != object() and len({*made}) == 4
+
+
+def _names_read(code) -> set[str]:
+    """The global and attribute names a function's code (its nested code included) reads."""
+    import types
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names_read(const)
+    return names
+
+
+def compiled_reads_outside_the_key(rule_modules) -> list[tuple[str, str, list[str]]]:
+    """(module, imported module, names) for every name a jitable of a module in
+    ``rule_modules`` reads that the module imports from a ``sim`` module outside them
+    (``sim.compiled.jit`` and ``numba_setup`` are hashed on their own)."""
+    import ast
+    import importlib.util
+    from pathlib import Path
+
+    from sim.compiled import jit
+    jit.setup()
+    read: dict[str, set[str]] = {}
+    for fn in jit._JITABLE:
+        read.setdefault(fn.__module__, set()).update(_names_read(fn.__code__))
+    hashed = set(rule_modules) | {"sim.compiled.jit", "sim.compiled.numba_setup"}
+    outside = []
+    for name in rule_modules:
+        tree = ast.parse(Path(importlib.util.find_spec(name).origin).read_text())
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.ImportFrom) and node.level == 0
+                    and (node.module or "").startswith("sim.") and node.module not in hashed):
+                used = {alias.asname or alias.name for alias in node.names} & read.get(name,
+                                                                                      set())
+                if used:
+                    outside.append((name, node.module, sorted(used)))
+    return outside
+
+
+def test_every_module_compiled_code_reads_is_in_the_cache_key():
+    """numba checks only the cached function's own file, and freezes the globals it reads
+    (constants, callees) into the machine code: a module holding a jitable rule or a
+    constant that compiled code reads must change the cache key (``RULE_MODULES``), or a
+    change to it alone would load the stale loop. (``sim.compiled.layout``, every index and
+    kind the loop reads, and ``sim.policies.disable_by_batch``, a rule the loop calls, were
+    missing until 2026-12-02.)"""
+    from sim.compiled import jit
+    jit.setup()
+    assert {fn.__module__ for fn in jit._JITABLE} <= set(jit.RULE_MODULES)
+    assert compiled_reads_outside_the_key(jit.RULE_MODULES) == []
+    # the check itself sees what was missing
+    before = tuple(m for m in jit.RULE_MODULES
+                   if m not in ("sim.compiled.layout", "sim.policies.disable_by_batch"))
+    modules = {module for _, module, _ in compiled_reads_outside_the_key(before)}
+    assert modules == {"sim.compiled.layout", "sim.policies.disable_by_batch"}
