@@ -23,7 +23,7 @@ from sim.compiled.layout import (
     E_DRAW_AT, E_EXPANDED, E_FIN_NEW, E_KMAX, E_LAST_KIND, E_LEN_N,
     E_NEEDS_ORACLE, E_PADDING, E_POLICY, E_POOL_POS, E_REC_N, E_STEP_N, F_TPOT_SLO,
     FLOAT_ENTRIES, K_DECODE, P_ADASPEC, P_DISABLE_BY_BATCH, P_ORACLE, P_SMARTSPEC, P_STATIC,
-    P_THRESHOLD, RI_ACCEPTED, RI_BATCH, RI_CONTEXT, RI_DRAFTED, RI_EMITTED, RI_KIND, RI_KV,
+    P_THRESHOLD, P_VLLM_V1, RI_ACCEPTED, RI_BATCH, RI_CONTEXT, RI_DRAFTED, RI_EMITTED, RI_KIND, RI_KV,
     RI_PADDED_BATCH, RI_PADDED_TOKENS, RI_QUEUE, RI_STEPS,
     RI_VERIFY_ROWS, RI_VERIFY_TOKENS, W_ACCEPTED, W_CAP, W_CONTEXT, W_DRAFTED, W_DRAFTING,
     W_EMITTED, W_KV, W_ROWS, W_SLOTS, W_VERIFY)
@@ -31,6 +31,7 @@ from sim.compiled.pricing import oracle_begin, padded, price_steps, price_verify
 from sim.compiled.tables import truth_draft, truth_verify
 from sim.core.scheduler import C_QLEN, S_BONUS, SF_KEY, finish_decode
 from sim.core.speculation import batch_limits_into, decode_shape_into
+from sim.latency.iteration import upkeep_with_tax_s
 from sim.policies.adaspec_rules import (AI_UNIFORM, adaspec_begin, adaspec_continue,
                                         adaspec_verify)
 from sim.policies.disable_by_batch import disable_by_batch_k
@@ -38,6 +39,7 @@ from sim.policies.goodput import draft_counts_into
 from sim.policies.smartspec import smartspec_begin, smartspec_observe
 from sim.policies.threshold import threshold_continue
 from sim.policies.trim_selection import TREE_FLOATS_PER_ROW, TREE_INTS_PER_ROW
+from sim.policies.vllm_dynamic import lookup as vllm_k_for_batch
 
 
 # ---- arenas ---------------------------------------------------------------------------------
@@ -136,6 +138,7 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
     rows = wi[W_ROWS]
     kv = wi[W_KV]
     context_sum, cap_min, cap_max = batch_limits_into(si, slots, b, k_max, context, cap)
+    batch_context = context_sum
     r = ei[E_REC_N]
     steps = 0
     accepted_total = 0
@@ -206,6 +209,7 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
             k = policy_begin(kind, pi, pf, b, k_max)
         if k < 0:
             return -1.0
+        rule_k = k  # before the driver's clamp to the requests' room
         if k and b and cap_min < k:
             k = min(k, cap_max)
         everyone = True  # no mask yet: every request drafts
@@ -356,6 +360,15 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                     duration += 0.0
         duration = duration + truth_verify(table, att, params, overheads, verify_rows,
                                            padded(pad, tokens), verify_kv)
+        if kind == P_VLLM_V1:  # the drafter's upkeep (``sim.policies.engine_rules``)
+            if rule_k == 0 and pi[1 + 3 * pi[0]]:
+                # zero=sync: the proposer is called and runs one draft pass over the batch's
+                # one-token rows, reading its whole context
+                extra = overheads[2] + truth_draft(table, att, params, overheads,
+                                                   padded(pad, b), batch_context)
+                duration += upkeep_with_tax_s(extra, pf[0], duration)
+            elif pf[0] != 0.0:  # only the tax
+                duration += upkeep_with_tax_s(0.0, pf[0], duration)
         speculated = True
     now = start + duration
     ei[E_FIN_NEW] = finish_decode(sc, si, ri, rf, running, free_slots, slots, b, emitted,
@@ -436,6 +449,8 @@ def policy_begin(kind, pi, pf, b, k_max):
         return k_max
     if kind == P_DISABLE_BY_BATCH:
         return disable_by_batch_k(b, pi[0], k_max)
+    if kind == P_VLLM_V1:
+        return vllm_k_for_batch(pi, b, k_max)
     return 0
 
 

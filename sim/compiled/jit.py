@@ -82,6 +82,7 @@ RULE_MODULES = (
     "sim.policies.threshold",
     "sim.policies.oracle",
     "sim.policies.disable_by_batch",
+    "sim.policies.vllm_dynamic",
     "sim.compiled.tables",
     "sim.compiled.pricing",
     "sim.compiled.engine",

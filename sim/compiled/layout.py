@@ -43,7 +43,8 @@ DONE_INTS = 7
 DF_ADMITTED, DF_FIRST, DF_FINISH = range(3)
 
 # ---- policy kinds --------------------------------------------------------------------------
-P_NOSPEC, P_STATIC, P_ADASPEC, P_SMARTSPEC, P_THRESHOLD, P_DISABLE_BY_BATCH, P_ORACLE = range(7)
+(P_NOSPEC, P_STATIC, P_ADASPEC, P_SMARTSPEC, P_THRESHOLD, P_DISABLE_BY_BATCH, P_ORACLE,
+ P_VLLM_V1) = range(8)
 
 # ---- acceptance kinds ----------------------------------------------------------------------
 A_PARAMETRIC, A_FIXED = range(2)

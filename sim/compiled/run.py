@@ -53,8 +53,9 @@ def _compiled_classes() -> tuple:
     from sim.policies.smartspec import SmartSpecPolicy
     from sim.policies.oracle import OraclePolicy
     from sim.policies.threshold import ThresholdPolicy
+    from sim.policies.vllm_dynamic import VllmDynamicPolicy
     return (AdaSpecPolicy, AdaSpecNoVerifierPolicy, SmartSpecPolicy, ThresholdPolicy,
-            OraclePolicy)
+            OraclePolicy, VllmDynamicPolicy)
 
 
 def why_protocol(policy, latency, estimator, acceptance, engine: str) -> str | None:

@@ -213,4 +213,12 @@ def drafter_upkeep_s(latency, padding, upkeep: DrafterUpkeep, iteration_s: float
     if upkeep.catchup_tokens:
         extra += latency.draft_prefill_s(list(upkeep.catchup_tokens),
                                          list(upkeep.catchup_cached))
-    return extra + upkeep.tax * (iteration_s + extra)
+    return upkeep_with_tax_s(extra, upkeep.tax, iteration_s)
+
+
+@jitable
+def upkeep_with_tax_s(extra_s, tax, iteration_s):
+    """Seconds of an upkeep whose own work takes ``extra_s``, with its ``tax``: a fraction of
+    the iteration's whole time (its passes, ``iteration_s``, and the upkeep) on top. The
+    protocol path (``drafter_upkeep_s``) and the compiled loop call this."""
+    return extra_s + tax * (iteration_s + extra_s)

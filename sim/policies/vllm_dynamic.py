@@ -36,10 +36,18 @@ the next step); here the iteration's own batch decides its K.
 
 At k = 0 the drafter still runs its first pass (``zero=sync``, the default; see
 ``sim.policies.engine_rules``).
+
+The schedule's rule (``lookup``, over ``schedule_array``'s ints) is a jitable function: the
+protocol path and the compiled loop (``compiled_state``) call it. The loop charges the
+upkeep of ``zero=sync`` and ``zero=free`` with any ``tax``; ``zero=catchup`` runs on the
+protocol path.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
+from sim.compiled.jit import jitable
 from sim.errors import ConfigError
 from sim.policies.base import BatchView
 from sim.policies.engine_rules import EngineRulePolicy, ZeroMode
@@ -86,17 +94,26 @@ def format_schedule(schedule: Schedule) -> str:
     return "/".join(f"{lo}-{hi}:{k}" for lo, hi, k in schedule)
 
 
-def lookup(schedule: Schedule, batch_size: int, k_max: int) -> int:
-    """vLLM's ``dense_schedule[batch_size]``: the K of the range holding ``batch_size``; in a
-    gap the previous range's K; after the last range the last K; clamped to ``k_max``."""
-    k = schedule[0][2]
-    for lo, hi, range_k in schedule:
-        if batch_size < lo:
+def schedule_array(schedule: Schedule) -> np.ndarray:
+    """``schedule`` as ``lookup`` reads it: int64 [n, lo_1, hi_1, K_1, ..., lo_n, hi_n, K_n]
+    (the compiled loop's policy ints, ``sim.compiled.run.policy_plan``)."""
+    return np.array([len(schedule)] + [v for entry in schedule for v in entry], dtype=np.int64)
+
+
+@jitable
+def lookup(schedule, batch_size, k_max):
+    """vLLM's ``dense_schedule[batch_size]`` over ``schedule_array``'s ints: the K of the
+    range holding ``batch_size``; in a gap the previous range's K; after the last range the
+    last K; clamped to ``k_max``. The protocol path and the compiled loop call this."""
+    k = schedule[3]
+    for entry in range(schedule[0]):
+        at = 1 + 3 * entry
+        if batch_size < schedule[at]:
             break  # a gap: the previous range's K carries forward
-        k = range_k
-        if batch_size <= hi:
+        k = schedule[at + 2]
+        if batch_size <= schedule[at + 1]:
             break
-    return min(k_max, k)
+    return k_max if k_max < k else k
 
 
 class VllmDynamicPolicy(EngineRulePolicy):
@@ -108,6 +125,7 @@ class VllmDynamicPolicy(EngineRulePolicy):
                  zero: str | None = None, tax: float = 0.0) -> None:
         self.k_max = check_k(k, "K (num_speculative_tokens)")
         self.schedule = parse_schedule(sched)
+        self.schedule_ints = schedule_array(self.schedule)
         self._init_upkeep(zero, tax)
         parts = [f"vllm-v1:{self.k_max}"]
         if format_schedule(self.schedule) != DEFAULT_SCHEDULE:
@@ -115,7 +133,19 @@ class VllmDynamicPolicy(EngineRulePolicy):
         self.name = ",".join(parts + self._upkeep_suffix())
 
     def k_for_batch(self, batch_size: int) -> int:
-        return lookup(self.schedule, batch_size, self.k_max)
+        return int(lookup(self.schedule_ints, batch_size, self.k_max))
+
+    def compiled_state(self):
+        """(kind, ints, floats, asks each step) for the compiled loop: the schedule's ints
+        (``lookup``) and 1 where the drafter keeps in sync at k = 0 (``zero=sync``; 0:
+        ``zero=free``), the tax; or why this policy has no compiled form (``zero=catchup``:
+        the loop keeps no per-request catch-up state)."""
+        from sim.compiled import layout as L
+        if self.zero is ZeroMode.CATCHUP:
+            return (f"policy {self.name} has no compiled form (the compiled loop charges no "
+                    "zero=catchup draft prefill)")
+        ints = np.append(self.schedule_ints, int(self.zero is ZeroMode.SYNC))
+        return L.P_VLLM_V1, ints, np.array([self.tax]), False
 
     def begin(self, view: BatchView) -> int:
         return self._plan(view, self.k_for_batch(view.batch_size))

@@ -30,6 +30,9 @@ COMPILED_POLICIES = (
     "adaspec:8,recover=probe,recover_after=8", "adaspec:8,recover=reset", "adaspec-nv:8",
     "smartspec:8", "smartspec:4", "smartspec:8,artifact", "smartspec:8,rate=ema",
     "smartspec:8,recover=none", "threshold:0.6,8", "threshold:0.8,3", "oracle:8", "oracle:3",
+    "vllm-v1", "vllm-v1:4,sched=1-3:4/4-6:2/7-512:0", "vllm-v1:5,sched=1-2:5/6-9:0",
+    "vllm-v1:4,sched=1-3:4/4-6:2/7-512:0,zero=free", "vllm-v1:4,sched=1-5:3/6-512:0,tax=0.19",
+    "vllm-v1:3,sched=1-4:3/5-512:0,zero=free,tax=0.1",
 )
 
 
@@ -134,6 +137,38 @@ def test_a_users_policy_takes_the_protocol_path_and_says_why(conv):
     result = simulate(conv, FixedK(3), SimConfig(), seed=1)
     assert result.summary["iteration_path"] == "protocol"
     assert "FixedK" in result.summary["iteration_path_reason"]
+
+
+@pytest.mark.parametrize("policy, reason", [
+    ("vllm-v1:3,zero=catchup", "charges no zero=catchup draft prefill"),
+    ("trtllm", "(TrtllmPolicy) has no compiled form"),
+    ("sglang", "(SglangAdaptivePolicy) has no compiled form")])
+def test_engine_rules_the_loop_cannot_charge_take_the_protocol_path(conv, policy, reason):
+    result = simulate(conv, policy, SimConfig(), seed=1)
+    assert result.summary["iteration_path"] == "protocol"
+    assert reason in result.summary["iteration_path_reason"]
+
+
+def test_vllm_v1s_compiled_runs_charge_the_drafter_at_k_0(conv):
+    """The schedule turns drafting off above batch 6 and on below; at k = 0 the compiled loop
+    charges zero=sync's draft pass (the first such iteration takes longer than zero=free's;
+    the runs part there), and the tax lengthens every decode iteration (the same tables as
+    the protocol path: above)."""
+    runs = {zero: simulate(conv, f"vllm-v1:4,sched=1-6:4/7-512:0{zero}", SimConfig(), seed=3)
+            for zero in ("", ",zero=free", ",tax=0.5")}
+    assert {r.summary["iteration_path"] for r in runs.values()} == {"compiled"}
+    frames = {zero: r.iterations for zero, r in runs.items()}
+    sync, free, taxed = frames[""], frames[",zero=free"], frames[",tax=0.5"]
+    decode = sync["kind"] == "decode"
+    plain = decode & (sync["draft_steps"] == 0) & (sync["batch_size"] > 6)
+    assert plain.sum() > 10 and (decode & (sync["draft_steps"] > 0)).sum() > 10
+    first = plain.idxmax()  # the two runs agree up to their first k = 0 iteration
+    pd.testing.assert_frame_equal(sync[:first], free[:first], check_exact=True)
+    pd.testing.assert_frame_equal(sync.drop(columns="duration_s")[first:first + 1],
+                                  free.drop(columns="duration_s")[first:first + 1])
+    assert sync["duration_s"][first] > free["duration_s"][first]
+    assert taxed["duration_s"][decode].iloc[0] == pytest.approx(
+        1.5 * sync["duration_s"][decode].iloc[0])
 
 
 def test_a_subclass_of_a_built_in_policy_takes_the_protocol_path(conv):

@@ -566,7 +566,9 @@ def test_every_module_compiled_code_reads_is_in_the_cache_key():
     missing until 2026-12-02.)"""
     from sim.compiled import jit
     jit.setup()
-    assert {fn.__module__ for fn in jit._JITABLE} <= set(jit.RULE_MODULES)
+    # (tests register jitables of their own: only the package's are compiled into the loop)
+    package = {fn.__module__ for fn in jit._JITABLE if fn.__module__.startswith("sim.")}
+    assert package <= set(jit.RULE_MODULES)
     assert compiled_reads_outside_the_key(jit.RULE_MODULES) == []
     # the check itself sees what was missing
     before = tuple(m for m in jit.RULE_MODULES

@@ -19,7 +19,7 @@ from sim.policies.base import BatchView
 from sim.policies.registry import make_policy
 from sim.policies.sglang_adaptive import StepSlot
 from sim.policies.trtllm import SpeculationGate, draft_len_for_batch
-from sim.policies.vllm_dynamic import lookup, parse_schedule
+from sim.policies.vllm_dynamic import lookup, parse_schedule, schedule_array
 
 
 # ------------------------------------------------------------------ vLLM V1 dynamic SD
@@ -88,7 +88,8 @@ def test_vllm_lookup_matches_vllms_dense_table(schedule, num_spec):
     text = "/".join(f"{a}-{b}:{k}" for a, b, k in schedule)
     parsed = parse_schedule(text)
     dense = _vllm_dense(schedule, 256, num_spec)
-    assert [lookup(parsed, bs, num_spec) for bs in range(1, 257)] == dense[1:]
+    ints = schedule_array(parsed)
+    assert [lookup(ints, bs, num_spec) for bs in range(1, 257)] == dense[1:]
 
 
 @pytest.mark.parametrize("sched", ["2-16:3", "1-16:3/10-20:2", "1-16:3/16-20:2", "0-4:3",
@@ -344,3 +345,14 @@ def test_canonical_names_rebuild_the_policy(spec, name):
     pol = make_policy(spec)
     assert pol.name == name
     assert make_policy(pol.name).name == name
+
+
+def test_vllm_lookup_compiled_is_the_same_rule():
+    """The compiled loop calls ``lookup`` compiled: the same K at every batch size, gaps and
+    the tail past the last range included."""
+    from sim.compiled.jit import compiled
+    ints = schedule_array(parse_schedule("1-4:4/9-16:2/40-64:0/65-80:3"))
+    looked_up = compiled(lookup)
+    for k_max in (1, 3, 8):
+        assert [int(looked_up(ints, bs, k_max)) for bs in range(1, 200)] == \
+            [lookup(ints, bs, k_max) for bs in range(1, 200)]

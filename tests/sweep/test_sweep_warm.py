@@ -48,7 +48,7 @@ def test_no_warm_up_when_the_points_run_in_this_process(tmp_path, warm_ups):
 
 @pytest.mark.parametrize("kwargs", [
     {"extra": "[config]\nengine_path = \"protocol\"\n"},  # asked for the protocol path
-    {"policies": ("vllm-v1", "trtllm")},  # no compiled form
+    {"policies": ("vllm-v1:3,zero=catchup", "trtllm")},  # no compiled form
 ])
 def test_no_warm_up_when_no_point_can_use_the_loop(tmp_path, warm_ups, kwargs):
     extra = kwargs.pop("extra", "")
