@@ -1,5 +1,6 @@
 """Test doubles shared by the simulator tests: a linear latency model and a fixed-k policy
-(independent of ``sim.policies``); plain decoding is ``sim.policies.nospec.NoSpecPolicy``."""
+(independent of ``sim.policies``), plain decoding (``sim.policies.nospec.NoSpecPolicy``), and
+a function that announces a compile first, as a miss in the compiled-code cache does."""
 
 from __future__ import annotations
 
@@ -9,7 +10,23 @@ from dataclasses import dataclass
 from sim.policies.base import BatchView, Policy
 from sim.policies.nospec import NoSpecPolicy as PlainPolicy
 
-__all__ = ["FixedK", "LinearLatency", "PlainPolicy"]
+__all__ = ["COMPILE_LINE", "FixedK", "LinearLatency", "PlainPolicy", "announcing_a_compile"]
+
+COMPILE_LINE = "compiling f with numba, once (seconds): ..."
+
+
+def announcing_a_compile(fn):
+    """``fn``, first handing ``COMPILE_LINE`` to the innermost handler
+    ``sim.compiled.jit.compile_notices`` installed (what a miss in the disk cache does), so a
+    command's notice can be checked without an empty cache."""
+    from sim.compiled import jit
+
+    def announced(*args, **kwargs):
+        for handle in jit._NOTICES[-1:]:
+            handle(COMPILE_LINE)
+        return fn(*args, **kwargs)
+
+    return announced
 
 
 @dataclass(frozen=True)

@@ -124,21 +124,15 @@ def test_a_compile_the_cache_cannot_spare_is_said_first(sim_run, capsys, monkeyp
     """The simulation runs in this process: a compile it must make is announced on stderr
     as ``adaspec-validate: ...`` before it starts (``sim.compiled.jit.compile_notices``)."""
     import calibrate.validate
+    from fakes import COMPILE_LINE, announcing_a_compile
     from sim.compiled import jit
 
     _, profile, out = sim_run
-    validate_run = calibrate.validate.validate_run
-
-    def compiling_validate_run(*args, **kwargs):
-        for handle in jit._NOTICES[-1:]:  # what a miss in the disk cache does
-            handle("compiling f with numba, once (seconds): ...")
-        return validate_run(*args, **kwargs)
-
-    monkeypatch.setattr(calibrate.validate, "validate_run", compiling_validate_run)
+    monkeypatch.setattr(calibrate.validate, "validate_run",
+                        announcing_a_compile(calibrate.validate.validate_run))
     capsys.readouterr()
     assert validate_main([str(out), "--profile", str(profile)]) == 0
     captured = capsys.readouterr()
-    assert captured.err.splitlines()[0] == ("adaspec-validate: compiling f with numba, once "
-                                            "(seconds): ...")
+    assert captured.err.splitlines()[0] == f"adaspec-validate: {COMPILE_LINE}"
     assert "static:3" in captured.out
     assert jit._NOTICES == []

@@ -61,19 +61,13 @@ def test_a_compile_the_cache_cannot_spare_is_announced_unless_quiet(capsys, monk
     """A cold compile takes minutes (``sim.compiled.jit.compile_notices``): the command says
     so on stderr before it starts, as ``adaspec-sim: ...``; ``--quiet`` says nothing."""
     import sim.run
+    from fakes import COMPILE_LINE, announcing_a_compile
     from sim.compiled import jit
 
-    simulate = sim.run.simulate
-
-    def compiling_simulate(*args, **kwargs):
-        for handle in jit._NOTICES[-1:]:  # what a miss in the disk cache does
-            handle("compiling f with numba, once (seconds): ...")
-        return simulate(*args, **kwargs)
-
-    monkeypatch.setattr(sim.run, "simulate", compiling_simulate)
+    monkeypatch.setattr(sim.run, "simulate", announcing_a_compile(sim.run.simulate))
     assert main(["--trace", CODE, "--limit", "5", "--policy", "nospec", "--quiet"]) == 0
     assert capsys.readouterr().err == ""
     assert main(["--trace", CODE, "--limit", "5", "--policy", "nospec"]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == "adaspec-sim: compiling f with numba, once (seconds): ..."
+    assert err[0] == f"adaspec-sim: {COMPILE_LINE}"
     assert jit._NOTICES == []

@@ -62,12 +62,9 @@ def test_no_warm_up_when_no_point_can_use_the_loop(tmp_path, warm_ups, kwargs):
 
 def test_a_compile_before_the_workers_start_is_said_unless_quiet(tmp_path, capsys,
                                                                   monkeypatch):
-    def compiling_warm_up():
-        for handle in jit._NOTICES[-1:]:  # what a miss in the disk cache does
-            handle("compiling f with numba, once (seconds): ...")
-        return True
+    from fakes import COMPILE_LINE, announcing_a_compile
 
-    monkeypatch.setattr(warm, "warm_loop", compiling_warm_up)
+    monkeypatch.setattr(warm, "warm_loop", announcing_a_compile(lambda: True))
     path = small_sweep(tmp_path)
     assert main([str(path), "--workers", "2", "--out", str(tmp_path / "quiet"),
                  "--quiet", "--no-plots"]) == 0
@@ -75,5 +72,5 @@ def test_a_compile_before_the_workers_start_is_said_unless_quiet(tmp_path, capsy
     assert main([str(path), "--workers", "2", "--out", str(tmp_path / "said"),
                  "--no-plots"]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert "adaspec-sweep: compiling f with numba, once (seconds): ..." in err
+    assert f"adaspec-sweep: {COMPILE_LINE}" in err
     assert jit._NOTICES == []
