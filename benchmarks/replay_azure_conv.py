@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -51,18 +50,20 @@ DEFAULT_POLICIES = ["nospec", "static:5", "smartspec:8", "adaspec:8"]
 
 def _child_run(argv: list[str], tree: Path, env: dict | None = None
                ) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of the child."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    began = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=tree,
-                          env=_env(tree, env))
-    wall = time.perf_counter() - began
-    if proc.returncode != 0:
-        raise SystemExit(f"command failed ({proc.returncode}) in {tree}: {' '.join(argv)}\n"
-                         f"{proc.stderr}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, after.ru_maxrss / 1024.0
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of the child: its own
+    resource usage (``os.wait4``), not the most any child of this process has used (a
+    baseline tree's compile before it would show in every later row)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        began = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=tree, env=_env(tree, env))
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - began
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"command failed ({proc.returncode}) in {tree}: "
+                             f"{' '.join(argv)}\n{err.read().decode(errors='replace')}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
 
 
 def _env(tree: Path, extra: dict | None) -> dict:

@@ -39,7 +39,7 @@ from sim.policies.goodput import draft_counts_into
 from sim.policies.smartspec import smartspec_begin, smartspec_observe
 from sim.policies.threshold import threshold_continue
 from sim.policies.trim_selection import TREE_FLOATS_PER_ROW, TREE_INTS_PER_ROW
-from sim.policies.vllm_dynamic import lookup as vllm_k_for_batch
+from sim.policies.vllm_dynamic import keeps_in_sync, lookup as vllm_k_for_batch
 
 
 # ---- arenas ---------------------------------------------------------------------------------
@@ -361,7 +361,7 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
         duration = duration + truth_verify(table, att, params, overheads, verify_rows,
                                            padded(pad, tokens), verify_kv)
         if kind == P_VLLM_V1:  # the drafter's upkeep (``sim.policies.engine_rules``)
-            if rule_k == 0 and pi[1 + 3 * pi[0]]:
+            if rule_k == 0 and keeps_in_sync(pi):
                 # zero=sync: the proposer is called and runs one draft pass over the batch's
                 # one-token rows, reading its whole context
                 extra = overheads[2] + truth_draft(table, att, params, overheads,

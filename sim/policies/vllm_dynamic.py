@@ -116,6 +116,13 @@ def lookup(schedule, batch_size, k_max):
     return k_max if k_max < k else k
 
 
+@jitable
+def keeps_in_sync(state):
+    """Whether the compiled loop's ints of this policy (``compiled_state``: the schedule,
+    then a flag) ask for ``zero=sync``'s draft pass at k = 0."""
+    return state[1 + 3 * state[0]] != 0
+
+
 class VllmDynamicPolicy(EngineRulePolicy):
     """k = min(K, schedule[batch size]); K is vLLM's ``num_speculative_tokens``."""
 

@@ -121,7 +121,7 @@ def ready_compiled_loop(points: list[SweepPoint]) -> bool:
     """Before points go to worker processes on this machine: when any of them may take the
     compiled path, load the compiled loop here, or compile it once into the disk cache, so
     the workers load it instead of each compiling it (``sim.compiled.warm``). Returns whether
-    it was readied."""
+    it was readied; never raises (a failed warm-up leaves the points as they were)."""
     from sim.compiled.warm import may_take_compiled_path, warm_loop
     for point in points:
         try:
@@ -129,7 +129,10 @@ def ready_compiled_loop(points: list[SweepPoint]) -> bool:
         except Exception:  # noqa: BLE001 - a bad config is the point's own error
             continue
         if may_take_compiled_path(point.policy, engine_path):
-            return warm_loop()
+            try:
+                return warm_loop()
+            except Exception:  # noqa: BLE001 - best effort: each point then compiles, or
+                return False  # records its own error, as without the warm-up
     return False
 
 

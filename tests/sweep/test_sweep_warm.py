@@ -74,3 +74,15 @@ def test_a_compile_before_the_workers_start_is_said_unless_quiet(tmp_path, capsy
     err = capsys.readouterr().err.splitlines()
     assert f"adaspec-sweep: {COMPILE_LINE}" in err
     assert jit._NOTICES == []
+
+
+def test_a_failed_warm_up_leaves_the_points_to_run_as_before(tmp_path, monkeypatch):
+    def failing():
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(warm, "warm_loop", failing)
+    points = _points(tmp_path)
+    assert ready_compiled_loop(points) is False
+    outcomes = []
+    run_local(points, lambda point, outcome: outcomes.append(outcome["status"]), workers=2)
+    assert outcomes == ["ok"] * len(points)
