@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-from sim.cli_common import add_version_arg, run_command, run_process
+from sim.cli_common import add_version_arg, compile_lines, run_command, run_process
 from sim.errors import AdaSpecError
 
 
@@ -125,13 +125,11 @@ def _warn_models(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from calibrate.validate import validate_run
-    from sim.compiled.jit import compile_notices
     from sim.errors import ConfigError
 
     _warn_models(args)
     # a compile the disk cache cannot spare (minutes for the loop) is said before it starts
-    with compile_notices(lambda line: print(f"adaspec-validate: {line}", file=sys.stderr,
-                                            flush=True)):
+    with compile_lines("adaspec-validate"):
         report = validate_run(args.real_dir, args.profile, args.acceptance, args.policy)
     print(format_report(report))
     if args.out:

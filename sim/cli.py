@@ -14,11 +14,11 @@ import argparse
 import os
 import sys
 import time
-from contextlib import nullcontext
 from typing import NoReturn, Sequence
 
 from sim.cli_common import (add_model_args, add_slo_args, add_version_arg, add_workload_args,
-                            run_command, run_process, slos_s_from_args, workload_from_args)
+                            compile_lines, run_command, run_process, slos_s_from_args,
+                            workload_from_args)
 from sim.errors import ConfigError
 from sim.drafters.presets import DEFAULT_METHOD
 from sim.latency.iteration import DEFAULT_ENGINE, ENGINES
@@ -362,15 +362,12 @@ def _simulate_all(args, workload, policies, config, latency, staging=None, heade
     """Simulate every policy in turn on the one built ``latency`` model; with a run directory,
     write each one's tables as soon as it is done (and drop them unless plots need them).
     Unless ``--quiet``, a compile that the disk cache cannot spare is announced first
-    (``sim.compiled.jit.compile_notices``)."""
-    from sim.compiled.jit import compile_notices
+    (``sim.cli_common.compile_lines``)."""
     from sim.output import write_policy_tables
     from sim.run import simulate
 
     results = []
-    notices = nullcontext() if args.quiet else compile_notices(
-        lambda line: print(f"{PROG}: {line}", file=sys.stderr, flush=True))
-    with notices:
+    with compile_lines(PROG, args.quiet):
         for name in policies:
             began = time.perf_counter()
             result = simulate(workload, name, config, seed=args.seed, progress=not args.quiet,

@@ -149,6 +149,19 @@ def one_line_warnings(prog: str) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def compile_lines(prog: str, quiet: bool = False) -> Iterator[None]:
+    """Inside, a compile that the disk cache of compiled code cannot spare (minutes for the
+    loop) prints as one line ``PROG: compiling ...`` on stderr before it starts
+    (``sim.compiled.jit.compile_notices``); nothing with ``quiet``."""
+    if quiet:
+        yield
+        return
+    from sim.compiled.jit import compile_notices
+    with compile_notices(lambda line: print(f"{prog}: {line}", file=sys.stderr, flush=True)):
+        yield
+
+
 def end_process(code: int) -> NoReturn:
     """Exit this command's process with status ``code``, leaving out the interpreter's last
     garbage collection.

@@ -29,11 +29,10 @@ import os
 import re
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from sim.cli_common import add_version_arg, run_command, run_process
+from sim.cli_common import add_version_arg, compile_lines, run_command, run_process
 from sim.errors import ConfigError
 
 PROG = "adaspec-sweep"
@@ -147,7 +146,6 @@ def print_point_warnings(points, warned: dict, ran: int) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sim.compiled.jit import compile_notices
     from sim.progress import make_progress
     from sim.sweep.runner import run_points
     from sim.sweep.spec import load_sweep
@@ -189,10 +187,8 @@ def _run(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     # a compile the disk cache cannot spare (minutes) is said first: the loop's, made once
     # before the workers start (sim.compiled.warm), or any made in this process
-    notices = nullcontext() if args.quiet else compile_notices(
-        lambda line: print(f"{PROG}: {line}", file=sys.stderr, flush=True))
     try:
-        with notices:
+        with compile_lines(PROG, args.quiet):
             run_points(pending, on_done, workers=args.workers, ray_address=args.ray)
     finally:
         if bar is not None:
