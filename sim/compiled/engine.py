@@ -20,26 +20,34 @@ from sim.acceptance.model import draw_cells, quantile_cell
 from sim.compiled.jit import inlined, jitable, prefetch
 from sim.compiled.layout import (
     A_PARAMETRIC, E_ACCEPTANCE, E_ASKS_EACH_STEP, E_DECAYS,
-    E_DRAW_AT, E_EXPANDED, E_FIN_NEW, E_KMAX, E_LAST_KIND, E_LEN_N,
+    E_DRAW_AT, E_EXPANDED, E_FIN_NEW, E_KMAX, E_LAST_KIND, E_LEN_N, E_NEED_AT, E_NEED_ROW,
     E_NEEDS_ORACLE, E_PADDING, E_POLICY, E_POOL_POS, E_REC_N, E_STEP_N, F_TPOT_SLO,
-    FLOAT_ENTRIES, K_DECODE, P_ADASPEC, P_DISABLE_BY_BATCH, P_ORACLE, P_SMARTSPEC, P_STATIC,
-    P_THRESHOLD, P_VLLM_V1, RI_ACCEPTED, RI_BATCH, RI_CONTEXT, RI_DRAFTED, RI_EMITTED, RI_KIND, RI_KV,
-    RI_PADDED_BATCH, RI_PADDED_TOKENS, RI_QUEUE, RI_STEPS,
+    FLOAT_ENTRIES, K_DECODE, P_ADASPEC, P_DISABLE_BY_BATCH, P_ORACLE, P_SGLANG, P_SMARTSPEC,
+    P_STATIC, P_THRESHOLD, P_TRTLLM, P_VLLM_V1, RI_ACCEPTED, RI_BATCH, RI_CONTEXT, RI_DRAFTED,
+    RI_EMITTED, RI_KIND, RI_KV, RI_PADDED_BATCH, RI_PADDED_TOKENS, RI_QUEUE, RI_STEPS,
     RI_VERIFY_ROWS, RI_VERIFY_TOKENS, W_ACCEPTED, W_CAP, W_CONTEXT, W_DRAFTED, W_DRAFTING,
     W_EMITTED, W_KV, W_ROWS, W_SLOTS, W_VERIFY)
 from sim.compiled.pricing import oracle_begin, padded, price_steps, price_verify
-from sim.compiled.tables import truth_draft, truth_verify
-from sim.core.scheduler import C_QLEN, S_BONUS, SF_KEY, finish_decode
+from sim.compiled.tables import prefill_priced, truth_draft, truth_prefill, truth_verify
+from sim.core.scheduler import C_QLEN, S_BONUS, S_GEN, SF_KEY, finish_decode
 from sim.core.speculation import batch_limits_into, decode_shape_into
 from sim.latency.iteration import upkeep_with_tax_s
 from sim.policies.adaspec_rules import (AI_UNIFORM, adaspec_begin, adaspec_continue,
                                         adaspec_verify)
 from sim.policies.disable_by_batch import disable_by_batch_k
+from sim.policies.engine_rules import R_OFF, R_TAX, UPKEEP_SYNC, catchup_into, upkeep_step
 from sim.policies.goodput import draft_counts_into
+from sim.policies.sglang_adaptive import sglang_begin, sglang_observe
 from sim.policies.smartspec import smartspec_begin, smartspec_observe
 from sim.policies.threshold import threshold_continue
 from sim.policies.trim_selection import TREE_FLOATS_PER_ROW, TREE_INTS_PER_ROW
-from sim.policies.vllm_dynamic import keeps_in_sync, lookup as vllm_k_for_batch
+from sim.policies.trtllm import trtllm_begin, trtllm_observe, trtllm_speculation_off
+from sim.policies.vllm_dynamic import vllm_begin
+
+#: ``decode_iteration``'s answer when an engine rule's catch-up needs draft prefill entries
+#: the truth's table lacks (nothing of the iteration has run; ``E_NEED_ROW`` / ``E_NEED_AT``
+#: say which): the loop returns ``ST_NEED_ENTRY`` and runs the prepared batch afterwards
+NEED_CATCHUP_ENTRIES = -2.0
 
 
 # ---- arenas ---------------------------------------------------------------------------------
@@ -205,11 +213,34 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
             k = oracle_begin(ei, ev, ed, table, att, params, overheads, pad, sizes, pi, b,
                              context_sum, bonus_rows, bonus_context, accept, cap, iscratch,
                              new, fscratch)
+        elif kind == P_SGLANG:
+            k = sglang_begin(pi, b, padded(pad, b))
         else:
             k = policy_begin(kind, pi, pf, b, k_max)
         if k < 0:
             return -1.0
-        rule_k = k  # before the driver's clamp to the requests' room
+        # the engine rules' drafter upkeep (``sim.policies.engine_rules``), planned on the
+        # rule's k, before the driver's clamp to the requests' room
+        configured = kind >= P_VLLM_V1 and not (kind == P_TRTLLM
+                                                and trtllm_speculation_off(pi))
+        upkeep = 0
+        catchup = 0
+        catchup_tokens = 0
+        catchup_news = iscratch[:b]  # unused by the engine rules otherwise
+        catchup_cached = iscratch[b:2 * b]
+        if configured:
+            if k > 0 and pi[R_OFF] > 0:  # zero=catchup resumes drafting
+                for i in range(b):
+                    new[i] = si[S_GEN, slots[i]]
+                catchup = catchup_into(pi[R_OFF], context, new, cap, b, catchup_news,
+                                       catchup_cached)
+                for c in range(catchup):
+                    catchup_tokens += catchup_news[c]
+                if catchup and not prefill_priced(table, catchup, catchup_tokens, False, True):
+                    ei[E_NEED_ROW] = catchup
+                    ei[E_NEED_AT] = catchup_tokens
+                    return NEED_CATCHUP_ENTRIES
+            upkeep = upkeep_step(pi, k)
         if k and b and cap_min < k:
             k = min(k, cap_max)
         everyone = True  # no mask yet: every request drafts
@@ -339,6 +370,10 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                 accepted[i] = 0
         if kind == P_SMARTSPEC:
             smartspec_observe(pi, pf, verify, accepted, b)
+        elif kind == P_TRTLLM:
+            trtllm_observe(pi, pf, verify, accepted, b)
+        elif kind == P_SGLANG:
+            sglang_observe(pi, pf, accepted, b)
         for i in range(b):
             emitted[i] = accepted[i] + 1
             accepted_total += accepted[i]
@@ -360,15 +395,19 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                     duration += 0.0
         duration = duration + truth_verify(table, att, params, overheads, verify_rows,
                                            padded(pad, tokens), verify_kv)
-        if kind == P_VLLM_V1:  # the drafter's upkeep (``sim.policies.engine_rules``)
-            if rule_k == 0 and keeps_in_sync(pi):
-                # zero=sync: the proposer is called and runs one draft pass over the batch's
-                # one-token rows, reading its whole context
+        if configured:  # the drafter's upkeep (``drafter_upkeep_s``), with its tax
+            if upkeep == UPKEEP_SYNC:
+                # zero=sync at k = 0: the proposer is called and runs one draft pass over the
+                # batch's one-token rows, reading its whole context
                 extra = overheads[2] + truth_draft(table, att, params, overheads,
                                                    padded(pad, b), batch_context)
-                duration += upkeep_with_tax_s(extra, pf[0], duration)
-            elif pf[0] != 0.0:  # only the tax
-                duration += upkeep_with_tax_s(0.0, pf[0], duration)
+                duration += upkeep_with_tax_s(extra, pf[R_TAX], duration)
+            elif catchup:  # zero=catchup resumes: one draft prefill of what was missed
+                extra = 0.0 + truth_prefill(table, att, params, overheads, True, catchup_news,
+                                            catchup_cached, catchup, catchup_tokens)
+                duration += upkeep_with_tax_s(extra, pf[R_TAX], duration)
+            elif pf[R_TAX] != 0.0:  # only the tax
+                duration += upkeep_with_tax_s(0.0, pf[R_TAX], duration)
         speculated = True
     now = start + duration
     ei[E_FIN_NEW] = finish_decode(sc, si, ri, rf, running, free_slots, slots, b, emitted,
@@ -450,7 +489,9 @@ def policy_begin(kind, pi, pf, b, k_max):
     if kind == P_DISABLE_BY_BATCH:
         return disable_by_batch_k(b, pi[0], k_max)
     if kind == P_VLLM_V1:
-        return vllm_k_for_batch(pi, b, k_max)
+        return vllm_begin(pi, b, k_max)
+    if kind == P_TRTLLM:
+        return trtllm_begin(pi, b, k_max)
     return 0
 
 

@@ -5,8 +5,10 @@
  E_DECAYS, E_POOL_POS, E_REC_N, E_LEN_N, E_STEP_N, E_FIN_N, E_FIN_LAST, E_LAST_KIND,
  E_PENDING, E_NEED_ROW, E_NEED_AT, E_HIGH_WATER, E_COUNT, E_ESTIMATOR, E_PAD_SIZE,
  E_ASKS_EACH_STEP, E_PADDING, E_DRAW_AT, E_PHASE, E_A_STATE, E_NEXT_ARR, E_A_EID, E_E_EID,
- E_EID, E_FIN_NEW, E_LOOKAHEAD) = range(33)
-ENGINE_INTS = 33
+ E_EID, E_FIN_NEW, E_LOOKAHEAD, E_PREPARED) = range(34)
+ENGINE_INTS = 34
+# E_PREPARED: the batch size of a decode batch already prepared whose iteration waits for
+# the entries of a draft prefill (an engine rule's catch-up: ``ST_NEED_ENTRY``); else 0.
 # E_FIN_N: finish records in ``done_*``; the first E_FIN_LAST are complete, the rest belong
 # to the iteration in flight. E_A_EID / E_E_EID: SimPy event ids of the arrival process's and
 # the engine process's pending events (E_EID: the next id), which order simultaneous events.
@@ -44,7 +46,8 @@ DF_ADMITTED, DF_FIRST, DF_FINISH = range(3)
 
 # ---- policy kinds --------------------------------------------------------------------------
 (P_NOSPEC, P_STATIC, P_ADASPEC, P_SMARTSPEC, P_THRESHOLD, P_DISABLE_BY_BATCH, P_ORACLE,
- P_VLLM_V1) = range(8)
+ P_VLLM_V1, P_TRTLLM, P_SGLANG) = range(10)
+# the production engines' rules (``sim.policies.engine_rules``): the kinds from P_VLLM_V1 on
 
 # ---- acceptance kinds ----------------------------------------------------------------------
 A_PARAMETRIC, A_FIXED = range(2)

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.compiled.engine import decode_iteration, f1, f2, i1, i2, policy_work
+from sim.compiled.engine import (NEED_CATCHUP_ENTRIES, decode_iteration, f1, f2, i1, i2,
+                                 policy_work)
 from sim.compiled.pricing import padded
 from sim.compiled.jit import borrowed, gil_free, inlined, jitable
 from sim.compiled.layout import (
@@ -34,12 +35,12 @@ from sim.compiled.layout import (
     D_PREEMPT, D_STATUS, D_TAG, D_VERIFIED, DF_ADMITTED, DF_FINISH, DF_FIRST, E_A_EID,
     E_A_STATE, E_COUNT, E_E_EID, E_EID, E_FIN_LAST, E_FIN_N, E_FIN_NEW, E_HIGH_WATER, E_KMAX,
     E_LAST_KIND, E_LEN_N, E_LOOKAHEAD, E_NEED_AT, E_NEED_ROW, E_NEXT_ARR, E_PAD_SIZE,
-    E_PENDING, E_PHASE, E_POOL_POS, E_REC_N, E_STATUS, E_STEP_N, E_USES_DRAFT, F_A_T, F_E_T,
+    E_PENDING, E_PHASE, E_POOL_POS, E_PREPARED, E_REC_N, E_STATUS, E_STEP_N, E_USES_DRAFT, F_A_T, F_E_T,
     F_NOW, K_DECODE, K_PREFILL, PH_DECIDE, PH_DONE, PH_FLIGHT, PH_WAIT, PH_WOKEN, RI_BATCH,
     RI_EMITTED, RI_KIND, RI_QUEUE, RI_VERIFY_TOKENS, ST_BAD_POLICY, ST_DONE, ST_FLUSH,
     ST_NEED_ENTRY, ST_NEED_PADDED, ST_NEED_POOL, ST_NEED_REQUESTS, ST_STALLED, ST_TAKE,
     W_PLAN, W_SLOTS, W_WANTED)
-from sim.compiled.tables import D_DENSE, D_LOGITS, T_DENSE, T_LOGITS, truth_prefill
+from sim.compiled.tables import prefill_priced, truth_prefill
 from sim.core.scheduler import (ADMIT, C_NPREFILLING, C_NRUN, C_PREEMPTIONS, C_QLEN, P_CACHED,
                                 P_COMPLETES, P_SLOT, P_TOKENS, R_ACCEPTED, R_DRAFTED, R_GEN,
                                 R_PREEMPT, R_TAG, R_VERIFIED, RF_ADMITTED, RF_FINISH, RF_FIRST,
@@ -125,7 +126,7 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
             ei[E_PHASE] = PH_DECIDE
         # ---- the engine process decides at F_NOW
         now = ef[F_NOW]
-        if ei[E_PENDING] == 0:
+        if ei[E_PENDING] == 0 and ei[E_PREPARED] == 0:
             if sc[C_QLEN] == 0 and sc[C_NRUN] == 0:
                 ei[E_PHASE] = PH_DONE if ei[E_NEXT_ARR] >= n_arrivals else PH_WAIT
                 continue
@@ -142,11 +143,7 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
             total = 0
             for c in range(n):
                 total += plan[P_TOKENS, c]
-            if (total >= table.shape[1] or n >= table.shape[1]
-                    or table[T_DENSE, total] != table[T_DENSE, total]
-                    or table[T_LOGITS, n] != table[T_LOGITS, n]
-                    or (uses_draft and (table[D_DENSE, total] != table[D_DENSE, total]
-                                        or table[D_LOGITS, n] != table[D_LOGITS, n]))):
+            if not prefill_priced(table, n, total, True, uses_draft):
                 ei[E_NEED_ROW] = n  # Python fills every entry this prefill prices
                 ei[E_NEED_AT] = total
                 status = ST_NEED_ENTRY
@@ -182,33 +179,41 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
             ei[E_PENDING] = 0
         else:
             ei[E_PENDING] = 0
-            # ---- a decode iteration: the sizes it can price must be in the table
-            ready = sc[C_NRUN] - sc[C_NPREFILLING]
-            bound = ready * (k_max + 1)
-            if 2 * ready > bound:
-                bound = 2 * ready
-            if bound >= ei[E_PAD_SIZE]:
-                bound = ei[E_PAD_SIZE] - 1
-            if padded(pad, bound) > ei[E_HIGH_WATER]:
-                ei[E_NEED_AT] = padded(pad, bound)
-                status = ST_NEED_PADDED
-                break
-            if k_max > 0 and ei[E_POOL_POS] + 2 * ready * k_max > pool.shape[0]:
-                status = ST_NEED_POOL
-                break
-            before = sc[C_PREEMPTIONS]
-            slots = wi[W_SLOTS]
-            b = prepare_decode(cfg, sc, si, ri, running, free_slots, queue, k_max, slots,
-                               wi[W_WANTED:W_WANTED + 2])
+            b = ei[E_PREPARED]
             if b == 0:
-                if sc[C_PREEMPTIONS] == before:
-                    status = ST_STALLED
+                # ---- a decode iteration: the sizes it can price must be in the table
+                ready = sc[C_NRUN] - sc[C_NPREFILLING]
+                bound = ready * (k_max + 1)
+                if 2 * ready > bound:
+                    bound = 2 * ready
+                if bound >= ei[E_PAD_SIZE]:
+                    bound = ei[E_PAD_SIZE] - 1
+                if padded(pad, bound) > ei[E_HIGH_WATER]:
+                    ei[E_NEED_AT] = padded(pad, bound)
+                    status = ST_NEED_PADDED
                     break
-                continue  # only preemptions: decide again at the same time
+                if k_max > 0 and ei[E_POOL_POS] + 2 * ready * k_max > pool.shape[0]:
+                    status = ST_NEED_POOL
+                    break
+                before = sc[C_PREEMPTIONS]
+                b = prepare_decode(cfg, sc, si, ri, running, free_slots, queue, k_max,
+                                   wi[W_SLOTS], wi[W_WANTED:W_WANTED + 2])
+                if b == 0:
+                    if sc[C_PREEMPTIONS] == before:
+                        status = ST_STALLED
+                        break
+                    continue  # only preemptions: decide again at the same time
+            ei[E_PREPARED] = 0
             duration = decode_iteration(
                 cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att, params,
                 overheads, table, pad, ev, ed, cells, decay, sizes, b, now, rec_i, rec_f,
                 rec_len, rec_steps, fin, wi, wf, wb, work)
+            if duration == NEED_CATCHUP_ENTRIES:
+                # the batch stays prepared (``wi[W_SLOTS, :b]``); its iteration runs once
+                # Python has filled the draft prefill's entries
+                ei[E_PREPARED] = b
+                status = ST_NEED_ENTRY
+                break
             if duration < 0.0:
                 status = ST_BAD_POLICY
                 break

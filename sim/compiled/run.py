@@ -52,10 +52,12 @@ def _compiled_classes() -> tuple:
     from sim.policies.adaspec_nv import AdaSpecNoVerifierPolicy
     from sim.policies.smartspec import SmartSpecPolicy
     from sim.policies.oracle import OraclePolicy
+    from sim.policies.sglang_adaptive import SglangAdaptivePolicy
     from sim.policies.threshold import ThresholdPolicy
+    from sim.policies.trtllm import TrtllmPolicy
     from sim.policies.vllm_dynamic import VllmDynamicPolicy
     return (AdaSpecPolicy, AdaSpecNoVerifierPolicy, SmartSpecPolicy, ThresholdPolicy,
-            OraclePolicy, VllmDynamicPolicy)
+            OraclePolicy, VllmDynamicPolicy, TrtllmPolicy, SglangAdaptivePolicy)
 
 
 def why_protocol(policy, latency, estimator, acceptance, engine: str) -> str | None:

@@ -261,6 +261,23 @@ def truth_draft(table, att, params, overheads, batch, context_tokens):
 
 
 @jitable
+def prefill_priced(table, chunks, tokens, target, draft):
+    """Whether ``table`` holds every entry the truth prices a prefill of ``chunks`` chunks
+    and ``tokens`` new tokens with (the target's rows with ``target``, the draft's with
+    ``draft``); the loop otherwise returns ``ST_NEED_ENTRY`` and Python fills them
+    (``fill_prefill``)."""
+    if tokens >= table.shape[1] or chunks >= table.shape[1]:
+        return False
+    if target and (table[T_DENSE, tokens] != table[T_DENSE, tokens]
+                   or table[T_LOGITS, chunks] != table[T_LOGITS, chunks]):
+        return False
+    if draft and (table[D_DENSE, tokens] != table[D_DENSE, tokens]
+                  or table[D_LOGITS, chunks] != table[D_LOGITS, chunks]):
+        return False
+    return True
+
+
+@jitable
 def truth_prefill(table, att, params, overheads, draft, news, cached, n, total):
     """``target_prefill_s`` of the truth (``draft``: ``draft_prefill_s``) of ``n`` chunks
     of ``total`` new tokens (every chunk has at least one)."""

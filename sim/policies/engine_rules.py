@@ -44,6 +44,12 @@ steps "still treat[ed] as speculative steps" (block offsets staged at full ``max
 width; no number); vllm-ascend issue #16638, MTP step cost ~2.5x at decode batch >= 9 with
 K = 0 scheduled (Ascend). None of these is the simulator's hardware, so 0 is the default
 (invented here) and the README shows the measurement with the vLLM number.
+
+The upkeep's rules (``upkeep_step``: what runs at this k, and catch-up's count of k = 0
+iterations; ``catchup_into``: who catches up on how many tokens) are jitable functions over
+the head of each engine rule's state arrays (``ENGINE_RULE_INTS`` ints: the zero mode and
+that count; ``ENGINE_RULE_FLOATS`` floats: the tax), so the protocol path (``_plan``) and the
+compiled loop (``sim.compiled.engine``) run the same code; each rule's own state follows.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from enum import Enum
 
 import numpy as np
 
+from sim.compiled.jit import jitable
 from sim.errors import ConfigError
 from sim.latency.iteration import DrafterUpkeep
 from sim.policies.base import BatchView, Policy
@@ -65,6 +72,18 @@ class ZeroMode(str, Enum):
     CATCHUP = "catchup"
     FREE = "free"
 
+
+#: ``ZeroMode`` as the state arrays hold it (``R_ZERO``).
+Z_SYNC, Z_CATCHUP, Z_FREE = range(3)
+ZERO_CODES = {ZeroMode.SYNC: Z_SYNC, ZeroMode.CATCHUP: Z_CATCHUP, ZeroMode.FREE: Z_FREE}
+#: The head of every engine rule's int state: its zero mode, and the k = 0 iterations since
+#: the last that drafted (``zero=catchup`` counts them); of its float state: the tax.
+R_ZERO, R_OFF = range(2)
+ENGINE_RULE_INTS = 2
+R_TAX = 0
+ENGINE_RULE_FLOATS = 1
+#: ``upkeep_step``'s answer for the proposer and one draft pass over the batch.
+UPKEEP_SYNC = -1
 
 MAX_TAX = 10.0
 
@@ -81,8 +100,47 @@ def fmt(x: float) -> str:
     return f"{x:g}"
 
 
+@jitable
+def upkeep_step(state, k):
+    """The drafter upkeep of an iteration whose rule chose ``k`` (``state``: an engine rule's
+    ints, whose head ``R_ZERO`` / ``R_OFF`` this reads and updates): ``UPKEEP_SYNC`` for the
+    proposer and one draft pass over the batch (k <= 0 under ``zero=sync``); n > 0 for a
+    draft prefill of what the batch generated during the n iterations at k = 0 before this
+    one (k > 0 under ``zero=catchup``, ``catchup_into``); 0 for no drafter work (the tax
+    still applies). Catch-up counts its k = 0 iterations here."""
+    if k <= 0:
+        if state[R_ZERO] == Z_SYNC:
+            return UPKEEP_SYNC
+        if state[R_ZERO] == Z_CATCHUP:
+            state[R_OFF] += 1
+        return 0
+    off = state[R_OFF]
+    state[R_OFF] = 0
+    return off
+
+
+@jitable
+def catchup_into(off, context, generated, limits, batch, news, cached):
+    """Catch-up after ``off`` iterations at k = 0: request i (of ``batch``) missed
+    min(generated_i - 1, off) tokens (its first generated token came from its prefill, which
+    the draft model ran too); requests that may not draft (``limits`` <= 0) never catch up.
+    Writes each catching-up request's missed tokens and its draft KV already there
+    (context - missed) to ``news`` / ``cached``; returns how many requests catch up."""
+    n = 0
+    for i in range(batch):
+        missing = generated[i] - 1
+        if missing > off:
+            missing = off
+        if missing > 0 and limits[i] > 0:
+            news[n] = missing
+            cached[n] = context[i] - missing
+            n += 1
+    return n
+
+
 class EngineRulePolicy(Policy):
-    """Base of the engine rules: k chosen by the subclass, drafter upkeep recorded here."""
+    """Base of the engine rules: k chosen by the subclass, drafter upkeep recorded here. The
+    state arrays ``_pi`` / ``_pf`` (``_init_state``) are what the compiled loop runs on."""
 
     default_zero: ZeroMode = ZeroMode.SYNC
 
@@ -91,8 +149,14 @@ class EngineRulePolicy(Policy):
 
         self.zero = self.default_zero if zero is None else check_enum(ZeroMode, zero, "zero")
         self.tax = check_tax(tax)
-        self._off = 0  # consecutive iterations with k = 0 (zero=catchup)
         self._upkeep: DrafterUpkeep | None = None
+
+    def _init_state(self, ints, floats) -> None:
+        """The state arrays: the shared head (zero mode, k = 0 count; tax), then the rule's
+        own ``ints`` / ``floats``."""
+        self._pi = np.array([ZERO_CODES[self.zero], 0] + [int(v) for v in ints],
+                            dtype=np.int64)
+        self._pf = np.array([self.tax] + [float(v) for v in floats], dtype=np.float64)
 
     def _upkeep_suffix(self) -> list[str]:
         parts = []
@@ -112,27 +176,33 @@ class EngineRulePolicy(Policy):
         if not configured:
             self._upkeep = None
             return k
-        batch = view.batch_size
         tax = self.tax
-        if k <= 0:  # the rule's k = 0 (requests too close to their end do not count: the
-            # simulator charges no drafter work for them under any policy)
-            if self.zero is ZeroMode.SYNC:
-                self._upkeep = DrafterUpkeep(True, batch, view.total_context_tokens, tax=tax)
-                return k
-            if self.zero is ZeroMode.CATCHUP:
-                self._off += 1
-            self._upkeep = DrafterUpkeep(tax=tax) if tax else None
+        # the rule's k = 0 (requests too close to their end do not count: the simulator
+        # charges no drafter work for them under any policy)
+        action = upkeep_step(self._pi, k)
+        if action == UPKEEP_SYNC:
+            self._upkeep = DrafterUpkeep(True, view.batch_size, view.total_context_tokens,
+                                         tax=tax)
             return k
         tokens: tuple[int, ...] = ()
         cached: tuple[int, ...] = ()
-        if self._off:
-            missing = np.minimum(view.generated_tokens - 1, self._off)
-            missing[view.max_draft_tokens <= 0] = 0  # they never draft again
-            keep = missing > 0
-            if keep.any():
-                tokens = tuple(missing[keep].tolist())
-                cached = tuple((view.context_tokens[keep] - missing[keep]).tolist())
-            self._off = 0
+        if action > 0:
+            batch = view.batch_size
+            news = np.zeros(batch, dtype=np.int64)
+            kv = np.zeros(batch, dtype=np.int64)
+            n = catchup_into(int(action), view.context_tokens, view.generated_tokens,
+                             view.max_draft_tokens, batch, news, kv)
+            tokens = tuple(news[:n].tolist())
+            cached = tuple(kv[:n].tolist())
         self._upkeep = DrafterUpkeep(catchup_tokens=tokens, catchup_cached=cached, tax=tax) \
             if tokens or tax else None
         return k
+
+    def compiled_state(self):
+        """(kind, int state, float state, asks each step) for the compiled loop: the rule's
+        kind (``engine_rule_kind``) and its state arrays, which the loop updates in place."""
+        return self.engine_rule_kind(), self._pi, self._pf, False
+
+    def engine_rule_kind(self) -> int:
+        """The rule's policy kind in ``sim.compiled.layout``."""
+        raise NotImplementedError

@@ -39,20 +39,25 @@ a separate draft model as simulated here, is PR #23519, open). Whether ``update`
 called for batches run at steps 0 was read from the unit test ``test_zero_step_mixed_slot_
 drops_probes_and_rechecks`` (it is), not from the worker. At steps 0 the draft extend still
 runs (``zero=sync``, ``sim.policies.engine_rules``).
+
+The routing (``route_slot``), a slot's update (``slot_update``, ``slot_recompute``) and the
+policy's begin and observe (``sglang_begin``, ``sglang_observe``) are jitable functions over
+the policy's state arrays (after the engine rules' head); a ``StepSlot`` is a view of one
+slot's part of them. The protocol path and the compiled loop run the same code.
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
 
+from sim.compiled.jit import jitable
 from sim.errors import ConfigError
 from sim.policies.base import BatchView
-from sim.policies.engine_rules import EngineRulePolicy, ZeroMode, fmt
+from sim.policies.engine_rules import (ENGINE_RULE_FLOATS, ENGINE_RULE_INTS, EngineRulePolicy,
+                                       ZeroMode, fmt)
 from sim.policies.params import MAX_DRAFT_TOKENS, check_enum, check_positive_int, check_unit
 
 DEFAULT_K = 3
@@ -102,73 +107,163 @@ def format_slots(slots: dict[int, tuple[int, ...]]) -> str:
     return "/".join(f"{bs}:{'+'.join(map(str, steps))}" for bs, steps in slots.items())
 
 
-@dataclass
-class StepSlot:
-    """``AdaptiveStepSlot``: one batch-size range's EMA and current steps."""
+# ---- one slot's state: ints (then its candidates, increasing) and floats ----------------------
+SL_KEY, SL_COUNT, SL_CURRENT, SL_BATCHES, SL_INTERVAL, SL_WARMUP, SL_CANDIDATES = range(7)
+SLF_EMA, SLF_UP, SLF_DOWN, SLF_CEILING, SLF_ALPHA = range(5)
+SLOT_FLOATS = 5
 
-    candidates: tuple[int, ...]
-    up: float
-    down: float
-    alpha: float
-    interval: int
-    warmup: int
-    current: int
-    ema: float
-    ceiling_coeff: float = 0.0
-    batches: int = 0
+
+@jitable
+def slot_update(si, sf, accepted_total, batch):
+    """``AdaptiveStepSlot.update`` of one verified batch of ``batch`` requests that accepted
+    ``accepted_total`` draft tokens in all: while steps > 0 the EMA takes their mean; every
+    batch counts; after the warm-up batches, every ``interval``-th recomputes the steps.
+    True when the steps change."""
+    if batch == 0:
+        return False
+    if si[SL_CURRENT] > 0:
+        alpha = sf[SLF_ALPHA]
+        sf[SLF_EMA] = (1 - alpha) * sf[SLF_EMA] + alpha * (accepted_total / batch)
+    si[SL_BATCHES] += 1
+    batches = si[SL_BATCHES]
+    warmup = si[SL_WARMUP]
+    if batches <= warmup:
+        return False
+    if (batches - warmup) % si[SL_INTERVAL] != 0:
+        return False
+    return slot_recompute(si, sf)
+
+
+@jitable
+def slot_recompute(si, sf):
+    """``AdaptiveStepSlot._recompute``: at steps 0 probe the next candidate up (the EMA set to
+    its steps - 1 if negative); else step down while ema <= prev - 0.5 + down (0.5 + down
+    when prev is 0), and only if it did not move down, up while ema > current - 0.5 + up;
+    with ``ceiling_coeff`` c > 0 a target not above the old steps is capped at
+    max(1, ceil(c ema)). True when the steps change."""
+    count = si[SL_COUNT]
+    old = si[SL_CURRENT]
+    idx = 0
+    while si[SL_CANDIDATES + idx] != old:
+        idx += 1
+    old_idx = idx
+    if old == 0:  # probe the smallest positive step after a nospec interval
+        idx = idx + 1 if idx + 1 < count else count - 1
+        target = si[SL_CANDIDATES + idx]
+        if target > 0 and sf[SLF_EMA] < 0:
+            sf[SLF_EMA] = float(target - 1)
+        si[SL_CURRENT] = target
+        return target != old
+    ema = sf[SLF_EMA]
+    while idx > 0:
+        prev = si[SL_CANDIDATES + idx - 1]
+        drop = (0.5 if prev == 0 else prev - 0.5) + sf[SLF_DOWN]
+        if ema <= drop:
+            idx -= 1
+        else:
+            break
+    if idx >= old_idx:  # did not move down
+        while idx < count - 1 and ema > si[SL_CANDIDATES + idx] - 0.5 + sf[SLF_UP]:
+            idx += 1
+    target = si[SL_CANDIDATES + idx]
+    if sf[SLF_CEILING] > 0:
+        ceiling = math.ceil(ema * sf[SLF_CEILING])
+        if ceiling < 1:
+            ceiling = 1
+        if ceiling < target <= old:
+            while idx > 0 and si[SL_CANDIDATES + idx] > ceiling:
+                idx -= 1
+            target = si[SL_CANDIDATES + idx]
+    si[SL_CURRENT] = target
+    return target != old
+
+
+def slot_state(candidates, initial, up, down, alpha, interval, warmup, key=0, width=0,
+               ceiling_coeff=0.0) -> tuple[list[int], list[float]]:
+    """One slot's ints (``width`` places for candidates at least) and floats at SGLang's
+    start: the launch steps if a candidate, else ``candidates[len // 2]``; EMA = steps - 1."""
+    candidates = tuple(candidates)
+    current = initial if initial in candidates else candidates[len(candidates) // 2]
+    ints = [key, len(candidates), current, 0, interval, warmup] + list(candidates)
+    ints += [0] * (width - len(candidates))
+    return ints, [float(current - 1), up, down, ceiling_coeff, alpha]
+
+
+class StepSlot:
+    """``AdaptiveStepSlot``: one batch-size range's EMA and current steps; a view of the
+    slot's state arrays (``slot_update``)."""
+
+    def __init__(self, ints: np.ndarray, floats: np.ndarray) -> None:
+        self.ints, self.floats = ints, floats
 
     @classmethod
     def start(cls, candidates, initial, up, down, alpha, interval, warmup) -> StepSlot:
-        current = initial if initial in candidates else candidates[len(candidates) // 2]
-        return cls(tuple(candidates), up, down, alpha, interval, warmup, current,
-                   float(current - 1))
+        ints, floats = slot_state(candidates, initial, up, down, alpha, interval, warmup)
+        return cls(np.array(ints, dtype=np.int64), np.array(floats, dtype=np.float64))
+
+    @property
+    def candidates(self) -> tuple[int, ...]:
+        count = int(self.ints[SL_COUNT])
+        return tuple(self.ints[SL_CANDIDATES:SL_CANDIDATES + count].tolist())
+
+    current = property(lambda self: int(self.ints[SL_CURRENT]))
+    batches = property(lambda self: int(self.ints[SL_BATCHES]))
+    interval = property(lambda self: int(self.ints[SL_INTERVAL]))
+    warmup = property(lambda self: int(self.ints[SL_WARMUP]))
+    ema = property(lambda self: float(self.floats[SLF_EMA]))
+    up = property(lambda self: float(self.floats[SLF_UP]))
+    down = property(lambda self: float(self.floats[SLF_DOWN]))
+    alpha = property(lambda self: float(self.floats[SLF_ALPHA]))
+    ceiling_coeff = property(lambda self: float(self.floats[SLF_CEILING]))
 
     def update(self, accepted: list[int]) -> bool:
         """One verified batch's accepted draft tokens per request; True when steps change."""
-        if not accepted:
-            return False
-        if self.current > 0:
-            self.ema = (1 - self.alpha) * self.ema + self.alpha * (sum(accepted) / len(accepted))
-        self.batches += 1
-        if self.batches <= self.warmup:
-            return False
-        if (self.batches - self.warmup) % self.interval != 0:
-            return False
-        return self._recompute()
+        return bool(slot_update(self.ints, self.floats, sum(accepted), len(accepted)))
 
-    def _recompute(self) -> bool:
-        cand = self.candidates
-        old = self.current
-        idx = old_idx = cand.index(old)
-        if old == 0:  # probe the smallest positive step after a nospec interval
-            idx = min(idx + 1, len(cand) - 1)
-            target = cand[idx]
-            if target > 0 and self.ema < 0:
-                self.ema = float(target - 1)
-            return self._apply(target)
-        while idx > 0:
-            prev = cand[idx - 1]
-            drop = (0.5 if prev == 0 else prev - 0.5) + self.down
-            if self.ema <= drop:
-                idx -= 1
-            else:
-                break
-        if idx >= old_idx:  # did not move down
-            while idx < len(cand) - 1 and self.ema > cand[idx] - 0.5 + self.up:
-                idx += 1
-        target = cand[idx]
-        if self.ceiling_coeff > 0:
-            ceiling = max(1, math.ceil(self.ema * self.ceiling_coeff))
-            if ceiling < target <= old:
-                while idx > 0 and cand[idx] > ceiling:
-                    idx -= 1
-                target = cand[idx]
-        return self._apply(target)
 
-    def _apply(self, target: int) -> bool:
-        changed = target != self.current
-        self.current = target
-        return changed
+# ---- the policy's state after the engine rules' head: ints [pad to a graph size, slots,
+# routed slot (-1: none yet), ints per slot, then each slot's ints]; floats: each slot's ----
+SG_PAD = ENGINE_RULE_INTS
+SG_SLOTS = SG_PAD + 1
+SG_ROUTED = SG_PAD + 2
+SG_STRIDE = SG_PAD + 3
+SG_FIRST = SG_PAD + 4
+
+
+@jitable
+def route_slot(state, batch_size, padded_size):
+    """``batch_size_key_for_batch``: the batch padded to a graph size (``padded_size``, when
+    the policy pads), then the slot of the largest key <= it (the first slot below all)."""
+    size = padded_size if state[SG_PAD] else batch_size
+    stride = state[SG_STRIDE]
+    chosen = 0
+    for slot in range(state[SG_SLOTS]):
+        if state[SG_FIRST + slot * stride + SL_KEY] > size:
+            break
+        chosen = slot
+    return chosen
+
+
+@jitable
+def sglang_begin(state, batch_size, padded_size):
+    """k: the current steps of the slot the batch routes to (remembered for ``observe``)."""
+    slot = route_slot(state, batch_size, padded_size)
+    state[SG_ROUTED] = slot
+    return state[SG_FIRST + slot * state[SG_STRIDE] + SL_CURRENT]
+
+
+@jitable
+def sglang_observe(ints, floats, accepted, batch):
+    """The routed slot's update with the batch's accepted draft tokens."""
+    slot = ints[SG_ROUTED]
+    if slot < 0:
+        return
+    taken = 0
+    for i in range(batch):
+        taken += accepted[i]
+    at = SG_FIRST + slot * ints[SG_STRIDE]
+    fat = ENGINE_RULE_FLOATS + slot * SLOT_FLOATS
+    slot_update(ints[at:at + ints[SG_STRIDE]], floats[fat:fat + SLOT_FLOATS], taken, batch)
 
 
 class SglangAdaptivePolicy(EngineRulePolicy):
@@ -198,15 +293,27 @@ class SglangAdaptivePolicy(EngineRulePolicy):
         self.warmup = warmup
         self.pad = check_enum(PadMode, pad, "pad")
         self.keys = list(table)
-        self.slots = {bs: StepSlot.start(steps, k, up, down, self.alpha, self.interval, warmup)
-                      for bs, (steps, up, down) in table.items()}
-        self.k_max = max(max(s.candidates) for s in self.slots.values())
+        self.k_max = max(max(steps) for steps, _, _ in table.values())
         if self.k_max < 1:
             raise ConfigError("slots: every candidate step is 0 (no speculation); use nospec")
         self._slot_text = None if slots is None else format_slots(
             {bs: steps for bs, (steps, _, _) in table.items()})
-        self._routed: StepSlot | None = None
         self._init_upkeep(zero, tax)
+        width = max(len(steps) for steps, _, _ in table.values())
+        stride = SL_CANDIDATES + width
+        ints = [int(self.pad is PadMode.GRAPH), len(table), -1, stride]
+        floats: list[float] = []
+        for bs, (steps, up, down) in table.items():
+            slot_ints, slot_floats = slot_state(steps, k, up, down, self.alpha, self.interval,
+                                                warmup, key=bs, width=width)
+            ints += slot_ints
+            floats += slot_floats
+        self._init_state(ints, floats)
+        self.slots = {}
+        for i, bs in enumerate(table):
+            at = SG_FIRST + i * stride
+            fat = ENGINE_RULE_FLOATS + i * SLOT_FLOATS
+            self.slots[bs] = StepSlot(self._pi[at:at + stride], self._pf[fat:fat + SLOT_FLOATS])
         self.name = self._canonical_name()
 
     def _canonical_name(self) -> str:
@@ -226,20 +333,16 @@ class SglangAdaptivePolicy(EngineRulePolicy):
 
     def route(self, batch_size: int, padding=None) -> StepSlot:
         """``batch_size_key_for_batch``: pad to a graph size, then the largest key <= it."""
-        if padding is not None and self.pad is PadMode.GRAPH and padding.enabled:
-            sizes = padding.sizes
-            i = bisect_left(sizes, batch_size)
-            if i < len(sizes):
-                batch_size = sizes[i]
-        i = bisect_right(self.keys, batch_size) - 1
-        return self.slots[self.keys[max(0, i)]]
+        padded_size = padding.pad(batch_size) if padding is not None else batch_size
+        return self.slots[self.keys[int(route_slot(self._pi, batch_size, padded_size))]]
+
+    def engine_rule_kind(self) -> int:
+        from sim.compiled.layout import P_SGLANG
+        return P_SGLANG
 
     def begin(self, view: BatchView) -> int:
-        slot = self.route(view.batch_size, view.padding)
-        self._routed = slot
-        return self._plan(view, slot.current)
+        padded_size = view.padding.pad(view.batch_size)
+        return self._plan(view, int(sglang_begin(self._pi, view.batch_size, padded_size)))
 
     def observe(self, verify: np.ndarray, accepted: np.ndarray) -> None:
-        if self._routed is not None:
-            self._routed.update(accepted.tolist())
-
+        sglang_observe(self._pi, self._pf, accepted, accepted.shape[0])

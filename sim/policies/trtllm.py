@@ -52,18 +52,22 @@ filled by a draft prefill when drafting resumes) is the default, invented here; 
 reports draft-0 steps still pay speculative per-step costs (``tax=``). After the gate closes
 no drafter work is charged (the draft model still prefills new prompts: its KV stays
 reserved in the simulator's pool; whether TensorRT-LLM skips that prefill was not checked).
+
+The schedule (``scheduled_length``), the gate (``gate_record``) and the policy's begin and
+observe (``trtllm_begin``, ``trtllm_observe``) are jitable functions over the policy's state
+arrays (after the engine rules' head, ``sim.policies.engine_rules``): the protocol path and the
+compiled loop run the same code.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections import deque
-
 import numpy as np
 
+from sim.compiled.jit import jitable
 from sim.errors import ConfigError
 from sim.policies.base import BatchView
-from sim.policies.engine_rules import EngineRulePolicy, ZeroMode, fmt
+from sim.policies.engine_rules import (ENGINE_RULE_FLOATS, ENGINE_RULE_INTS, EngineRulePolicy,
+                                       ZeroMode, fmt)
 from sim.policies.params import check_k, check_positive_int, check_unit
 
 DEFAULT_K = 4
@@ -105,48 +109,133 @@ def format_schedule(schedule: dict[int, int]) -> str:
     return "/".join(f"{bs}:{length}" for bs, length in schedule.items())
 
 
-def draft_len_for_batch(schedule: dict[int, int], batch_size: int, floor: int = 0) -> int:
-    """``get_draft_len_for_batch_size``: the value of the first key >= batch size, at least
-    ``floor``; past the last key, ``floor``."""
-    keys = list(schedule)
-    i = bisect_left(keys, batch_size)
-    if i < len(keys):
-        return max(schedule[keys[i]], floor)
+def schedule_ints(schedule: dict[int, int] | None) -> list[int]:
+    """``schedule`` as ``scheduled_length`` reads it: [n, key_1, len_1, ..., key_n, len_n]
+    (keys increasing); [-1] for no schedule."""
+    if schedule is None:
+        return [-1]
+    return [len(schedule)] + [v for item in schedule.items() for v in item]
+
+
+@jitable
+def scheduled_length(schedule, batch_size, floor, k_max):
+    """``get_draft_len_for_batch_size`` over ``schedule_ints``: the length of the first key
+    >= batch size (``bisect_left``), at least ``floor``; past the last key ``floor``; K
+    (``k_max``) without a schedule."""
+    if schedule[0] < 0:
+        return k_max
+    for entry in range(schedule[0]):
+        if schedule[1 + 2 * entry] >= batch_size:
+            length = schedule[2 + 2 * entry]
+            return length if length > floor else floor
     return floor
+
+
+def draft_len_for_batch(schedule: dict[int, int], batch_size: int, floor: int = 0) -> int:
+    """``scheduled_length`` of a parsed schedule."""
+    return int(scheduled_length(np.array(schedule_ints(schedule), dtype=np.int64),
+                                batch_size, floor, 0))
+
+
+# ---- the gate's state: ints ``gi`` and floats ``gf`` (the rolling window as a ring) ----------
+G_WINDOW, G_SAMPLES, G_DISABLED, G_DISABLED_AFTER = range(4)
+GATE_INTS = 4
+G_THRESHOLD, G_TOTAL, G_RING = range(3)  # G_RING: the ring's first of ``window`` places
+
+
+@jitable
+def gate_record(gi, gf, rate):
+    """``SpeculationGate.record_acceptance_rate``: add one iteration's rate to the rolling
+    sum (dropping the oldest once ``window`` are held); once at least ``window`` samples
+    exist and the mean is below the threshold, disable speculation for good. True when this
+    call disables it."""
+    if gi[G_DISABLED]:
+        return False
+    window = gi[G_WINDOW]
+    samples = gi[G_SAMPLES]
+    at = G_RING + samples % window
+    gf[G_TOTAL] += rate
+    if samples >= window:  # the deque's popleft: the oldest rate leaves the sum
+        gf[G_TOTAL] -= gf[at]
+    gf[at] = rate
+    samples += 1
+    gi[G_SAMPLES] = samples
+    held = samples if samples < window else window
+    if samples >= window and gf[G_TOTAL] / held < gf[G_THRESHOLD]:
+        gi[G_DISABLED] = 1
+        gi[G_DISABLED_AFTER] = samples
+        return True
+    return False
 
 
 class SpeculationGate:
     """``SpeculationGate``: rolling mean of the last ``window`` per-iteration acceptance rates;
     once at least ``window`` samples exist and the mean is below ``threshold``, disabled for
-    good."""
+    good. A view over the gate's state arrays (``gate_record``); standalone, it owns them."""
 
-    def __init__(self, window: int, threshold: float) -> None:
-        self.window = window
-        self.threshold = threshold
-        self.history: deque[float] = deque()
-        self.total = 0.0
-        self.samples = 0
-        self.disabled = False
-        self.disabled_after: int | None = None  # samples recorded when it closed
+    def __init__(self, window: int, threshold: float, ints: np.ndarray | None = None,
+                 floats: np.ndarray | None = None) -> None:
+        if ints is None:
+            ints = np.zeros(GATE_INTS, dtype=np.int64)
+            floats = np.zeros(G_RING + window)
+        ints[G_WINDOW] = window
+        floats[G_THRESHOLD] = threshold
+        self.ints, self.floats = ints, floats
+
+    window = property(lambda self: int(self.ints[G_WINDOW]))
+    threshold = property(lambda self: float(self.floats[G_THRESHOLD]))
+    samples = property(lambda self: int(self.ints[G_SAMPLES]))
+    disabled = property(lambda self: bool(self.ints[G_DISABLED]))
+    total = property(lambda self: float(self.floats[G_TOTAL]))
+
+    @property
+    def disabled_after(self) -> int | None:
+        """Samples recorded when it closed (None while open)."""
+        return int(self.ints[G_DISABLED_AFTER]) if self.disabled else None
 
     def record(self, rate: float) -> bool:
         """Record one iteration's rate in [0, 1]; True when this call disables speculation."""
-        if self.disabled:
-            return False
-        self.history.append(rate)
-        self.total += rate
-        if len(self.history) > self.window:
-            self.total -= self.history.popleft()
-        self.samples += 1
-        if self.samples >= self.window and self.total / len(self.history) < self.threshold:
-            self.disabled = True
-            self.disabled_after = self.samples
-            return True
-        return False
+        return bool(gate_record(self.ints, self.floats, rate))
 
     @property
     def mean(self) -> float | None:
-        return self.total / len(self.history) if self.history else None
+        held = min(self.samples, self.window)
+        return self.total / held if held else None
+
+
+# ---- the policy's state after the engine rules' head ----------------------------------------
+T_FLOOR = ENGINE_RULE_INTS
+T_GATE = T_FLOOR + 1  # GATE_INTS ints; G_WINDOW 0: no gate
+T_SCHEDULE = T_GATE + GATE_INTS  # ``schedule_ints``
+T_GATE_F = ENGINE_RULE_FLOATS  # the gate's floats
+
+
+@jitable
+def trtllm_speculation_off(state):
+    """Whether the gate has closed (no drafting, no drafter work, no tax from now on)."""
+    return state[T_GATE + G_DISABLED] != 0
+
+
+@jitable
+def trtllm_begin(state, batch_size, k_max):
+    """k: 0 once the gate has closed, else the schedule's length for the batch size."""
+    if trtllm_speculation_off(state):
+        return 0
+    return scheduled_length(state[T_SCHEDULE:], batch_size, state[T_FLOOR], k_max)
+
+
+@jitable
+def trtllm_observe(ints, floats, verify, accepted, batch):
+    """One sample per iteration that drafted: its requests' accepted / drafted tokens."""
+    if ints[T_GATE + G_WINDOW] == 0 or ints[T_GATE + G_DISABLED]:
+        return
+    drafted = 0
+    taken = 0
+    for i in range(batch):
+        drafted += verify[i]
+        taken += accepted[i]
+    if drafted > 0:  # only speculation-enabled iterations are samples
+        gate_record(ints[T_GATE:T_GATE + GATE_INTS], floats[T_GATE_F:], taken / drafted)
 
 
 class TrtllmPolicy(EngineRulePolicy):
@@ -184,11 +273,17 @@ class TrtllmPolicy(EngineRulePolicy):
         if (window is None) != (threshold is None):
             raise ConfigError("window (acceptance_rate_window_size) and threshold "
                               "(acceptance_rate_threshold) go together")
+        if window is not None:
+            window = check_positive_int(window, "window")
+            threshold = check_unit(threshold, "threshold")
+        self._init_upkeep(zero, tax)
+        self._init_state([floor] + [0] * GATE_INTS + schedule_ints(self.schedule),
+                         [0.0] * (G_RING + (window or 0)))
         self.gate: SpeculationGate | None = None
         if window is not None:
-            self.gate = SpeculationGate(check_positive_int(window, "window"),
-                                        check_unit(threshold, "threshold"))
-        self._init_upkeep(zero, tax)
+            self.gate = SpeculationGate(window, threshold,
+                                        self._pi[T_GATE:T_GATE + GATE_INTS],
+                                        self._pf[T_GATE_F:])
         self.name = self._canonical_name()
 
     def _canonical_name(self) -> str:
@@ -208,21 +303,19 @@ class TrtllmPolicy(EngineRulePolicy):
     @property
     def disabled(self) -> bool:
         """Whether the acceptance-rate gate has turned speculation off for good."""
-        return self.gate is not None and self.gate.disabled
+        return bool(trtllm_speculation_off(self._pi))
 
     def k_for_batch(self, batch_size: int) -> int:
-        if self.schedule is None:
-            return self.k_max
-        return draft_len_for_batch(self.schedule, batch_size, self.floor)
+        """The schedule's draft length for ``batch_size`` (K without a schedule)."""
+        return int(scheduled_length(self._pi[T_SCHEDULE:], batch_size, self.floor, self.k_max))
+
+    def engine_rule_kind(self) -> int:
+        from sim.compiled.layout import P_TRTLLM
+        return P_TRTLLM
 
     def begin(self, view: BatchView) -> int:
-        if self.disabled:
-            return self._plan(view, 0, configured=False)
-        return self._plan(view, self.k_for_batch(view.batch_size))
+        k = int(trtllm_begin(self._pi, view.batch_size, self.k_max))
+        return self._plan(view, k, configured=not self.disabled)
 
     def observe(self, verify: np.ndarray, accepted: np.ndarray) -> None:
-        if self.gate is None or self.gate.disabled:
-            return
-        drafted = int(verify.sum())
-        if drafted > 0:  # only speculation-enabled iterations are samples
-            self.gate.record(int(accepted.sum()) / drafted)
+        trtllm_observe(self._pi, self._pf, verify, accepted, verify.shape[0])

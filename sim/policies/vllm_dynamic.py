@@ -38,9 +38,9 @@ At k = 0 the drafter still runs its first pass (``zero=sync``, the default; see
 ``sim.policies.engine_rules``).
 
 The schedule's rule (``lookup``, over ``schedule_array``'s ints) is a jitable function: the
-protocol path and the compiled loop (``compiled_state``) call it. The loop charges the
-upkeep of ``zero=sync`` and ``zero=free`` with any ``tax``; ``zero=catchup`` runs on the
-protocol path.
+protocol path and the compiled loop (``compiled_state``: the schedule's ints after the
+engine rules' state head) call it, as they call the upkeep's rules
+(``sim.policies.engine_rules``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ import numpy as np
 from sim.compiled.jit import jitable
 from sim.errors import ConfigError
 from sim.policies.base import BatchView
-from sim.policies.engine_rules import EngineRulePolicy, ZeroMode
+from sim.policies.engine_rules import ENGINE_RULE_INTS, EngineRulePolicy, ZeroMode
 from sim.policies.params import check_k
 
 #: The documented example (docs/features/speculative_decoding/dynamic_speculative_decoding.md).
@@ -117,10 +117,10 @@ def lookup(schedule, batch_size, k_max):
 
 
 @jitable
-def keeps_in_sync(state):
-    """Whether the compiled loop's ints of this policy (``compiled_state``: the schedule,
-    then a flag) ask for ``zero=sync``'s draft pass at k = 0."""
-    return state[1 + 3 * state[0]] != 0
+def vllm_begin(state, batch_size, k_max):
+    """The rule's k over its whole state (``compiled_state``): ``lookup`` of the schedule
+    that follows the engine rules' head."""
+    return lookup(state[ENGINE_RULE_INTS:], batch_size, k_max)
 
 
 class VllmDynamicPolicy(EngineRulePolicy):
@@ -132,27 +132,19 @@ class VllmDynamicPolicy(EngineRulePolicy):
                  zero: str | None = None, tax: float = 0.0) -> None:
         self.k_max = check_k(k, "K (num_speculative_tokens)")
         self.schedule = parse_schedule(sched)
-        self.schedule_ints = schedule_array(self.schedule)
         self._init_upkeep(zero, tax)
+        self._init_state(schedule_array(self.schedule), ())
         parts = [f"vllm-v1:{self.k_max}"]
         if format_schedule(self.schedule) != DEFAULT_SCHEDULE:
             parts.append(f"sched={format_schedule(self.schedule)}")
         self.name = ",".join(parts + self._upkeep_suffix())
 
     def k_for_batch(self, batch_size: int) -> int:
-        return int(lookup(self.schedule_ints, batch_size, self.k_max))
+        return int(vllm_begin(self._pi, batch_size, self.k_max))
 
-    def compiled_state(self):
-        """(kind, ints, floats, asks each step) for the compiled loop: the schedule's ints
-        (``lookup``) and 1 where the drafter keeps in sync at k = 0 (``zero=sync``; 0:
-        ``zero=free``), the tax; or why this policy has no compiled form (``zero=catchup``:
-        the loop keeps no per-request catch-up state)."""
-        from sim.compiled import layout as L
-        if self.zero is ZeroMode.CATCHUP:
-            return (f"policy {self.name} has no compiled form (the compiled loop charges no "
-                    "zero=catchup draft prefill)")
-        ints = np.append(self.schedule_ints, int(self.zero is ZeroMode.SYNC))
-        return L.P_VLLM_V1, ints, np.array([self.tax]), False
+    def engine_rule_kind(self) -> int:
+        from sim.compiled.layout import P_VLLM_V1
+        return P_VLLM_V1
 
     def begin(self, view: BatchView) -> int:
         return self._plan(view, self.k_for_batch(view.batch_size))

@@ -33,6 +33,11 @@ COMPILED_POLICIES = (
     "vllm-v1", "vllm-v1:4,sched=1-3:4/4-6:2/7-512:0", "vllm-v1:5,sched=1-2:5/6-9:0",
     "vllm-v1:4,sched=1-3:4/4-6:2/7-512:0,zero=free", "vllm-v1:4,sched=1-5:3/6-512:0,tax=0.19",
     "vllm-v1:3,sched=1-4:3/5-512:0,zero=free,tax=0.1",
+    "vllm-v1:3,sched=1-6:3/7-512:0,zero=catchup",
+    "trtllm", "trtllm:4,zero=sync", "trtllm:4,window=4,threshold=0.6",
+    "trtllm:4,cap=8,zero=free,tax=0.1", "trtllm:3,sched=2:3/6:1,floor=1,zero=sync",
+    "sglang", "sglang:3,zero=catchup,tax=0.1",
+    "sglang:1,slots=1:1+3+5/8:0+1+3,warmup=2,interval=1,ema=0.5,pad=none",
 )
 
 
@@ -139,14 +144,33 @@ def test_a_users_policy_takes_the_protocol_path_and_says_why(conv):
     assert "FixedK" in result.summary["iteration_path_reason"]
 
 
-@pytest.mark.parametrize("policy, reason", [
-    ("vllm-v1:3,zero=catchup", "charges no zero=catchup draft prefill"),
-    ("trtllm", "(TrtllmPolicy) has no compiled form"),
-    ("sglang", "(SglangAdaptivePolicy) has no compiled form")])
-def test_engine_rules_the_loop_cannot_charge_take_the_protocol_path(conv, policy, reason):
-    result = simulate(conv, policy, SimConfig(), seed=1)
-    assert result.summary["iteration_path"] == "protocol"
-    assert reason in result.summary["iteration_path_reason"]
+def test_the_engine_rules_state_moves_on_the_compiled_path(conv, monkeypatch):
+    """What the equivalence tests above compare is exercised on the compiled path: TensorRT-LLM's
+    gate closes, SGLang's slots change steps, and catch-up resumes drafting with a draft
+    prefill whose entries the truth's table lacked, so the loop returned for them with the
+    decode batch prepared and ran it afterwards (``E_PREPARED``)."""
+    import sys
+    from sim.compiled import layout as L
+    from sim.compiled.tables import TruthTables
+    from sim.policies.registry import make_policy
+    waits = []
+    fill = TruthTables.fill_prefill
+
+    def spy(self, chunks, tokens):
+        if sys._getframe(1).f_locals["ei"][L.E_PREPARED]:
+            waits.append((chunks, tokens))
+        return fill(self, chunks, tokens)
+
+    monkeypatch.setattr(TruthTables, "fill_prefill", spy)
+    gated = make_policy("trtllm:4,window=4,threshold=0.6")
+    assert simulate(conv, gated, SimConfig(), seed=3).summary["iteration_path"] == "compiled"
+    assert gated.disabled and gated.gate.disabled_after == 4
+    moving = make_policy("sglang:1,slots=1:1+3+5/8:0+1+3,warmup=2,interval=1,ema=0.5,pad=none")
+    simulate(conv, moving, SimConfig(), seed=3)
+    assert moving.slots[8].current != 1 and moving.slots[8].batches > 100
+    assert not waits
+    result = simulate(conv, "trtllm", SimConfig(), seed=3)
+    assert result.summary["iteration_path"] == "compiled" and waits
 
 
 def test_vllm_v1s_compiled_runs_charge_the_drafter_at_k_0(conv):

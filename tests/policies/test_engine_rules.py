@@ -16,6 +16,8 @@ from sim.core.speculation import run_decode_iteration
 from sim.errors import ConfigError
 from sim.latency.iteration import DrafterUpkeep, drafter_upkeep_s
 from sim.policies.base import BatchView
+from sim.policies.engine_rules import (UPKEEP_SYNC, Z_CATCHUP, Z_FREE, Z_SYNC, catchup_into,
+                                       upkeep_step)
 from sim.policies.registry import make_policy
 from sim.policies.sglang_adaptive import StepSlot
 from sim.policies.trtllm import SpeculationGate, draft_len_for_batch
@@ -150,6 +152,56 @@ def test_gate_rolling_mean_turns_speculation_off_for_good():
     assert gate.mean == pytest.approx(0.5)
     assert gate.record(0.0) is True and gate.disabled and gate.disabled_after == 4
     assert gate.record(1.0) is False  # nothing re-enables it
+
+
+class _DequeGate:
+    """A literal port of ``SpeculationGate.record_acceptance_rate`` (a deque and a running
+    sum), the reference for the ring-buffer rule ``gate_record``."""
+
+    def __init__(self, window, threshold):
+        from collections import deque
+        self.window, self.threshold = window, threshold
+        self.history, self.total, self.samples, self.disabled = deque(), 0.0, 0, False
+
+    def record(self, rate):
+        if self.disabled:
+            return False
+        self.history.append(rate)
+        self.total += rate
+        if len(self.history) > self.window:
+            self.total -= self.history.popleft()
+        self.samples += 1
+        if self.samples >= self.window and self.total / len(self.history) < self.threshold:
+            self.disabled = True
+            return True
+        return False
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 9), st.floats(0.0, 1.0),
+       st.lists(st.floats(0.0, 1.0), min_size=1, max_size=40))
+def test_gate_ring_matches_the_deque_bit_for_bit(window, threshold, rates):
+    ring, port = SpeculationGate(window, threshold), _DequeGate(window, threshold)
+    for rate in rates:
+        assert ring.record(rate) == port.record(rate)
+        assert ring.disabled == port.disabled and ring.samples == port.samples
+        assert ring.total == port.total  # the same sums in the same order
+
+
+def test_upkeep_step_and_catchup_by_hand():
+    """The shared upkeep rules: sync answers UPKEEP_SYNC at k = 0 and counts nothing;
+    catch-up counts its k = 0 iterations and hands the count over (once) when drafting
+    resumes; free does neither. Catch-up after 3 iterations off: generated 1 -> nothing
+    missed, 3 -> 2, 9 -> 3 (capped at the iterations off), a request with no room skipped."""
+    sync, catchup, free = (np.array([code, 0], dtype=np.int64)
+                           for code in (Z_SYNC, Z_CATCHUP, Z_FREE))
+    assert [upkeep_step(sync, k) for k in (0, 0, 2)] == [UPKEEP_SYNC, UPKEEP_SYNC, 0]
+    assert [upkeep_step(catchup, k) for k in (0, 0, 0, 2, 2)] == [0, 0, 0, 3, 0]
+    assert [upkeep_step(free, k) for k in (0, 0, 2)] == [0, 0, 0]
+    news, cached = np.zeros(4, dtype=np.int64), np.zeros(4, dtype=np.int64)
+    n = catchup_into(3, np.array([11, 23, 49, 60]), np.array([1, 3, 9, 9]),
+                     np.array([4, 4, 4, 0]), 4, news, cached)
+    assert n == 2 and news[:n].tolist() == [2, 3] and cached[:n].tolist() == [21, 46]
 
 
 def test_trtllm_gate_through_the_protocol():

@@ -46,15 +46,13 @@ def test_no_warm_up_when_the_points_run_in_this_process(tmp_path, warm_ups):
     assert warm_ups == []
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"extra": "[config]\nengine_path = \"protocol\"\n"},  # asked for the protocol path
-    {"policies": ("vllm-v1:3,zero=catchup", "trtllm")},  # no compiled form
-])
-def test_no_warm_up_when_no_point_can_use_the_loop(tmp_path, warm_ups, kwargs):
-    extra = kwargs.pop("extra", "")
-    path = small_sweep(tmp_path, **kwargs)
-    if extra:  # the helper's [config] table, with one more key
-        path.write_text(path.read_text().replace("[config]\n", extra))
+def test_no_warm_up_when_no_point_can_use_the_loop(tmp_path, warm_ups):
+    """Every point asks for the protocol path (every built-in policy has a compiled form;
+    ``sim.compiled.warm.may_take_compiled_path`` is tested on its own)."""
+    path = small_sweep(tmp_path)
+    # the helper's [config] table, with one more key
+    path.write_text(path.read_text().replace("[config]\n",
+                                             "[config]\nengine_path = \"protocol\"\n"))
     points = load_sweep(path).points
     assert ready_compiled_loop(points) is False
     assert warm_ups == []
