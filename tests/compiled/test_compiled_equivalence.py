@@ -80,15 +80,19 @@ def test_compiled_path_gives_the_protocol_paths_tables(conv, policy, engine):
     _assert_same(*_both(conv, policy, SimConfig(engine=engine)))
 
 
-@pytest.mark.parametrize("policy", ["nospec", "static:3", "adaspec:8", "smartspec:8"])
+@pytest.mark.parametrize("policy", ["nospec", "static:3", "adaspec:8", "smartspec:8", "trtllm:4,sched=4:4",
+                                    "sglang:3,slots=1:1+3/4:0,zero=catchup"])
 def test_preemption_and_a_small_pool(conv, policy):
-    """A pool of 300 blocks: requests are preempted and readmitted."""
+    """A pool of 300 blocks: requests are preempted and readmitted (the engine rules' forms
+    here turn drafting off above batch 4 and catch up when it resumes, some requests
+    preempted and re-prefilled in between)."""
     compiled, protocol = _both(conv, policy, SimConfig(kv_blocks=300, max_num_seqs=24))
     assert compiled.summary["preemptions"] > 0
     _assert_same(compiled, protocol)
 
 
-@pytest.mark.parametrize("policy", ["nospec", "static:4", "adaspec:8", "smartspec:8"])
+@pytest.mark.parametrize("policy", ["nospec", "static:4", "adaspec:8", "smartspec:8", "trtllm:4,sched=4:4",
+                                    "sglang:3,slots=1:1+3/4:0,zero=catchup"])
 def test_chunked_prefill_and_long_prompts(policy):
     """Mooncake's long prompts, chunked at 2048 tokens, a few above the context (rejected)."""
     workload = _slice(MOONCAKE, 40, scale=4.0)
@@ -96,7 +100,8 @@ def test_chunked_prefill_and_long_prompts(policy):
     _assert_same(*_both(workload, policy, config))
 
 
-@pytest.mark.parametrize("policy", ["static:5", "adaspec:8", "smartspec:8", "oracle:8"])
+@pytest.mark.parametrize("policy", ["static:5", "adaspec:8", "smartspec:8", "oracle:8", "trtllm",
+                                    "sglang"])
 def test_eager_mode_and_the_exact_estimator(conv, policy):
     config = SimConfig(cuda_graphs=False, estimator="exact")
     _assert_same(*_both(conv, policy, config))

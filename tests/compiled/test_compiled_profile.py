@@ -61,7 +61,8 @@ def _both_warned(workload, policy: str, config: SimConfig):
 
 @pytest.mark.parametrize("chunked", [False, True])
 @pytest.mark.parametrize("engine", ["single-pass", "vllm-0.6"])
-@pytest.mark.parametrize("policy", ["nospec", "static:3", "smartspec:8", "adaspec:8"])
+@pytest.mark.parametrize("policy", ["nospec", "static:3", "smartspec:8", "adaspec:8", "trtllm:4,sched=4:4",
+                                    "sglang:3,slots=1:1+3/4:0,zero=catchup"])
 def test_profile_runs_compile_to_the_protocol_paths_bytes(conv, gpu_profile, policy, engine,
                                                           chunked):
     config = SimConfig(profile=str(gpu_profile), engine=engine, chunked_prefill=chunked,
