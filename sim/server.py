@@ -94,13 +94,12 @@ class ServerSimulation:
         self._compiled = None
         if engine_path == "auto":
             from sim.compiled.run import CompiledRun, why_protocol
-            self.protocol_reason = (
-                f"method {plan.method.name} has no compiled form" if plan is not None
-                else why_protocol(policy, latency, estimator, acceptance, self.engine))
+            self.protocol_reason = why_protocol(policy, latency, estimator, acceptance,
+                                                self.engine, plan)
             if self.protocol_reason is None:
                 self._compiled = CompiledRun(self.scheduler, policy, latency, estimator,
                                              acceptance, padding, self.engine, rng, slo,
-                                             workload.requests, self._keys)
+                                             workload.requests, self._keys, plan)
         #: "compiled" or "protocol": which path runs the engine (``protocol_reason``: why)
         self.engine_path = "compiled" if self._compiled is not None else "protocol"
         self._key_by_slot = np.zeros(scheduler_config.max_num_seqs, dtype=self._keys.dtype)

@@ -20,17 +20,20 @@ from sim.acceptance.model import draw_cells, quantile_cell
 from sim.compiled.jit import inlined, jitable, prefetch
 from sim.compiled.layout import (
     A_PARAMETRIC, E_ACCEPTANCE, E_ASKS_EACH_STEP, E_DECAYS,
-    E_DRAW_AT, E_EXPANDED, E_FIN_NEW, E_KMAX, E_LAST_KIND, E_LEN_N, E_NEED_AT, E_NEED_ROW,
+    E_DRAW_AT, E_EXPANDED, E_FIN_NEW, E_KMAX, E_LAST_KIND, E_LEN_N, E_METHOD, E_NEED_AT,
+    E_NEED_ROW,
     E_NEEDS_ORACLE, E_PADDING, E_POLICY, E_POOL_POS, E_REC_N, E_STEP_N, F_TPOT_SLO,
     FLOAT_ENTRIES, K_DECODE, P_ADASPEC, P_DISABLE_BY_BATCH, P_ORACLE, P_SGLANG, P_SMARTSPEC,
     P_STATIC, P_THRESHOLD, P_TRTLLM, P_VLLM_V1, RI_ACCEPTED, RI_BATCH, RI_CONTEXT, RI_DRAFTED,
-    RI_EMITTED, RI_KIND, RI_KV, RI_PADDED_BATCH, RI_PADDED_TOKENS, RI_QUEUE, RI_STEPS,
+    RI_EMITTED, RI_KIND, RI_KV, RI_PADDED_BATCH, W_INT, RI_PADDED_TOKENS, RI_QUEUE, RI_STEPS,
     RI_VERIFY_ROWS, RI_VERIFY_TOKENS, W_ACCEPTED, W_CAP, W_CONTEXT, W_DRAFTED, W_DRAFTING,
     W_EMITTED, W_KV, W_ROWS, W_SLOTS, W_VERIFY)
 from sim.compiled.pricing import oracle_begin, padded, price_steps, price_verify
-from sim.compiled.tables import prefill_priced, truth_draft, truth_prefill, truth_verify
+from sim.compiled.tables import (method_prefill, method_step, prefill_priced, truth_draft,
+                                 truth_prefill, truth_verify)
 from sim.core.scheduler import C_QLEN, S_BONUS, S_GEN, SF_KEY, finish_decode
 from sim.core.speculation import batch_limits_into, decode_shape_into
+from sim.drafters.plan import tree_shape_into
 from sim.latency.iteration import upkeep_with_tax_s
 from sim.policies.adaspec_rules import (AI_UNIFORM, adaspec_begin, adaspec_continue,
                                         adaspec_verify)
@@ -131,9 +134,13 @@ def policy_work(pwf, pwi, n_slots, k_max):
 @jitable
 def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att,
                      params, overheads, table, pad, ev, ed, cells, decay, sizes, b, start,
-                     rec_i, rec_f, rec_len, rec_steps, fin, wi, wf, wb, work):
+                     rec_i, rec_f, rec_len, rec_steps, fin, wi, wf, wb, work, method):
     """One decode iteration of batch ``wi[W_SLOTS, :b]`` starting at ``start``; returns its
-    duration (negative: the policy broke the protocol)."""
+    duration (negative: the policy broke the protocol). ``method``: a method's arrays
+    (``method_ints``, ``method_floats``, nodes and depth sums per depth, tokens per step;
+    ``E_METHOD`` says whether there is one)."""
+    mi, mf, tree, step_tokens = method
+    has_method = ei[E_METHOD] != 0
     k_max = ei[E_KMAX]
     slots = wi[W_SLOTS]
     context = wi[W_CONTEXT]
@@ -236,7 +243,8 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                                        catchup_cached)
                 for c in range(catchup):
                     catchup_tokens += catchup_news[c]
-                if catchup and not prefill_priced(table, catchup, catchup_tokens, False, True):
+                if catchup and not prefill_priced(table, catchup, catchup_tokens, False, True,
+                                                  has_method):
                     ei[E_NEED_ROW] = catchup
                     ei[E_NEED_AT] = catchup_tokens
                     return NEED_CATCHUP_ENTRIES
@@ -379,8 +387,15 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
             accepted_total += accepted[i]
         for s in range(steps):
             drafted_total += drafting[s]
-        context_sum, verify_rows, tokens, verify_kv = decode_shape_into(
-            context, drafted, verify, b, drafting, steps, expanded, bonus, expanded, rows, kv)
+        step_tokens_out = wi[W_INT]  # a method's query tokens per drafting step
+        if has_method:
+            context_sum, verify_rows, tokens, verify_kv = tree_shape_into(
+                tree[0], tree[1], step_tokens, expanded, context, drafted, verify, b,
+                drafting, steps, rows, kv, step_tokens_out)
+        else:
+            context_sum, verify_rows, tokens, verify_kv = decode_shape_into(
+                context, drafted, verify, b, drafting, steps, expanded, bonus, expanded, rows,
+                kv)
         if expanded:
             for i in range(b):
                 si[S_BONUS, slots[i]] = 1 if accepted[i] == verify[i] and verify[i] > 0 else 0
@@ -388,7 +403,13 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
         if steps:
             duration = overheads[2]
             for s in range(steps):
-                if rows[s] > 0:
+                if has_method:  # ``draft_tree_pass_s``
+                    if rows[s] > 0 and step_tokens_out[s] > 0:
+                        duration += method_step(table, att, params, mi, mf, rows[s],
+                                                padded(pad, step_tokens_out[s]), kv[s], s)
+                    else:
+                        duration += 0.0
+                elif rows[s] > 0:
                     duration += truth_draft(table, att, params, overheads,
                                             padded(pad, rows[s]), kv[s])
                 else:
@@ -399,12 +420,22 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
             if upkeep == UPKEEP_SYNC:
                 # zero=sync at k = 0: the proposer is called and runs one draft pass over the
                 # batch's one-token rows, reading its whole context
-                extra = overheads[2] + truth_draft(table, att, params, overheads,
-                                                   padded(pad, b), batch_context)
+                if has_method:  # MethodLatency.draft_step_s: a one-token row each
+                    extra = overheads[2] + method_step(table, att, params, mi, mf,
+                                                       padded(pad, b), padded(pad, b),
+                                                       batch_context, 0)
+                else:
+                    extra = overheads[2] + truth_draft(table, att, params, overheads,
+                                                       padded(pad, b), batch_context)
                 duration += upkeep_with_tax_s(extra, pf[R_TAX], duration)
             elif catchup:  # zero=catchup resumes: one draft prefill of what was missed
-                extra = 0.0 + truth_prefill(table, att, params, overheads, True, catchup_news,
-                                            catchup_cached, catchup, catchup_tokens)
+                if has_method:
+                    extra = 0.0 + method_prefill(table, params, mi, mf, catchup_news,
+                                                 catchup_cached, catchup, catchup_tokens)
+                else:
+                    extra = 0.0 + truth_prefill(table, att, params, overheads, True,
+                                                catchup_news, catchup_cached, catchup,
+                                                catchup_tokens)
                 duration += upkeep_with_tax_s(extra, pf[R_TAX], duration)
             elif pf[R_TAX] != 0.0:  # only the tax
                 duration += upkeep_with_tax_s(0.0, pf[R_TAX], duration)

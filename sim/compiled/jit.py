@@ -86,6 +86,8 @@ RULE_MODULES = (
     "sim.policies.vllm_dynamic",
     "sim.policies.trtllm",
     "sim.policies.sglang_adaptive",
+    "sim.drafters.costs",
+    "sim.drafters.plan",
     "sim.compiled.tables",
     "sim.compiled.pricing",
     "sim.compiled.engine",

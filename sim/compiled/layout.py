@@ -5,8 +5,12 @@
  E_DECAYS, E_POOL_POS, E_REC_N, E_LEN_N, E_STEP_N, E_FIN_N, E_FIN_LAST, E_LAST_KIND,
  E_PENDING, E_NEED_ROW, E_NEED_AT, E_HIGH_WATER, E_COUNT, E_ESTIMATOR, E_PAD_SIZE,
  E_ASKS_EACH_STEP, E_PADDING, E_DRAW_AT, E_PHASE, E_A_STATE, E_NEXT_ARR, E_A_EID, E_E_EID,
- E_EID, E_FIN_NEW, E_LOOKAHEAD, E_PREPARED) = range(34)
-ENGINE_INTS = 34
+ E_EID, E_FIN_NEW, E_LOOKAHEAD, E_PREPARED, E_METHOD, E_SEQ_POSITIONS) = range(36)
+ENGINE_INTS = 36
+# E_METHOD: 1 when a method's drafter replaces the draft model (``sim.drafters``: its
+# arrays are ``CF_METHOD``, ``CI_METHOD``, ``CI_NODES``, ``CI_STEP_TOKENS``).
+# E_SEQ_POSITIONS: the most positions one sequence adds to a decode pass (K + 1 for a
+# chain; a method's 1 + nodes of its deepest verify, or its widest drafting step).
 # E_PREPARED: the batch size of a decode batch already prepared whose iteration waits for
 # the entries of a draft prefill (an engine rule's catch-up: ``ST_NEED_ENTRY``); else 0.
 # E_FIN_N: finish records in ``done_*``; the first E_FIN_LAST are complete, the rest belong
@@ -73,11 +77,14 @@ WORK_INTS = 17
 # float arena entries
 (CF_ATT, CF_PARAMS, CF_OVERHEADS, CF_EV_TOKEN, CF_EV_BUCKETS, CF_EV_VALUES, CF_EV_SLOPES,
  CF_EV_EAGER, CF_ED_KNOTS, CF_ED_VALUES, CF_ED_SLOPES, CF_ED_BUCKETS, CF_ED_EAGER, CF_CELLS,
- CF_DECAY, CF_SCALARS) = range(16)
-FLOAT_ENTRIES = 16
+ CF_DECAY, CF_SCALARS, CF_METHOD) = range(17)
+FLOAT_ENTRIES = 17
 # int arena entries
-CI_PAD, CI_EV_INDEX, CI_EV_BELOW, CI_ED_OFFSETS, CI_ED_INDEX, CI_SCALARS, CI_SIZES = range(7)
-INT_ENTRIES = 7
+(CI_PAD, CI_EV_INDEX, CI_EV_BELOW, CI_ED_OFFSETS, CI_ED_INDEX, CI_SCALARS, CI_SIZES,
+ CI_METHOD, CI_NODES, CI_STEP_TOKENS) = range(10)
+INT_ENTRIES = 10
 # CF_SCALARS: verify surface token tail; CI_SCALARS: surfaces' max sizes (verify, draft),
 # the verify surface's token step above its largest size; CI_SIZES: the
-# captured graph sizes (one entry -1 when padding is off)
+# captured graph sizes (one entry -1 when padding is off); CF_METHOD / CI_METHOD: a
+# method's ``method_floats`` / ``method_ints`` (``sim.drafters.costs``); CI_NODES: its nodes
+# and depth sums per verify depth (2 rows); CI_STEP_TOKENS: tokens per row per drafting step

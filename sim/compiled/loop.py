@@ -30,17 +30,19 @@ from sim.compiled.jit import borrowed, gil_free, inlined, jitable
 from sim.compiled.layout import (
     A_FIRED, A_STEP, A_TIMEOUT, CF_ATT, CF_CELLS, CF_DECAY, CF_ED_BUCKETS, CF_ED_EAGER,
     CF_ED_KNOTS, CF_ED_SLOPES, CF_ED_VALUES, CF_EV_BUCKETS, CF_EV_EAGER, CF_EV_SLOPES,
-    CF_EV_TOKEN, CF_EV_VALUES, CF_OVERHEADS, CF_PARAMS, CF_SCALARS, CI_ED_INDEX, CI_ED_OFFSETS,
-    CI_EV_BELOW, CI_EV_INDEX, CI_PAD, CI_SCALARS, CI_SIZES, D_ACCEPTED, D_DRAFTED, D_GEN,
+    CF_EV_TOKEN, CF_EV_VALUES, CF_METHOD, CF_OVERHEADS, CF_PARAMS, CF_SCALARS, CI_ED_INDEX,
+    CI_ED_OFFSETS, CI_EV_BELOW, CI_EV_INDEX, CI_METHOD, CI_NODES, CI_PAD, CI_SCALARS, CI_SIZES,
+    CI_STEP_TOKENS, D_ACCEPTED, D_DRAFTED, D_GEN,
     D_PREEMPT, D_STATUS, D_TAG, D_VERIFIED, DF_ADMITTED, DF_FINISH, DF_FIRST, E_A_EID,
     E_A_STATE, E_COUNT, E_E_EID, E_EID, E_FIN_LAST, E_FIN_N, E_FIN_NEW, E_HIGH_WATER, E_KMAX,
-    E_LAST_KIND, E_LEN_N, E_LOOKAHEAD, E_NEED_AT, E_NEED_ROW, E_NEXT_ARR, E_PAD_SIZE,
-    E_PENDING, E_PHASE, E_POOL_POS, E_PREPARED, E_REC_N, E_STATUS, E_STEP_N, E_USES_DRAFT, F_A_T, F_E_T,
-    F_NOW, K_DECODE, K_PREFILL, PH_DECIDE, PH_DONE, PH_FLIGHT, PH_WAIT, PH_WOKEN, RI_BATCH,
+    E_LAST_KIND, E_LEN_N, E_LOOKAHEAD, E_METHOD, E_NEED_AT, E_NEED_ROW, E_NEXT_ARR,
+    E_PAD_SIZE, E_PENDING, E_PHASE, E_POOL_POS, E_PREPARED, E_REC_N, E_SEQ_POSITIONS,
+    E_STATUS, E_STEP_N, E_USES_DRAFT, F_A_T, F_E_T, F_NOW, K_DECODE, K_PREFILL, PH_DECIDE,
+    PH_DONE, PH_FLIGHT, PH_WAIT, PH_WOKEN, RI_BATCH,
     RI_EMITTED, RI_KIND, RI_QUEUE, RI_VERIFY_TOKENS, ST_BAD_POLICY, ST_DONE, ST_FLUSH,
     ST_NEED_ENTRY, ST_NEED_PADDED, ST_NEED_POOL, ST_NEED_REQUESTS, ST_STALLED, ST_TAKE,
     W_PLAN, W_SLOTS, W_WANTED)
-from sim.compiled.tables import prefill_priced, truth_prefill
+from sim.compiled.tables import method_prefill, prefill_priced, truth_prefill
 from sim.core.scheduler import (ADMIT, C_NPREFILLING, C_NRUN, C_PREEMPTIONS, C_QLEN, P_CACHED,
                                 P_COMPLETES, P_SLOT, P_TOKENS, R_ACCEPTED, R_DRAFTED, R_GEN,
                                 R_PREEMPT, R_TAG, R_VERIFIED, RF_ADMITTED, RF_FINISH, RF_FIRST,
@@ -86,6 +88,10 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
     cells = f2(cf, ci, CF_CELLS)
     decay = f1(cf, ci, CF_DECAY)
     sizes = i1(ci, CI_SIZES)
+    # a method's drafter (``sim.drafters``): its constants, nodes per depth, step tokens
+    method = (i1(ci, CI_METHOD), f1(cf, ci, CF_METHOD), i2(ci, CI_NODES),
+              i1(ci, CI_STEP_TOKENS))
+    has_method = ei[E_METHOD] != 0
     n_slots = si.shape[1]
     n_arrivals = arrival_s.shape[0]
     k_max = ei[E_KMAX]
@@ -143,7 +149,7 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
             total = 0
             for c in range(n):
                 total += plan[P_TOKENS, c]
-            if not prefill_priced(table, n, total, True, uses_draft):
+            if not prefill_priced(table, n, total, True, uses_draft, has_method):
                 ei[E_NEED_ROW] = n  # Python fills every entry this prefill prices
                 ei[E_NEED_AT] = total
                 status = ST_NEED_ENTRY
@@ -151,7 +157,10 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
             news = plan[P_TOKENS]
             cached = plan[P_CACHED]
             duration = truth_prefill(table, att, params, overheads, False, news, cached, n, total)
-            if uses_draft:
+            if uses_draft and has_method:  # the method's drafter (``MethodLatency``)
+                duration += method_prefill(table, params, method[0], method[1], news, cached,
+                                           n, total)
+            elif uses_draft:
                 duration += truth_prefill(table, att, params, overheads, True, news, cached,
                                           n, total)
             emitted = 0
@@ -183,7 +192,7 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
             if b == 0:
                 # ---- a decode iteration: the sizes it can price must be in the table
                 ready = sc[C_NRUN] - sc[C_NPREFILLING]
-                bound = ready * (k_max + 1)
+                bound = ready * ei[E_SEQ_POSITIONS]
                 if 2 * ready > bound:
                     bound = 2 * ready
                 if bound >= ei[E_PAD_SIZE]:
@@ -196,8 +205,9 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
                     status = ST_NEED_POOL
                     break
                 before = sc[C_PREEMPTIONS]
-                b = prepare_decode(cfg, sc, si, ri, running, free_slots, queue, k_max,
-                                   wi[W_SLOTS], wi[W_WANTED:W_WANTED + 2])
+                # the KV lookahead: K, or a method's nodes (``MethodPreset.kv_slots``)
+                b = prepare_decode(cfg, sc, si, ri, running, free_slots, queue,
+                                   ei[E_LOOKAHEAD], wi[W_SLOTS], wi[W_WANTED:W_WANTED + 2])
                 if b == 0:
                     if sc[C_PREEMPTIONS] == before:
                         status = ST_STALLED
@@ -207,7 +217,7 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
             duration = decode_iteration(
                 cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att, params,
                 overheads, table, pad, ev, ed, cells, decay, sizes, b, now, rec_i, rec_f,
-                rec_len, rec_steps, fin, wi, wf, wb, work)
+                rec_len, rec_steps, fin, wi, wf, wb, work, method)
             if duration == NEED_CATCHUP_ENTRIES:
                 # the batch stays prepared (``wi[W_SLOTS, :b]``); its iteration runs once
                 # Python has filled the draft prefill's entries

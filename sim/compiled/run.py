@@ -60,11 +60,21 @@ def _compiled_classes() -> tuple:
             OraclePolicy, VllmDynamicPolicy, TrtllmPolicy, SglangAdaptivePolicy)
 
 
-def why_protocol(policy, latency, estimator, acceptance, engine: str) -> str | None:
-    """Why this run cannot take the compiled path (None: it can)."""
+#: the policy kinds whose rules price no options (no cost model): the ones a method's runs
+#: compile for (``sim.drafters``: the tree prices of AdaSpec's, SmartSpec's and the oracle's
+#: cost model are not compiled)
+PRICE_FREE_KINDS = (L.P_NOSPEC, L.P_STATIC, L.P_THRESHOLD, L.P_DISABLE_BY_BATCH, L.P_VLLM_V1,
+                    L.P_TRTLLM, L.P_SGLANG)
+
+
+def why_protocol(policy, latency, estimator, acceptance, engine: str,
+                 method_plan=None) -> str | None:
+    """Why this run cannot take the compiled path (None: it can); ``method_plan``: a
+    method's ``MethodPlan`` (None: the draft model)."""
     from sim.acceptance.base import FixedAcceptance
     from sim.acceptance.model import ParametricAcceptance
     from sim.compiled.tables import supports_truth
+    from sim.drafters.costs import MethodLatency
     from sim.latency.estimator import TableEstimator
     from sim.latency.iteration import SINGLE_PASS, VLLM_06
     from sim.latency.profile import ProfileLatency
@@ -72,6 +82,13 @@ def why_protocol(policy, latency, estimator, acceptance, engine: str) -> str | N
     plan = policy_plan(policy)
     if isinstance(plan, str):
         return plan
+    if method_plan is not None:
+        if plan[0] not in PRICE_FREE_KINDS:
+            return (f"policy {policy.name} with method {method_plan.method.name} has no "
+                    "compiled form (its cost model's tree prices are not compiled)")
+        if estimator is not latency and type(estimator) is MethodLatency:
+            estimator = estimator.base  # the target's passes tabulated, the drafter exact
+            latency = latency.base
     if not supports_truth(latency):
         return f"ground truth {type(latency).__name__} has no compiled form"
     if estimator is latency and type(latency) is ProfileLatency:
@@ -129,7 +146,8 @@ class CompiledRun:
     """The compiled loop's arrays for one run, and its hand-overs."""
 
     def __init__(self, scheduler, policy, latency, estimator, acceptance, padding, engine: str,
-                 rng: np.random.Generator, slo, requests, keys: np.ndarray) -> None:
+                 rng: np.random.Generator, slo, requests, keys: np.ndarray,
+                 method_plan=None) -> None:
         from sim.acceptance.base import FixedAcceptance
         from sim.compiled.jit import compiled
         from sim.compiled.loop import run_chunk
@@ -141,8 +159,16 @@ class CompiledRun:
         self.scheduler = scheduler
         kind, self.pi, self.pf, asks = policy_plan(policy)
         k_max = int(policy.k_max)
+        if method_plan is not None:  # verify lengths are depths of the method's tree
+            k_max = min(k_max, method_plan.max_depth)
+            estimator = estimator if estimator is latency else estimator.base
+        # the most positions one sequence adds to a decode pass
+        positions = k_max + 1
+        if method_plan is not None:
+            positions = max(positions, 1 + int(method_plan.nodes[k_max]),
+                            max(method_plan.step_tokens, default=0))
         n = scheduler.config.max_num_seqs
-        size = max(padding.max_size + 1, n * (k_max + 1) + 1, 2 * n + 1)
+        size = max(padding.max_size + 1, n * positions + 1, 2 * n + 1)
         self.truth = truth_tables(latency, padding, size)
         if not policy.uses_draft:
             self.truth.rows = (T_DENSE, T_LOGITS)  # no draft terms to price
@@ -160,12 +186,21 @@ class CompiledRun:
             cells = acceptance._cells
             decay = np.array(acceptance.decay(max(k_max, 1)), dtype=np.float64)
             decays = acceptance._decay.size > 0
+        if method_plan is not None:
+            drafter = self.truth.drafter
+            m_ints, m_floats = drafter.ints, drafter.floats
+            nodes = np.stack([method_plan.nodes, method_plan.depth_sums])
+            step_tokens = method_plan.step_tokens_array
+        else:
+            m_ints, m_floats = np.zeros(1, dtype=np.int64), np.zeros(1)
+            nodes, step_tokens = np.zeros((2, 1), dtype=np.int64), np.zeros(1, dtype=np.int64)
         self.cf, self.ci = _arena(
             [self.truth.att, self.truth.params, self.truth.overheads, ev[0], ev[4], ev[5],
              ev[6], ev[8], ed[0], ed[1], ed[2], ed[5], ed[6], cells, decay,
-             np.array([ev[1]])],
+             np.array([ev[1]]), m_floats],
             [pad, ev[3], ev[7], ed[3], ed[4], np.array([ev[9], ed[7], ev[2]]),
-             np.array(padding.sizes if padding.enabled else (-1,), dtype=np.int64)])
+             np.array(padding.sizes if padding.enabled else (-1,), dtype=np.int64),
+             m_ints, nodes, step_tokens])
         # the loop's copy of a profile's domains, where it records queries outside them
         self._profile_att = (_float_entry(self.cf, self.ci, L.CF_ATT)
                              if isinstance(self.truth, ProfileTables) else None)
@@ -182,6 +217,8 @@ class CompiledRun:
         ei[L.E_ASKS_EACH_STEP] = int(asks)
         ei[L.E_PADDING] = int(padding.enabled)
         ei[L.E_LOOKAHEAD] = scheduler.lookahead_tokens
+        ei[L.E_METHOD] = int(method_plan is not None)
+        ei[L.E_SEQ_POSITIONS] = positions
         # the two processes at SimPy's start: the arrival process's first step at 0 (its
         # Initialize event comes first), then the engine's; ids 0 and 1 are theirs
         ei[L.E_PHASE] = L.PH_DECIDE

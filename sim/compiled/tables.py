@@ -25,6 +25,11 @@ is the one the protocol path computes), and the truth's pass prices over them.
   (``att``: the domain, then the record), which Python turns into the profile's own
   warning (``ProfileTables.warn``, ``ProfileLatency.check_domain``) after each return.
   ``overheads[O_TRUTH]`` says which truth the arrays hold.
+* A method's drafter (``MethodLatency`` over a ``RooflineLatency``, ``sim.drafters``): its
+  token-only terms (``PassCosts.layer_dense_s``, the feature head's FC, each step's
+  ``DrafterCosts._head_dense_s``) are rows of the same table after the four above, filled
+  by calling those functions one count at a time, and ``method_step`` / ``method_prefill``
+  run the drafter's own rules (``drafter_step_s`` / ``drafter_prefill_s``) over them.
 * The table estimator: ``TableEstimator``'s surfaces as arrays (``arrays()``), read by the
   same ``verify_surface`` / ``draft_surface`` rules.
 """
@@ -36,6 +41,7 @@ import math
 import numpy as np
 
 from sim.compiled.jit import inlined, jitable
+from sim.drafters.costs import MI_KIND, MK_FEATURE_HEAD, drafter_prefill_s, drafter_step_s
 from sim.latency.estimator import draft_surface, verify_surface
 from sim.latency.pass_costs import decode_attention, prefill_attention
 from sim.latency.profile import (OP_DOMAIN_VARS, OP_FEATURES, outside_domain,
@@ -47,6 +53,9 @@ from sim.latency.profile import (OP_DOMAIN_VARS, OP_FEATURES, outside_domain,
 BLOCK = 1024
 #: rows of the truth table
 T_DENSE, T_LOGITS, D_DENSE, D_LOGITS = range(4)
+#: a method's rows after them: ``layer_dense_s``, the feature head's FC, then the heads'
+#: token-only part of each drafting step (``M_HEAD + step``)
+M_LAYER, M_FC, M_HEAD = 4, 5, 6
 #: the truth's overheads (``overheads`` array)
 #: (``O_TRUTH``: which truth the arrays hold, ``TRUTH_ROOFLINE`` or ``TRUTH_PROFILE``)
 O_TARGET, O_DRAFT_STEP, O_DRAFTING, O_TARGET_PREFILL, O_DRAFT_PREFILL, O_TRUTH = range(6)
@@ -60,9 +69,13 @@ PR_SEEN, PR_ARGS = 6, 7
 
 
 def supports_truth(latency) -> bool:
-    """Whether the compiled loop can price passes of this ground truth."""
+    """Whether the compiled loop can price passes of this ground truth (a method's drafter
+    over a ``RooflineLatency`` included)."""
+    from sim.drafters.costs import MethodLatency
     from sim.latency.profile import ProfileLatency
     from sim.latency.roofline import RooflineLatency
+    if type(latency) is MethodLatency:
+        return type(latency.base) is RooflineLatency
     return type(latency) in (RooflineLatency, ProfileLatency)
 
 
@@ -78,13 +91,20 @@ class TruthTables:
     """The lazily filled token tables of one ``RooflineLatency`` and its constants."""
 
     def __init__(self, latency, padding, size: int) -> None:
+        from sim.drafters.costs import MethodLatency
         self.latency = latency
         self.padding = padding
-        self.target = latency.target_costs
-        self.draft = latency.draft_costs
-        self.table = np.full((4, max(size, 16)), np.nan)
+        # a method's drafter replaces the draft model (``MethodLatency``)
+        self.drafter = latency.drafter if type(latency) is MethodLatency else None
+        base = latency.base if self.drafter is not None else latency
+        self.target = base.target_costs
+        self.draft = base.draft_costs if self.drafter is None else None
+        depth = self.drafter.method.tree.depth if self.drafter is not None else 0
+        self.table = np.full((M_HEAD + depth if depth else 4, max(size, 16)), np.nan)
         self.high_water = 0  # every padded size <= this is filled
-        self.rows = (T_DENSE, T_LOGITS, D_DENSE, D_LOGITS)  # the rows the run prices
+        # the rows the run prices
+        self.rows = ((T_DENSE, T_LOGITS, D_DENSE, D_LOGITS) if self.drafter is None
+                     else (T_DENSE, T_LOGITS) + tuple(range(M_LAYER, M_HEAD + depth)))
         n = len(self.target._dec_floor)
         self.att = np.zeros((4, n))
         self.params = np.zeros((2, len(self.target.attention_params)))
@@ -95,16 +115,16 @@ class TruthTables:
             self.att[2] = self.draft._dec_floor
             self.att[3] = self.draft._dec_kv
             self.params[1] = self.draft.attention_params
-        self.overheads = np.array([latency.target_overhead_s, latency.draft_step_overhead_s,
-                                   latency.draft_overhead_s, latency.target_prefill_overhead_s,
-                                   latency.draft_prefill_overhead_s, TRUTH_ROOFLINE],
+        self.overheads = np.array([base.target_overhead_s, base.draft_step_overhead_s,
+                                   latency.draft_overhead_s, base.target_prefill_overhead_s,
+                                   base.draft_prefill_overhead_s, TRUTH_ROOFLINE],
                                   dtype=np.float64)
 
     def _grow(self, index: int) -> None:
         have = self.table.shape[1]
         if index < have:
             return
-        table = np.full((4, max(index + 1, 2 * have)), np.nan)
+        table = np.full((self.table.shape[0], max(index + 1, 2 * have)), np.nan)
         table[:, :have] = self.table
         self.table = table
 
@@ -115,6 +135,9 @@ class TruthTables:
         lo = index - index % BLOCK
         hi = lo + BLOCK
         self._grow(hi - 1)
+        if row >= M_LAYER:  # a method's term: its Python function, count by count
+            self.table[row, lo:hi] = [self.method_term(row, n) for n in range(lo, hi)]
+            return
         costs = self.target if row in (T_DENSE, T_LOGITS) else self.draft
         if costs is None:
             self.table[row, lo:hi] = 0.0
@@ -127,15 +150,26 @@ class TruthTables:
         if lo == 0:
             self.table[row, 0] = costs.dense_s(0) if dense else costs.logits_s(0)
 
+    def method_term(self, row: int, tokens: int) -> float:
+        """A method's token-only term of row ``row`` (``M_LAYER``...) at ``tokens``."""
+        if tokens <= 0:
+            return 0.0
+        if row == M_LAYER:
+            return self.target.layer_dense_s(tokens)
+        if row == M_FC:
+            return self.drafter.fc_s(tokens)
+        return self.drafter._head_dense_s(tokens, row - M_HEAD)
+
     def fill_prefill(self, chunks: int, tokens: int) -> None:
         """Every entry a prefill of ``chunks`` chunks and ``tokens`` new tokens is priced
         with (with its block): the dense terms at ``tokens``, the logits at ``chunks`` (of
-        the rows the run prices: the draft's too when it uses a draft), in one return from
-        the loop."""
+        the rows the run prices: the draft's too when it uses a draft; a method's layer and
+        FC at ``tokens``, its heads at ``chunks``), in one return from the loop."""
         self._grow(max(chunks, tokens))
         table = self.table
         for row, at in ((T_DENSE, tokens), (T_LOGITS, chunks), (D_DENSE, tokens),
-                        (D_LOGITS, chunks)):
+                        (D_LOGITS, chunks), (M_LAYER, tokens), (M_FC, tokens),
+                        (M_HEAD, chunks)):
             if row in self.rows and table[row, at] != table[row, at]:
                 self.fill(row, at)
 
@@ -261,20 +295,46 @@ def truth_draft(table, att, params, overheads, batch, context_tokens):
 
 
 @jitable
-def prefill_priced(table, chunks, tokens, target, draft):
+def prefill_priced(table, chunks, tokens, target, draft, method):
     """Whether ``table`` holds every entry the truth prices a prefill of ``chunks`` chunks
-    and ``tokens`` new tokens with (the target's rows with ``target``, the draft's with
-    ``draft``); the loop otherwise returns ``ST_NEED_ENTRY`` and Python fills them
-    (``fill_prefill``)."""
+    and ``tokens`` new tokens with (the target's rows with ``target``; with ``draft`` the
+    draft model's, or the drafter's under a ``method``); the loop otherwise returns
+    ``ST_NEED_ENTRY`` and Python fills them (``fill_prefill``)."""
     if tokens >= table.shape[1] or chunks >= table.shape[1]:
         return False
     if target and (table[T_DENSE, tokens] != table[T_DENSE, tokens]
                    or table[T_LOGITS, chunks] != table[T_LOGITS, chunks]):
         return False
-    if draft and (table[D_DENSE, tokens] != table[D_DENSE, tokens]
-                  or table[D_LOGITS, chunks] != table[D_LOGITS, chunks]):
+    if draft and not method and (table[D_DENSE, tokens] != table[D_DENSE, tokens]
+                                 or table[D_LOGITS, chunks] != table[D_LOGITS, chunks]):
+        return False
+    if draft and method and (table[M_LAYER, tokens] != table[M_LAYER, tokens]
+                             or table[M_FC, tokens] != table[M_FC, tokens]
+                             or table[M_HEAD, chunks] != table[M_HEAD, chunks]
+                             or table[T_LOGITS, chunks] != table[T_LOGITS, chunks]):
         return False
     return True
+
+
+@jitable
+def method_step(table, att, params, mi, mf, rows, tokens, kv, step):
+    """``MethodLatency.draft_tree_step_s`` of the truth: the drafter's rule
+    (``drafter_step_s``) on the table's terms, the target's attention constants."""
+    if rows <= 0 or tokens <= 0:
+        return 0.0
+    layer = table[M_LAYER, tokens] if mi[MI_KIND] == MK_FEATURE_HEAD else table[M_LAYER, rows]
+    return drafter_step_s(mi, mf, params[0], att[0], att[1], table[M_HEAD + step, tokens],
+                          layer, rows, tokens, kv, step)
+
+
+@jitable
+def method_prefill(table, params, mi, mf, news, cached, n, total):
+    """``MethodLatency.draft_prefill_s`` of the truth (``drafter_prefill_s``) of ``n``
+    chunks of ``total`` new tokens."""
+    if n == 0:
+        return 0.0
+    return drafter_prefill_s(mi, mf, params[0], table[M_LAYER, total], table[M_FC, total],
+                             table[T_LOGITS, n], table[M_HEAD, n], news, cached, n)
 
 
 @jitable

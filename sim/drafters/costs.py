@@ -24,17 +24,85 @@ plus, for GPU drafters, the latency model's per drafter-pass overhead (``draft_s
 overhead (1.5 ms). Elementwise ops of the heads (SiLU, adds, norms) are left out: under 1 %
 of a head's GEMMs. The prefill of a head's own KV (EAGLE's layer, Hydra's prefix layer) runs
 in the prefill iteration, priced like a one-layer prefill of the target.
+
+The step's and the prefill's formulas are jitable functions (``drafter_step_s``,
+``drafter_prefill_s``) over the method's constants (``method_ints`` / ``method_floats``) and
+the token-only terms (``_head_dense_s``, ``PassCosts.layer_dense_s``, the FC's GEMM, the
+target's ``logits_s``): ``DrafterCosts`` passes them from its memos, the compiled loop from
+its tables (``sim.compiled.tables``), so both paths run the same arithmetic.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
+from sim.compiled.jit import jitable
 from sim.drafters.presets import (FEATURE_HEAD, LOOKAHEAD, PARALLEL_HEADS, PROMPT_LOOKUP,
                                   SEQUENTIAL_HEADS, MethodPreset)
 from sim.errors import ConfigError
 from sim.latency.overhead import DEFAULT_DRAFT_OVERHEAD_S, DEFAULT_DRAFT_STEP_OVERHEAD_S
-from sim.latency.pass_costs import PassCosts
+from sim.latency.pass_costs import PassCosts, decode_attention, prefill_attention
+
+#: the drafter's kind as ``method_ints`` holds it (0: the draft model, no method)
+(MK_DRAFT_MODEL, MK_FEATURE_HEAD, MK_PARALLEL_HEADS, MK_SEQUENTIAL_HEADS,
+ MK_CPU) = range(5)
+#: ``method_ints``: kind, FEATURE_HEAD's decoder layers, SEQUENTIAL_HEADS' prefix layers,
+#: the target's layers, the FC's input width (in h), the tree's depth
+MI_KIND, MI_HEAD_LAYERS, MI_PREFIX_LAYERS, MI_LAYERS, MI_FC_INPUTS, MI_DEPTH = range(6)
+METHOD_INTS = 6
+#: ``method_floats``: per drafter pass, per drafting iteration and per prefill overheads;
+#: a CPU drafter's seconds per iteration and per request
+MF_STEP_OVERHEAD, MF_ITERATION_OVERHEAD, MF_PREFILL_OVERHEAD, MF_CPU_ITERATION, \
+    MF_CPU_REQUEST = range(5)
+METHOD_FLOATS = 5
+_KIND_CODES = {FEATURE_HEAD: MK_FEATURE_HEAD, PARALLEL_HEADS: MK_PARALLEL_HEADS,
+               SEQUENTIAL_HEADS: MK_SEQUENTIAL_HEADS, PROMPT_LOOKUP: MK_CPU, LOOKAHEAD: MK_CPU}
+
+
+@jitable
+def drafter_step_s(mi, mf, a, floor_table, kv_table, head_dense, layer_dense, rows, tokens,
+                   kv, step):
+    """``DrafterCosts.step_s``: drafter step ``step`` over ``tokens`` (padded) query tokens of
+    ``rows`` sequences reading ``kv`` positions; ``head_dense``: the step's token-only part
+    at ``tokens`` (``_head_dense_s``); ``layer_dense``: ``layer_dense_s`` of ``tokens``
+    (feature heads) or of ``rows`` (a sequential head's prefix layer, step 0); ``a``,
+    ``floor_table``, ``kv_table``: the target's attention constants. 0 for an empty step."""
+    if rows <= 0 or tokens <= 0:
+        return 0.0
+    kind = mi[MI_KIND]
+    if kind == MK_CPU:
+        return mf[MF_CPU_ITERATION] + mf[MF_CPU_REQUEST] * rows if step == 0 else 0.0
+    t = head_dense
+    if kind == MK_FEATURE_HEAD:
+        t += mi[MI_HEAD_LAYERS] * (layer_dense + decode_attention(
+            a, floor_table, kv_table, rows, tokens, kv) / mi[MI_LAYERS])
+    elif kind == MK_SEQUENTIAL_HEADS and step == 0:
+        t += mi[MI_PREFIX_LAYERS] * (layer_dense + decode_attention(
+            a, floor_table, kv_table, rows, rows, kv) / mi[MI_LAYERS])
+    return t + mf[MF_STEP_OVERHEAD]
+
+
+@jitable
+def drafter_prefill_s(mi, mf, a, layer_dense, fc, logits, head_dense, news, cached, n):
+    """``DrafterCosts.prefill_s`` of ``n`` chunks (``news[i]`` new tokens after ``cached[i]``,
+    each at least one): its own KV layer(s) over the new tokens (feature heads, a sequential
+    head's prefix), or its heads on each chunk's last position (parallel heads; nothing for
+    CPU drafters). ``layer_dense`` / ``fc``: ``layer_dense_s`` and the FC's GEMM at the
+    tokens in all; ``logits``: the target's ``logits_s(n)``; ``head_dense``:
+    ``_head_dense_s(n, 0)``."""
+    kind = mi[MI_KIND]
+    if n == 0 or kind == MK_CPU or kind == MK_DRAFT_MODEL:
+        return 0.0
+    if kind == MK_PARALLEL_HEADS:
+        return head_dense + mf[MF_PREFILL_OVERHEAD]
+    layers = mi[MI_HEAD_LAYERS] if kind == MK_FEATURE_HEAD else mi[MI_PREFIX_LAYERS]
+    t = layers * (layer_dense + prefill_attention(a, news, cached, n) / mi[MI_LAYERS])
+    if kind == MK_FEATURE_HEAD:
+        t += fc
+        t += logits
+    return t + mf[MF_PREFILL_OVERHEAD]
 
 
 class DrafterCosts:
@@ -56,6 +124,9 @@ class DrafterCosts:
         model = costs.model
         self.hidden = model.hidden
         self._memo: dict[tuple[int, int], float] = {}
+        self.ints, self.floats = method_arrays(method, costs, self.step_overhead_s,
+                                               self.iteration_overhead_s,
+                                               self.prefill_overhead_s)
 
     # ---- pieces ---------------------------------------------------------------------------
     def _layer_s(self, rows: int, tokens: int, kv: float) -> float:
@@ -85,43 +156,72 @@ class DrafterCosts:
         self._memo[key] = t
         return t
 
+    def fc_s(self, tokens: int) -> float:
+        """The feature head's FC in front of its layers, over ``tokens`` tokens (0 without)."""
+        m = self.method
+        return (self.costs.gemm_shape_s(tokens, m.head_fc_inputs * self.hidden, self.hidden)
+                if m.head_fc_inputs else 0.0)
+
     # ---- passes ---------------------------------------------------------------------------
     def step_s(self, rows: int, tokens: int, kv: float, step: int) -> float:
         """Drafter step ``step`` over ``tokens`` (padded) query tokens of ``rows`` sequences,
-        per-pass overhead included; 0 for an empty step."""
+        per-pass overhead included; 0 for an empty step (``drafter_step_s``)."""
         if rows <= 0 or tokens <= 0:
             return 0.0
-        m = self.method
-        if self.kind in (PROMPT_LOOKUP, LOOKAHEAD):
-            return m.cpu_iteration_s + m.cpu_per_request_s * rows if step == 0 else 0.0
-        t = self._head_dense_s(tokens, step)
-        if self.kind == FEATURE_HEAD:
-            t += m.head_layers * self._layer_s(rows, tokens, kv)
-        elif self.kind == SEQUENTIAL_HEADS and step == 0:
-            t += m.prefix_layers * self._layer_s(rows, rows, kv)
-        return t + self.step_overhead_s
+        head = layer = 0.0
+        if self.method.gpu_drafter:
+            head = self._head_dense_s(tokens, step)
+            if self.kind == FEATURE_HEAD:
+                layer = self.costs.layer_dense_s(tokens)
+            elif self.kind == SEQUENTIAL_HEADS and step == 0:
+                layer = self.costs.layer_dense_s(rows)
+        c = self.costs
+        return float(drafter_step_s(self.ints, self.floats, c.attention_params, c._dec_floor,
+                                    c._dec_kv, head, layer, rows, tokens, kv, step))
 
     def prefill_s(self, prompt_tokens: Sequence[int],
                   cached_tokens: Sequence[int] | None = None) -> float:
         """The drafter's share of a prefill iteration: its own KV layer(s) over the new
         tokens (feature heads, Hydra's prefix), or its heads on each chunk's last position
-        (Medusa); nothing for CPU drafters."""
+        (Medusa); nothing for CPU drafters (``drafter_prefill_s``)."""
         from sim.latency.roofline import prefill_chunks
         chunks = prefill_chunks(prompt_tokens, cached_tokens)
         if not chunks or not self.method.gpu_drafter:
             return 0.0
-        c, m = self.costs, self.method
+        c = self.costs
         tokens = sum(n for n, _ in chunks)
         rows = len(chunks)
+        layer = fc = logits = head = 0.0
         if self.kind == PARALLEL_HEADS:
-            return self._head_dense_s(rows, 0) + self.prefill_overhead_s
-        layers = m.head_layers if self.kind == FEATURE_HEAD else m.prefix_layers
-        t = layers * (c.layer_dense_s(tokens) + c.prefill_attention_s(chunks) / c.layers)
-        if self.kind == FEATURE_HEAD:
-            h = self.hidden
-            t += (c.gemm_shape_s(tokens, m.head_fc_inputs * h, h) if m.head_fc_inputs else 0.0)
-            t += c.logits_s(rows)
-        return t + self.prefill_overhead_s
+            head = self._head_dense_s(rows, 0)
+        else:
+            layer = c.layer_dense_s(tokens)
+            if self.kind == FEATURE_HEAD:
+                fc = self.fc_s(tokens)
+                logits = c.logits_s(rows)
+        return float(drafter_prefill_s(self.ints, self.floats, c.attention_params, layer, fc,
+                                       logits, head, [n for n, _ in chunks],
+                                       [kv for _, kv in chunks], rows))
+
+
+def method_arrays(method: MethodPreset, costs: PassCosts, step_overhead_s: float,
+                  iteration_overhead_s: float, prefill_overhead_s: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The method's constants as ``drafter_step_s`` / ``drafter_prefill_s`` read them."""
+    ints = np.zeros(METHOD_INTS, dtype=np.int64)
+    ints[MI_KIND] = _KIND_CODES.get(method.kind, MK_DRAFT_MODEL)
+    ints[MI_HEAD_LAYERS] = method.head_layers
+    ints[MI_PREFIX_LAYERS] = method.prefix_layers
+    ints[MI_LAYERS] = costs.layers
+    ints[MI_FC_INPUTS] = method.head_fc_inputs
+    ints[MI_DEPTH] = method.tree.depth if method.tree is not None else 0
+    floats = np.zeros(METHOD_FLOATS)
+    floats[MF_STEP_OVERHEAD] = step_overhead_s
+    floats[MF_ITERATION_OVERHEAD] = iteration_overhead_s
+    floats[MF_PREFILL_OVERHEAD] = prefill_overhead_s
+    floats[MF_CPU_ITERATION] = method.cpu_iteration_s
+    floats[MF_CPU_REQUEST] = method.cpu_per_request_s
+    return ints, floats
 
 
 class MethodLatency:

@@ -18,14 +18,54 @@ step s proposes depth s + 1. What changes is the shape of the passes:
   copy rows: vLLM 0.6's ``MultiStepWorker`` expansion is modelled for draft models only).
 
 Both engines pad the verification pass to the graph sizes (``GraphPadding``), as for chains.
+
+The shape's rule is the jitable ``tree_shape_into``: ``MethodPlan.decode_shape`` and the
+compiled loop (``sim.compiled.engine``) call it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from sim.compiled.jit import compiled, jitable
 from sim.drafters.presets import MethodPreset
 from sim.latency.iteration import VLLM_06, DecodeShape, draft_tree_pass_s, verify_pass_s
+
+
+@jitable
+def tree_shape_into(nodes, depth_sums, step_tokens, expanded, context, drafted, verify, batch,
+                    drafting, steps, rows, kv, tokens):
+    """The passes of a decode iteration under a method (module doc): per drafting step s
+    its rows (``drafting[s]``), KV positions (the context of the requests still drafting plus
+    s per row) and query tokens (``step_tokens[s]`` per row) into ``rows`` / ``kv`` /
+    ``tokens``; returns (sum L_i, verification rows, its positions B + sum nodes(k_i), its
+    KV positions). ``nodes`` / ``depth_sums``: per verify depth 0..the tree's depth (deeper
+    verify lengths count as the tree's depth)."""
+    depth = nodes.shape[0] - 1
+    context_sum = 0
+    for i in range(batch):
+        context_sum += context[i]
+    gone = 0  # the context of the requests that stopped drafting before step s
+    for s in range(steps):
+        if drafting[steps - 1] != batch:
+            for i in range(batch):
+                if drafted[i] == s:
+                    gone += context[i]
+        rows[s] = drafting[s]
+        kv[s] = context_sum - gone + s * drafting[s]
+        tokens[s] = drafting[s] * step_tokens[s] if s < step_tokens.shape[0] else 0
+    total_nodes = 0
+    for i in range(batch):
+        v = verify[i] if verify[i] < depth else depth
+        total_nodes += nodes[v]
+    positions = batch + total_nodes
+    if not expanded or total_nodes == 0:
+        return context_sum, (positions if expanded else batch), positions, context_sum
+    verify_kv = 0
+    for i in range(batch):
+        v = verify[i] if verify[i] < depth else depth
+        verify_kv += (nodes[v] + 1) * context[i] + depth_sums[v]
+    return context_sum, positions, positions, verify_kv
 
 
 class MethodPlan:
@@ -33,7 +73,7 @@ class MethodPlan:
     verify depth, tokens per drafting step."""
 
     __slots__ = ("method", "tree", "max_depth", "nodes", "depth_sums", "step_tokens",
-                 "_nodes_list", "_depth_list")
+                 "step_tokens_array", "_nodes_list", "_depth_list")
 
     def __init__(self, method: MethodPreset) -> None:
         if method.tree is None:
@@ -47,6 +87,7 @@ class MethodPlan:
         self.depth_sums = np.asarray(self._depth_list, dtype=np.int64)
         self.nodes.flags.writeable = self.depth_sums.flags.writeable = False
         self.step_tokens = tuple(method.step_tokens)
+        self.step_tokens_array = np.asarray(self.step_tokens, dtype=np.int64)
 
     def __repr__(self) -> str:
         return f"MethodPlan({self.method.name!r})"
@@ -70,38 +111,21 @@ class MethodPlan:
 
     # ---- the engine's shape ---------------------------------------------------------------
     def decode_shape(self, view, outcome) -> DecodeShape:
-        """The passes the view's engine runs for the iteration's plan (module doc)."""
+        """The passes the view's engine runs for the iteration's plan (``tree_shape_into``)."""
         batch = view.batch_size
-        context = view.context_tokens
-        context_sum = view.total_context_tokens
         steps = outcome.draft_steps
-        drafted = outcome.drafted
-        drafting = outcome.drafting
-        if not steps:
-            step_context: list[int] = []
-        elif drafting[-1] == batch:
-            step_context = [context_sum] * steps
-        else:
-            stopped = np.bincount(drafted, weights=context, minlength=steps + 1).tolist()
-            gone = 0.0
-            step_context = []
-            for s in range(steps):
-                gone += stopped[s]
-                step_context.append(int(context_sum - gone))
-        rows = tuple(drafting)
-        kv = tuple(c + s * n for s, (n, c) in enumerate(zip(drafting, step_context)))
-        tokens_per_step = tuple(n * self.step_tokens_at(s) for s, n in enumerate(drafting))
-        verify = np.minimum(outcome.verify, self.max_depth)
-        nodes = self.nodes[verify]
-        total_nodes = int(nodes.sum())
-        tokens = batch + total_nodes
-        if view.engine != VLLM_06 or total_nodes == 0:
-            verify_rows = batch if view.engine != VLLM_06 else tokens
-            return DecodeShape(batch, context_sum, verify_rows, tokens, context_sum, rows, kv,
-                               tokens_per_step)
-        verify_kv = int(((nodes + 1) * context).sum()) + int(self.depth_sums[verify].sum())
-        return DecodeShape(batch, context_sum, tokens, tokens, verify_kv, rows, kv,
-                           tokens_per_step)
+        rows = np.zeros(steps, dtype=np.int64)
+        kv = np.zeros(steps, dtype=np.int64)
+        tokens = np.zeros(steps, dtype=np.int64)
+        context_sum, verify_rows, positions, verify_kv = compiled(tree_shape_into)(
+            self.nodes, self.depth_sums, self.step_tokens_array, view.engine == VLLM_06,
+            np.asarray(view.context_tokens, dtype=np.int64),
+            np.asarray(outcome.drafted, dtype=np.int64),
+            np.asarray(outcome.verify, dtype=np.int64), batch,
+            np.asarray(outcome.drafting, dtype=np.int64), steps, rows, kv, tokens)
+        return DecodeShape(batch, int(context_sum), int(verify_rows), int(positions),
+                           int(verify_kv), tuple(rows.tolist()), tuple(kv.tolist()),
+                           tuple(tokens.tolist()))
 
     # ---- the policies' cost model (IterationCost delegates here) ---------------------------
     def verify_s(self, cost, tokens: int) -> float:
