@@ -37,14 +37,13 @@ def price_verify(ei, ev, table, att, params, overheads, pad, method, batch, cont
         tree = method[2]
         rows, total, kv = tree_spread_shape(tree[0], tree[1], ei[E_EXPANDED] != 0, batch,
                                             context_sum, tokens)
-        return estimate_verify(ei[E_ESTIMATOR], ev, table, att, params, overheads, rows,
-                               padded(pad, total), kv)
-    if ei[E_EXPANDED]:
-        return estimate_verify(ei[E_ESTIMATOR], ev, table, att, params, overheads, tokens,
-                               padded(pad, tokens),
-                               spread_kv_tokens(batch, context_sum, tokens))
-    return estimate_verify(ei[E_ESTIMATOR], ev, table, att, params, overheads, batch,
-                           padded(pad, tokens), context_sum)
+    elif ei[E_EXPANDED]:
+        rows, total, kv = tokens, tokens, spread_kv_tokens(batch, context_sum, tokens)
+    else:
+        rows, total, kv = batch, tokens, context_sum
+    # one inlined estimator read for every form (each site costs the cold compile seconds)
+    return estimate_verify(ei[E_ESTIMATOR], ev, table, att, params, overheads, rows,
+                           padded(pad, total), kv)
 
 
 @jitable
