@@ -28,15 +28,17 @@ from sim.compiled.layout import (
     RI_EMITTED, RI_KIND, RI_KV, RI_PADDED_BATCH, W_INT, RI_PADDED_TOKENS, RI_QUEUE, RI_STEPS,
     RI_VERIFY_ROWS, RI_VERIFY_TOKENS, W_ACCEPTED, W_CAP, W_CONTEXT, W_DRAFTED, W_DRAFTING,
     W_EMITTED, W_KV, W_ROWS, W_SLOTS, W_VERIFY)
-from sim.compiled.pricing import oracle_begin, padded, price_steps, price_verify
+from sim.compiled.pricing import (oracle_begin, padded, price_steps, price_tree_plan,
+                                  price_verify)
 from sim.compiled.tables import (method_prefill, method_step, prefill_priced, truth_draft,
                                  truth_prefill, truth_verify)
 from sim.core.scheduler import C_QLEN, S_BONUS, S_GEN, SF_KEY, finish_decode
 from sim.core.speculation import batch_limits_into, decode_shape_into
 from sim.drafters.plan import tree_shape_into
+from sim.drafters.trim import tree_trim_keeps, tree_trim_select
 from sim.latency.iteration import upkeep_with_tax_s
-from sim.policies.adaspec_rules import (AI_UNIFORM, adaspec_begin, adaspec_continue,
-                                        adaspec_verify)
+from sim.policies.adaspec_rules import (AI_TRIM, AI_UNIFORM, TRIM_OFF, TRIM_REQUEST,
+                                        adaspec_begin, adaspec_continue, adaspec_verify)
 from sim.policies.disable_by_batch import disable_by_batch_k
 from sim.policies.engine_rules import R_OFF, R_TAX, UPKEEP_SYNC, catchup_into, upkeep_step
 from sim.policies.goodput import draft_counts_into
@@ -207,7 +209,7 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
             for t in range(k_max):
                 tokens_cum[t + 1] = tokens_cum[t] + counts[t]
             priced = k_max + 1 if kind == P_SMARTSPEC else 2
-            price_steps(ei, ev, ed, table, att, params, overheads, pad, b, context_sum,
+            price_steps(ei, ev, ed, table, att, params, overheads, pad, method, b, context_sum,
                         bonus_rows, bonus_context, counts, tokens_cum, prices_v, prices_d,
                         0, priced)
         if kind == P_ADASPEC:
@@ -217,7 +219,7 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
             k = smartspec_begin(pi, pf, b, cap, uniform, prices_v, prices_d, goodputs,
                                 fscratch)
         elif kind == P_ORACLE:
-            k = oracle_begin(ei, ev, ed, table, att, params, overheads, pad, sizes, pi, b,
+            k = oracle_begin(ei, ev, ed, table, att, params, overheads, pad, method, sizes, pi, b,
                              context_sum, bonus_rows, bonus_context, accept, cap, iscratch,
                              new, fscratch)
         elif kind == P_SGLANG:
@@ -264,7 +266,7 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                             # arrays, dearer than pricing one more s; prices do not
                             # depend on when they are computed
                             ahead = need + 1 if need + 1 <= k_max + 1 else k_max + 1
-                            price_steps(ei, ev, ed, table, att, params, overheads, pad, b,
+                            price_steps(ei, ev, ed, table, att, params, overheads, pad, method, b,
                                         context_sum, bonus_rows, bonus_context, counts,
                                         tokens_cum, prices_v, prices_d, priced, ahead)
                             priced = ahead
@@ -350,20 +352,27 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                 for i in range(b):
                     total += drafted[i]
             target = total
-            if ei[E_PADDING]:
+            chain_trims = ei[E_PADDING] != 0 and not has_method  # a tree trims below
+            if chain_trims:
                 target = pad[1, total]
             if steps + 1 > priced:
-                price_steps(ei, ev, ed, table, att, params, overheads, pad, b, context_sum,
+                price_steps(ei, ev, ed, table, att, params, overheads, pad, method, b, context_sum,
                             bonus_rows, bonus_context, counts, tokens_cum, prices_v,
                             prices_d, priced, steps + 1)
                 priced = steps + 1
             v_target = 0.0
             if b <= target < total:
-                v_target = price_verify(ei, ev, table, att, params, overheads, pad, b,
+                v_target = price_verify(ei, ev, table, att, params, overheads, pad, method, b,
                                         context_sum, target)
-            if adaspec_verify(pi, pf, conf, steps, k == 1, drafted, b, cum, sum_c, counts,
-                              prices_v, prices_d, ei[E_PADDING] != 0, total, target, v_target,
-                              new, fscratch, iscratch):
+            changed = adaspec_verify(pi, pf, conf, steps, k == 1, drafted, b, cum, sum_c,
+                                     counts, prices_v, prices_d, chain_trims, total, target,
+                                     v_target, new, fscratch, iscratch)
+            if has_method and ei[E_PADDING] and pi[AI_TRIM] != TRIM_OFF:
+                # a tree trims whole depths (``sim.drafters.trim.trim_tree``)
+                changed = steps > 0 and tree_trim(
+                    ei, ev, table, att, params, overheads, pad, method, pi, pf, cum, context,
+                    drafted, b, steps, context_sum, prices_d[steps], new, fscratch)
+            if changed:
                 for i in range(b):  # the driver's clamp: 0 <= k_i <= drafted_i
                     v = new[i]
                     if v < 0:
@@ -471,6 +480,30 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
     ei[E_REC_N] = r + 1
     ei[E_LAST_KIND] = K_DECODE
     return duration
+
+
+@jitable
+def tree_trim(ei, ev, table, att, params, overheads, pad, method, pi, pf, cum, context,
+              drafted, b, steps, context_sum, draft_s, new, fscratch):
+    """``sim.drafters.trim.trim_tree``: when the tree's pass (B + sum nodes(k_i) positions)
+    is past a graph size, the trimmed depths into ``new``; True when AdaSpec keeps them."""
+    tree = method[2]
+    deepest = tree.shape[1] - 1
+    total = b
+    for i in range(b):
+        total += tree[0, drafted[i] if drafted[i] < deepest else deepest]
+    target = pad[1, total]
+    if target < b or target >= total:
+        return False
+    removed_conf = fscratch[:b]
+    tree_trim_select(cum, drafted, b, steps, tree[0], total - target,
+                     pi[AI_TRIM] == TRIM_REQUEST, new, removed_conf)
+    verify_full_s = price_tree_plan(ei, ev, table, att, params, overheads, pad, method,
+                                    context, drafted, b, context_sum)
+    verify_trimmed_s = price_tree_plan(ei, ev, table, att, params, overheads, pad, method,
+                                       context, new, b, context_sum)
+    return tree_trim_keeps(pi, pf, cum, removed_conf, b, steps, draft_s, verify_full_s,
+                           verify_trimmed_s)
 
 
 @inlined

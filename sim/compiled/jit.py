@@ -88,6 +88,7 @@ RULE_MODULES = (
     "sim.policies.sglang_adaptive",
     "sim.drafters.costs",
     "sim.drafters.plan",
+    "sim.drafters.trim",
     "sim.compiled.tables",
     "sim.compiled.pricing",
     "sim.compiled.engine",

@@ -60,13 +60,6 @@ def _compiled_classes() -> tuple:
             OraclePolicy, VllmDynamicPolicy, TrtllmPolicy, SglangAdaptivePolicy)
 
 
-#: the policy kinds whose rules price no options (no cost model): the ones a method's runs
-#: compile for (``sim.drafters``: the tree prices of AdaSpec's, SmartSpec's and the oracle's
-#: cost model are not compiled)
-PRICE_FREE_KINDS = (L.P_NOSPEC, L.P_STATIC, L.P_THRESHOLD, L.P_DISABLE_BY_BATCH, L.P_VLLM_V1,
-                    L.P_TRTLLM, L.P_SGLANG)
-
-
 def why_protocol(policy, latency, estimator, acceptance, engine: str,
                  method_plan=None) -> str | None:
     """Why this run cannot take the compiled path (None: it can); ``method_plan``: a
@@ -83,9 +76,6 @@ def why_protocol(policy, latency, estimator, acceptance, engine: str,
     if isinstance(plan, str):
         return plan
     if method_plan is not None:
-        if plan[0] not in PRICE_FREE_KINDS:
-            return (f"policy {policy.name} with method {method_plan.method.name} has no "
-                    "compiled form (its cost model's tree prices are not compiled)")
         if estimator is not latency and type(estimator) is MethodLatency:
             estimator = estimator.base  # the target's passes tabulated, the drafter exact
             latency = latency.base

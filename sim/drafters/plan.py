@@ -33,15 +33,62 @@ from sim.latency.iteration import VLLM_06, DecodeShape, draft_tree_pass_s, verif
 
 
 @jitable
+def tree_verify_shape(nodes, depth_sums, expanded, context, verify, batch, context_sum):
+    """The verification of depths ``verify`` (module doc): (rows, positions B + sum
+    nodes(k_i), KV positions). ``nodes`` / ``depth_sums``: per verify depth 0..the tree's
+    depth (deeper verify lengths count as the tree's depth); ``context_sum``: sum L_i."""
+    depth = nodes.shape[0] - 1
+    total_nodes = 0
+    for i in range(batch):
+        v = verify[i] if verify[i] < depth else depth
+        total_nodes += nodes[v]
+    positions = batch + total_nodes
+    if not expanded or total_nodes == 0:
+        return (positions if expanded else batch), positions, context_sum
+    verify_kv = 0
+    for i in range(batch):
+        v = verify[i] if verify[i] < depth else depth
+        verify_kv += (nodes[v] + 1) * context[i] + depth_sums[v]
+    return positions, positions, verify_kv
+
+
+@jitable
+def tree_spread_shape(nodes, depth_sums, expanded, batch, context_sum, tokens):
+    """The verification the cost model prices for ``tokens`` = B + sum k_i depths spread as
+    evenly as possible (q each, one more for r requests): (rows, positions, KV positions)."""
+    chain_total = tokens - batch
+    spread_nodes = 0
+    spread_depth = 0
+    if batch > 0 and chain_total > 0:
+        deepest = nodes.shape[0] - 1
+        q = chain_total // batch
+        r = chain_total - q * batch
+        lo = q if q < deepest else deepest
+        hi = q + 1 if q + 1 < deepest else deepest
+        spread_nodes = (batch - r) * nodes[lo] + r * nodes[hi]
+        spread_depth = (batch - r) * depth_sums[lo] + r * depth_sums[hi]
+    total = batch + spread_nodes
+    if not expanded or spread_nodes == 0:
+        return (total if expanded else batch), total, context_sum
+    return total, total, (spread_nodes + batch) * context_sum // batch + spread_depth
+
+
+@jitable
+def tree_draft_share(batch, context_sum, drafting, step, step_tokens):
+    """The drafting step ``step`` the cost model prices for ``drafting`` requests (their
+    share of the batch's context): (query tokens, KV positions)."""
+    context = context_sum if drafting >= batch else drafting * context_sum // batch
+    tokens = drafting * step_tokens[step] if step < step_tokens.shape[0] else 0
+    return tokens, context + step * drafting
+
+
+@jitable
 def tree_shape_into(nodes, depth_sums, step_tokens, expanded, context, drafted, verify, batch,
                     drafting, steps, rows, kv, tokens):
     """The passes of a decode iteration under a method (module doc): per drafting step s
     its rows (``drafting[s]``), KV positions (the context of the requests still drafting plus
     s per row) and query tokens (``step_tokens[s]`` per row) into ``rows`` / ``kv`` /
-    ``tokens``; returns (sum L_i, verification rows, its positions B + sum nodes(k_i), its
-    KV positions). ``nodes`` / ``depth_sums``: per verify depth 0..the tree's depth (deeper
-    verify lengths count as the tree's depth)."""
-    depth = nodes.shape[0] - 1
+    ``tokens``; returns (sum L_i, and the verification's ``tree_verify_shape``)."""
     context_sum = 0
     for i in range(batch):
         context_sum += context[i]
@@ -54,18 +101,9 @@ def tree_shape_into(nodes, depth_sums, step_tokens, expanded, context, drafted, 
         rows[s] = drafting[s]
         kv[s] = context_sum - gone + s * drafting[s]
         tokens[s] = drafting[s] * step_tokens[s] if s < step_tokens.shape[0] else 0
-    total_nodes = 0
-    for i in range(batch):
-        v = verify[i] if verify[i] < depth else depth
-        total_nodes += nodes[v]
-    positions = batch + total_nodes
-    if not expanded or total_nodes == 0:
-        return context_sum, (positions if expanded else batch), positions, context_sum
-    verify_kv = 0
-    for i in range(batch):
-        v = verify[i] if verify[i] < depth else depth
-        verify_kv += (nodes[v] + 1) * context[i] + depth_sums[v]
-    return context_sum, positions, positions, verify_kv
+    verify_rows, positions, verify_kv = tree_verify_shape(nodes, depth_sums, expanded, context,
+                                                          verify, batch, context_sum)
+    return context_sum, verify_rows, positions, verify_kv
 
 
 class MethodPlan:
@@ -73,7 +111,7 @@ class MethodPlan:
     verify depth, tokens per drafting step."""
 
     __slots__ = ("method", "tree", "max_depth", "nodes", "depth_sums", "step_tokens",
-                 "step_tokens_array", "_nodes_list", "_depth_list")
+                 "step_tokens_array")
 
     def __init__(self, method: MethodPreset) -> None:
         if method.tree is None:
@@ -81,10 +119,8 @@ class MethodPlan:
         self.method = method
         self.tree = method.tree
         self.max_depth = method.tree.depth
-        self._nodes_list = list(method.tree.nodes_table())
-        self._depth_list = list(method.tree.depth_sum_table())
-        self.nodes = np.asarray(self._nodes_list, dtype=np.int64)
-        self.depth_sums = np.asarray(self._depth_list, dtype=np.int64)
+        self.nodes = np.asarray(method.tree.nodes_table(), dtype=np.int64)
+        self.depth_sums = np.asarray(method.tree.depth_sum_table(), dtype=np.int64)
         self.nodes.flags.writeable = self.depth_sums.flags.writeable = False
         self.step_tokens = tuple(method.step_tokens)
         self.step_tokens_array = np.asarray(self.step_tokens, dtype=np.int64)
@@ -94,20 +130,6 @@ class MethodPlan:
 
     def step_tokens_at(self, step: int) -> int:
         return self.step_tokens[step] if step < len(self.step_tokens) else 0
-
-    def _depth(self, d: int) -> int:
-        return min(max(int(d), 0), self.max_depth)
-
-    def spread(self, batch: int, chain_total: int) -> tuple[int, int]:
-        """(nodes, depth sums) of B requests verifying ``chain_total`` = sum k_i depths in
-        total, spread as evenly as possible (q each, one more for r of them)."""
-        if batch <= 0 or chain_total <= 0:
-            return 0, 0
-        q, r = divmod(int(chain_total), batch)
-        lo, hi = self._depth(q), self._depth(q + 1)
-        nodes = (batch - r) * self._nodes_list[lo] + r * self._nodes_list[hi]
-        depth = (batch - r) * self._depth_list[lo] + r * self._depth_list[hi]
-        return nodes, depth
 
     # ---- the engine's shape ---------------------------------------------------------------
     def decode_shape(self, view, outcome) -> DecodeShape:
@@ -129,32 +151,24 @@ class MethodPlan:
 
     # ---- the policies' cost model (IterationCost delegates here) ---------------------------
     def verify_s(self, cost, tokens: int) -> float:
-        """``IterationCost.verify_s``: ``tokens`` = B + sum k_i in depths, spread evenly."""
-        batch = cost.batch
-        nodes, depth = self.spread(batch, tokens - batch)
-        total = batch + nodes
-        if not cost._expanded or nodes == 0:
-            rows = batch if not cost._expanded else total
-            return float(verify_pass_s(cost._est, cost._pad, rows, total, cost.context_tokens))
-        kv = (nodes + batch) * cost.context_tokens // batch + depth
-        return float(verify_pass_s(cost._est, cost._pad, total, total, kv))
+        """``IterationCost.verify_s``: ``tokens`` = B + sum k_i in depths, spread evenly
+        (``tree_spread_shape``)."""
+        rows, total, kv = tree_spread_shape(self.nodes, self.depth_sums, cost._expanded,
+                                            cost.batch, cost.context_tokens, int(tokens))
+        return float(verify_pass_s(cost._est, cost._pad, int(rows), int(total), int(kv)))
 
     def verify_plan_s(self, cost, verify: np.ndarray) -> float:
-        """``IterationCost.verify_plan_s``: an explicit plan of depths, priced exactly."""
-        verify = np.minimum(np.asarray(verify, dtype=np.int64), self.max_depth)
-        nodes = self.nodes[verify]
-        total = cost.batch + int(nodes.sum())
-        if not cost._expanded or total == cost.batch:
-            rows = cost.batch if not cost._expanded else total
-            return float(verify_pass_s(cost._est, cost._pad, rows, total, cost.context_tokens))
-        kv = int(((nodes + 1) * cost._contexts).sum()) + int(self.depth_sums[verify].sum())
-        return float(verify_pass_s(cost._est, cost._pad, total, total, kv))
+        """``IterationCost.verify_plan_s``: an explicit plan of depths, priced exactly
+        (``tree_verify_shape``)."""
+        rows, total, kv = compiled(tree_verify_shape)(
+            self.nodes, self.depth_sums, cost._expanded, np.asarray(cost._contexts, dtype=np.int64),
+            np.asarray(verify, dtype=np.int64), cost.batch, cost.context_tokens)
+        return float(verify_pass_s(cost._est, cost._pad, int(rows), int(total), int(kv)))
 
     def draft_step_s(self, cost, drafting: int, step: int) -> float:
         """``IterationCost.draft_step_s``: step ``step`` over ``drafting`` requests (their
-        share of the batch's context)."""
-        batch = cost.batch
-        context = cost.context_tokens if drafting >= batch else drafting * cost.context_tokens // batch
-        tokens = drafting * self.step_tokens_at(step)
-        return float(draft_tree_pass_s(cost._est, cost._pad, drafting, tokens,
-                                       context + step * drafting, step))
+        share of the batch's context, ``tree_draft_share``)."""
+        tokens, kv = tree_draft_share(cost.batch, cost.context_tokens, int(drafting), step,
+                                      self.step_tokens_array)
+        return float(draft_tree_pass_s(cost._est, cost._pad, drafting, int(tokens), int(kv),
+                                       step))

@@ -73,11 +73,11 @@ import numpy as np
 from sim.compiled.jit import compiled
 from sim.errors import ConfigError
 from sim.policies.adaspec_rules import (AF_BEST, AF_CBAR, AF_CBAR_USED, AF_CBAR_WEIGHT,
-                                        AF_EXPECTED, AF_G0, AF_PREDICTED, AF_REC, AF_SIZE,
+                                        AF_G0, AF_PREDICTED, AF_REC, AF_SIZE,
                                         AI_ACTIVE, AI_CBAR_MODE, AI_K, AI_LAST_TRIM, AI_LOST,
                                         AI_REC, AI_SIZE, AI_SLO, AI_STATS, AI_TRIM, AI_UNIFORM,
-                                        STAT_NAMES, TRIM_NONE, _record_trim, _score,
-                                        _TRIM_OUTCOMES, adaspec_begin, adaspec_continue, adaspec_verify)
+                                        STAT_NAMES, TRIM_NONE, _TRIM_OUTCOMES, adaspec_begin,
+                                        adaspec_continue, adaspec_verify)
 from sim.policies.base import BatchView, Policy
 from sim.policies.goodput import IterationCost, SloMode
 from sim.policies.trim_selection import TREE_FLOATS_PER_ROW, TREE_INTS_PER_ROW
@@ -329,22 +329,11 @@ class AdaSpecPolicy(Policy):
         return new if changed else drafted
 
     # -- the state a tree method's verifier (sim.drafters.trim) reads and records ------------
-    def cumulative_confidences(self, steps: int) -> np.ndarray:
-        """c_{i,t} of this iteration as (B, steps), 0 past what request i drafted."""
-        return self._work[0][:steps, :self._batch].T
-
-    @property
-    def expected_tokens(self) -> float:
-        """E[N] of the plan drafted so far (every drafted token verified)."""
-        return float(self._pf[AF_EXPECTED])
-
-    def score(self, expected: float, time_s: float, min_tokens: float) -> float:
-        """G = E / T, or -inf for an infeasible configuration (the rule ``_score``)."""
-        return float(_score(self._pi, self._pf, expected, time_s, min_tokens))
-
-    def record_trim(self, kept: bool) -> None:
-        """Count a trim decision in ``stats`` and ``last_trim``."""
-        _record_trim(self._pi, kept)
+    def trim_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rules' ints and floats (E[N], the SLO, the trim counters) and this iteration's
+        cumulative confidences c_{i,t} as they hold them, ``[t, i]`` (0 past what request i
+        drafted): what ``sim.drafters.trim`` reads and records into."""
+        return self._pi, self._pf, self._work[0]
 
 
 def _column_contiguous(conf: np.ndarray) -> bool:

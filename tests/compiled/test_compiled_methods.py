@@ -1,8 +1,8 @@
 """The speculative methods (``sim.drafters``: feature heads, parallel and sequential heads,
 prompt lookup, lookahead) on the compiled path, against the protocol path: every table and
-the summary identical, for the policies that price no options, on both engines, with
-chunked prefill, preemption, eager mode and the exact estimator; the drafter's pricing rules
-by hand against ``DrafterCosts``."""
+the summary identical, for every policy (the cost model's tree prices and AdaSpec's tree
+trim included), on both engines, with chunked prefill, preemption, eager mode and the exact
+estimator; the drafter's pricing rules by hand against ``DrafterCosts``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import warnings
 import numpy as np
 import pytest
 
-from sim.compiled.run import PRICE_FREE_KINDS, policy_plan
 from sim.drafters.costs import method_latency
 from sim.drafters.presets import METHODS, get_method
 from sim.policies.registry import make_policy
@@ -19,11 +18,14 @@ from sim.run import SimConfig, build_latency, simulate
 from test_compiled_equivalence import CONV, MOONCAKE, _assert_same, _both, _slice
 
 METHOD_NAMES = tuple(name for name in METHODS if name != "draft-model")
-#: one form of each price-free policy kind (the catch-up and sync forms of the engine
-#: rules turn drafting off above batch 4, so both upkeeps run)
-PRICE_FREE_POLICIES = ("nospec", "static:5", "disable-by-batch:4,8", "threshold:0.6,6",
-                       "vllm-v1:3,sched=1-4:3/5-512:0", "trtllm:4,sched=4:4",
-                       "sglang:3,slots=1:1+3/4:0,zero=catchup")
+#: one form of each policy kind (the catch-up and sync forms of the engine rules turn
+#: drafting off above batch 4, so both upkeeps run), and AdaSpec's options that change what
+#: it does with a tree (the request trim, the SLO forms, no trim)
+POLICIES = ("nospec", "static:5", "disable-by-batch:4,8", "threshold:0.6,6",
+            "vllm-v1:3,sched=1-4:3/5-512:0", "trtllm:4,sched=4:4",
+            "sglang:3,slots=1:1+3/4:0,zero=catchup", "adaspec:8", "adaspec:8,trim=request",
+            "adaspec:6,slo=tokens", "adaspec:8,slo=strict", "adaspec:8,trim=off",
+            "adaspec-nv:8", "smartspec:8", "oracle:8")
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +52,30 @@ def test_every_method_compiles_to_the_protocol_paths_bytes(conv, method, engine)
         _same(conv, policy, SimConfig(method=method, engine=engine))
 
 
-@pytest.mark.parametrize("policy", PRICE_FREE_POLICIES)
-def test_every_price_free_policy_with_a_tree(conv, policy):
-    assert policy_plan(make_policy(policy))[0] in PRICE_FREE_KINDS
+@pytest.mark.parametrize("policy", POLICIES)
+def test_every_policy_with_a_tree(conv, policy):
     for method in ("eagle-2", "hydra", "lookahead"):
         if _fits(policy, method):
             _same(conv, policy, SimConfig(method=method))
+
+
+@pytest.mark.parametrize("policy", ["adaspec:8", "smartspec:8", "oracle:8"])
+@pytest.mark.parametrize("method", ["eagle", "medusa", "pld"])
+def test_the_policies_that_price_trees_on_batch_expansion(conv, policy, method):
+    if _fits(policy, method):
+        _same(conv, policy, SimConfig(method=method, engine="vllm-0.6"))
+
+
+def test_adaspecs_tree_trim_keeps_and_rejects_on_the_compiled_path(conv):
+    """What the tests above compare includes both trim decisions: with EAGLE's tree and
+    the token trim, some trims are kept and some rejected, the same counts on both paths."""
+    counts = []
+    for path in ("auto", "protocol"):
+        policy = make_policy("adaspec:8")
+        simulate(conv, policy, SimConfig(method="eagle", engine_path=path), seed=3)
+        counts.append((policy.stats["trim_kept"], policy.stats["trim_rejected"]))
+    assert counts[0] == counts[1]
+    assert counts[0][0] > 0 and counts[0][1] > 0
 
 
 @pytest.mark.parametrize("method", ["eagle", "medusa"])
@@ -72,13 +92,6 @@ def test_methods_with_chunked_prefill_preemption_eager_and_exact(method):
     _assert_same(compiled, protocol)
     _same(_slice(CONV, 160, scale=6.0), "static:4",
           SimConfig(method=method, cuda_graphs=False, estimator="exact"))
-
-
-@pytest.mark.parametrize("policy", ["adaspec:8", "smartspec:8", "oracle:8", "adaspec-nv:8"])
-def test_policies_that_price_trees_take_the_protocol_path(conv, policy):
-    result = simulate(conv, policy, SimConfig(method="eagle"), seed=1)
-    assert result.summary["iteration_path"] == "protocol"
-    assert "tree prices are not compiled" in result.summary["iteration_path_reason"]
 
 
 @pytest.mark.parametrize("method", METHOD_NAMES)

@@ -14,7 +14,7 @@ from sim.drafters.presets import get_method
 from sim.drafters.trim import trim_tree
 from sim.policies.adaspec import TrimMode
 from sim.policies.base import BatchView
-from sim.policies.goodput import IterationCost, SloMode
+from sim.policies.goodput import IterationCost
 
 MS = 1e-3
 
@@ -41,24 +41,26 @@ def _cost(batch=3, method="eagle-2", engine="single-pass"):
 
 
 class _FakeAdaSpec:
-    """The state AdaSpec's verifier exposes to ``trim_tree`` (``sim.policies.adaspec``):
-    cumulative confidences, E[N], G = E / T, and the trim decision it records."""
+    """The state AdaSpec's verifier exposes to ``trim_tree`` (``AdaSpecPolicy.trim_state``):
+    the rules' arrays (E[N] = B + sum c, no SLO, so G = E / T) and the cumulative
+    confidences; the trim decision is recorded there."""
 
     def __init__(self, cum, trim) -> None:
-        self._cum = np.asarray(cum, dtype=float)  # (steps, B)
-        self.expected_tokens = self._cum.shape[1] + float(self._cum.sum())
+        from sim.policies.adaspec_rules import AF_BUDGET_S, AF_EXPECTED, AF_SIZE, AI_SIZE
+        self._cum = np.asarray(cum, dtype=float)  # (steps, B), as the rules hold it
+        self._pi = np.zeros(AI_SIZE, dtype=np.int64)  # slo=off
+        self._pf = np.zeros(AF_SIZE)
+        self._pf[AF_BUDGET_S] = np.inf
+        self._pf[AF_EXPECTED] = self._cum.shape[1] + float(self._cum.sum())
         self.trim = trim
-        self.slo = SloMode.OFF
-        self.last_trim = "none"
 
-    def cumulative_confidences(self, steps):
-        return self._cum[:steps].T
+    def trim_state(self):
+        return self._pi, self._pf, self._cum
 
-    def score(self, expected, time_s, min_tokens):
-        return expected / time_s
-
-    def record_trim(self, kept):
-        self.last_trim = "kept" if kept else "rejected"
+    @property
+    def last_trim(self) -> str:
+        from sim.policies.adaspec_rules import _TRIM_OUTCOMES, AI_LAST_TRIM
+        return _TRIM_OUTCOMES[self._pi[AI_LAST_TRIM]]
 
 
 def _policy(cum, trim):
@@ -121,13 +123,5 @@ def test_every_fitting_policy_runs_on_a_tree(method):
         most = get_method(method).max_depth + 1
         assert (decode["emitted_tokens"] <= decode["batch_size"] * most).all()
         assert int(result.requests["output_tokens"].sum()) == sum(r.output_tokens for r in requests)
-        # the policies that price no options run compiled with a method; the cost model's
-        # tree prices are not compiled: those take the protocol path, and say why
-        kind = spec.split(":", 1)[0]
-        if kind in ("adaspec", "adaspec-nv", "smartspec", "oracle"):
-            assert result.summary["iteration_path"] == "protocol"
-            assert result.summary["iteration_path_reason"] == (
-                f"policy {spec} with method {method} has no compiled form (its cost model's "
-                "tree prices are not compiled)")
-        else:
-            assert result.summary["iteration_path"] == "compiled", spec
+        # every policy runs compiled with a method (tests/compiled: the same tables)
+        assert result.summary["iteration_path"] == "compiled", spec
