@@ -135,8 +135,17 @@ class TruthTables:
         lo = index - index % BLOCK
         hi = lo + BLOCK
         self._grow(hi - 1)
-        if row >= M_LAYER:  # a method's term: its Python function, count by count
-            self.table[row, lo:hi] = [self.method_term(row, n) for n in range(lo, hi)]
+        if row >= M_LAYER:  # a method's term, in one numpy pass of its Python function
+            counts = np.arange(max(lo, 1), hi, dtype=np.int64)
+            if row == M_LAYER:
+                values = self.target.layer_dense_s_at(counts)
+            elif row == M_FC:
+                values = self.drafter.fc_s_at(counts)
+            else:
+                values = self.drafter.head_dense_s_at(counts, row - M_HEAD)
+            self.table[row, max(lo, 1):hi] = values
+            if lo == 0:
+                self.table[row, 0] = 0.0  # never read: passes of no tokens cost nothing
             return
         costs = self.target if row in (T_DENSE, T_LOGITS) else self.draft
         if costs is None:
@@ -149,16 +158,6 @@ class TruthTables:
                                      else costs.logits_s_at(counts))
         if lo == 0:
             self.table[row, 0] = costs.dense_s(0) if dense else costs.logits_s(0)
-
-    def method_term(self, row: int, tokens: int) -> float:
-        """A method's token-only term of row ``row`` (``M_LAYER``...) at ``tokens``."""
-        if tokens <= 0:
-            return 0.0
-        if row == M_LAYER:
-            return self.target.layer_dense_s(tokens)
-        if row == M_FC:
-            return self.drafter.fc_s(tokens)
-        return self.drafter._head_dense_s(tokens, row - M_HEAD)
 
     def fill_prefill(self, chunks: int, tokens: int) -> None:
         """Every entry a prefill of ``chunks`` chunks and ``tokens`` new tokens is priced

@@ -139,22 +139,42 @@ class DrafterCosts:
         """Token-only part of step ``step`` (memoised per padded token count and step)."""
         key = (tokens, step)
         t = self._memo.get(key)
-        if t is not None:
-            return t
+        if t is None:
+            t = self._memo[key] = self._head_dense_of(tokens, step)
+        return t
+
+    def _head_dense_of(self, tokens, step: int):
+        """``_head_dense_s`` of a positive count or an ``ExactArray`` of them."""
         c, m, h = self.costs, self.method, self.hidden
         if self.kind == FEATURE_HEAD:
-            t = c.gemm_shape_s(tokens, m.head_fc_inputs * h, h) if m.head_fc_inputs else 0.0
-            t += c.logits_s(tokens)
+            t = c.gemm_of(tokens, m.head_fc_inputs * h, h) if m.head_fc_inputs else 0.0
+            t += c.logits_of(tokens)
         elif self.kind == PARALLEL_HEADS:
-            t = m.heads * (m.head_resblocks * c.gemm_shape_s(tokens, h, h) + c.logits_s(tokens))
+            t = m.heads * (m.head_resblocks * c.gemm_of(tokens, h, h) + c.logits_of(tokens))
         elif self.kind == SEQUENTIAL_HEADS:
-            first = 2 * c.gemm_shape_s(tokens, (step + 2) * h, h)
-            t = (first + (m.head_resblocks - 1) * c.gemm_shape_s(tokens, h, h)
-                 + c.logits_s(tokens))
+            first = 2 * c.gemm_of(tokens, (step + 2) * h, h)
+            t = (first + (m.head_resblocks - 1) * c.gemm_of(tokens, h, h)
+                 + c.logits_of(tokens))
         else:
             t = 0.0
-        self._memo[key] = t
         return t
+
+    def head_dense_s_at(self, tokens: np.ndarray, step: int) -> np.ndarray:
+        """``_head_dense_s`` at every count of ``tokens`` (positive ints) in one numpy pass,
+        the same bits as the calls one by one (``sim.latency.exact``)."""
+        from sim.latency.exact import exact
+        values = self._head_dense_of(exact(np.asarray(tokens, dtype=np.int64)), step)
+        return np.broadcast_to(np.asarray(values, dtype=np.float64), np.shape(tokens))
+
+    def fc_s_at(self, tokens: np.ndarray) -> np.ndarray:
+        """``fc_s`` at every count of ``tokens`` (positive ints), as ``head_dense_s_at``."""
+        from sim.latency.exact import exact
+        m = self.method
+        if not m.head_fc_inputs:
+            return np.zeros(np.shape(tokens))
+        return np.asarray(self.costs.gemm_of(exact(np.asarray(tokens, dtype=np.int64)),
+                                             m.head_fc_inputs * self.hidden, self.hidden),
+                          dtype=np.float64)
 
     def fc_s(self, tokens: int) -> float:
         """The feature head's FC in front of its layers, over ``tokens`` tokens (0 without)."""

@@ -147,17 +147,29 @@ class PassCosts:
             return cached
         if tokens <= 0:
             return 0.0
-        layer = (self.measured_layer_s(tokens) if self.measured_layer_s is not None
-                 else self.fitted_layer_dense_s(tokens))
-        t = layer + self.all_reduce_layer_s(tokens)
+        t = self._layer_dense_of(tokens)
         self._layer[tokens] = t
         return t
+
+    def _layer_dense_of(self, tokens):
+        """``layer_dense_s`` of a positive count or an ``ExactArray`` of them."""
+        layer = (self.measured_layer_s(tokens) if self.measured_layer_s is not None
+                 else self.fitted_layer_dense_s(tokens))
+        return layer + self.all_reduce_layer_s(tokens)
+
+    def layer_dense_s_at(self, tokens: np.ndarray) -> np.ndarray:
+        """``layer_dense_s`` at every count of ``tokens`` (positive ints), as ``dense_s_at``."""
+        return np.asarray(self._layer_dense_of(_counts(tokens)), dtype=np.float64)
 
     def gemm_shape_s(self, tokens: int, k: int, n: int) -> float:
         """A GEMM of ``tokens`` rows by a (k, n) weight on this GPU's fitted constants (the
         formula every projection of the pass uses; for drafter heads' FCs and ResBlocks)."""
         if tokens <= 0:
             return 0.0
+        return self.gemm_of(tokens, k, n)
+
+    def gemm_of(self, tokens, k: int, n: int):
+        """``gemm_shape_s`` of a positive count or an ``ExactArray`` of them."""
         return gemm_s(tokens, k, n, self.model.dtype_bytes, self.peak_flops, self.bytes_per_s,
                       self.gemm)
 
@@ -173,9 +185,7 @@ class PassCosts:
         return t
 
     def _dense_of(self, tokens):
-        layer = (self.measured_layer_s(tokens) if self.measured_layer_s is not None
-                 else self.fitted_layer_dense_s(tokens))
-        return (self.layers * (layer + self.all_reduce_layer_s(tokens))
+        return (self.layers * self._layer_dense_of(tokens)
                 + elementwise_s(tokens, self._bytes["emb"], self.bytes_per_s,
                                 self.fit.elementwise["emb"])
                 + elementwise_s(tokens, self._bytes["input_layernorm"], self.bytes_per_s,
@@ -199,6 +209,10 @@ class PassCosts:
         """``dense_s`` at every count of ``tokens`` (positive ints) in one numpy pass, the
         same bits as the calls one by one (``sim.latency.exact``); not memoised."""
         return np.asarray(self._dense_of(_counts(tokens)), dtype=np.float64)
+
+    def logits_of(self, rows):
+        """``logits_s`` of a positive count or an ``ExactArray`` of them (not memoised)."""
+        return self._logits_of(rows)
 
     def logits_s_at(self, rows: np.ndarray) -> np.ndarray:
         """``logits_s`` at every count of ``rows`` (positive ints), as ``dense_s_at``."""

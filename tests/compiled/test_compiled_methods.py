@@ -115,3 +115,27 @@ def test_the_drafters_rules_on_the_tables_price_as_drafter_costs(method):
     got = method_prefill(tables.table, tables.params, drafter.ints, drafter.floats, news,
                          cached, 3, int(news.sum()))
     assert got == drafter.prefill_s(news.tolist(), cached.tolist())
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+@pytest.mark.parametrize("config", [
+    {},  # vicuna-7b: Vidur's A100 layer rows, TP 1
+    {"dense_ops": "fitted"},  # the fitted layer
+    {"target": "llama-2-70b", "gpu": "H100", "tp": 4},  # Vidur's H100 rows, all-reduces
+], ids=["measured", "fitted", "h100-tp4"])
+def test_the_drafters_table_rows_are_its_functions_bit_for_bit(method, config):
+    """The rows ``TruthTables`` fills for a method in one numpy pass (``layer_dense_s_at``,
+    ``fc_s_at``, ``head_dense_s_at``) hold what the functions give count by count, at every
+    count 1..3,071 and per step."""
+    from sim.compiled.tables import M_FC, M_HEAD, M_LAYER, TruthTables
+    from sim.core.padding import GraphPadding
+    latency = method_latency(build_latency(SimConfig(**config)), get_method(method))
+    tables = TruthTables(latency, GraphPadding(), 3072)
+    tables.fill_padded(3071)
+    drafter, costs = latency.drafter, latency.drafter.costs
+    counts = range(1, 3072)
+    assert tables.table[M_LAYER, 1:3072].tolist() == [costs.layer_dense_s(n) for n in counts]
+    assert tables.table[M_FC, 1:3072].tolist() == [drafter.fc_s(n) for n in counts]
+    for step in range(drafter.method.tree.depth):
+        assert tables.table[M_HEAD + step, 1:3072].tolist() == [
+            drafter._head_dense_s(n, step) for n in counts]
