@@ -23,7 +23,7 @@ from sim.compiled.layout import (
     E_DRAW_AT, E_EXPANDED, E_FIN_NEW, E_KMAX, E_LAST_KIND, E_LEN_N, E_METHOD, E_NEED_AT,
     E_NEED_ROW,
     E_NEEDS_ORACLE, E_PADDING, E_POLICY, E_POOL_POS, E_REC_N, E_STEP_N, F_TPOT_SLO,
-    FLOAT_ENTRIES, K_DECODE, P_ADASPEC, P_DISABLE_BY_BATCH, P_ORACLE, P_SGLANG, P_SMARTSPEC,
+    K_DECODE, P_ADASPEC, P_DISABLE_BY_BATCH, P_ORACLE, P_SGLANG, P_SMARTSPEC,
     P_STATIC, P_THRESHOLD, P_TRTLLM, P_VLLM_V1, RI_ACCEPTED, RI_BATCH, RI_CONTEXT, RI_DRAFTED,
     RI_EMITTED, RI_KIND, RI_KV, RI_PADDED_BATCH, W_INT, RI_PADDED_TOKENS, RI_QUEUE, RI_STEPS,
     RI_VERIFY_ROWS, RI_VERIFY_TOKENS, W_ACCEPTED, W_CAP, W_CONTEXT, W_DRAFTED, W_DRAFTING,
@@ -45,7 +45,6 @@ from sim.policies.goodput import draft_counts_into
 from sim.policies.sglang_adaptive import sglang_begin, sglang_observe
 from sim.policies.smartspec import smartspec_begin, smartspec_observe
 from sim.policies.threshold import threshold_continue
-from sim.policies.trim_selection import TREE_FLOATS_PER_ROW, TREE_INTS_PER_ROW
 from sim.policies.trtllm import trtllm_begin, trtllm_observe, trtllm_speculation_off
 from sim.policies.vllm_dynamic import vllm_begin
 
@@ -53,84 +52,6 @@ from sim.policies.vllm_dynamic import vllm_begin
 #: the truth's table lacks (nothing of the iteration has run; ``E_NEED_ROW`` / ``E_NEED_AT``
 #: say which): the loop returns ``ST_NEED_ENTRY`` and runs the prepared batch afterwards
 NEED_CATCHUP_ENTRIES = -2.0
-
-
-# ---- arenas ---------------------------------------------------------------------------------
-@jitable
-def f1(cf, ci, e):
-    """Entry ``e`` of the float arena, 1-D."""
-    at = ci[3 * e]
-    return cf[at:at + ci[3 * e + 1] * max(ci[3 * e + 2], 1)]
-
-
-@jitable
-def f2(cf, ci, e):
-    """Entry ``e`` of the float arena, 2-D."""
-    at = ci[3 * e]
-    rows, cols = ci[3 * e + 1], ci[3 * e + 2]
-    return cf[at:at + rows * cols].reshape((rows, cols))
-
-
-@jitable
-def i1(ci, e):
-    """Entry ``e`` of the int arena (after the header), 1-D."""
-    h = 3 * (FLOAT_ENTRIES + e)
-    at = ci[h]
-    return ci[at:at + ci[h + 1] * max(ci[h + 2], 1)]
-
-
-@jitable
-def i2(ci, e):
-    """Entry ``e`` of the int arena, 2-D."""
-    h = 3 * (FLOAT_ENTRIES + e)
-    at = ci[h]
-    rows, cols = ci[h + 1], ci[h + 2]
-    return ci[at:at + rows * cols].reshape((rows, cols))
-
-
-def policy_work_sizes(n_slots: int, k_max: int) -> tuple[int, int]:
-    """Float and int scratch the adaptive policies' rules need (``policy_work``)."""
-    kk = max(k_max, 1)
-    floats = (kk * n_slots + 3 * n_slots + 3 * (kk + 1) + 2 * (kk + 1) * n_slots
-              + TREE_FLOATS_PER_ROW * n_slots + 8)
-    ints = (kk + 2 * (kk + 1) + n_slots + 3 * (kk + 1) * n_slots + n_slots
-            + TREE_INTS_PER_ROW * n_slots + 8)
-    return floats, ints
-
-
-@jitable
-def policy_work(pwf, pwi, n_slots, k_max):
-    """Views of the scratch arrays: (cum, sum_c, gain, prices_v, prices_d, float scratch,
-    goodputs, counts, hist, tokens_cum, new verify lengths, int scratch)."""
-    kk = k_max if k_max > 0 else 1
-    at = 0
-    cum = pwf[at:at + kk * n_slots].reshape((kk, n_slots))
-    at += kk * n_slots
-    sum_c = pwf[at:at + n_slots]
-    at += n_slots
-    gain = pwf[at:at + n_slots]
-    at += n_slots
-    prices_v = pwf[at:at + kk + 1]
-    at += kk + 1
-    prices_d = pwf[at:at + kk + 1]
-    at += kk + 1
-    goodputs = pwf[at:at + kk + 1]
-    at += kk + 1
-    keys = pwf[at:at + n_slots]
-    at += n_slots
-    fscratch = pwf[at:]
-    at = 0
-    counts = pwi[at:at + kk]
-    at += kk
-    hist = pwi[at:at + kk + 1]
-    at += kk + 1
-    tokens_cum = pwi[at:at + kk + 1]
-    at += kk + 1
-    new = pwi[at:at + n_slots]
-    at += n_slots
-    iscratch = pwi[at:]
-    return (cum, sum_c, gain, prices_v, prices_d, fscratch, goodputs, counts, hist, tokens_cum,
-            new, iscratch, keys)
 
 
 @jitable

@@ -91,6 +91,7 @@ RULE_MODULES = (
     "sim.drafters.trim",
     "sim.compiled.tables",
     "sim.compiled.pricing",
+    "sim.compiled.arenas",
     "sim.compiled.engine",
     "sim.compiled.loop",
 )

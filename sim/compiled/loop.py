@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.compiled.engine import (NEED_CATCHUP_ENTRIES, decode_iteration, f1, f2, i1, i2,
-                                 policy_work)
+from sim.compiled.arenas import f1, f2, i1, i2, policy_work
+from sim.compiled.engine import NEED_CATCHUP_ENTRIES, decode_iteration
 from sim.compiled.pricing import padded
 from sim.compiled.jit import borrowed, gil_free, inlined, jitable
 from sim.compiled.layout import (

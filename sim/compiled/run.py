@@ -235,7 +235,7 @@ class CompiledRun:
         self.arrivals, self.ids = arrival_arrays(requests, keys)
         scheduler.state.reserve(min(len(requests), RESERVED))
         self.wi, self.wf, self.wb = scratch_arrays(n, k_max)
-        from sim.compiled.engine import policy_work_sizes
+        from sim.compiled.arenas import policy_work_sizes
         floats, ints = policy_work_sizes(n, k_max)
         self.pwf = np.zeros(floats)
         self.pwi = np.zeros(ints, dtype=np.int64)

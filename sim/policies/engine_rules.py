@@ -55,6 +55,7 @@ compiled loop (``sim.compiled.engine``) run the same code; each rule's own state
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from enum import Enum
 
 import numpy as np
@@ -203,6 +204,6 @@ class EngineRulePolicy(Policy):
         kind (``engine_rule_kind``) and its state arrays, which the loop updates in place."""
         return self.engine_rule_kind(), self._pi, self._pf, False
 
+    @abstractmethod
     def engine_rule_kind(self) -> int:
         """The rule's policy kind in ``sim.compiled.layout``."""
-        raise NotImplementedError
