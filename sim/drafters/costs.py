@@ -49,14 +49,14 @@ from sim.latency.pass_costs import PassCosts, decode_attention, prefill_attentio
 (MK_DRAFT_MODEL, MK_FEATURE_HEAD, MK_PARALLEL_HEADS, MK_SEQUENTIAL_HEADS,
  MK_CPU) = range(5)
 #: ``method_ints``: kind, FEATURE_HEAD's decoder layers, SEQUENTIAL_HEADS' prefix layers,
-#: the target's layers, the FC's input width (in h), the tree's depth
-MI_KIND, MI_HEAD_LAYERS, MI_PREFIX_LAYERS, MI_LAYERS, MI_FC_INPUTS, MI_DEPTH = range(6)
-METHOD_INTS = 6
-#: ``method_floats``: per drafter pass, per drafting iteration and per prefill overheads;
-#: a CPU drafter's seconds per iteration and per request
-MF_STEP_OVERHEAD, MF_ITERATION_OVERHEAD, MF_PREFILL_OVERHEAD, MF_CPU_ITERATION, \
-    MF_CPU_REQUEST = range(5)
-METHOD_FLOATS = 5
+#: the target's layers
+MI_KIND, MI_HEAD_LAYERS, MI_PREFIX_LAYERS, MI_LAYERS = range(4)
+METHOD_INTS = 4
+#: ``method_floats``: per drafter pass and per prefill overheads; a CPU drafter's seconds
+#: per iteration and per request (the drafting iteration's overhead is the latency model's
+#: ``draft_overhead_s``)
+MF_STEP_OVERHEAD, MF_PREFILL_OVERHEAD, MF_CPU_ITERATION, MF_CPU_REQUEST = range(4)
+METHOD_FLOATS = 4
 _KIND_CODES = {FEATURE_HEAD: MK_FEATURE_HEAD, PARALLEL_HEADS: MK_PARALLEL_HEADS,
                SEQUENTIAL_HEADS: MK_SEQUENTIAL_HEADS, PROMPT_LOOKUP: MK_CPU, LOOKAHEAD: MK_CPU}
 
@@ -125,7 +125,6 @@ class DrafterCosts:
         self.hidden = model.hidden
         self._memo: dict[tuple[int, int], float] = {}
         self.ints, self.floats = method_arrays(method, costs, self.step_overhead_s,
-                                               self.iteration_overhead_s,
                                                self.prefill_overhead_s)
 
     # ---- pieces ---------------------------------------------------------------------------
@@ -225,19 +224,15 @@ class DrafterCosts:
 
 
 def method_arrays(method: MethodPreset, costs: PassCosts, step_overhead_s: float,
-                  iteration_overhead_s: float, prefill_overhead_s: float
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  prefill_overhead_s: float) -> tuple[np.ndarray, np.ndarray]:
     """The method's constants as ``drafter_step_s`` / ``drafter_prefill_s`` read them."""
     ints = np.zeros(METHOD_INTS, dtype=np.int64)
     ints[MI_KIND] = _KIND_CODES.get(method.kind, MK_DRAFT_MODEL)
     ints[MI_HEAD_LAYERS] = method.head_layers
     ints[MI_PREFIX_LAYERS] = method.prefix_layers
     ints[MI_LAYERS] = costs.layers
-    ints[MI_FC_INPUTS] = method.head_fc_inputs
-    ints[MI_DEPTH] = method.tree.depth if method.tree is not None else 0
     floats = np.zeros(METHOD_FLOATS)
     floats[MF_STEP_OVERHEAD] = step_overhead_s
-    floats[MF_ITERATION_OVERHEAD] = iteration_overhead_s
     floats[MF_PREFILL_OVERHEAD] = prefill_overhead_s
     floats[MF_CPU_ITERATION] = method.cpu_iteration_s
     floats[MF_CPU_REQUEST] = method.cpu_per_request_s

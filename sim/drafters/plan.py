@@ -128,9 +128,6 @@ class MethodPlan:
     def __repr__(self) -> str:
         return f"MethodPlan({self.method.name!r})"
 
-    def step_tokens_at(self, step: int) -> int:
-        return self.step_tokens[step] if step < len(self.step_tokens) else 0
-
     # ---- the engine's shape ---------------------------------------------------------------
     def decode_shape(self, view, outcome) -> DecodeShape:
         """The passes the view's engine runs for the iteration's plan (``tree_shape_into``)."""

@@ -196,11 +196,12 @@ class PassCosts:
         cached = self._logits.get(rows)
         if cached is not None:
             return cached
-        t = self._logits_of(rows)
+        t = self.logits_of(rows)
         self._logits[rows] = t
         return t
 
-    def _logits_of(self, rows):
+    def logits_of(self, rows):
+        """``logits_s`` of a count or an ``ExactArray`` of counts (not memoised)."""
         m = self.model
         return gemm_s(rows, m.hidden, -(-m.vocab // self.tp), m.dtype_bytes, self.peak_flops,
                       self.bytes_per_s, self.gemm)
@@ -210,13 +211,9 @@ class PassCosts:
         same bits as the calls one by one (``sim.latency.exact``); not memoised."""
         return np.asarray(self._dense_of(_counts(tokens)), dtype=np.float64)
 
-    def logits_of(self, rows):
-        """``logits_s`` of a positive count or an ``ExactArray`` of them (not memoised)."""
-        return self._logits_of(rows)
-
     def logits_s_at(self, rows: np.ndarray) -> np.ndarray:
         """``logits_s`` at every count of ``rows`` (positive ints), as ``dense_s_at``."""
-        return np.asarray(self._logits_of(_counts(rows)), dtype=np.float64)
+        return np.asarray(self.logits_of(_counts(rows)), dtype=np.float64)
 
     def memoize_at(self, tokens) -> None:
         """Put ``dense_s`` and ``logits_s`` of every positive count of ``tokens`` not memoised
