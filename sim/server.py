@@ -95,7 +95,7 @@ class ServerSimulation:
         if engine_path == "auto":
             from sim.compiled.run import CompiledRun, why_protocol
             self.protocol_reason = why_protocol(policy, latency, estimator, acceptance,
-                                                self.engine, plan)
+                                                self.engine, plan, rng)
             if self.protocol_reason is None:
                 self._compiled = CompiledRun(self.scheduler, policy, latency, estimator,
                                              acceptance, padding, self.engine, rng, slo,

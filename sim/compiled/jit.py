@@ -92,6 +92,7 @@ RULE_MODULES = (
     "sim.compiled.tables",
     "sim.compiled.pricing",
     "sim.compiled.arenas",
+    "sim.compiled.stream",
     "sim.compiled.engine",
     "sim.compiled.loop",
 )
@@ -152,8 +153,7 @@ def inlined(fn):
 
 def gil_free(fn):
     """``jitable``, and its compiled dispatcher (``compiled``) runs without holding Python's
-    GIL, so other Python threads run meanwhile (the loop's uniforms are drawn ahead that
-    way, ``sim.compiled.uniforms``). Only for entry points that touch no Python object
+    GIL, so other Python threads run meanwhile. Only for entry points that touch no Python object
     (numba refuses to compile one that does)."""
     _GIL_FREE.add(fn)
     return jitable(fn)
@@ -352,6 +352,8 @@ def setup() -> None:
         set_up_compiler()
     _register_borrowed()
     _register_prefetch()
+    from sim.compiled.stream import register_compiled
+    register_compiled()
     quiet_scope_notes()
     for fn in _JITABLE:
         _register(fn)

@@ -4,9 +4,16 @@
 (E_STATUS, E_KMAX, E_POLICY, E_EXPANDED, E_USES_DRAFT, E_NEEDS_ORACLE, E_ACCEPTANCE,
  E_DECAYS, E_POOL_POS, E_REC_N, E_LEN_N, E_STEP_N, E_FIN_N, E_FIN_LAST, E_LAST_KIND,
  E_PENDING, E_NEED_ROW, E_NEED_AT, E_HIGH_WATER, E_COUNT, E_ESTIMATOR, E_PAD_SIZE,
- E_ASKS_EACH_STEP, E_PADDING, E_DRAW_AT, E_PHASE, E_A_STATE, E_NEXT_ARR, E_A_EID, E_E_EID,
- E_EID, E_FIN_NEW, E_LOOKAHEAD, E_PREPARED, E_METHOD, E_SEQ_POSITIONS) = range(36)
-ENGINE_INTS = 36
+ E_ASKS_EACH_STEP, E_PADDING, E_PHASE, E_A_STATE, E_NEXT_ARR, E_A_EID, E_E_EID,
+ E_EID, E_FIN_NEW, E_LOOKAHEAD, E_PREPARED, E_METHOD, E_SEQ_POSITIONS,
+ E_RNG_HI, E_RNG_LO, E_RNG_INC_HI, E_RNG_INC_LO, E_RNG_U_HI, E_RNG_U_LO, E_RNG_V_HI,
+ E_RNG_V_LO, E_RNG_NEXT_HI, E_RNG_NEXT_LO, E_RNG_COLS, E_RNG_VCOLS) = range(47)
+ENGINE_INTS = 47
+# E_RNG_*: the run generator's stream (``sim.compiled.stream``): its state after the last
+# block a draw took, its increment, the next column's first row of the opened block's u and
+# v, the state after that block, its columns of u and of v filled (the jumps:
+# ``CI_RNG_JUMPS``).
+# E_POOL_POS: uniforms the draws have taken from the stream.
 # E_METHOD: 1 when a method's drafter replaces the draft model (``sim.drafters``: its
 # arrays are ``CF_METHOD``, ``CI_METHOD``, ``CI_NODES``, ``CI_STEP_TOKENS``).
 # E_SEQ_POSITIONS: the most positions one sequence adds to a decode pass (K + 1 for a
@@ -29,7 +36,6 @@ ST_FLUSH = 2  # record buffers full: drain them (and take the finish records)
 ST_NEED_ENTRY = 3  # a prefill's truth entries are missing: ``E_NEED_ROW`` chunks,
 #                   ``E_NEED_AT`` tokens (``TruthTables.fill_prefill``)
 ST_NEED_PADDED = 4  # the padded decode sizes must be filled up to ``E_NEED_AT``
-ST_NEED_POOL = 5  # the uniform pool runs short: draw more from the run's generator
 ST_STALLED = 6  # nothing to prefill or decode and no preemption (a scheduler bug)
 ST_BAD_POLICY = 7  # a policy rule returned a negative k
 ST_NEED_REQUESTS = 8  # every request index is taken: reserve more (``SchedulerState``)
@@ -81,10 +87,11 @@ WORK_INTS = 17
 FLOAT_ENTRIES = 17
 # int arena entries
 (CI_PAD, CI_EV_INDEX, CI_EV_BELOW, CI_ED_OFFSETS, CI_ED_INDEX, CI_SCALARS, CI_SIZES,
- CI_METHOD, CI_NODES, CI_STEP_TOKENS) = range(10)
-INT_ENTRIES = 10
+ CI_METHOD, CI_NODES, CI_STEP_TOKENS, CI_RNG_JUMPS) = range(11)
+INT_ENTRIES = 11
 # CF_SCALARS: verify surface token tail; CI_SCALARS: surfaces' max sizes (verify, draft),
 # the verify surface's token step above its largest size; CI_SIZES: the
 # captured graph sizes (one entry -1 when padding is off); CF_METHOD / CI_METHOD: a
 # method's ``method_floats`` / ``method_ints`` (``sim.drafters.costs``); CI_NODES: its nodes
-# and depth sums per verify depth (2 rows); CI_STEP_TOKENS: tokens per row per drafting step
+# and depth sums per verify depth (2 rows); CI_STEP_TOKENS: tokens per row per drafting step;
+# CI_RNG_JUMPS: the stream's jumps of B k steps (``sim.compiled.stream.jump_table``)

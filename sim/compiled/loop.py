@@ -32,15 +32,15 @@ from sim.compiled.layout import (
     CF_ED_KNOTS, CF_ED_SLOPES, CF_ED_VALUES, CF_EV_BUCKETS, CF_EV_EAGER, CF_EV_SLOPES,
     CF_EV_TOKEN, CF_EV_VALUES, CF_METHOD, CF_OVERHEADS, CF_PARAMS, CF_SCALARS, CI_ED_INDEX,
     CI_ED_OFFSETS, CI_EV_BELOW, CI_EV_INDEX, CI_METHOD, CI_NODES, CI_PAD, CI_SCALARS, CI_SIZES,
-    CI_STEP_TOKENS, D_ACCEPTED, D_DRAFTED, D_GEN,
+    CI_RNG_JUMPS, CI_STEP_TOKENS, D_ACCEPTED, D_DRAFTED, D_GEN,
     D_PREEMPT, D_STATUS, D_TAG, D_VERIFIED, DF_ADMITTED, DF_FINISH, DF_FIRST, E_A_EID,
     E_A_STATE, E_COUNT, E_E_EID, E_EID, E_FIN_LAST, E_FIN_N, E_FIN_NEW, E_HIGH_WATER, E_KMAX,
     E_LAST_KIND, E_LEN_N, E_LOOKAHEAD, E_METHOD, E_NEED_AT, E_NEED_ROW, E_NEXT_ARR,
-    E_PAD_SIZE, E_PENDING, E_PHASE, E_POOL_POS, E_PREPARED, E_REC_N, E_SEQ_POSITIONS,
+    E_PAD_SIZE, E_PENDING, E_PHASE, E_PREPARED, E_REC_N, E_SEQ_POSITIONS,
     E_STATUS, E_STEP_N, E_USES_DRAFT, F_A_T, F_E_T, F_NOW, K_DECODE, K_PREFILL, PH_DECIDE,
     PH_DONE, PH_FLIGHT, PH_WAIT, PH_WOKEN, RI_BATCH,
     RI_EMITTED, RI_KIND, RI_QUEUE, RI_VERIFY_TOKENS, ST_BAD_POLICY, ST_DONE, ST_FLUSH,
-    ST_NEED_ENTRY, ST_NEED_PADDED, ST_NEED_POOL, ST_NEED_REQUESTS, ST_STALLED, ST_TAKE,
+    ST_NEED_ENTRY, ST_NEED_PADDED, ST_NEED_REQUESTS, ST_STALLED, ST_TAKE,
     W_PLAN, W_SLOTS, W_WANTED)
 from sim.compiled.tables import method_prefill, prefill_priced, truth_prefill
 from sim.core.scheduler import (ADMIT, C_NPREFILLING, C_NRUN, C_PREEMPTIONS, C_QLEN, P_CACHED,
@@ -86,6 +86,7 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
           i1(ci, CI_ED_OFFSETS), i1(ci, CI_ED_INDEX), f1(cf, ci, CF_ED_BUCKETS),
           f2(cf, ci, CF_ED_EAGER), scal_i[1])
     cells = f2(cf, ci, CF_CELLS)
+    jumps = i2(ci, CI_RNG_JUMPS)
     decay = f1(cf, ci, CF_DECAY)
     sizes = i1(ci, CI_SIZES)
     # a method's drafter (``sim.drafters``): its constants, nodes per depth, step tokens
@@ -201,9 +202,6 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
                     ei[E_NEED_AT] = padded(pad, bound)
                     status = ST_NEED_PADDED
                     break
-                if k_max > 0 and ei[E_POOL_POS] + 2 * ready * k_max > pool.shape[0]:
-                    status = ST_NEED_POOL
-                    break
                 before = sc[C_PREEMPTIONS]
                 # the KV lookahead: K, or a method's nodes (``MethodPreset.kv_slots``)
                 b = prepare_decode(cfg, sc, si, ri, running, free_slots, queue,
@@ -216,7 +214,7 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
             ei[E_PREPARED] = 0
             duration = decode_iteration(
                 cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att, params,
-                overheads, table, pad, ev, ed, cells, decay, sizes, b, now, rec_i, rec_f,
+                overheads, table, pad, ev, ed, cells, jumps, decay, sizes, b, now, rec_i, rec_f,
                 rec_len, rec_steps, fin, wi, wf, wb, work, method)
             if duration == NEED_CATCHUP_ENTRIES:
                 # the batch stays prepared (``wi[W_SLOTS, :b]``); its iteration runs once

@@ -1,6 +1,6 @@
 """The Python side of the compiled path: decides whether a run can take it, builds the
 arrays ``sim.compiled.loop.run_chunk`` works on (the trace's arrivals among them), answers
-its requests (table entries, uniforms, request rows) and hands its records to the
+its requests (table entries, request rows) and hands its records to the
 ``IterationLog`` and the ``RequestTable``.
 
 ``why_protocol`` says why a run cannot take it (None: it can); the server then runs the
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.compiled import layout as L
-from sim.compiled.uniforms import UniformBlocks
+from sim.compiled.stream import jump_table, load_stream, store_stream
 from sim.core.scheduler_state import REJECT_KINDS
 from sim.workload.request import RequestColumns
 
@@ -20,8 +20,6 @@ RECORDS = 4096  # iterations buffered between two hand-overs to the IterationLog
 FINISHED = 4096  # finish records buffered (at least 8 per slot)
 RESERVED = 4096  # request rows made up front (more when as many are queued at once)
 _STATUS = ("finished", "rejected")
-POOL = 1 << 16  # uniforms drawn from the run's generator in the first block
-POOL_MAX = 1 << 20  # and in the largest (blocks double: sim.compiled.uniforms)
 
 
 def policy_plan(policy):
@@ -61,9 +59,10 @@ def _compiled_classes() -> tuple:
 
 
 def why_protocol(policy, latency, estimator, acceptance, engine: str,
-                 method_plan=None) -> str | None:
+                 method_plan=None, rng: np.random.Generator | None = None) -> str | None:
     """Why this run cannot take the compiled path (None: it can); ``method_plan``: a
-    method's ``MethodPlan`` (None: the draft model)."""
+    method's ``MethodPlan`` (None: the draft model); ``rng``: the run's generator (the loop
+    computes numpy's PCG64 stream itself, ``sim.compiled.stream``)."""
     from sim.acceptance.base import FixedAcceptance
     from sim.acceptance.model import ParametricAcceptance
     from sim.compiled.tables import supports_truth
@@ -93,6 +92,9 @@ def why_protocol(policy, latency, estimator, acceptance, engine: str,
         return f"acceptance model {type(acceptance).__name__} has no compiled form"
     if engine not in (SINGLE_PASS, VLLM_06):
         return f"engine {engine} has no compiled form"
+    if rng is not None and rng.bit_generator.state.get("bit_generator") != "PCG64":
+        return (f"generator {type(rng.bit_generator).__name__} has no compiled form (the "
+                f"loop computes numpy's PCG64 stream)")
     return None
 
 
@@ -190,7 +192,7 @@ class CompiledRun:
              np.array([ev[1]]), m_floats],
             [pad, ev[3], ev[7], ed[3], ed[4], np.array([ev[9], ed[7], ev[2]]),
              np.array(padding.sizes if padding.enabled else (-1,), dtype=np.int64),
-             m_ints, nodes, step_tokens])
+             m_ints, nodes, step_tokens, jump_table(rng, n, max(k_max, 1))])
         # the loop's copy of a profile's domains, where it records queries outside them
         self._profile_att = (_float_entry(self.cf, self.ci, L.CF_ATT)
                              if isinstance(self.truth, ProfileTables) else None)
@@ -219,10 +221,11 @@ class CompiledRun:
         ef[L.F_TTFT_SLO] = slo.ttft_s
         ef[L.F_TPOT_SLO] = slo.tpot_s
         self.ef = ef
-        self.pool = np.zeros(0)
-        # the loop asks for more while fewer than 2 B k_max uniforms are left (B <= n)
-        self._uniforms = UniformBlocks(rng, max(POOL, 4 * n * max(k_max, 1)),
-                                       2 * n * max(k_max, 1), POOL_MAX)
+        # an iteration's uniforms (u then v, B k each, B <= n), computed by the loop from
+        # the run's stream (``sim.compiled.stream``), whose state is taken when it starts
+        self.pool = np.zeros(2 * n * max(k_max, 1))
+        self._rng = rng
+        self._stream_loaded = False
         self.rec_i = np.zeros((L.RECORD_INTS, RECORDS), dtype=np.int64)
         self.rec_f = np.zeros((2, RECORDS))
         self.rec_len = np.zeros(max(RECORDS * 16, 4 * n), dtype=np.int64)
@@ -244,16 +247,16 @@ class CompiledRun:
     # ------------------------------------------------------------------ the loop
     def run(self) -> int:
         """Run the loop from where it stopped until it needs Python beyond what is answered
-        here (table entries, uniforms, request room); returns ``ST_DONE``, ``ST_FLUSH``
-        (drain the records, take the finished) or ``ST_TAKE`` (take the finished). The
-        uniforms' helper thread stops when the run is done or fails."""
-        try:
-            status = self._run()
-        except BaseException:
-            self._uniforms.close()
-            raise
+        here (table entries, request room); returns ``ST_DONE``, ``ST_FLUSH`` (drain the
+        records, take the finished) or ``ST_TAKE`` (take the finished). The loop takes the
+        run generator's state when it starts and hands it back when it is done (the
+        generator then stands where the protocol path's would)."""
+        if not self._stream_loaded:
+            load_stream(self.ei, self._rng)
+            self._stream_loaded = True
+        status = self._run()
         if status == L.ST_DONE:
-            self._uniforms.close()
+            store_stream(self.ei, self._rng)
         return status
 
     def _run(self) -> int:
@@ -280,10 +283,6 @@ class CompiledRun:
             elif status == L.ST_NEED_PADDED:
                 self.truth.fill_padded(int(ei[L.E_NEED_AT]))
                 ei[L.E_HIGH_WATER] = self.truth.high_water
-            elif status == L.ST_NEED_POOL:
-                # the uniforms not used yet stay first; then the stream's next block
-                self.pool = self._uniforms.refill(self.pool[int(ei[L.E_POOL_POS]):])
-                ei[L.E_POOL_POS] = 0
             elif status == L.ST_NEED_REQUESTS:
                 st.reserve(st.ri.shape[1] + 1)
             elif status == L.ST_STALLED:
