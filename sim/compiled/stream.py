@@ -8,10 +8,10 @@ acceptance test (``u``, then ``v`` for the parametric model) with ``rng.random``
 compiled loop reads the same numbers, but computes only the positions a step drafts (about
 a third of them under adaspec:8: most rows stop before ``k``). Position ``i k + j`` of a
 block that starts at stream offset ``a`` is the output of the state ``a + i k + j + 1``
-steps after the stream's start, and a jump of any length is one multiply-add with
-coefficients from the jump's length (``jump_coefficients``, the LCG's square-and-multiply:
-O(log d)), so a draft step's column of uniforms is one multiply-add per row: row to row a
-jump of ``k`` (coefficients fixed for the run), column to column one step.
+steps after the stream's start, and d steps of the LCG are one multiply-add ``s -> A s + C``
+whose coefficients depend on d only (``jump_table`` holds those of B k steps, B = 0..n), so
+a draft step's column of uniforms is one multiply-add per row: row to row a jump of ``k``,
+column to column one step.
 
 Before this (to 2026-12-02) the loop read the whole stream from a pool that a helper thread
 filled with ``rng.random`` (30 M uniforms for the Azure hour under adaspec:8, of which 8.6 M
@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.compiled.jit import inlined, jitable
-from sim.compiled.layout import (E_RNG_COLS, E_RNG_VCOLS, E_RNG_HI, E_RNG_INC_HI, E_RNG_INC_LO,
-                                 E_RNG_LO, E_RNG_NEXT_HI, E_RNG_NEXT_LO, E_RNG_U_HI,
-                                 E_RNG_U_LO, E_RNG_V_HI, E_RNG_V_LO)
+from sim.compiled.jit import inlined
+from sim.compiled.layout import (E_RNG_COLS, E_RNG_HI, E_RNG_INC_HI, E_RNG_INC_LO, E_RNG_LO,
+                                 E_RNG_NEXT_HI, E_RNG_NEXT_LO, E_RNG_U_HI, E_RNG_U_LO,
+                                 E_RNG_V_HI, E_RNG_V_LO, E_RNG_VCOLS)
 
 M_HI, M_LO = 2549297995355413924, 4865540595714422341  # PCG's multiplier's words (< 2**63)
 MULTIPLIER = (M_HI << 64) | M_LO
@@ -117,32 +117,6 @@ def register_compiled() -> None:
         if _ints(hi, lo):
             return lambda hi, lo: _uniform(np.int64(hi), np.int64(lo))
         return None
-
-
-# ---- jumps -----------------------------------------------------------------------------------
-@jitable
-def jump_coefficients(delta, inc_hi, inc_lo):
-    """(A_hi, A_lo, C_hi, C_lo): ``delta`` steps of the LCG as one map ``s -> A s + C``
-    (square-and-multiply over the bits of ``delta``, as PCG's ``advance``)."""
-    a_hi, a_lo, c_hi, c_lo = 0, 1, 0, 0  # the identity
-    m_hi, m_lo = M_HI, M_LO
-    p_hi, p_lo = inc_hi, inc_lo
-    while delta > 0:
-        if delta & 1:
-            a_hi, a_lo = muladd128(a_hi, a_lo, m_hi, m_lo, 0, 0)
-            c_hi, c_lo = muladd128(c_hi, c_lo, m_hi, m_lo, p_hi, p_lo)
-        # (m + 1) p, then m m: the map of twice as many steps
-        p_hi, p_lo = muladd128(m_hi, m_lo, p_hi, p_lo, p_hi, p_lo)
-        m_hi, m_lo = muladd128(m_hi, m_lo, m_hi, m_lo, 0, 0)
-        delta >>= 1
-    return a_hi, a_lo, c_hi, c_lo
-
-
-@jitable
-def jumped(ei, hi, lo, delta):
-    """The state ``delta`` steps after (hi, lo) in the run's stream."""
-    a_hi, a_lo, c_hi, c_lo = jump_coefficients(delta, ei[E_RNG_INC_HI], ei[E_RNG_INC_LO])
-    return muladd128(a_hi, a_lo, hi, lo, c_hi, c_lo)
 
 
 # ---- an iteration's block ------------------------------------------------------------------
