@@ -57,8 +57,8 @@ NEED_CATCHUP_ENTRIES = -2.0
 
 @jitable
 def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att,
-                     params, overheads, table, pad, ev, ed, cells, jumps, decay, sizes, b, start,
-                     rec_i, rec_f, rec_len, rec_steps, fin, wi, wf, wb, work, method):
+                     params, overheads, table, pad, ev, ed, cells, jumps, decay, sizes, b,
+                     start, rec_i, rec_f, rec_len, rec_steps, fin, wi, wf, wb, work, method):
     """One decode iteration of batch ``wi[W_SLOTS, :b]`` starting at ``start``; returns its
     duration (negative: the policy broke the protocol). ``method``: a method's arrays
     (``method_ints``, ``method_floats``, nodes and depth sums per depth, tokens per step;
@@ -120,7 +120,8 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                 keys[i] = sf[SF_KEY, slots[i]]
             prefetch_position(ei, pool, jumps, keys, b, k_max, cells, 0)
         if ei[E_NEEDS_ORACLE]:
-            draw(ei, pool, jumps, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys, True)
+            draw(ei, pool, jumps, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys,
+                 True)
             drawn = True
         kind = ei[E_POLICY]
         uniform = True
@@ -221,12 +222,12 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                             alive[i] = alive[i] and cap[i] > step
                 if everyone:
                     if not drawn:
-                        draw(ei, pool, jumps, sf, slots, b, k_max, cells, decay, conf_drawn, accept,
-                             keys, False)
+                        draw(ei, pool, jumps, sf, slots, b, k_max, cells, decay, conf_drawn,
+                             accept, keys, False)
                         drawn = True
                     if not ei[E_NEEDS_ORACLE]:
-                        draw_positions(ei, pool, jumps, b, k_max, cells, decay, conf_drawn, accept,
-                                       keys, step, step + 1)
+                        draw_positions(ei, pool, jumps, b, k_max, cells, decay, conf_drawn,
+                                       accept, keys, step, step + 1)
                         if step + 1 < k:
                             prefetch_position(ei, pool, jumps, keys, b, k_max, cells, step + 1)
                     for i in range(b):
@@ -242,12 +243,12 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                 if n == 0:
                     break
                 if not drawn:
-                    draw(ei, pool, jumps, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys,
-                         False)
+                    draw(ei, pool, jumps, sf, slots, b, k_max, cells, decay, conf_drawn, accept,
+                         keys, False)
                     drawn = True
                 if not ei[E_NEEDS_ORACLE]:
-                    draw_positions(ei, pool, jumps, b, k_max, cells, decay, conf_drawn, accept, keys,
-                                   step, step + 1)
+                    draw_positions(ei, pool, jumps, b, k_max, cells, decay, conf_drawn, accept,
+                                   keys, step, step + 1)
                     if step + 1 < k:
                         prefetch_position(ei, pool, jumps, keys, b, k_max, cells, step + 1)
                 for i in range(b):

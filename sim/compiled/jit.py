@@ -153,8 +153,8 @@ def inlined(fn):
 
 def gil_free(fn):
     """``jitable``, and its compiled dispatcher (``compiled``) runs without holding Python's
-    GIL, so other Python threads run meanwhile. Only for entry points that touch no Python object
-    (numba refuses to compile one that does)."""
+    GIL, so other Python threads run meanwhile. Only for entry points that touch no Python
+    object (numba refuses to compile one that does)."""
     _GIL_FREE.add(fn)
     return jitable(fn)
 

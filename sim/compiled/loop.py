@@ -214,8 +214,8 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
             ei[E_PREPARED] = 0
             duration = decode_iteration(
                 cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att, params,
-                overheads, table, pad, ev, ed, cells, jumps, decay, sizes, b, now, rec_i, rec_f,
-                rec_len, rec_steps, fin, wi, wf, wb, work, method)
+                overheads, table, pad, ev, ed, cells, jumps, decay, sizes, b, now, rec_i,
+                rec_f, rec_len, rec_steps, fin, wi, wf, wb, work, method)
             if duration == NEED_CATCHUP_ENTRIES:
                 # the batch stays prepared (``wi[W_SLOTS, :b]``); its iteration runs once
                 # Python has filled the draft prefill's entries
