@@ -22,7 +22,7 @@ from sim.compiled.layout import (
     A_PARAMETRIC, E_ACCEPTANCE, E_ASKS_EACH_STEP, E_DECAYS,
     E_EXPANDED, E_FIN_NEW, E_KMAX, E_LAST_KIND, E_LEN_N, E_METHOD, E_NEED_AT,
     E_NEED_ROW,
-    E_NEEDS_ORACLE, E_PADDING, E_POLICY, E_POOL_POS, E_REC_N, E_STEP_N, F_TPOT_SLO,
+    E_NEEDS_ORACLE, E_PADDING, E_POLICY, E_REC_N, E_STEP_N, F_TPOT_SLO,
     K_DECODE, P_ADASPEC, P_DISABLE_BY_BATCH, P_ORACLE, P_SGLANG, P_SMARTSPEC,
     P_STATIC, P_THRESHOLD, P_TRTLLM, P_VLLM_V1, RI_ACCEPTED, RI_BATCH, RI_CONTEXT, RI_DRAFTED,
     RI_EMITTED, RI_KIND, RI_KV, RI_PADDED_BATCH, W_INT, RI_PADDED_TOKENS, RI_QUEUE, RI_STEPS,
@@ -56,7 +56,7 @@ NEED_CATCHUP_ENTRIES = -2.0
 
 
 @jitable
-def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att,
+def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, uniforms, att,
                      params, overheads, table, pad, ev, ed, cells, jumps, decay, sizes, b,
                      start, rec_i, rec_f, rec_len, rec_steps, fin, wi, wf, wb, work, method):
     """One decode iteration of batch ``wi[W_SLOTS, :b]`` starting at ``start``; returns its
@@ -118,9 +118,9 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
         if not ei[E_NEEDS_ORACLE]:  # the first draft step's cells, while the policy decides
             for i in range(b):
                 keys[i] = sf[SF_KEY, slots[i]]
-            prefetch_position(ei, pool, jumps, keys, b, k_max, cells, 0)
+            prefetch_position(ei, uniforms, jumps, keys, b, k_max, cells, 0)
         if ei[E_NEEDS_ORACLE]:
-            draw(ei, pool, jumps, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys,
+            draw(ei, uniforms, jumps, sf, slots, b, k_max, cells, decay, conf_drawn, accept, keys,
                  True)
             drawn = True
         kind = ei[E_POLICY]
@@ -222,14 +222,14 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                             alive[i] = alive[i] and cap[i] > step
                 if everyone:
                     if not drawn:
-                        draw(ei, pool, jumps, sf, slots, b, k_max, cells, decay, conf_drawn,
+                        draw(ei, uniforms, jumps, sf, slots, b, k_max, cells, decay, conf_drawn,
                              accept, keys, False)
                         drawn = True
                     if not ei[E_NEEDS_ORACLE]:
-                        draw_positions(ei, pool, jumps, b, k_max, cells, decay, conf_drawn,
+                        draw_positions(ei, uniforms, jumps, b, k_max, cells, decay, conf_drawn,
                                        accept, keys, step, step + 1)
                         if step + 1 < k:
-                            prefetch_position(ei, pool, jumps, keys, b, k_max, cells, step + 1)
+                            prefetch_position(ei, uniforms, jumps, keys, b, k_max, cells, step + 1)
                     for i in range(b):
                         conf[i, step] = conf_drawn[i, step]
                         drafted[i] += 1
@@ -243,14 +243,14 @@ def decode_iteration(cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, p
                 if n == 0:
                     break
                 if not drawn:
-                    draw(ei, pool, jumps, sf, slots, b, k_max, cells, decay, conf_drawn, accept,
+                    draw(ei, uniforms, jumps, sf, slots, b, k_max, cells, decay, conf_drawn, accept,
                          keys, False)
                     drawn = True
                 if not ei[E_NEEDS_ORACLE]:
-                    draw_positions(ei, pool, jumps, b, k_max, cells, decay, conf_drawn, accept,
+                    draw_positions(ei, uniforms, jumps, b, k_max, cells, decay, conf_drawn, accept,
                                    keys, step, step + 1)
                     if step + 1 < k:
-                        prefetch_position(ei, pool, jumps, keys, b, k_max, cells, step + 1)
+                        prefetch_position(ei, uniforms, jumps, keys, b, k_max, cells, step + 1)
                 for i in range(b):
                     if alive[i]:
                         conf[i, step] = conf_drawn[i, step]
@@ -431,43 +431,42 @@ def tree_trim(ei, ev, table, att, params, overheads, pad, method, pi, pf, cum, c
 
 
 @inlined
-def draw(ei, pool, jumps, sf, slots, b, k, cells, decay, conf, accept, keys, every):
+def draw(ei, uniforms, jumps, sf, slots, b, k, cells, decay, conf, accept, keys, every):
     """Take the iteration's (B, k) block of uniforms (``open_block``) from the run's stream
     (the executor's ``draw_with_keys``); with ``every`` compute every position now (the
     oracle reads them all), else ``draw_positions`` computes a position when a step drafts
-    it. ``pool``: the block's uniforms, filled column by column (``fill_columns``)."""
+    it. ``uniforms``: the block's, filled column by column (``fill_columns``)."""
     for i in range(b):
         keys[i] = sf[SF_KEY, slots[i]]
     take_block(ei)
-    ei[E_POOL_POS] += 2 * b * k if ei[E_ACCEPTANCE] == A_PARAMETRIC else b * k
     if every:
-        draw_positions(ei, pool, jumps, b, k, cells, decay, conf, accept, keys, 0, k)
+        draw_positions(ei, uniforms, jumps, b, k, cells, decay, conf, accept, keys, 0, k)
 
 
 @inlined
-def draw_positions(ei, pool, jumps, b, k, cells, decay, conf, accept, keys, first, stop):
+def draw_positions(ei, uniforms, jumps, b, k, cells, decay, conf, accept, keys, first, stop):
     """Positions ``first..stop-1`` of the block ``draw`` took."""
     size = b * k
     parametric = ei[E_ACCEPTANCE] == A_PARAMETRIC
-    fill_columns(ei, jumps, pool, b, k, stop, parametric)
+    fill_columns(ei, jumps, uniforms, b, k, stop, parametric)
     if parametric:
-        draw_cells(pool[:size], pool[size:2 * size], keys, b, k, cells, decay,
+        draw_cells(uniforms[:size], uniforms[size:2 * size], keys, b, k, cells, decay,
                    ei[E_DECAYS] != 0, conf, accept, first, stop)
     else:
-        draw_fixed(pool[:size], keys, b, k, conf, accept, first, stop)
+        draw_fixed(uniforms[:size], keys, b, k, conf, accept, first, stop)
 
 
 @inlined
-def prefetch_position(ei, pool, jumps, keys, b, k, cells, j):
+def prefetch_position(ei, uniforms, jumps, keys, b, k, cells, j):
     """A hint, no effect on results: the cache lines of the quantile cells that position
     ``j`` of the opened block will read (``draw_positions``), asked for while the policy
     decides whether to draft it (its uniforms computed now, ``fill_columns``). The table
     (2 MB) does not stay in the core's caches, and a step's draws otherwise wait on each
     cell in turn."""
     if ei[E_ACCEPTANCE] == A_PARAMETRIC:
-        fill_columns(ei, jumps, pool, b, k, j + 1, False)  # u: the cells
+        fill_columns(ei, jumps, uniforms, b, k, j + 1, False)  # u: the cells
         for i in range(b):
-            prefetch(cells, quantile_cell(pool[i * k + j], keys[i]))
+            prefetch(cells, quantile_cell(uniforms[i * k + j], keys[i]))
 
 
 @jitable

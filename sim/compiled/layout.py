@@ -2,18 +2,17 @@
 
 # ---- engine integers ``ei`` ----------------------------------------------------------------
 (E_STATUS, E_KMAX, E_POLICY, E_EXPANDED, E_USES_DRAFT, E_NEEDS_ORACLE, E_ACCEPTANCE,
- E_DECAYS, E_POOL_POS, E_REC_N, E_LEN_N, E_STEP_N, E_FIN_N, E_FIN_LAST, E_LAST_KIND,
+ E_DECAYS, E_REC_N, E_LEN_N, E_STEP_N, E_FIN_N, E_FIN_LAST, E_LAST_KIND,
  E_PENDING, E_NEED_ROW, E_NEED_AT, E_HIGH_WATER, E_COUNT, E_ESTIMATOR, E_PAD_SIZE,
  E_ASKS_EACH_STEP, E_PADDING, E_PHASE, E_A_STATE, E_NEXT_ARR, E_A_EID, E_E_EID,
  E_EID, E_FIN_NEW, E_LOOKAHEAD, E_PREPARED, E_METHOD, E_SEQ_POSITIONS,
  E_RNG_HI, E_RNG_LO, E_RNG_INC_HI, E_RNG_INC_LO, E_RNG_U_HI, E_RNG_U_LO, E_RNG_V_HI,
- E_RNG_V_LO, E_RNG_NEXT_HI, E_RNG_NEXT_LO, E_RNG_COLS, E_RNG_VCOLS) = range(47)
-ENGINE_INTS = 47
+ E_RNG_V_LO, E_RNG_NEXT_HI, E_RNG_NEXT_LO, E_RNG_COLS, E_RNG_VCOLS) = range(46)
+ENGINE_INTS = 46
 # E_RNG_*: the run generator's stream (``sim.compiled.stream``): its state after the last
 # block a draw took, its increment, the next column's first row of the opened block's u and
 # v, the state after that block, its columns of u and of v filled (the jumps:
 # ``CI_RNG_JUMPS``).
-# E_POOL_POS: uniforms the draws have taken from the stream.
 # E_METHOD: 1 when a method's drafter replaces the draft model (``sim.drafters``: its
 # arrays are ``CF_METHOD``, ``CI_METHOD``, ``CI_NODES``, ``CI_STEP_TOKENS``).
 # E_SEQ_POSITIONS: the most positions one sequence adds to a decode pass (K + 1 for a

@@ -55,7 +55,7 @@ _GOING = -1  # an arrival step that needs nothing from Python
 
 @gil_free
 def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei, ef, cf, ci,
-              table, pi, pf, pool, rec_i, rec_f, rec_len, rec_steps, fin, done_i, done_f,
+              table, pi, pf, uniforms, rec_i, rec_f, rec_len, rec_steps, fin, done_i, done_f,
               arrival_s, keys, prompts, outputs, wi, wf, wb, pwf, pwi):
     """Play the arrival and engine processes from where the loop stopped until a status
     (``sim.compiled.layout``) says why Python must act; returns it (also ``ei[E_STATUS]``)."""
@@ -65,7 +65,7 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
     running, free_slots, queue, free_reqs = (borrowed(running), borrowed(free_slots),
                                              borrowed(queue), borrowed(free_reqs))
     ei, ef, cf, ci, table = borrowed(ei), borrowed(ef), borrowed(cf), borrowed(ci), borrowed(table)
-    pi, pf, pool = borrowed(pi), borrowed(pf), borrowed(pool)
+    pi, pf, uniforms = borrowed(pi), borrowed(pf), borrowed(uniforms)
     rec_i, rec_f, rec_len, rec_steps = (borrowed(rec_i), borrowed(rec_f), borrowed(rec_len),
                                         borrowed(rec_steps))
     fin, done_i, done_f = borrowed(fin), borrowed(done_i), borrowed(done_f)
@@ -213,7 +213,7 @@ def run_chunk(cfg, sc, si, sf, ri, rf, running, free_slots, queue, free_reqs, ei
                     continue  # only preemptions: decide again at the same time
             ei[E_PREPARED] = 0
             duration = decode_iteration(
-                cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, pool, att, params,
+                cfg, sc, si, sf, ri, rf, running, free_slots, ei, ef, pi, pf, uniforms, att, params,
                 overheads, table, pad, ev, ed, cells, jumps, decay, sizes, b, now, rec_i,
                 rec_f, rec_len, rec_steps, fin, wi, wf, wb, work, method)
             if duration == NEED_CATCHUP_ENTRIES:

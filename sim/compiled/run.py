@@ -223,7 +223,7 @@ class CompiledRun:
         self.ef = ef
         # an iteration's uniforms (u then v, B k each, B <= n), computed by the loop from
         # the run's stream (``sim.compiled.stream``), whose state is taken when it starts
-        self.pool = np.zeros(2 * n * max(k_max, 1))
+        self.uniforms = np.zeros(2 * n * max(k_max, 1))
         self._rng = rng
         self._stream_loaded = False
         self.rec_i = np.zeros((L.RECORD_INTS, RECORDS), dtype=np.int64)
@@ -267,12 +267,11 @@ class CompiledRun:
             args = self._args
             if (args is None or args[4] is not st.ri or args[5] is not st.rf
                     or args[8] is not st.queue or args[9] is not st.free_reqs
-                    or args[14] is not self.truth.table
-                    or args[17] is not self.pool):  # an array was reallocated
+                    or args[14] is not self.truth.table):  # an array was reallocated
                 args = self._args = (
                     st.cfg, st.sc, st.si, st.sf, st.ri, st.rf, st.running, st.free_slots,
                     st.queue, st.free_reqs, ei, self.ef, self.cf, self.ci, self.truth.table,
-                    self.pi, self.pf, self.pool, self.rec_i, self.rec_f, self.rec_len,
+                    self.pi, self.pf, self.uniforms, self.rec_i, self.rec_f, self.rec_len,
                     self.rec_steps, self.fin, self.done_i, self.done_f, *self.arrivals,
                     self.wi, self.wf, self.wb, self.pwf, self.pwi)
             status = run_chunk(*args)
