@@ -135,7 +135,6 @@ def _driver(select):
 def replay(path: Path, repeat: int, drop_one: bool, module: str | None) -> None:
     """Time the selection over the recorded calls (see the module doc)."""
     from sim.compiled.jit import compiled
-    from sim.policies import trim_selection
     data = np.load(path)
     meta = data["meta"].copy()
     if drop_one:
@@ -144,9 +143,7 @@ def replay(path: Path, repeat: int, drop_one: bool, module: str | None) -> None:
     width = int(4 * meta[:, 1].max()) if n else 1
     results = {}
     for name in ("sim.policies.trim_selection",) + ((module,) if module else ()):
-        select = compiled(importlib.import_module(name).lowest_tokens
-                          if name != "sim.policies.trim_selection"
-                          else trim_selection.lowest_tokens)
+        select = compiled(importlib.import_module(name).lowest_tokens)
         drive = _driver(select)
         found, digest = np.zeros(n, np.int64), np.zeros(n)
         args = (data["cum"], data["drafted"], data["cum_at"], data["drafted_at"], meta,

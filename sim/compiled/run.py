@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.compiled import layout as L
-from sim.compiled.stream import jump_table, load_stream, store_stream
+from sim.compiled.stream import jump_table, load_stream, reproduced, store_stream
 from sim.core.scheduler_state import REJECT_KINDS
 from sim.workload.request import RequestColumns
 
@@ -92,7 +92,7 @@ def why_protocol(policy, latency, estimator, acceptance, engine: str,
         return f"acceptance model {type(acceptance).__name__} has no compiled form"
     if engine not in (SINGLE_PASS, VLLM_06):
         return f"engine {engine} has no compiled form"
-    if rng is not None and rng.bit_generator.state.get("bit_generator") != "PCG64":
+    if rng is not None and not reproduced(rng):
         return (f"generator {type(rng.bit_generator).__name__} has no compiled form (the "
                 f"loop computes numpy's PCG64 stream)")
     return None

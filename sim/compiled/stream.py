@@ -216,11 +216,15 @@ def store_stream(ei: np.ndarray, rng: np.random.Generator) -> None:
     rng.bit_generator.state = state
 
 
+def reproduced(rng: np.random.Generator) -> bool:
+    """Whether the loop reproduces ``rng``'s stream (numpy's PCG64 only)."""
+    return rng.bit_generator.state.get("bit_generator") == "PCG64"
+
+
 def stream_state(rng: np.random.Generator) -> dict:
-    """``rng``'s bit generator state; a ``TypeError`` unless it is PCG64 (whose stream the
-    loop reproduces)."""
-    state = rng.bit_generator.state
-    if state.get("bit_generator") != "PCG64":
+    """``rng``'s bit generator state; a ``TypeError`` unless the loop reproduces its stream
+    (``reproduced``)."""
+    if not reproduced(rng):
         raise TypeError(f"the compiled loop reproduces numpy's PCG64 stream, not "
-                        f"{state.get('bit_generator')}")
-    return state
+                        f"{type(rng.bit_generator).__name__}")
+    return rng.bit_generator.state

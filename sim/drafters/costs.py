@@ -43,7 +43,8 @@ from sim.drafters.presets import (FEATURE_HEAD, LOOKAHEAD, PARALLEL_HEADS, PROMP
                                   SEQUENTIAL_HEADS, MethodPreset)
 from sim.errors import ConfigError
 from sim.latency.overhead import DEFAULT_DRAFT_OVERHEAD_S, DEFAULT_DRAFT_STEP_OVERHEAD_S
-from sim.latency.pass_costs import PassCosts, decode_attention, prefill_attention
+from sim.latency.pass_costs import (PassCosts, decode_attention, prefill_attention,
+                                     token_counts)
 
 #: the drafter's kind as ``method_ints`` holds it (0: the draft model, no method)
 (MK_DRAFT_MODEL, MK_FEATURE_HEAD, MK_PARALLEL_HEADS, MK_SEQUENTIAL_HEADS,
@@ -161,18 +162,16 @@ class DrafterCosts:
     def head_dense_s_at(self, tokens: np.ndarray, step: int) -> np.ndarray:
         """``_head_dense_s`` at every count of ``tokens`` (positive ints) in one numpy pass,
         the same bits as the calls one by one (``sim.latency.exact``)."""
-        from sim.latency.exact import exact
-        values = self._head_dense_of(exact(np.asarray(tokens, dtype=np.int64)), step)
+        values = self._head_dense_of(token_counts(tokens), step)
         return np.broadcast_to(np.asarray(values, dtype=np.float64), np.shape(tokens))
 
     def fc_s_at(self, tokens: np.ndarray) -> np.ndarray:
         """``fc_s`` at every count of ``tokens`` (positive ints), as ``head_dense_s_at``."""
-        from sim.latency.exact import exact
         m = self.method
+        counts = token_counts(tokens)
         if not m.head_fc_inputs:
             return np.zeros(np.shape(tokens))
-        return np.asarray(self.costs.gemm_of(exact(np.asarray(tokens, dtype=np.int64)),
-                                             m.head_fc_inputs * self.hidden, self.hidden),
+        return np.asarray(self.costs.gemm_of(counts, m.head_fc_inputs * self.hidden, self.hidden),
                           dtype=np.float64)
 
     def fc_s(self, tokens: int) -> float:

@@ -159,7 +159,7 @@ class PassCosts:
 
     def layer_dense_s_at(self, tokens: np.ndarray) -> np.ndarray:
         """``layer_dense_s`` at every count of ``tokens`` (positive ints), as ``dense_s_at``."""
-        return np.asarray(self._layer_dense_of(_counts(tokens)), dtype=np.float64)
+        return np.asarray(self._layer_dense_of(token_counts(tokens)), dtype=np.float64)
 
     def gemm_shape_s(self, tokens: int, k: int, n: int) -> float:
         """A GEMM of ``tokens`` rows by a (k, n) weight on this GPU's fitted constants (the
@@ -209,11 +209,11 @@ class PassCosts:
     def dense_s_at(self, tokens: np.ndarray) -> np.ndarray:
         """``dense_s`` at every count of ``tokens`` (positive ints) in one numpy pass, the
         same bits as the calls one by one (``sim.latency.exact``); not memoised."""
-        return np.asarray(self._dense_of(_counts(tokens)), dtype=np.float64)
+        return np.asarray(self._dense_of(token_counts(tokens)), dtype=np.float64)
 
     def logits_s_at(self, rows: np.ndarray) -> np.ndarray:
         """``logits_s`` at every count of ``rows`` (positive ints), as ``dense_s_at``."""
-        return np.asarray(self.logits_of(_counts(rows)), dtype=np.float64)
+        return np.asarray(self.logits_of(token_counts(rows)), dtype=np.float64)
 
     def memoize_at(self, tokens) -> None:
         """Put ``dense_s`` and ``logits_s`` of every positive count of ``tokens`` not memoised
@@ -240,7 +240,7 @@ class PassCosts:
                                  len(news))
 
 
-def _counts(tokens) -> ExactArray:
+def token_counts(tokens) -> ExactArray:
     """Token counts as an int64 ``ExactArray``; ValueError unless all are positive (the
     number path answers 0 at 0 tokens without its formulas)."""
     counts = np.asarray(tokens, dtype=np.int64)
